@@ -1,0 +1,65 @@
+/*
+ * selftest_util.c: helpers shared by the selftest case tables.
+ *
+ * Design: st_fail() formats straight into the caller's `why` buffer (no
+ * allocation; output is truncated to whylen).  st_hexeq() compares bytes
+ * with an expected value written in hex, so test vectors can be pasted as
+ * they appear in RFCs and NIST files: upper- or lower-case digits, with
+ * spaces, tabs and newlines between digit pairs ignored.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "selftest/selftest.h"
+
+int st_fail(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why != NULL && whylen > 0) {
+		va_start(ap, fmt);
+		(void)vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	return 1;
+}
+
+static int st_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int st_isspace(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int st_hexeq(const void *got, size_t n, const char *want)
+{
+	const unsigned char *g = got;
+	size_t i = 0;
+
+	for (;;) {
+		int hi, lo;
+
+		while (st_isspace(*want))
+			want++;
+		if (*want == '\0')
+			break;
+		hi = st_hexval(want[0]);
+		lo = hi < 0 ? -1 : st_hexval(want[1]);
+		if (lo < 0)
+			return -1;      /* malformed expectation: never "equal" */
+		if (i >= n || g[i] != (unsigned)((hi << 4) | lo))
+			return 1;
+		i++;
+		want += 2;
+	}
+	return i == n ? 0 : 1;
+}

@@ -1,0 +1,15 @@
+/*
+ * suites.h: every selftest table, listed once in selftest.c.
+ * A module adding a suite declares its table here.
+ */
+#ifndef CCR_SUITES_H
+#define CCR_SUITES_H
+
+#include "selftest/selftest.h"
+
+extern const struct st_case util_selftests[];
+extern const struct st_case crypto_selftests[];
+extern const struct st_case jsjson_selftests[];
+extern const struct st_case net_selftests[];
+
+#endif
