@@ -1,0 +1,45 @@
+/*
+ * exec.h: the execution seam: who runs `ccr job` for a task.  Two
+ * backends: a child process of this binary in its own session and process
+ * group (exec_local.c), and a Cloud Run Jobs execution (exec_cloudrun.c).
+ * ccr does not schedule work itself: locally the kernel runs the children,
+ * in the cloud Cloud Run Jobs does.
+ *
+ * An execution is named by a string the backend returns from start(): the
+ * Cloud Run execution resource name, or "local/<pid>/<starttime>".  The
+ * name is stored in the task's metadata, so any serve instance can cancel
+ * or inspect it later.
+ */
+#ifndef CCR_EXEC_H
+#define CCR_EXEC_H
+
+#include "util/buf.h"
+#include "util/err.h"
+
+struct executor;
+
+enum exec_state { EXEC_PENDING, EXEC_RUNNING, EXEC_SUCCEEDED, EXEC_FAILED, EXEC_CANCELLED, EXEC_UNKNOWN };
+
+struct exec_status {
+	enum exec_state state;
+	int exit_code;                     /* when known, else -1 */
+};
+
+struct exec_ops {
+	const char *name;                  /* "local" or "cloudrun" */
+	/* Start `ccr job` with TASK_ID and ENCRYPTED_PAYLOAD_PATH (plus the
+	 * NULL-terminated "NAME=value" list extra_env); append the execution
+	 * name to name_out. */
+	int (*start)(struct executor *x, const char *task_id, const char *payload_path,
+		     const char *const *extra_env, struct buf *name_out, struct err *e);
+	int (*status)(struct executor *x, const char *exec_name, struct exec_status *out, struct err *e);
+	/* Ask the execution to stop (SIGTERM, then SIGKILL after a grace). */
+	int (*cancel)(struct executor *x, const char *exec_name, struct err *e);
+	void (*free)(struct executor *x);
+};
+
+struct executor {
+	const struct exec_ops *ops;
+};
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * storage.h: the object-store seam.  Two backends: a local directory
+ * (storage_local.c, the laptop default under CCR_DATA_DIR) and a Google
+ * Cloud Storage bucket (storage_gcs.c, when GCS_LOGS_BUCKET is set).
+ *
+ * Code above this seam (serve, job) sees only keys such as
+ * "sessions/<id>/metadata.json" and never knows which backend it has.
+ * Both backends hold the same object layout, so a local data directory
+ * and a bucket can be compared byte for byte.  Every call is safe to use
+ * from several threads at once.  Failures return -1 and fill `e`; a
+ * missing object sets e->http = 404 so callers can tell it apart.
+ */
+#ifndef CCR_STORAGE_H
+#define CCR_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+#include "util/err.h"
+
+struct storage;
+
+/* Optional attributes of a stored object. */
+struct storage_put_opts {
+	const char *content_type;          /* NULL: application/octet-stream */
+	const char *const *metadata;       /* NULL or "k1","v1","k2","v2",...,NULL */
+	int if_absent;                     /* create only; exists -> e->http = 412 */
+};
+
+struct storage_entry {
+	char *key;
+	uint64_t size;
+};
+
+struct storage_list {
+	struct storage_entry *items;
+	size_t n;
+};
+
+struct storage_ops {
+	const char *name;                  /* "local" or "gcs" */
+	int (*put)(struct storage *s, const char *key, const void *data, size_t len,
+		   const struct storage_put_opts *opts, struct err *e);
+	/* get from byte `offset` to the end (0 = whole object) into out. */
+	int (*get)(struct storage *s, const char *key, uint64_t offset, struct buf *out, struct err *e);
+	/* Keys under prefix that sort after start_after (NULL: all), sorted. */
+	int (*list)(struct storage *s, const char *prefix, const char *start_after,
+		    struct storage_list *out, struct err *e);
+	/* Delete; a missing object is not an error. */
+	int (*del)(struct storage *s, const char *key, struct err *e);
+	/* The user-facing location of key: gs://bucket/key, or a file path. */
+	int (*url)(struct storage *s, const char *key, struct buf *out);
+	void (*free)(struct storage *s);
+};
+
+struct storage {
+	const struct storage_ops *ops;
+};
+
+void storage_list_free(struct storage_list *l);
+
+/* The two backends' constructors. */
+struct storage *storage_local_new(const char *root, struct err *e);
+struct storage *storage_gcs_new(const char *bucket, struct err *e);
+
+#endif
