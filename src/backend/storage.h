@@ -60,6 +60,10 @@ struct storage {
 
 void storage_list_free(struct storage_list *l);
 
+/* storage_key_valid: 1 when key is a safe object name (relative, no "."
+ * or ".." or empty segments, no ".tmp-" names, at most 1024 bytes). */
+int storage_key_valid(const char *key);
+
 /* The two backends' constructors. */
 struct storage *storage_local_new(const char *root, struct err *e);
 struct storage *storage_gcs_new(const char *bucket, struct err *e);

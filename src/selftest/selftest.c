@@ -26,6 +26,7 @@ static const struct suite suites[] = {
 	{ "crypto", crypto_selftests },
 	{ "json", jsjson_selftests },
 	{ "net", net_selftests },
+	{ "backend", backend_selftests },
 };
 
 #define N_SUITES (sizeof(suites) / sizeof(suites[0]))

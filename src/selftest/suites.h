@@ -11,5 +11,6 @@ extern const struct st_case util_selftests[];
 extern const struct st_case crypto_selftests[];
 extern const struct st_case jsjson_selftests[];
 extern const struct st_case net_selftests[];
+extern const struct st_case backend_selftests[];
 
 #endif

@@ -12,11 +12,15 @@ Script
 A script is a JSON list of turns, or an object
     {"turns": [...], "expected_key": "...", "default": {turn}, "side_default": {turn}}
 loaded with --script FILE or POST /_fake/script (which replaces the script and
-resets the turn cursor; the request log is kept -- DELETE /_fake/requests clears it).
+resets the turn cursor; fields it leaves out return to the server's settings, e.g.
+expected_key to --expected-key; the request log is kept -- DELETE /_fake/requests
+clears it).
 
 Each turn answers the next *main-conversation* request to POST /v1/messages.
-Side requests (the CLI's small/fast-model calls: titles, topic detection,
-quota probes...) never consume a turn; they get `side_default`.
+Side requests (the CLI's small/fast-model calls: titles, summaries, quota
+probes...; see classify_messages_request) never consume a turn; they get
+`side_default` (text "Fake session"), or when they ask for a json_schema output
+format, a JSON object shaped by that schema ({"title": "Fake session"}).
 
 Turn fields (all optional; a turn may also be a bare string = text reply):
     "text": "..."                         one text block
@@ -28,15 +32,18 @@ Turn fields (all optional; a turn may also be a bare string = text reply):
     "usage": {...}                        merged into the reported usage
     "error": {"status": 529, "type": "overloaded_error", "message": "...",
               "headers": {...}}           answer an HTTP error instead (Anthropic error shape)
-    "stream_error": {"type", "message"}   send `event: error` mid-stream after the first block
-    "drop": true                          close the connection mid-stream (after the first delta)
+    "stream_error": {"type", "message"}   send `event: error` mid-stream, then end the stream
+    "drop": true                          close the connection mid-stream (no final chunk)
     "delay": seconds                      sleep before sending response headers
     "event_delay": seconds                sleep between SSE events
-    "stall": seconds | "forever"          go silent mid-stream (after the first delta of the
-                                          first block); "forever" = until the client hangs up
-                                          (capped by --max-stall, default 900 s)
+    "stall": seconds | "forever"          go silent mid-stream; "forever" = until the client
+                                          hangs up (capped by --max-stall, default 900 s)
     "stall_pings": seconds                during the stall send a `ping` every N seconds
                                           (stall + stall_pings = "only pings")
+    "stall_at": "delta" | "start"         where the mid-stream actions (stall, drop,
+                                          stream_error, in that order) happen: after the
+                                          first non-empty delta of the first block (default)
+                                          or right after message_start (no block yet)
     "times": n                            answer n consecutive main requests with this turn
                                           (e.g. an error the CLI retries)
     "json_chunk": n                       partial_json piece size (default 12 chars)
@@ -66,7 +73,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit, parse_qs
+from urllib.parse import urlsplit
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -142,15 +149,36 @@ def _system_text(body):
     return ""
 
 
-def classify_messages_request(body):
+MAIN_REQUEST_CLASSES = ("main", "subagent", "workflow")
+
+
+def _output_schema(body):
+    fmt = (body.get("output_config") or {}).get("format") or body.get("output_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return fmt.get("schema") or {}
+    return None
+
+
+def classify_messages_request(body, headers=None):
     """Return "main" or "side" for a POST /v1/messages body.
 
-    The CLI's main conversation always carries its tool list (tools present,
-    non-empty) -- its side calls (session title, topic detection, quota probe)
-    send no tools, a tiny max_tokens or a small/fast (haiku) model.  A request
-    is main when it has tools; a tool-less request is main only if it is not
-    on a haiku model and does not look like a probe (max_tokens <= 1).
+    Observed with Claude Code 2.1.332 in -p mode: every inference request is
+    the main conversation (tools present, the main model, max_tokens 128000,
+    or 64000 for its non-streaming fallback).  Its side calls ("toolFreeHelper"
+    queries: session title, tool-use summaries, WebFetch digests, quota probes)
+    carry no tools, and use the small/fast (haiku) model, a tiny max_tokens or
+    a JSON-schema output format.  So:
+      * x-claude-code-request-class header, when sent: main/subagent/workflow
+        are main, anything else (auxiliary, compaction, side_reply) is side;
+      * tools present and non-empty -> main;
+      * no tools and (haiku model, max_tokens <= 1, or a json_schema output
+        format) -> side;
+      * otherwise main (a tool-less main conversation, e.g. --tools "").
     """
+    headers = headers or {}
+    rclass = headers.get("x-claude-code-request-class")
+    if rclass:
+        return "main" if rclass in MAIN_REQUEST_CLASSES else "side"
     tools = body.get("tools")
     if isinstance(tools, list) and tools:
         return "main"
@@ -162,9 +190,36 @@ def classify_messages_request(body):
             return "side"
     except (TypeError, ValueError):
         pass
-    if body.get("output_format") or (body.get("output_config") or {}).get("format"):
+    if _output_schema(body) is not None:
         return "side"
     return "main"
+
+
+def _value_for_schema(schema, name=""):
+    t = schema.get("type") if isinstance(schema, dict) else None
+    if isinstance(t, list):
+        t = t[0] if t else None
+    if t == "object":
+        props = schema.get("properties") or {}
+        return {k: _value_for_schema(v, k) for k, v in props.items()}
+    if t == "array":
+        return []
+    if t in ("number", "integer"):
+        return 0
+    if t == "boolean":
+        return False
+    if isinstance(schema, dict) and schema.get("enum"):
+        return schema["enum"][0]
+    return "Fake session" if name == "title" else "fake"
+
+
+def side_answer(body, side_default):
+    """The turn a side request gets: JSON matching its schema when it asks
+    for a json_schema output format, else the side default."""
+    schema = _output_schema(body)
+    if schema is not None:
+        return {"text": json.dumps(_value_for_schema(schema))}
+    return dict(side_default)
 
 
 # --------------------------------------------------------------------------
@@ -195,6 +250,7 @@ class FakeState:
         self.cursor = 0
         self.default = dict(DEFAULT_MAIN_REPLY)
         self.side_default = dict(DEFAULT_SIDE_REPLY)
+        self.base_expected_key = expected_key
         self.expected_key = expected_key
         self.requests = []
         self.seq = itertools.count(1)
@@ -208,15 +264,15 @@ class FakeState:
         if not isinstance(script, dict):
             raise ValueError("script must be a list of turns or an object")
         turns = _expand_turns(script.get("turns", []))
+        default = _normalize_turn(script.get("default", DEFAULT_MAIN_REPLY))
+        side_default = _normalize_turn(script.get("side_default", DEFAULT_SIDE_REPLY))
         with self.lock:
             self.turns = turns
             self.cursor = 0
-            if "expected_key" in script:
-                self.expected_key = script["expected_key"]
-            if "default" in script:
-                self.default = _normalize_turn(script["default"])
-            if "side_default" in script:
-                self.side_default = _normalize_turn(script["side_default"])
+            # Fields a script leaves out go back to the server's own settings.
+            self.expected_key = script.get("expected_key", self.base_expected_key)
+            self.default = default
+            self.side_default = side_default
 
     def next_turn(self):
         with self.lock:
@@ -342,6 +398,10 @@ def sse_events(body, turn, blocks):
             yield "__drop__", None
         if turn.get("stream_error"):
             yield "__error__", turn["stream_error"]
+
+    if turn.get("stall_at") == "start":
+        mid_done = True
+        yield from mid_actions()
 
     for i, b in enumerate(blocks):
         btype = b.get("type")
@@ -618,13 +678,15 @@ class Handler(BaseHTTPRequestHandler):
         for field in ("model", "max_tokens", "messages"):
             if field not in body:
                 return self._send_error(400, message="%s: Field required" % field)
-        kind = classify_messages_request(body)
+        kind = classify_messages_request(body, self._rec["headers"])
         self._rec["kind"] = kind
         if kind == "main":
             idx, turn = self.st.next_turn()
             self._rec["turn"] = idx
         else:
-            turn = dict(self.st.side_default)
+            with self.st.lock:
+                side_default = dict(self.st.side_default)
+            turn = side_answer(body, side_default)
         if turn.get("delay"):
             self._sleep_silent(float(turn["delay"]))
         err = turn.get("error")
@@ -674,7 +736,7 @@ class Handler(BaseHTTPRequestHandler):
                     pass
                 return
             if name == "__error__":
-                err = dict(data)
+                err = dict(data) if isinstance(data, dict) else {}
                 err.setdefault("type", "overloaded_error")
                 err.setdefault("message", "Overloaded")
                 self._event("error", {"type": "error", "error": err})

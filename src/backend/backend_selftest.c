@@ -1,0 +1,197 @@
+/*
+ * backend_selftest.c: selftests for the local backends and the envelope.
+ * They work in a private directory under TMPDIR and remove it afterwards.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cJSON.h>
+
+#include "backend/seal.h"
+#include "backend/storage.h"
+#include "selftest/selftest.h"
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static int make_dir(char *dir, size_t n)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(dir, n, "%s/ccr-selftest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int t_envelope(char *why, size_t n)
+{
+	static const char payload[] = "{\"prompt\":\"hello\",\"anthropicApiKey\":\"sk-test\"}";
+	struct buf sealed = BUF_INIT, opened = BUF_INIT;
+	struct err e = ERR_INIT;
+	struct sealer *s = NULL;
+	char dir[256], key[300];
+	cJSON *env = NULL;
+	int fail = 1;
+
+	if (make_dir(dir, sizeof(dir)) != 0)
+		return st_fail(why, n, "cannot create a directory under TMPDIR: %s", strerror(errno));
+	snprintf(key, sizeof(key), "%s/ccr.key", dir);
+	if (!(s = seal_local_new(key, &e)))
+		st_fail(why, n, "%s", e.msg);
+	else if (envelope_seal(s, payload, sizeof(payload) - 1, &sealed, &e) != 0)
+		st_fail(why, n, "%s", e.msg);
+	else if (!(env = cJSON_Parse(sealed.p)) || !cJSON_IsObject(env))
+		st_fail(why, n, "the envelope is not JSON");
+	else if (strncmp(sealed.p, "{\"version\":\"v2-envelope\",\"encryptedDek\":\"", 41) != 0 ||
+		 !strstr(sealed.p, "\",\"iv\":\"") || !strstr(sealed.p, "\",\"authTag\":\"") ||
+		 !strstr(sealed.p, "\",\"encryptedData\":\""))
+		st_fail(why, n, "the envelope's keys are not in the seed's order");
+	else if (strstr(sealed.p, "sk-test"))
+		st_fail(why, n, "the plaintext shows through the envelope");
+	else if (envelope_open(s, sealed.p, sealed.len, &opened, &e) != 0)
+		st_fail(why, n, "%s", e.msg);
+	else if (opened.len != sizeof(payload) - 1 || memcmp(opened.p, payload, opened.len) != 0)
+		st_fail(why, n, "the opened payload differs");
+	else
+		fail = 0;
+	cJSON_Delete(env);
+	if (s)
+		s->ops->free(s);
+	buf_free(&sealed);
+	buf_free(&opened);
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	return fail;
+}
+
+/* A damaged envelope and a foreign key are refused with a reason. */
+static int t_envelope_refusals(char *why, size_t n)
+{
+	struct buf sealed = BUF_INIT, opened = BUF_INIT;
+	struct err e = ERR_INIT;
+	struct sealer *a = NULL, *b = NULL;
+	char dir[256], ka[300], kb[300], *p;
+	int fail = 1;
+
+	if (make_dir(dir, sizeof(dir)) != 0)
+		return st_fail(why, n, "cannot create a directory under TMPDIR");
+	snprintf(ka, sizeof(ka), "%s/a.key", dir);
+	snprintf(kb, sizeof(kb), "%s/b.key", dir);
+	if (!(a = seal_local_new(ka, &e)) || !(b = seal_local_new(kb, &e)) ||
+	    envelope_seal(a, "secret", 6, &sealed, &e) != 0)
+		st_fail(why, n, "%s", e.msg);
+	else if (envelope_open(b, sealed.p, sealed.len, &opened, &e) == 0)
+		st_fail(why, n, "a different local key opened the envelope");
+	else if (!(p = strstr(sealed.p, "\"encryptedData\":\"")))
+		st_fail(why, n, "no encryptedData");
+	else {
+		p += 17;
+		*p = *p == 'A' ? 'B' : 'A';
+		if (envelope_open(a, sealed.p, sealed.len, &opened, &e) == 0)
+			st_fail(why, n, "a tampered envelope opened");
+		else if (!strstr(e.msg, "authentication tag"))
+			st_fail(why, n, "unexpected reason: %s", e.msg);
+		else if (envelope_open(a, "{\"version\":\"v1\"}", 16, &opened, &e) == 0)
+			st_fail(why, n, "a non-envelope opened");
+		else
+			fail = 0;
+	}
+	if (a)
+		a->ops->free(a);
+	if (b)
+		b->ops->free(b);
+	buf_free(&sealed);
+	buf_free(&opened);
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	return fail;
+}
+
+static int t_key_file_mode(char *why, size_t n)
+{
+	struct err e = ERR_INIT;
+	struct sealer *s;
+	struct stat st;
+	char dir[256], key[300];
+	int fail = 1;
+
+	if (make_dir(dir, sizeof(dir)) != 0)
+		return st_fail(why, n, "cannot create a directory under TMPDIR");
+	snprintf(key, sizeof(key), "%s/ccr.key", dir);
+	if (!(s = seal_local_new(key, &e)))
+		st_fail(why, n, "%s", e.msg);
+	else {
+		s->ops->free(s);
+		if (stat(key, &st) != 0 || (st.st_mode & 0777) != 0600)
+			st_fail(why, n, "the key file is not mode 0600");
+		else if (chmod(key, 0644) != 0 || (s = seal_local_new(key, &e)) != NULL)
+			st_fail(why, n, "a world-readable key file was accepted");
+		else
+			fail = 0;
+	}
+	if (fail == 0 && s)
+		s->ops->free(s);
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	return fail;
+}
+
+static int t_storage_local(char *why, size_t n)
+{
+	static const char *keys[] = { "sessions/t1/001-20260101000000.jsonl", "sessions/t1/metadata.json",
+				      "sessions/t2/metadata.json", "tasks/t1/payload.enc" };
+	struct storage_put_opts once = { NULL, NULL, 1 };
+	struct storage_list l = { 0 };
+	struct buf got = BUF_INIT;
+	struct err e = ERR_INIT;
+	struct storage *s;
+	char dir[256];
+	size_t i;
+	int fail = 1;
+
+	if (make_dir(dir, sizeof(dir)) != 0)
+		return st_fail(why, n, "cannot create a directory under TMPDIR");
+	if (!(s = storage_local_new(dir, &e))) {
+		nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+		return st_fail(why, n, "%s", e.msg);
+	}
+	for (i = 0; i < 4; i++)
+		if (s->ops->put(s, keys[i], keys[i], strlen(keys[i]), NULL, &e) != 0)
+			break;
+	if (i < 4)
+		st_fail(why, n, "put: %s", e.msg);
+	else if (s->ops->put(s, keys[0], "x", 1, &once, &e) == 0 || e.http != 412)
+		st_fail(why, n, "create-only put over an existing object did not give 412");
+	else if (s->ops->get(s, keys[1], 9, &got, &e) != 0 || strcmp(got.p, keys[1] + 9) != 0)
+		st_fail(why, n, "ranged get returned the wrong bytes");
+	else if (s->ops->get(s, "sessions/none", 0, &got, &e) == 0 || e.http != 404)
+		st_fail(why, n, "a missing object did not give 404");
+	else if (s->ops->list(s, "sessions/t1/", NULL, &l, &e) != 0 || l.n != 2 || strcmp(l.items[0].key, keys[0]) ||
+		 strcmp(l.items[1].key, keys[1]))
+		st_fail(why, n, "list of sessions/t1/ is wrong");
+	else if ((storage_list_free(&l), s->ops->list(s, "sessions/", keys[0], &l, &e)) != 0 || l.n != 2)
+		st_fail(why, n, "list with start_after is wrong");
+	else if (s->ops->del(s, keys[3], &e) != 0 || s->ops->del(s, keys[3], &e) != 0)
+		st_fail(why, n, "delete (twice) failed: %s", e.msg);
+	else if (s->ops->put(s, "../escape", "x", 1, NULL, &e) == 0 || s->ops->get(s, "a//b", 0, &got, &e) == 0 ||
+		 s->ops->put(s, "/abs", "x", 1, NULL, &e) == 0 || s->ops->list(s, "../", NULL, &l, &e) == 0)
+		st_fail(why, n, "an escaping key was accepted");
+	else
+		fail = 0;
+	storage_list_free(&l);
+	buf_free(&got);
+	s->ops->free(s);
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	return fail;
+}
+
+const struct st_case backend_selftests[] = {
+	{ "envelope_local", t_envelope },
+	{ "envelope_refusals", t_envelope_refusals },
+	{ "key_file_mode", t_key_file_mode },
+	{ "storage_local", t_storage_local },
+	{ NULL, NULL },
+};
