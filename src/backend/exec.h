@@ -29,7 +29,8 @@ struct exec_ops {
 	const char *name;                  /* "local" or "cloudrun" */
 	/* Start `ccr job` with TASK_ID and ENCRYPTED_PAYLOAD_PATH (plus the
 	 * NULL-terminated "NAME=value" list extra_env); append the execution
-	 * name to name_out. */
+	 * name to name_out.  Returns 0 when started, 1 when the task waits in
+	 * the backend's queue (it starts by itself later), -1 on failure. */
 	int (*start)(struct executor *x, const char *task_id, const char *payload_path,
 		     const char *const *extra_env, struct buf *name_out, struct err *e);
 	int (*status)(struct executor *x, const char *exec_name, struct exec_status *out, struct err *e);
@@ -41,5 +42,12 @@ struct exec_ops {
 struct executor {
 	const struct exec_ops *ops;
 };
+
+/* exec_local_new: run tasks as children `self_exe job`, at most
+ * max_running at once (the rest queue), with pid files and job logs in
+ * run_dir.  Cancel sends SIGTERM to the task's process group, then SIGKILL
+ * after grace_ms. */
+struct executor *exec_local_new(const char *self_exe, const char *run_dir, int max_running, int grace_ms,
+				struct err *e);
 
 #endif

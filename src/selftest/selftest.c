@@ -27,6 +27,7 @@ static const struct suite suites[] = {
 	{ "json", jsjson_selftests },
 	{ "net", net_selftests },
 	{ "backend", backend_selftests },
+	{ "redact", redact_selftests },
 };
 
 #define N_SUITES (sizeof(suites) / sizeof(suites[0]))

@@ -12,5 +12,6 @@ extern const struct st_case crypto_selftests[];
 extern const struct st_case jsjson_selftests[];
 extern const struct st_case net_selftests[];
 extern const struct st_case backend_selftests[];
+extern const struct st_case redact_selftests[];
 
 #endif

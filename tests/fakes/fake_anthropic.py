@@ -10,7 +10,8 @@ Point the CLI at it with ANTHROPIC_BASE_URL=http://127.0.0.1:<port>.
 Script
 ------
 A script is a JSON list of turns, or an object
-    {"turns": [...], "expected_key": "...", "default": {turn}, "side_default": {turn}}
+    {"turns": [...], "subagent_turns": [...], "expected_key": "...",
+     "default": {turn}, "side_default": {turn}}
 loaded with --script FILE or POST /_fake/script (which replaces the script and
 resets the turn cursor; fields it leaves out return to the server's settings, e.g.
 expected_key to --expected-key; the request log is kept -- DELETE /_fake/requests
@@ -49,6 +50,12 @@ Turn fields (all optional; a turn may also be a bare string = text reply):
     "json_chunk": n                       partial_json piece size (default 12 chars)
 
 When the script runs out, main requests get `default` (text "fake: script exhausted").
+
+Subagents (the Task tool) run concurrently with the main thread in Claude Code
+2.1.332, so their requests interleave with it unpredictably.  Their requests
+carry an x-claude-code-agent-id header; when the script has "subagent_turns",
+those requests take turns from that list instead of "turns" (the request log
+marks them "subagent": true; "turn" is then an index into subagent_turns).
 
 Control / inspection endpoints (no credential needed):
     GET    /_fake/requests   every request seen: method, path, query, headers (credential
@@ -248,6 +255,8 @@ class FakeState:
         self.lock = threading.Lock()
         self.turns = []
         self.cursor = 0
+        self.sub_turns = None  # None: subagent requests share `turns`
+        self.sub_cursor = 0
         self.default = dict(DEFAULT_MAIN_REPLY)
         self.side_default = dict(DEFAULT_SIDE_REPLY)
         self.base_expected_key = expected_key
@@ -264,18 +273,30 @@ class FakeState:
         if not isinstance(script, dict):
             raise ValueError("script must be a list of turns or an object")
         turns = _expand_turns(script.get("turns", []))
+        sub_turns = script.get("subagent_turns")
+        if sub_turns is not None:
+            sub_turns = _expand_turns(sub_turns)
         default = _normalize_turn(script.get("default", DEFAULT_MAIN_REPLY))
         side_default = _normalize_turn(script.get("side_default", DEFAULT_SIDE_REPLY))
         with self.lock:
             self.turns = turns
             self.cursor = 0
+            self.sub_turns = sub_turns
+            self.sub_cursor = 0
             # Fields a script leaves out go back to the server's own settings.
             self.expected_key = script.get("expected_key", self.base_expected_key)
             self.default = default
             self.side_default = side_default
 
-    def next_turn(self):
+    def next_turn(self, subagent=False):
+        """(index, turn) for the next main request; index None = default.
+        Subagent requests take from subagent_turns when the script has it."""
         with self.lock:
+            if subagent and self.sub_turns is not None:
+                if self.sub_cursor < len(self.sub_turns):
+                    self.sub_cursor += 1
+                    return self.sub_cursor - 1, dict(self.sub_turns[self.sub_cursor - 1])
+                return None, dict(self.default)
             if self.cursor < len(self.turns):
                 idx = self.cursor
                 self.cursor += 1
@@ -298,6 +319,8 @@ class FakeState:
                 "cursor": self.cursor,
                 "turns": len(self.turns),
                 "remaining": max(0, len(self.turns) - self.cursor),
+                "subagent_remaining": (None if self.sub_turns is None
+                                       else max(0, len(self.sub_turns) - self.sub_cursor)),
                 "expected_key_set": self.expected_key is not None,
                 "requests": len(self.requests),
             }
@@ -316,6 +339,8 @@ def build_blocks(turn):
             if b.get("type") == "tool_use":
                 b.setdefault("id", _rid("toolu_01"))
                 b.setdefault("input", {})
+            elif b.get("type") == "thinking":
+                b.setdefault("signature", _rid("sig", 40))
             blocks.append(b)
         return blocks
     if "text" in turn and turn["text"] is not None:
@@ -440,8 +465,7 @@ def sse_events(body, turn, blocks):
                                                         "thinking": piece}}
             yield "content_block_delta", {"type": "content_block_delta", "index": i,
                                           "delta": {"type": "signature_delta",
-                                                    "signature": b.get("signature")
-                                                    or _rid("sig", 40)}}
+                                                    "signature": b["signature"]}}
         else:
             raise ValueError("unsupported block type %r" % (btype,))
         yield "content_block_stop", {"type": "content_block_stop", "index": i}
@@ -508,6 +532,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status, obj, extra_headers=None):
         data = json.dumps(obj).encode()
+        self._rec["status"] = status  # before the client can see the answer
         self.send_response(status, STATUS_TEXT.get(status))
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -518,7 +543,6 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
         self.wfile.flush()
-        self._rec["status"] = status
 
     def _send_error(self, status, etype=None, message=None, extra_headers=None):
         etype = etype or ERROR_TYPES.get(status, "api_error")
@@ -599,6 +623,7 @@ class Handler(BaseHTTPRequestHandler):
             "body": body,
             "kind": "other",
             "turn": None,
+            "subagent": False,
             "status": None,
         }
         path = url.path.rstrip("/") or "/"
@@ -642,8 +667,19 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send_json(200, {})
             return self._send_error(404, message="Not found: %s %s" % (self.command, url.path))
         except ClientGone:
-            self._rec["status"] = self._rec["status"] or "client-gone"
+            self._rec["status"] = "client-gone"
             self.close_connection = True
+        except Exception as e:  # a bad script turn, mostly: say so, don't hang
+            self.close_connection = True
+            if self._rec["status"] is None:
+                try:
+                    self._send_error(500, "api_error", "fake_anthropic: %s: %s"
+                                     % (type(e).__name__, e))
+                except OSError:
+                    pass
+            self._rec["status"] = "fake-error: %s: %s" % (type(e).__name__, e)
+            if self.server.verbose:
+                raise
 
     @staticmethod
     def _model_info(m):
@@ -681,7 +717,9 @@ class Handler(BaseHTTPRequestHandler):
         kind = classify_messages_request(body, self._rec["headers"])
         self._rec["kind"] = kind
         if kind == "main":
-            idx, turn = self.st.next_turn()
+            subagent = bool(self._rec["headers"].get("x-claude-code-agent-id"))
+            self._rec["subagent"] = subagent
+            idx, turn = self.st.next_turn(subagent)
             self._rec["turn"] = idx
         else:
             with self.st.lock:
@@ -713,13 +751,13 @@ class Handler(BaseHTTPRequestHandler):
         self._sleep_with_pings(seconds, None)
 
     def _stream(self, body, turn, blocks):
+        self._rec["status"] = 200
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("request-id", _rid("req_01"))
         self.end_headers()
-        self._rec["status"] = 200
         event_delay = float(turn.get("event_delay", 0) or 0)
         for name, data in sse_events(body, turn, blocks):
             if name == "__stall__":
@@ -739,9 +777,9 @@ class Handler(BaseHTTPRequestHandler):
                 err = dict(data) if isinstance(data, dict) else {}
                 err.setdefault("type", "overloaded_error")
                 err.setdefault("message", "Overloaded")
+                self._rec["status"] = "stream-error"
                 self._event("error", {"type": "error", "error": err})
                 self._chunk(b"")
-                self._rec["status"] = "stream-error"
                 return
             if event_delay:
                 time.sleep(event_delay)
@@ -808,7 +846,8 @@ class FakeAnthropic:
         self._thread = None
 
     def start(self):
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
         return self
 

@@ -1,0 +1,483 @@
+/*
+ * exec_local.c: the local execution backend: each task is a child
+ * process `ccr job` of this binary.
+ *
+ * A child starts in its own session (setsid), so it leads a process group
+ * that cancel can signal as a whole and survives the serve process that
+ * started it.  Its stdout and stderr go to <run_dir>/<task>.log.  At most
+ * max_running children run at once; later tasks wait in a FIFO queue and
+ * start as running ones finish.  One small waiter thread per child reaps
+ * it (no zombies) and starts the next queued task.
+ *
+ * The execution name is "local/<task>".  While a child runs, the file
+ * <run_dir>/<task>.pid holds "<pid> <starttime>" (starttime from
+ * /proc/<pid>/stat, so a reused pid is never signalled), which lets any
+ * serve instance sharing the data directory inspect or cancel it.  A
+ * cancel for a task another instance has queued leaves <task>.cancel,
+ * which that instance honours before starting it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/exec.h"
+
+extern char **environ;
+
+struct lx_task {
+	struct lx_task *next;
+	char *id;
+	char **env;                        /* full child environment */
+	pid_t pid;
+	enum exec_state state;
+	int exit_code;
+};
+
+struct exec_local {
+	struct executor base;
+	pthread_mutex_t mu;
+	char *self;
+	char *run_dir;
+	int max_running, running, grace_ms;
+	struct lx_task *tasks;             /* every task this instance knows */
+};
+
+static const char *task_of(const char *name)
+{
+	return strncmp(name, "local/", 6) == 0 && name[6] ? name + 6 : NULL;
+}
+
+static int valid_id(const char *id)
+{
+	const char *c;
+
+	if (!id || !*id || strlen(id) > 200)
+		return 0;
+	for (c = id; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+		      *c == '_'))
+			return 0;
+	return 1;
+}
+
+/* Field 22 of /proc/<pid>/stat (start time in ticks), or 0 if unknown. */
+static unsigned long long start_time(pid_t pid)
+{
+	char path[64], text[1024], *p;
+	unsigned long long v = 0;
+	ssize_t n;
+	int fd, field;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	text[n] = 0;
+	p = strrchr(text, ')');
+	for (field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		v = strtoull(p + 1, NULL, 10);
+	return v;
+}
+
+static void run_path(struct exec_local *x, const char *id, const char *ext, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%s.%s", x->run_dir, id, ext);
+}
+
+/* The pid file of a task: 0 and *pid when present and still the same
+ * process, -1 otherwise. */
+static int read_pid(struct exec_local *x, const char *id, pid_t *pid)
+{
+	char path[4096];
+	unsigned long long st = 0;
+	int p = 0;
+	FILE *f;
+
+	run_path(x, id, "pid", path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d %llu", &p, &st) != 2)
+		p = 0;
+	fclose(f);
+	if (p <= 0 || (st && start_time(p) != st))
+		return -1;
+	*pid = p;
+	return 0;
+}
+
+static void write_pid(struct exec_local *x, const char *id, pid_t pid)
+{
+	char path[4096], tmp[4200];
+	FILE *f;
+
+	run_path(x, id, "pid", path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f)
+		return;
+	fprintf(f, "%d %llu\n", (int)pid, start_time(pid));
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
+
+static struct lx_task *find(struct exec_local *x, const char *id)
+{
+	struct lx_task *t;
+
+	for (t = x->tasks; t; t = t->next)
+		if (strcmp(t->id, id) == 0)
+			return t;
+	return NULL;
+}
+
+static void free_env(char **env)
+{
+	char **p;
+
+	for (p = env; p && *p; p++)
+		free(*p);
+	free(env);
+}
+
+/* environ minus TASK_ID/ENCRYPTED_PAYLOAD_PATH, plus those and extra. */
+static char **build_env(const char *id, const char *payload, const char *const *extra)
+{
+	size_t n = 0, k = 0, i;
+	char **env;
+
+	while (environ[n])
+		n++;
+	for (i = 0; extra && extra[i]; i++)
+		n++;
+	env = calloc(n + 3, sizeof(*env));
+	if (!env)
+		return NULL;
+	for (i = 0; environ[i]; i++)
+		if (strncmp(environ[i], "TASK_ID=", 8) != 0 && strncmp(environ[i], "ENCRYPTED_PAYLOAD_PATH=", 23) != 0 &&
+		    !(env[k++] = strdup(environ[i])))
+			goto oom;
+	if (asprintf(&env[k++], "TASK_ID=%s", id) < 0 || asprintf(&env[k++], "ENCRYPTED_PAYLOAD_PATH=%s", payload) < 0)
+		goto oom;
+	for (i = 0; extra && extra[i]; i++)
+		if (!(env[k++] = strdup(extra[i])))
+			goto oom;
+	return env;
+oom:
+	env[k > 0 ? k - 1 : 0] = NULL;
+	free_env(env);
+	return NULL;
+}
+
+struct wait_arg {
+	struct exec_local *x;
+	pid_t pid;
+};
+
+static void *waiter(void *arg);
+
+/* Fork and exec one task (mutex held). 0 or -1 with e set. */
+static int spawn(struct exec_local *x, struct lx_task *t, struct err *e)
+{
+	char log[4096], *argv[] = { x->self, "job", NULL };
+	struct wait_arg *wa = malloc(sizeof(*wa));
+	pthread_attr_t attr;
+	pthread_t th;
+	pid_t pid;
+	int fd;
+
+	if (!wa)
+		return err_set(e, "out of memory starting a local execution");
+	run_path(x, t->id, "log", log, sizeof(log));
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		free(wa);
+		return err_set(e, "cannot open the job log %s: %s", log, strerror(errno));
+	}
+	pid = fork();
+	if (pid < 0) {
+		close(fd);
+		free(wa);
+		return err_set(e, "cannot start `ccr job`: fork failed: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		setsid();
+		if (null >= 0)
+			dup2(null, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execve(x->self, argv, t->env);
+		_exit(127);
+	}
+	close(fd);
+	t->pid = pid;
+	t->state = EXEC_RUNNING;
+	x->running++;
+	write_pid(x, t->id, pid);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	wa->x = x;
+	wa->pid = pid;
+	if (pthread_create(&th, &attr, waiter, wa) != 0) {
+		free(wa);
+		pthread_attr_destroy(&attr);
+		return err_set(e, "cannot start a thread to watch the local execution");
+	}
+	pthread_attr_destroy(&attr);
+	return 0;
+}
+
+/* Start queued tasks while there is room (mutex held). */
+static void start_queued(struct exec_local *x)
+{
+	struct lx_task *t;
+	char marker[4096];
+	struct err e = ERR_INIT;
+
+	for (t = x->tasks; t && x->running < x->max_running; t = t->next) {
+		if (t->state != EXEC_PENDING)
+			continue;
+		run_path(x, t->id, "cancel", marker, sizeof(marker));
+		if (access(marker, F_OK) == 0) {
+			unlink(marker);
+			t->state = EXEC_CANCELLED;
+			continue;
+		}
+		if (spawn(x, t, &e) != 0) {
+			t->state = EXEC_FAILED;
+			t->exit_code = 127;
+		}
+	}
+}
+
+/* Reap one child of ours, record how it ended, start queued tasks.  It
+ * waits for its own pid only: other children of serve are not its own. */
+static void *waiter(void *arg)
+{
+	struct exec_local *x = ((struct wait_arg *)arg)->x;
+	pid_t pid = ((struct wait_arg *)arg)->pid;
+	struct lx_task *t;
+	char path[4096];
+	int status;
+
+	free(arg);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return NULL;
+	pthread_mutex_lock(&x->mu);
+	for (t = x->tasks; t; t = t->next) {
+		if (t->pid != pid || t->state != EXEC_RUNNING)
+			continue;
+		if (WIFEXITED(status)) {
+			t->exit_code = WEXITSTATUS(status);
+			t->state = t->exit_code == 0 ? EXEC_SUCCEEDED : EXEC_FAILED;
+		} else {
+			t->exit_code = 128 + WTERMSIG(status);
+			t->state = EXEC_CANCELLED;
+		}
+		run_path(x, t->id, "pid", path, sizeof(path));
+		unlink(path);
+		x->running--;
+	}
+	start_queued(x);
+	pthread_mutex_unlock(&x->mu);
+	return NULL;
+}
+
+static int lx_start(struct executor *ex, const char *id, const char *payload, const char *const *extra,
+		    struct buf *name_out, struct err *e)
+{
+	struct exec_local *x = (struct exec_local *)ex;
+	struct lx_task *t;
+	int rc = 0;
+
+	if (!valid_id(id))
+		return err_set(e, "invalid task id for a local execution");
+	t = calloc(1, sizeof(*t));
+	if (!t || !(t->id = strdup(id)) || !(t->env = build_env(id, payload, extra))) {
+		if (t)
+			free(t->id);
+		free(t);
+		return err_set(e, "out of memory starting a local execution");
+	}
+	t->state = EXEC_PENDING;
+	t->exit_code = -1;
+	pthread_mutex_lock(&x->mu);
+	t->next = x->tasks;
+	x->tasks = t;
+	if (x->running < x->max_running)
+		rc = spawn(x, t, e);
+	else
+		rc = 1;
+	if (rc < 0)
+		t->state = EXEC_FAILED;
+	pthread_mutex_unlock(&x->mu);
+	if (rc >= 0 && buf_printf(name_out, "local/%s", id) != 0)
+		return err_set(e, "out of memory");
+	return rc;
+}
+
+static int lx_status(struct executor *ex, const char *name, struct exec_status *out, struct err *e)
+{
+	struct exec_local *x = (struct exec_local *)ex;
+	const char *id = task_of(name);
+	struct lx_task *t;
+	pid_t pid;
+
+	if (!id || !valid_id(id))
+		return err_http(e, 400, "not a local execution name: %s", name);
+	out->exit_code = -1;
+	pthread_mutex_lock(&x->mu);
+	t = find(x, id);
+	if (t) {
+		out->state = t->state;
+		out->exit_code = t->exit_code;
+	}
+	pthread_mutex_unlock(&x->mu);
+	if (!t)
+		out->state = read_pid(x, id, &pid) == 0 ? EXEC_RUNNING : EXEC_UNKNOWN;
+	return 0;
+}
+
+struct killer {
+	pid_t pid;
+	unsigned long long start;
+	int grace_ms;
+};
+
+static void *kill_later(void *arg)
+{
+	struct killer k = *(struct killer *)arg;
+	struct timespec ts = { k.grace_ms / 1000, (long)(k.grace_ms % 1000) * 1000000L };
+
+	free(arg);
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	if (start_time(k.pid) == k.start && k.start != 0)
+		kill(-k.pid, SIGKILL);
+	return NULL;
+}
+
+/* SIGTERM the group now, SIGKILL it after the grace period. */
+static int terminate(struct exec_local *x, pid_t pid, struct err *e)
+{
+	struct killer *k = malloc(sizeof(*k));
+	pthread_attr_t attr;
+	pthread_t th;
+
+	if (kill(-pid, SIGTERM) != 0 && errno != ESRCH) {
+		free(k);
+		return err_set(e, "cannot signal local execution %d: %s", (int)pid, strerror(errno));
+	}
+	if (!k)
+		return 0;
+	k->pid = pid;
+	k->start = start_time(pid);
+	k->grace_ms = x->grace_ms;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, kill_later, k) != 0)
+		free(k);
+	pthread_attr_destroy(&attr);
+	return 0;
+}
+
+static int lx_cancel(struct executor *ex, const char *name, struct err *e)
+{
+	struct exec_local *x = (struct exec_local *)ex;
+	const char *id = task_of(name);
+	char marker[4096];
+	struct lx_task *t;
+	pid_t pid;
+	int fd;
+
+	if (!id || !valid_id(id))
+		return err_http(e, 400, "not a local execution name: %s", name);
+	pthread_mutex_lock(&x->mu);
+	t = find(x, id);
+	if (t && t->state == EXEC_PENDING) {
+		t->state = EXEC_CANCELLED;
+		pthread_mutex_unlock(&x->mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&x->mu);
+	if (read_pid(x, id, &pid) == 0)
+		return terminate(x, pid, e);
+	if (t)
+		return err_http(e, 409, "local execution %s has already finished", name);
+	/* Perhaps queued by another instance: leave a marker it honours. */
+	run_path(x, id, "cancel", marker, sizeof(marker));
+	fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(e, "cannot cancel %s: %s", name, strerror(errno));
+	close(fd);
+	return 0;
+}
+
+static void lx_free(struct executor *ex)
+{
+	struct exec_local *x = (struct exec_local *)ex;
+	struct lx_task *t, *next;
+
+	if (!x)
+		return;
+	for (t = x->tasks; t; t = next) {
+		next = t->next;
+		free(t->id);
+		free_env(t->env);
+		free(t);
+	}
+	pthread_mutex_destroy(&x->mu);
+	free(x->self);
+	free(x->run_dir);
+	free(x);
+}
+
+static const struct exec_ops local_ops = {
+	.name = "local",
+	.start = lx_start,
+	.status = lx_status,
+	.cancel = lx_cancel,
+	.free = lx_free,
+};
+
+struct executor *exec_local_new(const char *self_exe, const char *run_dir, int max_running, int grace_ms,
+				struct err *e)
+{
+	struct exec_local *x;
+
+	if (mkdir(run_dir, 0700) != 0 && errno != EEXIST) {
+		err_set(e, "cannot create %s: %s", run_dir, strerror(errno));
+		return NULL;
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x || !(x->self = strdup(self_exe)) || !(x->run_dir = strdup(run_dir))) {
+		if (x)
+			free(x->self);
+		free(x);
+		err_set(e, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&x->mu, NULL);
+	x->base.ops = &local_ops;
+	x->max_running = max_running > 0 ? max_running : 1;
+	x->grace_ms = grace_ms > 0 ? grace_ms : 10000;
+	return &x->base;
+}

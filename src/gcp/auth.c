@@ -1,0 +1,818 @@
+/*
+ * auth.c: Application Default Credentials and tokens (see auth.h).
+ *
+ * Design:
+ *  - gauth_new() only reads files: which source applies is decided
+ *    without the network, and what the source needs (email, key, token
+ *    URI, or refresh token) is copied out of the JSON, whose copies of
+ *    secrets are wiped before the tree is freed.
+ *  - The token cache is one string plus a monotonic expiry, under one
+ *    mutex that is also held while refreshing, so exactly one refresh is
+ *    in flight and everyone else waits for it (single flight without a
+ *    condition variable).  A refresh failure is not cached: the next
+ *    caller tries again, through the HTTP client's own retries.
+ *  - Every request body that carries a secret (the signed assertion, the
+ *    refresh token and client secret) and every answer that carries a
+ *    token is wiped before its memory is released.
+ *  - gauth_call() is the single place an Authorization header is made.
+ *    It builds a private copy of the header list with the bearer line in
+ *    front, so callers never see the token.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cJSON.h"
+#include "crypto/crypto.h"
+#include "gcp/auth.h"
+#include "gcp/common.h"
+#include "util/b64.h"
+#include "util/jsjson.h"
+
+#define KEY_FILE_MAX (1u << 20)
+#define JWT_GRANT "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+struct gauth {
+	pthread_mutex_t lock;
+	enum gauth_source source;
+	enum gauth_kind kind;
+	char describe[700];
+	/* service account */
+	char *email, *kid, *pem, *token_uri, *project_id;
+	/* authorized user */
+	char *client_id, *client_secret, *refresh_token, *quota_project;
+	int token_uri_http;
+	/* metadata server */
+	char md_host[256];
+	int md_explicit;
+	/* the cached access token */
+	char *token;
+	uint64_t expiry_ms;          /* hc_now_ms() clock */
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static void wipe_str(char **s)
+{
+	if (*s) {
+		cr_wipe(*s, strlen(*s));
+		free(*s);
+		*s = NULL;
+	}
+}
+
+static void wipe_buf(struct buf *b)
+{
+	if (b->p)
+		cr_wipe(b->p, b->cap);
+	buf_free(b);
+}
+
+static int read_file(const char *path, struct buf *out, int *err_no)
+{
+	char tmp[8192];
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		*err_no = errno;
+		return -1;
+	}
+	for (;;) {
+		r = read(fd, tmp, sizeof tmp);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			*err_no = errno;
+			break;
+		}
+		if (r == 0) {
+			close(fd);
+			cr_wipe(tmp, sizeof tmp);
+			return 0;
+		}
+		if (out->len + (size_t)r > KEY_FILE_MAX) {
+			*err_no = EFBIG;
+			break;
+		}
+		if (buf_add(out, tmp, (size_t)r) != 0) {
+			*err_no = ENOMEM;
+			break;
+		}
+	}
+	close(fd);
+	cr_wipe(tmp, sizeof tmp);
+	return -1;
+}
+
+/* Copy a string member (wiping the JSON's copy when secret). */
+static int take(cJSON *obj, const char *key, char **dst, int secret)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!cJSON_IsString(v) || !v->valuestring[0])
+		return 0;
+	*dst = strdup(v->valuestring);
+	if (secret)
+		cr_wipe(v->valuestring, strlen(v->valuestring));
+	return *dst ? 1 : -1;
+}
+
+static void wipe_json_secrets(cJSON *j)
+{
+	static const char *const keys[] = { "private_key", "client_secret", "refresh_token", NULL };
+	const char *const *k;
+
+	for (k = keys; *k; k++) {
+		cJSON *v = cJSON_GetObjectItemCaseSensitive(j, *k);
+
+		if (cJSON_IsString(v))
+			cr_wipe(v->valuestring, strlen(v->valuestring));
+	}
+}
+
+static const char *metadata_host(int *explicit_host)
+{
+	const char *h = gcp_getenv("GCE_METADATA_HOST");
+
+	*explicit_host = h != NULL;
+	return h ? h : GAUTH_DEFAULT_METADATA_HOST;
+}
+
+/* ---- discovery --------------------------------------------------------- */
+
+static int load_key_file(struct gauth *g, const char *label, const char *path, struct err *e)
+{
+	struct buf raw = BUF_INIT;
+	cJSON *j = NULL;
+	const char *type;
+	int en = 0, rc = -1;
+
+	if (read_file(path, &raw, &en) != 0) {
+		err_set(e, "%s: cannot read the credentials file: %s", label,
+			en == EFBIG ? "larger than 1 MiB" : strerror(en));
+		goto out;
+	}
+	j = cJSON_ParseWithLength(raw.p ? raw.p : "", raw.len);
+	if (!cJSON_IsObject(j)) {
+		err_set(e, "%s: not a JSON credentials file", label);
+		goto out;
+	}
+	type = gcp_json_str(j, "type");
+	if (!type) {
+		err_set(e, "%s: the credentials file has no \"type\"", label);
+		goto out;
+	}
+	if (strcmp(type, "service_account") == 0) {
+		g->kind = GAUTH_SERVICE_ACCOUNT;
+		if (take(j, "client_email", &g->email, 0) <= 0 || take(j, "private_key", &g->pem, 1) <= 0) {
+			err_set(e, "%s: a service_account key needs \"client_email\" and \"private_key\"", label);
+			goto out;
+		}
+		if (take(j, "private_key_id", &g->kid, 0) < 0 || take(j, "token_uri", &g->token_uri, 0) < 0 ||
+				take(j, "project_id", &g->project_id, 0) < 0)
+			goto oom;
+		snprintf(g->describe, sizeof g->describe, "%s (service account %s)", label, g->email);
+	} else if (strcmp(type, "authorized_user") == 0) {
+		g->kind = GAUTH_AUTHORIZED_USER;
+		if (take(j, "client_id", &g->client_id, 0) <= 0 || take(j, "client_secret", &g->client_secret, 1) <= 0 ||
+				take(j, "refresh_token", &g->refresh_token, 1) <= 0) {
+			err_set(e, "%s: an authorized_user file needs \"client_id\", \"client_secret\" and "
+				"\"refresh_token\"", label);
+			goto out;
+		}
+		if (take(j, "token_uri", &g->token_uri, 0) < 0 || take(j, "quota_project_id", &g->quota_project, 0) < 0)
+			goto oom;
+		snprintf(g->describe, sizeof g->describe, "%s (authorized user)", label);
+	} else {
+		err_set(e, "%s: credential type \"%.40s\" is not supported (ccr supports service_account and "
+			"authorized_user, or the metadata server)", label, type);
+		goto out;
+	}
+	if (!g->token_uri && !(g->token_uri = strdup(GAUTH_DEFAULT_TOKEN_URI)))
+		goto oom;
+	if (strncmp(g->token_uri, "https://", 8) == 0) {
+		g->token_uri_http = 0;
+	} else if (strncmp(g->token_uri, "http://", 7) == 0) {
+		g->token_uri_http = 1;
+	} else {
+		err_set(e, "%s: token_uri must be an http:// or https:// URL", label);
+		goto out;
+	}
+	rc = 0;
+	goto out;
+oom:
+	err_set(e, "%s: out of memory", label);
+out:
+	if (j) {
+		wipe_json_secrets(j);
+		cJSON_Delete(j);
+	}
+	wipe_buf(&raw);
+	return rc;
+}
+
+static int gcloud_file(char *dst, size_t dstlen)
+{
+	const char *cfg = gcp_getenv("CLOUDSDK_CONFIG");
+	const char *home = gcp_getenv("HOME");
+	int n;
+
+	if (cfg)
+		n = snprintf(dst, dstlen, "%s/application_default_credentials.json", cfg);
+	else if (home)
+		n = snprintf(dst, dstlen, "%s/.config/gcloud/application_default_credentials.json", home);
+	else
+		return -1;
+	return n > 0 && (size_t)n < dstlen ? 0 : -1;
+}
+
+struct gauth *gauth_new(struct err *e)
+{
+	struct gauth *g = calloc(1, sizeof *g);
+	const char *env = gcp_getenv("GOOGLE_APPLICATION_CREDENTIALS");
+	char label[600], gpath[512];
+	int have_gpath;
+
+	if (!g) {
+		err_set(e, "Google credentials: out of memory");
+		return NULL;
+	}
+	if (pthread_mutex_init(&g->lock, NULL) != 0) {
+		free(g);
+		err_set(e, "Google credentials: cannot make a mutex");
+		return NULL;
+	}
+	have_gpath = gcloud_file(gpath, sizeof gpath) == 0;
+	if (env) {
+		g->source = GAUTH_SRC_ENV_FILE;
+		snprintf(label, sizeof label, "GOOGLE_APPLICATION_CREDENTIALS=%s", env);
+		if (load_key_file(g, label, env, e) != 0)
+			goto fail;
+		return g;
+	}
+	if (have_gpath && access(gpath, F_OK) == 0) {
+		g->source = GAUTH_SRC_GCLOUD_FILE;
+		snprintf(label, sizeof label, "gcloud ADC file %s", gpath);
+		if (load_key_file(g, label, gpath, e) != 0)
+			goto fail;
+		return g;
+	}
+	g->source = GAUTH_SRC_METADATA;
+	g->kind = GAUTH_METADATA_SERVER;
+	snprintf(g->md_host, sizeof g->md_host, "%s", metadata_host(&g->md_explicit));
+	if (g->md_explicit)
+		snprintf(g->describe, sizeof g->describe, "the metadata server at http://%s (GCE_METADATA_HOST)",
+			g->md_host);
+	else
+		snprintf(g->describe, sizeof g->describe, "the metadata server at http://%s (no "
+			"GOOGLE_APPLICATION_CREDENTIALS, no gcloud ADC file at %s)", g->md_host,
+			have_gpath ? gpath : "~/.config/gcloud/application_default_credentials.json");
+	return g;
+fail:
+	gauth_free(g);
+	return NULL;
+}
+
+void gauth_free(struct gauth *g)
+{
+	if (!g)
+		return;
+	wipe_str(&g->pem);
+	wipe_str(&g->client_secret);
+	wipe_str(&g->refresh_token);
+	wipe_str(&g->token);
+	free(g->email);
+	free(g->kid);
+	free(g->token_uri);
+	free(g->project_id);
+	free(g->client_id);
+	free(g->quota_project);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
+static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct gauth *default_g;
+
+struct gauth *gauth_default(struct err *e)
+{
+	struct gauth *g;
+
+	pthread_mutex_lock(&default_lock);
+	if (!default_g)
+		default_g = gauth_new(e);
+	g = default_g;
+	pthread_mutex_unlock(&default_lock);
+	return g;
+}
+
+enum gauth_source gauth_source(const struct gauth *g)
+{
+	return g->source;
+}
+
+enum gauth_kind gauth_kind(const struct gauth *g)
+{
+	return g->kind;
+}
+
+const char *gauth_describe(const struct gauth *g)
+{
+	return g->describe;
+}
+
+/* ---- the JWT ----------------------------------------------------------- */
+
+void gauth_jwt_times(struct gauth_jwt *j, int64_t now)
+{
+	j->iat = now - 30;
+	j->exp = j->iat + 3600;
+}
+
+int gauth_jwt_json(const struct gauth_jwt *j, struct buf *header, struct buf *claims)
+{
+	if (buf_adds(header, "{\"alg\":\"RS256\",\"typ\":\"JWT\"") != 0)
+		return -1;
+	if (j->kid && (buf_adds(header, ",\"kid\":") != 0 || jsj_string(header, j->kid, strlen(j->kid)) != 0))
+		return -1;
+	if (buf_addc(header, '}') != 0)
+		return -1;
+	if (buf_adds(claims, "{\"iss\":") != 0 || jsj_string(claims, j->email, strlen(j->email)) != 0)
+		return -1;
+	if (j->target_audience) {
+		if (buf_adds(claims, ",\"target_audience\":") != 0 ||
+				jsj_string(claims, j->target_audience, strlen(j->target_audience)) != 0)
+			return -1;
+	} else if (buf_adds(claims, ",\"scope\":") != 0 ||
+			jsj_string(claims, j->scope ? j->scope : GCP_SCOPE, strlen(j->scope ? j->scope : GCP_SCOPE)) != 0) {
+		return -1;
+	}
+	if (buf_adds(claims, ",\"aud\":") != 0 || jsj_string(claims, j->aud, strlen(j->aud)) != 0)
+		return -1;
+	return buf_printf(claims, ",\"iat\":%lld,\"exp\":%lld}", (long long)j->iat, (long long)j->exp);
+}
+
+int gauth_jwt_sign(const struct gauth_jwt *j, const char *pem, struct buf *out, struct err *e)
+{
+	struct buf hdr = BUF_INIT, cl = BUF_INIT, sig = BUF_INIT;
+	size_t start = out->len;
+	char why[200];
+	int rc = -1;
+
+	if (!j->email || !j->aud)
+		return err_set(e, "JWT: issuer and audience are required");
+	if (gauth_jwt_json(j, &hdr, &cl) != 0 ||
+			b64_url_encode(out, hdr.p, hdr.len) != 0 || buf_addc(out, '.') != 0 ||
+			b64_url_encode(out, cl.p, cl.len) != 0) {
+		err_set(e, "JWT: out of memory");
+		goto out;
+	}
+	if (cr_rs256_sign(pem, out->p + start, out->len - start, &sig, why, sizeof why) != 0) {
+		err_set(e, "the private key cannot sign: %s", why);
+		goto out;
+	}
+	if (buf_addc(out, '.') != 0 || b64_url_encode(out, sig.p, sig.len) != 0) {
+		err_set(e, "JWT: out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc != 0 && out->p) {
+		cr_wipe(out->p + start, out->len - start);
+		out->len = start;
+		out->p[start] = 0;
+	}
+	buf_free(&hdr);
+	buf_free(&cl);
+	buf_free(&sig);
+	return rc;
+}
+
+/* ---- token endpoints --------------------------------------------------- */
+
+/* POST a form to the token URI; on success the parsed JSON answer. */
+static cJSON *token_post(struct gauth *g, const struct buf *form, struct err *e)
+{
+	static const char *const hdrs[] = {
+		"Content-Type: application/x-www-form-urlencoded", "Accept: application/json", NULL
+	};
+	struct hc_request rq = { 0 };
+	struct hc_response rs = HC_RESPONSE_INIT;
+	char shown[300];
+	cJSON *j = NULL;
+
+	rq.method = "POST";
+	rq.url = g->token_uri;
+	rq.headers = hdrs;
+	rq.body = form->p;
+	rq.body_len = form->len;
+	rq.retry = HC_RETRY_IDEMPOTENT;
+	rq.allow_http = g->token_uri_http;
+	rq.timeout_ms = 30000;
+	rq.max_response = 1 << 20;
+	hc_url_for_message(g->token_uri, shown, sizeof shown);
+	if (hc_do(&rq, &rs, e) != 0) {
+		err_prefix(e, "Google credentials from %s: token endpoint unreachable", g->describe);
+		goto out;
+	}
+	if (rs.status != 200) {
+		char text[300];
+
+		gcp_error_text(&rs, text, sizeof text);
+		err_http(e, (int)rs.status, "Google credentials from %s: the token endpoint %s refused %s: "
+			"HTTP %ld%s%s", g->describe, shown,
+			g->kind == GAUTH_SERVICE_ACCOUNT ? "the signed JWT" : "the refresh token",
+			rs.status, text[0] ? ": " : "", text);
+		goto out;
+	}
+	j = gcp_json_parse(&rs.body);
+	if (!cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		j = NULL;
+		err_set(e, "Google credentials from %s: the token endpoint %s answered something that is "
+			"not JSON", g->describe, shown);
+	}
+out:
+	wipe_buf(&rs.body);
+	hc_response_free(&rs);
+	return j;
+}
+
+static void wipe_json_tokens(cJSON *j)
+{
+	static const char *const keys[] = { "access_token", "id_token", "refresh_token", NULL };
+	const char *const *k;
+
+	for (k = keys; *k; k++) {
+		cJSON *v = cJSON_GetObjectItemCaseSensitive(j, *k);
+
+		if (cJSON_IsString(v))
+			cr_wipe(v->valuestring, strlen(v->valuestring));
+	}
+}
+
+/* Build the form for the access-token (or ID-token) request. */
+static int token_form(struct gauth *g, const char *audience, struct buf *form, struct err *e)
+{
+	if (g->kind == GAUTH_SERVICE_ACCOUNT) {
+		struct gauth_jwt j = { 0 };
+		struct buf jwt = BUF_INIT;
+		int rc;
+
+		j.email = g->email;
+		j.kid = g->kid;
+		j.scope = GCP_SCOPE;
+		j.target_audience = audience;
+		j.aud = g->token_uri;
+		gauth_jwt_times(&j, (int64_t)time(NULL));
+		if (gauth_jwt_sign(&j, g->pem, &jwt, e) != 0) {
+			err_prefix(e, "Google credentials from %s", g->describe);
+			return -1;
+		}
+		rc = buf_adds(form, "grant_type=") != 0 || gcp_pct_encodes(form, JWT_GRANT) != 0 ||
+			buf_adds(form, "&assertion=") != 0 || gcp_pct_encode(form, jwt.p, jwt.len) != 0;
+		wipe_buf(&jwt);
+		if (rc)
+			return err_set(e, "Google credentials from %s: out of memory", g->describe);
+		return 0;
+	}
+	if (audience)
+		return err_set(e, "Google credentials from %s: identity tokens need a service account or the "
+			"metadata server", g->describe);
+	if (buf_adds(form, "grant_type=refresh_token&client_id=") != 0 ||
+			gcp_pct_encodes(form, g->client_id) != 0 ||
+			buf_adds(form, "&client_secret=") != 0 || gcp_pct_encodes(form, g->client_secret) != 0 ||
+			buf_adds(form, "&refresh_token=") != 0 || gcp_pct_encodes(form, g->refresh_token) != 0)
+		return err_set(e, "Google credentials from %s: out of memory", g->describe);
+	return 0;
+}
+
+/* GET from the metadata server (host of g, or of the environment). */
+static int md_get(const char *host, int explicit_host, const char *path, struct buf *out,
+	const char *describe, struct err *e)
+{
+	static const char *const hdrs[] = { "Metadata-Flavor: Google", NULL };
+	struct hc_request rq = { 0 };
+	struct hc_response rs = HC_RESPONSE_INIT;
+	struct buf url = BUF_INIT;
+	int rc = -1;
+
+	if (buf_printf(&url, "http://%s/computeMetadata/v1/%s", host, path) != 0) {
+		err_set(e, "metadata server: out of memory");
+		goto out;
+	}
+	rq.method = "GET";
+	rq.url = url.p;
+	rq.headers = hdrs;
+	rq.retry = HC_RETRY_IDEMPOTENT;
+	rq.allow_http = 1;
+	rq.max_response = 1 << 20;
+	if (!explicit_host) {
+		/* Not on Google Cloud, 169.254.169.254 just does not answer:
+		 * fail within seconds, not minutes. */
+		rq.connect_timeout_ms = 2000;
+		rq.timeout_ms = 5000;
+		rq.deadline_ms = 8000;
+	} else {
+		rq.timeout_ms = 30000;
+	}
+	if (hc_do(&rq, &rs, e) != 0) {
+		err_prefix(e, "%s", describe);
+		goto out;
+	}
+	if (rs.status != 200) {
+		gcp_http_error(e, &rs, "%s: GET %s", describe, path);
+		goto out;
+	}
+	{
+		size_t a = 0, b = rs.body.len;
+
+		while (a < b && (rs.body.p[a] == ' ' || rs.body.p[a] == '\n' || rs.body.p[a] == '\r' || rs.body.p[a] == '\t'))
+			a++;
+		while (b > a && (rs.body.p[b - 1] == ' ' || rs.body.p[b - 1] == '\n' || rs.body.p[b - 1] == '\r' ||
+				rs.body.p[b - 1] == '\t'))
+			b--;
+		buf_reset(out);
+		if (buf_add(out, rs.body.p ? rs.body.p + a : "", b - a) != 0) {
+			err_set(e, "metadata server: out of memory");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	wipe_buf(&rs.body);
+	hc_response_free(&rs);
+	buf_free(&url);
+	return rc;
+}
+
+/* Fetch a new access token into g->token (lock held). */
+static int refresh_locked(struct gauth *g, struct err *e)
+{
+	uint64_t t0 = hc_now_ms();
+	const char *tok;
+	int64_t ttl = 3600;
+	cJSON *j = NULL;
+	int rc = -1;
+
+	if (g->kind == GAUTH_METADATA_SERVER) {
+		struct buf path = BUF_INIT, body = BUF_INIT;
+
+		if (buf_adds(&path, "instance/service-accounts/default/token?scopes=") != 0 ||
+				gcp_pct_encodes(&path, GCP_SCOPE) != 0) {
+			buf_free(&path);
+			return err_set(e, "%s: out of memory", g->describe);
+		}
+		rc = md_get(g->md_host, g->md_explicit, path.p, &body, g->describe, e);
+		buf_free(&path);
+		if (rc == 0) {
+			j = gcp_json_parse(&body);
+			if (!cJSON_IsObject(j))
+				rc = err_set(e, "%s: the token answer is not JSON", g->describe);
+		}
+		wipe_buf(&body);
+		if (rc != 0)
+			goto out;
+		rc = -1;
+	} else {
+		struct buf form = BUF_INIT;
+
+		if (token_form(g, NULL, &form, e) == 0)
+			j = token_post(g, &form, e);
+		wipe_buf(&form);
+		if (!j)
+			goto out;
+	}
+	tok = gcp_json_str(j, "access_token");
+	if (!tok || !*tok) {
+		err_set(e, "Google credentials from %s: the token answer has no access_token", g->describe);
+		goto out;
+	}
+	if (gcp_json_i64(j, "expires_in", &ttl) != 0)
+		ttl = 3600;
+	if (ttl <= 0) {
+		err_set(e, "Google credentials from %s: the token answer has expires_in <= 0", g->describe);
+		goto out;
+	}
+	wipe_str(&g->token);
+	g->token = strdup(tok);
+	if (!g->token) {
+		err_set(e, "Google credentials: out of memory");
+		goto out;
+	}
+	g->expiry_ms = t0 + (uint64_t)ttl * 1000u;
+	rc = 0;
+out:
+	if (j) {
+		wipe_json_tokens(j);
+		cJSON_Delete(j);
+	}
+	return rc;
+}
+
+int gauth_token(struct gauth *g, struct buf *out, struct err *e)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&g->lock);
+	if (!g->token || hc_now_ms() + (uint64_t)GAUTH_REFRESH_MARGIN_S * 1000u >= g->expiry_ms)
+		rc = refresh_locked(g, e);
+	if (rc == 0) {
+		buf_reset(out);
+		if (buf_adds(out, g->token) != 0)
+			rc = err_set(e, "Google credentials: out of memory");
+	}
+	pthread_mutex_unlock(&g->lock);
+	return rc;
+}
+
+void gauth_invalidate(struct gauth *g, const char *token)
+{
+	pthread_mutex_lock(&g->lock);
+	if (g->token && token && strcmp(g->token, token) == 0)
+		wipe_str(&g->token);
+	pthread_mutex_unlock(&g->lock);
+}
+
+int gauth_call(struct gauth *g, const struct hc_request *rq, struct hc_response *rs, struct err *e)
+{
+	struct buf tok = BUF_INIT, auth = BUF_INIT, quota = BUF_INIT;
+	const char **hl = NULL;
+	const char *qp = NULL;
+	size_t n = 0, i;
+	int round, rc = -1;
+
+	if (!g)
+		return hc_do(rq, rs, e);
+	if (g->kind == GAUTH_AUTHORIZED_USER)
+		qp = gcp_getenv("GOOGLE_CLOUD_QUOTA_PROJECT") ? gcp_getenv("GOOGLE_CLOUD_QUOTA_PROJECT") : g->quota_project;
+	if (qp && buf_printf(&quota, "x-goog-user-project: %s", qp) != 0)
+		return err_set(e, "out of memory");
+	while (rq->headers && rq->headers[n])
+		n++;
+	hl = calloc(n + 3, sizeof *hl);
+	if (!hl) {
+		buf_free(&quota);
+		return err_set(e, "out of memory");
+	}
+	for (round = 0; round < 2; round++) {
+		struct hc_request r2 = *rq;
+		size_t k = 0;
+
+		if (gauth_token(g, &tok, e) != 0)
+			goto out;
+		buf_reset(&auth);
+		if (buf_adds(&auth, "Authorization: Bearer ") != 0 || buf_add(&auth, tok.p, tok.len) != 0) {
+			err_set(e, "out of memory");
+			goto out;
+		}
+		hl[k++] = auth.p;
+		if (quota.p)
+			hl[k++] = quota.p;
+		for (i = 0; i < n; i++)
+			hl[k++] = rq->headers[i];
+		hl[k] = NULL;
+		r2.headers = hl;
+		rc = hc_do(&r2, rs, e);
+		if (rc != 0 || rs->status != 401 || round == 1)
+			break;
+		gauth_invalidate(g, tok.p);
+		if (rq->read && !(rq->rewind && rq->rewind(rq->read_arg) == 0))
+			break;
+		hc_note_retry();
+	}
+out:
+	free(hl);
+	wipe_buf(&tok);
+	wipe_buf(&auth);
+	buf_free(&quota);
+	return rc;
+}
+
+int gauth_id_token(struct gauth *g, const char *audience, struct buf *out, struct err *e)
+{
+	struct buf form = BUF_INIT;
+	const char *tok;
+	cJSON *j;
+	int rc = -1;
+
+	if (!audience || !*audience)
+		return err_set(e, "an identity token needs an audience");
+	if (g->kind == GAUTH_METADATA_SERVER) {
+		struct buf path = BUF_INIT;
+
+		if (buf_adds(&path, "instance/service-accounts/default/identity?format=full&audience=") != 0 ||
+				gcp_pct_encodes(&path, audience) != 0) {
+			buf_free(&path);
+			return err_set(e, "out of memory");
+		}
+		rc = md_get(g->md_host, g->md_explicit, path.p, out, g->describe, e);
+		buf_free(&path);
+		return rc;
+	}
+	if (token_form(g, audience, &form, e) != 0) {
+		wipe_buf(&form);
+		return -1;
+	}
+	j = token_post(g, &form, e);
+	wipe_buf(&form);
+	if (!j)
+		return -1;
+	tok = gcp_json_str(j, "id_token");
+	if (!tok || !*tok) {
+		err_set(e, "Google credentials from %s: the token answer has no id_token", g->describe);
+	} else {
+		buf_reset(out);
+		rc = buf_adds(out, tok) == 0 ? 0 : err_set(e, "out of memory");
+	}
+	wipe_json_tokens(j);
+	cJSON_Delete(j);
+	return rc;
+}
+
+/* ---- project, region, metadata ----------------------------------------- */
+
+int gauth_metadata_get(const char *path, struct buf *out, struct err *e)
+{
+	char describe[320];
+	int explicit_host;
+	const char *host = metadata_host(&explicit_host);
+
+	snprintf(describe, sizeof describe, "the metadata server at http://%s%s", host,
+		explicit_host ? " (GCE_METADATA_HOST)" : "");
+	return md_get(host, explicit_host, path, out, describe, e);
+}
+
+int gauth_project_id(struct buf *out, struct err *e)
+{
+	static const char *const envs[] = { "PROJECT_ID", "GCS_PROJECT_ID", "GOOGLE_CLOUD_PROJECT",
+		"GCLOUD_PROJECT", NULL };
+	const char *const *v;
+	const char *p = NULL;
+	struct gauth *g;
+	struct err e2 = ERR_INIT;
+
+	for (v = envs; *v; v++) {
+		if (gcp_getenv(*v)) {
+			buf_reset(out);
+			return buf_adds(out, gcp_getenv(*v)) == 0 ? 0 : err_set(e, "out of memory");
+		}
+	}
+	g = gauth_default(&e2);
+	if (!g)
+		return err_set(e, "no Google Cloud project: set PROJECT_ID (credentials: %s)", e2.msg);
+	if (g->kind == GAUTH_SERVICE_ACCOUNT)
+		p = g->project_id;
+	else if (g->kind == GAUTH_AUTHORIZED_USER)
+		p = g->quota_project;
+	if (p) {
+		buf_reset(out);
+		return buf_adds(out, p) == 0 ? 0 : err_set(e, "out of memory");
+	}
+	if (g->kind == GAUTH_METADATA_SERVER) {
+		if (md_get(g->md_host, g->md_explicit, "project/project-id", out, g->describe, e) != 0)
+			return err_prefix(e, "no Google Cloud project (set PROJECT_ID)");
+		if (out->len == 0)
+			return err_set(e, "no Google Cloud project: the metadata server gave an empty project id");
+		return 0;
+	}
+	return err_set(e, "no Google Cloud project: set PROJECT_ID (the credentials in %s name none)",
+		g->describe);
+}
+
+int gauth_region(struct buf *out, struct err *e)
+{
+	const char *r = gcp_getenv("REGION");
+	struct gauth *g;
+	struct err e2 = ERR_INIT;
+	char *slash;
+	int explicit_host;
+
+	if (r) {
+		buf_reset(out);
+		return buf_adds(out, r) == 0 ? 0 : err_set(e, "out of memory");
+	}
+	(void)metadata_host(&explicit_host);
+	g = explicit_host ? NULL : gauth_default(&e2);
+	if (!explicit_host && (!g || g->kind != GAUTH_METADATA_SERVER))
+		return err_set(e, "no region: set REGION");
+	if (gauth_metadata_get("instance/region", out, e) != 0)
+		return err_prefix(e, "no region (set REGION)");
+	slash = out->p ? strrchr(out->p, '/') : NULL;
+	if (slash) {
+		size_t n = strlen(slash + 1);
+
+		memmove(out->p, slash + 1, n + 1);
+		out->len = n;
+	}
+	if (out->len == 0)
+		return err_set(e, "no region: the metadata server gave an empty region (set REGION)");
+	return 0;
+}

@@ -1,0 +1,234 @@
+/*
+ * server.h: ccr's HTTP/1.1 server (prefix hs_), the transport under
+ * `ccr serve`.
+ *
+ * One application handler sees every request, with its body already read
+ * and checked against the limits; it answers with one complete response
+ * (hs_send) or a chunked stream (hs_stream_*, for Server-Sent Events).
+ * Requests are parsed by http-parser (strict mode); the server enforces the
+ * limits below itself and answers violations with a JSON {"error":"..."}
+ * body without calling the handler:
+ *
+ *   400  malformed request line, headers, chunked framing or URL; both
+ *        Content-Length and Transfer-Encoding; HTTP/1.1 without Host
+ *   408  request line, headers or body not complete within the read timeout
+ *   413  body larger than max_body (Content-Length checked before reading)
+ *   414  request target longer than max_url
+ *   417  an Expect other than 100-continue
+ *   431  header section larger than max_header_bytes, or too many fields
+ *   501  a Transfer-Encoding other than "chunked"
+ *   503  more than max_connections connections (answered by the acceptor)
+ *   505  an HTTP major version other than 1
+ *
+ * After such an error the connection is closed (Connection: close), with
+ * a short lingering read so the client sees the answer rather than a reset.
+ *
+ * Threads: every connection runs on its own thread (see server.c for why),
+ * so the handler may block (storage calls, child processes, sleeping SSE
+ * loops).  The handler, the access-log hook and the drain hook are called
+ * from several threads at once and must be thread-safe.  A struct hs_req
+ * and its struct hs_resp belong to the handler's thread and are valid only
+ * until the handler returns; every string they hand out lives as long.
+ *
+ * Lifecycle: hs_new, hs_listen (once per address), hs_start; later
+ * hs_shutdown (graceful drain with a deadline), then hs_free.
+ */
+#ifndef CCR_HTTP_SERVER_H
+#define CCR_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+struct hs_server;
+struct hs_req;
+struct hs_resp;
+
+/* The Content-Type the server uses for JSON, its own errors included. */
+#define HS_JSON "application/json; charset=utf-8"
+
+/* Returns 0.  A non-zero return, or returning without having answered,
+ * makes the server answer 500 (when nothing was sent yet) and close the
+ * connection. */
+typedef int (*hs_handler_fn)(struct hs_req *req, struct hs_resp *resp, void *app);
+
+/* One completed request (or a request the server refused), for the
+ * access-log hook.  Strings are never NULL ("" when unknown). */
+struct hs_access {
+	const char *method;        /* "GET"; "" when the request line was not parsed */
+	const char *target;        /* raw request target ("/health?verbose=true") */
+	const char *path;          /* percent-decoded path, "" when unknown */
+	int status;
+	int http_minor;            /* 0 or 1 (HTTP/1.x) */
+	uint64_t body_bytes;       /* response body bytes written, framing excluded */
+	uint64_t latency_us;       /* first request byte to response complete */
+	const char *user_agent;
+	const char *remote_addr;   /* "127.0.0.1", "::1" (IPv4-mapped shown as IPv4) */
+	const char *trace;         /* X-Cloud-Trace-Context */
+};
+
+struct hs_config {
+	size_t max_body;               /* 2 MiB */
+	size_t max_url;                /* 8 KiB: request target bytes */
+	size_t max_header_bytes;       /* 32 KiB: request line + header section */
+	unsigned max_headers;          /* 100 header fields */
+	unsigned max_connections;      /* 1024 open connections */
+	unsigned header_timeout_ms;    /* 10 s: first request byte -> end of headers */
+	unsigned body_timeout_ms;      /* 30 s: end of headers -> end of body */
+	unsigned idle_timeout_ms;      /* 65 s: keep-alive wait for the next request */
+	unsigned write_timeout_ms;     /* 30 s without write progress = client gone */
+	size_t stack_size;             /* 256 KiB per connection thread */
+
+	hs_handler_fn handler;         /* required */
+	void *app;                     /* passed to every hook */
+	/* Called once per answered request, from the connection's thread (or
+	 * the acceptor's, for 503s past the connection cap).  May be NULL. */
+	void (*on_access)(const struct hs_access *a, void *app);
+	/* Called once by hs_shutdown, after accepting stopped and before
+	 * waiting: tell long-lived streams to send a last event and end.
+	 * May be NULL. */
+	void (*on_drain)(void *app);
+};
+
+/* Fill c with the defaults above (handler and hooks NULL). */
+void hs_config_defaults(struct hs_config *c);
+
+/* A server with a copy of cfg (not listening yet).  NULL on failure. */
+struct hs_server *hs_new(const struct hs_config *cfg, struct err *e);
+
+/* Listen on host (an IPv4 or IPv6 literal such as "0.0.0.0", "::",
+ * "127.0.0.1", "::1", or a name: its first address is used) and port;
+ * port 0 picks a free port.  "::" also accepts IPv4 (dual stack).  May be
+ * called up to 4 times before hs_start; an empty or NULL host means
+ * "0.0.0.0". */
+int hs_listen(struct hs_server *s, const char *host, int port, struct err *e);
+
+/* The port the first listener is bound to (after hs_listen), or -1. */
+int hs_port(const struct hs_server *s);
+
+/* Start accepting on a background thread; returns at once. */
+int hs_start(struct hs_server *s, struct err *e);
+
+/* Graceful drain: stop accepting (listeners closed), close idle keep-alive
+ * connections, call on_drain, let in-flight requests finish (their
+ * responses carry Connection: close; hs_stream_wait_closed returns
+ * HS_WAIT_DRAINING), and wait until every connection is closed or
+ * deadline_ms passed.  Past the deadline the remaining sockets are shut
+ * down (their reads and writes fail at once) and their threads get up to
+ * one more second to finish.  Returns 0 when every connection closed,
+ * 1 when some were forced, 2 when some threads are still running (then
+ * do not call hs_free; exit the process instead).  Safe to call once,
+ * from any thread but a connection's. */
+int hs_shutdown(struct hs_server *s, unsigned deadline_ms);
+
+/* Free a server that was never started, or whose hs_shutdown returned 0
+ * or 1. */
+void hs_free(struct hs_server *s);
+
+/* 1 once hs_shutdown started. */
+int hs_draining(const struct hs_server *s);
+
+/* The number of open connections right now. */
+unsigned hs_connections(const struct hs_server *s);
+
+/* ---- the request ----------------------------------------------------- */
+
+const char *hs_req_method(const struct hs_req *r);      /* "GET", "POST", ... */
+const char *hs_req_target(const struct hs_req *r);      /* raw request target */
+const char *hs_req_raw_path(const struct hs_req *r);    /* path as sent, no query */
+const char *hs_req_path(const struct hs_req *r);        /* percent-decoded path */
+const char *hs_req_query_string(const struct hs_req *r);/* raw, without '?'; "" if none */
+int hs_req_http_minor(const struct hs_req *r);          /* 0 or 1 */
+
+/* The percent-decoded value ('+' is a space) of the first query
+ * parameter called name (compared after decoding), or NULL.  "?a" gives
+ * a = "".  At most 256 parameters are looked at. */
+const char *hs_req_query(const struct hs_req *r, const char *name);
+
+/* The first header called name (case-insensitive), value without
+ * surrounding whitespace, or NULL. */
+const char *hs_req_header(const struct hs_req *r, const char *name);
+
+/* Header fields in the order received: 0 .. hs_req_header_count()-1. */
+size_t hs_req_header_count(const struct hs_req *r);
+int hs_req_header_at(const struct hs_req *r, size_t i, const char **name, const char **value);
+
+/* The request body (NUL-terminated for convenience; may hold NULs) and
+ * its length.  Never NULL. */
+const char *hs_req_body(const struct hs_req *r, size_t *len);
+
+const char *hs_req_remote_addr(const struct hs_req *r);
+int hs_req_remote_port(const struct hs_req *r);
+
+/* 1 when the client has closed or reset the connection (checked now,
+ * without blocking), else 0. */
+int hs_req_client_gone(struct hs_req *r);
+
+struct hs_server *hs_req_server(const struct hs_req *r);
+
+/* ---- the response ---------------------------------------------------- */
+
+/* Add a header to the response (before hs_send / hs_stream_begin).
+ * Names must be tokens and values must not hold CR, LF or NUL; Date,
+ * Content-Length, Transfer-Encoding and Connection are the server's.
+ * Returns 0, or -1 (invalid, too late, out of memory). */
+int hs_resp_header(struct hs_resp *r, const char *name, const char *value);
+
+/* Close the connection after this response (sends Connection: close). */
+void hs_resp_close(struct hs_resp *r);
+
+/* Send a complete response.  content_type may be NULL (no Content-Type).
+ * For HEAD requests the body is not sent (its Content-Length is).
+ * Returns 0, or -1 when the client is gone or a response was already
+ * started. */
+int hs_send(struct hs_resp *r, int status, const char *content_type, const void *body, size_t len);
+
+/* hs_send of {"error":<message as a JSON string>} as HS_JSON. */
+int hs_send_json_error(struct hs_resp *r, int status, const char *message);
+
+/* Start a streamed response and flush its headers at once.  headers is
+ * NULL or a NULL-terminated list of name, value pairs, e.g.
+ *   { "Content-Type", "text/event-stream", "Cache-Control", "no-cache", NULL }
+ * (added to those set with hs_resp_header).  HTTP/1.1 responses use
+ * chunked transfer encoding; HTTP/1.0 ones end by closing.  Returns 0 or
+ * -1 (client gone, already started). */
+int hs_stream_begin(struct hs_resp *r, int status, const char *const *headers);
+
+/* Write len bytes (one chunk) at once.  Returns 0, or -1 once the client
+ * is gone (write failed, reset, or no progress for write_timeout_ms);
+ * afterwards every call returns -1.  len 0 does nothing. */
+int hs_stream_write(struct hs_resp *r, const void *data, size_t len);
+
+/* End the stream (the zero-length chunk).  Returns 0 or -1 (gone). */
+int hs_stream_end(struct hs_resp *r);
+
+/* What hs_stream_wait_closed saw. */
+#define HS_WAIT_TIMEOUT  0  /* ms elapsed; the client is still there */
+#define HS_WAIT_GONE     1  /* the client closed or reset the connection */
+#define HS_WAIT_DRAINING 2  /* the server is draining: send a last event and end */
+
+/* Sleep up to ms milliseconds, returning early when the client goes away
+ * or the server starts draining (returns at once while it is draining).
+ * Meant for the loop of a streaming handler: wait for "new data, client
+ * gone, or heartbeat due" in slices of a few milliseconds to seconds. */
+int hs_stream_wait_closed(struct hs_resp *r, unsigned ms);
+
+/* 1 once a response (complete or streamed) was started. */
+int hs_resp_started(const struct hs_resp *r);
+
+/* ---- helpers, exported for the selftests and the routing layer ------- */
+
+/* Percent-decode n bytes of src into dst (room for n + 1 bytes), '+' as a
+ * space when plus_space.  Invalid escapes are kept as they are.  Returns
+ * the decoded length (dst NUL-terminated). */
+size_t hs_pct_decode(char *dst, const char *src, size_t n, int plus_space);
+
+/* An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") for t (seconds since
+ * the epoch) into dst[30]. */
+void hs_http_date(char dst[30], int64_t t);
+
+/* The selftest table, http_selftests (server_selftest.c), is declared in
+ * selftest/suites.h. */
+
+#endif

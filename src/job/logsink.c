@@ -1,0 +1,217 @@
+/*
+ * logsink.c: see logsink.h.  One mutex guards the pending buffer; the
+ * flusher thread waits on a condition variable with a timeout, so a line
+ * wakes it at once when the buffer reaches 100 lines and otherwise the
+ * debounce interval runs from the newest line.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "job/logsink.h"
+
+#define LINES_PER_CHUNK 100
+
+struct logsink {
+	struct storage *st;
+	char task[256];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	struct buf pending;              /* lines, each ending in '\n' */
+	size_t pending_lines, total_lines;
+	unsigned chunk;                  /* index of the last stored chunk */
+	int interval_ms, closing, stopped, failures;
+	struct timespec last_line;
+	struct err last_err;
+};
+
+static void now_plus(struct timespec *ts, const struct timespec *from, int ms)
+{
+	*ts = *from;
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Store the pending lines as the next chunk (called without the mutex
+ * held, with a private copy).  0 or -1. */
+static int store_chunk(struct logsink *ls, unsigned index, const struct buf *data, struct err *e)
+{
+	struct storage_put_opts opts = { "application/x-ndjson", NULL, 0 };
+	char key[400], stamp[32];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
+	snprintf(key, sizeof(key), "sessions/%s/%06u-%s.jsonl", ls->task, index, stamp);
+	return ls->st->ops->put(ls->st, key, data->p, data->len, &opts, e);
+}
+
+/* Take the pending buffer and store it, retrying with backoff on failure.
+ * Called with the mutex held; drops it while uploading. */
+static void flush_locked(struct logsink *ls)
+{
+	struct buf data = ls->pending;
+	size_t lines = ls->pending_lines;
+	struct err e = ERR_INIT;
+	int rc;
+
+	if (lines == 0)
+		return;
+	memset(&ls->pending, 0, sizeof(ls->pending));
+	ls->pending_lines = 0;
+	pthread_mutex_unlock(&ls->mu);
+	rc = store_chunk(ls, ls->chunk + 1, &data, &e);
+	pthread_mutex_lock(&ls->mu);
+	if (rc == 0) {
+		ls->chunk++;
+		ls->failures = 0;
+		buf_free(&data);
+		return;
+	}
+	/* Put the lines back in front of anything that arrived meanwhile. */
+	ls->failures++;
+	ls->last_err = e;
+	if (buf_add(&data, ls->pending.p, ls->pending.len) == 0) {
+		buf_free(&ls->pending);
+		ls->pending = data;
+		ls->pending_lines += lines;
+	} else {
+		buf_free(&data);
+	}
+}
+
+static int backoff_ms(int failures)
+{
+	int ms = 200 << (failures < 7 ? failures : 7);
+
+	return ms > 20000 ? 20000 : ms;
+}
+
+static void *flusher(void *arg)
+{
+	struct logsink *ls = arg;
+	struct timespec due;
+
+	pthread_mutex_lock(&ls->mu);
+	while (!ls->stopped) {
+		if (ls->pending_lines == 0 && !ls->closing) {
+			pthread_cond_wait(&ls->cv, &ls->mu);
+			continue;
+		}
+		if (ls->pending_lines < LINES_PER_CHUNK && !ls->closing) {
+			now_plus(&due, &ls->last_line, ls->failures ? backoff_ms(ls->failures) : ls->interval_ms);
+			if (pthread_cond_timedwait(&ls->cv, &ls->mu, &due) != ETIMEDOUT)
+				continue;
+		}
+		flush_locked(ls);
+		if (ls->failures && !ls->stopped) {
+			clock_gettime(CLOCK_REALTIME, &ls->last_line);
+			now_plus(&due, &ls->last_line, backoff_ms(ls->failures));
+			pthread_cond_timedwait(&ls->cv, &ls->mu, &due);
+		}
+		if (ls->closing && ls->pending_lines == 0)
+			break;
+	}
+	pthread_mutex_unlock(&ls->mu);
+	return NULL;
+}
+
+struct logsink *logsink_open(struct storage *st, const char *task_id, int interval_ms, struct err *e)
+{
+	struct logsink *ls = calloc(1, sizeof(*ls));
+	pthread_condattr_t ca;
+
+	if (!ls) {
+		err_set(e, "out of memory");
+		return NULL;
+	}
+	ls->st = st;
+	snprintf(ls->task, sizeof(ls->task), "%s", task_id);
+	ls->interval_ms = interval_ms > 0 ? interval_ms : 1000;
+	pthread_mutex_init(&ls->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_REALTIME);
+	pthread_cond_init(&ls->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&ls->thread, NULL, flusher, ls) != 0) {
+		pthread_mutex_destroy(&ls->mu);
+		pthread_cond_destroy(&ls->cv);
+		free(ls);
+		err_set(e, "cannot start the log writer thread");
+		return NULL;
+	}
+	return ls;
+}
+
+int logsink_line(struct logsink *ls, const char *line, size_t n)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'); i++)
+		;
+	if (i == n)
+		return 0;
+	pthread_mutex_lock(&ls->mu);
+	rc = buf_add(&ls->pending, line, n) || buf_addc(&ls->pending, '\n') ? -1 : 0;
+	if (rc == 0) {
+		ls->pending_lines++;
+		ls->total_lines++;
+		clock_gettime(CLOCK_REALTIME, &ls->last_line);
+		pthread_cond_signal(&ls->cv);
+	}
+	pthread_mutex_unlock(&ls->mu);
+	return rc;
+}
+
+int logsink_close(struct logsink *ls, int deadline_ms, struct err *e)
+{
+	struct timespec start, now;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	pthread_mutex_lock(&ls->mu);
+	ls->closing = 1;
+	pthread_cond_signal(&ls->cv);
+	while (ls->pending_lines > 0) {
+		pthread_mutex_unlock(&ls->mu);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 > deadline_ms) {
+			pthread_mutex_lock(&ls->mu);
+			break;
+		}
+		struct timespec nap = { 0, 20 * 1000000L };
+		nanosleep(&nap, NULL);
+		pthread_mutex_lock(&ls->mu);
+	}
+	if (ls->pending_lines > 0)
+		rc = err_set(e, "%zu log lines could not be stored: %s", ls->pending_lines, ls->last_err.msg);
+	ls->stopped = 1;
+	pthread_cond_signal(&ls->cv);
+	pthread_mutex_unlock(&ls->mu);
+	pthread_join(ls->thread, NULL);
+	buf_free(&ls->pending);
+	pthread_mutex_destroy(&ls->mu);
+	pthread_cond_destroy(&ls->cv);
+	free(ls);
+	return rc;
+}
+
+size_t logsink_lines(const struct logsink *ls)
+{
+	return ls->total_lines;
+}
+
+unsigned logsink_chunks(const struct logsink *ls)
+{
+	return ls->chunk;
+}

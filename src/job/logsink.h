@@ -1,0 +1,37 @@
+/*
+ * logsink.h: the task's output log, written to storage as the seed's
+ * JSONL chunk objects (seed-spec §5.1).
+ *
+ * Lines go into a buffer; a background thread writes the buffer as the
+ * next chunk `sessions/<task>/<NNNNNN>-<YYYYMMDDhhmmss>.jsonl` when it holds
+ * 100 lines, or `interval_ms` after the last line arrived.  Indexes are
+ * zero-padded to six digits so names sort correctly past 999 (seed readers
+ * parse the number, so they read these too).  A failed upload keeps its
+ * lines and is retried with backoff; it never loses a line and never
+ * crashes the job.  logsink_close() flushes everything that is left and
+ * returns only when it is stored (or the deadline passed, which it
+ * reports), so terminal metadata can be written after the last chunk.
+ */
+#ifndef CCR_LOGSINK_H
+#define CCR_LOGSINK_H
+
+#include <stddef.h>
+
+#include "backend/storage.h"
+
+struct logsink;
+
+struct logsink *logsink_open(struct storage *st, const char *task_id, int interval_ms, struct err *e);
+
+/* logsink_line: append one line (no newline; blank lines are dropped). */
+int logsink_line(struct logsink *ls, const char *line, size_t n);
+
+/* logsink_close: flush all, stop the thread, free.  0 when every line was
+ * stored; -1 with e set when some could not be stored by deadline_ms. */
+int logsink_close(struct logsink *ls, int deadline_ms, struct err *e);
+
+/* Counts for the result summary. */
+size_t logsink_lines(const struct logsink *ls);
+unsigned logsink_chunks(const struct logsink *ls);
+
+#endif

@@ -1,0 +1,208 @@
+/*
+ * payload.c: see payload.h.  One small checker per JSON type; the table of
+ * fields below is the whole contract, in the seed's order.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "job/payload.h"
+#include "util/redact.h"
+
+/* Truthiness as JavaScript sees it. */
+static int truthy(const cJSON *v)
+{
+	if (!v || cJSON_IsNull(v) || cJSON_IsFalse(v))
+		return 0;
+	if (cJSON_IsString(v))
+		return v->valuestring && v->valuestring[0];
+	if (cJSON_IsNumber(v))
+		return v->valuedouble != 0 && !isnan(v->valuedouble);
+	return 1;
+}
+
+static const cJSON *get(const struct payload *p, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(p->root, name);
+
+	return truthy(v) ? v : NULL;
+}
+
+static int want_string(const struct payload *p, const char *name, const char **out, struct err *e)
+{
+	const cJSON *v = get(p, name);
+
+	*out = NULL;
+	if (!v)
+		return 0;
+	if (!cJSON_IsString(v))
+		return err_set(e, "%s must be a string", name);
+	*out = v->valuestring;
+	return 0;
+}
+
+static int want_string_array(const struct payload *p, const char *name, const cJSON **out, struct err *e)
+{
+	const cJSON *v = get(p, name), *it;
+
+	*out = NULL;
+	if (!v)
+		return 0;
+	if (!cJSON_IsArray(v))
+		return err_set(e, "%s must be an array of strings", name);
+	cJSON_ArrayForEach(it, v)
+		if (!cJSON_IsString(it))
+			return err_set(e, "%s must be an array of strings", name);
+	*out = v;
+	return 0;
+}
+
+static int want_object(const struct payload *p, const char *name, const cJSON **out, struct err *e)
+{
+	const cJSON *v = get(p, name);
+
+	*out = NULL;
+	if (!v)
+		return 0;
+	if (!cJSON_IsObject(v))
+		return err_set(e, "%s must be an object", name);
+	*out = v;
+	return 0;
+}
+
+static int want_number(const struct payload *p, const char *name, double *out, struct err *e)
+{
+	const cJSON *v = get(p, name);
+
+	if (!v)
+		return 0;
+	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+		return err_set(e, "%s must be a number", name);
+	*out = v->valuedouble;
+	return 0;
+}
+
+static int check_strings(const struct payload *p, struct err *e)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} fields[] = {
+		{ "prompt", offsetof(struct payload, prompt) },
+		{ "anthropicApiKey", offsetof(struct payload, api_key) },
+		{ "anthropicOAuthToken", offsetof(struct payload, oauth_token) },
+		{ "systemPrompt", offsetof(struct payload, system_prompt) },
+		{ "appendSystemPrompt", offsetof(struct payload, append_system_prompt) },
+		{ "permissionMode", offsetof(struct payload, permission_mode) },
+		{ "model", offsetof(struct payload, model) },
+		{ "fallbackModel", offsetof(struct payload, fallback_model) },
+		{ "cwdRelative", offsetof(struct payload, cwd_relative) },
+		{ "gitRepo", offsetof(struct payload, git_repo) },
+		{ "gitBranch", offsetof(struct payload, git_branch) },
+		{ "sshKey", offsetof(struct payload, ssh_key) },
+		{ "callbackUrl", offsetof(struct payload, callback_url) },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (want_string(p, fields[i].name, (const char **)((char *)p + fields[i].off), e) != 0)
+			return -1;
+	return 0;
+}
+
+static int check_objects(struct payload *p, struct err *e)
+{
+	const cJSON *it;
+
+	if (want_object(p, "postExecutionActions", &p->post_actions, e) ||
+	    want_object(p, "environmentSecrets", &p->env_secrets, e) ||
+	    want_object(p, "mcpConfig", &p->mcp_config, e) || want_object(p, "slashCommands", &p->slash_commands, e) ||
+	    want_object(p, "subagents", &p->subagents, e) ||
+	    want_object(p, "externalTestRepo", &p->external_test_repo, e))
+		return -1;
+	cJSON_ArrayForEach(it, p->env_secrets)
+		if (!cJSON_IsString(it))
+			return err_set(e, "environmentSecrets.%s must be a string", it->string);
+	p->metadata = cJSON_GetObjectItemCaseSensitive(p->root, "metadata");
+	return 0;
+}
+
+static int check_numbers(struct payload *p, struct err *e)
+{
+	double turns = 0, depth = 1, timeout = PAYLOAD_DEFAULT_TIMEOUT_MIN;
+	const cJSON *pipe = cJSON_GetObjectItemCaseSensitive(p->root, "useNamedPipe");
+
+	if (want_number(p, "maxTurns", &turns, e) || want_number(p, "gitDepth", &depth, e) ||
+	    want_number(p, "timeoutMinutes", &timeout, e))
+		return -1;
+	if (turns < 0 || turns > 100000)
+		return err_set(e, "maxTurns must be between 1 and 100000");
+	if (depth < 0 || depth > 1000000)
+		return err_set(e, "gitDepth must be a positive number");
+	if (timeout < 0)
+		return err_set(e, "timeoutMinutes must be positive");
+	p->max_turns = (int)turns;
+	p->git_depth = (int)depth;
+	p->timeout_minutes = timeout > PAYLOAD_MAX_TIMEOUT_MIN ? PAYLOAD_MAX_TIMEOUT_MIN : timeout;
+	p->use_named_pipe = !cJSON_IsFalse(pipe);
+	return 0;
+}
+
+int payload_parse(struct payload *p, const char *json, size_t n, struct err *e)
+{
+	memset(p, 0, sizeof(*p));
+	p->root = cJSON_ParseWithLength(json, n);
+	if (!p->root)
+		return err_set(e, "the payload is not valid JSON");
+	if (!cJSON_IsObject(p->root)) {
+		payload_free(p);
+		return err_set(e, "the payload must be a JSON object");
+	}
+	if (check_strings(p, e) || check_objects(p, e) || check_numbers(p, e) ||
+	    want_string_array(p, "allowedTools", &p->allowed_tools, e) ||
+	    want_string_array(p, "disallowedTools", &p->disallowed_tools, e) ||
+	    want_string_array(p, "preExecutionCommands", &p->pre_exec, e))
+		goto bad;
+	if (!p->prompt) {
+		err_set(e, "prompt is required");
+		goto bad;
+	}
+	if (!p->api_key && !p->oauth_token) {
+		err_set(e, "Either anthropicApiKey or anthropicOAuthToken is required");
+		goto bad;
+	}
+	if (!p->cwd_relative)
+		p->cwd_relative = ".";
+	if (!p->git_branch)
+		p->git_branch = "main";
+	if (p->timeout_minutes <= 0)
+		p->timeout_minutes = PAYLOAD_DEFAULT_TIMEOUT_MIN;
+	return 0;
+bad:
+	payload_free(p);
+	return -1;
+}
+
+void payload_free(struct payload *p)
+{
+	cJSON_Delete(p->root);
+	memset(p, 0, sizeof(*p));
+}
+
+int payload_register_secrets(const struct payload *p)
+{
+	const cJSON *it;
+	int rc = 0;
+
+	rc |= redact_add(p->api_key);
+	rc |= redact_add(p->oauth_token);
+	rc |= redact_add(p->ssh_key);
+	rc |= redact_add_url(p->git_repo);
+	cJSON_ArrayForEach(it, p->env_secrets)
+		rc |= redact_add(it->valuestring);
+	if (p->external_test_repo) {
+		it = cJSON_GetObjectItemCaseSensitive(p->external_test_repo, "installationAccessToken");
+		if (cJSON_IsString(it))
+			rc |= redact_add(it->valuestring);
+	}
+	return rc ? -1 : 0;
+}

@@ -1,0 +1,51 @@
+/*
+ * payload.h: the task payload (the request body, seed-spec §2.2), parsed
+ * and type-checked once, so later code reads plain C fields.
+ *
+ * JavaScript semantics are kept where the seed relies on them: a field
+ * that is null, "" or 0 counts as absent ("falsy").  A field present with
+ * the wrong type is an error naming the field and the type it must have,
+ * never a crash.  The struct borrows strings from `root`, which it owns.
+ */
+#ifndef CCR_PAYLOAD_H
+#define CCR_PAYLOAD_H
+
+#include <cJSON.h>
+
+#include "util/err.h"
+
+#define PAYLOAD_DEFAULT_TIMEOUT_MIN 55.0
+#define PAYLOAD_MAX_TIMEOUT_MIN 1440.0
+
+struct payload {
+	cJSON *root;
+	const char *prompt;                  /* required */
+	const char *api_key, *oauth_token;   /* at least one */
+	const char *system_prompt, *append_system_prompt;
+	const char *permission_mode, *model, *fallback_model;
+	const cJSON *allowed_tools, *disallowed_tools;   /* arrays of strings */
+	int max_turns;                       /* 0: not given */
+	const char *cwd_relative;            /* default "." */
+	int use_named_pipe;                  /* default 1 (anything but false) */
+	const char *git_repo, *git_branch;   /* branch default "main" */
+	int git_depth;                       /* default 1 */
+	double timeout_minutes;              /* default 55, at most 1440 */
+	const cJSON *pre_exec;               /* array of strings */
+	const cJSON *post_actions;           /* object */
+	const cJSON *env_secrets;            /* object of string values */
+	const char *ssh_key;
+	const cJSON *metadata;               /* any JSON value, echoed */
+	const cJSON *mcp_config, *slash_commands, *subagents, *external_test_repo;
+	const char *callback_url;
+};
+
+/* payload_parse: parse n bytes of JSON and check every known field. */
+int payload_parse(struct payload *p, const char *json, size_t n, struct err *e);
+
+void payload_free(struct payload *p);
+
+/* payload_register_secrets: hand every secret the payload carries to the
+ * redactor (keys, tokens, SSH key, environmentSecrets values, URL creds). */
+int payload_register_secrets(const struct payload *p);
+
+#endif

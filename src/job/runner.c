@@ -1,0 +1,400 @@
+/*
+ * runner.c: see runner.h.
+ *
+ * One poll(2) loop in the calling thread drives everything: the prompt
+ * going in (non-blocking, so a prompt larger than a pipe never deadlocks
+ * against a child that writes first), stdout lines and stderr coming out,
+ * a self-pipe that runner_cancel() writes to, and the watchdog deadlines,
+ * which set the poll timeout.  No threads and no signal handlers of its
+ * own, so the caller's SIGTERM handler only has to call runner_cancel().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "job/runner.h"
+
+#define STDERR_CAP (1024 * 1024)
+#define NEVER (~0ULL >> 1)
+
+static volatile sig_atomic_t cancel_requested;
+static volatile int wake_fd = -1;
+
+void runner_cancel(void)
+{
+	int fd = wake_fd;
+	char c = 1;
+
+	cancel_requested = 1;
+	if (fd >= 0 && write(fd, &c, 1) < 0) {
+		/* The flag alone still stops the run at the next wake-up. */
+	}
+}
+
+const char *run_reason_name(enum run_reason r)
+{
+	static const char *names[] = { "completed", "failed", "cancelled", "timeout", "idle_timeout", "hang_after_result" };
+
+	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "failed";
+}
+
+static unsigned long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000ULL;
+}
+
+/* Resolve path against PATH from envp, like execvp but with envp's PATH. */
+static int resolve(const char *path, char *const *envp, char *out, size_t n)
+{
+	const char *p = NULL, *seg;
+	size_t i;
+
+	if (strchr(path, '/')) {
+		snprintf(out, n, "%s", path);
+		return access(out, X_OK);
+	}
+	for (i = 0; envp && envp[i]; i++)
+		if (strncmp(envp[i], "PATH=", 5) == 0)
+			p = envp[i] + 5;
+	for (seg = p ? p : "/usr/local/bin:/usr/bin:/bin"; *seg;) {
+		const char *end = strchr(seg, ':');
+		size_t len = end ? (size_t)(end - seg) : strlen(seg);
+		if (len > 0 && (size_t)snprintf(out, n, "%.*s/%s", (int)len, seg, path) < n && access(out, X_OK) == 0)
+			return 0;
+		if (!end)
+			break;
+		seg = end + 1;
+	}
+	return -1;
+}
+
+struct run {
+	const struct runner_config *cfg;
+	struct runner_result *res;
+	pid_t pid;
+	int out, err, in, wake;              /* -1 when closed */
+	size_t in_off;
+	struct buf line;
+	unsigned long long start, last_output, term_at;
+	int result_seen, killing, reaped, group_killed, status;
+	enum run_reason why;                 /* set when a watchdog or cancel fired */
+};
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void emit_lines(struct run *r, int final)
+{
+	char *start = r->line.p, *nl;
+	size_t left = r->line.len;
+
+	while (left > 0 && (nl = memchr(start, '\n', left))) {
+		size_t n = (size_t)(nl - start);
+		if (n > 0) {
+			if (memmem(start, n, "\"type\":\"result\"", 15))
+				r->result_seen = 1;
+			r->cfg->on_line(r->cfg->arg, start, n);
+		}
+		left -= n + 1;
+		start = nl + 1;
+	}
+	if (final && left > 0) {
+		r->cfg->on_line(r->cfg->arg, start, left);
+		left = 0;
+	}
+	memmove(r->line.p, start, left);
+	r->line.len = left;
+}
+
+static void read_out(struct run *r)
+{
+	char chunk[65536];
+	ssize_t n = read(r->out, chunk, sizeof(chunk));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		emit_lines(r, 1);
+		close_fd(&r->out);
+		return;
+	}
+	r->last_output = now_ms();
+	if (buf_add(&r->line, chunk, (size_t)n) == 0)
+		emit_lines(r, 0);
+}
+
+static void read_err(struct run *r)
+{
+	struct buf *b = &r->res->stderr_text;
+	char chunk[16384];
+	ssize_t n = read(r->err, chunk, sizeof(chunk));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		close_fd(&r->err);
+		return;
+	}
+	r->last_output = now_ms();
+	if (r->cfg->on_stderr)
+		r->cfg->on_stderr(r->cfg->arg, chunk, (size_t)n);
+	if (buf_add(b, chunk, (size_t)n) == 0 && b->len > STDERR_CAP) {
+		memmove(b->p, b->p + b->len - STDERR_CAP, STDERR_CAP);
+		b->len = STDERR_CAP;
+		b->p[b->len] = 0;
+	}
+}
+
+static void write_in(struct run *r)
+{
+	ssize_t n = write(r->in, r->cfg->prompt + r->in_off, r->cfg->prompt_len - r->in_off);
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n < 0) {
+		close_fd(&r->in);               /* the child closed stdin: fine */
+		return;
+	}
+	r->in_off += (size_t)n;
+	if (r->in_off >= r->cfg->prompt_len)
+		close_fd(&r->in);
+}
+
+static void terminate(struct run *r, enum run_reason why)
+{
+	if (r->killing)
+		return;
+	r->why = why;
+	r->killing = 1;
+	r->term_at = now_ms();
+	kill(-r->pid, SIGTERM);
+}
+
+/* The earliest watchdog deadline, firing those already due. */
+static unsigned long long next_deadline(struct run *r)
+{
+	const struct runner_config *c = r->cfg;
+	unsigned long long now = now_ms(), due = NEVER, t;
+
+	if (cancel_requested)
+		terminate(r, RUN_CANCELLED);
+	if (r->killing) {
+		t = r->term_at + (unsigned long long)c->kill_grace_ms;
+		if (now >= t && !r->group_killed) {
+			kill(-r->pid, SIGKILL);
+			r->group_killed = 1;
+		}
+		return r->group_killed ? now + 100 : t;
+	}
+	if (c->timeout_ms > 0 && (t = r->start + (unsigned long long)c->timeout_ms) <= now)
+		terminate(r, RUN_TIMEOUT);
+	else if (c->timeout_ms > 0 && t < due)
+		due = t;
+	if (!r->killing && c->idle_ms > 0 && (t = r->last_output + (unsigned long long)c->idle_ms) <= now)
+		terminate(r, RUN_IDLE_TIMEOUT);
+	else if (c->idle_ms > 0 && t < due)
+		due = t;
+	if (!r->killing && r->result_seen && c->grace_ms > 0 &&
+	    (t = r->last_output + (unsigned long long)c->grace_ms) <= now)
+		terminate(r, RUN_HANG_AFTER_RESULT);
+	else if (r->result_seen && c->grace_ms > 0 && t < due)
+		due = t;
+	return r->killing ? now : due;
+}
+
+static void reap(struct run *r)
+{
+	if (r->reaped || waitpid(r->pid, &r->status, WNOHANG) != r->pid)
+		return;
+	r->reaped = 1;
+	/* Anything the CLI left behind in its group goes too. */
+	kill(-r->pid, SIGKILL);
+}
+
+static void loop(struct run *r)
+{
+	while (r->out >= 0 || r->err >= 0 || !r->reaped) {
+		struct pollfd p[4];
+		nfds_t n = 0;
+		unsigned long long due = next_deadline(r), now = now_ms();
+		int timeout = due == NEVER ? 1000 : (int)(due > now ? (due - now > 1000 ? 1000 : due - now) : 0);
+		char drain[64];
+
+		if (r->out >= 0)
+			p[n++] = (struct pollfd){ r->out, POLLIN, 0 };
+		if (r->err >= 0)
+			p[n++] = (struct pollfd){ r->err, POLLIN, 0 };
+		if (r->in >= 0)
+			p[n++] = (struct pollfd){ r->in, POLLOUT, 0 };
+		p[n++] = (struct pollfd){ r->wake, POLLIN, 0 };
+		if (r->out < 0 && r->err < 0 && timeout > 50)
+			timeout = 50;                /* only waiting for the exit */
+		if (poll(p, n, timeout) < 0 && errno != EINTR)
+			break;
+		for (nfds_t i = 0; i < n; i++) {
+			if (!p[i].revents)
+				continue;
+			if (p[i].fd == r->out)
+				read_out(r);
+			else if (p[i].fd == r->err)
+				read_err(r);
+			else if (p[i].fd == r->in)
+				write_in(r);
+			else if (read(r->wake, drain, sizeof(drain)) < 0 && errno != EAGAIN)
+				break;
+		}
+		reap(r);
+	}
+	if (!r->reaped && waitpid(r->pid, &r->status, 0) == r->pid)
+		r->reaped = 1;
+}
+
+static void classify(struct run *r)
+{
+	struct runner_result *res = r->res;
+	int st = r->status;
+
+	res->term_signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+	res->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + res->term_signal;
+	if (r->killing)
+		res->reason = r->why;
+	else if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		res->reason = RUN_COMPLETED;
+	else
+		res->reason = RUN_FAILED;
+	if (res->reason == RUN_TIMEOUT)
+		res->exit_code = 124;
+	res->duration_ms = (long)(now_ms() - r->start);
+}
+
+/* In the child: wire stdio, then exec.  Reports errno on failpipe. */
+static void child(const struct runner_config *c, const char *exe, int in, int out, int err, int failpipe)
+{
+	int e;
+
+	setpgid(0, 0);
+	if (chdir(c->cwd) != 0)
+		goto fail;
+	if (c->fifo_name && (in = open(c->fifo_name, O_RDONLY)) < 0)
+		goto fail;
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+		goto fail;
+	signal(SIGPIPE, SIG_DFL);
+	execve(exe, c->argv, c->envp);
+fail:
+	e = errno;
+	if (write(failpipe, &e, sizeof(e)) < 0)
+		_exit(126);
+	_exit(127);
+}
+
+static int spawn(struct run *r, const char *exe, struct err *e)
+{
+	const struct runner_config *c = r->cfg;
+	int pin[2] = { -1, -1 }, pout[2], perr[2], pfail[2], ferr = 0;
+	char fifo[4096];
+
+	if (pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC) || pipe2(pfail, O_CLOEXEC))
+		return err_set(e, "cannot create pipes for the Claude CLI: %s", strerror(errno));
+	if (c->fifo_name) {
+		snprintf(fifo, sizeof(fifo), "%s/%s", c->cwd, c->fifo_name);
+		unlink(fifo);
+		if (mkfifo(fifo, 0600) != 0)
+			return err_set(e, "cannot create the prompt pipe %s: %s", fifo, strerror(errno));
+		/* O_RDWR never blocks on a FIFO (Linux), so the child's
+		 * read-side open finds a writer at once. */
+		pin[1] = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		if (pin[1] < 0)
+			return err_set(e, "cannot open the prompt pipe %s: %s", fifo, strerror(errno));
+	} else if (pipe2(pin, O_CLOEXEC)) {
+		return err_set(e, "cannot create pipes for the Claude CLI: %s", strerror(errno));
+	}
+	r->pid = fork();
+	if (r->pid < 0)
+		return err_set(e, "cannot start the Claude CLI: fork failed: %s", strerror(errno));
+	if (r->pid == 0)
+		child(c, exe, pin[0], pout[1], perr[1], pfail[1]);
+	setpgid(r->pid, r->pid);
+	close(pout[1]);
+	close(perr[1]);
+	close(pfail[1]);
+	if (pin[0] >= 0)
+		close(pin[0]);
+	if (read(pfail[0], &ferr, sizeof(ferr)) == (ssize_t)sizeof(ferr)) {
+		close(pfail[0]);
+		close(pout[0]), close(perr[0]), close(pin[1]);
+		waitpid(r->pid, NULL, 0);
+		return err_set(e, "Failed to start Claude CLI: %s: %s", exe, strerror(ferr));
+	}
+	close(pfail[0]);
+	r->out = pout[0];
+	r->err = perr[0];
+	r->in = pin[1];
+	fcntl(r->in, F_SETFL, fcntl(r->in, F_GETFL) | O_NONBLOCK);
+	if (c->prompt_len == 0)
+		close_fd(&r->in);
+	return 0;
+}
+
+int runner_run(const struct runner_config *cfg, struct runner_result *res, struct err *e)
+{
+	struct run r;
+	char exe[4096];
+	int wake[2];
+
+	memset(res, 0, sizeof(*res));
+	memset(&r, 0, sizeof(r));
+	r.cfg = cfg;
+	r.res = res;
+	r.out = r.err = r.in = -1;
+	if (resolve(cfg->path, cfg->envp, exe, sizeof(exe)) != 0)
+		return err_set(e, "Failed to start Claude CLI: %s not found or not executable (set CLAUDE_BIN)", cfg->path);
+	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0)
+		return err_set(e, "cannot create a pipe: %s", strerror(errno));
+	r.wake = wake[0];
+	wake_fd = wake[1];
+	if (cancel_requested) {
+		/* Cancelled before the CLI even started. */
+		res->reason = RUN_CANCELLED;
+		res->exit_code = 130;
+	} else if (spawn(&r, exe, e) != 0) {
+		wake_fd = -1;
+		close(wake[0]), close(wake[1]);
+		return -1;
+	} else {
+		res->pid = r.pid;
+		r.start = r.last_output = now_ms();
+		loop(&r);
+		classify(&r);
+	}
+	wake_fd = -1;
+	close(wake[0]);
+	close(wake[1]);
+	close_fd(&r.out), close_fd(&r.err), close_fd(&r.in);
+	if (cfg->fifo_name) {
+		snprintf(exe, sizeof(exe), "%s/%s", cfg->cwd, cfg->fifo_name);
+		unlink(exe);
+	}
+	buf_free(&r.line);
+	return 0;
+}
+
+void runner_result_free(struct runner_result *res)
+{
+	buf_free(&res->stderr_text);
+}
