@@ -1,0 +1,61 @@
+/*
+ * serve.h: the parts of `ccr serve` above the HTTP server: the service
+ * context, the route table and the endpoint handlers.
+ *
+ * Adding an endpoint: write a handler of type route_fn in its own file
+ * (declare it below) and add one line to the table in routes.c.  Patterns
+ * are Express-style: literal segments and ":name" segments that capture
+ * one path segment (percent-decoded, read with route_param()).  Matching
+ * follows Express's defaults, which the seed relied on: case-insensitive,
+ * and a trailing slash is ignored.  A GET route also answers HEAD.  A path
+ * no route matches, or one matched only for another method, gets the
+ * seed's 404, as JSON: {"error":"Cannot <METHOD> <path>"}.
+ */
+#ifndef CCR_SERVE_H
+#define CCR_SERVE_H
+
+#include "http/server.h"
+
+struct serve_ctx {
+	struct hs_server *srv;
+	unsigned cli_check_timeout_ms;     /* `claude --version` for /health?verbose=true */
+};
+
+#define ROUTE_MAX_PARAMS 4
+
+struct route_match {
+	unsigned n;
+	const char *name[ROUTE_MAX_PARAMS];    /* without the ':' (points into the pattern) */
+	size_t name_len[ROUTE_MAX_PARAMS];
+	const char *value[ROUTE_MAX_PARAMS];   /* decoded, NUL-terminated, in store */
+	char store[1024];
+};
+
+typedef int (*route_fn)(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp,
+			const struct route_match *m);
+
+struct route {
+	const char *method;     /* "GET", "POST", ... */
+	const char *pattern;    /* "/health", "/cancel/:taskId" */
+	route_fn fn;
+};
+
+/* The hs_handler_fn of the service (app = struct serve_ctx *). */
+int serve_dispatch(struct hs_req *req, struct hs_resp *resp, void *app);
+
+/* Match path (raw, as sent) against pattern; 1 on a match (m filled). */
+int route_match_path(const char *pattern, const char *path, struct route_match *m);
+
+/* The decoded value of parameter name, or NULL. */
+const char *route_param(const struct route_match *m, const char *name);
+
+/* health.c: GET /, GET /health, GET /healthz (seed-spec §2.7). */
+int health_root(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
+int health_check(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
+
+/* 1 when `$CLAUDE_BIN --version` (default `claude`) exits 0 within
+ * timeout_ms, else 0 (spawn failure, non-zero exit, signal, timeout: the
+ * process group is then killed). */
+int health_cli_available(unsigned timeout_ms);
+
+#endif
