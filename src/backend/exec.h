@@ -50,4 +50,11 @@ struct executor {
 struct executor *exec_local_new(const char *self_exe, const char *run_dir, int max_running, int grace_ms,
 				struct err *e);
 
+/* exec_cloudrun_new: run tasks as executions of the Cloud Run job `job`
+ * (a short id, or projects/P/locations/L/jobs/J) in project (NULL:
+ * PROJECT_ID, GCS_PROJECT_ID, the ADC project) and region (NULL: REGION,
+ * else europe-west3).  Execution names are Cloud Run execution resource
+ * names. */
+struct executor *exec_cloudrun_new(const char *project, const char *region, const char *job, struct err *e);
+
 #endif

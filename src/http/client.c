@@ -441,6 +441,12 @@ int hc_do(const struct hc_request *rq, struct hc_response *rs, struct err *e)
 	SET(CURLOPT_CONNECTTIMEOUT_MS, rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms : HC_DEFAULT_CONNECT_MS);
 	SET(CURLOPT_TIMEOUT_MS, rq->timeout_ms > 0 ? rq->timeout_ms : HC_DEFAULT_TIMEOUT_MS);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	/* curl silently resends a request whose reused connection died before
+	 * any answer byte, even a POST the server may have acted on.  Calls
+	 * that must not run twice take a new connection, so such a failure
+	 * reaches the caller instead. */
+	if (rq->retry != HC_RETRY_IDEMPOTENT)
+		SET(CURLOPT_FRESH_CONNECT, 1L);
 	SET(CURLOPT_WRITEFUNCTION, on_write);
 	SET(CURLOPT_WRITEDATA, &body_sink);
 	SET(CURLOPT_HEADERFUNCTION, on_header);

@@ -17,7 +17,10 @@
  * 308 is an answer, not a redirect).  CURLOPT_NOSIGNAL is set, so calls
  * are safe from any thread; connections, DNS answers and TLS sessions are
  * shared between calls and threads through one locked curl share handle.
- * No "Expect: 100-continue" round trip is made.
+ * No "Expect: 100-continue" round trip is made.  Calls that are not
+ * HC_RETRY_IDEMPOTENT always open a new connection: on a reused one, curl
+ * would silently resend a request whose connection died before the
+ * answer, which for a POST may run it twice.
  *
  * Retries (hc_do does them; enum hc_retry says which):
  *   - HC_RETRY_IDEMPOTENT: retry on HTTP 408, 429 and 5xx, and on

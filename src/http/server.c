@@ -1052,8 +1052,9 @@ static int parser_failure(struct hs_conn *c)
 	case HPE_UNEXPECTED_CONTENT_LENGTH:
 		fail(q, 400, "Content-Length not allowed here (duplicate, or with Transfer-Encoding)");
 		break;
-	case HPE_INVALID_CONTENT_LENGTH:
-		fail(q, 400, "invalid Content-Length");
+	case HPE_INVALID_CONTENT_LENGTH:     /* also an overflowing chunk size */
+		fail(q, 400, q->headers_done ? "malformed chunked body: chunk size too large"
+					     : "invalid Content-Length");
 		break;
 	case HPE_INVALID_CHUNK_SIZE:
 		fail(q, 400, "malformed chunked body: invalid chunk size");
@@ -1335,9 +1336,10 @@ static void serve_connection(struct hs_conn *c)
 			return;
 		if (rd == RD_FAIL) {
 			c->resp.close = 1;
-			if (hs_send_json_error(&c->resp, c->req.fail_status, c->req.fail_msg) == 0)
-				conn_linger(c);
+			rc = hs_send_json_error(&c->resp, c->req.fail_status, c->req.fail_msg);
 			access_log(c);
+			if (rc == 0)
+				conn_linger(c);
 			return;
 		}
 		rc = cfg->handler(&c->req, &c->resp, cfg->app);

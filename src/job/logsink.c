@@ -59,15 +59,25 @@ static int store_chunk(struct logsink *ls, unsigned index, const struct buf *dat
  * Called with the mutex held; drops it while uploading. */
 static void flush_locked(struct logsink *ls)
 {
-	struct buf data = ls->pending;
-	size_t lines = ls->pending_lines;
+	struct buf data = BUF_INIT;
+	size_t lines = 0, cut = 0;
 	struct err e = ERR_INIT;
 	int rc;
 
-	if (lines == 0)
+	if (ls->pending_lines == 0)
 		return;
-	memset(&ls->pending, 0, sizeof(ls->pending));
-	ls->pending_lines = 0;
+	/* At most LINES_PER_CHUNK lines go into one chunk. */
+	while (lines < LINES_PER_CHUNK && cut < ls->pending.len) {
+		const char *nl = memchr(ls->pending.p + cut, '\n', ls->pending.len - cut);
+		cut = (size_t)(nl - ls->pending.p) + 1;
+		lines++;
+	}
+	if (buf_add(&data, ls->pending.p, cut) != 0)
+		return;
+	memmove(ls->pending.p, ls->pending.p + cut, ls->pending.len - cut);
+	ls->pending.len -= cut;
+	ls->pending.p[ls->pending.len] = 0;
+	ls->pending_lines -= lines;
 	pthread_mutex_unlock(&ls->mu);
 	rc = store_chunk(ls, ls->chunk + 1, &data, &e);
 	pthread_mutex_lock(&ls->mu);
@@ -85,7 +95,7 @@ static void flush_locked(struct logsink *ls)
 		ls->pending = data;
 		ls->pending_lines += lines;
 	} else {
-		buf_free(&data);
+		buf_free(&data);   /* out of memory: these lines are lost */
 	}
 }
 

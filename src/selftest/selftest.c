@@ -26,8 +26,13 @@ static const struct suite suites[] = {
 	{ "crypto", crypto_selftests },
 	{ "json", jsjson_selftests },
 	{ "net", net_selftests },
+	{ "gcp", gcp_selftests },
 	{ "backend", backend_selftests },
+	{ "http", http_selftests },
 	{ "redact", redact_selftests },
+	{ "proxy", proxy_selftests },
+	{ "git", git_selftests },
+	{ "jobfiles", jobfiles_selftests },
 };
 
 #define N_SUITES (sizeof(suites) / sizeof(suites[0]))

@@ -11,7 +11,12 @@ extern const struct st_case util_selftests[];
 extern const struct st_case crypto_selftests[];
 extern const struct st_case jsjson_selftests[];
 extern const struct st_case net_selftests[];
+extern const struct st_case gcp_selftests[];
 extern const struct st_case backend_selftests[];
+extern const struct st_case http_selftests[];
 extern const struct st_case redact_selftests[];
+extern const struct st_case proxy_selftests[];
+extern const struct st_case git_selftests[];
+extern const struct st_case jobfiles_selftests[];
 
 #endif

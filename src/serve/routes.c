@@ -88,6 +88,5 @@ int serve_dispatch(struct hs_req *req, struct hs_resp *resp, void *app)
 			return r->fn(sc, req, resp, &m);
 	}
 	snprintf(msg, sizeof(msg), "Cannot %s %s", method, path);
-	hs_send_json_error(resp, 404, msg);
-	return 0;
+	return hs_send_json_error(resp, 404, msg);
 }

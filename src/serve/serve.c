@@ -1,14 +1,222 @@
 /*
- * serve.c: `ccr serve`, the HTTP API.  Not built yet: see issue 5.
+ * serve.c: `ccr serve`, the HTTP API.
+ *
+ * Reads its settings from the environment, starts the HTTP server
+ * (http/server.h) with the route table of routes.c as its handler, logs
+ * JSON lines to stdout (serve/log.h), and waits for SIGTERM or SIGINT.
+ * Either signal starts a graceful drain: accepting stops, idle
+ * connections close, streaming handlers are told to send a last event
+ * and end, and in-flight requests may finish for up to
+ * CCR_DRAIN_TIMEOUT_MS (default 8 s, so that with the 1 s of forced
+ * closing the process is gone within Cloud Run's 10 s); then it exits 0.
+ *
+ * The signal handler only writes a byte into a self-pipe; the main thread
+ * sleeps reading that pipe and does the actual work outside signal
+ * context.  Server threads keep the default signal mask so that children
+ * they spawn inherit a normal one.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "ccr.h"
+#include "http/server.h"
+#include "serve/log.h"
+#include "serve/serve.h"
+#include "util/buf.h"
+#include "util/jsjson.h"
+
+static int sig_pipe[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	char c = (char)sig;
+	ssize_t w = write(sig_pipe[1], &c, 1);
+
+	(void)w;     /* the pipe is non-blocking; a full pipe already holds a signal */
+	errno = saved;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ccr serve [--help]\n"
+		"\n"
+		"Run the HTTP API (seed-compatible endpoints).  Settings come from the environment:\n"
+		"  PORT                       port to listen on (default 8080; 0 picks a free port,\n"
+		"                             logged in the \"listening\" line's \"port\" field)\n"
+		"  CCR_BIND                   address to listen on (default 127.0.0.1; \"::\" or\n"
+		"                             \"0.0.0.0\" for all interfaces)\n"
+		"  CCR_MAX_CONNECTIONS        open connections before answering 503 (default 1024)\n"
+		"  CCR_HTTP_READ_TIMEOUT_MS   deadline for a request's headers, and for its body\n"
+		"                             (defaults 10000 and 30000)\n"
+		"  CCR_HTTP_IDLE_TIMEOUT_MS   keep-alive idle time (default 65000)\n"
+		"  CCR_HTTP_WRITE_TIMEOUT_MS  time without write progress before a client counts as\n"
+		"                             gone (default 30000)\n"
+		"  CCR_DRAIN_TIMEOUT_MS       how long SIGTERM/SIGINT waits for requests (default 8000)\n"
+		"  CCR_CLI_CHECK_TIMEOUT_MS   limit for `claude --version` in /health?verbose=true\n"
+		"                             (default 5000); CLAUDE_BIN names the CLI (default claude)\n"
+		"  LOG_LEVEL                  debug, info, warn or error (default info)\n"
+		"  GOOGLE_CLOUD_PROJECT / PROJECT_ID  project for trace names in access logs\n"
+		"\n"
+		"Logs are JSON lines on stdout.  SIGTERM or SIGINT drains and exits 0.\n");
+}
+
+/* An unsigned setting from the environment; -1 (and a log line) when set
+ * but not a number in [lo, hi]. */
+static int env_uint(const char *name, unsigned long lo, unsigned long hi, unsigned long dflt,
+		    unsigned long *out)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long x;
+
+	*out = dflt;
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	x = strtoul(v, &end, 10);
+	if (errno || *end || end == v || v[0] == '-' || x < lo || x > hi) {
+		slog(SLOG_ERROR, "%s=%s is not a number from %lu to %lu", name, v, lo, hi);
+		return -1;
+	}
+	*out = x;
+	return 0;
+}
+
+static void access_hook(const struct hs_access *a, void *app)
+{
+	(void)app;
+	slog_access(a);
+}
+
+static void drain_hook(void *app)
+{
+	struct serve_ctx *sc = app;
+
+	slog(SLOG_INFO, "draining: %u open connection(s)", hs_connections(sc->srv));
+}
+
+static int install_signals(void)
+{
+	struct sigaction sa;
+
+	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	if (sigaction(SIGPIPE, &sa, NULL) != 0)
+		return -1;
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	if (sigemptyset(&sa.sa_mask) != 0 || sigaction(SIGTERM, &sa, NULL) != 0 ||
+	    sigaction(SIGINT, &sa, NULL) != 0)
+		return -1;
+	return 0;
+}
+
+/* Block until SIGTERM or SIGINT; returns the signal. */
+static int wait_signal(void)
+{
+	for (;;) {
+		struct pollfd pf = { sig_pipe[0], POLLIN, 0 };
+		char c;
+		ssize_t n;
+
+		if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+			return 0;
+		n = read(sig_pipe[0], &c, 1);
+		if (n == 1)
+			return (unsigned char)c;
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
+			return 0;
+	}
+}
 
 int serve_main(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "ccr serve: not available in this build yet\n");
-	return 1;
+	struct serve_ctx sc;
+	struct hs_config cfg;
+	struct err e = ERR_INIT;
+	struct buf extra = BUF_INIT;
+	unsigned long port, maxconn, rto, ito, wto, dto, cto;
+	const char *bind_addr = getenv("CCR_BIND");
+	int sig, rc, i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		fprintf(stderr, "ccr serve: unknown argument '%s'\n", argv[i]);
+		usage(stderr);
+		return 2;
+	}
+	slog_init();
+	if (!bind_addr || !*bind_addr)
+		bind_addr = "127.0.0.1";
+	if (env_uint("PORT", 0, 65535, 8080, &port) != 0 ||
+	    env_uint("CCR_MAX_CONNECTIONS", 1, 100000, 1024, &maxconn) != 0 ||
+	    env_uint("CCR_HTTP_READ_TIMEOUT_MS", 1, 3600000, 0, &rto) != 0 ||
+	    env_uint("CCR_HTTP_IDLE_TIMEOUT_MS", 1, 3600000, 65000, &ito) != 0 ||
+	    env_uint("CCR_HTTP_WRITE_TIMEOUT_MS", 1, 3600000, 30000, &wto) != 0 ||
+	    env_uint("CCR_DRAIN_TIMEOUT_MS", 0, 3600000, 8000, &dto) != 0 ||
+	    env_uint("CCR_CLI_CHECK_TIMEOUT_MS", 1, 600000, 5000, &cto) != 0)
+		return 1;
+
+	memset(&sc, 0, sizeof(sc));
+	sc.cli_check_timeout_ms = (unsigned)cto;
+	hs_config_defaults(&cfg);
+	cfg.max_connections = (unsigned)maxconn;
+	if (rto)
+		cfg.header_timeout_ms = cfg.body_timeout_ms = (unsigned)rto;
+	cfg.idle_timeout_ms = (unsigned)ito;
+	cfg.write_timeout_ms = (unsigned)wto;
+	cfg.handler = serve_dispatch;
+	cfg.app = &sc;
+	cfg.on_access = access_hook;
+	cfg.on_drain = drain_hook;
+
+	if (install_signals() != 0) {
+		slog(SLOG_ERROR, "cannot install signal handlers: %s", strerror(errno));
+		return 1;
+	}
+	sc.srv = hs_new(&cfg, &e);
+	if (!sc.srv) {
+		slog(SLOG_ERROR, "%s", e.msg);
+		return 1;
+	}
+	if (hs_listen(sc.srv, bind_addr, (int)port, &e) != 0 || hs_start(sc.srv, &e) != 0) {
+		slog(SLOG_ERROR, "%s", e.msg);
+		hs_free(sc.srv);
+		return 1;
+	}
+	if (buf_adds(&extra, "\"address\":") == 0 && jsj_string(&extra, bind_addr, strlen(bind_addr)) == 0 &&
+	    buf_printf(&extra, ",\"port\":%d", hs_port(sc.srv)) == 0) {
+		struct buf msg = BUF_INIT;
+		int v6 = strchr(bind_addr, ':') != NULL;
+
+		if (buf_printf(&msg, "ccr serve %s listening on http://%s%s%s:%d", CCR_VERSION, v6 ? "[" : "",
+			       bind_addr, v6 ? "]" : "", hs_port(sc.srv)) == 0)
+			slog_fields(SLOG_INFO, msg.p, extra.p);
+		buf_free(&msg);
+	}
+	buf_free(&extra);
+
+	sig = wait_signal();
+	slog(SLOG_INFO, "received %s: draining (up to %lu ms)", sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a stop request", dto);
+	rc = hs_shutdown(sc.srv, (unsigned)dto);
+	if (rc == 0)
+		slog(SLOG_INFO, "stopped: every connection closed");
+	else
+		slog(SLOG_WARNING, "stopped: connections still open at the deadline were closed");
+	if (rc < 2)
+		hs_free(sc.srv);
+	return 0;
 }

@@ -1,0 +1,104 @@
+/*
+ * config.c: see config.h.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend/config.h"
+#include "gcp/kms.h"
+
+long env_int(const char *name, long def, long lo, long hi)
+{
+	const char *v = getenv(name);
+	char *end;
+	long n;
+
+	if (!v || !*v)
+		return def;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || *end || n < lo || n > hi)
+		return def;
+	return n;
+}
+
+static int open_local(struct backends *b, int want_exec, const char *self_exe, struct err *e)
+{
+	const char *dir = getenv("CCR_DATA_DIR"), *key = getenv("CCR_LOCAL_KEY_FILE");
+	char keyfile[4200], rundir[4200];
+
+	b->mode = CFG_LOCAL;
+	b->storage = storage_local_new(dir && *dir ? dir : "ccr-data", e);
+	if (!b->storage)
+		return -1;
+	if (!realpath(dir && *dir ? dir : "ccr-data", b->data_dir))
+		return err_set(e, "cannot resolve CCR_DATA_DIR: %s", strerror(errno));
+	snprintf(keyfile, sizeof(keyfile), "%s/ccr.key", b->data_dir);
+	b->sealer = seal_local_new(key && *key ? key : keyfile, e);
+	if (!b->sealer)
+		return -1;
+	if (!want_exec)
+		return 0;
+	snprintf(rundir, sizeof(rundir), "%s/.run", b->data_dir);
+	b->exec = exec_local_new(self_exe, rundir, (int)env_int("CCR_MAX_CONCURRENT_TASKS", 4, 1, 1024),
+				 (int)env_int("CCR_CANCEL_GRACE_MS", 10000, 1, 600000), e);
+	return b->exec ? 0 : -1;
+}
+
+static int open_cloud(struct backends *b, const char *bucket, int want_exec, struct err *e)
+{
+	struct buf key = BUF_INIT;
+	const char *job = getenv("CLOUDRUN_JOB_NAME");
+
+	b->mode = CFG_CLOUD;
+	snprintf(b->bucket, sizeof(b->bucket), "%s", bucket);
+	if (kms_default_key_name(&key, e) != 0) {
+		err_prefix(e, "cloud mode (GCS_LOGS_BUCKET is set) needs a KMS key");
+		return -1;
+	}
+	b->storage = storage_gcs_new(bucket, e);
+	if (b->storage)
+		b->sealer = seal_kms_new(key.p, e);
+	buf_free(&key);
+	if (!b->storage || !b->sealer)
+		return -1;
+	if (!want_exec)
+		return 0;
+	b->exec = exec_cloudrun_new(NULL, NULL, job && *job ? job : "claude-code-async-worker", e);
+	return b->exec ? 0 : -1;
+}
+
+int backends_open(struct backends *b, int want_exec, const char *self_exe, struct err *e)
+{
+	const char *bucket = getenv("GCS_LOGS_BUCKET");
+	int rc;
+
+	memset(b, 0, sizeof(*b));
+	rc = bucket && *bucket ? open_cloud(b, bucket, want_exec, e) : open_local(b, want_exec, self_exe, e);
+	if (rc != 0)
+		backends_close(b);
+	return rc;
+}
+
+void backends_close(struct backends *b)
+{
+	if (b->exec)
+		b->exec->ops->free(b->exec);
+	if (b->sealer)
+		b->sealer->ops->free(b->sealer);
+	if (b->storage)
+		b->storage->ops->free(b->storage);
+	b->exec = NULL;
+	b->sealer = NULL;
+	b->storage = NULL;
+}
+
+const char *backends_mode_name(const struct backends *b)
+{
+	return b->mode == CFG_CLOUD ? "cloud" : "local";
+}

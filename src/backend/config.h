@@ -1,0 +1,44 @@
+/*
+ * config.h: which backends this process uses, chosen from the environment
+ * the same way by `ccr serve` and `ccr job`.
+ *
+ * Cloud mode when GCS_LOGS_BUCKET is set: the bucket, the Cloud KMS key
+ * (PROJECT_ID/GCS_PROJECT_ID, KMS_LOCATION or REGION, KMS_KEY_RING,
+ * KMS_KEY_NAME; the project may also come from the metadata server) and,
+ * for serve, Cloud Run Jobs (CLOUDRUN_JOB_NAME, REGION).  Local mode
+ * otherwise: everything under CCR_DATA_DIR (default ./ccr-data) with the
+ * key file CCR_DATA_DIR/ccr.key (or CCR_LOCAL_KEY_FILE), and tasks run as
+ * child processes.  A half-configured cloud mode is refused with one line
+ * naming what is missing.
+ */
+#ifndef CCR_CONFIG_H
+#define CCR_CONFIG_H
+
+#include "backend/exec.h"
+#include "backend/seal.h"
+#include "backend/storage.h"
+
+enum cfg_mode { CFG_LOCAL, CFG_CLOUD };
+
+struct backends {
+	enum cfg_mode mode;
+	struct storage *storage;
+	struct sealer *sealer;
+	struct executor *exec;           /* NULL unless want_exec */
+	char data_dir[4096];             /* local mode: absolute */
+	char bucket[256];                /* cloud mode */
+};
+
+/* backends_open: pick and construct the backends.  want_exec: also the
+ * executor (serve).  self_exe: this binary, for local executions. */
+int backends_open(struct backends *b, int want_exec, const char *self_exe, struct err *e);
+
+void backends_close(struct backends *b);
+
+/* backends_mode_name: "local" or "cloud". */
+const char *backends_mode_name(const struct backends *b);
+
+/* env_int: an integer environment variable within [lo, hi], or def. */
+long env_int(const char *name, long def, long lo, long hi);
+
+#endif

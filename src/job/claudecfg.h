@@ -1,0 +1,83 @@
+/*
+ * claudecfg.h: the Claude Code configuration files a task asks for
+ * (seed-spec §8.4 step 11, §8.6; fixes S4 and S9).
+ *
+ *   mcpConfig      -> <root>/.mcp.json (mode 0600), printed like
+ *                     JSON.stringify(v, null, 2) with no trailing newline,
+ *                     after ${NAME} expansion from environmentSecrets;
+ *   slashCommands  -> <root>/.claude/commands/<name>.md
+ *   subagents      -> <root>/.claude/agents/<name>.md
+ *
+ * Deliberate changes from the seed: `${NAME}` references are expanded here
+ * (the seed only warned and left them to the CLI), and a reference to a
+ * variable that environmentSecrets does not define is an error naming the
+ * variable and where it was used, e.g. `... "GITHUB_TOKEN" ... in
+ * mcpConfig.mcpServers.github.env.GITHUB_TOKEN ...`.  `${NAME:-default}`
+ * uses the default when NAME is missing or empty; `$${` stands for a
+ * literal `${`; anything else (e.g. `${not a name}`) is copied unchanged.
+ * Command and agent names are checked (cc_name_valid), so no file lands
+ * outside .claude/commands or .claude/agents, and files are written with
+ * ws_write_file(), which never follows a link a cloned repository planted.
+ *
+ * The list of created relative paths is the commit-exclusion list of
+ * seed-spec §11.3; it always ends with "prompt.txt" and ".env" (the seed
+ * left .env out, S4).  Every function returns 0, or -1 with `e` set
+ * (messages are redacted).
+ */
+#ifndef CCR_CLAUDECFG_H
+#define CCR_CLAUDECFG_H
+
+#include <stddef.h>
+
+#include <cJSON.h>
+
+#include "util/buf.h"
+#include "util/err.h"
+
+#define CC_NAME_MAX 128
+
+struct cc_files {
+	char **paths;          /* relative to the workspace root, in creation order */
+	size_t n, cap;
+	int mcp;               /* 1 when .mcp.json was written */
+	size_t commands, agents;
+};
+
+/* cc_write: write every file the three (possibly NULL) objects ask for
+ * into root, and fill out (zeroed first; free with cc_files_free, also
+ * after a failure).  Empty objects write nothing.  A wrong shape (an entry
+ * that is not an object, content that is not a string, a subagent without
+ * frontmatter) is an error naming the entry. */
+int cc_write(const char *root, const cJSON *mcp_config, const cJSON *slash_commands, const cJSON *subagents,
+	     const cJSON *env_secrets, struct cc_files *out, struct err *e);
+
+/* cc_files_add: append a copy of path.  cc_files_has: 1 when path is listed. */
+int cc_files_add(struct cc_files *f, const char *path);
+int cc_files_has(const struct cc_files *f, const char *path);
+void cc_files_free(struct cc_files *f);
+
+/* cc_expand: a copy of v (*out, free with cJSON_Delete) with ${NAME}
+ * expanded in every string value (not in keys) from the string members of
+ * secrets (NULL: none).  `path` names v in messages ("mcpConfig"). */
+int cc_expand(const cJSON *v, const cJSON *secrets, const char *path, cJSON **out, struct err *e);
+
+/* cc_name_valid: 1 when name is usable as <name>.md: 1..CC_NAME_MAX bytes,
+ * no '/', '\\' or control characters, not "." or "..", no leading '-'.
+ * When not, *why (if given) says why. */
+int cc_name_valid(const char *name, const char **why);
+
+/* cc_front_matter: the seed's front-matter formatter: drop members of fm
+ * whose value is null; if none remain (or fm is NULL) the result is just
+ * content, else "---\n<YAML>\n---\n<content>"; a "\n" is appended unless
+ * the result already ends with one.  Appends to out. */
+int cc_front_matter(struct buf *out, const cJSON *fm, const char *content, struct err *e);
+
+/* cc_yaml: v as js-yaml 3 safeDump writes it (block style, 2-space indent,
+ * keys in JavaScript property order, plain scalars when safe, else single
+ * quotes, double quotes for non-printable characters, `|` literal blocks
+ * for multi-line strings), without the final newline.  One difference:
+ * long lines are never folded (js-yaml folds at 80 columns with `>`); the
+ * value is the same.  Appends to out; -1 only when memory runs out. */
+int cc_yaml(struct buf *out, const cJSON *v);
+
+#endif

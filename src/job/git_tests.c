@@ -1,0 +1,484 @@
+/*
+ * git_tests.c: the external test repo (`externalTestRepo`, spec §8.5 and
+ * §11.2): the `tests` submodule and its pull request (see git.h).
+ *
+ * The seed recorded https://x-access-token:<token>@github.com/... as the
+ * submodule URL, so the token landed in .gitmodules and, through the
+ * parent's commit, on the remote (S3).  Here the recorded URL, the
+ * parent's submodule.tests.url and the submodule's origin are all the
+ * plain https URL, and the token only ever reaches libgit2's credentials
+ * callback (and the Authorization header of the pull-request call).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cJSON.h>
+#include <git2.h>
+#include <git2/sys/errors.h>
+
+#include "http/client.h"
+#include "job/git.h"
+#include "job/git_int.h"
+#include "util/buf.h"
+#include "util/redact.h"
+
+#define TESTS_PATH "tests"
+#define TOKEN_USER "x-access-token"
+
+static const char dir_exists_msg[] =
+	"Cannot add submodule at 'tests' \xe2\x80\x94 a regular directory already exists there. "
+	"The external test repo requires that 'tests/' does not already exist as a regular directory.";
+
+int gop_github_parse(const char *url, char *owner, size_t olen, char *repo, size_t rlen, struct err *e)
+{
+	const char *p = url ? strstr(url, "github.com/") : NULL;
+
+	/* github\.com/([^/]+)/([^/]+?)(\.git)?$: the last "github.com/" whose
+	 * rest is exactly two segments. */
+	while (p) {
+		const char *o = p + strlen("github.com/"), *slash = strchr(o, '/'), *r, *end;
+		if (slash && slash > o && !strchr(slash + 1, '/') && slash[1]) {
+			r = slash + 1;
+			end = r + strlen(r);
+			if (end - r > 4 && strcmp(end - 4, ".git") == 0)
+				end -= 4;
+			if ((size_t)(slash - o) < olen && (size_t)(end - r) < rlen && end > r) {
+				snprintf(owner, olen, "%.*s", (int)(slash - o), o);
+				snprintf(repo, rlen, "%.*s", (int)(end - r), r);
+				return 0;
+			}
+		}
+		p = strstr(p + 1, "github.com/");
+	}
+	return gop_errf(e, "Cannot parse GitHub owner/repo from URL: %s", url ? url : "(none)");
+}
+
+static int plain_url(struct gop_ctx *c, const struct gop_tests_repo *t, struct buf *out, char *owner,
+		     size_t olen, char *repo, size_t rlen, struct err *e)
+{
+	const char *base = c->github_url ? c->github_url : "https://github.com";
+	size_t bl = strlen(base);
+
+	if (gop_github_parse(t->url, owner, olen, repo, rlen, e) != 0)
+		return -1;
+	while (bl > 0 && base[bl - 1] == '/')
+		bl--;
+	if (buf_printf(out, "%.*s/%s/%s.git", (int)bl, base, owner, repo) != 0)
+		return err_set(e, "git: out of memory");
+	return 0;
+}
+
+static int gitmodules_registered(const char *repo_dir)
+{
+	char path[4096];
+	struct buf b = BUF_INIT;
+	FILE *f;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "%s/.gitmodules", repo_dir);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	for (;;) {
+		char tmp[4096];
+		size_t n = fread(tmp, 1, sizeof(tmp), f);
+		if (n == 0 || buf_add(&b, tmp, n) != 0)
+			break;
+	}
+	fclose(f);
+	found = b.p && strstr(b.p, "[submodule \"tests\"]") != NULL;
+	buf_free(&b);
+	return found;
+}
+
+/* submodule.tests.url in the parent's .git/config := url. */
+static int set_local_url(struct gop_ctx *c, git_repository *repo, const char *url, struct err *e)
+{
+	git_config *cfg = NULL, *local = NULL;
+	int rc;
+
+	if ((rc = git_repository_config(&cfg, repo)) < 0 ||
+	    (rc = git_config_open_level(&local, cfg, GIT_CONFIG_LEVEL_LOCAL)) < 0 ||
+	    (rc = git_config_set_string(local, "submodule.tests.url", url)) < 0)
+		gop_giterr(c, e, "cannot set submodule.tests.url", rc);
+	git_config_free(local);
+	git_config_free(cfg);
+	return rc < 0 ? -1 : 0;
+}
+
+/* origin of the submodule repository := url (created when missing). */
+static int set_origin(struct gop_ctx *c, git_repository *sub, const char *url, struct err *e)
+{
+	git_remote *r = NULL;
+	int rc = git_remote_lookup(&r, sub, "origin");
+
+	if (rc == 0) {
+		git_remote_free(r);
+		rc = git_remote_set_url(sub, "origin", url);
+	} else if (rc == GIT_ENOTFOUND) {
+		git_error_clear();
+		rc = git_remote_create(&r, sub, "origin", url);
+		git_remote_free(r);
+	}
+	if (rc < 0)
+		return gop_giterr(c, e, "cannot set the submodule's origin", rc);
+	return 0;
+}
+
+static int fetch_checkout(struct gop_ctx *c, git_repository *sub, const char *branch, int depth,
+			  const char *token, struct err *e)
+{
+	git_oid oid;
+
+	if (gop_fetch_branch(c, sub, "origin", branch, depth, TOKEN_USER, token, &oid, e) != 0)
+		return -1;
+	return gop_checkout_branch(c, sub, branch, &oid, e);
+}
+
+int gop_tests_setup(struct gop_ctx *c, const char *repo_dir, const struct gop_tests_repo *t,
+		    struct err *e)
+{
+	git_repository *repo = NULL, *sub = NULL;
+	git_submodule *sm = NULL;
+	struct buf url = BUF_INIT, path = BUF_INIT;
+	char owner[256], name[256];
+	const char *branch = t->branch && *t->branch ? t->branch : "main";
+	struct stat st;
+	int rc = -1, r;
+
+	c->ssh_started = c->ssh_killed = 0;
+	c->detail[0] = 0;
+	if (t->token)
+		redact_add(t->token);
+	if (plain_url(c, t, &url, owner, sizeof(owner), name, sizeof(name), e) != 0)
+		return -1;
+	if (!gop_valid_branch(branch) || (t->existing_pr_branch && !gop_valid_branch(t->existing_pr_branch))) {
+		gop_errf(e, "Failed to initialize submodule: invalid branch name");
+		goto out;
+	}
+	if (gop_repo_open(c, &repo, repo_dir, e) != 0)
+		goto fail;
+	if (buf_printf(&path, "%s/%s", repo_dir, TESTS_PATH) != 0) {
+		err_set(e, "git: out of memory");
+		goto out;
+	}
+
+	if (!gitmodules_registered(repo_dir)) {
+		if (lstat(path.p, &st) == 0) {
+			err_set(e, "%s", dir_exists_msg);
+			goto out;
+		}
+		r = git_submodule_add_setup(&sm, repo, url.p, TESTS_PATH, 1);
+		if (r == GIT_EEXISTS) {
+			err_set(e, "%s", dir_exists_msg);
+			goto out;
+		}
+		if (r < 0) {
+			gop_giterr(c, e, "cannot add the submodule", r);
+			goto fail;
+		}
+		if ((r = git_submodule_open(&sub, sm)) < 0 || (r = gop_repo_attach(c, sub)) < 0) {
+			gop_giterr(c, e, "cannot open the submodule", r);
+			goto fail;
+		}
+		if (fetch_checkout(c, sub, branch, t->depth, t->token, e) != 0)
+			goto fail;
+		if ((r = git_submodule_set_branch(repo, TESTS_PATH, branch)) < 0 ||
+		    (r = git_submodule_add_finalize(sm)) < 0) {
+			gop_giterr(c, e, "cannot record the submodule", r);
+			goto fail;
+		}
+		if (t->existing_pr_branch && fetch_checkout(c, sub, t->existing_pr_branch, t->depth, t->token, e) != 0)
+			goto fail;
+	} else {
+		if ((r = git_submodule_lookup(&sm, repo, TESTS_PATH)) < 0 || (r = git_submodule_init(sm, 1)) < 0) {
+			gop_giterr(c, e, "cannot find the registered submodule", r);
+			goto fail;
+		}
+		/* Whatever .gitmodules says, fetch from the plain URL. */
+		if (set_local_url(c, repo, url.p, e) != 0)
+			goto fail;
+		git_submodule_free(sm);
+		sm = NULL;
+		if ((r = git_submodule_lookup(&sm, repo, TESTS_PATH)) < 0) {
+			gop_giterr(c, e, "cannot find the registered submodule", r);
+			goto fail;
+		}
+		r = git_submodule_open(&sub, sm);
+		if (r < 0) {
+			git_error_clear();
+			r = git_submodule_repo_init(&sub, sm, 1);
+		}
+		if (r < 0 || (r = gop_repo_attach(c, sub)) < 0) {
+			gop_giterr(c, e, "cannot open the submodule", r);
+			goto fail;
+		}
+		if (set_origin(c, sub, url.p, e) != 0)
+			goto fail;
+		if (fetch_checkout(c, sub, t->existing_pr_branch ? t->existing_pr_branch : branch, t->depth,
+				   t->token, e) != 0)
+			goto fail;
+	}
+	rc = 0;
+	goto out;
+fail:
+	if (strstr(e->msg, "already exists") && !strstr(e->msg, "submodule"))
+		err_set(e, "%s", dir_exists_msg);
+	else
+		err_prefix(e, "Failed to initialize submodule");
+out:
+	git_repository_free(sub);
+	git_submodule_free(sm);
+	git_repository_free(repo);
+	buf_free(&url);
+	buf_free(&path);
+	return rc;
+}
+
+/* ---- publish: commit, push, pull request ----------------------------------------- */
+
+static int create_pr(struct gop_ctx *c, const struct gop_tests_repo *t, const char *owner, const char *name,
+		     const char *head_branch, const char *task_id, const char *label, struct gop_pr *pr,
+		     struct err *e)
+{
+	struct hc_request rq;
+	struct hc_response rs = HC_RESPONSE_INIT;
+	struct buf url = BUF_INIT, auth = BUF_INIT, title = BUF_INIT, body = BUF_INIT;
+	const char *api = c->github_api ? c->github_api : "https://api.github.com";
+	const char *headers[6];
+	cJSON *req = NULL, *resp = NULL;
+	char *json = NULL;
+	size_t al = strlen(api);
+	int rc = -1;
+
+	while (al > 0 && api[al - 1] == '/')
+		al--;
+	if (buf_printf(&url, "%.*s/repos/%s/%s/pulls", (int)al, api, owner, name) != 0 ||
+	    buf_printf(&auth, "Authorization: Bearer %s", t->token ? t->token : "") != 0 ||
+	    buf_printf(&title, "[Bugzy] %s - %.8s", label, task_id) != 0 ||
+	    buf_printf(&body,
+		       "## Summary\n\nAuto-generated by Bugzy AI task execution.\n\n**Task:** %s\n"
+		       "**Execution ID:** %s\n\n---\n\xf0\x9f\xa4\x96 Generated with [Bugzy](https://bugzy.dev)",
+		       label, task_id) != 0) {
+		err_set(e, "Failed to create pull request: out of memory");
+		goto out;
+	}
+	req = cJSON_CreateObject();
+	if (!req || !cJSON_AddStringToObject(req, "title", title.p) || !cJSON_AddStringToObject(req, "body", body.p) ||
+	    !cJSON_AddStringToObject(req, "head", head_branch) ||
+	    (t->branch && *t->branch && !cJSON_AddStringToObject(req, "base", t->branch)) ||
+	    !(json = cJSON_PrintUnformatted(req))) {
+		err_set(e, "Failed to create pull request: out of memory");
+		goto out;
+	}
+	headers[0] = auth.p;
+	headers[1] = "Accept: application/vnd.github+json";
+	headers[2] = "Content-Type: application/json";
+	headers[3] = "X-GitHub-Api-Version: 2022-11-28";
+	headers[4] = "User-Agent: bugzy-cloudrun-claude-code";
+	headers[5] = NULL;
+	memset(&rq, 0, sizeof(rq));
+	rq.method = "POST";
+	rq.url = url.p;
+	rq.headers = headers;
+	rq.body = json;
+	rq.body_len = strlen(json);
+	rq.retry = HC_RETRY_UNSENT;
+	rq.allow_http = strncmp(api, "http://", 7) == 0; /* an explicit CCR_GITHUB_API override */
+	rq.timeout_ms = c->timeout_ms;
+	if (hc_do(&rq, &rs, e) != 0) {
+		err_prefix(e, "Failed to create pull request");
+		goto out;
+	}
+	if (rs.status < 200 || rs.status > 299) {
+		gop_errf(e, "Failed to create pull request: GitHub API returned %ld: %.300s", rs.status,
+			 rs.body.p ? rs.body.p : "");
+		e->http = (int)rs.status;
+		goto out;
+	}
+	resp = cJSON_ParseWithLength(rs.body.p ? rs.body.p : "", rs.body.len);
+	{
+		const cJSON *hu = cJSON_GetObjectItemCaseSensitive(resp, "html_url");
+		const cJSON *num = cJSON_GetObjectItemCaseSensitive(resp, "number");
+		if (!cJSON_IsString(hu) || !cJSON_IsNumber(num)) {
+			err_set(e, "Failed to create pull request: GitHub's answer has no html_url/number");
+			goto out;
+		}
+		pr->created = 1;
+		snprintf(pr->url, sizeof(pr->url), "%s", hu->valuestring);
+		pr->number = (long)num->valuedouble;
+	}
+	rc = 0;
+out:
+	cJSON_Delete(req);
+	cJSON_Delete(resp);
+	free(json);
+	hc_response_free(&rs);
+	buf_free(&url);
+	/* the header held the token */
+	if (auth.p)
+		memset(auth.p, 0, auth.len);
+	buf_free(&auth);
+	buf_free(&title);
+	buf_free(&body);
+	return rc;
+}
+
+/* Put the submodule back on the commit the parent records (`git submodule
+ * update --init tests`), so the parent's commit keeps the old gitlink. */
+static int reset_to_gitlink(struct gop_ctx *c, const char *repo_dir, struct err *e)
+{
+	git_repository *repo = NULL, *sub = NULL;
+	git_submodule *sm = NULL;
+	git_commit *commit = NULL;
+	git_checkout_options co;
+	const git_oid *id;
+	int rc;
+
+	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	co.checkout_strategy = GIT_CHECKOUT_FORCE;
+	if (gop_repo_open(c, &repo, repo_dir, e) != 0)
+		return -1;
+	if ((rc = git_submodule_lookup(&sm, repo, TESTS_PATH)) < 0 || (rc = git_submodule_open(&sub, sm)) < 0) {
+		gop_giterr(c, e, "cannot open the submodule", rc);
+		goto out;
+	}
+	id = git_submodule_index_id(sm);
+	if (!id)
+		id = git_submodule_head_id(sm);
+	if (!id) {
+		rc = err_set(e, "the parent repository records no commit for the submodule");
+		goto out;
+	}
+	if ((rc = git_commit_lookup(&commit, sub, id)) < 0 ||
+	    (rc = git_checkout_tree(sub, (const git_object *)commit, &co)) < 0 ||
+	    (rc = git_repository_set_head_detached(sub, id)) < 0)
+		gop_giterr(c, e, "cannot reset the submodule to the recorded commit", rc);
+out:
+	git_commit_free(commit);
+	git_repository_free(sub);
+	git_submodule_free(sm);
+	git_repository_free(repo);
+	return rc < 0 ? -1 : 0;
+}
+
+int gop_tests_publish(struct gop_ctx *c, const char *repo_dir, const struct gop_tests_repo *t,
+		      const char *task_id, const char *task_slug, const char *task_name,
+		      struct gop_pr *pr, struct err *e)
+{
+	git_repository *sub = NULL;
+	struct buf url = BUF_INIT, dir = BUF_INIT, branch = BUF_INIT, msg = BUF_INIT;
+	char owner[256], name[256];
+	const char *label = task_name && *task_name ? task_name : task_slug && *task_slug ? task_slug : "task";
+	size_t changes = 0;
+	git_oid head, pushed;
+	int rc = -1, r;
+	struct stat st;
+
+	memset(pr, 0, sizeof(*pr));
+	c->ssh_started = c->ssh_killed = 0;
+	c->detail[0] = 0;
+	if (!task_id)
+		task_id = "";
+	if (t->token)
+		redact_add(t->token);
+	if (plain_url(c, t, &url, owner, sizeof(owner), name, sizeof(name), e) != 0)
+		return -1;
+	if (buf_printf(&dir, "%s/%s", repo_dir, TESTS_PATH) != 0) {
+		err_set(e, "git: out of memory");
+		goto out;
+	}
+	if (stat(dir.p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		rc = GOP_NOTHING;
+		goto out;
+	}
+	if (gop_changes(c, dir.p, &changes, e) != 0)
+		goto out;
+	if (changes == 0) {
+		rc = GOP_NOTHING;
+		goto out;
+	}
+	if (t->existing_pr_branch)
+		r = buf_adds(&branch, t->existing_pr_branch);
+	else
+		r = buf_printf(&branch, "bugzy/%s-%.8s", task_slug && *task_slug ? task_slug : "task", task_id);
+	if (r != 0 || buf_printf(&msg, "%s\n\n\xf0\x9f\xa4\x96 Generated by Bugzy AI\nExecution: %s",
+				 task_name && *task_name ? task_name : "Task execution", task_id) != 0) {
+		err_set(e, "git: out of memory");
+		goto out;
+	}
+	if (!gop_valid_branch(branch.p)) {
+		gop_errf(e, "'%s' is not a valid branch name", branch.p);
+		goto out;
+	}
+	if (gop_repo_open(c, &sub, dir.p, e) != 0 || set_origin(c, sub, url.p, e) != 0)
+		goto out;
+	{
+		/* git checkout -B <branch>: the branch at HEAD, the tree untouched
+		 * (with existingPrBranch, HEAD is normally that branch already). */
+		git_reference *ref = NULL;
+		struct buf full = BUF_INIT;
+		if ((r = git_reference_name_to_id(&head, sub, "HEAD")) < 0 ||
+		    buf_printf(&full, "refs/heads/%s", branch.p) != 0 ||
+		    (r = git_reference_create(&ref, sub, full.p, &head, 1, "ccr: checkout -b")) < 0 ||
+		    (r = git_repository_set_head(sub, full.p)) < 0) {
+			gop_giterr(c, e, "cannot create the branch in tests/", r);
+			git_reference_free(ref);
+			buf_free(&full);
+			goto out;
+		}
+		git_reference_free(ref);
+		buf_free(&full);
+	}
+	if (gop_stage(c, sub, NULL, NULL, e) != 0)
+		goto out;
+	r = gop_commit_index(c, sub, dir.p, msg.p, &head, e);
+	if (r == GOP_NOTHING) {
+		rc = GOP_NOTHING;
+		goto out;
+	}
+	if (r != 0)
+		goto out;
+	r = gop_push_once(c, sub, "HEAD", branch.p, 0, NULL, TOKEN_USER, t->token, &pushed, e);
+	if (r == 1) {
+		gop_errf(e, "Failed to push: the remote rejected %s (%s)", branch.p, c->detail);
+		goto out;
+	}
+	if (r != 0)
+		goto out;
+	{
+		/* push -u: the local branch tracks origin/<branch>. */
+		git_reference *lb = NULL;
+		struct buf up = BUF_INIT;
+		if ((r = git_branch_lookup(&lb, sub, branch.p, GIT_BRANCH_LOCAL)) < 0 ||
+		    buf_printf(&up, "origin/%s", branch.p) != 0 ||
+		    (r = git_branch_set_upstream(lb, up.p)) < 0) {
+			gop_giterr(c, e, "pushed, but cannot set the upstream branch", r);
+			git_reference_free(lb);
+			buf_free(&up);
+			goto out;
+		}
+		git_reference_free(lb);
+		buf_free(&up);
+	}
+	snprintf(pr->branch, sizeof(pr->branch), "%s", branch.p);
+	snprintf(pr->repo, sizeof(pr->repo), "%s/%s", owner, name);
+	git_repository_free(sub);
+	sub = NULL;
+	if (!t->existing_pr_branch &&
+	    create_pr(c, t, owner, name, branch.p, task_id, label, pr, e) != 0)
+		goto out;
+	if (reset_to_gitlink(c, repo_dir, e) != 0)
+		goto out;
+	rc = 0;
+out:
+	git_repository_free(sub);
+	buf_free(&url);
+	buf_free(&dir);
+	buf_free(&branch);
+	buf_free(&msg);
+	return rc;
+}

@@ -1,0 +1,199 @@
+/*
+ * postexec.c: post-execution actions (seed-spec §11), run only after the
+ * CLI completed successfully: uploads, then the external test repo, then
+ * git commit and push.  Each step reports its own failure in the job log
+ * and as an error line, and never fails the task (as the seed does).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "job/task_int.h"
+#include "job/upload.h"
+
+static void warn(void *arg, const char *msg)
+{
+	(void)arg;
+	task_log("WARNING", "upload: %s", msg);
+}
+
+static void uploads(struct task *t, const cJSON *spec)
+{
+	struct up_config c;
+	struct err e = ERR_INIT;
+	cJSON *done = NULL;
+
+	if (!cJSON_IsObject(spec))
+		return;
+	memset(&c, 0, sizeof(c));
+	c.st = t->st;
+	c.root = t->ws.root;
+	c.task_id = t->env->task_id;
+	c.warn = warn;
+	if (up_run(&c, spec, &done, &e) != 0) {
+		task_error_line(t, e.msg);
+		task_log("ERROR", "file uploads failed: %s", e.msg);
+	}
+	if (done) {
+		cJSON_Delete(t->rep.uploaded_files);
+		t->rep.uploaded_files = done;
+	}
+}
+
+static void tests_publish(struct task *t)
+{
+	const cJSON *x = t->p.external_test_repo, *v, *md = t->p.metadata;
+	struct gop_tests_repo tr;
+	struct gop_pr pr;
+	struct err e = ERR_INIT;
+	const char *slug = NULL, *name = NULL;
+	cJSON *o;
+
+	if (!x || !t->git_on)
+		return;
+	memset(&tr, 0, sizeof(tr));
+	memset(&pr, 0, sizeof(pr));
+	tr.url = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "url")) ? v->valuestring : NULL;
+	tr.branch = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "branch")) ? v->valuestring : NULL;
+	tr.token = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "installationAccessToken")) ? v->valuestring
+												       : NULL;
+	tr.existing_pr_branch =
+		cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "existingPrBranch")) ? v->valuestring : NULL;
+	tr.depth = t->p.git_depth;
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "updateSubmoduleToLatest")))
+		return;
+	if (cJSON_IsObject(md)) {
+		slug = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(md, "taskSlug")) ? v->valuestring : NULL;
+		name = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(md, "taskName")) ? v->valuestring : NULL;
+	}
+	if (gop_tests_publish(&t->git, t->ws.root, &tr, t->env->task_id, slug, name, &pr, &e) < 0) {
+		task_error_line(t, e.msg);
+		task_log("ERROR", "external test repo: %s", e.msg);
+		return;
+	}
+	if (pr.created && (o = cJSON_CreateObject())) {
+		cJSON_AddStringToObject(o, "url", pr.url);
+		cJSON_AddNumberToObject(o, "number", (double)pr.number);
+		cJSON_AddStringToObject(o, "repo", pr.repo);
+		cJSON_AddStringToObject(o, "branch", pr.branch);
+		cJSON_Delete(t->rep.external_pr);
+		t->rep.external_pr = o;
+	}
+}
+
+/* The exclusion list: the config files the task wrote, plus git's defaults. */
+static const char **excludes(struct task *t)
+{
+	size_t n = 0, i, k = 0;
+	const char **list;
+
+	while (gop_default_excludes[n])
+		n++;
+	list = calloc(n + t->files.n + 1, sizeof(*list));
+	if (!list)
+		return NULL;
+	for (i = 0; i < n; i++)
+		list[k++] = gop_default_excludes[i];
+	for (i = 0; i < t->files.n; i++)
+		list[k++] = t->files.paths[i];
+	return list;
+}
+
+static const char **file_list(const cJSON *files)
+{
+	const cJSON *it;
+	const char **list;
+	size_t k = 0;
+
+	if (!cJSON_IsArray(files) || cJSON_GetArraySize(files) == 0)
+		return NULL;
+	list = calloc((size_t)cJSON_GetArraySize(files) + 1, sizeof(*list));
+	if (!list)
+		return NULL;
+	cJSON_ArrayForEach(it, files)
+		if (cJSON_IsString(it))
+			list[k++] = it->valuestring;
+	return list;
+}
+
+static void record_push(cJSON *gc, const struct gop_push_result *r)
+{
+	cJSON *rec;
+	size_t i;
+
+	cJSON_ReplaceItemInObject(gc, "pushed", cJSON_CreateBool(r->pushed));
+	cJSON_AddStringToObject(gc, "branch", r->branch);
+	if (r->pushed && r->sha[0])
+		cJSON_ReplaceItemInObject(gc, "sha", cJSON_CreateString(r->sha));
+	if (r->recovery == GOP_RECOVERY_NONE || !(rec = cJSON_AddObjectToObject(gc, "recovery")))
+		return;
+	cJSON_AddStringToObject(rec, "method", r->recovery == GOP_RECOVERY_REBASE ? "rebase" : "force-with-lease");
+	cJSON_AddStringToObject(rec, "remoteSha", r->remote_sha);
+	if (r->n_conflicts) {
+		cJSON *files = cJSON_AddArrayToObject(rec, "conflictFiles");
+		for (i = 0; files && i < r->n_conflicts; i++)
+			cJSON_AddItemToArray(files, cJSON_CreateString(r->conflict_files[i]));
+	}
+}
+
+static void git_actions(struct task *t, const cJSON *g)
+{
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(g, "commitMessage");
+	const cJSON *br = cJSON_GetObjectItemCaseSensitive(g, "branch");
+	const cJSON *cs = cJSON_GetObjectItemCaseSensitive(g, "conflictStrategy");
+	const char **ex = NULL, **files = NULL;
+	struct buf message = BUF_INIT;
+	struct gop_push_result pr;
+	struct err e = ERR_INIT;
+	char sha[41];
+	cJSON *gc;
+	int rc;
+
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g, "commit")) || !t->git_on)
+		return;
+	if (cJSON_IsString(msg) && msg->valuestring[0])
+		buf_adds(&message, msg->valuestring);
+	else
+		buf_printf(&message, "Task execution %s\n\n\xf0\x9f\xa4\x96 Generated by Bugzy AI", t->env->task_id);
+	files = file_list(cJSON_GetObjectItemCaseSensitive(g, "files"));
+	ex = files ? NULL : excludes(t);
+	rc = gop_commit(&t->git, t->ws.root, message.p, files, ex, sha, &e);
+	free(files);
+	free(ex);
+	if (rc == GOP_NOTHING) {
+		task_log("INFO", "git: nothing to commit");
+	} else if (rc != 0) {
+		task_error_line(t, e.msg);
+		task_log("ERROR", "git commit: %s", e.msg);
+	} else if ((gc = cJSON_CreateObject())) {
+		cJSON_AddStringToObject(gc, "sha", sha);
+		cJSON_AddStringToObject(gc, "message", message.p);
+		cJSON_AddFalseToObject(gc, "pushed");
+		cJSON_Delete(t->rep.git_commit);
+		t->rep.git_commit = gc;
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g, "push"))) {
+			memset(&pr, 0, sizeof(pr));
+			rc = gop_push(&t->git, t->ws.root, cJSON_IsString(br) && br->valuestring[0] ? br->valuestring : "main",
+				      cJSON_IsString(cs) && strcmp(cs->valuestring, "fail") == 0 ? GOP_STRATEGY_FAIL
+												  : GOP_STRATEGY_AUTO,
+				      &pr, &e);
+			if (rc == 0)
+				record_push(gc, &pr);
+			else {
+				task_error_line(t, e.msg);
+				task_log("ERROR", "git push: %s", e.msg);
+			}
+			gop_push_result_free(&pr);
+		}
+	}
+	buf_free(&message);
+}
+
+void postexec_run(struct task *t)
+{
+	const cJSON *a = t->p.post_actions;
+
+	uploads(t, cJSON_GetObjectItemCaseSensitive(a, "uploadFiles"));
+	tests_publish(t);
+	if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(a, "git")))
+		git_actions(t, cJSON_GetObjectItemCaseSensitive(a, "git"));
+}

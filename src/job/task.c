@@ -1,0 +1,517 @@
+/*
+ * task.c: see task.h.  Each step is one function that returns 0 or -1
+ * with a message; task_run strings them together and always ends in
+ * finish(), which stores the logs, the terminal metadata and sends the
+ * webhook.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/seal.h"
+#include "job/claude_cmd.h"
+#include "job/runner.h"
+#include "job/task_int.h"
+#include "job/webhook.h"
+#include "util/clock.h"
+#include "util/jsjson.h"
+#include "util/redact.h"
+
+volatile sig_atomic_t task_cancelled;
+
+void task_cancel(void)
+{
+	task_cancelled = 1;
+	runner_cancel();
+}
+
+void task_log(const char *severity, const char *fmt, ...)
+{
+	struct buf line = BUF_INIT, msg = BUF_INIT;
+	char ts[32];
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vprintf(&msg, fmt, ap);
+	va_end(ap);
+	redact_apply(&msg);
+	clock_iso(ts);
+	buf_printf(&line, "{\"severity\":\"%s\",\"time\":\"%s\",\"message\":", severity, ts);
+	jsj_string(&line, msg.p ? msg.p : "", msg.len);
+	buf_adds(&line, "}\n");
+	if (line.p && write(2, line.p, line.len) < 0) {
+		/* nowhere else to report it */
+	}
+	buf_free(&line);
+	buf_free(&msg);
+}
+
+void task_error_line(struct task *t, const char *msg)
+{
+	struct buf line = BUF_INIT, clean = BUF_INIT;
+	char ts[32];
+
+	clock_iso(ts);
+	redact_str(&clean, msg);
+	buf_adds(&line, "{\"type\":\"error\",\"error\":");
+	jsj_string(&line, clean.p ? clean.p : "", clean.len);
+	buf_printf(&line, ",\"timestamp\":\"%s\"}", ts);
+	if (t->log && line.p)
+		logsink_line(t->log, line.p, line.len);
+	t->rep.errors++;
+	buf_free(&line);
+	buf_free(&clean);
+}
+
+static int put_metadata(struct task *t)
+{
+	struct storage_put_opts opts = { "application/json", NULL, 0 };
+	struct buf doc = BUF_INIT, key = BUF_INIT;
+	struct err e = ERR_INIT;
+	int rc;
+
+	if (report_metadata(&t->rep, &doc) != 0 || buf_printf(&key, "sessions/%s/metadata.json", t->env->task_id)) {
+		buf_free(&doc);
+		return -1;
+	}
+	rc = t->st->ops->put(t->st, key.p, doc.p, doc.len, &opts, &e);
+	if (rc != 0)
+		task_log("ERROR", "cannot store %s: %s", key.p, e.msg);
+	buf_free(&doc);
+	buf_free(&key);
+	return rc;
+}
+
+/* The object key named by ENCRYPTED_PAYLOAD_PATH (gs://bucket/key or a
+ * path under the data directory), else the seed's tasks/<id>/payload.enc. */
+static void payload_key(struct task *t)
+{
+	const char *path = t->env->payload_path, *key = NULL;
+	const struct backends *be = t->env->be;
+	size_t n;
+
+	if (path && be->mode == CFG_CLOUD && strncmp(path, "gs://", 5) == 0 &&
+	    strncmp(path + 5, be->bucket, (n = strlen(be->bucket))) == 0 && path[5 + n] == '/')
+		key = path + 6 + n;
+	else if (path && be->mode == CFG_LOCAL && strncmp(path, be->data_dir, (n = strlen(be->data_dir))) == 0 &&
+		 path[n] == '/')
+		key = path + n + 1;
+	if (key && storage_key_valid(key))
+		snprintf(t->payload_key, sizeof(t->payload_key), "%s", key);
+	else
+		snprintf(t->payload_key, sizeof(t->payload_key), "tasks/%s/payload.enc", t->env->task_id);
+}
+
+/* Carry createdAt and executionName over from the pending document. */
+static void read_pending(struct task *t)
+{
+	struct buf doc = BUF_INIT, key = BUF_INIT;
+	struct err e = ERR_INIT;
+	cJSON *j, *v;
+
+	buf_printf(&key, "sessions/%s/metadata.json", t->env->task_id);
+	if (key.p && t->st->ops->get(t->st, key.p, 0, &doc, &e) == 0 && (j = cJSON_ParseWithLength(doc.p, doc.len))) {
+		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "createdAt")))
+			snprintf(t->rep.created_at, sizeof(t->rep.created_at), "%s", v->valuestring);
+		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "executionName")))
+			snprintf(t->rep.execution_name, sizeof(t->rep.execution_name), "%s", v->valuestring);
+		cJSON_Delete(j);
+	}
+	buf_free(&doc);
+	buf_free(&key);
+}
+
+static int load_payload(struct task *t, struct err *e)
+{
+	struct buf blob = BUF_INIT, plain = BUF_INIT;
+	struct sealer *s = t->env->be->sealer;
+	int rc = -1;
+
+	payload_key(t);
+	if (t->st->ops->get(t->st, t->payload_key, 0, &blob, e) != 0) {
+		err_prefix(e, "cannot read the task payload %s", t->payload_key);
+		goto out;
+	}
+	if (envelope_open(s, blob.p, blob.len, &plain, e) != 0)
+		goto out;
+	if (payload_parse(&t->p, plain.p, plain.len, e) != 0) {
+		err_prefix(e, "invalid payload");
+		goto out;
+	}
+	t->have_payload = 1;
+	payload_register_secrets(&t->p);
+	t->rep.callback_url = t->p.callback_url;
+	t->rep.metadata = t->p.metadata;
+	rc = 0;
+out:
+	if (plain.p)
+		memset(plain.p, 0, plain.len);
+	buf_free(&plain);
+	buf_free(&blob);
+	return rc;
+}
+
+static void proxy_log(void *arg, const char *line)
+{
+	(void)arg;
+	task_log("WARNING", "token proxy: %s", line);
+}
+
+static int start_proxy(struct task *t, struct err *e)
+{
+	struct tp_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.kind = t->p.api_key ? TP_CRED_API_KEY : TP_CRED_OAUTH;
+	cfg.credential = t->p.api_key ? t->p.api_key : t->p.oauth_token;
+	cfg.log = proxy_log;
+	if (tp_start(&t->proxy, &cfg, e) != 0)
+		return -1;
+	t->proxy_on = 1;
+	return 0;
+}
+
+static int ssh_setup(struct task *t, struct err *e)
+{
+	const char *kh = getenv("CCR_SSH_KNOWN_HOSTS"), *insecure = getenv("CCR_SSH_INSECURE");
+
+	if (!t->p.ssh_key)
+		return 0;
+	if (ws_write_ssh_key(&t->ws, t->p.ssh_key, e) != 0)
+		return -1;
+	if (insecure && strcmp(insecure, "1") == 0)
+		snprintf(t->ssh_cmd, sizeof(t->ssh_cmd),
+			 "ssh -i %s -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+			 t->ws.key_path);
+	else if (kh && *kh)
+		snprintf(t->ssh_cmd, sizeof(t->ssh_cmd),
+			 "ssh -i %s -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=%s",
+			 t->ws.key_path, kh);
+	else
+		snprintf(t->ssh_cmd, sizeof(t->ssh_cmd), "ssh -i %s -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes",
+			 t->ws.key_path);
+	return 0;
+}
+
+static int git_setup(struct task *t, struct err *e)
+{
+	const cJSON *kh = cJSON_GetObjectItemCaseSensitive(t->p.root, "sshKnownHosts");
+	const cJSON *strict = cJSON_GetObjectItemCaseSensitive(t->p.root, "sshStrictHostKeyChecking");
+	struct buf dest = BUF_INIT;
+	int rc;
+
+	if (!t->p.git_repo)
+		return 0;
+	if (gop_ctx_init(&t->git, t->ws.dir, e) != 0)
+		return -1;
+	t->git_on = 1;
+	t->git.ssh_key_path = t->ws.key_path[0] ? t->ws.key_path : NULL;
+	t->git.known_hosts = cJSON_IsString(kh) ? kh->valuestring : NULL;
+	if (cJSON_IsFalse(strict))
+		t->git.ssh_insecure = 1;
+	buf_printf(&dest, "%s/repo", t->ws.dir);
+	rc = gop_clone(&t->git, t->p.git_repo, t->p.git_branch, t->p.git_depth, dest.p, e);
+	buf_free(&dest);
+	if (rc != 0)
+		return -1;
+	return ws_use_subdir(&t->ws, "repo", e);
+}
+
+static int tests_setup(struct task *t, struct err *e)
+{
+	const cJSON *x = t->p.external_test_repo;
+	struct gop_tests_repo tr;
+	const cJSON *v;
+
+	if (!x || !t->p.git_repo)
+		return 0;
+	memset(&tr, 0, sizeof(tr));
+	tr.url = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "url")) ? v->valuestring : NULL;
+	tr.branch = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "branch")) ? v->valuestring : NULL;
+	tr.token = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "installationAccessToken")) ? v->valuestring
+												       : NULL;
+	tr.existing_pr_branch =
+		cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "existingPrBranch")) ? v->valuestring : NULL;
+	tr.depth = t->p.git_depth;
+	if (!tr.url)
+		return err_set(e, "externalTestRepo.url is required");
+	return gop_tests_setup(&t->git, t->ws.root, &tr, e);
+}
+
+static int files_setup(struct task *t, struct err *e)
+{
+	struct buf cwd = BUF_INIT;
+	int written = 0;
+
+	if (cc_write(t->ws.root, t->p.mcp_config, t->p.slash_commands, t->p.subagents, t->p.env_secrets, &t->files, e))
+		return -1;
+	snprintf(t->mcp_path, sizeof(t->mcp_path), "%s/.mcp.json", t->ws.root);
+	if (access(t->mcp_path, R_OK) != 0)
+		t->mcp_path[0] = 0;
+	if (ws_mkdir(&t->ws, t->p.cwd_relative, &cwd, e) != 0) {
+		buf_free(&cwd);
+		return -1;
+	}
+	snprintf(t->claude_cwd, sizeof(t->claude_cwd), "%s", cwd.p);
+	buf_free(&cwd);
+	if (pc_write_env(t->ws.root, t->p.env_secrets, &written, e) != 0)
+		return -1;
+	if (t->p.pre_exec) {
+		struct pc_opts o;
+		memset(&o, 0, sizeof(o));
+		return pc_run_all(t->ws.root, t->p.pre_exec, t->p.env_secrets, NULL, &o, &t->left, e);
+	}
+	return 0;
+}
+
+static int setup(struct task *t, struct err *e)
+{
+	static int (*const steps[])(struct task *, struct err *) = {
+		start_proxy, ssh_setup, git_setup, tests_setup, files_setup,
+	};
+	size_t i;
+
+	if (ws_create(&t->ws, e) != 0)
+		return -1;
+	t->ws_on = 1;
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		if (task_cancelled)
+			return err_set(e, "Task cancelled by user");
+		if (steps[i](t, e) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void on_line(void *arg, const char *line, size_t n)
+{
+	struct task *t = arg;
+
+	logsink_line(t->log, line, n);
+	report_line(&t->rep, line, n);
+}
+
+static void on_stderr(void *arg, const char *data, size_t n)
+{
+	(void)arg;
+	task_log("WARNING", "claude stderr: %.*s", (int)(n > 2000 ? 2000 : n), data);
+}
+
+static int run_claude(struct task *t, struct err *e)
+{
+	struct claude_cmd cmd;
+	struct runner_config rc;
+	struct runner_result res;
+
+	if (claude_cmd_build(&cmd, &t->p, &t->proxy, t->mcp_path[0] ? t->mcp_path : NULL,
+			     t->ssh_cmd[0] ? t->ssh_cmd : NULL, e) != 0)
+		return -1;
+	if (t->p.use_named_pipe && ws_write_file(t->ws.root, "prompt.txt", t->p.prompt, strlen(t->p.prompt), 0600, e)) {
+		claude_cmd_free(&cmd);
+		return -1;
+	}
+	memset(&rc, 0, sizeof(rc));
+	rc.path = cmd.path;
+	rc.argv = cmd.argv;
+	rc.envp = cmd.envp;
+	rc.cwd = t->claude_cwd;
+	rc.prompt = t->p.prompt;
+	rc.prompt_len = strlen(t->p.prompt);
+	rc.fifo_name = t->p.use_named_pipe ? "claude_prompt_pipe" : NULL;
+	rc.timeout_ms = (long)(t->p.timeout_minutes * 60000.0);
+	rc.idle_ms = env_int("CCR_IDLE_TIMEOUT_S", 900, 1, 86400) * 1000;
+	rc.grace_ms = env_int("CCR_RESULT_GRACE_S", 60, 1, 3600) * 1000;
+	rc.kill_grace_ms = env_int("CCR_KILL_GRACE_MS", 5000, 1, 600000);
+	rc.on_line = on_line;
+	rc.on_stderr = on_stderr;
+	rc.arg = t;
+	if (runner_run(&rc, &res, e) != 0) {
+		claude_cmd_free(&cmd);
+		return -1;
+	}
+	claude_cmd_free(&cmd);
+	t->rep.reason = run_reason_name(res.reason);
+	t->rep.exit_code = res.exit_code;
+	if (res.stderr_text.len)
+		redact_str(&t->rep.error, res.stderr_text.p);
+	else if (res.reason == RUN_TIMEOUT)
+		buf_adds(&t->rep.error, "Process timed out");
+	else if (res.reason == RUN_IDLE_TIMEOUT)
+		buf_adds(&t->rep.error, "No output from the Claude CLI within the idle timeout");
+	else if (res.reason == RUN_HANG_AFTER_RESULT)
+		buf_adds(&t->rep.error, "The Claude CLI did not exit after its result");
+	else if (res.reason == RUN_CANCELLED)
+		buf_adds(&t->rep.error, "Task cancelled by user");
+	runner_result_free(&res);
+	return 0;
+}
+
+static void set_proxy_usage(struct task *t)
+{
+	struct tp_usage u;
+	cJSON *o;
+
+	if (!t->proxy_on)
+		return;
+	tp_usage(&t->proxy, &u);
+	if (!(o = cJSON_CreateObject()))
+		return;
+	cJSON_AddNumberToObject(o, "requests", (double)u.requests);
+	cJSON_AddNumberToObject(o, "input_tokens", (double)u.input_tokens);
+	cJSON_AddNumberToObject(o, "output_tokens", (double)u.output_tokens);
+	cJSON_AddNumberToObject(o, "cache_creation_input_tokens", (double)u.cache_creation_input_tokens);
+	cJSON_AddNumberToObject(o, "cache_read_input_tokens", (double)u.cache_read_input_tokens);
+	cJSON_Delete(t->rep.proxy_usage);
+	t->rep.proxy_usage = o;
+}
+
+static void send_webhook(struct task *t)
+{
+	const char *secret = getenv("CLOUDRUN_CALLBACK_SECRET");
+	struct buf body = BUF_INIT;
+	struct wh_result wr;
+	struct err e = ERR_INIT;
+	cJSON *w = cJSON_CreateObject();
+
+	if (!t->rep.callback_url || !w) {
+		cJSON_Delete(w);
+		return;
+	}
+	if (!secret || !*secret) {
+		cJSON_AddFalseToObject(w, "delivered");
+		cJSON_AddStringToObject(w, "error", "CLOUDRUN_CALLBACK_SECRET is not set: the webhook was not sent");
+		task_log("ERROR", "CLOUDRUN_CALLBACK_SECRET is not set: the webhook for %s was not sent", t->env->task_id);
+	} else if (report_webhook(&t->rep, &body) == 0) {
+		int rc = wh_deliver(t->rep.callback_url, secret, body.p, body.len,
+				    env_int("CCR_WEBHOOK_DEADLINE_S", 600, 1, 86400) * 1000, &wr, &e);
+		cJSON_AddBoolToObject(w, "delivered", rc == 0);
+		cJSON_AddStringToObject(w, "webhookId", wr.webhook_id);
+		cJSON_AddNumberToObject(w, "attempts", wr.attempts);
+		if (wr.last_status)
+			cJSON_AddNumberToObject(w, "lastStatus", wr.last_status);
+		if (rc != 0) {
+			struct buf clean = BUF_INIT;
+			redact_str(&clean, e.msg);
+			cJSON_AddStringToObject(w, "error", clean.p ? clean.p : "");
+			task_log("ERROR", "%s", e.msg);
+			buf_free(&clean);
+		}
+	}
+	buf_free(&body);
+	cJSON_Delete(t->rep.webhook);
+	t->rep.webhook = w;
+	put_metadata(t);
+}
+
+/* Logs first, then terminal metadata, then the webhook (fixes B14/D5). */
+static int finish(struct task *t)
+{
+	struct err e = ERR_INIT;
+	int rc;
+
+	clock_iso(t->rep.completed_at);
+	t->rep.duration_ms = clock_mono_ms() - t->t0;
+	set_proxy_usage(t);
+	if (t->log && logsink_close(t->log, (int)env_int("CCR_LOG_FLUSH_DEADLINE_MS", 60000, 100, 3600000), &e) != 0)
+		task_log("ERROR", "%s", e.msg);
+	t->log = NULL;
+	rc = put_metadata(t);
+	send_webhook(t);
+	return rc;
+}
+
+static void set_outcome(struct task *t, int setup_failed, const char *msg)
+{
+	if (task_cancelled || (t->rep.reason && strcmp(t->rep.reason, "cancelled") == 0)) {
+		t->rep.status = "cancelled";
+		t->rep.reason = "cancelled";
+		if (t->rep.exit_code < 0 || t->rep.exit_code == 0)
+			t->rep.exit_code = 130;
+		buf_reset(&t->rep.error);
+		buf_adds(&t->rep.error, "Task cancelled by user");
+	} else if (setup_failed) {
+		t->rep.status = "failed";
+		t->rep.reason = "failed";
+		t->rep.exit_code = 1;
+		buf_reset(&t->rep.error);
+		redact_str(&t->rep.error, msg);
+	} else {
+		t->rep.status = strcmp(t->rep.reason, "completed") == 0 ? "completed" : "failed";
+	}
+}
+
+static void cleanup(struct task *t)
+{
+	struct err e = ERR_INIT;
+
+	if (t->proxy_on)
+		tp_stop(&t->proxy);
+	pc_leftovers_kill(&t->left, 2000);
+	if (t->git_on)
+		gop_ctx_free(&t->git);
+	cc_files_free(&t->files);
+	if (t->ws_on && ws_wipe(&t->ws, &e) != 0)
+		task_log("ERROR", "cannot remove the workspace: %s", e.msg);
+	if (t->payload_key[0] && t->st->ops->del(t->st, t->payload_key, &e) != 0)
+		task_log("ERROR", "cannot delete the payload %s: %s", t->payload_key, e.msg);
+	if (t->have_payload)
+		payload_free(&t->p);
+	report_free(&t->rep);
+	buf_free(&t->logs_url);
+	redact_clear();
+}
+
+int task_run(const struct task_env *env)
+{
+	struct task t;
+	struct buf logs = BUF_INIT;
+	struct err e = ERR_INIT;
+	int failed = 0, rc;
+
+	memset(&t, 0, sizeof(t));
+	t.env = env;
+	t.st = env->be->storage;
+	t.t0 = clock_mono_ms();
+	report_init(&t.rep, env->task_id);
+	if (env->execution_name)
+		snprintf(t.rep.execution_name, sizeof(t.rep.execution_name), "%s", env->execution_name);
+	read_pending(&t);
+	buf_printf(&logs, "sessions/%s/", env->task_id);
+	if (logs.p && t.st->ops->url(t.st, logs.p, &t.logs_url) == 0)
+		t.rep.logs_path = t.logs_url.p;
+	clock_iso(t.rep.started_at);
+	if (!t.rep.created_at[0])
+		memcpy(t.rep.created_at, t.rep.started_at, sizeof(t.rep.created_at));
+	t.log = logsink_open(t.st, env->task_id, (int)env_int("CCR_LOG_FLUSH_MS", env->be->mode == CFG_LOCAL ? 20 : 500,
+								     1, 60000), &e);
+	if (!t.log) {
+		task_log("ERROR", "%s", e.msg);
+		cleanup(&t);
+		buf_free(&logs);
+		return -1;
+	}
+	if (load_payload(&t, &e) != 0) {
+		failed = 1;
+	} else {
+		t.rep.status = "running";
+		put_metadata(&t);
+		if (setup(&t, &e) != 0 || run_claude(&t, &e) != 0)
+			failed = 1;
+	}
+	if (failed) {
+		task_log("ERROR", "task %s failed: %s", env->task_id, e.msg);
+		task_error_line(&t, e.msg);
+	}
+	set_outcome(&t, failed, e.msg);
+	if (!failed && strcmp(t.rep.status, "completed") == 0 && t.p.post_actions)
+		postexec_run(&t);
+	rc = finish(&t);
+	task_log(strcmp(t.rep.status, "completed") == 0 ? "INFO" : "WARNING", "task %s %s (%s, exit %d) in %lld ms",
+		 env->task_id, t.rep.status, t.rep.reason, t.rep.exit_code, (long long)t.rep.duration_ms);
+	cleanup(&t);
+	buf_free(&logs);
+	return rc;
+}

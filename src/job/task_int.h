@@ -1,0 +1,53 @@
+/*
+ * task_int.h: the state shared by task.c and postexec.c (private to ccr job).
+ */
+#ifndef CCR_TASK_INT_H
+#define CCR_TASK_INT_H
+
+#include <signal.h>
+
+#include "job/claudecfg.h"
+#include "job/git.h"
+#include "job/logsink.h"
+#include "job/payload.h"
+#include "job/precmd.h"
+#include "job/proxy.h"
+#include "job/report.h"
+#include "job/task.h"
+#include "job/workspace.h"
+
+struct task {
+	const struct task_env *env;
+	struct storage *st;
+	struct payload p;
+	int have_payload;
+	struct report rep;
+	struct logsink *log;
+	struct tp_proxy proxy;
+	int proxy_on;
+	struct ws ws;
+	int ws_on;
+	struct gop_ctx git;
+	int git_on;
+	struct cc_files files;
+	struct pc_leftovers left;
+	char claude_cwd[4096];
+	char mcp_path[4200];
+	char ssh_cmd[4600];
+	char payload_key[600];
+	struct buf logs_url;
+	int64_t t0;
+};
+
+extern volatile sig_atomic_t task_cancelled;
+
+/* task_log: one line on the job's own log (stderr), redacted. */
+void task_log(const char *severity, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* task_error_line: append {"type":"error","error":msg,"timestamp":...}. */
+void task_error_line(struct task *t, const char *msg);
+
+/* postexec_run: uploads, external test repo, git (seed-spec §11). */
+void postexec_run(struct task *t);
+
+#endif

@@ -1,0 +1,215 @@
+/*
+ * health.c: the seed's health endpoints (seed-spec §2.7), byte for byte:
+ *
+ *   GET /                      200 text/html  "Claude Code Agent is running"
+ *   GET /health, /healthz      200 text/html  "ok"
+ *   ... ?verbose=true          200 JSON {"status":"healthy","server":"running",
+ *                                "auth":{"hasApiKey":..,"hasAuthToken":..,"tokenLength":..},
+ *                                "claude":{"cliAvailable":..}}
+ *
+ * Only the exact query value "true" selects the verbose form.  The seed
+ * spawned `claude --version` with no timeout, so a hanging CLI hung the
+ * request; here the child runs in its own process group with stdin and
+ * stderr on /dev/null (when it exists) and stdout on a pipe that is
+ * drained and ignored, and the whole group is killed after the timeout.
+ * tokenLength is JavaScript's String length (UTF-16 code units) of
+ * CLAUDE_CODE_OAUTH_TOKEN.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "serve/log.h"
+#include "serve/serve.h"
+#include "util/buf.h"
+
+#define TEXT_HTML "text/html; charset=utf-8"
+
+extern char **environ;
+
+int health_root(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
+{
+	static const char body[] = "Claude Code Agent is running";
+
+	return hs_send(resp, 200, TEXT_HTML, body, sizeof(body) - 1);
+}
+
+/* JavaScript's .length of a UTF-8 string: code units of UTF-16. */
+static size_t js_length(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = 0;
+
+	while (*p) {
+		if (*p < 0x80) {
+			p++;
+			n++;
+		} else if ((*p & 0xE0) == 0xC0 && (p[1] & 0xC0) == 0x80) {
+			p += 2;
+			n++;
+		} else if ((*p & 0xF0) == 0xE0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) {
+			p += 3;
+			n++;
+		} else if ((*p & 0xF8) == 0xF0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
+			   (p[3] & 0xC0) == 0x80) {
+			p += 4;
+			n += 2;
+		} else {
+			p++;     /* an invalid byte decodes to one U+FFFD */
+			n++;
+		}
+	}
+	return n;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int health_cli_available(unsigned timeout_ms)
+{
+	const char *bin = getenv("CLAUDE_BIN");
+	char *argv[3];
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, deflt;
+	int pfd[2], devnull, rc, status = 0, ok = 0, reaped = 0;
+	pid_t pid;
+	uint64_t deadline = mono_ms() + timeout_ms;
+
+	if (!bin || !*bin)
+		bin = "claude";
+	argv[0] = (char *)bin;
+	argv[1] = "--version";
+	argv[2] = NULL;
+	if (pipe2(pfd, O_CLOEXEC) != 0) {
+		slog(SLOG_WARNING, "cli check: pipe: %s", strerror(errno));
+		return 0;
+	}
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (posix_spawn_file_actions_init(&fa) != 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		if (devnull >= 0)
+			close(devnull);
+		return 0;
+	}
+	if (posix_spawnattr_init(&at) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		close(pfd[0]);
+		close(pfd[1]);
+		if (devnull >= 0)
+			close(devnull);
+		return 0;
+	}
+	sigemptyset(&none);
+	sigemptyset(&deflt);
+	sigaddset(&deflt, SIGPIPE);
+	sigaddset(&deflt, SIGTERM);
+	sigaddset(&deflt, SIGINT);
+	rc = posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+	if (rc == 0 && devnull >= 0)
+		rc = posix_spawn_file_actions_adddup2(&fa, devnull, 0);
+	if (rc == 0 && devnull >= 0)
+		rc = posix_spawn_file_actions_adddup2(&fa, devnull, 2);
+	if (rc == 0)
+		rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+						   POSIX_SPAWN_SETSIGDEF);
+	if (rc == 0)
+		rc = posix_spawnattr_setpgroup(&at, 0);
+	if (rc == 0)
+		rc = posix_spawnattr_setsigmask(&at, &none);
+	if (rc == 0)
+		rc = posix_spawnattr_setsigdefault(&at, &deflt);
+	if (rc == 0)
+		rc = posix_spawnp(&pid, bin, &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(pfd[1]);
+	if (devnull >= 0)
+		close(devnull);
+	if (rc != 0) {
+		close(pfd[0]);
+		slog(SLOG_DEBUG, "cli check: cannot run %s: %s", bin, strerror(rc));
+		return 0;
+	}
+	/* Drain stdout and poll for the exit, until the deadline. */
+	for (;;) {
+		struct pollfd pf = { pfd[0], POLLIN, 0 };
+		uint64_t now = mono_ms();
+		pid_t w;
+
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == pid) {
+			reaped = 1;
+			break;
+		}
+		if (w < 0 && errno != EINTR)
+			break;     /* someone else reaped it: unknown, treat as unavailable */
+		if (now >= deadline)
+			break;
+		if (pfd[0] >= 0 && poll(&pf, 1, 20) > 0) {
+			char sink[512];
+			ssize_t n = read(pfd[0], sink, sizeof(sink));
+
+			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+				close(pfd[0]);
+				pfd[0] = -1;
+			}
+		} else if (pfd[0] < 0) {
+			struct timespec ts = { 0, 20 * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (pfd[0] >= 0)
+		close(pfd[0]);
+	if (!reaped) {
+		if (kill(-pid, SIGKILL) != 0 && kill(pid, SIGKILL) != 0) {
+			/* already gone */
+		}
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		slog(SLOG_WARNING, "cli check: %s --version did not finish within %u ms", bin, timeout_ms);
+		return 0;
+	}
+	ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	return ok;
+}
+
+int health_check(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
+{
+	const char *verbose = hs_req_query(req, "verbose");
+	const char *key = getenv("ANTHROPIC_API_KEY");
+	const char *tok = getenv("CLAUDE_CODE_OAUTH_TOKEN");
+	struct buf b = BUF_INIT;
+	int cli, rc;
+
+	if (!verbose || strcmp(verbose, "true") != 0) {
+		return hs_send(resp, 200, TEXT_HTML, "ok", 2);
+	}
+	cli = health_cli_available(sc->cli_check_timeout_ms);
+	if (buf_printf(&b,
+		       "{\"status\":\"healthy\",\"server\":\"running\",\"auth\":{\"hasApiKey\":%s,"
+		       "\"hasAuthToken\":%s,\"tokenLength\":%zu},\"claude\":{\"cliAvailable\":%s}}",
+		       key && *key ? "true" : "false", tok && *tok ? "true" : "false",
+		       tok ? js_length(tok) : 0, cli ? "true" : "false") != 0) {
+		buf_free(&b);
+		return hs_send_json_error(resp, 500, "out of memory");
+	}
+	rc = hs_send(resp, 200, HS_JSON, b.p, b.len);
+	buf_free(&b);
+	return rc;
+}
