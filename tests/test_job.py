@@ -309,3 +309,31 @@ def test_no_secret_anywhere_after_a_failing_run(job):
     for path, data in everything_under(job.data):
         assert CANARY.encode() not in data, path
     assert CANARY not in out + err and ENV_CANARY not in err
+
+
+@pytest.fixture
+def fake_api(tmp_path):
+    p = subprocess.Popen(["/usr/bin/python3", str(ROOT / "tests" / "fakes" / "fake_anthropic.py"), "--port", "0",
+                          "--expected-key", CANARY], stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    assert line.startswith("LISTENING"), line
+    yield f"http://127.0.0.1:{line.split()[1]}"
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def test_token_proxy_swaps_the_dummy_for_the_real_key(job, fake_api):
+    import urllib.request
+    job.payload("p1", mode={"api": True})
+    rc, out, err = job.run("p1", CCR_ANTHROPIC_UPSTREAM=fake_api)
+    assert rc == 0, err
+    m = job.meta("p1")
+    assert m["status"] == "completed", m
+    with urllib.request.urlopen(fake_api + "/_fake/requests") as r:
+        reqs = json.load(r)
+    reqs = reqs.get("requests", reqs) if isinstance(reqs, dict) else reqs
+    msgs = [q for q in reqs if q["path"].startswith("/v1/messages")]
+    assert msgs and all(q["credential"] == CANARY or CANARY in json.dumps(q["headers"]) for q in msgs)
+    assert m["proxyUsage"]["requests"] == 1 and m["proxyUsage"]["output_tokens"] > 0
+    env = job.claude_record()["env"]
+    assert CANARY not in json.dumps(env)
