@@ -303,6 +303,26 @@ def test_resumable_20mib_survives_dropped_connection(gcp, fake, tmp_path):
                            'bytes 3145728-3145732/3145733']
 
 
+def test_resumable_under_503s_and_automatic_above_8mib(gcp, fake, tmp_path):
+    data = os.urandom(9 * MiB + 3)
+    src = tmp_path / 'nine.bin'
+    src.write_bytes(data)
+    # the storage seam switches to the resumable protocol above 8 MiB (default 8 MiB chunks)
+    gcp('store', 'put', BUCKET, 'sessions/x/big', src)
+    assert stored(fake, 'sessions/x/big') == data
+    log = fake.requests(service='storage')
+    assert log[0]['query']['uploadType'] == 'resumable'
+    assert [e['headers'].get('content-range') for e in log[1:]] == [
+        'bytes 0-8388607/9437187', 'bytes 8388608-9437186/9437187']
+    # a third of all storage calls answered 503: every chunk still lands exactly once
+    fake.faults(service='storage', status=503, probability=0.33, seed=3)
+    fake.clear_requests()
+    r = gcp('gcs', 'put', BUCKET, 'nine.bin', src, '--resumable', '--chunk-size', 1 * MiB)
+    assert 'size=9437187' in r.stdout.decode()
+    assert hashlib.sha256(stored(fake, 'nine.bin')).digest() == hashlib.sha256(data).digest()
+    assert any(e['fault'] for e in fake.requests(service='storage'))
+
+
 # ---- Cloud KMS and the payload envelope ------------------------------------------------------
 
 def test_kms_encrypt_decrypt_and_crc32c_checks(gcp, fake):
@@ -329,6 +349,10 @@ def test_kms_encrypt_decrypt_and_crc32c_checks(gcp, fake):
     fake.faults(service='kms', path_contains=':decrypt', json_merge={'plaintextCrc32c': '7'})
     r = gcp('kms', 'decrypt', input=ct, check=False)
     assert r.returncode == 1 and 'plaintextCrc32c' in r.stderr.decode()
+    fake.faults(service='kms', status=403)
+    r = gcp('kms', 'encrypt', '--data', 'x', check=False)
+    assert r.returncode == 1 and 'HTTP 403' in r.stderr.decode()
+    assert f'credentials: GOOGLE_APPLICATION_CREDENTIALS={fake.sa_path}' in r.stderr.decode()
     fake.clear_faults()
     r = gcp('kms', 'decrypt', input=b'not a ciphertext', check=False)
     assert r.returncode == 1 and 'HTTP 400' in r.stderr.decode()
@@ -575,6 +599,26 @@ def test_token_expiring_mid_run_is_refreshed(gcp, fake, tmp_path):
     fake.clear_requests()
     gcp('script', tmp_path / 's')
     assert len([e for e in fake.requests(service='oauth')]) == 1
+
+
+def test_threads_share_one_token_and_refresh_once(gcp, fake, tmp_path):
+    """8 threads in one process: one token fetch for all of them; when the token is revoked
+    mid-run, every thread that hits the 401 waits for the same single refresh."""
+    fake.set_secret('p', 'prompt')
+    for i in range(8):
+        fake.put_object(BUCKET, f'pre/{i}', b'x')
+    ops = [[f'gcs put {BUCKET} t/{i} --data v{i}', f'kms roundtrip r{i}', 'secret get p',
+            f'gcs stat {BUCKET} pre/{i % 8}'][i % 4] for i in range(96)]
+    (tmp_path / 's').write_text('\n'.join(ops) + '\n')
+    fake.faults(service=['storage', 'kms', 'secretmanager'], expire_token=True, skip=40, count=1)
+    r = gcp('script', tmp_path / 's', '--threads', 8)
+    res, summary = script_result(r.stdout)
+    assert summary['failed'] == 0 and summary['ops'] == 96
+    assert all(res[i + 1] == f'r{i}' for i in range(96) if i % 4 == 1)
+    assert all(stored(fake, f't/{i}') == f'v{i}'.encode() for i in range(0, 96, 4))
+    tokens = [e for e in fake.requests(service='oauth') if e['path'] == '/token']
+    assert [e['status'] for e in tokens] == [200, 200]
+    assert len([e for e in fake.requests() if e['status'] == 401]) >= 1
 
 
 def test_retry_after_is_honoured(gcp, fake):

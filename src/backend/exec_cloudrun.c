@@ -55,7 +55,8 @@ static int r_cancel(struct executor *x, const char *exec_name, struct err *e)
 	struct exec_cloudrun *xc = (struct exec_cloudrun *)x;
 	struct err e2 = ERR_INIT;
 
-	if (crun_cancel_execution(xc->c, exec_name, &e2) == 0 || e2.http == 400)
+	if (crun_cancel_execution(xc->c, exec_name, &e2) == 0 ||
+			(e2.http == 400 && strstr(e2.msg, "FAILED_PRECONDITION")))
 		return 0;
 	*e = e2;
 	return -1;

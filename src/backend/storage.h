@@ -49,6 +49,10 @@ struct storage_ops {
 		    struct storage_list *out, struct err *e);
 	/* Delete; a missing object is not an error. */
 	int (*del)(struct storage *s, const char *key, struct err *e);
+	/* Wait up to timeout_ms for a change under prefix (a directory-like
+	 * prefix ending in '/'): 1 changed, 0 timed out, -1 error.  NULL when
+	 * the backend cannot watch; callers then poll. */
+	int (*wait)(struct storage *s, const char *prefix, int timeout_ms);
 	/* The user-facing location of key: gs://bucket/key, or a file path. */
 	int (*url)(struct storage *s, const char *key, struct buf *out);
 	void (*free)(struct storage *s);

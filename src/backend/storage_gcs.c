@@ -127,7 +127,8 @@ static void g_free(struct storage *s)
 }
 
 static const struct storage_ops gcs_ops = {
-	"gcs", g_put, g_get, g_list, g_del, g_url, g_free,
+	.name = "gcs", .put = g_put, .get = g_get, .list = g_list, .del = g_del,
+	.wait = NULL, .url = g_url, .free = g_free,
 };
 
 struct storage *storage_gcs_new(const char *bucket, struct err *e)

@@ -313,6 +313,16 @@ struct gauth *gauth_default(struct err *e)
 	return g;
 }
 
+const char *gauth_default_describe(void)
+{
+	struct gauth *g;
+
+	pthread_mutex_lock(&default_lock);
+	g = default_g;
+	pthread_mutex_unlock(&default_lock);
+	return g ? g->describe : NULL;
+}
+
 enum gauth_source gauth_source(const struct gauth *g)
 {
 	return g->source;
@@ -528,7 +538,11 @@ static int md_get(const char *host, int explicit_host, const char *path, struct 
 		goto out;
 	}
 	if (rs.status != 200) {
-		gcp_http_error(e, &rs, "%s: GET %s", describe, path);
+		char text[300];
+
+		gcp_error_text(&rs, text, sizeof text);
+		err_http(e, (int)rs.status, "%s: GET %.*s: HTTP %ld%s%s", describe, (int)strcspn(path, "?"), path,
+			rs.status, text[0] ? ": " : "", text);
 		goto out;
 	}
 	{

@@ -62,6 +62,10 @@ void gauth_free(struct gauth *g);
  * remembered, so a later call tries again. */
 struct gauth *gauth_default(struct err *e);
 
+/* gauth_describe() of the process-wide instance if it exists yet, else
+ * NULL (never creates it). */
+const char *gauth_default_describe(void);
+
 enum gauth_source gauth_source(const struct gauth *g);
 enum gauth_kind gauth_kind(const struct gauth *g);
 /* "GOOGLE_APPLICATION_CREDENTIALS=PATH (service account EMAIL)" and the

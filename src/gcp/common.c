@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gcp/auth.h"
 #include "gcp/common.h"
 
 const char *gcp_getenv(const char *name)
@@ -238,12 +239,20 @@ void gcp_error_text(const struct hc_response *rs, char *dst, size_t dstlen)
 int gcp_http_error(struct err *e, const struct hc_response *rs, const char *fmt, ...)
 {
 	char what[256], text[300];
+	size_t n;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
 	gcp_error_text(rs, text, sizeof text);
+	n = strlen(text);
+	if (rs->attempts > 1 && n + 32 < sizeof text)
+		snprintf(text + n, sizeof text - n, "%s(after %u attempts)", n ? " " : "", rs->attempts);
+	/* Refused credentials: say whose. */
+	if ((rs->status == 401 || rs->status == 403) && gauth_default_describe())
+		return err_http(e, (int)rs->status, "%s: HTTP %ld: %s (credentials: %s)", what, rs->status,
+			text[0] ? text : "refused", gauth_default_describe());
 	if (text[0])
 		return err_http(e, (int)rs->status, "%s: HTTP %ld: %s", what, rs->status, text);
 	return err_http(e, (int)rs->status, "%s: HTTP %ld", what, rs->status);

@@ -17,6 +17,7 @@
  * {"error":{"errors":[{"reason"}],"message"}}, OAuth {"error",
  * "error_description"}) or the first line of a text body, with control
  * characters removed and the length bounded.  e->http gets the status.
+ * A 401 or 403 also names the credentials in use (gauth_describe).
  *
  * Prefix gcp_.
  */

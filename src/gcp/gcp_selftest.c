@@ -242,7 +242,8 @@ static int t_backoff(char *why, size_t n)
 		rc = st_fail(why, n, "an HTTP-date Retry-After was not ignored");
 		goto out;
 	}
-	snprintf(why, n, "mean jittered wait %llu ms", (unsigned long long)(sum / 64));
+	snprintf(why, n, "waits 0..1 s, 0..2 s, ... capped at 0..32 s (mean of samples %llu ms)",
+		(unsigned long long)(sum / 64));
 	rc = 0;
 out:
 	hc_response_free(&rs);
@@ -251,7 +252,7 @@ out:
 
 static int t_crc32c_fields(char *why, size_t n)
 {
-	struct buf b = BUF_INIT, out = BUF_INIT, ans = BUF_INIT;
+	struct buf b = BUF_INIT, out = BUF_INIT;
 	struct err e = ERR_INIT;
 	char g[9];
 	uint32_t v;
@@ -317,7 +318,6 @@ static int t_crc32c_fields(char *why, size_t n)
 out:
 	buf_free(&b);
 	buf_free(&out);
-	buf_free(&ans);
 	return rc;
 }
 

@@ -517,6 +517,10 @@ int hc_do(const struct hc_request *rq, struct hc_response *rs, struct err *e)
 out:
 	if (c)
 		curl_easy_cleanup(c);
+	/* curl's copies of the header lines may hold a bearer token. */
+	for (t = hl; t; t = t->next)
+		if (t->data)
+			cr_wipe(t->data, strlen(t->data));
 	curl_slist_free_all(hl);
 	return rc;
 }

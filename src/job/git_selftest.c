@@ -321,7 +321,7 @@ static int fake_step(struct fake_stream *s)
 				if (s->deepen > 0) {
 					char hex[41], line[64];
 					git_oid_tostr(hex, sizeof(hex), &s->want);
-					snprintf(line, sizeof(line), "shallow %s\n", hex);
+					snprintf(line, sizeof(line), "shallow %s", hex);
 					pkts(&s->out, line);
 					buf_adds(&s->out, "0000");
 				}
@@ -390,7 +390,10 @@ static int fake_write(git_smart_subtransport_stream *st, const char *buffer, siz
 static void fake_stream_free(git_smart_subtransport_stream *st)
 {
 	struct fake_stream *s = (struct fake_stream *)st;
+	struct fake_sub *fs = (struct fake_sub *)st->subtransport;
 
+	if (fs && fs->stream == s)
+		fs->stream = NULL;
 	buf_free(&s->in);
 	buf_free(&s->out);
 	free(s);
@@ -419,19 +422,19 @@ static int fake_action(git_smart_subtransport_stream **out, git_smart_subtranspo
 	return 0;
 }
 
+/* libgit2 frees the stream itself (stream->free) before closing. */
 static int fake_close(git_smart_subtransport *t)
 {
-	struct fake_sub *fs = (struct fake_sub *)t;
-
-	if (fs->stream)
-		fake_stream_free(&fs->stream->parent);
-	fs->stream = NULL;
+	(void)t;
 	return 0;
 }
 
 static void fake_free(git_smart_subtransport *t)
 {
-	fake_close(t);
+	struct fake_sub *fs = (struct fake_sub *)t;
+
+	if (fs->stream)
+		fake_stream_free(&fs->stream->parent);
 	free(t);
 }
 

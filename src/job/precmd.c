@@ -636,6 +636,8 @@ int pc_run_all(const char *cwd, const cJSON *commands, const cJSON *secrets, con
 				 o && o->output_cap ? o->output_cap : PC_OUTPUT_CAP);
 		else if (r.term_signal)
 			snprintf(reason, sizeof(reason), "killed by signal %d", r.term_signal);
+		else if (r.status < 0)
+			snprintf(reason, sizeof(reason), "its exit status could not be read");
 		else if (r.status != 0)
 			snprintf(reason, sizeof(reason), "exit status %d", r.status);
 		else
@@ -648,7 +650,7 @@ int pc_run_all(const char *cwd, const cJSON *commands, const cJSON *secrets, con
 		}
 		if (r.left_running && left && left->n < PC_MAX_LEFTOVERS)
 			left->pgid[left->n++] = r.pgid;
-		logf_(o, "Completed in %ldms", r.duration_ms);
+		logf_(o, "\xe2\x9c\x93 Completed in %ldms", r.duration_ms);
 		if (r.output.p)
 			cr_wipe(r.output.p, r.output.cap);
 		pc_result_free(&r);

@@ -50,7 +50,7 @@ struct pc_opts {
 	long timeout_ms;        /* per command; 0: CCR_PRECMD_TIMEOUT_S seconds, else 300 s */
 	size_t output_cap;      /* 0: PC_OUTPUT_CAP */
 	long kill_grace_ms;     /* SIGTERM to SIGKILL; 0: PC_KILL_GRACE_MS */
-	/* Progress lines ("[1/2] Running: <command>", "Completed in <n>ms"),
+	/* Progress lines ("[1/2] Running: <command>", "✓ Completed in <n>ms"),
 	 * already redacted; NULL: silent. */
 	void (*log)(void *arg, const char *line);
 	void *arg;

@@ -1449,7 +1449,13 @@ static int conn_forward(struct tp_conn *c)
 		return 0;
 	if (c->mode == RM_CHUNKED && conn_send(c, "0\r\n\r\n", 5) != 0)
 		return 0;
-	return c->keep && c->msg_done;
+	if (!c->msg_done) {
+		/* Answered before the client finished its body (an early 413,
+		 * say): close without a reset that could destroy the answer. */
+		conn_linger(c);
+		return 0;
+	}
+	return c->keep;
 }
 
 /* ---- connections -------------------------------------------------------------- */

@@ -457,6 +457,12 @@ static void cleanup(struct task *t)
 		task_log("ERROR", "cannot remove the workspace: %s", e.msg);
 	if (t->payload_key[0] && t->st->ops->del(t->st, t->payload_key, &e) != 0)
 		task_log("ERROR", "cannot delete the payload %s: %s", t->payload_key, e.msg);
+	{
+		char active[200];
+		snprintf(active, sizeof(active), "active/%s", t->env->task_id);
+		if (t->st->ops->del(t->st, active, &e) != 0)
+			task_log("WARNING", "cannot remove %s: %s", active, e.msg);
+	}
 	if (t->have_payload)
 		payload_free(&t->p);
 	report_free(&t->rep);

@@ -16,8 +16,11 @@
 
 #include "http/server.h"
 
+struct backends;
+
 struct serve_ctx {
 	struct hs_server *srv;
+	struct backends *be;               /* storage, sealing, execution */
 	unsigned cli_check_timeout_ms;     /* `claude --version` for /health?verbose=true */
 };
 
@@ -57,5 +60,13 @@ int health_check(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp,
  * timeout_ms, else 0 (spawn failure, non-zero exit, signal, timeout: the
  * process group is then killed). */
 int health_cli_available(unsigned timeout_ms);
+
+/* api.c: the task endpoints. */
+int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
+int api_run_async(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
+int api_cancel(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
+int api_status(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
+int api_task(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
+int api_events(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
 
 #endif

@@ -120,13 +120,29 @@ static void usage_all(FILE *f)
 		"CCR_SECRETMANAGER_ENDPOINT.\nRetries: CCR_RETRY_BASE_MS scales the backoff (default 1000).\n");
 }
 
-/* Record a usage error for the synopsis starting with `prefix`. */
+/* Record a usage error for the synopsis starting with `prefix`; for a
+ * bare command with several verbs, list the verbs. */
 static int usage(struct ctx *c, const char *prefix)
 {
 	const char *const *s;
+	size_t pl = strlen(prefix), off;
+	int matches = 0;
 
 	for (s = synopsis; *s; s++)
-		if (strncmp(*s, prefix, strlen(prefix)) == 0)
+		if (strncmp(*s, prefix, pl) == 0 && ((*s)[pl] == ' ' || (*s)[pl] == 0))
+			matches++;
+	if (matches > 1 && !strchr(prefix, ' ')) {
+		off = (size_t)snprintf(c->usage, sizeof c->usage, "usage: ccr gcp %s VERB ... (verbs:", prefix);
+		for (s = synopsis; *s && off < sizeof c->usage; s++)
+			if (strncmp(*s, prefix, pl) == 0 && (*s)[pl] == ' ')
+				off += (size_t)snprintf(c->usage + off, sizeof c->usage - off, " %.*s",
+					(int)strcspn(*s + pl + 1, " "), *s + pl + 1);
+		if (off < sizeof c->usage)
+			snprintf(c->usage + off, sizeof c->usage - off, ")");
+		return EXIT_USAGE;
+	}
+	for (s = synopsis; *s; s++)
+		if (strncmp(*s, prefix, pl) == 0)
 			break;
 	snprintf(c->usage, sizeof c->usage, "usage: ccr gcp %s", *s ? *s : prefix);
 	return EXIT_USAGE;

@@ -1,0 +1,235 @@
+/*
+ * api.c: the task endpoints of `ccr serve` (seed-spec §2.3–§2.6, plus
+ * GET /tasks/:taskId and GET /tasks/:taskId/events).
+ *
+ * Every handler reads the request, calls tasks.c or sse.c, and writes the
+ * seed's status codes and bodies.  Bodies are JSON objects in UTF-8; any
+ * other body is a 400 with a JSON error, never a crash.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "serve/log.h"
+#include "serve/serve.h"
+#include "serve/sse.h"
+#include "serve/tasks.h"
+#include "util/jsjson.h"
+
+/* 1 when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned c = s[i], need, cp, min;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0)
+			need = 1, cp = c & 0x1f, min = 0x80;
+		else if ((c & 0xf0) == 0xe0)
+			need = 2, cp = c & 0x0f, min = 0x800;
+		else if ((c & 0xf8) == 0xf0)
+			need = 3, cp = c & 0x07, min = 0x10000;
+		else
+			return 0;
+		for (size_t k = 1; k <= need; k++) {
+			if (i + k >= n || (s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += need + 1;
+	}
+	return 1;
+}
+
+/* The request body as a JSON object, or an answered 400 (returns NULL). */
+static cJSON *json_body(struct hs_req *req, struct hs_resp *resp)
+{
+	const char *ct = hs_req_header(req, "Content-Type");
+	size_t len = 0;
+	const char *body = hs_req_body(req, &len);
+	cJSON *j;
+
+	/* Like the seed, a non-JSON content type reads as an empty object. */
+	if (!ct || strncasecmp(ct, "application/json", 16) != 0)
+		return cJSON_CreateObject();
+	if (!utf8_valid((const unsigned char *)body, len)) {
+		hs_send_json_error(resp, 400, "request body is not valid UTF-8");
+		return NULL;
+	}
+	j = cJSON_ParseWithLength(body, len);
+	if (!j) {
+		hs_send_json_error(resp, 400, "request body is not valid JSON (or nests deeper than 1000 levels)");
+		return NULL;
+	}
+	if (cJSON_IsArray(j)) {
+		/* The seed reads an array as an object without fields. */
+		cJSON_Delete(j);
+		return cJSON_CreateObject();
+	}
+	if (!cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		hs_send_json_error(resp, 400, "request body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+/* A log line carrying the task id as its own field (task ids are
+ * validated or generated, so they need no escaping). */
+static void tlog(enum slog_level lv, const char *task, const char *fmt, ...)
+{
+	char msg[768], extra[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(extra, sizeof(extra), "\"task_id\":\"%s\"", tasks_id_valid(task) ? task : "");
+	slog_fields(lv, msg, extra);
+}
+
+static int send_buf(struct hs_resp *resp, int status, const struct buf *b)
+{
+	return hs_send(resp, status, HS_JSON, b->p ? b->p : "{}", b->p ? b->len : 2);
+}
+
+static int submit(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, int async, struct submitted *s)
+{
+	struct err e = ERR_INIT;
+	cJSON *body = json_body(req, resp);
+	int rc;
+
+	if (!body)
+		return -1;
+	rc = tasks_validate(body, async, &e);
+	if (rc == 0)
+		rc = tasks_submit(sc->be, body, async, s, &e);
+	cJSON_Delete(body);
+	if (rc != 0) {
+		tlog(SLOG_WARNING, s->task_id, "task not started: %s", e.msg);
+		hs_send_json_error(resp, e.http ? e.http : 500, e.msg);
+		return -1;
+	}
+	tlog(SLOG_INFO, s->task_id, "task started (%s)%s", s->execution_name.p ? s->execution_name.p : "",
+		       s->queued ? ", queued" : "");
+	return 0;
+}
+
+int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
+{
+	struct submitted s;
+
+	(void)m;
+	memset(&s, 0, sizeof(s));
+	if (submit(sc, req, resp, 0, &s) != 0) {
+		submitted_free(&s);
+		return 0;
+	}
+	sse_stream(sc->be, resp, s.task_id, 0, 1);
+	submitted_free(&s);
+	return 0;
+}
+
+int api_run_async(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
+{
+	struct submitted s;
+	struct buf out = BUF_INIT;
+	cJSON *o;
+
+	(void)m;
+	memset(&s, 0, sizeof(s));
+	if (submit(sc, req, resp, 1, &s) != 0) {
+		submitted_free(&s);
+		return 0;
+	}
+	o = cJSON_CreateObject();
+	if (o) {
+		cJSON_AddStringToObject(o, "taskId", s.task_id);
+		cJSON_AddStringToObject(o, "status", s.queued ? "queued" : "pending");
+		cJSON_AddStringToObject(o, "logsPath", s.logs_path.p ? s.logs_path.p : "");
+		cJSON_AddStringToObject(o, "createdAt", s.created_at);
+		cJSON_AddStringToObject(o, "executionName", s.execution_name.p ? s.execution_name.p : "");
+		jsj_print(&out, o, 0);
+		cJSON_Delete(o);
+	}
+	send_buf(resp, 202, &out);
+	buf_free(&out);
+	submitted_free(&s);
+	return 0;
+}
+
+int api_cancel(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
+{
+	struct buf out = BUF_INIT;
+	int status = 500;
+
+	(void)req;
+	tasks_cancel(sc->be, route_param(m, "taskId"), &status, &out);
+	send_buf(resp, status, &out);
+	buf_free(&out);
+	return 0;
+}
+
+int api_status(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
+{
+	struct buf out = BUF_INIT;
+	struct err e = ERR_INIT;
+
+	(void)req, (void)m;
+	if (tasks_active(sc->be, 1000, &out, &e) != 0) {
+		buf_reset(&out);
+		buf_adds(&out, "{\"error\":\"Internal server error\",\"message\":");
+		jsj_string(&out, e.msg, strlen(e.msg));
+		buf_addc(&out, '}');
+		send_buf(resp, 500, &out);
+	} else {
+		send_buf(resp, 200, &out);
+	}
+	buf_free(&out);
+	return 0;
+}
+
+int api_task(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
+{
+	struct buf out = BUF_INIT;
+	int status = 500;
+
+	(void)req;
+	tasks_get(sc->be, route_param(m, "taskId"), &status, &out);
+	send_buf(resp, status, &out);
+	buf_free(&out);
+	return 0;
+}
+
+int api_events(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
+{
+	const char *id = route_param(m, "taskId"), *last = hs_req_header(req, "Last-Event-ID");
+	struct buf out = BUF_INIT;
+	uint64_t after = 0;
+	int status = 500;
+	char *end;
+
+	if (!last)
+		last = hs_req_query(req, "lastEventId");
+	if (last && *last) {
+		after = strtoull(last, &end, 10);
+		if (*end)
+			return hs_send_json_error(resp, 400, "Last-Event-ID must be a line number"), 0;
+	}
+	tasks_get(sc->be, id, &status, &out);
+	buf_free(&out);
+	if (status != 200)
+		return hs_send_json_error(resp, status, status == 404 ? "Task not found" : "Invalid taskId format"), 0;
+	sse_stream(sc->be, resp, id, after, 0);
+	return 0;
+}

@@ -1,0 +1,136 @@
+/*
+ * follow.c: see follow.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve/follow.h"
+
+void follow_init(struct follow *f, struct storage *st, const char *task_id, uint64_t resume_after)
+{
+	memset(f, 0, sizeof(*f));
+	f->st = st;
+	snprintf(f->prefix, sizeof(f->prefix), "sessions/%s/", task_id);
+	f->last_index = 0;
+	f->resume_after = resume_after;
+}
+
+/* The chunk index of a key "<prefix><digits>-<stamp>.jsonl", or -1. */
+static long chunk_index(const struct follow *f, const char *key, int *width)
+{
+	const char *s = key + strlen(f->prefix), *d = s;
+	size_t n = strlen(key);
+
+	if (n < 6 || strcmp(key + n - 6, ".jsonl") != 0 || strchr(s, '/'))
+		return -1;
+	while (*d >= '0' && *d <= '9')
+		d++;
+	if (d == s || *d != '-')
+		return -1;
+	*width = (int)(d - s);
+	return strtol(s, NULL, 10);
+}
+
+static int by_index(const void *a, const void *b)
+{
+	const long *x = a, *y = b;
+
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+static int emit_chunk(struct follow *f, const struct buf *data, follow_emit_fn emit, void *arg)
+{
+	const char *p = data->p, *end = data->p + data->len;
+	int emitted = 0;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		size_t i;
+
+		for (i = 0; i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r'); i++)
+			;
+		if (i < n) {
+			f->line_no++;
+			if (f->line_no > f->resume_after) {
+				if (emit(arg, f->line_no, p, n) != 0)
+					return -1;
+				emitted++;
+			}
+		}
+		p += n + 1;
+	}
+	return emitted;
+}
+
+int follow_poll(struct follow *f, follow_emit_fn emit, void *arg, struct err *e)
+{
+	struct storage_list l;
+	long (*order)[2] = NULL;
+	size_t i, k = 0;
+	int total = 0, legacy = 0, w;
+
+	/* Our own 6-digit names sort as they are numbered: list after the
+	 * last one.  Seed names (3 digits) need the whole list, by index. */
+	if (f->st->ops->list(f->st, f->prefix, f->last_key[0] && !f->legacy ? f->last_key : NULL, &l, e) != 0)
+		return -1;
+	if (l.n && !(order = calloc(l.n, sizeof(*order)))) {
+		storage_list_free(&l);
+		return err_set(e, "out of memory");
+	}
+	for (i = 0; i < l.n; i++) {
+		long idx = chunk_index(f, l.items[i].key, &w);
+		if (idx > f->last_index) {
+			order[k][0] = idx;
+			order[k++][1] = (long)i;
+			legacy |= w < 6;
+		}
+	}
+	f->legacy |= legacy;
+	if (legacy)
+		qsort(order, k, sizeof(*order), by_index);
+	for (i = 0; i < k && total >= 0; i++) {
+		struct buf data = BUF_INIT;
+		const char *key = l.items[order[i][1]].key;
+		int n;
+
+		if (f->st->ops->get(f->st, key, 0, &data, e) != 0) {
+			buf_free(&data);
+			if (e->http == 404)
+				continue;       /* deleted by lifecycle: skip it */
+			total = -1;
+			break;
+		}
+		f->bytes_read += data.len;
+		n = emit_chunk(f, &data, emit, arg);
+		buf_free(&data);
+		snprintf(f->last_key, sizeof(f->last_key), "%s", key);
+		f->last_index = order[i][0];
+		total = n < 0 ? -1 : total + n;
+	}
+	free(order);
+	storage_list_free(&l);
+	return total;
+}
+
+cJSON *follow_metadata(struct follow *f, struct err *e)
+{
+	struct buf doc = BUF_INIT;
+	char key[400];
+	cJSON *j = NULL;
+
+	snprintf(key, sizeof(key), "%smetadata.json", f->prefix);
+	if (f->st->ops->get(f->st, key, 0, &doc, e) == 0)
+		j = cJSON_ParseWithLength(doc.p, doc.len);
+	buf_free(&doc);
+	return j;
+}
+
+int follow_is_terminal(const cJSON *meta)
+{
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(meta, "status");
+
+	return cJSON_IsString(s) && (strcmp(s->valuestring, "completed") == 0 || strcmp(s->valuestring, "failed") == 0 ||
+				     strcmp(s->valuestring, "cancelled") == 0);
+}

@@ -1,0 +1,47 @@
+/*
+ * follow.h: follow one task's log in storage, line by line, reading each
+ * chunk object once.
+ *
+ * Lines are numbered from 1 in log order; that number is the SSE event
+ * id, so a client that reconnects with Last-Event-ID: N resumes at N+1
+ * and nothing is lost or repeated.  Chunks are listed with start-after
+ * the last one read (GCS startOffset), so each poll fetches only new
+ * objects.  Chunk names written by the seed (index padded to 3 digits,
+ * which sorts wrongly past 999) are ordered by their parsed index.
+ */
+#ifndef CCR_FOLLOW_H
+#define CCR_FOLLOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#include "backend/storage.h"
+
+typedef int (*follow_emit_fn)(void *arg, uint64_t id, const char *line, size_t n);
+
+struct follow {
+	struct storage *st;
+	char prefix[300];            /* sessions/<id>/ */
+	char last_key[600];          /* the last chunk read */
+	long last_index;             /* its parsed index */
+	uint64_t line_no;            /* lines seen so far */
+	uint64_t resume_after;       /* emit only lines with a number above this */
+	uint64_t bytes_read;         /* chunk bytes downloaded */
+	int legacy;                  /* seed-named chunks seen: list everything */
+};
+
+void follow_init(struct follow *f, struct storage *st, const char *task_id, uint64_t resume_after);
+
+/* follow_poll: read new chunks, emitting their lines; returns the number
+ * of lines emitted, or -1 (e set, or emit returned non-zero: stop). */
+int follow_poll(struct follow *f, follow_emit_fn emit, void *arg, struct err *e);
+
+/* follow_metadata: the task's metadata.json, parsed (NULL: none yet). */
+cJSON *follow_metadata(struct follow *f, struct err *e);
+
+/* follow_is_terminal: 1 for completed, failed or cancelled. */
+int follow_is_terminal(const cJSON *meta);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * sse.h: a task's log as Server-Sent Events (seed-spec §3.1, with ccr's
+ * additions).
+ *
+ * Frames: each stored line becomes `id: <line number>` + `data: <line>`,
+ * where a line that is JSON is re-serialised as JavaScript would (the
+ * seed's grammar) and anything else is wrapped as {"type":"text",
+ * "content":...}.  The stream opens with `retry: 3000`, sends a `: keepalive`
+ * comment every 15 s, and ends with the seed's `event: cancelled` or
+ * `event: error` when they apply, then `event: done` carrying the status,
+ * terminal reason, exit code and usage.  When the server drains, open
+ * streams get `event: reconnect` and end; the task goes on.
+ */
+#ifndef CCR_SSE_H
+#define CCR_SSE_H
+
+#include <stdint.h>
+
+#include "backend/config.h"
+#include "http/server.h"
+
+/* sse_stream: stream task_id's log from line resume_after+1 until the task
+ * is terminal.  cancel_on_disconnect: /run semantics (a client that goes
+ * away cancels the task).  Returns when the stream ended. */
+int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, uint64_t resume_after,
+	       int cancel_on_disconnect);
+
+/* sse_frame: one data frame for a log line (appended to out). */
+int sse_frame(struct buf *out, uint64_t id, const char *line, size_t n);
+
+#endif

@@ -1,0 +1,413 @@
+/*
+ * tasks.c: see tasks.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "crypto/crypto.h"
+#include "job/payload.h"
+#include "serve/tasks.h"
+#include "util/clock.h"
+#include "util/hex.h"
+#include "util/jsjson.h"
+
+static int truthy(const cJSON *v)
+{
+	if (!v || cJSON_IsNull(v) || cJSON_IsFalse(v))
+		return 0;
+	if (cJSON_IsString(v))
+		return v->valuestring[0] != 0;
+	if (cJSON_IsNumber(v))
+		return v->valuedouble != 0;
+	return 1;
+}
+
+int tasks_id_valid(const char *id)
+{
+	const char *c;
+
+	if (!id || !*id || strlen(id) > TASK_ID_MAX)
+		return 0;
+	for (c = id; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+		      *c == '-'))
+			return 0;
+	return 1;
+}
+
+static int url_check(const char *url, struct err *e)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL;
+	int rc = 0;
+
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
+		rc = err_http(e, 400, "callbackUrl is not a valid URL");
+	else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
+		rc = err_http(e, 400, "callbackUrl must use http or https protocol");
+	curl_free(scheme);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+int tasks_validate(const cJSON *body, int async, struct err *e)
+{
+	const cJSON *cb = cJSON_GetObjectItemCaseSensitive(body, "callbackUrl");
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "taskId");
+	struct payload p;
+	char *text;
+	int rc;
+
+	if (!truthy(cJSON_GetObjectItemCaseSensitive(body, "prompt")))
+		return err_http(e, 400, "prompt is required");
+	if (async && !truthy(cb))
+		return err_http(e, 400, "callbackUrl is required for async tasks");
+	if (!truthy(cJSON_GetObjectItemCaseSensitive(body, "anthropicApiKey")) &&
+	    !truthy(cJSON_GetObjectItemCaseSensitive(body, "anthropicOAuthToken")))
+		return err_http(e, 400, "Either anthropicApiKey or anthropicOAuthToken is required");
+	if (async && !cJSON_IsString(cb))
+		return err_http(e, 400, "callbackUrl is not a valid URL");
+	if (async && url_check(cb->valuestring, e) != 0)
+		return -1;
+	if (async && truthy(id) && (!cJSON_IsString(id) || !tasks_id_valid(id->valuestring)))
+		return err_http(e, 400, "taskId must be URL-safe (alphanumeric, underscore, hyphen only)");
+	/* Every other field's type, exactly as the job will read it. */
+	text = cJSON_PrintUnformatted(body);
+	if (!text)
+		return err_http(e, 500, "out of memory");
+	rc = payload_parse(&p, text, strlen(text), e);
+	free(text);
+	if (rc != 0) {
+		e->http = 400;
+		return -1;
+	}
+	payload_free(&p);
+	return 0;
+}
+
+static void uuid4(char out[37])
+{
+	uint8_t b[16];
+	char h[33];
+
+	cr_random(b, sizeof(b));
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	hex_fmt(h, b, sizeof(b));
+	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
+}
+
+static int put_json(struct storage *st, const char *key, const cJSON *doc, unsigned indent, int if_absent,
+		    struct err *e)
+{
+	struct storage_put_opts o = { "application/json", NULL, if_absent };
+	struct buf text = BUF_INIT;
+	int rc;
+
+	if (jsj_print(&text, doc, indent) != 0)
+		return err_http(e, 500, "out of memory");
+	rc = st->ops->put(st, key, text.p, text.len, &o, e);
+	buf_free(&text);
+	return rc;
+}
+
+static cJSON *pending_doc(const struct submitted *s, const cJSON *body, const char *payload_url, int async)
+{
+	const cJSON *md = cJSON_GetObjectItemCaseSensitive(body, "metadata");
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "taskId", s->task_id);
+	cJSON_AddStringToObject(o, "status", "pending");
+	if (async)
+		cJSON_AddItemToObject(o, "callbackUrl",
+				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "callbackUrl"), 1));
+	cJSON_AddStringToObject(o, "createdAt", s->created_at);
+	cJSON_AddStringToObject(o, "encryptedPayloadPath", payload_url);
+	if (async)
+		cJSON_AddItemToObject(o, "metadata", md && !cJSON_IsNull(md) ? cJSON_Duplicate(md, 1) : cJSON_CreateObject());
+	else
+		cJSON_AddStringToObject(o, "executionMode", "sync");
+	return o;
+}
+
+static int store_payload(struct backends *be, const cJSON *body, const char *key, const char *task_id, struct err *e)
+{
+	const char *meta[] = { "taskId", task_id, "encrypted", "true", "encryptedAt", NULL, NULL };
+	struct storage_put_opts o = { "application/octet-stream", meta, 0 };
+	struct buf plain = BUF_INIT, sealed = BUF_INIT;
+	char now[32];
+	int rc = -1;
+
+	clock_iso(now);
+	meta[5] = now;
+	if (jsj_stringify(&plain, body) != 0)
+		err_http(e, 500, "out of memory");
+	else if (envelope_seal(be->sealer, plain.p, plain.len, &sealed, e) != 0)
+		e->http = 500;
+	else
+		rc = be->storage->ops->put(be->storage, key, sealed.p, sealed.len, &o, e);
+	cr_wipe(plain.p, plain.len);
+	buf_free(&plain);
+	buf_free(&sealed);
+	return rc;
+}
+
+static int write_active(struct backends *be, const struct submitted *s, int async, int cancelling, struct err *e)
+{
+	char key[200];
+	cJSON *o = cJSON_CreateObject();
+	int rc;
+
+	if (!o)
+		return err_http(e, 500, "out of memory");
+	cJSON_AddStringToObject(o, "taskId", s->task_id);
+	cJSON_AddStringToObject(o, "type", async ? "async" : "sync");
+	cJSON_AddStringToObject(o, "executionName", s->execution_name.p ? s->execution_name.p : "");
+	cJSON_AddStringToObject(o, "startedAt", s->created_at);
+	cJSON_AddBoolToObject(o, "cancelling", cancelling);
+	if (s->queued)
+		cJSON_AddTrueToObject(o, "queued");
+	snprintf(key, sizeof(key), "active/%s", s->task_id);
+	rc = put_json(be->storage, key, o, 0, 0, e);
+	cJSON_Delete(o);
+	return rc;
+}
+
+int tasks_submit(struct backends *be, const cJSON *body, int async, struct submitted *out, struct err *e)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "taskId");
+	char payload_key[200], meta_key[200], active_key[200], uuid[37], env_name[300];
+	const char *extra[2] = { env_name, NULL };
+	struct buf payload_url = BUF_INIT;
+	struct err ignore = ERR_INIT;
+	cJSON *doc = NULL;
+	int stage = 0, rc;
+
+	memset(out, 0, sizeof(*out));
+	uuid4(uuid);
+	if (async && truthy(id))
+		snprintf(out->task_id, sizeof(out->task_id), "%s", id->valuestring);
+	else
+		snprintf(out->task_id, sizeof(out->task_id), "%s%s", async ? "" : "sync-", uuid);
+	clock_iso(out->created_at);
+	snprintf(payload_key, sizeof(payload_key), "tasks/%s/payload.enc", out->task_id);
+	snprintf(meta_key, sizeof(meta_key), "sessions/%s/metadata.json", out->task_id);
+	snprintf(active_key, sizeof(active_key), "active/%s", out->task_id);
+	be->storage->ops->url(be->storage, payload_key, &payload_url);
+	buf_printf(&out->logs_path, "sessions/%s/", out->task_id);
+	{
+		struct buf lp = BUF_INIT;
+		be->storage->ops->url(be->storage, out->logs_path.p, &lp);
+		buf_free(&out->logs_path);
+		out->logs_path = lp;
+	}
+	if (!(doc = pending_doc(out, body, payload_url.p ? payload_url.p : payload_key, async))) {
+		rc = err_http(e, 500, "out of memory");
+		goto fail;
+	}
+	/* A task id is used once: an existing task is never overwritten. */
+	if ((rc = put_json(be->storage, meta_key, doc, 2, 1, e)) != 0) {
+		if (e->http == 412)
+			err_http(e, 409, "a task with taskId %s already exists", out->task_id);
+		goto fail;
+	}
+	stage = 1;
+	if ((rc = store_payload(be, body, payload_key, out->task_id, e)) != 0)
+		goto fail;
+	stage = 2;
+	snprintf(env_name, sizeof(env_name), "CCR_TASK_TYPE=%s", async ? "async" : "sync");
+	rc = be->exec->ops->start(be->exec, out->task_id, payload_url.p ? payload_url.p : payload_key, extra,
+				  &out->execution_name, e);
+	if (rc < 0)
+		goto fail;
+	out->queued = rc == 1;
+	stage = 3;
+	if ((rc = write_active(be, out, async, 0, e)) != 0)
+		goto fail;
+	cJSON_Delete(doc);
+	buf_free(&payload_url);
+	return 0;
+fail:
+	if (!e->http)
+		e->http = 500;
+	if (stage >= 3)
+		be->exec->ops->cancel(be->exec, out->execution_name.p, &ignore);
+	if (stage >= 2)
+		be->storage->ops->del(be->storage, payload_key, &ignore);
+	if (stage >= 1)
+		be->storage->ops->del(be->storage, meta_key, &ignore);
+	cJSON_Delete(doc);
+	buf_free(&payload_url);
+	return -1;
+}
+
+void submitted_free(struct submitted *s)
+{
+	buf_free(&s->execution_name);
+	buf_free(&s->logs_path);
+}
+
+static cJSON *get_json(struct storage *st, const char *key)
+{
+	struct buf b = BUF_INIT;
+	struct err e = ERR_INIT;
+	cJSON *j = NULL;
+
+	if (st->ops->get(st, key, 0, &b, &e) == 0)
+		j = cJSON_ParseWithLength(b.p, b.len);
+	buf_free(&b);
+	return j;
+}
+
+static int is_terminal(const cJSON *meta)
+{
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(meta, "status");
+
+	return cJSON_IsString(s) && (!strcmp(s->valuestring, "completed") || !strcmp(s->valuestring, "failed") ||
+				     !strcmp(s->valuestring, "cancelled"));
+}
+
+static void json_reply(struct buf *body, const char *fmt_err, const char *msg, const char *task_id, const char *status)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return;
+	if (fmt_err)
+		cJSON_AddStringToObject(o, "error", fmt_err);
+	if (msg)
+		cJSON_AddStringToObject(o, "message", msg);
+	if (task_id)
+		cJSON_AddStringToObject(o, "taskId", task_id);
+	if (status)
+		cJSON_AddStringToObject(o, "status", status);
+	jsj_print(body, o, 0);
+	cJSON_Delete(o);
+}
+
+void tasks_cancel(struct backends *be, const char *id, int *status, struct buf *body)
+{
+	char key[200], meta_key[200], msg[300];
+	struct submitted s;
+	struct err e = ERR_INIT;
+	cJSON *active, *meta;
+	const cJSON *v;
+
+	if (!tasks_id_valid(id)) {
+		*status = 400;
+		json_reply(body, "Invalid taskId format. Must be alphanumeric with underscores and hyphens only.", NULL,
+			   NULL, NULL);
+		return;
+	}
+	snprintf(key, sizeof(key), "active/%s", id);
+	snprintf(meta_key, sizeof(meta_key), "sessions/%s/metadata.json", id);
+	active = get_json(be->storage, key);
+	meta = active ? get_json(be->storage, meta_key) : NULL;
+	if (!active || is_terminal(meta)) {
+		*status = 404;
+		snprintf(msg, sizeof(msg), "Task %s is not currently running or has already completed", id);
+		json_reply(body, "Task not found", msg, id, NULL);
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "cancelling"))) {
+		*status = 200;
+		json_reply(body, NULL, "Task is already being cancelled", id, "cancelling");
+	} else if (!cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(active, "executionName")) ||
+		   be->exec->ops->cancel(be->exec, v->valuestring, &e) != 0) {
+		*status = 500;
+		json_reply(body, "Failed to cancel task", "Task cancellation initiated but encountered an error", id, NULL);
+	} else {
+		memset(&s, 0, sizeof(s));
+		snprintf(s.task_id, sizeof(s.task_id), "%s", id);
+		v = cJSON_GetObjectItemCaseSensitive(active, "startedAt");
+		snprintf(s.created_at, sizeof(s.created_at), "%s", cJSON_IsString(v) ? v->valuestring : "");
+		buf_adds(&s.execution_name, cJSON_GetObjectItemCaseSensitive(active, "executionName")->valuestring);
+		v = cJSON_GetObjectItemCaseSensitive(active, "type");
+		write_active(be, &s, cJSON_IsString(v) && !strcmp(v->valuestring, "async"), 1, &e);
+		submitted_free(&s);
+		*status = 200;
+		json_reply(body, NULL, "Task cancelled successfully", id, "cancelled");
+	}
+	cJSON_Delete(active);
+	cJSON_Delete(meta);
+}
+
+int tasks_active(struct backends *be, size_t limit, struct buf *body, struct err *e)
+{
+	struct storage_list l;
+	cJSON *o = cJSON_CreateObject(), *arr;
+	size_t i, n = 0;
+	int rc;
+
+	if (!o || !(arr = cJSON_CreateArray())) {
+		cJSON_Delete(o);
+		return err_http(e, 500, "out of memory");
+	}
+	if (be->storage->ops->list(be->storage, "active/", NULL, &l, e) != 0) {
+		cJSON_Delete(o);
+		cJSON_Delete(arr);
+		return -1;
+	}
+	for (i = 0; i < l.n && n < limit; i++) {
+		const char *id = l.items[i].key + 7;
+		char meta_key[200];
+		cJSON *a = get_json(be->storage, l.items[i].key), *m;
+
+		snprintf(meta_key, sizeof(meta_key), "sessions/%s/metadata.json", id);
+		m = get_json(be->storage, meta_key);
+		if (!a || is_terminal(m)) {
+			struct err ignore = ERR_INIT;
+			be->storage->ops->del(be->storage, l.items[i].key, &ignore);   /* finished: unmark */
+		} else {
+			cJSON_DeleteItemFromObject(a, "queued");
+			cJSON_AddItemToArray(arr, a);
+			a = NULL;
+			n++;
+		}
+		cJSON_Delete(a);
+		cJSON_Delete(m);
+	}
+	storage_list_free(&l);
+	cJSON_AddNumberToObject(o, "active", (double)n);
+	cJSON_AddItemToObject(o, "tasks", arr);
+	rc = jsj_print(body, o, 0);
+	cJSON_Delete(o);
+	return rc == 0 ? 0 : err_http(e, 500, "out of memory");
+}
+
+void tasks_get(struct backends *be, const char *id, int *status, struct buf *body)
+{
+	char key[200];
+	cJSON *meta, *active;
+	const cJSON *st;
+
+	if (!tasks_id_valid(id)) {
+		*status = 400;
+		json_reply(body, "Invalid taskId format. Must be alphanumeric with underscores and hyphens only.", NULL,
+			   NULL, NULL);
+		return;
+	}
+	snprintf(key, sizeof(key), "sessions/%s/metadata.json", id);
+	if (!(meta = get_json(be->storage, key))) {
+		*status = 404;
+		json_reply(body, "Task not found", NULL, id, NULL);
+		return;
+	}
+	snprintf(key, sizeof(key), "active/%s", id);
+	active = get_json(be->storage, key);
+	if (active && !cJSON_GetObjectItemCaseSensitive(meta, "executionName"))
+		cJSON_AddItemToObject(meta, "executionName",
+				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(active, "executionName"), 1));
+	st = cJSON_GetObjectItemCaseSensitive(meta, "status");
+	if (active && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "queued")) && cJSON_IsString(st) &&
+	    strcmp(st->valuestring, "pending") == 0)
+		cJSON_ReplaceItemInObject(meta, "status", cJSON_CreateString("queued"));
+	*status = 200;
+	jsj_print(body, meta, 0);
+	cJSON_Delete(meta);
+	cJSON_Delete(active);
+}

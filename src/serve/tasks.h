@@ -1,0 +1,50 @@
+/*
+ * tasks.h: the task operations behind the API, on top of the storage,
+ * sealing and execution seams (never a particular backend).
+ *
+ * Task state lives in storage, not in one process, so every serve instance
+ * sees the same tasks: sessions/<id>/metadata.json (the seed's document)
+ * and active/<id> (ccr's record of a started task: its type, execution
+ * name, start time and whether a cancel was asked for).  The job removes
+ * active/<id> when it finishes; a reader that finds a terminal task still
+ * marked active removes the mark itself.
+ */
+#ifndef CCR_TASKS_H
+#define CCR_TASKS_H
+
+#include <cJSON.h>
+
+#include "backend/config.h"
+
+#define TASK_ID_MAX 128
+
+struct submitted {
+	char task_id[TASK_ID_MAX + 8];
+	char created_at[32];
+	struct buf execution_name;
+	struct buf logs_path;
+	int queued;
+};
+
+/* tasks_validate: the seed's checks in the seed's order, then type checks.
+ * On failure e->msg is the seed's message and e->http 400. */
+int tasks_validate(const cJSON *body, int async, struct err *e);
+
+/* tasks_submit: seal the body, store it, write pending metadata, start
+ * the execution.  On failure nothing is left behind (fixes B23). */
+int tasks_submit(struct backends *be, const cJSON *body, int async, struct submitted *out, struct err *e);
+void submitted_free(struct submitted *s);
+
+/* tasks_cancel: the seed's /cancel answers: *status and a JSON body. */
+void tasks_cancel(struct backends *be, const char *task_id, int *status, struct buf *body);
+
+/* tasks_active: {"active":n,"tasks":[...]} from storage, at most limit. */
+int tasks_active(struct backends *be, size_t limit, struct buf *body, struct err *e);
+
+/* tasks_get: the metadata document plus the active record; 404 when none. */
+void tasks_get(struct backends *be, const char *task_id, int *status, struct buf *body);
+
+/* tasks_id_valid: the seed's ^[a-zA-Z0-9_-]+$, at most TASK_ID_MAX. */
+int tasks_id_valid(const char *id);
+
+#endif
