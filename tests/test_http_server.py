@@ -194,6 +194,7 @@ def test_root_and_health_bytes(serve):
     srv = serve()
     for path, body in (('/', b'Claude Code Agent is running'), ('/health', b'ok'), ('/healthz', b'ok'),
                        ('/health?verbose=false', b'ok'), ('/health?verbose=TRUE', b'ok'),
+                       ('/health?verbose=true&verbose=true', b'ok'), ('/health?verbose', b'ok'),
                        ('/HEALTH/', b'ok')):
         st, h, got, raw = get(srv, path)
         assert st == 200 and got == body, (path, st, got)

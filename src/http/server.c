@@ -753,6 +753,17 @@ const char *hs_req_query(const struct hs_req *r, const char *name)
 	return NULL;
 }
 
+size_t hs_req_query_count(const struct hs_req *r, const char *name)
+{
+	const struct hs_qp *q = (const struct hs_qp *)(const void *)r->qidx.p;
+	size_t i, n = r->qidx.len / sizeof(struct hs_qp), count = 0;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(arena_str(r, q[i].name), name) == 0)
+			count++;
+	return count;
+}
+
 const char *hs_req_header(const struct hs_req *r, const char *name)
 {
 	unsigned i;

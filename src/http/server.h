@@ -146,6 +146,10 @@ int hs_req_http_minor(const struct hs_req *r);          /* 0 or 1 */
  * a = "".  At most 256 parameters are looked at. */
 const char *hs_req_query(const struct hs_req *r, const char *name);
 
+/* How many query parameters are called name ("?a=1&a=2" has two; Express
+ * would make that an array, which never equals a string). */
+size_t hs_req_query_count(const struct hs_req *r, const char *name);
+
 /* The first header called name (case-insensitive), value without
  * surrounding whitespace, or NULL. */
 const char *hs_req_header(const struct hs_req *r, const char *name);
@@ -172,6 +176,8 @@ struct hs_server *hs_req_server(const struct hs_req *r);
 /* Add a header to the response (before hs_send / hs_stream_begin).
  * Names must be tokens and values must not hold CR, LF or NUL; Date,
  * Content-Length, Transfer-Encoding and Connection are the server's.
+ * Content-Type belongs in hs_send's argument (or, for a stream, in the
+ * hs_stream_begin list), not here, or it would be sent twice.
  * Returns 0, or -1 (invalid, too late, out of memory). */
 int hs_resp_header(struct hs_resp *r, const char *name, const char *value);
 

@@ -38,7 +38,7 @@
  * client as soon as libcurl hands it over.  An upstream that cannot be
  * reached, or fails before any response byte was relayed, gives 502 Bad
  * Gateway.  A client that goes away aborts the upstream request (within
- * about a second).
+ * about 100 ms), which closes that upstream connection.
  *
  * Usage metering: for POST /v1/messages answered 200, the proxy reads the
  * `usage` objects as they pass: the SSE `message_start` (message.usage) and
@@ -60,11 +60,11 @@
  * registered too (it unlocks the proxy while the task runs).
  *
  * Threads: tp_start() starts one listener thread; each client connection
- * gets its own thread with its own libcurl handle (so an upstream
+ * gets its own thread with its own libcurl easy and multi handle (so an upstream
  * connection is reused for the keep-alive requests of one client
  * connection); TLS sessions and DNS answers are shared.  tp_port(),
  * tp_dummy(), tp_cred_env() and tp_usage() may be called from any thread
- * while the proxy runs.
+ * while the proxy runs, but not concurrently with tp_stop().
  *
  * Call sequence:
  *     struct tp_proxy px;

@@ -157,7 +157,7 @@ out:
 static void proxy_log(void *arg, const char *line)
 {
 	(void)arg;
-	task_log("WARNING", "token proxy: %s", line);
+	task_log("WARNING", "%s", line);
 }
 
 static int start_proxy(struct task *t, struct err *e)

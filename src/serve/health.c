@@ -7,7 +7,7 @@
  *                                "auth":{"hasApiKey":..,"hasAuthToken":..,"tokenLength":..},
  *                                "claude":{"cliAvailable":..}}
  *
- * Only the exact query value "true" selects the verbose form.  The seed
+ * Only the exact query value "true" (given once) selects the verbose form.  The seed
  * spawned `claude --version` with no timeout, so a hanging CLI hung the
  * request; here the child runs in its own process group with stdin and
  * stderr on /dev/null (when it exists) and stdout on a pipe that is
@@ -197,9 +197,10 @@ int health_check(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp,
 	struct buf b = BUF_INIT;
 	int cli, rc;
 
-	if (!verbose || strcmp(verbose, "true") != 0) {
+	/* Express: req.query.verbose === 'true'; a repeated parameter is an
+	 * array there, so it never matches. */
+	if (!verbose || strcmp(verbose, "true") != 0 || hs_req_query_count(req, "verbose") != 1)
 		return hs_send(resp, 200, TEXT_HTML, "ok", 2);
-	}
 	cli = health_cli_available(sc->cli_check_timeout_ms);
 	if (buf_printf(&b,
 		       "{\"status\":\"healthy\",\"server\":\"running\",\"auth\":{\"hasApiKey\":%s,"

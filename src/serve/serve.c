@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "ccr.h"
@@ -121,6 +122,23 @@ static int install_signals(void)
 	return 0;
 }
 
+/* Each connection holds a descriptor: lift the soft limit to the hard
+ * one so that the connection cap, not EMFILE, is what refuses clients. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		slog(SLOG_WARNING, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		slog(SLOG_WARNING, "cannot raise the open-file limit: %s", strerror(errno));
+}
+
 /* Block until SIGTERM or SIGINT; returns the signal. */
 static int wait_signal(void)
 {
@@ -183,6 +201,7 @@ int serve_main(int argc, char **argv)
 	cfg.on_access = access_hook;
 	cfg.on_drain = drain_hook;
 
+	raise_fd_limit();
 	if (install_signals() != 0) {
 		slog(SLOG_ERROR, "cannot install signal handlers: %s", strerror(errno));
 		return 1;
