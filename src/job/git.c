@@ -6,9 +6,9 @@
  *
  * Design.  libgit2 runs ssh as `/bin/sh -c "<core.sshCommand> -p PORT
  * 'user@host' 'git-upload-pack' 'path'"` and never reaps it.  gop's
- * command therefore starts with `echo $$ >>PIDS; exec ssh ... 2>>ERR`:
- * the shell records its pid, then becomes ssh (same pid), whose stderr
- * goes to a file gop reads for error messages.  With the pids known, the
+ * command is a small shell function: it records the shell's pid, then
+ * `exec ssh ... 2>>ERR` becomes ssh (same pid), whose stderr goes to a
+ * file gop reads for error messages.  With the pids known, the
  * watchdog can kill a stalled ssh at the deadline (libgit2's read then
  * fails at once) and op_end can reap every child, so none is left behind.
  * The command is attached to each repository object as an in-memory
@@ -417,7 +417,23 @@ static int prepare(struct gop_ctx *c, struct err *e)
 	return rc;
 }
 
-/* The core.sshCommand value (see the design note at the top). */
+/*
+ * The core.sshCommand value (see the design note at the top).  libgit2
+ * appends [-p PORT] "user@host" "git-upload-pack" "path"; the shell
+ * function records its pid, then becomes ssh with the remote command as
+ * git itself sends it, one string with the path single-quoted
+ * (git-upload-pack '/path'), which git-shell and other restricted shells
+ * require.
+ */
+static const char ssh_fn_head[] =
+	"ccr_ssh() { echo $$ >>";
+static const char ssh_fn_args[] =
+	"; if [ \"$1\" = -p ]; then P=$2; shift 2; else P=; fi; R=$3; Q=; "
+	"while :; do case $R in *\\'*) H=${R%%\\'*}; R=${R#*\\'}; Q=$Q$H\\'\\\\\\'\\';; "
+	"*) Q=$Q$R; break;; esac; done; exec ssh";
+static const char ssh_fn_tail[] =
+	" ${P:+-p \"$P\"} \"$1\" \"$2 '$Q'\" 2>>";
+
 static int ssh_command(struct gop_ctx *c, struct buf *b)
 {
 	char path[1200];
@@ -429,9 +445,10 @@ static int ssh_command(struct gop_ctx *c, struct buf *b)
 	if (cto < 1)
 		cto = 1;
 	path_in_dir(path, sizeof(path), c, "ssh.pids");
-	rc |= buf_adds(b, "echo $$ >>");
+	rc |= buf_adds(b, ssh_fn_head);
 	rc |= sh_quote(b, path);
-	rc |= buf_adds(b, " && exec ssh -o BatchMode=yes");
+	rc |= buf_adds(b, ssh_fn_args);
+	rc |= buf_adds(b, " -o BatchMode=yes");
 	if (c->ssh_key_path) {
 		rc |= buf_adds(b, " -o IdentitiesOnly=yes -i ");
 		rc |= sh_quote(b, c->ssh_key_path);
@@ -447,9 +464,11 @@ static int ssh_command(struct gop_ctx *c, struct buf *b)
 		rc |= opt.p ? sh_quote(b, opt.p) : -1;
 		buf_free(&opt);
 	}
-	rc |= buf_printf(b, " -o ConnectTimeout=%ld -o ServerAliveInterval=15 -o ServerAliveCountMax=4 2>>", cto);
+	rc |= buf_printf(b, " -o ConnectTimeout=%ld -o ServerAliveInterval=15 -o ServerAliveCountMax=4", cto);
+	rc |= buf_adds(b, ssh_fn_tail);
 	path_in_dir(path, sizeof(path), c, "ssh.err");
 	rc |= sh_quote(b, path);
+	rc |= buf_adds(b, "; }; ccr_ssh");
 	return rc ? -1 : 0;
 }
 
@@ -878,6 +897,10 @@ static const char host_key_msg[] =
 	"Add it to sshKnownHosts (or the file named by CCR_SSH_KNOWN_HOSTS), "
 	"or set sshStrictHostKeyChecking: false to skip the check.";
 
+static const char no_ssh_msg[] =
+	"the ssh client is not installed (SSH URLs need `ssh` in PATH and /bin/sh; "
+	"Debian: apt-get install openssh-client).";
+
 /* The seed's clone mapping (spec §8.4 step 9), ssh's and libgit2's texts. */
 static int clone_error(struct gop_op *op, int rc, int ssh, const char *branch, struct err *e)
 {
@@ -889,6 +912,8 @@ static int clone_error(struct gop_op *op, int rc, int ssh, const char *branch, s
 		return err_set(e, "Failed to clone repository: Git clone operation timed out. Repository may be too large or network is slow.");
 	if (has(d, "Host key verification failed") || has(d, "REMOTE HOST IDENTIFICATION HAS CHANGED"))
 		return err_set(e, "Failed to clone repository: %s", host_key_msg);
+	if (has(d, "ssh: not found") || has(d, "ssh: No such file"))
+		return err_set(e, "Failed to clone repository: %s", no_ssh_msg);
 	if (has(d, "Could not read from remote repository"))
 		return err_set(e, "Failed to clone repository: Authentication failed or repository not accessible. Ensure SSH key is properly configured.");
 	if (has(d, "Repository not found") || has(d, "status code: 404") || has(d, "does not appear to be a git repository"))
@@ -911,6 +936,8 @@ int op_push_error(struct gop_op *op, int rc, struct err *e)
 		return err_set(e, "Failed to push: Git push operation timed out.");
 	if (has(d, "Host key verification failed") || has(d, "REMOTE HOST IDENTIFICATION HAS CHANGED"))
 		return err_set(e, "Failed to push: %s", host_key_msg);
+	if (has(d, "ssh: not found") || has(d, "ssh: No such file"))
+		return err_set(e, "Failed to push: %s", no_ssh_msg);
 	if (has(d, "Could not read from remote repository"))
 		return err_set(e, "Failed to push: Authentication failed. Ensure SSH key has write access to the repository.");
 	if (has(d, "Permission denied"))
@@ -1137,7 +1164,7 @@ int gop_changes(struct gop_ctx *c, const char *repo_dir, size_t *count, struct e
 		return -1;
 	so.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
 	so.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |
-		   GIT_STATUS_OPT_RENAMES_HEAD_TO_INDEX | GIT_STATUS_OPT_EXCLUDE_SUBMODULES * 0;
+		   GIT_STATUS_OPT_RENAMES_HEAD_TO_INDEX;
 	rc = git_status_list_new(&sl, repo, &so);
 	if (rc < 0) {
 		gop_giterr(c, e, "cannot read the repository status", rc);

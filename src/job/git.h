@@ -98,8 +98,9 @@ struct gop_ctx {
 
 /* gop_ctx_init: defaults from the environment, libraries started
  * (net_global_init), GIT_SSH removed from the environment.  workspace is
- * the task's directory; gop keeps known_hosts and ssh's bookkeeping in
- * <workspace>/.ssh (created 0700).  Then set the fields above. */
+ * the task's directory; gop keeps known_hosts and ssh's bookkeeping
+ * (ssh.pids, ssh.err) in <workspace>/.ssh (created 0700).  Then set the
+ * fields above, before the first operation: known_hosts is written once. */
 int gop_ctx_init(struct gop_ctx *c, const char *workspace, struct err *e);
 
 /* gop_ctx_free: forget credentials (wiped); files stay for the caller's

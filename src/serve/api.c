@@ -129,6 +129,8 @@ int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, cons
 {
 	struct submitted s;
 
+	if (!serve_authorized(req, resp))
+		return 0;
 	(void)m;
 	memset(&s, 0, sizeof(s));
 	if (submit(sc, req, resp, 0, &s) != 0) {
@@ -146,6 +148,8 @@ int api_run_async(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp
 	struct buf out = BUF_INIT;
 	cJSON *o;
 
+	if (!serve_authorized(req, resp))
+		return 0;
 	(void)m;
 	memset(&s, 0, sizeof(s));
 	if (submit(sc, req, resp, 1, &s) != 0) {
@@ -173,6 +177,8 @@ int api_cancel(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, c
 	struct buf out = BUF_INIT;
 	int status = 500;
 
+	if (!serve_authorized(req, resp))
+		return 0;
 	(void)req;
 	tasks_cancel(sc->be, route_param(m, "taskId"), &status, &out);
 	send_buf(resp, status, &out);
@@ -185,6 +191,8 @@ int api_status(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, c
 	struct buf out = BUF_INIT;
 	struct err e = ERR_INIT;
 
+	if (!serve_authorized(req, resp))
+		return 0;
 	(void)req, (void)m;
 	if (tasks_active(sc->be, 1000, &out, &e) != 0) {
 		buf_reset(&out);
@@ -204,6 +212,8 @@ int api_task(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, con
 	struct buf out = BUF_INIT;
 	int status = 500;
 
+	if (!serve_authorized(req, resp))
+		return 0;
 	(void)req;
 	tasks_get(sc->be, route_param(m, "taskId"), &status, &out);
 	send_buf(resp, status, &out);
@@ -219,6 +229,8 @@ int api_events(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, c
 	int status = 500;
 	char *end;
 
+	if (!serve_authorized(req, resp))
+		return 0;
 	if (!last)
 		last = hs_req_query(req, "lastEventId");
 	if (last && *last) {

@@ -17,6 +17,12 @@ static const struct route routes[] = {
 	{ "GET", "/", health_root },
 	{ "GET", "/health", health_check },
 	{ "GET", "/healthz", health_check },
+	{ "POST", "/run", api_run },
+	{ "POST", "/run-async", api_run_async },
+	{ "POST", "/cancel/:taskId", api_cancel },
+	{ "GET", "/tasks/status", api_status },
+	{ "GET", "/tasks/:taskId", api_task },
+	{ "GET", "/tasks/:taskId/events", api_events },
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))

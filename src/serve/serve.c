@@ -25,8 +25,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "backend/config.h"
 #include "ccr.h"
 #include "http/server.h"
+#include "net/netinit.h"
 #include "serve/log.h"
 #include "serve/serve.h"
 #include "util/buf.h"
@@ -157,9 +159,36 @@ static int wait_signal(void)
 	}
 }
 
+/* The storage, sealing and execution backends (local or cloud mode). */
+static int open_backends(struct backends *be, const char *argv0)
+{
+	char self[4096], err[512];
+	struct err e = ERR_INIT;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n > 0)
+		self[n] = 0;
+	else if (!realpath(argv0, self))
+		snprintf(self, sizeof(self), "%s", argv0);
+	if (net_global_init(err, sizeof(err)) != 0) {
+		slog(SLOG_ERROR, "%s", err);
+		return -1;
+	}
+	if (backends_open(be, 1, self, &e) != 0) {
+		slog(SLOG_ERROR, "cannot start: %s", e.msg);
+		return -1;
+	}
+	if (be->mode == CFG_CLOUD)
+		slog(SLOG_INFO, "cloud mode: bucket %s, Cloud KMS, Cloud Run Jobs", be->bucket);
+	else
+		slog(SLOG_INFO, "local mode: data in %s, local key, tasks run as child processes", be->data_dir);
+	return 0;
+}
+
 int serve_main(int argc, char **argv)
 {
 	struct serve_ctx sc;
+	struct backends be;
 	struct hs_config cfg;
 	struct err e = ERR_INIT;
 	struct buf extra = BUF_INIT;
@@ -177,8 +206,14 @@ int serve_main(int argc, char **argv)
 		return 2;
 	}
 	slog_init();
+	if (open_backends(&be, argv[0]) != 0)
+		return 1;
 	if (!bind_addr || !*bind_addr)
-		bind_addr = "127.0.0.1";
+		bind_addr = be.mode == CFG_CLOUD ? "0.0.0.0" : "127.0.0.1";
+	if (serve_auth_init(&be, bind_addr) != 0) {
+		backends_close(&be);
+		return 1;
+	}
 	if (env_uint("PORT", 0, 65535, 8080, &port) != 0 ||
 	    env_uint("CCR_MAX_CONNECTIONS", 1, 100000, 1024, &maxconn) != 0 ||
 	    env_uint("CCR_HTTP_READ_TIMEOUT_MS", 1, 3600000, 0, &rto) != 0 ||
@@ -189,6 +224,7 @@ int serve_main(int argc, char **argv)
 		return 1;
 
 	memset(&sc, 0, sizeof(sc));
+	sc.be = &be;
 	sc.cli_check_timeout_ms = (unsigned)cto;
 	hs_config_defaults(&cfg);
 	cfg.max_connections = (unsigned)maxconn;
@@ -235,7 +271,9 @@ int serve_main(int argc, char **argv)
 		slog(SLOG_INFO, "stopped: every connection closed");
 	else
 		slog(SLOG_WARNING, "stopped: connections still open at the deadline were closed");
-	if (rc < 2)
+	if (rc < 2) {
 		hs_free(sc.srv);
+		backends_close(&be);
+	}
 	return 0;
 }

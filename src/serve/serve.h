@@ -61,6 +61,14 @@ int health_check(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp,
  * process group is then killed). */
 int health_cli_available(unsigned timeout_ms);
 
+/* auth.c: CCR_API_KEYS (comma-separated keys, or @FILE with one per
+ * line) turns on `Authorization: Bearer` checks for the task endpoints.
+ * serve_auth_init refuses a local-mode server on a non-loopback address
+ * without keys. */
+int serve_auth_init(const struct backends *be, const char *bind_addr);
+/* 1 when req may use the task endpoints; otherwise answers 401 and returns 0. */
+int serve_authorized(struct hs_req *req, struct hs_resp *resp);
+
 /* api.c: the task endpoints. */
 int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
 int api_run_async(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);

@@ -107,8 +107,8 @@ static void cancel_task(struct backends *be, const char *task_id)
 int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, uint64_t resume_after,
 	       int cancel_on_disconnect)
 {
-	static const char *const headers[] = { "Content-Type: text/event-stream",
-					       "Cache-Control: no-cache, no-transform", "X-Accel-Buffering: no", NULL };
+	static const char *const headers[] = { "Content-Type", "text/event-stream", "Cache-Control",
+					       "no-cache, no-transform", "X-Accel-Buffering", "no", NULL };
 	struct emit_ctx c = { resp, BUF_INIT };
 	struct follow f;
 	struct err e = ERR_INIT;

@@ -1,0 +1,107 @@
+/*
+ * auth.c: optional API keys for the task endpoints (see serve.h).
+ *
+ * Cloud Run IAM protects a cloud deployment; keys add a second gate and
+ * are the only gate for a local server exposed beyond loopback.  Keys are
+ * compared in constant time against a SHA-256 of the presented token, so
+ * neither the comparison time nor the key length leaks.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "backend/config.h"
+#include "crypto/crypto.h"
+#include "serve/log.h"
+#include "serve/serve.h"
+
+#define MAX_KEYS 64
+
+static uint8_t key_hash[MAX_KEYS][32];
+static size_t n_keys;
+
+static void add_key(const char *k, size_t n)
+{
+	while (n && (k[n - 1] == '\r' || k[n - 1] == ' ' || k[n - 1] == '\n'))
+		n--;
+	while (n && (*k == ' ' || *k == '\t'))
+		k++, n--;
+	if (n && n_keys < MAX_KEYS)
+		cr_sha256(k, n, key_hash[n_keys++]);
+}
+
+static int load(const char *spec)
+{
+	char line[1024];
+	FILE *f;
+
+	if (spec[0] != '@') {
+		const char *p = spec, *c;
+		for (; (c = strchr(p, ',')); p = c + 1)
+			add_key(p, (size_t)(c - p));
+		add_key(p, strlen(p));
+		return 0;
+	}
+	if (!(f = fopen(spec + 1, "re"))) {
+		slog(SLOG_ERROR, "cannot read CCR_API_KEYS file %s", spec + 1);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f))
+		if (line[0] != '#')
+			add_key(line, strlen(line));
+	fclose(f);
+	cr_wipe(line, sizeof(line));
+	return 0;
+}
+
+static int loopback(const char *addr)
+{
+	return !strcmp(addr, "127.0.0.1") || !strcmp(addr, "::1") || !strcmp(addr, "localhost") ||
+	       !strncmp(addr, "127.", 4);
+}
+
+int serve_auth_init(const struct backends *be, const char *bind_addr)
+{
+	const char *spec = getenv("CCR_API_KEYS");
+
+	if (spec && *spec && load(spec) != 0)
+		return -1;
+	if (spec && *spec && n_keys == 0) {
+		slog(SLOG_ERROR, "CCR_API_KEYS is set but holds no key");
+		return -1;
+	}
+	if (n_keys) {
+		slog(SLOG_INFO, "API keys on: %zu key(s); task endpoints need Authorization: Bearer", n_keys);
+		return 0;
+	}
+	if (be->mode == CFG_LOCAL && !loopback(bind_addr)) {
+		slog(SLOG_ERROR, "local mode without CCR_API_KEYS listens on loopback only; set CCR_API_KEYS "
+				 "to listen on %s", bind_addr);
+		return -1;
+	}
+	if (be->mode == CFG_LOCAL)
+		slog(SLOG_INFO, "no API keys: listening on loopback only (set CCR_API_KEYS to expose the API)");
+	return 0;
+}
+
+int serve_authorized(struct hs_req *req, struct hs_resp *resp)
+{
+	const char *h = hs_req_header(req, "Authorization");
+	uint8_t got[32];
+	unsigned ok = 0;
+	size_t i;
+
+	if (n_keys == 0)
+		return 1;
+	if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+		cr_sha256(h + 7, strlen(h + 7), got);
+		for (i = 0; i < n_keys; i++)
+			ok |= (unsigned)cr_const_eq(got, key_hash[i], 32);
+	}
+	if (ok)
+		return 1;
+	hs_resp_header(resp, "WWW-Authenticate", "Bearer");
+	hs_send_json_error(resp, 401, "missing or invalid API key (Authorization: Bearer <key>)");
+	return 0;
+}
