@@ -380,6 +380,19 @@ def test_external_test_repo_flow(ccr, https, tmp_path):
         ccr.ok("commit", dest, "--message", "parent", env=env)
         ccr.ok("push", dest, env=env)
         assert TESTS_TOKEN not in git("show", "main:.gitmodules", cwd=https["bare"])
+        # a later task: the submodule is registered now; resume the PR branch
+        again = tmp_path / "again"
+        ccr.ok("clone", https["url"], again, env=env)
+        https["srv"].httpd.token = TESTS_TOKEN
+        ccr.ok("tests-setup", again, "--tests-url", "https://github.com/acme/e2e-tests.git", "--tests-branch",
+               "main", "--existing-pr-branch", "bugzy/login-01234567", "--depth", "1", env=env)
+        assert (again / "tests" / "new_test.spec").read_text() == "test('x')\n"
+        assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=again / "tests") == "bugzy/login-01234567"
+        (again / "tests" / "second.spec").write_text("more\n")
+        out = ccr.ok("tests-publish", again, "--tests-url", "https://github.com/acme/e2e-tests",
+                     "--existing-pr-branch", "bugzy/login-01234567", "--task-id", "fedcba9876543210", env=env)
+        assert out["published"] and "externalRepoPR" not in out and len(api.calls) == 1
+        assert git("show", "bugzy/login-01234567:second.spec", cwd=tests_bare) == "more"
         # the token is nowhere on disk
         for p in tmp_path.rglob("*"):
             if p.is_file() and not p.is_symlink():

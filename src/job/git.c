@@ -1081,15 +1081,13 @@ int gop_clone(struct gop_ctx *c, const char *url, const char *branch, int depth,
 
 /* ---- fetch one branch --------------------------------------------------------- */
 
-int gop_fetch_branch(struct gop_ctx *c, git_repository *repo, const char *remote_name,
-		     const char *branch, int depth, const char *user, const char *token,
-		     git_oid *oid_out, struct err *e)
+int gop_fetch_refspec(struct gop_ctx *c, git_repository *repo, const char *remote_name, const char *refspec,
+		      const char *what, int depth, const char *user, const char *token, struct err *e)
 {
 	git_fetch_options fo;
 	git_remote *remote = NULL;
 	git_strarray specs;
-	struct buf spec = BUF_INIT, tracking = BUF_INIT;
-	char *spec_p;
+	char *spec_p = (char *)refspec;
 	struct gop_op op;
 	int rc;
 
@@ -1097,20 +1095,10 @@ int gop_fetch_branch(struct gop_ctx *c, git_repository *repo, const char *remote
 	rc = git_remote_lookup(&remote, repo, remote_name);
 	if (rc < 0)
 		return gop_giterr(c, e, "Failed to fetch: no remote 'origin'", rc);
-	if (buf_printf(&spec, "+refs/heads/%s:refs/remotes/origin/%s", branch, branch) != 0 ||
-	    buf_printf(&tracking, "refs/remotes/origin/%s", branch) != 0) {
-		git_remote_free(remote);
-		buf_free(&spec);
-		buf_free(&tracking);
-		return err_set(e, "Failed to fetch: out of memory");
-	}
-	spec_p = spec.p;
 	specs.strings = &spec_p;
 	specs.count = 1;
 	if (op_begin(c, &op, git_remote_url(remote), user, token, e) != 0) {
 		git_remote_free(remote);
-		buf_free(&spec);
-		buf_free(&tracking);
 		return -1;
 	}
 	op_callbacks(&op, &fo.callbacks);
@@ -1125,28 +1113,37 @@ int gop_fetch_branch(struct gop_ctx *c, git_repository *repo, const char *remote
 	if (rc < 0) {
 		const char *d = op_detail(&op, rc);
 		if (c->timed_out)
-			gop_errf(e, "Failed to fetch %s: the operation timed out", branch);
+			gop_errf(e, "Failed to fetch %s: the operation timed out", what);
 		else if (has(d, "Host key verification failed"))
-			gop_errf(e, "Failed to fetch %s: %s", branch, host_key_msg);
+			gop_errf(e, "Failed to fetch %s: %s", what, host_key_msg);
 		else
-			gop_errf(e, "Failed to fetch %s: %s", branch, d);
+			gop_errf(e, "Failed to fetch %s: %s", what, d);
 		op_free_msgs(&op);
-		buf_free(&spec);
-		buf_free(&tracking);
 		return -1;
 	}
 	op_free_msgs(&op);
-	buf_free(&spec);
-	if (oid_out) {
-		rc = git_reference_name_to_id(oid_out, repo, tracking.p);
-		if (rc < 0) {
-			gop_errf(e, "Failed to fetch: the remote has no branch %s", branch);
-			buf_free(&tracking);
-			return -1;
-		}
-	}
-	buf_free(&tracking);
 	return 0;
+}
+
+int gop_fetch_branch(struct gop_ctx *c, git_repository *repo, const char *remote_name,
+		     const char *branch, int depth, const char *user, const char *token,
+		     git_oid *oid_out, struct err *e)
+{
+	struct buf spec = BUF_INIT, tracking = BUF_INIT;
+	int rc;
+
+	if (buf_printf(&spec, "+refs/heads/%s:refs/remotes/origin/%s", branch, branch) != 0 ||
+	    buf_printf(&tracking, "refs/remotes/origin/%s", branch) != 0) {
+		buf_free(&spec);
+		buf_free(&tracking);
+		return err_set(e, "Failed to fetch: out of memory");
+	}
+	rc = gop_fetch_refspec(c, repo, remote_name, spec.p, branch, depth, user, token, e);
+	if (rc == 0 && oid_out && git_reference_name_to_id(oid_out, repo, tracking.p) < 0)
+		rc = gop_errf(e, "Failed to fetch: the remote has no branch %s", branch);
+	buf_free(&spec);
+	buf_free(&tracking);
+	return rc;
 }
 
 /* ---- status ------------------------------------------------------------------- */

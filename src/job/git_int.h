@@ -83,6 +83,11 @@ int gop_fetch_branch(struct gop_ctx *c, git_repository *repo, const char *remote
 		     const char *branch, int depth, const char *user, const char *token,
 		     git_oid *oid_out, struct err *e);
 
+/* Fetch one refspec (e.g. "<sha>" or "+refs/heads/x:refs/remotes/origin/x");
+ * what names it in errors. */
+int gop_fetch_refspec(struct gop_ctx *c, git_repository *repo, const char *remote, const char *refspec,
+		      const char *what, int depth, const char *user, const char *token, struct err *e);
+
 /* Identity (spec §11.1) for the working tree at dir. */
 int gop_signature(git_signature **out, const char *dir);
 

@@ -329,7 +329,38 @@ out:
 
 /* Put the submodule back on the commit the parent records (`git submodule
  * update --init tests`), so the parent's commit keeps the old gitlink. */
-static int reset_to_gitlink(struct gop_ctx *c, const char *repo_dir, struct err *e)
+static int have_commit(git_repository *r, const git_oid *id)
+{
+	git_commit *cm = NULL;
+	int ok = git_commit_lookup(&cm, r, id) == 0;
+
+	git_commit_free(cm);
+	git_error_clear();
+	return ok;
+}
+
+/* The recorded commit may not be in a shallow submodule that was fetched
+ * at another branch: fetch the base branch, then the commit itself. */
+static int fetch_gitlink(struct gop_ctx *c, git_repository *sub, const git_oid *id,
+			 const struct gop_tests_repo *t, struct err *e)
+{
+	const char *branch = t->branch && *t->branch ? t->branch : "main";
+	char hex[GIT_OID_MAX_HEXSIZE + 1];
+
+	if (have_commit(sub, id))
+		return 0;
+	if (gop_fetch_branch(c, sub, "origin", branch, t->depth, TOKEN_USER, t->token, NULL, e) == 0 &&
+	    have_commit(sub, id))
+		return 0;
+	git_oid_tostr(hex, sizeof(hex), id);
+	if (gop_fetch_refspec(c, sub, "origin", hex, hex, t->depth, TOKEN_USER, t->token, e) == 0 &&
+	    have_commit(sub, id))
+		return 0;
+	return gop_errf(e, "cannot reset the submodule: the recorded commit %s cannot be fetched (%s)", hex, e->msg);
+}
+
+static int reset_to_gitlink(struct gop_ctx *c, const char *repo_dir, const struct gop_tests_repo *t,
+			    struct err *e)
 {
 	git_repository *repo = NULL, *sub = NULL;
 	git_submodule *sm = NULL;
@@ -351,6 +382,10 @@ static int reset_to_gitlink(struct gop_ctx *c, const char *repo_dir, struct err 
 		id = git_submodule_head_id(sm);
 	if (!id) {
 		rc = err_set(e, "the parent repository records no commit for the submodule");
+		goto out;
+	}
+	if (fetch_gitlink(c, sub, id, t, e) != 0) {
+		rc = -1;
 		goto out;
 	}
 	if ((rc = git_commit_lookup(&commit, sub, id)) < 0 ||
@@ -471,7 +506,7 @@ int gop_tests_publish(struct gop_ctx *c, const char *repo_dir, const struct gop_
 	if (!t->existing_pr_branch &&
 	    create_pr(c, t, owner, name, branch.p, task_id, label, pr, e) != 0)
 		goto out;
-	if (reset_to_gitlink(c, repo_dir, e) != 0)
+	if (reset_to_gitlink(c, repo_dir, t, e) != 0)
 		goto out;
 	rc = 0;
 out:

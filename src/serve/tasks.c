@@ -44,7 +44,7 @@ static int url_check(const char *url, struct err *e)
 	char *scheme = NULL;
 	int rc = 0;
 
-	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	if (!u || curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
 		rc = err_http(e, 400, "callbackUrl is not a valid URL");
 	else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)

@@ -1,0 +1,289 @@
+"""`ccr serve` in local mode with the scripted stand-in for claude.
+
+Covers the task endpoints: SSE frames and ids, the terminal events, resume
+with Last-Event-ID, disconnect-then-cancel, cancel from a second instance
+sharing the data directory, the async flow, API keys, a table of malformed
+or hostile requests, and draining on SIGTERM.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from conftest import ROOT
+from test_http_server import Serve
+
+FAKE_CLAUDE = str(ROOT / "tests" / "fakes" / "fake_claude.py")
+KEY = "sk-ant-serve-canary-0123456789"
+
+
+@pytest.fixture
+def local(ccr_bin, tmp_path):
+    started = []
+
+    def start(**env):
+        e = {"CCR_DATA_DIR": str(tmp_path / "data"), "CCR_WORKSPACE_ROOT": str(tmp_path / "ws"),
+             "CLAUDE_BIN": FAKE_CLAUDE, "CCR_KILL_GRACE_MS": "500", "CCR_CANCEL_GRACE_MS": "2000"}
+        e.update({k: str(v) for k, v in env.items()})
+        s = Serve(ccr_bin, e)
+        s.data = tmp_path / "data"
+        started.append(s)
+        return s
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
+def body(mode=None, **fields):
+    b = {"prompt": "hello", "anthropicApiKey": KEY}
+    if mode is not None:
+        b["environmentSecrets"] = {"FAKE_CLAUDE_MODE": json.dumps(mode)}
+    b.update(fields)
+    return b
+
+
+def request(srv, method, path, payload=None, headers=None, timeout=30):
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    c.request(method, path, body=None if payload is None else json.dumps(payload), headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, r.getheader("Content-Type"), data
+
+
+def parse_sse(text):
+    """[(event, id, data)] frames; comments and retry lines dropped."""
+    frames = []
+    for block in text.split("\n\n"):
+        ev, fid, data = None, None, None
+        for line in block.split("\n"):
+            if line.startswith("event: "):
+                ev = line[7:]
+            elif line.startswith("id: "):
+                fid = int(line[4:])
+            elif line.startswith("data: "):
+                data = line[6:]
+        if data is not None:
+            frames.append((ev, fid, data))
+    return frames
+
+
+def test_run_streams_every_line_with_ids_and_done(local):
+    srv = local()
+    lines = [{"type": "system", "subtype": "init", "n": 1.0}, "not json at all",
+             {"type": "assistant", "message": {"id": "m1"}}, {"type": "result", "subtype": "success",
+                                                               "usage": {"input_tokens": 3, "output_tokens": 4}}]
+    status, ctype, data = request(srv, "POST", "/run", body({"lines": lines}))
+    assert status == 200 and ctype.startswith("text/event-stream")
+    text = data.decode()
+    assert text.startswith("retry: 3000\n\n")
+    frames = parse_sse(text)
+    assert [f[1] for f in frames[:4]] == [1, 2, 3, 4]
+    assert frames[0][2] == '{"type":"system","subtype":"init","n":1}', "JS re-serialisation (1.0 -> 1)"
+    assert frames[1][2] == '{"type":"text","content":"not json at all"}'
+    ev, _, done = frames[-1]
+    assert ev == "done"
+    d = json.loads(done)
+    assert d["status"] == "completed" and d["exitCode"] == 0 and d["usage"] == {"input_tokens": 3, "output_tokens": 4}
+
+
+def test_failed_task_sends_seed_error_event_then_done(local):
+    srv = local()
+    status, _, data = request(srv, "POST", "/run", body({"exit": 2, "stderr": "boom"}))
+    frames = parse_sse(data.decode())
+    assert frames[-2][0] == "error" and json.loads(frames[-2][2]) == {"error": "boom"}
+    assert frames[-1][0] == "done" and json.loads(frames[-1][2])["status"] == "failed"
+
+
+def start_async(srv, task_id, mode, **kw):
+    status, _, data = request(srv, "POST", "/run-async",
+                              body(mode, callbackUrl="https://example.invalid/hook", taskId=task_id, **kw))
+    assert status == 202, data
+    doc = json.loads(data)
+    assert list(doc) == ["taskId", "status", "logsPath", "createdAt", "executionName"]
+    return doc
+
+
+def wait_status(srv, task_id, want, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status, _, data = request(srv, "GET", f"/tasks/{task_id}")
+        if status == 200 and json.loads(data)["status"] in want:
+            return json.loads(data)
+        time.sleep(0.05)
+    raise AssertionError(f"{task_id} never reached {want}")
+
+
+def test_resume_with_last_event_id_loses_and_repeats_nothing(local):
+    srv = local()
+    n = 30
+    start_async(srv, "resume1", {"lines": [{"i": i} for i in range(n)], "delay": 0.02})
+    wait_status(srv, "resume1", ("completed",))
+    _, _, first = request(srv, "GET", "/tasks/resume1/events")
+    frames = [f for f in parse_sse(first.decode()) if f[0] is None]
+    assert [json.loads(f[2])["i"] for f in frames] == list(range(n))
+    cut = frames[11][1]
+    _, _, rest = request(srv, "GET", "/tasks/resume1/events", headers={"Last-Event-ID": str(cut)})
+    again = [f for f in parse_sse(rest.decode()) if f[0] is None]
+    got = [json.loads(f[2])["i"] for f in frames[:12]] + [json.loads(f[2])["i"] for f in again]
+    assert got == list(range(n)), "every line exactly once"
+
+
+def test_disconnect_cancels_the_task(local):
+    srv = local()
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    payload = json.dumps(body({"lines": [{"type": "system", "subtype": "init"}], "hang_after": True}))
+    s.sendall(("POST /run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+               % (len(payload), payload)).encode())
+    got = b""
+    while b"id: 1" not in got:
+        got += s.recv(4096)
+    s.close()
+    task = os.listdir(srv.data / "sessions")[0]
+    meta = wait_status(srv, task, ("cancelled", "failed", "completed"))
+    assert meta["status"] == "cancelled" and meta["terminalReason"] == "cancelled", meta
+
+
+def test_cancel_from_a_second_instance(local):
+    a = local()
+    b = local()
+    start_async(a, "cancel2", {"lines": [{"type": "system", "subtype": "init"}], "hang_after": True})
+    wait_status(a, "cancel2", ("running",))
+    status, _, data = request(b, "POST", "/cancel/cancel2")
+    assert status == 200 and json.loads(data) == {"message": "Task cancelled successfully", "taskId": "cancel2",
+                                                  "status": "cancelled"}
+    status, _, data = request(b, "POST", "/cancel/cancel2")
+    assert status == 200 and json.loads(data)["status"] == "cancelling"
+    meta = wait_status(a, "cancel2", ("cancelled", "failed", "completed"))
+    assert meta["status"] == "cancelled"
+    status, _, data = request(a, "GET", "/tasks/status")
+    assert json.loads(data)["active"] == 0, "finished tasks leave /tasks/status (B6)"
+    status, _, data = request(b, "POST", "/cancel/cancel2")
+    assert status == 404 and json.loads(data)["error"] == "Task not found"
+
+
+def test_async_task_is_listed_then_completes(local):
+    srv = local()
+    start_async(srv, "async3", {"lines": [{"type": "system"}], "delay": 0.5, "hang_after": False})
+    status, _, data = request(srv, "GET", "/tasks/status")
+    doc = json.loads(data)
+    assert doc["active"] >= 1 and doc["tasks"][0]["taskId"] == "async3"
+    assert set(doc["tasks"][0]) == {"taskId", "type", "executionName", "startedAt", "cancelling"}
+    meta = wait_status(srv, "async3", ("completed",))
+    assert meta["callbackUrl"] == "https://example.invalid/hook"
+    status, _, data = request(srv, "POST", "/run-async", body(callbackUrl="https://x.invalid/", taskId="async3"))
+    assert status == 409, "a task id is never reused"
+
+
+def test_api_keys(local):
+    srv = local(CCR_API_KEYS="k1-abcdef,k2-ghijkl")
+    status, _, data = request(srv, "GET", "/tasks/status")
+    assert status == 401 and "API key" in json.loads(data)["error"]
+    status, _, _ = request(srv, "GET", "/tasks/status", headers={"Authorization": "Bearer k2-ghijkl"})
+    assert status == 200
+    status, _, _ = request(srv, "GET", "/health")
+    assert status == 200, "health stays open for probes"
+
+
+HOSTILE = [
+    ("POST", "/run", "{", 400, None),
+    ("POST", "/run", "[]", 400, "prompt is required"),
+    ("POST", "/run", "\"x\"", 400, None),
+    ("POST", "/run", "5", 400, None),
+    ("POST", "/run", "null", 400, None),
+    ("POST", "/run", "{}", 400, "prompt is required"),
+    ("POST", "/run", '{"prompt":""}', 400, "prompt is required"),
+    ("POST", "/run", '{"prompt":"x"}', 400, "Either anthropicApiKey or anthropicOAuthToken is required"),
+    ("POST", "/run", '{"prompt":42,"anthropicApiKey":"k"}', 400, "prompt must be a string"),
+    ("POST", "/run", '{"prompt":{"a":1},"anthropicApiKey":"k"}', 400, "prompt must be a string"),
+    ("POST", "/run", '{"prompt":["a"],"anthropicApiKey":"k"}', 400, "prompt must be a string"),
+    ("POST", "/run", '{"prompt":true,"anthropicApiKey":"k"}', 400, "prompt must be a string"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":5}', 400, "anthropicApiKey must be a string"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","allowedTools":"Bash"}', 400, "allowedTools must be an array of strings"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","allowedTools":[1]}', 400, "allowedTools must be an array of strings"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","environmentSecrets":{"A":1}}', 400, "environmentSecrets.A must be a string"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","environmentSecrets":"a"}', 400, "environmentSecrets must be an object"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","maxTurns":"5"}', 400, "maxTurns must be a number"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","timeoutMinutes":"1"}', 400, "timeoutMinutes must be a number"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","gitDepth":-1}', 400, "gitDepth must be a positive number"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","mcpConfig":[1]}', 400, "mcpConfig must be an object"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","postExecutionActions":"git"}', 400, "postExecutionActions must be an object"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","sshKey":7}', 400, "sshKey must be a string"),
+    ("POST", "/run", '{"prompt":"\xff\xfe"}', 400, "request body is not valid UTF-8"),
+    ("POST", "/run", "[" * 5000 + "]" * 5000, 400, None),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k"}', 400, "callbackUrl is required for async tasks"),
+    ("POST", "/run-async", '{"prompt":"x","callbackUrl":"http://a"}', 400, "Either anthropicApiKey or anthropicOAuthToken is required"),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"not a url"}', 400, "callbackUrl is not a valid URL"),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"ftp://a/b"}', 400, "callbackUrl must use http or https protocol"),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"file:///etc/passwd"}', 400, "callbackUrl must use http or https protocol"),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":5}', 400, "callbackUrl is not a valid URL"),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"http://a/","taskId":"../etc"}', 400, "taskId must be URL-safe (alphanumeric, underscore, hyphen only)"),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"http://a/","taskId":"a/b"}', 400, "taskId must be URL-safe (alphanumeric, underscore, hyphen only)"),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"http://a/","taskId":"' + "a" * 300 + '"}', 400, "taskId must be URL-safe (alphanumeric, underscore, hyphen only)"),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"http://a/","taskId":{"x":1}}', 400, "taskId must be URL-safe (alphanumeric, underscore, hyphen only)"),
+    ("POST", "/cancel/..%2F..%2Fetc", "", 400, "Invalid taskId format. Must be alphanumeric with underscores and hyphens only."),
+    ("POST", "/cancel/a%00b", "", 400, None),
+    ("POST", "/cancel/nosuchtask", "", 404, "Task not found"),
+    ("GET", "/tasks/..%2Fsessions", "", 400, None),
+    ("GET", "/tasks/nosuch", "", 404, "Task not found"),
+    ("GET", "/tasks/nosuch/events", "", 404, "Task not found"),
+    ("GET", "/run", "", 404, None),
+    ("DELETE", "/tasks/status", "", 404, None),
+]
+
+
+@pytest.mark.parametrize("method,path,raw,status,message", HOSTILE)
+def test_hostile_requests_get_a_json_4xx(local, method, path, raw, status, message):
+    srv = hostile_server(local)
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=15)
+    c.putrequest(method, path, skip_accept_encoding=True)
+    data = raw.encode("latin-1") if raw else b""
+    c.putheader("Content-Type", "application/json")
+    c.putheader("Content-Length", str(len(data)))
+    c.endheaders(data)
+    r = c.getresponse()
+    got = r.read()
+    assert r.status == status, got
+    assert r.getheader("Content-Type").startswith("application/json")
+    doc = json.loads(got)
+    if message:
+        assert doc["error"] == message
+    assert request(srv, "GET", "/health")[0] == 200, "still serving"
+
+
+_hostile = {}
+
+
+def hostile_server(local):
+    # One server per test module run is enough; it must survive every row.
+    srv = _hostile.get("srv")
+    if srv is None or srv.proc.poll() is not None:
+        srv = _hostile["srv"] = local()
+    return srv
+
+
+def test_sigterm_drains_open_streams_with_a_final_event(local):
+    srv = local()
+    start_async(srv, "drain1", {"lines": [{"type": "system"}], "hang_after": True})
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=15)
+    s.sendall(b"GET /tasks/drain1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while b"id: 1" not in got:
+        got += s.recv(4096)
+    t0 = time.time()
+    srv.proc.send_signal(signal.SIGTERM)
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    assert b"event: reconnect" in got
+    assert srv.proc.wait(timeout=15) == 0 and time.time() - t0 < 10
