@@ -237,7 +237,7 @@ def sshd(tmp_path_factory):
     d = tmp_path_factory.mktemp("sshd")
     git_shell = 'git-shell -c "$SSH_ORIGINAL_COMMAND"'
     s = Sshd(d, {"ed25519": ("ed25519", git_shell), "rsa": ("rsa", git_shell),
-                 "stall": ("ed25519", "sleep 20")})
+                 "stall": ("ed25519", "sleep 10")})
     yield s
     s.close()
 

@@ -821,7 +821,7 @@ static int cb_push_negotiation(const git_push_update **updates, size_t len, void
 
 void op_callbacks(struct gop_op *op, git_remote_callbacks *cb)
 {
-	git_remote_init_callbacks(cb, GIT_REMOTE_CALLBACKS_VERSION);
+	(void)git_remote_init_callbacks(cb, GIT_REMOTE_CALLBACKS_VERSION);
 	cb->sideband_progress = cb_sideband;
 	cb->transfer_progress = cb_transfer;
 	cb->pack_progress = cb_pack;
@@ -1009,7 +1009,7 @@ int gop_clone(struct gop_ctx *c, const char *url, const char *branch, int depth,
 	char *user = NULL, *pass = NULL;
 	int rc, ssh;
 
-	git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
+	(void)git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
 	c->ssh_started = c->ssh_killed = 0;
 	c->detail[0] = 0;
 	if (!url || !*url)
@@ -1091,7 +1091,7 @@ int gop_fetch_refspec(struct gop_ctx *c, git_repository *repo, const char *remot
 	struct gop_op op;
 	int rc;
 
-	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	(void)git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
 	rc = git_remote_lookup(&remote, repo, remote_name);
 	if (rc < 0)
 		return gop_giterr(c, e, "Failed to fetch: no remote 'origin'", rc);
@@ -1107,7 +1107,7 @@ int gop_fetch_refspec(struct gop_ctx *c, git_repository *repo, const char *remot
 	fo.update_fetchhead = 0;
 	git_error_clear();
 	rc = git_remote_fetch(remote, &specs, &fo, NULL);
-	git_remote_disconnect(remote);
+	(void)git_remote_disconnect(remote); /* the result is already known */
 	git_remote_free(remote);
 	op_end(&op);
 	if (rc < 0) {
@@ -1155,7 +1155,7 @@ int gop_changes(struct gop_ctx *c, const char *repo_dir, size_t *count, struct e
 	git_repository *repo = NULL;
 	int rc;
 
-	git_status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
+	(void)git_status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
 	*count = 0;
 	if (gop_repo_open(c, &repo, repo_dir, e) != 0)
 		return -1;

@@ -54,6 +54,8 @@
  *
  * Not thread-safe: one context, one thread, one operation at a time
  * (libgit2's socket timeouts are process-wide options set per operation).
+ * The process must ignore SIGPIPE (libgit2 writes to sockets without
+ * MSG_NOSIGNAL); `ccr job` and `ccr git` do.  HTTP proxies are not used.
  */
 #ifndef CCR_JOB_GIT_H
 #define CCR_JOB_GIT_H

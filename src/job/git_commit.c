@@ -73,17 +73,24 @@ static int find_key(const char *text, const char *key, char *out, size_t outlen)
 int gop_signature(git_signature **out, const char *dir)
 {
 	char path[4096], name[256] = "Claude Code", email[256] = "noreply@anthropic.com";
+	struct buf text = BUF_INIT;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/.gitconfig", dir);
 	f = fopen(path, "re");
 	if (f) {
-		char text[65536];
-		size_t n = fread(text, 1, sizeof(text) - 1, f);
-		text[n] = 0;
+		for (;;) {
+			char tmp[4096];
+			size_t n = fread(tmp, 1, sizeof(tmp), f);
+			if (n == 0 || text.len > (1u << 20) || buf_add(&text, tmp, n) != 0)
+				break;
+		}
 		fclose(f);
-		find_key(text, "name", name, sizeof(name));
-		find_key(text, "email", email, sizeof(email));
+		if (text.p) {
+			find_key(text.p, "name", name, sizeof(name));
+			find_key(text.p, "email", email, sizeof(email));
+		}
+		buf_free(&text);
 	}
 	return git_signature_now(out, name, email);
 }
@@ -283,6 +290,7 @@ int gop_commit_index(struct gop_ctx *c, git_repository *repo, const char *dir,
 	git_commit *parent = NULL;
 	git_signature *sig = NULL;
 	git_object *obj = NULL;
+	git_buf msg = { NULL, 0, 0 };
 	git_oid tree_id;
 	const git_commit *parents[1];
 	int rc, np = 0;
@@ -326,7 +334,11 @@ int gop_commit_index(struct gop_ctx *c, git_repository *repo, const char *dir,
 		git_commit_free(parent);
 		return gop_giterr(c, e, "invalid git identity in .gitconfig", rc);
 	}
-	rc = git_commit_create(out, repo, "HEAD", sig, sig, NULL, message, tree, (size_t)np, parents);
+	/* `git commit -m` cleans the message up the same way (whitespace mode). */
+	rc = git_message_prettify(&msg, message, 0, '#');
+	if (rc == 0)
+		rc = git_commit_create(out, repo, "HEAD", sig, sig, NULL, msg.ptr, tree, (size_t)np, parents);
+	git_buf_dispose(&msg);
 	git_signature_free(sig);
 	git_tree_free(tree);
 	git_commit_free(parent);
@@ -373,7 +385,7 @@ int gop_checkout_branch(struct gop_ctx *c, git_repository *repo, const char *bra
 	struct buf name = BUF_INIT;
 	int rc;
 
-	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	(void)git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
 	if (buf_printf(&name, "refs/heads/%s", branch) != 0)
 		return err_set(e, "git: out of memory");
 	if ((rc = git_commit_lookup(&commit, repo, oid)) < 0) {

@@ -49,7 +49,7 @@ int gop_push_once(struct gop_ctx *c, git_repository *repo, const char *src, cons
 	struct gop_op op;
 	int rc;
 
-	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+	(void)git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
 	if ((rc = git_remote_lookup(&remote, repo, "origin")) < 0)
 		return gop_giterr(c, e, "Failed to push: no remote 'origin'", rc);
 	if (buf_printf(&spec, "%s%s:refs/heads/%s", force ? "+" : "", src, branch) != 0 ||
@@ -77,7 +77,7 @@ int gop_push_once(struct gop_ctx *c, git_repository *repo, const char *src, cons
 	specs.count = 1;
 	git_error_clear();
 	rc = git_remote_push(remote, &specs, &po);
-	git_remote_disconnect(remote);
+	(void)git_remote_disconnect(remote); /* the result is already known */
 	git_remote_free(remote);
 	op_end(&op);
 	if (rc == GIT_ENONFASTFORWARD && !force) {
@@ -181,7 +181,7 @@ static int preview_conflicts(git_repository *repo, const git_oid *base, const gi
 	git_merge_options mo;
 	int rc;
 
-	git_merge_options_init(&mo, GIT_MERGE_OPTIONS_VERSION);
+	(void)git_merge_options_init(&mo, GIT_MERGE_OPTIONS_VERSION);
 	if ((rc = git_commit_lookup(&cb, repo, base)) < 0 || (rc = git_commit_lookup(&cu, repo, up)) < 0 ||
 	    (rc = git_commit_lookup(&cl, repo, local)) < 0 || (rc = git_commit_tree(&tb, cb)) < 0 ||
 	    (rc = git_commit_tree(&tu, cu)) < 0 || (rc = git_commit_tree(&tl, cl)) < 0 ||
@@ -218,7 +218,7 @@ static int rebase_inmemory(struct gop_ctx *c, git_repository *repo, const git_oi
 	const char *wd = git_repository_workdir(repo);
 	int rc;
 
-	git_rebase_options_init(&ro, GIT_REBASE_OPTIONS_VERSION);
+	(void)git_rebase_options_init(&ro, GIT_REBASE_OPTIONS_VERSION);
 	ro.inmemory = 1;
 	ro.merge_options.file_favor = GIT_MERGE_FILE_FAVOR_THEIRS;
 	git_oid_cpy(out, upstream);
@@ -247,7 +247,7 @@ static int rebase_inmemory(struct gop_ctx *c, git_repository *repo, const git_oi
 				rc = -1;
 				goto out;
 			}
-			git_rebase_abort(rb);
+			(void)git_rebase_abort(rb);
 			rc = 1;
 			goto out;
 		}
@@ -294,7 +294,7 @@ static int move_head(struct gop_ctx *c, git_repository *repo, const git_oid *id,
 	git_tree *tree = NULL;
 	int rc;
 
-	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	(void)git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
 	if ((rc = git_commit_lookup(&commit, repo, id)) < 0 || (rc = git_commit_tree(&tree, commit)) < 0) {
 		gop_giterr(c, e, "Failed to rebase: cannot read the rebased commit", rc);
 		goto out;

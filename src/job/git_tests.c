@@ -369,7 +369,7 @@ static int reset_to_gitlink(struct gop_ctx *c, const char *repo_dir, const struc
 	const git_oid *id;
 	int rc;
 
-	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	(void)git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
 	co.checkout_strategy = GIT_CHECKOUT_FORCE;
 	if (gop_repo_open(c, &repo, repo_dir, e) != 0)
 		return -1;

@@ -29,6 +29,7 @@
  */
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,6 +349,8 @@ int git_main(int argc, char **argv)
 	}
 	if ((rc = parse(argc, argv, &a)) != 0)
 		return rc;
+	/* A server closing a TLS socket must be an error, not a kill (as in ccr job). */
+	signal(SIGPIPE, SIG_IGN);
 	if (strcmp(a.cmd, "clone") && strcmp(a.cmd, "commit") && strcmp(a.cmd, "push") &&
 	    strcmp(a.cmd, "tests-setup") && strcmp(a.cmd, "tests-publish"))
 		return usage("unknown subcommand %s", a.cmd);
