@@ -287,3 +287,35 @@ def test_sigterm_drains_open_streams_with_a_final_event(local):
         got += chunk
     assert b"event: reconnect" in got
     assert srv.proc.wait(timeout=15) == 0 and time.time() - t0 < 10
+
+
+def test_default_system_prompt_hot_reloads_from_secret_manager(local, tmp_path):
+    import sys
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fakes.gcp_client import FakeGCP
+    fake = FakeGCP()
+    fake.start()
+    try:
+        fake.set_secret("sysprompt", "be terse")
+        env = dict(fake.env_vars(), CCR_SECRETMANAGER_ENDPOINT=fake.url, CCR_SYSTEM_PROMPT_SECRET="sysprompt",
+                   CCR_SYSTEM_PROMPT_REFRESH_S="1", PROJECT_ID=fake.project)
+        srv = local(**env)
+        record = tmp_path / "rec.json"
+
+        def argv_of(**extra):
+            b = body({}, **extra)
+            b["environmentSecrets"]["FAKE_CLAUDE_RECORD"] = str(record)
+            status, _, data = request(srv, "POST", "/run", b)
+            assert status == 200, data
+            return json.loads(record.read_text())["argv"]
+
+        argv = argv_of()
+        assert argv[argv.index("--system-prompt") + 1] == "be terse"
+        argv = argv_of(systemPrompt="my own")
+        assert argv[argv.index("--system-prompt") + 1] == "my own", "the request's prompt wins"
+        fake.set_secret("sysprompt", "be verbose")
+        time.sleep(1.5)
+        argv = argv_of()
+        assert argv[argv.index("--system-prompt") + 1] == "be verbose", "a new version is picked up"
+    finally:
+        fake.stop()

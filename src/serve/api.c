@@ -17,6 +17,7 @@
 #include "serve/log.h"
 #include "serve/serve.h"
 #include "serve/sse.h"
+#include "serve/sysprompt.h"
 #include "serve/tasks.h"
 #include "util/jsjson.h"
 
@@ -112,6 +113,8 @@ static int submit(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp
 	if (!body)
 		return -1;
 	rc = tasks_validate(body, async, &e);
+	if (rc == 0 && (rc = sysprompt_apply(body, &e)) != 0)
+		e.http = 503;
 	if (rc == 0)
 		rc = tasks_submit(sc->be, body, async, s, &e);
 	cJSON_Delete(body);

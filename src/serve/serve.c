@@ -31,6 +31,7 @@
 #include "net/netinit.h"
 #include "serve/log.h"
 #include "serve/serve.h"
+#include "serve/sysprompt.h"
 #include "util/buf.h"
 #include "util/jsjson.h"
 
@@ -176,6 +177,11 @@ static int open_backends(struct backends *be, const char *argv0)
 	}
 	if (backends_open(be, 1, self, &e) != 0) {
 		slog(SLOG_ERROR, "cannot start: %s", e.msg);
+		return -1;
+	}
+	if (sysprompt_init(&e) != 0) {
+		slog(SLOG_ERROR, "cannot start: %s", e.msg);
+		backends_close(be);
 		return -1;
 	}
 	if (be->mode == CFG_CLOUD)

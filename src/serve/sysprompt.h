@@ -1,0 +1,26 @@
+/*
+ * sysprompt.h: the default system prompt, hot-reloaded from Secret Manager.
+ *
+ * CCR_SYSTEM_PROMPT_SECRET names a secret (short id, projects/P/secrets/S,
+ * or a full version name; "latest" by default).  Its value becomes the
+ * systemPrompt of every request that has none; a request's own
+ * systemPrompt wins.  The value is cached and re-read every
+ * CCR_SYSTEM_PROMPT_REFRESH_S seconds (default 60), so a new secret version
+ * takes effect without a restart; while Secret Manager cannot be reached
+ * the last value keeps being used.
+ */
+#ifndef CCR_SYSPROMPT_H
+#define CCR_SYSPROMPT_H
+
+#include <cJSON.h>
+
+#include "util/err.h"
+
+/* sysprompt_init: 0 (also when not configured), or -1 with e set. */
+int sysprompt_init(struct err *e);
+
+/* sysprompt_apply: add the default systemPrompt to body when it has none.
+ * 0, or -1 with e set when a default is configured but unavailable. */
+int sysprompt_apply(cJSON *body, struct err *e);
+
+#endif
