@@ -286,12 +286,42 @@ static int setup(struct task *t, struct err *e)
 	return 0;
 }
 
+/* The CLI's init line lists its MCP servers: log how many connected
+ * (seed-spec §10.2; logging only, it does not change the result). */
+static void mcp_health(const char *line, size_t n)
+{
+	cJSON *j, *servers, *it;
+	struct buf names = BUF_INIT;
+	int total = 0, ok = 0;
+
+	if (!memmem(line, n, "\"subtype\":\"init\"", 17) || !(j = cJSON_ParseWithLength(line, n)))
+		return;
+	servers = cJSON_GetObjectItemCaseSensitive(j, "mcp_servers");
+	cJSON_ArrayForEach(it, servers) {
+		const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(it, "status");
+		int up = cJSON_IsString(st) && strcmp(st->valuestring, "connected") == 0;
+		total++;
+		ok += up;
+		buf_printf(&names, "%s%s: %s", names.len ? ", " : "", cJSON_IsString(nm) ? nm->valuestring : "?",
+			   cJSON_IsString(st) ? st->valuestring : "?");
+	}
+	if (total == 0)
+		task_log("INFO", "No MCP servers configured");
+	else
+		task_log(ok == total ? "INFO" : ok ? "WARNING" : "ERROR", "MCP servers: %d/%d connected (%s)", ok, total,
+			 names.p);
+	buf_free(&names);
+	cJSON_Delete(j);
+}
+
 static void on_line(void *arg, const char *line, size_t n)
 {
 	struct task *t = arg;
 
 	logsink_line(t->log, line, n);
 	report_line(&t->rep, line, n);
+	mcp_health(line, n);
 }
 
 static void on_stderr(void *arg, const char *data, size_t n)

@@ -19,6 +19,15 @@ the task's environmentSecrets):
                             $ANTHROPIC_BASE_URL with the dummy credential it was
                             given, and print the answer's text as a line
   {"stderr": "text"}        write this to stderr
+  {"stamp": true, "count": n}   instead of "lines", print n lines
+                            {"type":"stamp","i":i,"t":<time.time()>} ("delay" apart),
+                            for latency measurements (scripts/bench)
+  {"bench_api": {"n": n, "direct": url, "key": k}}
+                            time n streamed /v1/messages requests straight to url
+                            (with key k) and n through $ANTHROPIC_BASE_URL (with
+                            the dummy), interleaved, one keep-alive connection
+                            each; print one {"type":"bench_api",...} line with the
+                            times in seconds (scripts/bench)
 
 Without a mode it prints an init line, one assistant line and a result line.
 """
@@ -61,6 +70,50 @@ def call_api():
     emit({"type": "assistant", "message": {"content": [{"type": "text", "text": text}]}})
 
 
+def bench_api(spec):
+    import http.client
+    import urllib.parse
+
+    def conn(url):
+        u = urllib.parse.urlsplit(url)
+        return http.client.HTTPConnection(u.hostname, u.port or 80, timeout=30), u.path.rstrip("/")
+
+    proxy_key = os.environ.get("ANTHROPIC_API_KEY")
+    proxy_bearer = os.environ.get("CLAUDE_CODE_OAUTH_TOKEN")
+    body = json.dumps({"model": "fake", "max_tokens": 16, "stream": True,
+                       "messages": [{"role": "user", "content": "hi"}]})
+    sides = {}
+    for name, url, key, bearer in (("direct", spec["direct"], spec.get("key"), None),
+                                   ("proxy", os.environ["ANTHROPIC_BASE_URL"], proxy_key, proxy_bearer)):
+        c, base = conn(url)
+        h = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+        if key:
+            h["x-api-key"] = key
+        elif bearer:
+            h["authorization"] = "Bearer " + bearer
+        sides[name] = (c, base, h, {"ttfb": [], "total": [], "errors": 0})
+    for i in range(int(spec.get("n", 100))):
+        for name in (("direct", "proxy") if i % 2 == 0 else ("proxy", "direct")):
+            c, base, h, out = sides[name]
+            t0 = time.perf_counter()
+            try:
+                c.request("POST", base + "/v1/messages", body=body, headers=h)
+                r = c.getresponse()
+                t1 = time.perf_counter()
+                r.read()
+                t2 = time.perf_counter()
+            except (OSError, http.client.HTTPException):
+                out["errors"] += 1
+                c.close()
+                continue
+            if r.status != 200:
+                out["errors"] += 1
+                continue
+            out["ttfb"].append(t1 - t0)
+            out["total"].append(t2 - t0)
+    emit({"type": "bench_api", **{name: v[3] for name, v in sides.items()}})
+
+
 def main():
     prompt = sys.stdin.read()
     mode = json.loads(os.environ.get("FAKE_CLAUDE_MODE") or "{}")
@@ -84,10 +137,18 @@ def main():
             f.write(mode["write"]["content"])
     if mode.get("api"):
         call_api()
-    for line in mode.get("lines") or default_lines(prompt):
-        emit(line)
-        if mode.get("delay"):
-            time.sleep(mode["delay"])
+    if mode.get("bench_api"):
+        bench_api(mode["bench_api"])
+    if mode.get("stamp"):
+        for i in range(int(mode.get("count", 10))):
+            emit({"type": "stamp", "i": i, "t": time.time()})
+            if mode.get("delay"):
+                time.sleep(mode["delay"])
+    else:
+        for line in mode.get("lines") or default_lines(prompt):
+            emit(line)
+            if mode.get("delay"):
+                time.sleep(mode["delay"])
     if mode.get("hang_after"):
         while True:
             time.sleep(3600)
