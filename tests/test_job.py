@@ -337,3 +337,40 @@ def test_token_proxy_swaps_the_dummy_for_the_real_key(job, fake_api):
     assert m["proxyUsage"]["requests"] == 1 and m["proxyUsage"]["output_tokens"] > 0
     env = job.claude_record()["env"]
     assert CANARY not in json.dumps(env)
+
+
+def test_git_clone_commit_push_and_billing_over_https(job, tmp_path):
+    from fakes.git_servers import GitHttps, make_ca, run as git_run
+    ca, cert, key = make_ca(tmp_path / "tls")
+    repos = tmp_path / "repos"
+    repos.mkdir()
+    git_run(["git", "init", "-q", "--bare", "-b", "main", repos / "r.git"])
+    seed = tmp_path / "seed"
+    git_run(["git", "clone", "-q", repos / "r.git", seed])
+    (seed / "README").write_text("hi\n")
+    for cmd in (["add", "README"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+                ["push", "-q", "origin", "HEAD:main"]):
+        git_run(["git", "-C", seed, *cmd])
+    srv = GitHttps(repos, cert, key)
+    try:
+        manifest = {"stats": {"totalTests": 3}, "new_failures": ["t2"], "testCases": [1, 2, 3]}
+        job.payload("g1", gitRepo=srv.url("r.git"), mode={"write": [
+            {"path": "test-cases/login.md", "content": "# login\n"},
+            {"path": "test-runs/20260101-1200/manifest.json", "content": json.dumps(manifest)}]},
+            postExecutionActions={"git": {"commit": True, "push": True, "branch": "agent",
+                                          "commitMessage": "agent work"}})
+        rc, out, err = job.run("g1", SSL_CERT_FILE=ca)
+        assert rc == 0, err
+        m = job.meta("g1")
+        assert m["status"] == "completed", m
+        gc = m["gitCommit"]
+        remote = git_run(["git", "--git-dir", repos / "r.git", "rev-parse", "refs/heads/agent"]).stdout.strip()
+        assert gc["pushed"] is True and gc["branch"] == "agent" and gc["sha"] == remote
+        files = git_run(["git", "--git-dir", repos / "r.git", "ls-tree", "-r", "--name-only", "agent"]).stdout.split()
+        assert "test-cases/login.md" in files and ".env" not in files and "prompt.txt" not in files
+        b = m["billing"]
+        assert b["testCaseCreations"] == ["test-cases/login.md"]
+        assert b["newFailures"] == ["t2"]
+        assert b["testRuns"][0]["timestamp"] == "20260101-1200" and b["testRuns"][0]["testCaseCount"] == 3
+    finally:
+        srv.close()

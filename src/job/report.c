@@ -25,6 +25,7 @@ void report_free(struct report *r)
 	cJSON_Delete(r->uploaded_files);
 	cJSON_Delete(r->git_commit);
 	cJSON_Delete(r->external_pr);
+	cJSON_Delete(r->billing);
 	cJSON_Delete(r->webhook);
 }
 
@@ -106,6 +107,10 @@ static void add_outcome(cJSON *o, const struct report *r)
 	cJSON_AddNumberToObject(o, "durationMs", (double)r->duration_ms);
 	add_dup(o, "result", r->result);
 	add_dup(o, "proxyUsage", r->proxy_usage);
+	add_dup(o, "uploadedFiles", r->uploaded_files);
+	add_dup(o, "gitCommit", r->git_commit);
+	add_dup(o, "externalRepoPR", r->external_pr);
+	add_dup(o, "billing", r->billing);
 }
 
 int report_metadata(const struct report *r, struct buf *out)
@@ -164,6 +169,7 @@ int report_webhook(const struct report *r, struct buf *out)
 	add_dup(o, "externalRepoPR", r->external_pr);
 	add_dup(o, "uploadedFiles", r->uploaded_files);
 	add_dup(o, "gitCommit", r->git_commit);
+	add_dup(o, "billing", r->billing);
 	add_str(o, "terminalReason", r->reason);
 	add_str(o, "executionName", r->execution_name);
 	add_dup(o, "result", r->result);

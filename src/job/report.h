@@ -40,7 +40,7 @@ struct report {
 	cJSON *result;                   /* session_id, num_turns, usage, modelUsage, total_cost_usd */
 	cJSON *proxy_usage;
 	/* post-execution */
-	cJSON *uploaded_files, *git_commit, *external_pr, *webhook;
+	cJSON *uploaded_files, *git_commit, *external_pr, *billing, *webhook;
 };
 
 void report_init(struct report *r, const char *task_id);

@@ -544,6 +544,8 @@ int task_run(const struct task_env *env)
 	set_outcome(&t, failed, e.msg);
 	if (!failed && strcmp(t.rep.status, "completed") == 0 && t.p.post_actions)
 		postexec_run(&t);
+	if (!failed && strcmp(t.rep.status, "completed") == 0)
+		billing_collect(&t);
 	rc = finish(&t);
 	task_log(strcmp(t.rep.status, "completed") == 0 ? "INFO" : "WARNING", "task %s %s (%s, exit %d) in %lld ms",
 		 env->task_id, t.rep.status, t.rep.reason, t.rep.exit_code, (long long)t.rep.duration_ms);

@@ -50,4 +50,7 @@ void task_error_line(struct task *t, const char *msg);
 /* postexec_run: uploads, external test repo, git (seed-spec §11). */
 void postexec_run(struct task *t);
 
+/* billing_collect: the seed's billing summary (§10.5) into t->rep. */
+void billing_collect(struct task *t);
+
 #endif

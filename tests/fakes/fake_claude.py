@@ -14,7 +14,7 @@ the task's environmentSecrets):
   {"child": true}           start a grandchild `sleep 1000` in the same group and
                             record its pid in $FAKE_CLAUDE_RECORD (group-kill tests)
   {"silent": s}             print nothing for s seconds first (idle watchdog)
-  {"write": {"path": p, "content": c}}   write a file relative to cwd
+  {"write": {"path": p, "content": c}}   write a file relative to cwd (or a list of them)
   {"api": true}             POST one /v1/messages request through
                             $ANTHROPIC_BASE_URL with the dummy credential it was
                             given, and print the answer's text as a line
@@ -26,8 +26,9 @@ the task's environmentSecrets):
                             time n streamed /v1/messages requests straight to url
                             (with key k) and n through $ANTHROPIC_BASE_URL (with
                             the dummy), interleaved, one keep-alive connection
-                            each; print one {"type":"bench_api",...} line with the
-                            times in seconds (scripts/bench)
+                            each; print one {"type":"bench_api",...} line with
+                            each side's median/p90 time to first byte and to
+                            the end of the stream, in microseconds (scripts/bench)
 
 Without a mode it prints an init line, one assistant line and a result line.
 """
@@ -111,7 +112,16 @@ def bench_api(spec):
                 continue
             out["ttfb"].append(t1 - t0)
             out["total"].append(t2 - t0)
-    emit({"type": "bench_api", **{name: v[3] for name, v in sides.items()}})
+    def summary(out):
+        res = {"n": len(out["ttfb"]), "errors": out["errors"]}
+        for k in ("ttfb", "total"):
+            xs = sorted(out[k])
+            if xs:
+                res[k + "_med_us"] = round(xs[len(xs) // 2] * 1e6)
+                res[k + "_p90_us"] = round(xs[len(xs) * 9 // 10] * 1e6)
+        return res
+
+    emit({"type": "bench_api", **{name: summary(v[3]) for name, v in sides.items()}})
 
 
 def main():
@@ -132,9 +142,12 @@ def main():
         sys.stderr.flush()
     if mode.get("silent"):
         time.sleep(mode["silent"])
-    if mode.get("write"):
-        with open(mode["write"]["path"], "w") as f:
-            f.write(mode["write"]["content"])
+    writes = mode.get("write") or []
+    for w in writes if isinstance(writes, list) else [writes]:
+        if os.path.dirname(w["path"]):
+            os.makedirs(os.path.dirname(w["path"]), exist_ok=True)
+        with open(w["path"], "w") as f:
+            f.write(w["content"])
     if mode.get("api"):
         call_api()
     if mode.get("bench_api"):
