@@ -319,3 +319,17 @@ def test_default_system_prompt_hot_reloads_from_secret_manager(local, tmp_path):
         assert argv[argv.index("--system-prompt") + 1] == "be verbose", "a new version is picked up"
     finally:
         fake.stop()
+
+
+def test_local_concurrency_limit_queues_tasks(local):
+    srv = local(CCR_MAX_CONCURRENT_TASKS=1)
+    hang = {"lines": [{"type": "system"}], "hang_after": True}
+    start_async(srv, "q1", hang)
+    second = start_async(srv, "q2", {"lines": [{"type": "system"}]})
+    assert second["status"] == "queued"
+    status, _, data = request(srv, "GET", "/tasks/q2")
+    assert json.loads(data)["status"] == "queued"
+    wait_status(srv, "q1", ("running",))
+    request(srv, "POST", "/cancel/q1")
+    wait_status(srv, "q1", ("cancelled",))
+    wait_status(srv, "q2", ("completed",))  # the queued task starts when a slot frees

@@ -1,0 +1,622 @@
+#!/usr/bin/python3
+"""The measurements behind scripts/bench (run that, not this).
+
+usage: bench.py --tmp DIR --mark MARK --ccr BIN [--quick] [--wrk PATH]
+       bench.py --reap MARK      kill what a run marked MARK left behind
+
+Starts `ccr serve` in local mode (loopback, PORT chosen here, data under
+--tmp) with the scripted stand-in for claude, measures, and prints a table.
+Figures are printed, never asserted: this exits 0 unless a step could not
+run at all.  Every process it starts is stopped in a `finally`; the tasks'
+`ccr job` children run in their own sessions, so they (and the stand-ins)
+carry CCR_BENCH_MARK=MARK in their environment and --reap finds them by it.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+FAKE_CLAUDE = os.path.join(ROOT, "tests", "fakes", "fake_claude.py")
+FAKE_ANTHROPIC = os.path.join(ROOT, "tests", "fakes", "fake_anthropic.py")
+SSE_CLIENTS = os.path.join(ROOT, "scripts", "bench.d", "sse_clients.py")
+PY = "/usr/bin/python3"
+HOST = "127.0.0.1"
+REAL_KEY = "sk-ant-bench-0000000000000000"
+CALLBACK = "http://127.0.0.1:9/bench-hook"   # loopback; the webhook's SSRF check refuses it anyway
+
+
+def log(msg):
+    sys.stderr.write("bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+# ---------------------------------------------------------------- processes
+
+class Run:
+    def __init__(self, args):
+        self.tmp = args.tmp
+        self.mark = args.mark
+        self.ccr = args.ccr
+        self.procs = []
+
+    def track(self, p):
+        self.procs.append(p)
+        with open(os.path.join(self.tmp, "pids"), "a") as f:
+            f.write("%d\n" % p.pid)
+        return p
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            stop(p)
+        reap(self.mark)
+
+
+def stop(p, timeout=12):
+    if p.poll() is None:
+        try:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        except ProcessLookupError:
+            pass
+
+
+def reap(mark):
+    """SIGKILL every process whose environment holds CCR_BENCH_MARK=mark."""
+    needle = ("CCR_BENCH_MARK=%s" % mark).encode()
+    me = os.getpid()
+    killed = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == me:
+            continue
+        try:
+            with open("/proc/%s/environ" % d, "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if needle in env:
+            try:
+                os.kill(int(d), signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+    return killed
+
+
+def free_port():
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def serve_env(run, data, extra=None):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CCR_", "GCS_", "CLOUDRUN_", "ANTHROPIC_", "CLAUDE_", "GOOGLE_"))
+           and k not in ("PORT", "PROJECT_ID", "REGION", "LOG_LEVEL")}
+    env.update({"PORT": "0", "CCR_BIND": HOST, "CCR_DATA_DIR": os.path.join(data, "data"),
+                "CCR_WORKSPACE_ROOT": os.path.join(data, "ws"), "CLAUDE_BIN": FAKE_CLAUDE,
+                "CCR_BENCH_MARK": run.mark})
+    env.update(extra or {})
+    return env
+
+
+class Serve:
+    """A `ccr serve` whose stdout goes to a file; .port once it listens."""
+
+    def __init__(self, run, name, extra=None):
+        self.dir = os.path.join(run.tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.logpath = os.path.join(self.dir, "serve.log")
+        self.out = open(self.logpath, "wb")
+        self.err = open(os.path.join(self.dir, "serve.err"), "wb")
+        self.proc = run.track(subprocess.Popen([run.ccr, "serve"], env=serve_env(run, self.dir, extra),
+                                               stdout=self.out, stderr=self.err, stdin=subprocess.DEVNULL))
+        self.port = None
+        deadline = time.monotonic() + 15
+        while self.port is None:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ccr serve exited %s: %s" % (self.proc.returncode, self.stderr()))
+            if time.monotonic() > deadline:
+                raise RuntimeError("ccr serve did not log its port within 15 s")
+            with open(self.logpath, "rb") as f:
+                for line in f:
+                    try:
+                        doc = json.loads(line)
+                    except ValueError:
+                        continue
+                    if "port" in doc:
+                        self.port = int(doc["port"])
+            time.sleep(0.01)
+        self.pid = self.proc.pid
+
+    def stderr(self):
+        with open(os.path.join(self.dir, "serve.err"), "rb") as f:
+            return f.read()[-2000:].decode(errors="replace")
+
+    def stop(self):
+        stop(self.proc)
+        self.out.close()
+        self.err.close()
+
+
+# ---------------------------------------------------------------- /proc
+
+def proc_status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = int(v.split()[0]) / 1024.0       # MiB
+            elif k == "Threads":
+                out[k] = int(v)
+    out["fds"] = len(os.listdir("/proc/%d/fd" % pid))
+    return out
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_percent(pid, seconds):
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return 100.0 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+
+
+# ---------------------------------------------------------------- HTTP
+
+def http(port, method, path, body=None, timeout=30):
+    """(status, body bytes), Connection: close."""
+    s = socket.create_connection((HOST, port), timeout=timeout)
+    try:
+        data = b"" if body is None else json.dumps(body).encode()
+        head = "%s %s HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n" % (method, path)
+        if body is not None:
+            head += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(data)
+        s.sendall(head.encode() + b"\r\n" + data)
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    status = int(got.split(b" ", 2)[1]) if got.startswith(b"HTTP/1.") else 0
+    return status, got.split(b"\r\n\r\n", 1)[-1]
+
+
+def health_once(port, timeout=1.0):
+    try:
+        st, _ = http(port, "GET", "/health", timeout=timeout)
+        return st
+    except OSError:
+        return 0
+
+
+class SSE:
+    """One SSE response read over HTTP/1.1 (chunked), frame by frame, with arrival times."""
+
+    def __init__(self, port, method, path, body=None, timeout=60):
+        self.t_send = time.time()
+        self.s = socket.create_connection((HOST, port), timeout=timeout)
+        data = b"" if body is None else json.dumps(body).encode()
+        head = "%s %s HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n" % (method, path)
+        if body is not None:
+            head += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(data)
+        self.t_send = time.time()
+        self.s.sendall(head.encode() + b"\r\n" + data)
+        self.raw = b""
+        while b"\r\n\r\n" not in self.raw:
+            self._recv()
+        self.t_head = time.time()
+        head, self.raw = self.raw.split(b"\r\n\r\n", 1)
+        self.status = int(head.split(b" ", 2)[1])
+        self.chunked = b"transfer-encoding: chunked" in head.lower()
+        self.text = b""
+        self.eof = False
+        self.t_arrival = self.t_head
+        self._body()
+
+    def _recv(self):
+        chunk = self.s.recv(65536)
+        if not chunk:
+            raise EOFError
+        self.raw += chunk
+
+    def _body(self):
+        """Move decoded body bytes from raw to text; False at the end of the body."""
+        if not self.chunked:
+            self.text += self.raw
+            self.raw = b""
+            return True
+        while b"\r\n" in self.raw:
+            size_line, rest = self.raw.split(b"\r\n", 1)
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                self.eof = True
+                return False
+            if len(rest) < size + 2:
+                return True
+            self.text += rest[:size]
+            self.raw = rest[size + 2:]
+        return True
+
+    def frames(self):
+        """Yield (arrival time, event, id, data) for each frame until the stream ends."""
+        while True:
+            while b"\n\n" in self.text:
+                block, self.text = self.text.split(b"\n\n", 1)
+                ev = fid = data = None
+                for line in block.split(b"\n"):
+                    if line.startswith(b"event: "):
+                        ev = line[7:].decode()
+                    elif line.startswith(b"id: "):
+                        fid = int(line[4:])
+                    elif line.startswith(b"data: "):
+                        data = line[6:].decode()
+                if data is not None:
+                    yield self.t_arrival, ev, fid, data
+            if self.eof:
+                return
+            try:
+                self._recv()
+            except EOFError:
+                return
+            self.t_arrival = time.time()
+            if not self._body():
+                continue
+
+    def close(self):
+        self.s.close()
+
+
+def task_body(mode, **kw):
+    b = {"prompt": "bench", "anthropicApiKey": REAL_KEY,
+         "environmentSecrets": {"FAKE_CLAUDE_MODE": json.dumps(mode), "CCR_BENCH_MARK": kw.pop("mark")}}
+    b.update(kw)
+    return b
+
+
+def start_async(run, srv, mode, task_id):
+    st, data = http(srv.port, "POST", "/run-async",
+                    task_body(mode, mark=run.mark, callbackUrl=CALLBACK, taskId=task_id))
+    if st != 202:
+        raise RuntimeError("POST /run-async: %d %s" % (st, data[:300]))
+    return json.loads(data)["taskId"]
+
+
+def cancel(srv, task_id):
+    try:
+        http(srv.port, "POST", "/cancel/" + task_id, timeout=10)
+    except OSError:
+        pass
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * q))] if xs else float("nan")
+
+
+def median(xs):
+    return pct(xs, 0.5)
+
+
+# ---------------------------------------------------------------- table
+
+ROWS = []
+
+
+def row(metric, value, note=""):
+    ROWS.append((metric, value, note))
+    log("%-44s %s  %s" % (metric, value, note))
+
+
+def ms(x):
+    return "%.1f ms" % (x * 1000.0)
+
+
+def mib(x):
+    return "%.1f MiB" % x
+
+
+# ---------------------------------------------------------------- measurements
+
+def m_cold_start(run, n):
+    times, listen = [], []
+    for i in range(n):
+        d = os.path.join(run.tmp, "cold%d" % i)
+        os.makedirs(d)
+        port = free_port()
+        env = serve_env(run, d, {"PORT": str(port)})
+        t0 = time.monotonic()
+        p = run.track(subprocess.Popen([run.ccr, "serve"], env=env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
+        ok = False
+        while time.monotonic() - t0 < 10:
+            if health_once(port, timeout=1.0) == 200:
+                ok = True
+                break
+            if p.poll() is not None:
+                break
+            time.sleep(0.0005)
+        t = time.monotonic() - t0
+        stop(p)
+        if ok:
+            times.append(t)
+    if not times:
+        row("cold start -> first /health 200", "FAILED", "serve never answered")
+        return
+    row("cold start -> first /health 200", ms(median(times)),
+        "median of %d (min %s, max %s); fresh data dir each" % (len(times), ms(min(times)), ms(max(times))))
+
+
+def m_idle_and_wrk(run, wrk, seconds):
+    srv = Serve(run, "main")
+    for _ in range(3):
+        health_once(srv.port)
+    time.sleep(1.0)
+    st = proc_status(srv.pid)
+    row("idle RSS", mib(st["VmRSS"]), "VmRSS after 3 /health and 1 s idle; %d threads, %d fds"
+        % (st["Threads"], st["fds"]))
+    if not wrk:
+        row("/health req/s, 50 connections", "SKIPPED", "wrk not installed (apt-get install wrk)")
+        return srv
+    cmd = [wrk, "-t2", "-c50", "-d%ds" % seconds, "--timeout", "5s", "--latency",
+           "http://%s:%d/health" % (HOST, srv.port)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    with open(os.path.join(run.tmp, "wrk.txt"), "w") as f:
+        f.write(out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"\n\s+50%\s+(\S+)", out)
+    p99 = re.search(r"\n\s+99%\s+(\S+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errs = re.search(r"Socket errors:(.*)", out)
+    total = re.search(r"(\d+) requests in", out)
+    after = proc_status(srv.pid)
+    note = "wrk -t2 -c50 -d%ds (client shares the 2 cores); p50 %s, p99 %s; %s requests" % (
+        seconds, p50.group(1) if p50 else "?", p99.group(1) if p99 else "?", total.group(1) if total else "?")
+    if non2xx:
+        note += "; %s non-2xx" % non2xx.group(1)
+    if errs:
+        note += "; socket errors:%s" % errs.group(1)
+    row("/health req/s, 50 connections", rps.group(1) if rps else "FAILED", note)
+    time.sleep(1.0)
+    after2 = proc_status(srv.pid)
+    row("RSS after the wrk run", mib(after["VmRSS"]),
+        "peak (VmHWM) %s; 1 s later %s, %d threads" % (mib(after["VmHWM"]), mib(after2["VmRSS"]),
+                                                        after2["Threads"]))
+    return srv
+
+
+def m_sse_fanout(run, n, hold):
+    srv = Serve(run, "sse")
+    health_once(srv.port)
+    time.sleep(0.5)
+    base = proc_status(srv.pid)
+    task = start_async(run, srv, {"stamp": True, "count": 100000, "delay": 2.0}, "bench-fanout")
+    time.sleep(0.5)
+    cl = run.track(subprocess.Popen([PY, SSE_CLIENTS, "--port", str(srv.port), "--task", task, "--n", str(n),
+                                     "--hold", str(hold)], stdout=subprocess.PIPE, text=True))
+    first = cl.stdout.readline().split()
+    if not first or first[0] != "OPEN":
+        stop(cl)
+        cancel(srv, task)
+        row("RSS with %d SSE streams open" % n, "FAILED", "client did not start")
+        return
+    opened, failed, secs = int(first[1]), int(first[2]), float(first[3])
+    time.sleep(min(2.0, hold / 3))
+    st = proc_status(srv.pid)
+    cpu = cpu_percent(srv.pid, min(4.0, hold / 3))
+    try:
+        out, _ = cl.communicate(timeout=hold + 60)
+        summary = json.loads(out.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        stop(cl)
+        summary = {}
+    cancel(srv, task)
+    time.sleep(2.0)
+    after = proc_status(srv.pid)
+    row("RSS with %d SSE streams open" % n, mib(st["VmRSS"]),
+        "%d opened in %.1f s, %d failed; idle before %s; +%.1f KiB/stream; %d threads, %d fds"
+        % (opened, secs, failed, mib(base["VmRSS"]), (st["VmRSS"] - base["VmRSS"]) * 1024 / max(opened, 1),
+           st["Threads"], st["fds"]))
+    row("  serve CPU with them open", "%.0f %%" % cpu, "of one core, one line every 2 s to all streams")
+    if summary.get("lat_med") is not None:
+        row("  fan-out latency line -> %d clients" % n, ms(summary["lat_med"]),
+            "median; p90 %s, max %s; %d stamps; frames/stream %d..%d; %d ended early"
+            % (ms(summary["lat_p90"]), ms(summary["lat_max"]), summary["stamps"], summary["frames_min"],
+               summary["frames_max"], summary["ended_early"]))
+    elif summary:
+        row("  fan-out latency line -> %d clients" % n, "n/a", "no stamp frames arrived: %s" % summary)
+    if summary.get("errors"):
+        row("  stream errors", str(sum(summary["errors"].values())), json.dumps(summary["errors"])[:200])
+    row("  after they closed", mib(after["VmRSS"]), "%d threads, %d fds (before: %d threads, %d fds)"
+        % (after["Threads"], after["fds"], base["Threads"], base["fds"]))
+    srv.stop()
+
+
+def m_line_latency(run, srv, label, count, delay):
+    task = start_async(run, srv, {"silent": 1.0, "stamp": True, "count": count, "delay": delay},
+                       "bench-lat-%s" % label)
+    sse = SSE(srv.port, "GET", "/tasks/%s/events" % task)
+    lat, done = [], None
+    try:
+        for t, ev, _, data in sse.frames():
+            if ev is None:
+                doc = json.loads(data)
+                if doc.get("type") == "stamp":
+                    lat.append(t - doc["t"])
+            elif ev == "done":
+                done = json.loads(data).get("status")
+                break
+    finally:
+        sse.close()
+    if not lat:
+        row("line latency, %s" % label, "FAILED", "no stamp frames (done: %s)" % done)
+        return
+    row("job line -> SSE client, %s" % label, ms(median(lat)),
+        "median; p90 %s, max %s; %d/%d lines, task %s" % (ms(pct(lat, 0.9)), ms(max(lat)), len(lat), count, done))
+
+
+def m_e2e(run, srv, n):
+    first, head, spawn, pipe = [], [], [], []
+    for i in range(n):
+        sse = SSE(srv.port, "POST", "/run", task_body({"stamp": True, "count": 1}, mark=run.mark))
+        try:
+            got = False
+            for t, ev, _, data in sse.frames():
+                if ev is None and not got:
+                    got = True
+                    first.append(t - sse.t_send)
+                    head.append(sse.t_head - sse.t_send)
+                    doc = json.loads(data)
+                    spawn.append(doc["t"] - sse.t_send)
+                    pipe.append(t - doc["t"])
+                if ev == "done":
+                    break
+        finally:
+            sse.close()
+    if not first:
+        row("POST /run -> first SSE data frame", "FAILED")
+        return
+    row("POST /run -> first SSE data frame", ms(median(first)),
+        "median of %d (min %s, max %s); headers after %s; claude's line written after %s, "
+        "then %s to the client" % (len(first), ms(min(first)), ms(max(first)), ms(median(head)),
+                                   ms(median(spawn)), ms(median(pipe))))
+
+
+def m_proxy_selftest(run):
+    out = subprocess.run([run.ccr, "selftest", "proxy/overhead"], capture_output=True, text=True,
+                         timeout=120).stdout
+    m = re.search(r"TTFB median (\d+) us direct, (\d+) us proxied \(([+-]?\d+)\); p90 (\d+) / (\d+) us; n=(\d+)",
+                  out)
+    if not m:
+        row("proxy TTFB (selftest proxy/overhead)", "FAILED", out.strip()[-200:])
+        return
+    d, p, delta, dp, pp, n = m.groups()
+    row("proxy TTFB overhead (selftest, in-process)", "+%s us" % delta,
+        "median %s us direct vs %s us proxied; p90 %s / %s us; n=%s; C client, C fake" % (d, p, dp, pp, n))
+
+
+def m_proxy_job(run, n):
+    fake = run.track(subprocess.Popen([PY, FAKE_ANTHROPIC, "--port", "0", "--expected-key", REAL_KEY],
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                      stdin=subprocess.DEVNULL))
+    line = fake.stdout.readline().split()
+    if len(line) != 2 or line[0] != "LISTENING":
+        row("proxy TTFB through a real job", "FAILED", "fake Anthropic API did not start")
+        return
+    url = "http://%s:%s" % (HOST, line[1])
+    srv = Serve(run, "proxy", {"CCR_ANTHROPIC_UPSTREAM": url})
+    res = None
+    sse = SSE(srv.port, "POST", "/run", task_body({"bench_api": {"n": n, "direct": url, "key": REAL_KEY}},
+                                                   mark=run.mark), timeout=120)
+    try:
+        for _, ev, _, data in sse.frames():
+            if ev is None:
+                doc = json.loads(data)
+                if doc.get("type") == "bench_api":
+                    res = doc
+            elif ev == "done":
+                break
+    finally:
+        sse.close()
+    srv.stop()
+    stop(fake)
+    if not res or not res["direct"].get("n") or not res["proxy"].get("n"):
+        row("proxy TTFB through a real job", "FAILED", json.dumps(res)[:200])
+        return
+    d, p = res["direct"], res["proxy"]
+    row("proxy TTFB overhead (real job)", "+%d us" % (p["ttfb_med_us"] - d["ttfb_med_us"]),
+        "median TTFB %d us direct vs %d us proxied; p90 %d / %d us; n=%d/%d, errors %d/%d"
+        % (d["ttfb_med_us"], p["ttfb_med_us"], d["ttfb_p90_us"], p["ttfb_p90_us"], d["n"], p["n"],
+           d["errors"], p["errors"]))
+    row("  whole streamed answer", "+%d us" % (p["total_med_us"] - d["total_med_us"]),
+        "median %d us direct vs %d us proxied (Python client and Python fake)"
+        % (d["total_med_us"], p["total_med_us"]))
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tmp")
+    ap.add_argument("--mark")
+    ap.add_argument("--ccr")
+    ap.add_argument("--wrk", default="")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reap")
+    a = ap.parse_args()
+    if a.reap:
+        n = reap(a.reap)
+        if n:
+            log("killed %d leftover process(es)" % n)
+        return 0
+    run = Run(a)
+    q = a.quick
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    t0 = time.monotonic()
+    failed = []
+    def step(name, fn):
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - one step failing does not stop the others
+            failed.append("%s: %s" % (name, e))
+            log("step %s failed: %s" % (name, e))
+
+    try:
+        step("cold start", lambda: m_cold_start(run, 5 if q else 10))
+        srv = step("idle/wrk", lambda: m_idle_and_wrk(run, a.wrk, 3 if q else 10))
+        if srv is not None:
+            step("latency spaced", lambda: m_line_latency(run, srv, "lines 100 ms apart", 20 if q else 60, 0.1))
+            step("latency burst", lambda: m_line_latency(run, srv, "lines 5 ms apart", 100 if q else 300, 0.005))
+            step("e2e", lambda: m_e2e(run, srv, 5 if q else 10))
+            srv.stop()
+        step("sse fan-out", lambda: m_sse_fanout(run, 500, 6.0 if q else 15.0))
+        step("proxy selftest", lambda: m_proxy_selftest(run))
+        step("proxy job", lambda: m_proxy_job(run, 50 if q else 200))
+    finally:
+        run.stop_all()
+
+    order = ["cold start", "idle RSS", "/health req/s", "RSS after the wrk", "RSS with", "  serve CPU",
+             "  fan-out", "  stream errors", "  after they", "job line", "POST /run", "proxy TTFB", "  whole"]
+
+    def key(r):
+        for i, p in enumerate(order):
+            if r[0].startswith(p):
+                return i
+        return len(order)
+
+    rows = sorted(ROWS, key=key)
+    w = max(len(r[0]) for r in rows) if rows else 10
+    vw = max(len(r[1]) for r in rows) if rows else 10
+    print()
+    print("ccr bench (%s run, %s, %d cores, %.0f s)" % ("quick" if q else "full",
+                                                         subprocess.run([run.ccr, "version"], capture_output=True,
+                                                                        text=True).stdout.split("\n")[0],
+                                                         os.cpu_count(), time.monotonic() - t0))
+    print("%-*s  %*s  %s" % (w, "metric", vw, "value", "how / detail"))
+    print("%s  %s  %s" % ("-" * w, "-" * vw, "-" * 40))
+    for m, v, note in rows:
+        print("%-*s  %*s  %s" % (w, m, vw, v, note))
+    for f in failed:
+        print("step failed: %s" % f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
