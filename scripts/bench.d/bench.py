@@ -23,7 +23,7 @@ import time
 
 ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 FAKE_CLAUDE = os.path.join(ROOT, "tests", "fakes", "fake_claude.py")
-FAKE_ANTHROPIC = os.path.join(ROOT, "tests", "fakes", "fake_anthropic.py")
+FAKE_ANTHROPIC = os.path.join(ROOT, "scripts", "bench.d", "fake_anthropic_nodelay.py")
 SSE_CLIENTS = os.path.join(ROOT, "scripts", "bench.d", "sse_clients.py")
 PY = "/usr/bin/python3"
 HOST = "127.0.0.1"
@@ -162,6 +162,17 @@ def proc_status(pid):
                 out[k] = int(v)
     out["fds"] = len(os.listdir("/proc/%d/fd" % pid))
     return out
+
+
+def count_inotify(pid):
+    """Open inotify descriptors of pid (ccr serve makes one per waiting SSE stream)."""
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            n += "inotify" in os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            pass
+    return n
 
 
 def cpu_seconds(pid):
@@ -420,6 +431,12 @@ def m_sse_fanout(run, n, hold):
     opened, failed, secs = int(first[1]), int(first[2]), float(first[3])
     time.sleep(min(2.0, hold / 3))
     st = proc_status(srv.pid)
+    try:
+        with open("/proc/sys/fs/inotify/max_user_instances") as f:
+            ino = f.read().strip()
+    except OSError:
+        ino = "?"
+    inotify_fds = max(count_inotify(srv.pid) for _ in range(5))
     cpu = cpu_percent(srv.pid, min(4.0, hold / 3))
     try:
         out, _ = cl.communicate(timeout=hold + 60)
@@ -434,7 +451,9 @@ def m_sse_fanout(run, n, hold):
         "%d opened in %.1f s, %d failed; idle before %s; +%.1f KiB/stream; %d threads, %d fds"
         % (opened, secs, failed, mib(base["VmRSS"]), (st["VmRSS"] - base["VmRSS"]) * 1024 / max(opened, 1),
            st["Threads"], st["fds"]))
-    row("  serve CPU with them open", "%.0f %%" % cpu, "of one core, one line every 2 s to all streams")
+    row("  serve CPU with them open", "%.0f %%" % cpu,
+        "of one core; one line every 2 s to all streams; %d inotify fds open (fs.inotify.max_user_instances=%s)"
+        % (inotify_fds, ino))
     if summary.get("lat_med") is not None:
         row("  fan-out latency line -> %d clients" % n, ms(summary["lat_med"]),
             "median; p90 %s, max %s; %d stamps; frames/stream %d..%d; %d ended early"
@@ -451,7 +470,7 @@ def m_sse_fanout(run, n, hold):
 
 def m_line_latency(run, srv, label, count, delay):
     task = start_async(run, srv, {"silent": 1.0, "stamp": True, "count": count, "delay": delay},
-                       "bench-lat-%s" % label)
+                       "bench-lat-%d" % int(delay * 1000))
     sse = SSE(srv.port, "GET", "/tasks/%s/events" % task)
     lat, done = [], None
     try:
@@ -473,7 +492,7 @@ def m_line_latency(run, srv, label, count, delay):
 
 
 def m_e2e(run, srv, n):
-    first, head, spawn, pipe = [], [], [], []
+    first, head, spawn, boot, pipe = [], [], [], [], []
     for i in range(n):
         sse = SSE(srv.port, "POST", "/run", task_body({"stamp": True, "count": 1}, mark=run.mark))
         try:
@@ -484,7 +503,8 @@ def m_e2e(run, srv, n):
                     first.append(t - sse.t_send)
                     head.append(sse.t_head - sse.t_send)
                     doc = json.loads(data)
-                    spawn.append(doc["t"] - sse.t_send)
+                    spawn.append(doc["t0"] - sse.t_send)
+                    boot.append(doc["t"] - doc["t0"])
                     pipe.append(t - doc["t"])
                 if ev == "done":
                     break
@@ -494,9 +514,12 @@ def m_e2e(run, srv, n):
         row("POST /run -> first SSE data frame", "FAILED")
         return
     row("POST /run -> first SSE data frame", ms(median(first)),
-        "median of %d (min %s, max %s); headers after %s; claude's line written after %s, "
-        "then %s to the client" % (len(first), ms(min(first)), ms(max(first)), ms(median(head)),
-                                   ms(median(spawn)), ms(median(pipe))))
+        "median of %d (min %s, max %s); headers after %s" % (len(first), ms(min(first)), ms(max(first)),
+                                                               ms(median(head))))
+    row("  of which: request -> stand-in running", ms(median(spawn)),
+        "seal, store, spawn `ccr job`, unseal, workspace, proxy, exec claude, Python boot")
+    row("  of which: stand-in's own imports", ms(median(boot)), "fake_claude.py importing its modules (not ccr)")
+    row("  of which: line written -> SSE client", ms(median(pipe)), "log sink debounce + storage + SSE")
 
 
 def m_proxy_selftest(run):
@@ -508,7 +531,7 @@ def m_proxy_selftest(run):
         row("proxy TTFB (selftest proxy/overhead)", "FAILED", out.strip()[-200:])
         return
     d, p, delta, dp, pp, n = m.groups()
-    row("proxy TTFB overhead (selftest, in-process)", "+%s us" % delta,
+    row("proxy TTFB overhead (selftest, in-process)", "%+d us" % int(delta),
         "median %s us direct vs %s us proxied; p90 %s / %s us; n=%s; C client, C fake" % (d, p, dp, pp, n))
 
 
@@ -541,12 +564,12 @@ def m_proxy_job(run, n):
         row("proxy TTFB through a real job", "FAILED", json.dumps(res)[:200])
         return
     d, p = res["direct"], res["proxy"]
-    row("proxy TTFB overhead (real job)", "+%d us" % (p["ttfb_med_us"] - d["ttfb_med_us"]),
+    row("proxy TTFB overhead (real job)", "%+d us" % (p["ttfb_med_us"] - d["ttfb_med_us"]),
         "median TTFB %d us direct vs %d us proxied; p90 %d / %d us; n=%d/%d, errors %d/%d"
         % (d["ttfb_med_us"], p["ttfb_med_us"], d["ttfb_p90_us"], p["ttfb_p90_us"], d["n"], p["n"],
            d["errors"], p["errors"]))
-    row("  whole streamed answer", "+%d us" % (p["total_med_us"] - d["total_med_us"]),
-        "median %d us direct vs %d us proxied (Python client and Python fake)"
+    row("  whole streamed answer", "%+d us" % (p["total_med_us"] - d["total_med_us"]),
+        "median %d us direct vs %d us proxied (Python client, Python fake with TCP_NODELAY)"
         % (d["total_med_us"], p["total_med_us"]))
 
 
@@ -593,7 +616,7 @@ def main():
         run.stop_all()
 
     order = ["cold start", "idle RSS", "/health req/s", "RSS after the wrk", "RSS with", "  serve CPU",
-             "  fan-out", "  stream errors", "  after they", "job line", "POST /run", "proxy TTFB", "  whole"]
+             "  fan-out", "  stream errors", "  after they", "job line", "POST /run", "  of which", "proxy TTFB", "  whole"]
 
     def key(r):
         for i, p in enumerate(order):

@@ -7,8 +7,9 @@ Opens N connections to 127.0.0.1:P (in batches, so the listen backlog never
 overflows), sends `GET /tasks/ID/events` on each and waits for the 200 and the
 `retry:` line.  Then prints `OPEN <opened> <failed> <seconds>` on stdout,
 keeps every stream open for --hold seconds while reading its frames, and for
-each `{"type":"stamp","t":...}` frame records arrival - t (the fan-out
-latency from the job's line to this client).  Finally it closes every stream
+each `{"type":"stamp","t":...}` frame written after all streams were open
+records arrival - t (the fan-out latency from the job's line to this client;
+older lines are replayed history and not counted).  Finally it closes every stream
 and prints one JSON summary line.  Everything is bounded by --hold and a
 30 s connect budget; it sends traffic to loopback only.
 """
@@ -27,6 +28,7 @@ class Stream:
         self.frames = 0
         self.lat = []
         self.error = None
+        self.since = None   # only lines written after this (wall clock) count
 
 
 async def open_stream(port, task, st):
@@ -63,7 +65,8 @@ async def read_stream(st):
                         doc = json.loads(line[6:])
                     except ValueError:
                         continue
-                    if isinstance(doc, dict) and doc.get("type") == "stamp":
+                    if isinstance(doc, dict) and doc.get("type") == "stamp" and st.since is not None \
+                            and float(doc["t"]) > st.since:
                         st.lat.append(now - float(doc["t"]))
     except (asyncio.CancelledError, ConnectionError, OSError):
         return
@@ -90,6 +93,11 @@ async def main():
         await asyncio.gather(*(open_stream(a.port, a.task, st) for st in batch))
         readers += [asyncio.ensure_future(read_stream(st)) for st in batch if st.error is None]
     opened = sum(1 for st in streams if st.error is None)
+    # Lines written before every stream was open reach late-comers as
+    # replayed history; the latency counts only lines written after this.
+    since = time.time()
+    for st in streams:
+        st.since = since
     print("OPEN %d %d %.3f" % (opened, a.n - opened, time.monotonic() - t0), flush=True)
 
     await asyncio.sleep(a.hold)

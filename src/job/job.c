@@ -16,6 +16,7 @@
 
 #include "backend/config.h"
 #include "ccr.h"
+#include "gcp/run.h"
 #include "job/task.h"
 #include "net/netinit.h"
 
@@ -23,6 +24,23 @@ static void on_term(int sig)
 {
 	(void)sig;
 	task_cancel();
+}
+
+/* Cloud Run sets CLOUD_RUN_EXECUTION to the execution's short id; serve
+ * reports (and cancels by) the full resource name, so the job stores that
+ * too, resolved as serve resolves it (crun_new: project, REGION). */
+static const char *execution_name(char *out, size_t n)
+{
+	const char *ex = getenv("CLOUD_RUN_EXECUTION"), *job = getenv("CLOUD_RUN_JOB");
+	struct err e = ERR_INIT;
+	struct crun *c;
+
+	if (!ex || !*ex || strchr(ex, '/') || !job || !*job || strchr(job, '/') ||
+	    !(c = crun_new(NULL, NULL, &e)))
+		return ex;
+	snprintf(out, n, "projects/%s/locations/%s/jobs/%s/executions/%s", crun_project(c), crun_region(c), job, ex);
+	crun_free(c);
+	return out;
 }
 
 static void usage(FILE *f)
@@ -39,7 +57,7 @@ int job_main(int argc, char **argv)
 	struct task_env env;
 	struct backends be;
 	struct err e = ERR_INIT;
-	char self[4096];
+	char self[4096], exec_name[512];
 	int rc;
 
 	if (argc > 1) {
@@ -68,7 +86,8 @@ int job_main(int argc, char **argv)
 	memset(&env, 0, sizeof(env));
 	env.task_id = id;
 	env.payload_path = path;
-	env.execution_name = getenv("CLOUD_RUN_EXECUTION");
+	env.execution_name = be.mode == CFG_CLOUD ? execution_name(exec_name, sizeof(exec_name))
+						  : getenv("CLOUD_RUN_EXECUTION");
 	env.be = &be;
 	rc = task_run(&env);
 	backends_close(&be);

@@ -2,7 +2,8 @@
  * logsink.c: see logsink.h.  One mutex guards the pending buffer; the
  * flusher thread waits on a condition variable with a timeout, so a line
  * wakes it at once when the buffer reaches 100 lines and otherwise the
- * debounce interval runs from the newest line.
+ * interval runs from the oldest pending line (not the newest: a steady
+ * trickle of lines must not hold the log back until 100 have piled up).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -26,6 +27,7 @@ struct logsink {
 	unsigned chunk;                  /* index of the last stored chunk */
 	int interval_ms, closing, stopped, failures;
 	struct timespec last_line;
+	struct timespec first_pending;   /* arrival of the oldest pending line */
 	struct err last_err;
 };
 
@@ -118,7 +120,10 @@ static void *flusher(void *arg)
 			continue;
 		}
 		if (ls->pending_lines < LINES_PER_CHUNK && !ls->closing) {
-			now_plus(&due, &ls->last_line, ls->failures ? backoff_ms(ls->failures) : ls->interval_ms);
+			if (ls->failures)
+				now_plus(&due, &ls->last_line, backoff_ms(ls->failures));
+			else
+				now_plus(&due, &ls->first_pending, ls->interval_ms);
 			if (pthread_cond_timedwait(&ls->cv, &ls->mu, &due) != ETIMEDOUT)
 				continue;
 		}
@@ -174,9 +179,10 @@ int logsink_line(struct logsink *ls, const char *line, size_t n)
 	pthread_mutex_lock(&ls->mu);
 	rc = buf_add(&ls->pending, line, n) || buf_addc(&ls->pending, '\n') ? -1 : 0;
 	if (rc == 0) {
-		ls->pending_lines++;
-		ls->total_lines++;
 		clock_gettime(CLOCK_REALTIME, &ls->last_line);
+		if (ls->pending_lines++ == 0)
+			ls->first_pending = ls->last_line;
+		ls->total_lines++;
 		pthread_cond_signal(&ls->cv);
 	}
 	pthread_mutex_unlock(&ls->mu);

@@ -4,9 +4,9 @@
  *
  * Lines go into a buffer; a background thread writes the buffer as the
  * next chunk `sessions/<task>/<NNNNNN>-<YYYYMMDDhhmmss>.jsonl` when it holds
- * 100 lines, or `interval_ms` after the last line arrived.  Indexes are
- * zero-padded to six digits so names sort correctly past 999 (seed readers
- * parse the number, so they read these too).  A failed upload keeps its
+ * 100 lines, or `interval_ms` after the oldest unstored line arrived.
+ * Indexes are zero-padded to six digits so names sort correctly past 999
+ * (seed readers parse the number, so they read these too).  A failed upload keeps its
  * lines and is retried with backoff; it never loses a line and never
  * crashes the job.  logsink_close() flushes everything that is left and
  * returns only when it is stored (or the deadline passed, which it

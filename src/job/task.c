@@ -290,11 +290,12 @@ static int setup(struct task *t, struct err *e)
  * (seed-spec §10.2; logging only, it does not change the result). */
 static void mcp_health(const char *line, size_t n)
 {
+	static const char init[] = "\"subtype\":\"init\"";
 	cJSON *j, *servers, *it;
 	struct buf names = BUF_INIT;
 	int total = 0, ok = 0;
 
-	if (!memmem(line, n, "\"subtype\":\"init\"", 17) || !(j = cJSON_ParseWithLength(line, n)))
+	if (!memmem(line, n, init, sizeof(init) - 1) || !(j = cJSON_ParseWithLength(line, n)))
 		return;
 	servers = cJSON_GetObjectItemCaseSensitive(j, "mcp_servers");
 	cJSON_ArrayForEach(it, servers) {

@@ -139,10 +139,14 @@ int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, u
 		cJSON_Delete(meta);
 		meta = follow_metadata(&f, &e);
 		if (follow_is_terminal(meta)) {
-			if (follow_poll(&f, emit, &c, &e) >= 0)
+			if (follow_poll(&f, emit, &c, &e) >= 0) {
 				flush_frames(&c);
-			final_events(resp, meta);
-			break;
+				final_events(resp, meta);
+				break;
+			}
+			/* The log could not be read (storage failing past the
+			 * client's retries): never end the stream short of a line;
+			 * wait and read again. */
 		}
 		if (clock_mono_ms() - last_write >= HEARTBEAT_MS) {
 			if (hs_stream_write(resp, ": keepalive\n\n", 13) != 0)

@@ -30,15 +30,21 @@ the task's environmentSecrets):
                             each side's median/p90 time to first byte and to
                             the end of the stream, in microseconds (scripts/bench)
 
+Stamp lines also carry "t0", the time this script began to run (after the
+interpreter started, before its imports).
+
 Without a mode it prints an init line, one assistant line and a result line.
 """
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
+
+T0 = time.time()
+
+import json  # noqa: E402 - T0 is taken first
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import urllib.request  # noqa: E402
 
 
 def emit(obj):
@@ -154,7 +160,7 @@ def main():
         bench_api(mode["bench_api"])
     if mode.get("stamp"):
         for i in range(int(mode.get("count", 10))):
-            emit({"type": "stamp", "i": i, "t": time.time()})
+            emit({"type": "stamp", "i": i, "t": time.time(), "t0": T0})
             if mode.get("delay"):
                 time.sleep(mode["delay"])
     else:

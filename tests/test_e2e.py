@@ -1,0 +1,653 @@
+"""End to end with the real Claude Code CLI, in local mode:
+
+    client -> `ccr serve` -> `ccr job` -> token proxy -> `claude` -> fake Anthropic API
+
+`ccr serve` runs with CLAUDE_BIN = the pinned CLI (tests/fakes/install-claude),
+CCR_ANTHROPIC_UPSTREAM = the fake API (tests/fakes/fake_anthropic.py, which
+insists on the real key), DANGEROUSLY_SKIP_PERMISSIONS=true and temporary data,
+workspace and HOME directories.  The CLI is kept offline and quiet the way a
+user would do it: through the request's environmentSecrets.
+
+Scenarios (issue 6 section 2, local mode): A the SSE stream of a run that writes
+a file, B the real key stays in the proxy, C async run with git clone, commit,
+push over HTTPS and a signed webhook, D an MCP server reported connected, E
+cancel mid-run kills the CLI's whole process group, F the idle watchdog, G
+reconnect with Last-Event-ID.  Each scenario's wall time is printed (never
+asserted); the module prints a summary at the end.
+
+The module is skipped, saying why, when the npm registry cannot be reached to
+install the CLI (install-claude exits 3).
+"""
+import base64
+import hashlib
+import hmac
+import http.client
+import http.server
+import json
+import os
+import pathlib
+import secrets
+import shutil
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT
+from fakes.fake_anthropic import FakeAnthropic
+from test_http_server import Serve
+
+INSTALL_CLAUDE = ROOT / "tests" / "fakes" / "install-claude"
+MCP_ECHO = ROOT / "tests" / "fakes" / "mcp_echo.py"
+PYTHON = "/usr/bin/python3"
+REAL_KEY = "sk-ant-api03-e2e-real-" + secrets.token_hex(16)
+
+# What a user passes to keep the CLI from calling home (no telemetry, error
+# reports, auto-update, release notes, model discovery...).
+CLI_ENV = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "CLAUDE_CODE_MAX_RETRIES": "0",
+}
+
+TIMES = {}
+
+
+# --------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="module")
+def claude_bin():
+    t0 = time.monotonic()
+    r = __import__("subprocess").run([str(INSTALL_CLAUDE)], capture_output=True, text=True, timeout=1800)
+    if r.returncode == 3:
+        pytest.skip("the real Claude Code CLI cannot be installed, the npm registry is unreachable: "
+                    + r.stderr.strip().splitlines()[-1])
+    assert r.returncode == 0, "install-claude failed (%d): %s" % (r.returncode, r.stderr)
+    path = r.stdout.strip().splitlines()[-1]
+    assert os.access(path, os.X_OK)
+    print("install-claude: %s in %.1fs" % (path, time.monotonic() - t0))
+    return os.path.realpath(path)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def timing_summary(request):
+    yield
+    if not TIMES:
+        return
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    lines = ["e2e scenario wall times (local mode, real CLI):"]
+    lines += ["  %-40s %6.2f s" % (k, v) for k, v in TIMES.items()]
+    for line in lines:
+        if tr is not None:
+            tr.write_line(line)
+        else:
+            print(line)
+
+
+class Scenario:
+    """Times one scenario: `with Scenario("A ..."):`."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        return self
+
+    def __exit__(self, *exc):
+        dt = time.monotonic() - self.t0
+        TIMES[self.name + ("" if exc[0] is None else " (failed)")] = dt
+        print("scenario %s: %.2fs" % (self.name, dt))
+
+
+@pytest.fixture
+def fake():
+    with FakeAnthropic(expected_key=REAL_KEY) as f:
+        yield f
+
+
+@pytest.fixture
+def e2e(ccr_bin, claude_bin, fake, tmp_path, monkeypatch):
+    """start(**env) -> a running `ccr serve` wired to the real CLI and the fake."""
+    for k in list(os.environ):
+        if k.startswith(("CCR_", "GCS_", "CLOUDRUN_", "KMS_", "ANTHROPIC_", "CLAUDE_", "SSL_CERT",
+                         "STORAGE_EMULATOR", "GOOGLE_")):
+            monkeypatch.delenv(k)
+    started = []
+
+    def start(**env):
+        home = tmp_path / "home"
+        home.mkdir(exist_ok=True)
+        e = {"CCR_DATA_DIR": str(tmp_path / "data"), "CCR_WORKSPACE_ROOT": str(tmp_path / "ws"),
+             "HOME": str(home), "CLAUDE_BIN": claude_bin, "CCR_ANTHROPIC_UPSTREAM": fake.url,
+             "DANGEROUSLY_SKIP_PERMISSIONS": "true", "CCR_KILL_GRACE_MS": "1000",
+             "CCR_CANCEL_GRACE_MS": "5000"}
+        e.update({k: str(v) for k, v in env.items()})
+        s = Serve(ccr_bin, e)
+        s.data, s.ws, s.home, s.fake, s.claude = (tmp_path / "data", tmp_path / "ws", home, fake,
+                                                  claude_bin)
+        started.append(s)
+        return s
+    yield start
+    for s in started:
+        if os.environ.get("E2E_DUMP"):
+            for l in s.lines:
+                print("SERVE", json.dumps(l)[:300])
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
+def body(script_env=None, **fields):
+    b = {"prompt": "Do the task.", "anthropicApiKey": REAL_KEY, "environmentSecrets": dict(CLI_ENV)}
+    b["environmentSecrets"].update(script_env or {})
+    b.update(fields)
+    return b
+
+
+# --------------------------------------------------------------------------
+# HTTP helpers
+
+
+def request(srv, method, path, payload=None, headers=None, timeout=30):
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    c.request(method, path, body=None if payload is None else json.dumps(payload), headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+
+class SSE:
+    """An open SSE response, read frame by frame: (event, id, data)."""
+
+    def __init__(self, srv, method, path, payload=None, headers=None, timeout=120):
+        self.conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        self.conn.request(method, path, body=None if payload is None else json.dumps(payload), headers=h)
+        self.resp = self.conn.getresponse()
+        assert self.resp.status == 200, self.resp.read()
+        assert self.resp.getheader("Content-Type").startswith("text/event-stream")
+        self.frames = []
+
+    def __iter__(self):
+        ev, fid, data = None, None, None
+        while True:
+            raw = self.resp.readline()
+            if not raw:
+                return
+            line = raw.decode("utf-8").rstrip("\n")
+            if line == "":
+                if data is not None:
+                    frame = (ev, fid, data)
+                    self.frames.append(frame)
+                    yield frame
+                ev, fid, data = None, None, None
+            elif line.startswith(":"):
+                continue
+            elif line.startswith("event: "):
+                ev = line[7:]
+            elif line.startswith("id: "):
+                fid = int(line[4:])
+            elif line.startswith("data: "):
+                data = line[6:] if data is None else data + "\n" + line[6:]
+
+    def read_all(self):
+        for _ in self:
+            pass
+        self.close()
+        return self.frames
+
+    def close(self):
+        self.conn.close()
+
+
+def lines_of(frames):
+    """The CLI's output lines (frames without an event name), parsed."""
+    return [json.loads(d) for ev, _, d in frames if ev is None]
+
+
+def terminal(frames):
+    named = [(ev, json.loads(d)) for ev, _, d in frames if ev is not None]
+    assert named and named[-1][0] == "done", named
+    return named
+
+
+def task_ids(srv):
+    d = srv.data / "sessions"
+    return sorted(os.listdir(d)) if d.is_dir() else []
+
+
+def wait_status(srv, task_id, want, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, data = request(srv, "GET", "/tasks/%s" % task_id)
+        if status == 200 and json.loads(data)["status"] in want:
+            return json.loads(data)
+        time.sleep(0.1)
+    raise AssertionError("%s never reached %s" % (task_id, want))
+
+
+def stored_lines(srv, task_id):
+    d = srv.data / "sessions" / task_id
+    return [json.loads(x) for c in sorted(p for p in d.iterdir() if p.name.endswith(".jsonl"))
+            for x in c.read_text().splitlines() if x.strip()]
+
+
+# --------------------------------------------------------------------------
+# processes
+
+
+def proc_stat(pid):
+    """(state, ppid, pgrp) of a process, or None when it is gone."""
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            s = f.read()
+    except OSError:
+        return None
+    fields = s[s.rindex(")") + 2:].split()
+    return fields[0], int(fields[1]), int(fields[2])
+
+
+def all_pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def claude_pids(srv):
+    """The real CLI's processes running in this test's workspaces."""
+    out = []
+    for pid in all_pids():
+        try:
+            exe = os.readlink("/proc/%d/exe" % pid)
+            cwd = os.readlink("/proc/%d/cwd" % pid)
+        except OSError:
+            continue
+        if exe == srv.claude and cwd.startswith(str(srv.ws) + "/"):
+            out.append(pid)
+    return out
+
+
+def group_members(pgid):
+    """Live (non-zombie) processes of a process group."""
+    live = []
+    for pid in all_pids():
+        st = proc_stat(pid)
+        if st and st[2] == pgid and st[0] != "Z":
+            live.append(pid)
+    return live
+
+
+def environ_of(pid):
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return dict(x.decode("utf-8", "replace").split("=", 1) for x in raw.split(b"\0") if b"=" in x)
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
+# --------------------------------------------------------------------------
+# A: /run writes a file; SSE lines in order; the file is uploaded
+
+
+def write_script(text="done"):
+    return [{"tool_use": {"name": "Write", "input": {"file_path": "hello.txt",
+                                                       "content": "hello from the fake model\n"}}},
+            {"text": text}]
+
+
+def test_a_run_streams_the_cli_lines_and_writes_the_file(e2e):
+    srv = e2e()
+    srv.fake.load_script(write_script("All done."))
+    with Scenario("A /run Write tool + SSE + upload"):
+        frames = SSE(srv, "POST", "/run", body(
+            postExecutionActions={"uploadFiles": {"globPatterns": ["hello.txt"]}})).read_all()
+    lines = lines_of(frames)
+    named = terminal(frames)
+    done = named[-1][1]
+    assert done["status"] == "completed" and done["terminalReason"] == "completed", done
+    assert done["exitCode"] == 0
+    assert [ev for ev, _ in named] == ["done"], "no error/cancelled event on success"
+
+    types = [x["type"] for x in lines]
+    init = lines[0]
+    assert (init["type"], init.get("subtype")) == ("system", "init"), types
+    # init, assistant(tool_use), user(tool_result), assistant(text), result: in that order
+    i_tool = next(i for i, x in enumerate(lines) if x["type"] == "assistant"
+                  and any(b.get("type") == "tool_use" for b in x["message"]["content"]))
+    i_res = next(i for i, x in enumerate(lines) if x["type"] == "user"
+                 and any(isinstance(b, dict) and b.get("type") == "tool_result"
+                         for b in x["message"]["content"]))
+    i_text = next(i for i, x in enumerate(lines) if x["type"] == "assistant"
+                  and any(b.get("type") == "text" for b in x["message"]["content"]))
+    assert 0 < i_tool < i_res < i_text < len(lines) - 1, types
+    assert lines[-1]["type"] == "result" and lines[-1]["subtype"] == "success"
+    assert lines[-1]["result"] == "All done." and lines[-1]["is_error"] is False
+    tool = next(b for b in lines[i_tool]["message"]["content"] if b.get("type") == "tool_use")
+    result = next(b for b in lines[i_res]["message"]["content"] if b.get("type") == "tool_result")
+    assert tool["name"] == "Write" and result["tool_use_id"] == tool["id"]
+    assert not result.get("is_error"), result
+    # ids: one per line, 1..N
+    assert [fid for ev, fid, _ in frames if ev is None] == list(range(1, len(lines) + 1))
+    assert done["usage"]["output_tokens"] > 0 and done["proxyUsage"]["requests"] >= 2
+
+    (task,) = task_ids(srv)
+    assert task.startswith("sync-")
+    up = srv.data / "files" / task / "hello.txt"
+    assert up.read_text() == "hello from the fake model\n"
+    meta = json.loads((srv.data / "sessions" / task / "metadata.json").read_text())
+    assert meta["status"] == "completed"
+    assert stored_lines(srv, task) == lines, "the stream is the stored log"
+    wait_wiped(srv)
+
+
+# --------------------------------------------------------------------------
+# B: the real key stays in the token proxy
+
+
+def test_b_real_key_only_reaches_the_api_and_the_cli_holds_a_dummy(e2e):
+    srv = e2e()
+    # the second turn waits a little, so the CLI is alive long enough to be inspected
+    srv.fake.load_script([write_script()[0], {"text": "done", "delay": 1.0}])
+    envs = {}
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            for pid in claude_pids(srv):
+                if pid not in envs:
+                    env = environ_of(pid)
+                    if env is not None:
+                        envs[pid] = env
+            time.sleep(0.02)
+    th = threading.Thread(target=watch, daemon=True)
+    with Scenario("B real key never leaves the proxy"):
+        th.start()
+        frames = SSE(srv, "POST", "/run", body()).read_all()
+        stop.set()
+        th.join()
+    done = terminal(frames)[-1][1]
+    assert done["status"] == "completed", done
+
+    reqs = srv.fake.requests()
+    assert reqs, "the fake API saw no request"
+    main = [q for q in reqs if q["kind"] == "main"]
+    assert len(main) >= 2
+    for q in reqs:
+        assert q["credential"]["value"] == REAL_KEY, (q["path"], q["credential"]["kind"])
+        assert q["status"] == 200, q
+
+    assert envs, "never saw the CLI process"
+    for pid, env in envs.items():
+        assert REAL_KEY not in json.dumps(env), "the real key is in the CLI's environment"
+        cred = env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN")
+        assert cred and cred != REAL_KEY, sorted(env)
+        assert env["ANTHROPIC_BASE_URL"].startswith("http://127.0.0.1:")
+        assert env["ANTHROPIC_BASE_URL"] != srv.fake.url, "the CLI must talk to the proxy"
+        assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1", "environmentSecrets reach the CLI"
+        assert env["HOME"] == str(srv.home)
+    dummies = {env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN") for env in envs.values()}
+    for q in reqs:
+        assert q["credential"]["value"] not in dummies
+
+    # nowhere on disk or in serve's output
+    srv.stop()
+    out = json.dumps(srv.lines) + srv.proc.stderr.read().decode("utf-8", "replace")
+    assert REAL_KEY not in out, "the real key is in serve's output"
+    for root in (srv.data, srv.home, srv.ws):
+        for p in pathlib.Path(root).rglob("*"):
+            if p.is_file() and not p.is_symlink():
+                assert REAL_KEY.encode() not in p.read_bytes(), "the real key is in %s" % p
+
+
+# --------------------------------------------------------------------------
+# D: an MCP server over stdio, reported connected
+
+
+def test_d_mcp_server_is_connected(e2e, tmp_path):
+    srv = e2e()
+    log = tmp_path / "mcp.log"
+    srv.fake.load_script([{"tool_use": {"name": "mcp__echo__echo", "input": {"text": "ping-42"}}},
+                          {"text": "echoed"}])
+    mcp = {"mcpServers": {"echo": {"command": PYTHON, "args": [str(MCP_ECHO)],
+                                   "env": {"MCP_ECHO_LOG": str(log)}}}}
+    with Scenario("D mcpConfig stdio server"):
+        frames = SSE(srv, "POST", "/run", body(mcpConfig=mcp)).read_all()
+    done = terminal(frames)[-1][1]
+    assert done["status"] == "completed", done
+    lines = lines_of(frames)
+    init = lines[0]
+    assert (init["type"], init["subtype"]) == ("system", "init")
+    servers = {s["name"]: s["status"] for s in init["mcp_servers"]}
+    assert servers.get("echo") == "connected", init["mcp_servers"]
+    assert "mcp__echo__echo" in init["tools"]
+    results = [b for x in lines if x["type"] == "user" for b in x["message"]["content"]
+               if isinstance(b, dict) and b.get("type") == "tool_result"]
+    assert results and "ping-42" in json.dumps(results[0]["content"])
+    methods = [json.loads(x).get("method") for x in log.read_text().splitlines()]
+    assert "tools/call" in methods
+    assert lines[-1]["type"] == "result" and lines[-1]["result"] == "echoed"
+    # the job read the init line too, and says so in its log
+    (task,) = task_ids(srv)
+    joblog = (srv.data / ".run" / ("%s.log" % task)).read_text()
+    assert "MCP servers: 1/1 connected (echo: connected)" in joblog, joblog
+
+
+# --------------------------------------------------------------------------
+# E: cancel mid-run kills the CLI's whole process group
+
+
+def test_e_cancel_mid_run_kills_the_process_group(e2e, tmp_path):
+    srv = e2e()
+    # An MCP server gives the CLI a child process in its group.
+    mcp = {"mcpServers": {"echo": {"command": PYTHON, "args": [str(MCP_ECHO)]}}}
+    srv.fake.load_script([{"text": "thinking hard", "stall": "forever", "stall_pings": 0.5}])
+    with Scenario("E cancel mid-run"):
+        sse = SSE(srv, "POST", "/run", body(mcpConfig=mcp))
+        it = iter(sse)
+        first = next(it)
+        assert json.loads(first[2])["subtype"] == "init"
+        wait_for(lambda: any(q["kind"] == "main" and q["status"] == 200 for q in srv.fake.requests()),
+                 30, "the stalled main request")
+        (pid,) = wait_for(lambda: claude_pids(srv), 10, "the CLI process")
+        pgid = proc_stat(pid)[2]
+        assert pgid == pid, "the CLI leads its own process group"
+        members = group_members(pgid)
+        (task,) = task_ids(srv)
+        job_pid = int((srv.data / ".run" / ("%s.pid" % task)).read_text().split()[0])
+        assert proc_stat(job_pid) is not None
+        t1 = time.monotonic()
+        status, data = request(srv, "POST", "/cancel/%s" % task)
+        assert status == 200, data
+        assert json.loads(data)["status"] == "cancelled"
+        for _ in it:
+            pass
+        print("E: the stream ended %.2fs after the cancel" % (time.monotonic() - t1))
+        sse.close()
+        frames = sse.frames
+    print("CLI group %d had %d live processes before the cancel" % (pgid, len(members)))
+    named = terminal(frames)
+    assert [ev for ev, _ in named] == ["cancelled", "done"], named
+    done = named[-1][1]
+    assert done["status"] == "cancelled" and done["terminalReason"] == "cancelled", done
+    meta = wait_status(srv, task, ("cancelled",))
+    assert meta["status"] == "cancelled"
+    survivors = wait_for_group_gone(pgid, 5)
+    assert survivors == [], "processes of the CLI's group survived the cancel: %s" % survivors
+    for m in members:
+        st = proc_stat(m)
+        assert st is None or st[0] == "Z" or st[2] != pgid, "pid %d survived" % m
+    wait_for(lambda: proc_stat(job_pid) is None or proc_stat(job_pid)[0] == "Z", 10, "`ccr job` to exit")
+    # the token proxy hung up on the API: nothing keeps the stalled request open
+    wait_for(lambda: [q["status"] for q in srv.fake.requests() if q["kind"] == "main"] == ["client-gone"],
+             5, "the stalled API request to be dropped")
+    wait_wiped(srv)
+
+
+def wait_wiped(srv, timeout=10):
+    """The job wipes its workspace right after the terminal metadata."""
+    wait_for(lambda: not srv.ws.is_dir() or not list(srv.ws.iterdir()), timeout, "the workspace wipe")
+
+
+def wait_for_group_gone(pgid, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        left = group_members(pgid)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------
+# F: a model that stalls forever trips the idle watchdog
+
+
+def test_f_stalled_model_trips_the_idle_watchdog(e2e):
+    srv = e2e(CCR_IDLE_TIMEOUT_S=3)
+    srv.fake.load_script([{"stall": "forever", "stall_at": "start"}])
+    with Scenario("F idle watchdog (3 s)"):
+        frames = SSE(srv, "POST", "/run", body()).read_all()
+    named = terminal(frames)
+    assert [ev for ev, _ in named] == ["error", "done"], named
+    done = named[-1][1]
+    assert done["status"] == "failed" and done["terminalReason"] == "idle_timeout", done
+    assert "idle" in done["error"], done
+    lines = lines_of(frames)
+    assert lines and lines[0]["subtype"] == "init"
+    assert not any(x.get("type") == "result" for x in lines)
+    assert claude_pids(srv) == []
+
+
+# --------------------------------------------------------------------------
+# G: reconnect halfway with Last-Event-ID
+
+
+def test_g_reconnect_with_last_event_id_gets_every_line_once(e2e):
+    srv = e2e()
+    # the answer after the tool result comes late, so the task is still
+    # running when the client drops and comes back
+    srv.fake.load_script([write_script()[0], {"text": "finally done", "delay": 1.5}])
+    with Scenario("G reconnect with Last-Event-ID"):
+        status, data = request(srv, "POST", "/run-async",
+                               body(callbackUrl="https://example.invalid/hook", taskId="e2e-resume"))
+        assert status == 202, data
+        first = SSE(srv, "GET", "/tasks/e2e-resume/events")
+        got = []
+        for ev, fid, d in first:
+            assert ev is None, "task ended before the reconnect"
+            got.append((fid, json.loads(d)))
+            if got[-1][1]["type"] == "user":
+                break
+        first.close()
+        cut = got[-1][0]
+        assert wait_status(srv, "e2e-resume", ("running",), 5)["status"] == "running"
+        rest = SSE(srv, "GET", "/tasks/e2e-resume/events", headers={"Last-Event-ID": str(cut)}).read_all()
+    named = terminal(rest)
+    assert named[-1][1]["status"] == "completed"
+    got += [(fid, json.loads(d)) for ev, fid, d in rest if ev is None]
+    ids = [fid for fid, _ in got]
+    assert ids == list(range(1, len(ids) + 1)), "every line exactly once, in order: %s" % ids
+    assert [x for _, x in got] == stored_lines(srv, "e2e-resume")
+    assert got[-1][1]["type"] == "result" and got[-1][1]["result"] == "finally done"
+
+
+# --------------------------------------------------------------------------
+# C: /run-async with git over HTTPS, commit + push, signed webhook
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    seen = []
+
+    def do_POST(self):
+        data = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.seen.append((dict(self.headers), data))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def hook():
+    Hook.seen = []
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    yield "http://127.0.0.1:%d/hook" % srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.mark.skipif(not shutil.which("git") or not shutil.which("openssl"), reason="needs git and openssl")
+def test_c_async_git_commit_push_and_signed_webhook(e2e, hook, tmp_path):
+    from fakes.git_servers import GitHttps, make_ca
+    from test_git import git, make_origin
+
+    token = "ghp_e2eGitToken_" + secrets.token_hex(8)
+    ca, cert, key = make_ca(tmp_path / "tls")
+    bare = make_origin(tmp_path / "srv")
+    gsrv = GitHttps(tmp_path / "srv", cert, key, token=token)
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    try:
+        srv = e2e(SSL_CERT_FILE=ca, CCR_ALLOW_PRIVATE_CALLBACKS=1, CLOUDRUN_CALLBACK_SECRET=secret)
+        srv.fake.load_script([{"tool_use": {"name": "Write", "input": {
+            "file_path": "feature.txt", "content": "written by the agent\n"}}}, {"text": "committed"}])
+        url = gsrv.url("origin.git").replace("https://", "https://x-access-token:%s@" % token)
+        with Scenario("C async git clone/commit/push + webhook"):
+            status, data = request(srv, "POST", "/run-async", body(
+                callbackUrl=hook, taskId="e2e-git", gitRepo=url, gitBranch="main",
+                metadata={"who": "e2e"},
+                postExecutionActions={"git": {"commit": True, "push": True, "branch": "ccr/e2e",
+                                              "commitMessage": "agent: add feature.txt"}}))
+            assert status == 202, data
+            meta = wait_status(srv, "e2e-git", ("completed", "failed", "cancelled"), 90)
+            wait_for(lambda: Hook.seen, 30, "the webhook")
+        assert meta["status"] == "completed", meta
+        pushed = git("rev-parse", "ccr/e2e", cwd=bare)
+        assert git("show", "ccr/e2e:feature.txt", cwd=bare) == "written by the agent"
+        assert git("log", "-1", "--format=%s", "ccr/e2e", cwd=bare) == "agent: add feature.txt"
+        assert git("rev-parse", "ccr/e2e^", cwd=bare) == git("rev-parse", "main", cwd=bare)
+
+        assert len(Hook.seen) == 1
+        headers, raw = Hook.seen[0]
+        ts = headers["X-Webhook-Timestamp"]
+        want = hmac.new(secret.encode(), ts.encode() + b"." + raw, hashlib.sha256).hexdigest()
+        assert headers["X-Webhook-Signature"] == "sha256=" + want
+        k = base64.b64decode(secret[len("whsec_"):])
+        std = base64.b64encode(hmac.new(k, ("%s.%s." % (headers["webhook-id"], headers["webhook-timestamp"])).encode()
+                                        + raw, hashlib.sha256).digest()).decode()
+        assert "v1," + std in headers["webhook-signature"].split()
+        hookdoc = json.loads(raw)
+        assert hookdoc["taskId"] == "e2e-git" and hookdoc["status"] == "completed"
+        assert hookdoc["gitCommit"]["sha"] == pushed and hookdoc["gitCommit"]["pushed"] is True
+        assert hookdoc["metadata"] == {"who": "e2e"}
+        res = hookdoc["result"]
+        assert res["usage"]["output_tokens"] > 0 and res["session_id"]
+        init = stored_lines(srv, "e2e-git")[0]
+        assert res["session_id"] == init["session_id"]
+        assert token not in json.dumps(srv.lines)
+        for p in srv.data.rglob("*"):
+            if p.is_file():
+                assert token.encode() not in p.read_bytes(), p
+    finally:
+        gsrv.close()
