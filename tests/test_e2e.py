@@ -11,8 +11,9 @@ user would do it: through the request's environmentSecrets.
 Scenarios (issue 6 section 2, local mode): A the SSE stream of a run that writes
 a file, B the real key stays in the proxy, C async run with git clone, commit,
 push over HTTPS and a signed webhook, D an MCP server reported connected, E
-cancel mid-run kills the CLI's whole process group, F the idle watchdog, G
-reconnect with Last-Event-ID.  Each scenario's wall time is printed (never
+cancel mid-run kills the CLI's whole process group (and the command of a
+running Bash tool, which lives in a session of its own), F the idle watchdog,
+G reconnect with Last-Event-ID.  Each scenario's wall time is printed (never
 asserted); the module prints a summary at the end.
 
 The module is skipped, saying why, when the npm registry cannot be reached to
@@ -29,6 +30,7 @@ import pathlib
 import secrets
 import shutil
 import signal
+import subprocess
 import threading
 import time
 
@@ -63,7 +65,7 @@ TIMES = {}
 @pytest.fixture(scope="module")
 def claude_bin():
     t0 = time.monotonic()
-    r = __import__("subprocess").run([str(INSTALL_CLAUDE)], capture_output=True, text=True, timeout=1800)
+    r = subprocess.run([str(INSTALL_CLAUDE)], capture_output=True, text=True, timeout=1800)
     if r.returncode == 3:
         pytest.skip("the real Claude Code CLI cannot be installed, the npm registry is unreachable: "
                     + r.stderr.strip().splitlines()[-1])
@@ -80,13 +82,15 @@ def timing_summary(request):
     if not TIMES:
         return
     tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    lines = ["e2e scenario wall times (local mode, real CLI):"]
-    lines += ["  %-40s %6.2f s" % (k, v) for k, v in TIMES.items()]
-    for line in lines:
-        if tr is not None:
+    cap = request.config.pluginmanager.get_plugin("capturemanager")
+    lines = ["", "e2e scenario wall times (local mode, real CLI):"]
+    lines += ["  %-44s %6.2f s" % (k, v) for k, v in TIMES.items()]
+    if tr is None or cap is None:
+        print("\n".join(lines))
+        return
+    with cap.global_and_fixture_disabled():
+        for line in lines:
             tr.write_line(line)
-        else:
-            print(line)
 
 
 class Scenario:
@@ -135,12 +139,32 @@ def e2e(ccr_bin, claude_bin, fake, tmp_path, monkeypatch):
         return s
     yield start
     for s in started:
-        if os.environ.get("E2E_DUMP"):
-            for l in s.lines:
-                print("SERVE", json.dumps(l)[:300])
         if s.proc.poll() is None:
             s.proc.kill()
             s.proc.wait()
+        reap_leftovers(s)
+
+
+def reap_leftovers(srv):
+    """After a failed test: kill the jobs and CLIs this test's serve started
+    (each by its own pid, checked to belong to this data directory)."""
+    run = srv.data / ".run"
+    for pidfile in run.glob("*.pid") if run.is_dir() else []:
+        try:
+            pid = int(pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        env = environ_of(pid)
+        if env and env.get("CCR_DATA_DIR") == str(srv.data):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    for pid in claude_pids(srv):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def body(script_env=None, **fields):
@@ -499,6 +523,63 @@ def test_e_cancel_mid_run_kills_the_process_group(e2e, tmp_path):
     # the token proxy hung up on the API: nothing keeps the stalled request open
     wait_for(lambda: [q["status"] for q in srv.fake.requests() if q["kind"] == "main"] == ["client-gone"],
              5, "the stalled API request to be dropped")
+    wait_wiped(srv)
+
+
+def marked_processes(marker):
+    """Processes whose command line holds marker: (pid, (state, ppid, pgrp))."""
+    out = []
+    for pid in all_pids():
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        st = proc_stat(pid)
+        if marker.encode() in cmd and st and st[0] != "Z" and pid != os.getpid():
+            out.append((pid, st))
+    return out
+
+
+def test_e_cancel_during_a_bash_tool_stops_its_command(e2e):
+    """The Bash tool runs its command in a session of its own, outside the
+    CLI's process group: on cancel, the CLI must be given time to stop it
+    (CCR_KILL_GRACE_MS, default 5 s) and nothing may be left running."""
+    srv = e2e(CCR_KILL_GRACE_MS=5000)
+    marker = "e2e_cancel_marker_%s" % secrets.token_hex(4)
+    srv.fake.load_script([{"tool_use": {"name": "Bash", "input": {
+        "command": "%s -c 'import time; time.sleep(300)' %s" % (PYTHON, marker),
+        "description": "a long command"}}}, {"text": "never reached"}])
+    with Scenario("E cancel during a Bash tool"):
+        sse = SSE(srv, "POST", "/run", body())
+        it = iter(sse)
+        for ev, _, d in it:
+            if json.loads(d).get("subtype") == "task_started":
+                break
+        procs = wait_for(lambda: marked_processes(marker), 20, "the Bash tool's command")
+        (cli,) = claude_pids(srv)
+        pgid = proc_stat(cli)[2]
+        (task,) = task_ids(srv)
+        t1 = time.monotonic()
+        status, data = request(srv, "POST", "/cancel/%s" % task)
+        assert status == 200, data
+        for _ in it:
+            pass
+        sse.close()
+        print("the stream ended %.2fs after the cancel" % (time.monotonic() - t1))
+    print("CLI %d leads group %d; the Bash command runs as (pid, (state, ppid, pgrp)) %s"
+          % (cli, pgid, procs))
+    done = terminal(sse.frames)[-1][1]
+    assert done["status"] == "cancelled", done
+    print("exit code %s (143: SIGTERM was enough, 137: SIGKILL after the grace)" % done["exitCode"])
+    assert wait_for_group_gone(pgid, 5) == []
+    deadline = time.monotonic() + 5
+    while marked_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = marked_processes(marker)
+    for pid, _ in survivors:  # never leave it behind, even when failing
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == [], "the Bash tool's command survived the cancel"
     wait_wiped(srv)
 
 

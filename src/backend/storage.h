@@ -49,10 +49,11 @@ struct storage_ops {
 		    struct storage_list *out, struct err *e);
 	/* Delete; a missing object is not an error. */
 	int (*del)(struct storage *s, const char *key, struct err *e);
-	/* Wait up to timeout_ms for a change under prefix (a directory-like
-	 * prefix ending in '/'): 1 changed, 0 timed out, -1 error.  NULL when
-	 * the backend cannot watch; callers then poll. */
-	int (*wait)(struct storage *s, const char *prefix, int timeout_ms);
+	/* Watch a directory-like prefix (ending in '/') for new objects: a
+	 * file descriptor that becomes readable on a change (read it to drain,
+	 * close it when done), or -1 when the backend cannot watch (or the
+	 * system's limit is reached); callers then poll.  NULL: never. */
+	int (*watch)(struct storage *s, const char *prefix);
 	/* The user-facing location of key: gs://bucket/key, or a file path. */
 	int (*url)(struct storage *s, const char *key, struct buf *out);
 	void (*free)(struct storage *s);

@@ -128,7 +128,7 @@ static void g_free(struct storage *s)
 
 static const struct storage_ops gcs_ops = {
 	.name = "gcs", .put = g_put, .get = g_get, .list = g_list, .del = g_del,
-	.wait = NULL, .url = g_url, .free = g_free,
+	.watch = NULL, .url = g_url, .free = g_free,
 };
 
 struct storage *storage_gcs_new(const char *bucket, struct err *e)

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -262,13 +261,14 @@ static int local_del(struct storage *s, const char *key, struct err *e)
 	return 0;
 }
 
-/* inotify on the prefix's directory: new objects arrive by rename. */
-static int local_wait(struct storage *s, const char *prefix, int timeout_ms)
+/* inotify on the prefix's directory: new objects arrive by rename (or
+ * link, for create-only puts).  One watch lives as long as its caller
+ * follows the prefix, so no rename can fall between two waits. */
+static int local_watch(struct storage *s, const char *prefix)
 {
 	struct storage_local *l = (struct storage_local *)s;
 	char dir[PATH_MAX + 64], probe[PATH_MAX];
-	struct pollfd p;
-	int fd, rc;
+	int fd;
 
 	snprintf(probe, sizeof(probe), "%sx", prefix);
 	if (!storage_key_valid(probe))
@@ -277,15 +277,11 @@ static int local_wait(struct storage *s, const char *prefix, int timeout_ms)
 	fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (fd < 0)
 		return -1;
-	if (inotify_add_watch(fd, dir, IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE_SELF) < 0) {
+	if (inotify_add_watch(fd, dir, IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF) < 0) {
 		close(fd);
 		return -1;
 	}
-	p.fd = fd;
-	p.events = POLLIN;
-	rc = poll(&p, 1, timeout_ms);
-	close(fd);
-	return rc < 0 ? -1 : rc > 0;
+	return fd;
 }
 
 static int local_url(struct storage *s, const char *key, struct buf *out)
@@ -306,7 +302,7 @@ static const struct storage_ops local_ops = {
 	.get = local_get,
 	.list = local_list,
 	.del = local_del,
-	.wait = local_wait,
+	.watch = local_watch,
 	.url = local_url,
 	.free = local_free,
 };

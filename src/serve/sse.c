@@ -1,11 +1,15 @@
 /*
  * sse.c: see sse.h.  The loop waits on the storage's change notification
- * when the backend has one (local: inotify), otherwise it polls, fast while
- * lines flow and backing off to 2 s when idle; between waits it watches the
- * client, so a disconnect is noticed at once.
+ * when the backend has one (local: one inotify watch per stream, armed
+ * before the first read), otherwise it polls, fast while lines flow and
+ * backing off to 2 s when idle (also when the system's inotify limit is
+ * reached); between waits it checks the client, so a disconnect is noticed
+ * within a wait (at most 250 ms with a watch).
  */
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "serve/follow.h"
 #include "serve/sse.h"
@@ -95,6 +99,17 @@ static void final_events(struct hs_resp *resp, const cJSON *meta)
 	buf_free(&out);
 }
 
+/* Wait up to ms for the watch to fire, then drain its events. */
+static void wait_watch(int fd, int ms)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	char drain[4096];
+
+	if (poll(&p, 1, ms) > 0)
+		while (read(fd, drain, sizeof(drain)) > 0)
+			;
+}
+
 static void cancel_task(struct backends *be, const char *task_id)
 {
 	struct buf body = BUF_INIT;
@@ -113,7 +128,7 @@ int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, u
 	struct follow f;
 	struct err e = ERR_INIT;
 	int64_t last_write = clock_mono_ms();
-	int idle_ms = 50, n, w;
+	int idle_ms = 50, n, w, watch;
 	char prefix[300];
 	cJSON *meta = NULL;
 
@@ -123,6 +138,9 @@ int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, u
 		return -1;
 	follow_init(&f, be->storage, task_id, resume_after);
 	snprintf(prefix, sizeof(prefix), "sessions/%s/", task_id);
+	/* Armed before the first read, so no new chunk can slip between a
+	 * read and the next wait. */
+	watch = be->storage->ops->watch ? be->storage->ops->watch(be->storage, prefix) : -1;
 	for (;;) {
 		n = follow_poll(&f, emit, &c, &e);
 		if (n > 0) {
@@ -153,11 +171,11 @@ int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, u
 				break;
 			last_write = clock_mono_ms();
 		}
-		if (be->storage->ops->wait) {
-			/* Local: a change wakes us at once; check the client meanwhile. */
+		if (watch >= 0) {
+			/* A new object wakes us at once; check the client meanwhile. */
 			w = hs_stream_wait_closed(resp, 1);
-			if (w == HS_WAIT_TIMEOUT && be->storage->ops->wait(be->storage, prefix, 250) < 0)
-				w = hs_stream_wait_closed(resp, 25);
+			if (w == HS_WAIT_TIMEOUT)
+				wait_watch(watch, 250);
 		} else {
 			w = hs_stream_wait_closed(resp, (unsigned)idle_ms);
 			idle_ms = idle_ms * 2 > IDLE_POLL_MAX_MS ? IDLE_POLL_MAX_MS : idle_ms * 2;
@@ -175,6 +193,8 @@ int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, u
 			break;
 		}
 	}
+	if (watch >= 0)
+		close(watch);
 	cJSON_Delete(meta);
 	buf_free(&c.frames);
 	return hs_stream_end(resp);
