@@ -287,6 +287,11 @@ def test_sigterm_drains_open_streams_with_a_final_event(local):
         got += chunk
     assert b"event: reconnect" in got
     assert srv.proc.wait(timeout=15) == 0 and time.time() - t0 < 10
+    # The task itself goes on; a new instance can still reach and stop it.
+    other = local()
+    assert wait_status(other, "drain1", ("running",))
+    assert request(other, "POST", "/cancel/drain1")[0] == 200
+    wait_status(other, "drain1", ("cancelled",))
 
 
 def test_default_system_prompt_hot_reloads_from_secret_manager(local, tmp_path):

@@ -490,6 +490,7 @@ class ClientGone(Exception):
 
 
 class Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True   # stream events without Nagle/delayed-ACK stalls
     protocol_version = "HTTP/1.1"
     server_version = "fake-anthropic/1"
     sys_version = ""
