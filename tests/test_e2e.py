@@ -55,6 +55,10 @@ CLI_ENV = {
     "CLAUDE_CODE_MAX_RETRIES": "0",
 }
 
+# What ccr itself puts in the CLI's environment (src/job/claude_cmd.c).
+CLI_ALLOWED_ENV = {"ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "HOME", "PATH", "CLAUDE_CODE_ACTION",
+                   "CLAUDE_CODE_ENTRYPOINT", "DISABLE_AUTOUPDATER", "IS_SANDBOX"}
+
 TIMES = {}
 
 
@@ -381,6 +385,8 @@ def test_a_run_streams_the_cli_lines_and_writes_the_file(e2e):
     assert meta["status"] == "completed"
     assert stored_lines(srv, task) == lines, "the stream is the stored log"
     wait_wiped(srv)
+    status, data = request(srv, "GET", "/tasks/status")
+    assert status == 200 and json.loads(data)["active"] == 0, data
 
 
 # --------------------------------------------------------------------------
@@ -388,7 +394,8 @@ def test_a_run_streams_the_cli_lines_and_writes_the_file(e2e):
 
 
 def test_b_real_key_only_reaches_the_api_and_the_cli_holds_a_dummy(e2e):
-    srv = e2e()
+    hook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    srv = e2e(CLOUDRUN_CALLBACK_SECRET=hook_secret)
     # the second turn waits a little, so the CLI is alive long enough to be inspected
     srv.fake.load_script([write_script()[0], {"text": "done", "delay": 1.0}])
     envs = {}
@@ -428,6 +435,10 @@ def test_b_real_key_only_reaches_the_api_and_the_cli_holds_a_dummy(e2e):
         assert env["ANTHROPIC_BASE_URL"] != srv.fake.url, "the CLI must talk to the proxy"
         assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1", "environmentSecrets reach the CLI"
         assert env["HOME"] == str(srv.home)
+        # an explicit environment: nothing of serve's (CCR_*, the webhook secret...)
+        extra = set(env) - CLI_ALLOWED_ENV - set(CLI_ENV)
+        assert extra <= {"PLAYWRIGHT_MCP_EXECUTABLE_PATH", "PLAYWRIGHT_MCP_SANDBOX"}, extra
+        assert hook_secret not in json.dumps(env)
     dummies = {env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN") for env in envs.values()}
     for q in reqs:
         assert q["credential"]["value"] not in dummies
@@ -625,7 +636,7 @@ def test_g_reconnect_with_last_event_id_gets_every_line_once(e2e):
     srv = e2e()
     # the answer after the tool result comes late, so the task is still
     # running when the client drops and comes back
-    srv.fake.load_script([write_script()[0], {"text": "finally done", "delay": 1.5}])
+    srv.fake.load_script([write_script()[0], {"text": "finally done", "delay": 2.0}])
     with Scenario("G reconnect with Last-Event-ID"):
         status, data = request(srv, "POST", "/run-async",
                                body(callbackUrl="https://example.invalid/hook", taskId="e2e-resume"))
@@ -708,6 +719,9 @@ def test_c_async_git_commit_push_and_signed_webhook(e2e, hook, tmp_path):
         assert git("show", "ccr/e2e:feature.txt", cwd=bare) == "written by the agent"
         assert git("log", "-1", "--format=%s", "ccr/e2e", cwd=bare) == "agent: add feature.txt"
         assert git("rev-parse", "ccr/e2e^", cwd=bare) == git("rev-parse", "main", cwd=bare)
+        # only the agent's work: not the .env ccr wrote from environmentSecrets, nor prompt files
+        changed = git("diff", "--name-only", "ccr/e2e^", "ccr/e2e", cwd=bare).split()
+        assert changed == ["feature.txt"], changed
 
         assert len(Hook.seen) == 1
         headers, raw = Hook.seen[0]
