@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "backend/config.h"
 #include "ccr.h"
@@ -74,6 +75,9 @@ int job_main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Descendants that leave the CLI's process group come back to us when
+	 * their parent dies, so the runner can stop them too. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	if (net_global_init(e.msg, sizeof(e.msg)) != 0) {
 		fprintf(stderr, "ccr job: %s\n", e.msg);
 		return 1;

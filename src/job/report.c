@@ -56,6 +56,11 @@ static void keep_result(struct report *r, const cJSON *msg)
 		if (v)
 			cJSON_AddItemToObject(res, keys[i], cJSON_Duplicate(v, 1));
 	}
+	{
+		const cJSON *txt = cJSON_GetObjectItemCaseSensitive(msg, "result");
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "is_error")) && cJSON_IsString(txt))
+			snprintf(r->result_error, sizeof(r->result_error), "%s", txt->valuestring);
+	}
 	if (cJSON_GetObjectItemCaseSensitive(msg, "total_cost_usd"))
 		cJSON_AddStringToObject(res, "costSource", "claude-cli-estimate");
 	cJSON_Delete(r->result);

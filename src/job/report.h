@@ -37,6 +37,7 @@ struct report {
 	/* gathered from the stream */
 	unsigned turns, errors;
 	char last_msg_id[128];
+	char result_error[1024];         /* the result line's text when is_error */
 	cJSON *result;                   /* session_id, num_turns, usage, modelUsage, total_cost_usd */
 	cJSON *proxy_usage;
 	/* post-execution */

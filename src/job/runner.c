@@ -8,6 +8,7 @@
  * which set the poll timeout.  No threads and no signal handlers of its
  * own, so the caller's SIGTERM handler only has to call runner_cancel().
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -217,6 +218,51 @@ static unsigned long long next_deadline(struct run *r)
 	return r->killing ? now : due;
 }
 
+/* Processes that left the CLI's group (the Bash tool starts commands in
+ * sessions of their own) are re-parented to us when their parent dies,
+ * because `ccr job` is a child subreaper: kill and reap every child we
+ * have that is not the CLI, until none is left. */
+static void kill_orphans(pid_t cli)
+{
+	int round;
+
+	for (round = 0; round < 20; round++) {
+		DIR *d = opendir("/proc");
+		struct dirent *de;
+		int found = 0;
+
+		if (!d)
+			return;
+		while ((de = readdir(d))) {
+			char path[64], text[512], *p;
+			long pid = strtol(de->d_name, &p, 10), ppid;
+			ssize_t n;
+			int fd;
+
+			if (*p || pid <= 0 || pid == cli)
+				continue;
+			snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+			if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+				continue;
+			n = read(fd, text, sizeof(text) - 1);
+			close(fd);
+			if (n <= 0)
+				continue;
+			text[n] = 0;
+			if (!(p = strrchr(text, ')')) || sscanf(p + 2, "%*c %ld", &ppid) != 1 || ppid != getpid())
+				continue;
+			kill((pid_t)pid, SIGKILL);
+			found++;
+		}
+		closedir(d);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (!found)
+			return;
+		usleep(20000);
+	}
+}
+
 static void reap(struct run *r)
 {
 	if (r->reaped || waitpid(r->pid, &r->status, WNOHANG) != r->pid)
@@ -224,6 +270,8 @@ static void reap(struct run *r)
 	r->reaped = 1;
 	/* Anything the CLI left behind in its group goes too. */
 	kill(-r->pid, SIGKILL);
+	if (r->cfg->kill_orphans)
+		kill_orphans(r->pid);
 }
 
 static void loop(struct run *r)

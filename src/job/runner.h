@@ -46,6 +46,10 @@ struct runner_config {
 	size_t prompt_len;
 	const char *fifo_name;            /* NULL: prompt straight to stdin */
 	long timeout_ms, idle_ms, grace_ms, kill_grace_ms;
+	/* After the CLI exits, SIGKILL every other child of this process:
+	 * set when the caller is a child subreaper (see job.c), so processes
+	 * that escaped the CLI's group are re-parented here and go too. */
+	int kill_orphans;
 	void (*on_line)(void *arg, const char *line, size_t n);
 	void (*on_stderr)(void *arg, const char *data, size_t n);
 	void *arg;

@@ -356,6 +356,7 @@ static int run_claude(struct task *t, struct err *e)
 	rc.idle_ms = env_int("CCR_IDLE_TIMEOUT_S", 900, 1, 86400) * 1000;
 	rc.grace_ms = env_int("CCR_RESULT_GRACE_S", 60, 1, 3600) * 1000;
 	rc.kill_grace_ms = env_int("CCR_KILL_GRACE_MS", 5000, 1, 600000);
+	rc.kill_orphans = 1;
 	rc.on_line = on_line;
 	rc.on_stderr = on_stderr;
 	rc.arg = t;
@@ -368,6 +369,8 @@ static int run_claude(struct task *t, struct err *e)
 	t->rep.exit_code = res.exit_code;
 	if (res.stderr_text.len)
 		redact_str(&t->rep.error, res.stderr_text.p);
+	else if (res.reason == RUN_FAILED && t->rep.result_error[0])
+		redact_str(&t->rep.error, t->rep.result_error);
 	else if (res.reason == RUN_TIMEOUT)
 		buf_adds(&t->rep.error, "Process timed out");
 	else if (res.reason == RUN_IDLE_TIMEOUT)
@@ -459,8 +462,7 @@ static void set_outcome(struct task *t, int setup_failed, const char *msg)
 	if (task_cancelled || (t->rep.reason && strcmp(t->rep.reason, "cancelled") == 0)) {
 		t->rep.status = "cancelled";
 		t->rep.reason = "cancelled";
-		if (t->rep.exit_code < 0 || t->rep.exit_code == 0)
-			t->rep.exit_code = 130;
+		t->rep.exit_code = 130;
 		buf_reset(&t->rep.error);
 		buf_adds(&t->rep.error, "Task cancelled by user");
 	} else if (setup_failed) {
