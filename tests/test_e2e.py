@@ -319,6 +319,10 @@ def environ_of(pid):
             raw = f.read()
     except OSError:
         return None
+    if not raw:
+        # a process that is exiting has already dropped its memory map and
+        # reads as empty; it is not evidence either way, so look again later
+        return None
     return dict(x.decode("utf-8", "replace").split("=", 1) for x in raw.split(b"\0") if b"=" in x)
 
 
