@@ -1,20 +1,27 @@
-"""End to end with the real Claude Code CLI, in local mode:
+"""End to end with the real Claude Code CLI, in local mode and in cloud mode:
 
     client -> `ccr serve` -> `ccr job` -> token proxy -> `claude` -> fake Anthropic API
 
-`ccr serve` runs with CLAUDE_BIN = the pinned CLI (tests/fakes/install-claude),
+Every scenario runs twice (the `e2e` fixture is parametrized):
+  local  `ccr serve` on its embedded default: a data directory, a local key,
+         tasks run as child processes;
+  cloud  `ccr serve` on the fake Google Cloud (tests/fakes/fake_gcp.py): the
+         payload is sealed with its Cloud KMS, stored in its Cloud Storage, and
+         its Cloud Run Jobs fake runs `ccr job` (the same binary) as the job.
+The job runs CLAUDE_BIN = the pinned CLI (tests/fakes/install-claude) with
 CCR_ANTHROPIC_UPSTREAM = the fake API (tests/fakes/fake_anthropic.py, which
-insists on the real key), DANGEROUSLY_SKIP_PERMISSIONS=true and temporary data,
+insists on the real key), DANGEROUSLY_SKIP_PERMISSIONS=true and temporary
 workspace and HOME directories.  The CLI is kept offline and quiet the way a
 user would do it: through the request's environmentSecrets.
 
-Scenarios (issue 6 section 2, local mode): A the SSE stream of a run that writes
-a file, B the real key stays in the proxy, C async run with git clone, commit,
-push over HTTPS and a signed webhook, D an MCP server reported connected, E
-cancel mid-run kills the CLI's whole process group (and the command of a
-running Bash tool, which lives in a session of its own), F the idle watchdog,
-G reconnect with Last-Event-ID.  Each scenario's wall time is printed (never
-asserted); the module prints a summary at the end.
+Scenarios (issue 6 section 2): A the SSE stream of a run that writes a file,
+B the real key stays in the proxy, C async run with git clone, commit, push
+(over HTTPS and over SSH with an ed25519 key) and a signed webhook, D an MCP
+server reported connected, E cancel mid-run kills the CLI's whole process
+group (and the command of a running Bash tool, which lives in a session of its
+own), F the idle watchdog, G reconnect with Last-Event-ID, H (cloud mode only)
+20% 503s from Cloud Storage, Cloud KMS and Cloud Run.  Each scenario's wall
+time is printed (never asserted); the module prints a summary at the end.
 
 The module is skipped, saying why, when the npm registry cannot be reached to
 install the CLI (install-claude exits 3).
@@ -38,6 +45,7 @@ import pytest
 
 from conftest import ROOT
 from fakes.fake_anthropic import FakeAnthropic
+from test_cloud import CLOUD_NAMES, Cloud, all_strings_of
 from test_http_server import Serve
 
 INSTALL_CLAUDE = ROOT / "tests" / "fakes" / "install-claude"
@@ -60,6 +68,10 @@ CLI_ALLOWED_ENV = {"ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "HOME", "PATH", "C
                    "CLAUDE_CODE_ENTRYPOINT", "DISABLE_AUTOUPDATER", "IS_SANDBOX"}
 
 TIMES = {}
+MODES = ("local", "cloud")
+# the developer's settings that would point ccr or the CLI elsewhere
+FOREIGN_ENV = ("CCR_", "GCS_", "GCE_", "CLOUDSDK_", "CLOUDRUN_", "KMS_", "ANTHROPIC_", "CLAUDE_", "SSL_CERT",
+               "STORAGE_EMULATOR", "GOOGLE_")
 
 
 # --------------------------------------------------------------------------
@@ -87,8 +99,8 @@ def timing_summary(request):
         return
     tr = request.config.pluginmanager.get_plugin("terminalreporter")
     cap = request.config.pluginmanager.get_plugin("capturemanager")
-    lines = ["", "e2e scenario wall times (local mode, real CLI):"]
-    lines += ["  %-44s %6.2f s" % (k, v) for k, v in TIMES.items()]
+    lines = ["", "e2e scenario wall times (real CLI):"]
+    lines += ["  %-56s %6.2f s" % (k, v) for k, v in sorted(TIMES.items())]
     if tr is None or cap is None:
         print("\n".join(lines))
         return
@@ -98,10 +110,10 @@ def timing_summary(request):
 
 
 class Scenario:
-    """Times one scenario: `with Scenario("A ..."):`."""
+    """Times one scenario: `with Scenario(srv, "A ..."):`."""
 
-    def __init__(self, name):
-        self.name = name
+    def __init__(self, srv, name):
+        self.name = "%s [%s]" % (name, srv.mode)
 
     def __enter__(self):
         self.t0 = time.monotonic()
@@ -119,24 +131,31 @@ def fake():
         yield f
 
 
-@pytest.fixture
-def e2e(ccr_bin, claude_bin, fake, tmp_path, monkeypatch):
-    """start(**env) -> a running `ccr serve` wired to the real CLI and the fake."""
+@pytest.fixture(params=MODES)
+def e2e(request, ccr_bin, claude_bin, fake, tmp_path, monkeypatch):
+    """start(**env) -> a running `ccr serve` wired to the real CLI and the fake
+    API, in the mode of this parametrization.  env goes to serve and, in cloud
+    mode, to the Cloud Run job's container too."""
+    mode = request.param
     for k in list(os.environ):
-        if k.startswith(("CCR_", "GCS_", "CLOUDRUN_", "KMS_", "ANTHROPIC_", "CLAUDE_", "SSL_CERT",
-                         "STORAGE_EMULATOR", "GOOGLE_")):
+        if k.startswith(FOREIGN_ENV) or k in CLOUD_NAMES:
             monkeypatch.delenv(k)
     started = []
 
     def start(**env):
         home = tmp_path / "home"
         home.mkdir(exist_ok=True)
-        e = {"CCR_DATA_DIR": str(tmp_path / "data"), "CCR_WORKSPACE_ROOT": str(tmp_path / "ws"),
-             "HOME": str(home), "CLAUDE_BIN": claude_bin, "CCR_ANTHROPIC_UPSTREAM": fake.url,
-             "DANGEROUSLY_SKIP_PERMISSIONS": "true", "CCR_KILL_GRACE_MS": "1000",
-             "CCR_CANCEL_GRACE_MS": "5000"}
+        e = {"CCR_WORKSPACE_ROOT": str(tmp_path / "ws"), "HOME": str(home), "CLAUDE_BIN": claude_bin,
+             "CCR_ANTHROPIC_UPSTREAM": fake.url, "DANGEROUSLY_SKIP_PERMISSIONS": "true",
+             "CCR_KILL_GRACE_MS": "1000", "CCR_CANCEL_GRACE_MS": "5000"}
         e.update({k: str(v) for k, v in env.items()})
-        s = Serve(ccr_bin, e)
+        cloud = None
+        if mode == "local":
+            s = Serve(ccr_bin, dict(e, CCR_DATA_DIR=str(tmp_path / "data")))
+        else:
+            cloud = Cloud(ccr_bin, tmp_path / "cloud", e)
+            s = cloud.serve(**e)
+        s.mode, s.cloud = mode, cloud
         s.data, s.ws, s.home, s.fake, s.claude = (tmp_path / "data", tmp_path / "ws", home, fake,
                                                   claude_bin)
         started.append(s)
@@ -146,6 +165,8 @@ def e2e(ccr_bin, claude_bin, fake, tmp_path, monkeypatch):
         if s.proc.poll() is None:
             s.proc.kill()
             s.proc.wait()
+        if s.cloud is not None:
+            s.cloud.close()
         reap_leftovers(s)
 
 
@@ -153,7 +174,7 @@ def reap_leftovers(srv):
     """After a failed test: kill the jobs and CLIs this test's serve started
     (each by its own pid, checked to belong to this data directory)."""
     run = srv.data / ".run"
-    for pidfile in run.glob("*.pid") if run.is_dir() else []:
+    for pidfile in run.glob("*.pid") if srv.mode == "local" and run.is_dir() else []:
         try:
             pid = int(pidfile.read_text().split()[0])
         except (OSError, ValueError, IndexError):
@@ -182,7 +203,7 @@ def body(script_env=None, **fields):
 # HTTP helpers
 
 
-def request(srv, method, path, payload=None, headers=None, timeout=30):
+def call(srv, method, path, payload=None, headers=None, timeout=30):
     c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
     h = {"Content-Type": "application/json"}
     h.update(headers or {})
@@ -249,25 +270,89 @@ def terminal(frames):
     return named
 
 
+# --------------------------------------------------------------------------
+# what a task left in storage: the data directory or the fake's bucket
+
+
+def stored(srv, name):
+    """The bytes of one object (same layout in both modes), or None."""
+    if srv.mode == "cloud":
+        return srv.cloud.raw(name)
+    p = srv.data / name
+    return p.read_bytes() if p.is_file() else None
+
+
+def stored_names(srv, prefix):
+    if srv.mode == "cloud":
+        return srv.cloud.names(prefix)
+    if not srv.data.is_dir():
+        return []
+    return sorted(str(p.relative_to(srv.data)) for p in srv.data.rglob("*")
+                  if p.is_file() and str(p.relative_to(srv.data)).startswith(prefix))
+
+
 def task_ids(srv):
-    d = srv.data / "sessions"
-    return sorted(os.listdir(d)) if d.is_dir() else []
+    return sorted(n.split("/")[1] for n in stored_names(srv, "sessions/") if n.endswith("/metadata.json"))
+
+
+def stored_meta(srv, task_id):
+    raw = stored(srv, "sessions/%s/metadata.json" % task_id)
+    return None if raw is None else json.loads(raw)
+
+
+def stored_lines(srv, task_id):
+    chunks = [n for n in stored_names(srv, "sessions/%s/" % task_id) if n.endswith(".jsonl")]
+    return [json.loads(x) for n in chunks for x in stored(srv, n).decode().splitlines() if x.strip()]
+
+
+def everything_stored(srv):
+    """(where, bytes) of every file and object ccr or the fakes kept."""
+    out = [(str(p), p.read_bytes()) for root in (srv.data, srv.home, srv.ws)
+           for p in pathlib.Path(root).rglob("*") if p.is_file() and not p.is_symlink()]
+    if srv.mode == "cloud":
+        out += all_strings_of(srv.cloud)
+    return out
+
+
+def execution_of(srv, task_id):
+    """Cloud mode: the fake Cloud Run execution started for a task."""
+    for ex in srv.cloud.fake.executions():
+        if {"name": "TASK_ID", "value": task_id} in ex["env_overrides"]:
+            return ex
+    return None
+
+
+def job_pid(srv, task_id):
+    """The pid of the task's `ccr job` process."""
+    if srv.mode == "local":
+        return int((srv.data / ".run" / ("%s.pid" % task_id)).read_text().split()[0])
+    ex = wait_for(lambda: execution_of(srv, task_id), 10, "the execution of " + task_id)
+    return wait_for(lambda: (srv.cloud.fake.execution(ex["exec_id"])["tasks"][0]["attempts"] or [{}])[-1].get("pid"),
+                    10, "the job process")
+
+
+def job_log(srv, task_id):
+    """What `ccr job` wrote to stderr (local: .run/<id>.log; cloud: the
+    execution's container output)."""
+    if srv.mode == "local":
+        return (srv.data / ".run" / ("%s.log" % task_id)).read_text()
+    ex = execution_of(srv, task_id)
+    out = ""
+    for att in ex["tasks"][0]["attempts"]:
+        for p in (att["stdout"], att["stderr"]):
+            with open(p, errors="replace") as f:
+                out += f.read()
+    return out
 
 
 def wait_status(srv, task_id, want, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, data = request(srv, "GET", "/tasks/%s" % task_id)
+        status, data = call(srv, "GET", "/tasks/%s" % task_id)
         if status == 200 and json.loads(data)["status"] in want:
             return json.loads(data)
         time.sleep(0.1)
     raise AssertionError("%s never reached %s" % (task_id, want))
-
-
-def stored_lines(srv, task_id):
-    d = srv.data / "sessions" / task_id
-    return [json.loads(x) for c in sorted(p for p in d.iterdir() if p.name.endswith(".jsonl"))
-            for x in c.read_text().splitlines() if x.strip()]
 
 
 # --------------------------------------------------------------------------
@@ -349,7 +434,7 @@ def write_script(text="done"):
 def test_a_run_streams_the_cli_lines_and_writes_the_file(e2e):
     srv = e2e()
     srv.fake.load_script(write_script("All done."))
-    with Scenario("A /run Write tool + SSE + upload"):
+    with Scenario(srv, "A /run Write tool + SSE + upload"):
         frames = SSE(srv, "POST", "/run", body(
             postExecutionActions={"uploadFiles": {"globPatterns": ["hello.txt"]}})).read_all()
     lines = lines_of(frames)
@@ -383,13 +468,13 @@ def test_a_run_streams_the_cli_lines_and_writes_the_file(e2e):
 
     (task,) = task_ids(srv)
     assert task.startswith("sync-")
-    up = srv.data / "files" / task / "hello.txt"
-    assert up.read_text() == "hello from the fake model\n"
-    meta = json.loads((srv.data / "sessions" / task / "metadata.json").read_text())
+    assert stored(srv, "files/%s/hello.txt" % task) == b"hello from the fake model\n"
+    meta = stored_meta(srv, task)
     assert meta["status"] == "completed"
+    assert stored(srv, "tasks/%s/payload.enc" % task) is None, "the sealed payload is deleted"
     assert stored_lines(srv, task) == lines, "the stream is the stored log"
     wait_wiped(srv)
-    status, data = request(srv, "GET", "/tasks/status")
+    status, data = call(srv, "GET", "/tasks/status")
     assert status == 200 and json.loads(data)["active"] == 0, data
 
 
@@ -414,7 +499,7 @@ def test_b_real_key_only_reaches_the_api_and_the_cli_holds_a_dummy(e2e):
                         envs[pid] = env
             time.sleep(0.02)
     th = threading.Thread(target=watch, daemon=True)
-    with Scenario("B real key never leaves the proxy"):
+    with Scenario(srv, "B real key never leaves the proxy"):
         th.start()
         frames = SSE(srv, "POST", "/run", body()).read_all()
         stop.set()
@@ -451,10 +536,8 @@ def test_b_real_key_only_reaches_the_api_and_the_cli_holds_a_dummy(e2e):
     srv.stop()
     out = json.dumps(srv.lines) + srv.proc.stderr.read().decode("utf-8", "replace")
     assert REAL_KEY not in out, "the real key is in serve's output"
-    for root in (srv.data, srv.home, srv.ws):
-        for p in pathlib.Path(root).rglob("*"):
-            if p.is_file() and not p.is_symlink():
-                assert REAL_KEY.encode() not in p.read_bytes(), "the real key is in %s" % p
+    for where, raw in everything_stored(srv):
+        assert REAL_KEY.encode() not in raw, "the real key is in %s" % where
 
 
 # --------------------------------------------------------------------------
@@ -468,7 +551,7 @@ def test_d_mcp_server_is_connected(e2e, tmp_path):
                           {"text": "echoed"}])
     mcp = {"mcpServers": {"echo": {"command": PYTHON, "args": [str(MCP_ECHO)],
                                    "env": {"MCP_ECHO_LOG": str(log)}}}}
-    with Scenario("D mcpConfig stdio server"):
+    with Scenario(srv, "D mcpConfig stdio server"):
         frames = SSE(srv, "POST", "/run", body(mcpConfig=mcp)).read_all()
     done = terminal(frames)[-1][1]
     assert done["status"] == "completed", done
@@ -486,7 +569,7 @@ def test_d_mcp_server_is_connected(e2e, tmp_path):
     assert lines[-1]["type"] == "result" and lines[-1]["result"] == "echoed"
     # the job read the init line too, and says so in its log
     (task,) = task_ids(srv)
-    joblog = (srv.data / ".run" / ("%s.log" % task)).read_text()
+    joblog = job_log(srv, task)
     assert "MCP servers: 1/1 connected (echo: connected)" in joblog, joblog
 
 
@@ -499,7 +582,7 @@ def test_e_cancel_mid_run_kills_the_process_group(e2e, tmp_path):
     # An MCP server gives the CLI a child process in its group.
     mcp = {"mcpServers": {"echo": {"command": PYTHON, "args": [str(MCP_ECHO)]}}}
     srv.fake.load_script([{"text": "thinking hard", "stall": "forever", "stall_pings": 0.5}])
-    with Scenario("E cancel mid-run"):
+    with Scenario(srv, "E cancel mid-run"):
         sse = SSE(srv, "POST", "/run", body(mcpConfig=mcp))
         it = iter(sse)
         first = next(it)
@@ -511,10 +594,10 @@ def test_e_cancel_mid_run_kills_the_process_group(e2e, tmp_path):
         assert pgid == pid, "the CLI leads its own process group"
         members = group_members(pgid)
         (task,) = task_ids(srv)
-        job_pid = int((srv.data / ".run" / ("%s.pid" % task)).read_text().split()[0])
-        assert proc_stat(job_pid) is not None
+        jpid = job_pid(srv, task)
+        assert proc_stat(jpid) is not None
         t1 = time.monotonic()
-        status, data = request(srv, "POST", "/cancel/%s" % task)
+        status, data = call(srv, "POST", "/cancel/%s" % task)
         assert status == 200, data
         assert json.loads(data)["status"] == "cancelled"
         for _ in it:
@@ -534,7 +617,11 @@ def test_e_cancel_mid_run_kills_the_process_group(e2e, tmp_path):
     for m in members:
         st = proc_stat(m)
         assert st is None or st[0] == "Z" or st[2] != pgid, "pid %d survived" % m
-    wait_for(lambda: proc_stat(job_pid) is None or proc_stat(job_pid)[0] == "Z", 10, "`ccr job` to exit")
+    wait_for(lambda: proc_stat(jpid) is None or proc_stat(jpid)[0] == "Z", 10, "`ccr job` to exit")
+    if srv.mode == "cloud":
+        ex = wait_for(lambda: (lambda x: x if x["state"] != "RUNNING" else None)(execution_of(srv, task)), 10,
+                      "the execution to end")
+        assert ex["cancel_requested"] and ex["state"] == "CANCELLED", ex["state"]
     # the token proxy hung up on the API: nothing keeps the stalled request open
     wait_for(lambda: [q["status"] for q in srv.fake.requests() if q["kind"] == "main"] == ["client-gone"],
              5, "the stalled API request to be dropped")
@@ -565,7 +652,7 @@ def test_e_cancel_during_a_bash_tool_stops_its_command(e2e):
     srv.fake.load_script([{"tool_use": {"name": "Bash", "input": {
         "command": "%s -c 'import time; time.sleep(300)' %s" % (PYTHON, marker),
         "description": "a long command"}}}, {"text": "never reached"}])
-    with Scenario("E cancel during a Bash tool"):
+    with Scenario(srv, "E cancel during a Bash tool"):
         sse = SSE(srv, "POST", "/run", body())
         it = iter(sse)
         for ev, _, d in it:
@@ -576,7 +663,7 @@ def test_e_cancel_during_a_bash_tool_stops_its_command(e2e):
         pgid = proc_stat(cli)[2]
         (task,) = task_ids(srv)
         t1 = time.monotonic()
-        status, data = request(srv, "POST", "/cancel/%s" % task)
+        status, data = call(srv, "POST", "/cancel/%s" % task)
         assert status == 200, data
         for _ in it:
             pass
@@ -619,7 +706,7 @@ def wait_for_group_gone(pgid, timeout):
 def test_f_stalled_model_trips_the_idle_watchdog(e2e):
     srv = e2e(CCR_IDLE_TIMEOUT_S=3)
     srv.fake.load_script([{"stall": "forever", "stall_at": "start"}])
-    with Scenario("F idle watchdog (3 s)"):
+    with Scenario(srv, "F idle watchdog (3 s)"):
         frames = SSE(srv, "POST", "/run", body()).read_all()
     named = terminal(frames)
     assert [ev for ev, _ in named] == ["error", "done"], named
@@ -641,8 +728,8 @@ def test_g_reconnect_with_last_event_id_gets_every_line_once(e2e):
     # the answer after the tool result comes late, so the task is still
     # running when the client drops and comes back
     srv.fake.load_script([write_script()[0], {"text": "finally done", "delay": 2.0}])
-    with Scenario("G reconnect with Last-Event-ID"):
-        status, data = request(srv, "POST", "/run-async",
+    with Scenario(srv, "G reconnect with Last-Event-ID"):
+        status, data = call(srv, "POST", "/run-async",
                                body(callbackUrl="https://example.invalid/hook", taskId="e2e-resume"))
         assert status == 202, data
         first = SSE(srv, "GET", "/tasks/e2e-resume/events")
@@ -694,27 +781,63 @@ def hook():
     srv.server_close()
 
 
-@pytest.mark.skipif(not shutil.which("git") or not shutil.which("openssl"), reason="needs git and openssl")
-def test_c_async_git_commit_push_and_signed_webhook(e2e, hook, tmp_path):
-    from fakes.git_servers import GitHttps, make_ca
-    from test_git import git, make_origin
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """OpenSSH's sshd on loopback; the ed25519 user key may only run git-shell."""
+    from fakes.git_servers import sshd_for_tests
+    s = sshd_for_tests(tmp_path_factory.mktemp("sshd"), {"ed25519": ("ed25519", 'git-shell -c "$SSH_ORIGINAL_COMMAND"')})
+    yield s
+    s.close()
 
-    token = "ghp_e2eGitToken_" + secrets.token_hex(8)
-    ca, cert, key = make_ca(tmp_path / "tls")
-    bare = make_origin(tmp_path / "srv")
-    gsrv = GitHttps(tmp_path / "srv", cert, key, token=token)
+
+class GitRemote:
+    """The origin repository of scenario C, served over HTTPS (a token in the
+    URL) or over SSH (an ed25519 key in the request, the host key pinned by
+    sshKnownHosts).  .fields is what the request adds; .secret what must never
+    show up in storage or logs."""
+
+    def __init__(self, transport, tmp_path, request):
+        from fakes.git_servers import GitHttps, make_ca
+        from test_git import make_origin
+        self.bare = make_origin(tmp_path / "srv")
+        self.env, self.server = {}, None
+        if transport == "https":
+            self.secret = "ghp_e2eGitToken_" + secrets.token_hex(8)
+            ca, cert, key = make_ca(tmp_path / "tls")
+            self.server = GitHttps(tmp_path / "srv", cert, key, token=self.secret)
+            url = self.server.url("origin.git").replace("https://", "https://x-access-token:%s@" % self.secret)
+            self.fields = {"gitRepo": url}
+            self.env = {"SSL_CERT_FILE": ca}
+        else:
+            sshd = request.getfixturevalue("sshd")
+            key = pathlib.Path(sshd.keys["ed25519"]).read_text()
+            self.secret = "".join(key.strip().splitlines()[1:-1])  # the key's body
+            self.fields = {"gitRepo": sshd.url(str(self.bare)), "sshKey": key,
+                           "sshKnownHosts": sshd.known_hosts_line() + "\n"}
+
+    def close(self):
+        if self.server is not None:
+            self.server.close()
+
+
+@pytest.mark.skipif(not shutil.which("git") or not shutil.which("openssl"), reason="needs git and openssl")
+@pytest.mark.parametrize("transport", ["https", "ssh"])
+def test_c_async_git_commit_push_and_signed_webhook(e2e, hook, tmp_path, request, transport):
+    from test_git import git
+
+    remote = GitRemote(transport, tmp_path, request)
+    bare = remote.bare
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     try:
-        srv = e2e(SSL_CERT_FILE=ca, CCR_ALLOW_PRIVATE_CALLBACKS=1, CLOUDRUN_CALLBACK_SECRET=secret)
+        srv = e2e(CCR_ALLOW_PRIVATE_CALLBACKS=1, CLOUDRUN_CALLBACK_SECRET=secret, **remote.env)
         srv.fake.load_script([{"tool_use": {"name": "Write", "input": {
             "file_path": "feature.txt", "content": "written by the agent\n"}}}, {"text": "committed"}])
-        url = gsrv.url("origin.git").replace("https://", "https://x-access-token:%s@" % token)
-        with Scenario("C async git clone/commit/push + webhook"):
-            status, data = request(srv, "POST", "/run-async", body(
-                callbackUrl=hook, taskId="e2e-git", gitRepo=url, gitBranch="main",
-                metadata={"who": "e2e"},
+        with Scenario(srv, "C async git over %s, commit/push + webhook" % transport.upper()):
+            status, data = call(srv, "POST", "/run-async", body(
+                callbackUrl=hook, taskId="e2e-git", gitBranch="main", metadata={"who": "e2e"},
                 postExecutionActions={"git": {"commit": True, "push": True, "branch": "ccr/e2e",
-                                              "commitMessage": "agent: add feature.txt"}}))
+                                              "commitMessage": "agent: add feature.txt"}},
+                **remote.fields))
             assert status == 202, data
             meta = wait_status(srv, "e2e-git", ("completed", "failed", "cancelled"), 90)
             wait_for(lambda: Hook.seen, 30, "the webhook")
@@ -744,9 +867,47 @@ def test_c_async_git_commit_push_and_signed_webhook(e2e, hook, tmp_path):
         assert res["usage"]["output_tokens"] > 0 and res["session_id"]
         init = stored_lines(srv, "e2e-git")[0]
         assert res["session_id"] == init["session_id"]
-        assert token not in json.dumps(srv.lines)
-        for p in srv.data.rglob("*"):
-            if p.is_file():
-                assert token.encode() not in p.read_bytes(), p
+        assert remote.secret not in json.dumps(srv.lines)
+        for where, raw in everything_stored(srv):
+            assert remote.secret.encode() not in raw, "the git credential is in %s" % where
+        wait_wiped(srv)
     finally:
-        gsrv.close()
+        remote.close()
+
+
+# --------------------------------------------------------------------------
+# H (cloud mode): 20% 503s from Cloud Storage, Cloud KMS and Cloud Run
+
+
+@pytest.mark.parametrize("e2e", ["cloud"], indirect=True)
+def test_h_cloud_faults_still_complete_with_the_whole_log(e2e):
+    srv = e2e(CCR_RETRY_BASE_MS=50)
+    srv.fake.load_script(write_script("done despite the faults"))
+    # 20% at random everywhere, and surely the first call of KMS and of
+    # Cloud Run (one task makes only a couple of those)
+    rules = [{"name": "%s-first" % svc, "service": svc, "status": 503, "count": 1} for svc in ("kms", "run")]
+    rules += [{"name": "%s-503" % svc, "service": svc, "status": 503, "probability": 0.2}
+              for svc in ("storage", "kms", "run")]
+    srv.cloud.fake.faults(rules=rules, seed=11)
+    with Scenario(srv, "H 20% 503s on GCS, KMS and Cloud Run"):
+        frames = SSE(srv, "POST", "/run", body(
+            postExecutionActions={"uploadFiles": {"globPatterns": ["hello.txt"]}})).read_all()
+    done = terminal(frames)[-1][1]
+    assert done["status"] == "completed", done
+    lines = lines_of(frames)
+    assert [fid for ev, fid, _ in frames if ev is None] == list(range(1, len(lines) + 1))
+    assert lines[0]["subtype"] == "init" and lines[-1]["type"] == "result"
+    assert lines[-1]["result"] == "done despite the faults"
+    fired = {r["name"]: r["fired"] for r in srv.cloud.fake.fault_state()["rules"]}
+    faulted = len(srv.cloud.fake.requests())
+    srv.cloud.fake.clear_faults()
+    (task,) = task_ids(srv)
+    assert stored_lines(srv, task) == lines, "the stored log is complete"
+    assert stored_meta(srv, task)["status"] == "completed"
+    assert stored(srv, "files/%s/hello.txt" % task) == b"hello from the fake model\n"
+    srv.cloud.wait_gone("tasks/%s/payload.enc" % task)
+    print("503s injected: %s of %d requests" % (fired, faulted))
+    assert fired.get("storage-503", 0) >= 3, fired
+    assert fired["kms-first"] == 1 and fired["run-first"] == 1, fired
+    runs = [ex for ex in srv.cloud.fake.executions()]
+    assert len(runs) == 1, "a retried jobs.run started %d executions" % len(runs)

@@ -496,10 +496,26 @@ def test_run_job_status_cancel_and_seed_errors(gcp, fake, job_out):
     fake.faults(service='run', method='POST', status=400, message='bad override')
     r = gcp('run', 'start', 'worker', 't', payload, check=False)
     assert r.stderr.decode().startswith('ccr gcp: Job trigger failed (HTTP 400): {')
-    # jobs.run is not idempotent: a 503 is not retried (it may have started the job) ...
+    # jobs.run is not idempotent.  After a 503 (which may or may not have started the job) the
+    # client looks for an execution carrying its TASK_ID before it runs the job again ...
     fake.faults(service='run', method='POST', status=503, count=1)
-    r = gcp('run', 'start', 'worker', 't', payload, check=False)
-    assert r.returncode == 1 and 'HTTP 503' in r.stderr.decode()
+    name = gcp('run', 'start', 'worker', 't-503', payload).stdout.decode().strip()
+    mine = [e for e in fake.executions() if {'name': 'TASK_ID', 'value': 't-503'} in e['env_overrides']]
+    assert [e['name'] for e in mine] == [name]
+    calls = [(e['method'], e['status']) for e in fake.requests(service='run')][-3:]
+    assert calls == [('POST', 503), ('GET', 200), ('POST', 200)], calls
+    # ... and when the job did start but the answer was lost, it takes that execution
+    fake.faults(service='run', method='POST', path_contains=':run', drop='after_body', count=1)
+    name = gcp('run', 'start', 'worker', 't-lost', payload).stdout.decode().strip()
+    mine = [e for e in fake.executions() if {'name': 'TASK_ID', 'value': 't-lost'} in e['env_overrides']]
+    assert [e['name'] for e in mine] == [name], 'a lost answer must not start the job twice'
+    posts = [e for e in fake.requests(service='run') if e['method'] == 'POST']
+    assert posts[-1]['dropped'], posts[-1]
+    # a 4xx is final
+    fake.faults(service='run', method='POST', status=409, count=1)
+    r = gcp('run', 'start', 'worker', 't-409', payload, check=False)
+    assert r.returncode == 1 and 'HTTP 409' in r.stderr.decode()
+    assert not [e for e in fake.executions() if {'name': 'TASK_ID', 'value': 't-409'} in e['env_overrides']]
     # ... but a 429 (refused before doing anything) is
     fake.faults(service='run', method='POST', status=429, count=2)
     gcp('run', 'start', 'worker', 't', payload)

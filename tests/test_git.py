@@ -22,7 +22,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fakes.git_servers import (FakeGitHubApi, GitHttps, Sshd, StallServer, ensure_sshd,  # noqa: E402
+from fakes.git_servers import (FakeGitHubApi, GitHttps, StallServer, sshd_for_tests,  # noqa: E402
                                make_ca)
 
 TOKEN = "ghp_ccrTestToken_0123456789abcdef"
@@ -230,14 +230,9 @@ def test_https_stalled_server_times_out(ccr, tmp_path):
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
-    if not shutil.which("ssh") or not shutil.which("ssh-keygen"):
-        pytest.skip("needs the OpenSSH client (openssh-client)")
-    if not ensure_sshd():
-        pytest.skip("needs sshd (openssh-server); as root it is installed, otherwise: apt-get install openssh-server")
-    d = tmp_path_factory.mktemp("sshd")
     git_shell = 'git-shell -c "$SSH_ORIGINAL_COMMAND"'
-    s = Sshd(d, {"ed25519": ("ed25519", git_shell), "rsa": ("rsa", git_shell),
-                 "stall": ("ed25519", "sleep 10")})
+    s = sshd_for_tests(tmp_path_factory.mktemp("sshd"), {"ed25519": ("ed25519", git_shell),
+                                                        "rsa": ("rsa", git_shell), "stall": ("ed25519", "sleep 10")})
     yield s
     s.close()
 

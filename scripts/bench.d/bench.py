@@ -25,6 +25,12 @@ ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 FAKE_CLAUDE = os.path.join(ROOT, "tests", "fakes", "fake_claude.py")
 FAKE_ANTHROPIC = os.path.join(ROOT, "scripts", "bench.d", "fake_anthropic_nodelay.py")
 SSE_CLIENTS = os.path.join(ROOT, "scripts", "bench.d", "sse_clients.py")
+INSTALL_CLAUDE = os.path.join(ROOT, "tests", "fakes", "install-claude")
+# what a user passes to keep the real CLI offline (as in tests/test_e2e.py)
+CLI_ENV = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
+           "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_MAX_RETRIES": "0"}
+CLOUD_BUCKET = "ccr-bench-logs"
+CLOUD_JOB = "claude-code-async-worker"
 PY = "/usr/bin/python3"
 HOST = "127.0.0.1"
 REAL_KEY = "sk-ant-bench-0000000000000000"
@@ -573,6 +579,96 @@ def m_proxy_job(run, n):
         % (d["total_med_us"], p["total_med_us"]))
 
 
+# ---------------------------------------------------------------- the real CLI
+
+def install_claude():
+    """The pinned CLI's path, or None with the reason logged."""
+    r = subprocess.run([INSTALL_CLAUDE], capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        why = (r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[-1]
+        if r.returncode == 3:
+            why = "the npm registry is unreachable: " + why
+        return None, why
+    return r.stdout.strip().splitlines()[-1], None
+
+
+def start_fake_api(run):
+    """The fake Anthropic API (TCP_NODELAY), answering every turn with text."""
+    script = os.path.join(run.tmp, "api-script.json")
+    with open(script, "w") as f:
+        json.dump({"turns": [], "default": {"text": "bench answer"}}, f)
+    fake = run.track(subprocess.Popen([PY, FAKE_ANTHROPIC, "--port", "0", "--expected-key", REAL_KEY,
+                                       "--script", script], stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL, text=True, stdin=subprocess.DEVNULL))
+    line = fake.stdout.readline().split()
+    if len(line) != 2 or line[0] != "LISTENING":
+        raise RuntimeError("the fake Anthropic API did not start")
+    return fake, "http://%s:%s" % (HOST, line[1])
+
+
+def start_fake_cloud(run, job_env):
+    """The fake Google Cloud with the Cloud Run job = `ccr job`; serve's env for it."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from fakes.gcp_client import FakeGCP
+    d = os.path.join(run.tmp, "cloud")
+    os.makedirs(os.path.join(d, "gcloud"), exist_ok=True)
+    fenv = serve_env(run, d)
+    fake = FakeGCP(state_dir=os.path.join(d, "fake"), buckets=[CLOUD_BUCKET], env=fenv).start()
+    env = {"GCS_LOGS_BUCKET": CLOUD_BUCKET, "GOOGLE_APPLICATION_CREDENTIALS": fake.sa_path,
+           "CLOUDSDK_CONFIG": os.path.join(d, "gcloud"), "STORAGE_EMULATOR_HOST": fake.url,
+           "CCR_KMS_ENDPOINT": fake.url, "CCR_RUN_ENDPOINT": fake.url, "CCR_SECRETMANAGER_ENDPOINT": fake.url,
+           "REGION": fake.region, "CLOUDRUN_JOB_NAME": CLOUD_JOB}
+    fake.register_job(CLOUD_JOB, command=[run.ccr, "job"], env=dict(fenv, **env, **job_env))
+    return fake, env
+
+
+def m_real_cli(run, n, mode):
+    """POST /run -> the CLI's init line, and -> `event: done`, with the real CLI."""
+    label = "real CLI, %s mode" % mode
+    claude, why = install_claude()
+    if claude is None:
+        row("%s: POST /run -> init line" % label, "skipped", why[:120])
+        return
+    fake, url = start_fake_api(run)
+    home = os.path.join(run.tmp, "cli-home-" + mode)
+    os.makedirs(home, exist_ok=True)
+    env = {"CLAUDE_BIN": claude, "CCR_ANTHROPIC_UPSTREAM": url, "DANGEROUSLY_SKIP_PERMISSIONS": "true",
+           "HOME": home, "CCR_WORKSPACE_ROOT": os.path.join(run.tmp, "ws-" + mode)}
+    cloud = None
+    if mode == "cloud":
+        cloud, cenv = start_fake_cloud(run, env)
+        env.update(cenv)
+    srv = Serve(run, "cli-" + mode, env)
+    first, done = [], []
+    try:
+        for _ in range(n):
+            body = {"prompt": "bench", "anthropicApiKey": REAL_KEY,
+                    "environmentSecrets": dict(CLI_ENV, CCR_BENCH_MARK=run.mark)}
+            sse = SSE(srv.port, "POST", "/run", body, timeout=120)
+            got = False
+            try:
+                for t, ev, _, data in sse.frames():
+                    if ev is None and not got:
+                        got = True
+                        first.append(t - sse.t_send)
+                    if ev == "done":
+                        if json.loads(data).get("status") != "completed":
+                            raise RuntimeError("a task ended %s" % data[:200])
+                        done.append(t - sse.t_send)
+                        break
+            finally:
+                sse.close()
+    finally:
+        srv.stop()
+        stop(fake)
+        if cloud is not None:
+            cloud.stop()
+    row("%s: POST /run -> init line" % label, ms(median(first)),
+        "median of %d (min %s, max %s); CLI start-up included" % (len(first), ms(min(first)), ms(max(first))))
+    row("%s: POST /run -> done" % label, ms(median(done)),
+        "one text turn through the token proxy to the fake API; max %s" % ms(max(done)))
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -612,11 +708,14 @@ def main():
         step("sse fan-out", lambda: m_sse_fanout(run, 500, 6.0 if q else 15.0))
         step("proxy selftest", lambda: m_proxy_selftest(run))
         step("proxy job", lambda: m_proxy_job(run, 50 if q else 200))
+        step("real CLI local", lambda: m_real_cli(run, 3 if q else 10, "local"))
+        step("real CLI cloud", lambda: m_real_cli(run, 3 if q else 10, "cloud"))
     finally:
         run.stop_all()
 
     order = ["cold start", "idle RSS", "/health req/s", "RSS after the wrk", "RSS with", "  serve CPU",
-             "  fan-out", "  stream errors", "  after they", "job line", "POST /run", "  of which", "proxy TTFB", "  whole"]
+             "  fan-out", "  stream errors", "  after they", "job line", "POST /run", "  of which", "proxy TTFB", "  whole", "real CLI, local",
+             "real CLI, cloud"]
 
     def key(r):
         for i, p in enumerate(order):

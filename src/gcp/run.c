@@ -10,6 +10,7 @@
  * not documented for v2).  Names are validated before they are put into
  * URLs, since they come from stored metadata.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,13 +207,148 @@ out:
 	return rc;
 }
 
+/* The seed quoted the whole JSON body of a failed jobs.run; one cleaned line of it. */
+static void one_line(const struct buf *body, char *text, size_t size)
+{
+	size_t i, n = 0;
+
+	for (i = 0; body->p && i < body->len && n + 1 < size; i++) {
+		char ch = body->p[i];
+
+		if (ch == '\n' || ch == '\r' || ch == '\t')
+			ch = ' ';
+		if ((unsigned char)ch < 0x20 || (ch == ' ' && n > 0 && text[n - 1] == ' '))
+			continue;
+		text[n++] = ch;
+	}
+	text[n] = 0;
+}
+
+/*
+ * One jobs.run request.  On failure *maybe_started says whether the
+ * service may have started the execution anyway (HTTP 5xx or 408, or a
+ * connection lost after the request went out), and *retry_after holds
+ * the answer's Retry-After in ms (or -1).
+ */
+static int run_attempt(struct crun *c, const char *url, const struct buf *body, const char *short_job,
+	struct buf *exec_name, int *maybe_started, long *retry_after, struct err *e)
+{
+	struct hc_response rs = HC_RESPONSE_INIT;
+	char text[300];
+	int rc = -1;
+
+	*maybe_started = 0;
+	*retry_after = -1;
+	if (call(c, "POST", url, body, HC_RETRY_UNSENT, &rs, e) != 0) {
+		*maybe_started = e->http == 0;
+		goto out;
+	}
+	if (rs.status == 404) {
+		err_http(e, 404, "Cloud Run Job \"%s\" not found in %s. Deploy it first with scripts/deploy-job.sh",
+			short_job, c->region);
+	} else if (rs.status == 403) {
+		err_http(e, 403, "Permission denied to run job \"%s\". Grant service account roles/run.developer "
+			"permission.", short_job);
+	} else if (rs.status < 200 || rs.status > 299) {
+		one_line(&rs.body, text, sizeof text);
+		err_http(e, (int)rs.status, "Job trigger failed (HTTP %ld): %s", rs.status, text);
+		*maybe_started = rs.status >= 500 || rs.status == 408;
+		*retry_after = hc_retry_after_ms(&rs);
+	} else if (crun_execution_from_operation(rs.body.p ? rs.body.p : "", rs.body.len, exec_name, e) != 0) {
+		err_prefix(e, "Cloud Run job \"%s\"", short_job);
+	} else {
+		rc = 0;
+	}
+out:
+	hc_response_free(&rs);
+	return rc;
+}
+
+/* 1 when env (an array of {name, value}) sets name to value. */
+static int env_sets(const cJSON *env, const char *name, const char *value)
+{
+	const cJSON *v;
+
+	cJSON_ArrayForEach(v, env) {
+		const char *n = gcp_json_str(v, "name"), *x = gcp_json_str(v, "value");
+
+		if (n && x && strcmp(n, name) == 0 && strcmp(x, value) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* 1 when an execution resource was started for task_id: one of its
+ * template.containers[] has TASK_ID=task_id in its env. */
+static int started_for(const cJSON *exe, const char *task_id)
+{
+	const cJSON *tt = cJSON_GetObjectItemCaseSensitive(exe, "template");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(tt, "template");
+	const cJSON *ct;
+
+	cJSON_ArrayForEach(ct, cJSON_GetObjectItemCaseSensitive(t, "containers"))
+		if (env_sets(cJSON_GetObjectItemCaseSensitive(ct, "env"), "TASK_ID", task_id))
+			return 1;
+	return 0;
+}
+
+/*
+ * executions.list of job_path, newest first, one page: the execution
+ * started for task_id, appended to out.  1 found, 0 not found, -1 error.
+ */
+static int find_execution(struct crun *c, const char *job_path, const char *task_id, struct buf *out,
+	struct err *e)
+{
+	struct hc_response rs = HC_RESPONSE_INIT;
+	struct buf url = BUF_INIT;
+	const cJSON *x;
+	cJSON *j = NULL;
+	int rc = -1;
+
+	if (buf_printf(&url, "%s/v2/%s/executions?pageSize=50", c->ep.base, job_path) != 0) {
+		err_set(e, "out of memory");
+		goto out;
+	}
+	if (call(c, "GET", url.p, NULL, HC_RETRY_IDEMPOTENT, &rs, e) != 0)
+		goto out;
+	if (rs.status != 200) {
+		gcp_http_error(e, &rs, "Cloud Run executions of %.200s", job_path);
+		goto out;
+	}
+	j = gcp_json_parse(&rs.body);
+	rc = 0;
+	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(j, "executions")) {
+		const char *name = gcp_json_str(x, "name");
+
+		if (name && valid_name(name) && strstr(name, "/executions/") && started_for(x, task_id)) {
+			rc = buf_adds(out, name) == 0 ? 1 : err_set(e, "out of memory");
+			break;
+		}
+	}
+out:
+	cJSON_Delete(j);
+	hc_response_free(&rs);
+	buf_free(&url);
+	return rc;
+}
+
+/*
+ * jobs.run is not idempotent, so a failed attempt is sent again only when
+ * it certainly started nothing: hc retries a request that never left
+ * (HC_RETRY_UNSENT), and after an ambiguous failure (5xx, 408, a lost
+ * answer) the job's newest executions are searched for this task's
+ * TASK_ID first.  If one is there it is the answer; if not, jobs.run is
+ * sent again after the usual backoff.  Without a task id there is nothing
+ * to search for, and an ambiguous failure is final.
+ */
 int crun_run_job(struct crun *c, const char *job, const char *task_id, const char *payload_path,
 	const char *const *extra_env, struct buf *exec_name, struct err *e)
 {
-	struct hc_response rs = HC_RESPONSE_INIT;
-	struct buf url = BUF_INIT, body = BUF_INIT;
+	struct buf url = BUF_INIT, body = BUF_INIT, path = BUF_INIT;
 	const char *short_job = job ? strrchr(job, '/') : NULL;
 	const char *const *v;
+	uint64_t deadline = hc_now_ms() + (uint64_t)hc_default_deadline_ms();
+	unsigned n;
 	int rc = -1;
 
 	short_job = short_job ? short_job + 1 : job;
@@ -221,52 +357,34 @@ int crun_run_job(struct crun *c, const char *job, const char *task_id, const cha
 	for (v = extra_env; v && *v; v++)
 		if (!strchr(*v, '=') || **v == '=')
 			return err_set(e, "Cloud Run: the environment entry \"%.100s\" is not NAME=value", *v);
-	if ((strchr(job, '/') ? buf_printf(&url, "%s/v2/%s:run", c->ep.base, job)
-			: buf_printf(&url, "%s/v2/projects/%s/locations/%s/jobs/%s:run", c->ep.base, c->project,
-				c->region, job)) != 0 ||
+	if ((strchr(job, '/') ? buf_adds(&path, job)
+			: buf_printf(&path, "projects/%s/locations/%s/jobs/%s", c->project, c->region, job)) != 0 ||
+			buf_printf(&url, "%s/v2/%s:run", c->ep.base, path.p) != 0 ||
 			crun_run_body(&body, task_id, payload_path, extra_env) != 0) {
 		err_set(e, "Cloud Run: out of memory");
 		goto out;
 	}
-	if (call(c, "POST", url.p, &body, HC_RETRY_UNSENT, &rs, e) != 0)
-		goto out;
-	if (rs.status == 404) {
-		err_http(e, 404, "Cloud Run Job \"%s\" not found in %s. Deploy it first with scripts/deploy-job.sh",
-			short_job, c->region);
-		goto out;
-	}
-	if (rs.status == 403) {
-		err_http(e, 403, "Permission denied to run job \"%s\". Grant service account roles/run.developer "
-			"permission.", short_job);
-		goto out;
-	}
-	if (rs.status < 200 || rs.status > 299) {
-		char text[300];
-		size_t i, n = 0;
+	for (n = 0;; n++) {
+		struct err le = ERR_INIT;
+		int maybe, found;
+		long retry_after;
 
-		/* The seed quoted the whole JSON body; one cleaned line of it. */
-		for (i = 0; i < rs.body.len && n + 1 < sizeof text; i++) {
-			char ch = rs.body.p[i];
-
-			if (ch == '\n' || ch == '\r' || ch == '\t')
-				ch = ' ';
-			if ((unsigned char)ch < 0x20 || (ch == ' ' && n > 0 && text[n - 1] == ' '))
-				continue;
-			text[n++] = ch;
+		if (run_attempt(c, url.p, &body, short_job, exec_name, &maybe, &retry_after, e) == 0) {
+			rc = 0;
+			break;
 		}
-		text[n] = 0;
-		err_http(e, (int)rs.status, "Job trigger failed (HTTP %ld): %s", rs.status, text);
-		goto out;
+		if (!maybe || !task_id || hc_backoff_wait(n, retry_after, deadline) != 0)
+			break;
+		found = find_execution(c, path.p, task_id, exec_name, &le);
+		if (found != 0) {
+			rc = found > 0 ? 0 : -1;  /* on a listing error, report the jobs.run failure */
+			break;
+		}
 	}
-	if (crun_execution_from_operation(rs.body.p ? rs.body.p : "", rs.body.len, exec_name, e) != 0) {
-		err_prefix(e, "Cloud Run job \"%s\"", short_job);
-		goto out;
-	}
-	rc = 0;
 out:
-	hc_response_free(&rs);
 	buf_free(&url);
 	buf_free(&body);
+	buf_free(&path);
 	return rc;
 }
 

@@ -15,9 +15,12 @@
  * through operations.get.
  *
  * Retries: executions.get, operations.get and executions.cancel are
- * retried on transient failures; jobs.run must not start two executions,
- * so it is retried only when the request certainly did not reach the
- * service (connection refused, HTTP 429).
+ * retried on transient failures.  jobs.run must not start two executions:
+ * it is sent again at once only when the request certainly did not reach
+ * the service (connection refused, HTTP 429); after an ambiguous failure
+ * (5xx, 408, an answer lost after sending) the job's newest executions are
+ * listed first, and one whose template.containers[].env holds this
+ * TASK_ID is taken as the answer instead of running the job again.
  *
  * Errors of jobs.run keep the seed's texts (seed-spec §7.1):
  *   404: Cloud Run Job "<job>" not found in <region>. Deploy it first with scripts/deploy-job.sh

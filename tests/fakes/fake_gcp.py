@@ -2290,7 +2290,8 @@ class RunService:
                       'template': {'taskCount': ex.task_count,
                                    'template': {'maxRetries': ex.max_retries,
                                                 'timeout': f'{int(ex.timeout or 600)}s',
-                                                'containers': [{'image': 'fake.local/ccr-job:latest'}]}},
+                                                'containers': [{'image': 'fake.local/ccr-job:latest',
+                                                                'env': self.execution_env(ex)}]}},
                       'reconciling': not ex.done, 'conditions': conds, 'observedGeneration': '1',
                       'runningCount': c['RUNNING'], 'succeededCount': c['SUCCEEDED'],
                       'failedCount': c['FAILED'], 'cancelledCount': c['CANCELLED'],
@@ -2434,6 +2435,15 @@ class RunService:
         if self.st.config['omit_default_fields']:
             d = prune_defaults(d)
         return json_resp(200, d)
+
+    @staticmethod
+    def execution_env(ex):
+        """The container env an execution runs with, as the API shows it in
+        template.containers[0].env: the job's env merged with the run's
+        containerOverrides env (an override replaces a variable of the same name)."""
+        over = {e['name']: e for e in ex.env_overrides}
+        env = [over.pop(n, {'name': str(n), 'value': str(v)}) for n, v in ex.spec['env'].items()]
+        return env + [e for e in ex.env_overrides if e['name'] in over]
 
     def list_executions(self, req, project, location, job):
         with self.st.lock:

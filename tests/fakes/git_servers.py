@@ -225,6 +225,17 @@ def ensure_sshd():
     return SSHD if os.path.exists(SSHD) else None
 
 
+def sshd_for_tests(workdir, keys):
+    """A started Sshd(workdir, keys) for a pytest fixture, or pytest.skip
+    saying what is missing."""
+    import pytest
+    if not shutil.which("ssh") or not shutil.which("ssh-keygen"):
+        pytest.skip("needs the OpenSSH client (openssh-client)")
+    if not ensure_sshd():
+        pytest.skip("needs sshd (openssh-server); as root it is installed, otherwise: apt-get install openssh-server")
+    return Sshd(workdir, keys)
+
+
 def keygen(path, kind):
     args = ["ssh-keygen", "-q", "-N", "", "-C", f"ccr-test-{kind}", "-f", path, "-t", kind]
     if kind == "rsa":
