@@ -353,7 +353,7 @@ def mib(x):
 # ---------------------------------------------------------------- measurements
 
 def m_cold_start(run, n):
-    times, listen = [], []
+    times = []
     for i in range(n):
         d = os.path.join(run.tmp, "cold%d" % i)
         os.makedirs(d)
