@@ -65,7 +65,7 @@ CLI_ENV = {
 
 # What ccr itself puts in the CLI's environment (src/job/claude_cmd.c).
 CLI_ALLOWED_ENV = {"ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "HOME", "PATH", "CLAUDE_CODE_ACTION",
-                   "CLAUDE_CODE_ENTRYPOINT", "DISABLE_AUTOUPDATER", "IS_SANDBOX"}
+                   "CLAUDE_CODE_ENTRYPOINT", "DISABLE_AUTOUPDATER", "IS_SANDBOX", "CLAUDE_CONFIG_DIR"}
 
 TIMES = {}
 MODES = ("local", "cloud")
@@ -474,6 +474,10 @@ def test_a_run_streams_the_cli_lines_and_writes_the_file(e2e):
     assert stored(srv, "tasks/%s/payload.enc" % task) is None, "the sealed payload is deleted"
     assert stored_lines(srv, task) == lines, "the stream is the stored log"
     wait_wiped(srv)
+    # the CLI kept its session transcript in the per-task config directory,
+    # wiped with the workspace: nothing of the conversation is left in HOME
+    left = [str(p) for p in srv.home.rglob("*") if p.is_file()]
+    assert not [p for p in left if p.endswith(".jsonl")], left
     status, data = call(srv, "GET", "/tasks/status")
     assert status == 200 and json.loads(data)["active"] == 0, data
 
@@ -524,6 +528,8 @@ def test_b_real_key_only_reaches_the_api_and_the_cli_holds_a_dummy(e2e):
         assert env["ANTHROPIC_BASE_URL"] != srv.fake.url, "the CLI must talk to the proxy"
         assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1", "environmentSecrets reach the CLI"
         assert env["HOME"] == str(srv.home)
+        # the CLI's own files (transcripts...) live in the workspace and go with it
+        assert env["CLAUDE_CONFIG_DIR"].startswith(str(srv.ws) + "/"), env["CLAUDE_CONFIG_DIR"]
         # an explicit environment: nothing of serve's (CCR_*, the webhook secret...)
         extra = set(env) - CLI_ALLOWED_ENV - set(CLI_ENV)
         assert extra <= {"PLAYWRIGHT_MCP_EXECUTABLE_PATH", "PLAYWRIGHT_MCP_SANDBOX"}, extra

@@ -162,7 +162,8 @@ static int find_chromium(char *out, size_t n)
 	return access(out, X_OK);
 }
 
-static void build_env(struct vec *v, const struct payload *p, const struct tp_proxy *proxy, const char *git_ssh)
+static void build_env(struct vec *v, const struct payload *p, const struct tp_proxy *proxy, const char *git_ssh,
+		      const char *config_dir)
 {
 	const char *home = getenv("HOME"), *path = getenv("PATH");
 	const cJSON *it;
@@ -176,6 +177,8 @@ static void build_env(struct vec *v, const struct payload *p, const struct tp_pr
 	pushf(v, tp_cred_env(proxy), tp_dummy(proxy));
 	if (git_ssh)
 		pushf(v, "GIT_SSH_COMMAND", git_ssh);
+	if (config_dir && !cJSON_GetObjectItemCaseSensitive(p->env_secrets, "CLAUDE_CONFIG_DIR"))
+		pushf(v, "CLAUDE_CONFIG_DIR", config_dir);
 	if (find_chromium(chrome, sizeof(chrome)) == 0) {
 		pushf(v, "PLAYWRIGHT_MCP_EXECUTABLE_PATH", chrome);
 		pushf(v, "PLAYWRIGHT_MCP_SANDBOX", "false");
@@ -192,7 +195,7 @@ static void build_env(struct vec *v, const struct payload *p, const struct tp_pr
 }
 
 int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct tp_proxy *proxy,
-		     const char *mcp_config, const char *git_ssh, struct err *e)
+		     const char *mcp_config, const char *git_ssh, const char *config_dir, struct err *e)
 {
 	struct vec argv = { 0 }, envp = { 0 };
 	const char *bin = getenv("CLAUDE_BIN");
@@ -200,7 +203,7 @@ int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct
 	memset(c, 0, sizeof(*c));
 	c->path = bin && *bin ? bin : "claude";
 	build_argv(&argv, p, mcp_config);
-	build_env(&envp, p, proxy, git_ssh);
+	build_env(&envp, p, proxy, git_ssh, config_dir);
 	if (argv.oom || envp.oom) {
 		free_vec(argv.v);
 		free_vec(envp.v);

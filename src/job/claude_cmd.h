@@ -18,9 +18,11 @@ struct claude_cmd {
 };
 
 /* claude_cmd_build: mcp_config: absolute path of .mcp.json or NULL;
- * git_ssh: the GIT_SSH_COMMAND value or NULL. */
+ * git_ssh: the GIT_SSH_COMMAND value or NULL; config_dir: the CLI's
+ * CLAUDE_CONFIG_DIR (its settings, session transcripts, todos) or NULL,
+ * unless environmentSecrets names one. */
 int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct tp_proxy *proxy,
-		     const char *mcp_config, const char *git_ssh, struct err *e);
+		     const char *mcp_config, const char *git_ssh, const char *config_dir, struct err *e);
 
 void claude_cmd_free(struct claude_cmd *c);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/seal.h"
@@ -331,14 +332,38 @@ static void on_stderr(void *arg, const char *data, size_t n)
 	task_log("WARNING", "claude stderr: %.*s", (int)(n > 2000 ? 2000 : n), data);
 }
 
+/*
+ * The CLI's configuration directory (CLAUDE_CONFIG_DIR).  When the
+ * operator set one for ccr, it is shared by every task (a managed
+ * settings.json, say).  Otherwise each task gets <workspace>/.claude-config,
+ * 0700, so that what the CLI keeps there -- session transcripts with the
+ * whole conversation and every tool's output, todos, shell snapshots --
+ * is wiped with the workspace instead of piling up under HOME.
+ */
+static int cli_config_dir(struct task *t, char *out, size_t size, struct err *e)
+{
+	const char *shared = getenv("CLAUDE_CONFIG_DIR");
+
+	if (shared && *shared)
+		return snprintf(out, size, "%s", shared) < (int)size ? 0
+			: err_set(e, "CLAUDE_CONFIG_DIR is too long");
+	if (snprintf(out, size, "%s/.claude-config", t->ws.dir) >= (int)size)
+		return err_set(e, "the workspace path is too long");
+	if (mkdir(out, 0700) != 0)
+		return err_set(e, "cannot create %s: %s", out, strerror(errno));
+	return 0;
+}
+
 static int run_claude(struct task *t, struct err *e)
 {
 	struct claude_cmd cmd;
 	struct runner_config rc;
 	struct runner_result res;
+	char confdir[PATH_MAX];
 
-	if (claude_cmd_build(&cmd, &t->p, &t->proxy, t->mcp_path[0] ? t->mcp_path : NULL,
-			     t->ssh_cmd[0] ? t->ssh_cmd : NULL, e) != 0)
+	if (cli_config_dir(t, confdir, sizeof(confdir), e) != 0 ||
+			claude_cmd_build(&cmd, &t->p, &t->proxy, t->mcp_path[0] ? t->mcp_path : NULL,
+					 t->ssh_cmd[0] ? t->ssh_cmd : NULL, confdir, e) != 0)
 		return -1;
 	if (t->p.use_named_pipe && ws_write_file(t->ws.root, "prompt.txt", t->p.prompt, strlen(t->p.prompt), 0600, e)) {
 		claude_cmd_free(&cmd);
