@@ -471,7 +471,7 @@ def test_a_run_streams_the_cli_lines_and_writes_the_file(e2e):
     assert stored(srv, "files/%s/hello.txt" % task) == b"hello from the fake model\n"
     meta = stored_meta(srv, task)
     assert meta["status"] == "completed"
-    assert stored(srv, "tasks/%s/payload.enc" % task) is None, "the sealed payload is deleted"
+    wait_for(lambda: stored(srv, "tasks/%s/payload.enc" % task) is None, 10, "the sealed payload's deletion")
     assert stored_lines(srv, task) == lines, "the stream is the stored log"
     wait_wiped(srv)
     # the CLI kept its session transcript in the per-task config directory,
@@ -577,6 +577,35 @@ def test_d_mcp_server_is_connected(e2e, tmp_path):
     (task,) = task_ids(srv)
     joblog = job_log(srv, task)
     assert "MCP servers: 1/1 connected (echo: connected)" in joblog, joblog
+
+
+def test_d_failed_mcp_server_is_explained_from_the_cli_log(e2e):
+    """A server that dies at start: the job reads the CLI's own log of it
+    (seed-spec 14.2), logs the reason with secrets redacted, and removes
+    the CLI's logs of the workspace afterwards."""
+    srv = e2e()
+    token = "mcp-token-" + secrets.token_hex(8)
+    srv.fake.load_script([{"text": "no tools today"}])
+    mcp = {"mcpServers": {"broken": {"command": "/bin/sh", "args": [
+        "-c", 'echo "cannot start: token $MCP_TOKEN was rejected" >&2; exit 3'],
+        "env": {"MCP_TOKEN": "${MCP_TOKEN}"}}}}
+    with Scenario(srv, "D a failing MCP server explained"):
+        frames = SSE(srv, "POST", "/run", body({"MCP_TOKEN": token}, mcpConfig=mcp)).read_all()
+    assert terminal(frames)[-1][1]["status"] == "completed"
+    init = lines_of(frames)[0]
+    assert [(s["name"], s["status"]) for s in init["mcp_servers"]] == [("broken", "failed")]
+    (task,) = task_ids(srv)
+    joblog = job_log(srv, task)
+    assert "MCP servers: 0/1 connected (broken: failed)" in joblog, joblog
+    assert "MCP server 'broken' did not connect: " in joblog, joblog
+    assert "cannot start: token [REDACTED] was rejected" in joblog, joblog
+    assert token not in joblog
+    # the CLI's logs of this workspace are gone with it
+    wait_wiped(srv)
+    left = [str(p) for p in (srv.home / ".cache").rglob("mcp-logs-*")] if (srv.home / ".cache").is_dir() else []
+    assert left == [], left
+    for where, raw in everything_stored(srv):
+        assert token.encode() not in raw, "the MCP server's secret is in %s" % where
 
 
 # --------------------------------------------------------------------------

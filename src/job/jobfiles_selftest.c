@@ -23,6 +23,7 @@
 
 #include "backend/storage.h"
 #include "job/claudecfg.h"
+#include "job/mcplog.h"
 #include "job/precmd.h"
 #include "job/upload.h"
 #include "job/workspace.h"
@@ -998,6 +999,72 @@ out:
 	return fail;
 }
 
+/* mcplog.c: the CLI's MCP logs, in both naming schemes and all three
+ * formats, explained and then forgotten. */
+static int t_mcplog(char *why, size_t n)
+{
+	char dir[PATH_MAX], cache[PATH_MAX + 16];
+	struct buf out = BUF_INIT;
+	const char *cwd = "/w/ws_1";
+	int rc = 1, k;
+
+	if (tmp_dir(dir, sizeof(dir)) != 0)
+		return st_fail(why, n, "mkdtemp: %s", strerror(errno));
+	snprintf(cache, sizeof(cache), "%s/cache", dir);
+	if (sub_dir(dir, "cache", 0700) || sub_dir(dir, "cache/claude-cli-nodejs", 0700) ||
+			sub_dir(dir, "cache/claude-cli-nodejs/-w-ws-1", 0700) ||
+			sub_dir(dir, "cache/claude-cli-nodejs/-w-ws-1/mcp-logs-new", 0700) ||
+			put_file(dir, "cache/claude-cli-nodejs/-w-ws-1/mcp-logs-new/2026-01-01.jsonl",
+				 "{\"error\":\"stale\"}\n", 0600) ||
+			put_file(dir, "cache/claude-cli-nodejs/-w-ws-1/mcp-logs-new/2026-02-01.jsonl",
+				 "{\"debug\":\"starting\"}\n{\"error\":\"Server stderr: no token\\n\"}\n"
+				 "{\"error\":\"Connection closed\"}\n", 0600) ||
+			sub_dir(dir, "cache/claude-old", 0700) || sub_dir(dir, "cache/claude-old/-w-ws_1", 0700) ||
+			sub_dir(dir, "cache/claude-old/-w-ws_1/mcp-logs-old", 0700) ||
+			put_file(dir, "cache/claude-old/-w-ws_1/mcp-logs-old/a.txt",
+				 "[{\"error\":\"spawn npx ENOENT\",\"timestamp\":\"t\"}]", 0600) ||
+			sub_dir(dir, "cache/claude-old/-w-ws_1/mcp-logs-raw", 0700) ||
+			put_file(dir, "cache/claude-old/-w-ws_1/mcp-logs-raw/a.txt", "plain words", 0600)) {
+		st_fail(why, n, "cannot build the cache tree: %s", strerror(errno));
+		goto out;
+	}
+	k = ml_explain(cache, cwd, "new", &out);
+	if (k != 1 || strcmp(out.p, "Server stderr: no token; Connection closed") != 0) {
+		st_fail(why, n, "jsonl: %d '%s'", k, out.p ? out.p : "");
+		goto out;
+	}
+	buf_reset(&out);
+	if ((k = ml_explain(cache, cwd, "old", &out)) != 1 || strcmp(out.p, "spawn npx ENOENT") != 0) {
+		st_fail(why, n, "json array: %d '%s'", k, out.p ? out.p : "");
+		goto out;
+	}
+	buf_reset(&out);
+	if ((k = ml_explain(cache, cwd, "raw", &out)) != 1 || strcmp(out.p, "plain words") != 0) {
+		st_fail(why, n, "raw text: %d '%s'", k, out.p ? out.p : "");
+		goto out;
+	}
+	buf_reset(&out);
+	if ((k = ml_explain(cache, cwd, "none", &out)) != 0 || !strstr(out.p, "no MCP log directory")) {
+		st_fail(why, n, "missing server: %d '%s'", k, out.p ? out.p : "");
+		goto out;
+	}
+	buf_reset(&out);
+	if ((k = ml_explain(cache, cwd, "../x", &out)) != 0) {
+		st_fail(why, n, "a server name with a slash was looked up");
+		goto out;
+	}
+	if ((k = ml_forget(cache, cwd)) != 2 || exists(cache, "claude-cli-nodejs/-w-ws-1") ||
+			exists(cache, "claude-old/-w-ws_1") || !exists(cache, "claude-old")) {
+		st_fail(why, n, "forget removed %d directories, or the wrong ones", k);
+		goto out;
+	}
+	rc = 0;
+out:
+	buf_free(&out);
+	rm_dir(dir);
+	return rc;
+}
+
 const struct st_case jobfiles_selftests[] = {
 	{ "ws_create", t_ws_create },
 	{ "ws_join", t_ws_join },
@@ -1014,5 +1081,6 @@ const struct st_case jobfiles_selftests[] = {
 	{ "pre_env", t_pre_env },
 	{ "glob", t_glob },
 	{ "upload", t_upload },
+	{ "mcplog", t_mcplog },
 	{ NULL, NULL },
 };

@@ -14,6 +14,7 @@
 
 #include "backend/seal.h"
 #include "job/claude_cmd.h"
+#include "job/mcplog.h"
 #include "job/runner.h"
 #include "job/task_int.h"
 #include "job/webhook.h"
@@ -288,8 +289,9 @@ static int setup(struct task *t, struct err *e)
 }
 
 /* The CLI's init line lists its MCP servers: log how many connected
- * (seed-spec §10.2; logging only, it does not change the result). */
-static void mcp_health(const char *line, size_t n)
+ * (seed-spec §10.2; logging only, it does not change the result), and
+ * remember the ones that did not for mcp_explain(). */
+static void mcp_health(struct task *t, const char *line, size_t n)
 {
 	static const char init[] = "\"subtype\":\"init\"";
 	cJSON *j, *servers, *it;
@@ -305,6 +307,8 @@ static void mcp_health(const char *line, size_t n)
 		int up = cJSON_IsString(st) && strcmp(st->valuestring, "connected") == 0;
 		total++;
 		ok += up;
+		if (!up && cJSON_IsString(nm) && !strchr(nm->valuestring, '\n'))
+			buf_printf(&t->mcp_failed, "%s\n", nm->valuestring);
 		buf_printf(&names, "%s%s: %s", names.len ? ", " : "", cJSON_IsString(nm) ? nm->valuestring : "?",
 			   cJSON_IsString(st) ? st->valuestring : "?");
 	}
@@ -323,7 +327,7 @@ static void on_line(void *arg, const char *line, size_t n)
 
 	logsink_line(t->log, line, n);
 	report_line(&t->rep, line, n);
-	mcp_health(line, n);
+	mcp_health(t, line, n);
 }
 
 static void on_stderr(void *arg, const char *data, size_t n)
@@ -352,6 +356,38 @@ static int cli_config_dir(struct task *t, char *out, size_t size, struct err *e)
 	if (mkdir(out, 0700) != 0)
 		return err_set(e, "cannot create %s: %s", out, strerror(errno));
 	return 0;
+}
+
+/* Where the CLI keeps its caches: from the environment it was given. */
+static void set_cli_cache(struct task *t)
+{
+	const cJSON *xdg = cJSON_GetObjectItemCaseSensitive(t->p.env_secrets, "XDG_CACHE_HOME");
+	const cJSON *home = cJSON_GetObjectItemCaseSensitive(t->p.env_secrets, "HOME");
+	const char *h = cJSON_IsString(home) ? home->valuestring : getenv("HOME");
+
+	if (ml_cache_dir(cJSON_IsString(xdg) ? xdg->valuestring : NULL, h && *h ? h : "/root", t->cli_cache,
+			 sizeof(t->cli_cache)) != 0)
+		t->cli_cache[0] = 0;
+}
+
+/* For each MCP server that did not connect, the errors of the CLI's log
+ * of it (seed-spec §14.2), redacted, on the job's log. */
+static void mcp_explain(struct task *t)
+{
+	char *name = t->mcp_failed.p, *nl;
+	struct buf why = BUF_INIT;
+
+	for (; name && *name && (nl = strchr(name, '\n')) != NULL; name = nl + 1) {
+		*nl = 0;
+		buf_reset(&why);
+		if (!t->cli_cache[0])
+			buf_adds(&why, "the CLI's cache directory is unknown (no HOME)");
+		else if (ml_explain(t->cli_cache, t->claude_cwd, name, &why) < 0)
+			break;
+		task_log("WARNING", "MCP server '%s' did not connect: %s", name, why.p ? why.p : "");
+	}
+	buf_free(&why);
+	buf_reset(&t->mcp_failed);
 }
 
 static int run_claude(struct task *t, struct err *e)
@@ -385,11 +421,13 @@ static int run_claude(struct task *t, struct err *e)
 	rc.on_line = on_line;
 	rc.on_stderr = on_stderr;
 	rc.arg = t;
+	set_cli_cache(t);
 	if (runner_run(&rc, &res, e) != 0) {
 		claude_cmd_free(&cmd);
 		return -1;
 	}
 	claude_cmd_free(&cmd);
+	mcp_explain(t);
 	t->rep.reason = run_reason_name(res.reason);
 	t->rep.exit_code = res.exit_code;
 	if (res.stderr_text.len)
@@ -513,6 +551,10 @@ static void cleanup(struct task *t)
 	cc_files_free(&t->files);
 	if (t->ws_on && ws_wipe(&t->ws, &e) != 0)
 		task_log("ERROR", "cannot remove the workspace: %s", e.msg);
+	/* the CLI's MCP logs of this workspace hold the servers' stderr */
+	if (t->cli_cache[0] && t->claude_cwd[0] && ml_forget(t->cli_cache, t->claude_cwd) < 0)
+		task_log("WARNING", "cannot remove the CLI's MCP logs under %s", t->cli_cache);
+	buf_free(&t->mcp_failed);
 	if (t->payload_key[0] && t->st->ops->del(t->st, t->payload_key, &e) != 0)
 		task_log("ERROR", "cannot delete the payload %s: %s", t->payload_key, e.msg);
 	{

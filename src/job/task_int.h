@@ -35,6 +35,8 @@ struct task {
 	char mcp_path[4200];
 	char ssh_cmd[4600];
 	char payload_key[600];
+	char cli_cache[4096];        /* the CLI's cache dir (its MCP logs), "" before it ran */
+	struct buf mcp_failed;       /* MCP servers the init line reported not connected, '\n'-separated */
 	struct buf logs_url;
 	int64_t t0;
 };
