@@ -472,6 +472,33 @@ def test_run_async_names_the_execution_and_sends_the_webhook(cloud, hook_url):
     assert c.fake.execution(doc["executionName"])["state"] == "SUCCEEDED"
 
 
+def test_lost_answers_neither_conflict_nor_run_twice(cloud, hook_url):
+    """The answers to the task's metadata create and to jobs.run are lost after the fake acted
+    on them: the retried create is recognised as the API's own (not a 409 'already exists'),
+    and the retried jobs.run adopts the execution it started (one execution, not two)."""
+    c = cloud()
+    srv = c.serve()
+    c.fake.faults(rules=[
+        {"name": "create-lost", "service": "storage", "method": "POST", "query": {"ifGenerationMatch": "0"},
+         "path_contains": "upload", "drop": "after_body", "count": 1},
+        {"name": "run-lost", "service": "run", "method": "POST", "path_contains": ":run",
+         "drop": "after_body", "count": 1}])
+    lines = [{"type": "result", "subtype": "success", "usage": {"input_tokens": 1, "output_tokens": 1}}]
+    status, data = request(srv, "POST", "/run-async", body({"lines": lines}, callbackUrl=hook_url,
+                                                           taskId="lost-answers"))
+    assert status == 202, data
+    fired = {r["name"]: r["fired"] for r in c.fake.fault_state()["rules"]}
+    assert fired == {"create-lost": 1, "run-lost": 1}, fired
+    mine = [e for e in c.fake.executions() if {"name": "TASK_ID", "value": "lost-answers"} in e["env_overrides"]]
+    assert [e["name"] for e in mine] == [json.loads(data)["executionName"]]
+    meta, _ = wait_status(srv, "lost-answers", ("completed", "failed", "cancelled"))
+    assert meta["status"] == "completed", meta
+    # a second submission of the same taskId is still refused
+    status, data = request(srv, "POST", "/run-async", body({"lines": lines}, callbackUrl=hook_url,
+                                                           taskId="lost-answers"))
+    assert status == 409 and "already exists" in json.loads(data)["error"], data
+
+
 # ---- 3. cancel from another instance ----------------------------------------------------------
 
 def test_cancel_from_a_second_instance_reaches_cloud_run(cloud, hook_url, tmp_path):

@@ -210,7 +210,7 @@ def test_gcs_preconditions_delete_and_compose(gcp, fake):
     # ifGenerationMatch=0 on an existing object: 412, told apart from other failures
     r = gcp('gcs', 'put', BUCKET, 'log', '--data', 'two\n', '--if-generation-match', '0', check=False)
     assert r.returncode == 1 and 'HTTP 412' in r.stderr.decode() and 'gs://ccr-test-bucket/log' in r.stderr.decode()
-    assert fake.requests(service='storage')[-1]['query']['ifGenerationMatch'] == '0'
+    assert [q for q in fake.requests(service='storage') if q['method'] == 'POST'][-1]['query']['ifGenerationMatch'] == '0'
     # append with compose guarded by the generation
     gcp('gcs', 'put', BUCKET, 'log.part', '--data', 'two\n', '--if-generation-match', '0')
     r = gcp('gcs', 'compose', BUCKET, 'log', 'log', 'log.part', '--content-type', 'text/plain',
@@ -229,6 +229,27 @@ def test_gcs_preconditions_delete_and_compose(gcp, fake):
     assert r.returncode == 1 and 'HTTP 404' in r.stderr.decode()
     r = gcp('gcs', 'rm', BUCKET, 'log', '--if-generation-match', '1', check=False)
     assert 'HTTP 412' in r.stderr.decode()
+
+
+def test_gcs_create_whose_answer_was_lost_is_not_a_conflict(gcp, fake):
+    """ifGenerationMatch=0, the object created, the answer lost: the retry's 412 is the
+    client's own object (same bytes), so the create succeeded.  Different bytes stay a 412."""
+    fake.faults(service='storage', method='POST', query={'ifGenerationMatch': '0'}, drop='after_body', count=1)
+    r = gcp('gcs', 'put', BUCKET, 'created-once', '--data', '{"status":"pending"}', '--if-generation-match', '0')
+    assert stored(fake, 'created-once') == b'{"status":"pending"}'
+    posts = [q for q in fake.requests(service='storage') if q['method'] == 'POST']
+    assert [q['status'] for q in posts[-2:]] == [200, 412] and posts[-2]['dropped'], posts[-2:]
+    assert re.search(r'generation=\d+', r.stdout.decode()), r.stdout
+    # the same with custom metadata (a multipart upload)
+    fake.faults(service='storage', method='POST', query={'ifGenerationMatch': '0'}, drop='after_body', count=1)
+    gcp('gcs', 'put', BUCKET, 'created-mp', '--data', 'x', '--meta', 'k=v', '--if-generation-match', '0')
+    assert stored(fake, 'created-mp') == b'x'
+    # an object somebody else created is a conflict, retried or not
+    fake.put_object(BUCKET, 'taken', b'theirs')
+    fake.faults(service='storage', method='POST', query={'ifGenerationMatch': '0'}, drop='before_body', count=1)
+    r = gcp('gcs', 'put', BUCKET, 'taken', '--data', 'mine', '--if-generation-match', '0', check=False)
+    assert r.returncode == 1 and 'HTTP 412' in r.stderr.decode()
+    assert stored(fake, 'taken') == b'theirs'
 
 
 def test_gcs_list_paging_prefix_delimiter_start_offset(gcp, fake):

@@ -8,7 +8,8 @@
  * (a task's job, or the API for the task's first documents), so writing
  * the same bytes twice leaves the same object.  if_absent becomes
  * ifGenerationMatch=0, so the store refuses with HTTP 412 when the
- * object exists.  list() uses startOffset (inclusive) and drops the key
+ * object exists (gcs_put tells a retried create whose first answer was
+ * lost from a real conflict).  list() uses startOffset (inclusive) and drops the key
  * equal to start_after itself; GCS returns names in byte order, which is
  * the order the seam promises.  del() treats 404 as done.  The client
  * (struct gcs) is immutable, so every call is thread-safe.

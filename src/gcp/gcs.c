@@ -298,6 +298,41 @@ static int meta_json(struct buf *b, const char *name, const struct gcs_put_opts 
 
 /* ---- simple and multipart uploads -------------------------------------- */
 
+/*
+ * A create (ifGenerationMatch=0) that was sent more than once and then
+ * answered 412 may have been refused because of its own earlier attempt,
+ * which created the object and lost its answer.  It succeeded when the
+ * stored object holds exactly these bytes; any other content is somebody
+ * else's object and the 412 stands.  Creates are sent with own_attempts,
+ * so curl never resends one behind hc's back and attempts is exact.
+ */
+static int is_create(const struct gcs_put_opts *o)
+{
+	return o && o->use_generation_match && o->if_generation_match == 0;
+}
+
+static int lost_create(struct gcs *g, const char *bucket, const char *name, const void *data, size_t n,
+	const struct gcs_put_opts *o, const struct hc_response *rs)
+{
+	struct buf have = BUF_INIT;
+	struct err ignore = { 0, { 0 } };
+	int ours;
+
+	if (rs->status != 412 || rs->attempts < 2 || !is_create(o))
+		return 0;
+	ours = gcs_get(g, bucket, name, 0, &have, &ignore) == 0 && have.len == n &&
+	       (n == 0 || memcmp(have.p, data, n) == 0);
+	buf_free(&have);
+	return ours;
+}
+
+/* The end of an upload answered 412 that lost_create() found to be ours. */
+static int finish_lost_create(struct gcs *g, const char *bucket, const char *name, struct gcs_object *out,
+	struct err *e)
+{
+	return out ? gcs_stat(g, bucket, name, out, e) : 0;
+}
+
 int gcs_put_media(struct gcs *g, const char *bucket, const char *name, const void *data, size_t n,
 	const struct gcs_put_opts *o, struct gcs_object *out, struct err *e)
 {
@@ -324,9 +359,14 @@ int gcs_put_media(struct gcs *g, const char *bucket, const char *name, const voi
 	rq.body = data;
 	rq.body_len = n;
 	rq.retry = write_retry(o && o->use_generation_match, o && o->idempotent);
+	rq.own_attempts = is_create(o);
 	rq.timeout_ms = 300000;
 	if (call(g, &rq, &rs, e) != 0) {
 		err_prefix(e, "upload of " NAME_FMT, bucket, name);
+		goto out;
+	}
+	if (lost_create(g, bucket, name, data, n, o, &rs)) {
+		rc = finish_lost_create(g, bucket, name, out, e);
 		goto out;
 	}
 	if (rs.status != 200 && rs.status != 201) {
@@ -388,9 +428,14 @@ int gcs_put_multipart(struct gcs *g, const char *bucket, const char *name, const
 	rq.body = body.p;
 	rq.body_len = body.len;
 	rq.retry = write_retry(o && o->use_generation_match, o && o->idempotent);
+	rq.own_attempts = is_create(o);
 	rq.timeout_ms = 300000;
 	if (call(g, &rq, &rs, e) != 0) {
 		err_prefix(e, "upload of " NAME_FMT, bucket, name);
+		goto out;
+	}
+	if (lost_create(g, bucket, name, data, n, o, &rs)) {
+		rc = finish_lost_create(g, bucket, name, out, e);
 		goto out;
 	}
 	if (rs.status != 200 && rs.status != 201) {

@@ -88,7 +88,9 @@ struct gcs_put_opts {
 
 /* Upload n bytes: resumable when o->resumable or n > 8 MiB, multipart when
  * there is custom metadata, else a simple media upload.  out (NULL: not
- * wanted) receives the stored object. */
+ * wanted) receives the stored object.  A create (ifGenerationMatch=0)
+ * that had to be sent again and was then refused with 412 succeeded when
+ * the object now holds exactly these bytes: its first answer was lost. */
 int gcs_put(struct gcs *g, const char *bucket, const char *name, const void *data, size_t n,
 	const struct gcs_put_opts *o, struct gcs_object *out, struct err *e);
 

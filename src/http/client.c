@@ -443,9 +443,9 @@ int hc_do(const struct hc_request *rq, struct hc_response *rs, struct err *e)
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	/* curl silently resends a request whose reused connection died before
 	 * any answer byte, even a POST the server may have acted on.  Calls
-	 * that must not run twice take a new connection, so such a failure
-	 * reaches the caller instead. */
-	if (rq->retry != HC_RETRY_IDEMPOTENT)
+	 * that must not run twice, or that must know how often they were sent,
+	 * take a new connection, so such a failure reaches hc_do instead. */
+	if (rq->retry != HC_RETRY_IDEMPOTENT || rq->own_attempts)
 		SET(CURLOPT_FRESH_CONNECT, 1L);
 	SET(CURLOPT_WRITEFUNCTION, on_write);
 	SET(CURLOPT_WRITEDATA, &body_sink);

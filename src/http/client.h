@@ -86,6 +86,9 @@ struct hc_request {
 	void *read_arg;
 	int64_t read_len;
 	enum hc_retry retry;
+	int own_attempts;               /* every send is one of ours, counted in
+	                                 * hc_response.attempts: no silent resend by
+	                                 * curl (implied unless HC_RETRY_IDEMPOTENT) */
 	int allow_http;                 /* accept http:// (endpoint overrides only) */
 	long connect_timeout_ms;        /* 0: 10 s */
 	long timeout_ms;                /* per attempt; 0: 60 s */
