@@ -4,13 +4,17 @@
  */
 #include <errno.h>
 #include <ftw.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cJSON.h>
 
+#include "backend/dirwatch.h"
 #include "backend/seal.h"
 #include "backend/storage.h"
 #include "selftest/selftest.h"
@@ -188,10 +192,101 @@ static int t_storage_local(char *why, size_t n)
 	return fail;
 }
 
+/* Create an empty file: 0, or -1. */
+static int touch(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	return f && fclose(f) == 0 ? 0 : -1;
+}
+
+/* 1 when fd becomes readable within ms (and drains it). */
+static int fired(int fd, int ms)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	uint64_t v;
+
+	if (poll(&p, 1, ms) != 1)
+		return 0;
+	return read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v);
+}
+
+/* dirwatch.c: waiters share one inotify instance; far more of them than
+ * the default 128 instances a user may hold. */
+static int t_dirwatch(char *why, size_t n)
+{
+	enum { MANY = 300 };
+	static int many[MANY];
+	struct dirwatch *w = dw_new();
+	char dir[256], a[300], b[300], f[320];
+	int a1 = -1, a2 = -1, b1 = -1, i, waiters, dirs, fail = 1;
+
+	if (!w || make_dir(dir, sizeof(dir)) != 0) {
+		dw_free(w);
+		return st_fail(why, n, "setup: %s", strerror(errno));
+	}
+	snprintf(a, sizeof(a), "%s/a", dir);
+	snprintf(b, sizeof(b), "%s/b", dir);
+	if (mkdir(a, 0700) != 0 || mkdir(b, 0700) != 0) {
+		st_fail(why, n, "mkdir: %s", strerror(errno));
+		goto out;
+	}
+	a1 = dw_add(w, a);
+	a2 = dw_add(w, a);
+	b1 = dw_add(w, b);
+	dw_counts(w, &waiters, &dirs);
+	if (a1 < 0 || a2 < 0 || b1 < 0 || waiters != 3 || dirs != 2) {
+		st_fail(why, n, "add: fds %d %d %d, %d waiters on %d dirs", a1, a2, b1, waiters, dirs);
+		goto out;
+	}
+	snprintf(f, sizeof(f), "%s/x", a);
+	if (touch(f) != 0) {
+		st_fail(why, n, "create %s: %s", f, strerror(errno));
+		goto out;
+	}
+	if (!fired(a1, 2000) || !fired(a2, 2000) || fired(b1, 100)) {
+		st_fail(why, n, "a new file in a/ did not wake exactly a/'s waiters");
+		goto out;
+	}
+	dw_remove(w, a1);
+	a1 = -1;
+	if (rmdir(b) != 0 || !fired(b1, 2000)) {
+		st_fail(why, n, "removing b/ did not wake its waiter");
+		goto out;
+	}
+	for (i = 0; i < MANY; i++)
+		if ((many[i] = dw_add(w, a)) < 0) {
+			st_fail(why, n, "waiter %d of %d refused: %s", i + 1, MANY, strerror(errno));
+			goto out;
+		}
+	snprintf(f, sizeof(f), "%s/y", a);
+	if (touch(f) != 0 || !fired(many[0], 2000) || !fired(many[MANY - 1], 2000)) {
+		st_fail(why, n, "the %dth waiter was not woken", MANY);
+		goto out;
+	}
+	for (i = 0; i < MANY; i++)
+		dw_remove(w, many[i]);
+	dw_remove(w, a2);
+	dw_remove(w, b1);
+	a2 = b1 = -1;
+	dw_counts(w, &waiters, &dirs);
+	if (waiters != 0 || dirs != 0) {
+		st_fail(why, n, "after removing all: %d waiters on %d dirs", waiters, dirs);
+		goto out;
+	}
+	snprintf(why, n, "%d waiters on one inotify instance", MANY + 3);
+	fail = 0;
+out:
+	dw_free(w);   /* closes what is left */
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	return fail;
+}
+
 const struct st_case backend_selftests[] = {
 	{ "envelope_local", t_envelope },
 	{ "envelope_refusals", t_envelope_refusals },
 	{ "key_file_mode", t_key_file_mode },
 	{ "storage_local", t_storage_local },
+	{ "dirwatch", t_dirwatch },
 	{ NULL, NULL },
 };

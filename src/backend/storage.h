@@ -50,10 +50,12 @@ struct storage_ops {
 	/* Delete; a missing object is not an error. */
 	int (*del)(struct storage *s, const char *key, struct err *e);
 	/* Watch a directory-like prefix (ending in '/') for new objects: a
-	 * file descriptor that becomes readable on a change (read it to drain,
-	 * close it when done), or -1 when the backend cannot watch (or the
-	 * system's limit is reached); callers then poll.  NULL: never. */
+	 * file descriptor that becomes readable on a change (read it to drain;
+	 * give it back with unwatch), or -1 when the backend cannot watch (or
+	 * the system's limit is reached); callers then poll.  NULL: never. */
 	int (*watch)(struct storage *s, const char *prefix);
+	/* Release a descriptor watch() returned (it is closed). */
+	void (*unwatch)(struct storage *s, int fd);
 	/* The user-facing location of key: gs://bucket/key, or a file path. */
 	int (*url)(struct storage *s, const char *key, struct buf *out);
 	void (*free)(struct storage *s);

@@ -129,7 +129,7 @@ static void g_free(struct storage *s)
 
 static const struct storage_ops gcs_ops = {
 	.name = "gcs", .put = g_put, .get = g_get, .list = g_list, .del = g_del,
-	.watch = NULL, .url = g_url, .free = g_free,
+	.watch = NULL, .unwatch = NULL, .url = g_url, .free = g_free,
 };
 
 struct storage *storage_gcs_new(const char *bucket, struct err *e)

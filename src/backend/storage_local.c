@@ -17,15 +17,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/dirwatch.h"
 #include "backend/storage.h"
 
 struct storage_local {
 	struct storage base;
 	char root[PATH_MAX];
+	struct dirwatch *dw;         /* the waits of watch(), created with it */
 };
 
 #define TMP_PREFIX ".tmp-"
@@ -261,27 +262,29 @@ static int local_del(struct storage *s, const char *key, struct err *e)
 	return 0;
 }
 
-/* inotify on the prefix's directory: new objects arrive by rename (or
- * link, for create-only puts).  One watch lives as long as its caller
- * follows the prefix, so no rename can fall between two waits. */
+/* A wait on the prefix's directory (dirwatch.c: one inotify instance
+ * for all of them): new objects arrive by rename (or link, for create-only
+ * puts).  A wait lives as long as its caller follows the prefix, so no
+ * rename can fall between two waits. */
 static int local_watch(struct storage *s, const char *prefix)
 {
 	struct storage_local *l = (struct storage_local *)s;
 	char dir[PATH_MAX + 64], probe[PATH_MAX];
-	int fd;
+	size_t n;
 
 	snprintf(probe, sizeof(probe), "%sx", prefix);
 	if (!storage_key_valid(probe))
 		return -1;
 	snprintf(dir, sizeof(dir), "%s/%s", l->root, prefix);
-	fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (fd < 0)
-		return -1;
-	if (inotify_add_watch(fd, dir, IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = 0;
+	return dw_add(l->dw, dir);
+}
+
+static void local_unwatch(struct storage *s, int fd)
+{
+	dw_remove(((struct storage_local *)s)->dw, fd);
 }
 
 static int local_url(struct storage *s, const char *key, struct buf *out)
@@ -293,6 +296,7 @@ static int local_url(struct storage *s, const char *key, struct buf *out)
 
 static void local_free(struct storage *s)
 {
+	dw_free(((struct storage_local *)s)->dw);
 	free(s);
 }
 
@@ -303,6 +307,7 @@ static const struct storage_ops local_ops = {
 	.list = local_list,
 	.del = local_del,
 	.watch = local_watch,
+	.unwatch = local_unwatch,
 	.url = local_url,
 	.free = local_free,
 };
@@ -322,6 +327,11 @@ struct storage *storage_local_new(const char *root, struct err *e)
 	}
 	if (!realpath(root, l->root)) {
 		err_set(e, "cannot resolve the data directory %s: %s", root, strerror(errno));
+		free(l);
+		return NULL;
+	}
+	if (!(l->dw = dw_new())) {
+		err_set(e, "out of memory");
 		free(l);
 		return NULL;
 	}

@@ -1,10 +1,11 @@
 /*
  * sse.c: see sse.h.  The loop waits on the storage's change notification
- * when the backend has one (local: one inotify watch per stream, armed
- * before the first read), otherwise it polls, fast while lines flow and
- * backing off to 2 s when idle (also when the system's inotify limit is
- * reached); between waits it checks the client, so a disconnect is noticed
- * within a wait (at most 250 ms with a watch).
+ * when the backend has one (local: a wait on the task's log directory,
+ * armed before the first read; all streams share one inotify instance),
+ * otherwise it polls, fast while lines flow and backing off to 2 s when
+ * idle (also when the system's inotify watch limit is reached); between
+ * waits it checks the client, so a disconnect is noticed within a wait
+ * (at most 250 ms with a watch).
  */
 #include <poll.h>
 #include <stdio.h>
@@ -194,7 +195,7 @@ int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, u
 		}
 	}
 	if (watch >= 0)
-		close(watch);
+		be->storage->ops->unwatch(be->storage, watch);
 	cJSON_Delete(meta);
 	buf_free(&c.frames);
 	return hs_stream_end(resp);
