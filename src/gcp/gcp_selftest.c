@@ -229,17 +229,22 @@ static int t_backoff(char *why, size_t n)
 		if (hc_status_retryable((long)k) != want_r)
 			return st_fail(why, n, "status %u retryable=%d", k, !want_r);
 	}
-	/* Retry-After in seconds, scaled by the base; dates ignored. */
+	/* Retry-After in seconds, scaled by the base. */
 	if (buf_add(&rs.headers, "Retry-After: 3", 15) != 0)
 		return st_fail(why, n, "out of memory");
 	if (hc_retry_after_ms(&rs) != 3 * hc_retry_base_ms()) {
 		rc = st_fail(why, n, "Retry-After: 3 gave %ld ms", hc_retry_after_ms(&rs));
 		goto out;
 	}
-	buf_reset(&rs.headers);
-	if (buf_add(&rs.headers, "retry-after: Wed, 21 Oct 2015 07:28:00 GMT", 43) != 0 ||
-			hc_retry_after_ms(&rs) != -1) {
-		rc = st_fail(why, n, "an HTTP-date Retry-After was not ignored");
+	/* The HTTP-date form: 1445412480 is Wed, 21 Oct 2015 07:28:00 GMT. */
+	if (hc_retry_after_parse("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 - 7) != 7 ||
+			hc_retry_after_parse("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 + 60) != 0 ||
+			hc_retry_after_parse("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 - 86400) != 3600 ||
+			hc_retry_after_parse("Wed, 21 Foo 2015 07:28:00 GMT", 0) != -1 ||
+			hc_retry_after_parse("Wed, 21 Oct 2015 07:28:00 CET", 0) != -1 ||
+			hc_retry_after_parse("Wed, 21 Oct 2015 07:28:00 GMT junk", 0) != -1 ||
+			hc_retry_after_parse("12s", 0) != -1 || hc_retry_after_parse("99999", 0) != 3600) {
+		rc = st_fail(why, n, "Retry-After parsing (seconds or an HTTP-date)");
 		goto out;
 	}
 	snprintf(why, n, "waits 0..1 s, 0..2 s, ... capped at 0..32 s (mean of samples %llu ms)",

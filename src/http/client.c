@@ -130,21 +130,53 @@ uint64_t hc_backoff_pick_ms(uint64_t ceiling_ms, uint32_t rnd)
 	return ((uint64_t)rnd * (ceiling_ms + 1)) >> 32;
 }
 
-long hc_retry_after_ms(const struct hc_response *rs)
+/* An IMF-fixdate ("Wed, 21 Oct 2015 07:28:00 GMT") as a time; -1. */
+static time_t http_date(const char *v)
 {
-	const char *v = hc_header(rs, "Retry-After");
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	struct tm tm;
+	char mon[4], gmt[4];
+	const char *m;
+	int consumed = 0;
+
+	memset(&tm, 0, sizeof tm);
+	if (sscanf(v, "%*3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d %3s%n", &tm.tm_mday, mon, &tm.tm_year,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, gmt, &consumed) != 7 || v[consumed] != 0 ||
+			strcmp(gmt, "GMT") != 0 || strlen(mon) != 3 || !(m = strstr(months, mon)) ||
+			(m - months) % 3 != 0)
+		return (time_t)-1;
+	tm.tm_mon = (int)((m - months) / 3);
+	tm.tm_year -= 1900;
+	return timegm(&tm);
+}
+
+long hc_retry_after_parse(const char *v, time_t now)
+{
 	unsigned long secs = 0;
+	time_t at;
 
 	if (!v || !*v)
 		return -1;
+	if (!isdigit((unsigned char)*v)) {
+		if ((at = http_date(v)) == (time_t)-1)
+			return -1;
+		return at <= now ? 0 : at - now > 3600 ? 3600 : (long)(at - now);
+	}
 	for (; *v; v++) {
 		if (!isdigit((unsigned char)*v))
-			return -1;          /* an HTTP-date: ignored */
+			return -1;
 		secs = secs * 10 + (unsigned long)(*v - '0');
 		if (secs > 3600)
 			secs = 3600;
 	}
-	return (long)secs * hc_retry_base_ms();
+	return (long)secs;
+}
+
+long hc_retry_after_ms(const struct hc_response *rs)
+{
+	long secs = hc_retry_after_parse(hc_header(rs, "Retry-After"), time(NULL));
+
+	return secs < 0 ? -1 : secs * hc_retry_base_ms();
 }
 
 uint64_t hc_now_ms(void)

@@ -33,9 +33,9 @@
  *   - HC_RETRY_NEVER: one attempt.
  * Waits are exponential with full jitter: before retry n (0-based) the
  * wait is uniform in [0, min(32 * base, base * 2^n)], base = 1 s.  A
- * Retry-After header (seconds) makes the wait at least that long.  No
- * retry starts after the call's deadline (default 120 * base, i.e. 120 s)
- * and no wait extends past it.
+ * Retry-After header (seconds or an HTTP-date) makes the wait at least
+ * that long.  No retry starts after the call's deadline (default
+ * 120 * base, i.e. 120 s) and no wait extends past it.
  *
  * Environment: CCR_RETRY_BASE_MS (1..60000, default 1000) replaces the
  * 1 s base and so scales the whole schedule: the initial wait, the 32x
@@ -55,6 +55,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "util/buf.h"
 #include "util/err.h"
@@ -128,6 +129,9 @@ uint64_t hc_backoff_ceiling_ms(unsigned n, long base_ms);
 uint64_t hc_backoff_pick_ms(uint64_t ceiling_ms, uint32_t rnd);
 /* Retry-After of a response in ms (seconds scaled by base/1000), or -1. */
 long hc_retry_after_ms(const struct hc_response *rs);
+/* A Retry-After value in seconds at time now: delay-seconds, or an
+ * IMF-fixdate HTTP-date (0 when past); capped at 3600; -1 when invalid. */
+long hc_retry_after_parse(const char *value, time_t now);
 /* Monotonic clock in ms. */
 uint64_t hc_now_ms(void);
 /* The default deadline length: 120 * base. */
