@@ -3,9 +3,11 @@
 Tests drive the built binary (zig-out/bin/ccr, or $CCR_BIN) as a user would.
 Each test that needs a server starts it itself, from tests/fakes.
 """
+import http.server
 import os
 import pathlib
 import subprocess
+import threading
 
 import pytest
 
@@ -35,3 +37,30 @@ def run(argv, **kw):
 
 def is_root():
     return os.geteuid() == 0
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver: every POST is kept in Hook.seen as (headers, body)."""
+    seen = []
+
+    def do_POST(self):
+        data = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.seen.append((dict(self.headers), data))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def hook_url():
+    """The URL of a fresh webhook receiver on loopback (see Hook)."""
+    Hook.seen = []
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/hook"
+    srv.shutdown()
+    srv.server_close()

@@ -19,7 +19,6 @@ import base64
 import hashlib
 import hmac
 import http.client
-import http.server
 import json
 import os
 import re
@@ -34,7 +33,7 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT, Hook  # noqa: E402
 from fakes.gcp_client import FakeGCP  # noqa: E402
 from test_http_server import Serve  # noqa: E402
 
@@ -398,30 +397,6 @@ def test_run_streams_via_cloud_run_and_leaves_only_sealed_secrets(cloud):
 
 
 # ---- 2. /run-async ----------------------------------------------------------------------------
-
-class Hook(http.server.BaseHTTPRequestHandler):
-    seen = []
-
-    def do_POST(self):
-        data = self.rfile.read(int(self.headers["Content-Length"]))
-        Hook.seen.append((dict(self.headers), data))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *a):
-        pass
-
-
-@pytest.fixture
-def hook_url():
-    Hook.seen = []
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/hook"
-    srv.shutdown()
-
 
 def test_run_async_names_the_execution_and_sends_the_webhook(cloud, hook_url):
     c = cloud()

@@ -30,7 +30,6 @@ import base64
 import hashlib
 import hmac
 import http.client
-import http.server
 import json
 import os
 import pathlib
@@ -43,7 +42,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, Hook
 from fakes.fake_anthropic import FakeAnthropic
 from test_cloud import CLOUD_NAMES, Cloud, all_strings_of
 from test_http_server import Serve
@@ -791,31 +790,6 @@ def test_g_reconnect_with_last_event_id_gets_every_line_once(e2e):
 # C: /run-async with git over HTTPS, commit + push, signed webhook
 
 
-class Hook(http.server.BaseHTTPRequestHandler):
-    seen = []
-
-    def do_POST(self):
-        data = self.rfile.read(int(self.headers["Content-Length"]))
-        Hook.seen.append((dict(self.headers), data))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *a):
-        pass
-
-
-@pytest.fixture
-def hook():
-    Hook.seen = []
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield "http://127.0.0.1:%d/hook" % srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
-
-
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     """OpenSSH's sshd on loopback; the ed25519 user key may only run git-shell."""
@@ -857,7 +831,7 @@ class GitRemote:
 
 @pytest.mark.skipif(not shutil.which("git") or not shutil.which("openssl"), reason="needs git and openssl")
 @pytest.mark.parametrize("transport", ["https", "ssh"])
-def test_c_async_git_commit_push_and_signed_webhook(e2e, hook, tmp_path, request, transport):
+def test_c_async_git_commit_push_and_signed_webhook(e2e, hook_url, tmp_path, request, transport):
     from test_git import git
 
     remote = GitRemote(transport, tmp_path, request)
@@ -869,7 +843,7 @@ def test_c_async_git_commit_push_and_signed_webhook(e2e, hook, tmp_path, request
             "file_path": "feature.txt", "content": "written by the agent\n"}}}, {"text": "committed"}])
         with Scenario(srv, "C async git over %s, commit/push + webhook" % transport.upper()):
             status, data = call(srv, "POST", "/run-async", body(
-                callbackUrl=hook, taskId="e2e-git", gitBranch="main", metadata={"who": "e2e"},
+                callbackUrl=hook_url, taskId="e2e-git", gitBranch="main", metadata={"who": "e2e"},
                 postExecutionActions={"git": {"commit": True, "push": True, "branch": "ccr/e2e",
                                               "commitMessage": "agent: add feature.txt"}},
                 **remote.fields))

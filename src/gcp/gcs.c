@@ -333,11 +333,42 @@ static int finish_lost_create(struct gcs *g, const char *bucket, const char *nam
 	return out ? gcs_stat(g, bucket, name, out, e) : 0;
 }
 
-int gcs_put_media(struct gcs *g, const char *bucket, const char *name, const void *data, size_t n,
+/*
+ * POST one simple or multipart upload request (body, with its headers)
+ * that stores the n bytes at data as bucket/name, and read the answer:
+ * the stored object (its CRC32C checked against crc) into out.
+ */
+static int send_upload(struct gcs *g, const char *url, const char *const *hdrs, const void *body, size_t body_len,
+	const char *bucket, const char *name, const void *data, size_t n, const char *crc,
 	const struct gcs_put_opts *o, struct gcs_object *out, struct err *e)
 {
 	struct hc_request rq = { 0 };
 	struct hc_response rs = HC_RESPONSE_INIT;
+	int rc = -1;
+
+	rq.method = "POST";
+	rq.url = url;
+	rq.headers = hdrs;
+	rq.body = body;
+	rq.body_len = body_len;
+	rq.retry = write_retry(o && o->use_generation_match, o && o->idempotent);
+	rq.own_attempts = is_create(o);
+	rq.timeout_ms = 300000;
+	if (call(g, &rq, &rs, e) != 0)
+		err_prefix(e, "upload of " NAME_FMT, bucket, name);
+	else if (lost_create(g, bucket, name, data, n, o, &rs))
+		rc = finish_lost_create(g, bucket, name, out, e);
+	else if (rs.status != 200 && rs.status != 201)
+		gcp_http_error(e, &rs, "upload of " NAME_FMT, bucket, name);
+	else
+		rc = finish_upload(&rs, bucket, name, crc, out, e);
+	hc_response_free(&rs);
+	return rc;
+}
+
+int gcs_put_media(struct gcs *g, const char *bucket, const char *name, const void *data, size_t n,
+	const struct gcs_put_opts *o, struct gcs_object *out, struct err *e)
+{
 	struct buf url = BUF_INIT, ct = BUF_INIT;
 	const char *hdrs[2];
 	char crc[9];
@@ -353,29 +384,8 @@ int gcs_put_media(struct gcs *g, const char *bucket, const char *name, const voi
 	gcs_crc32c_b64(data, n, crc);
 	hdrs[0] = ct.p;
 	hdrs[1] = NULL;
-	rq.method = "POST";
-	rq.url = url.p;
-	rq.headers = hdrs;
-	rq.body = data;
-	rq.body_len = n;
-	rq.retry = write_retry(o && o->use_generation_match, o && o->idempotent);
-	rq.own_attempts = is_create(o);
-	rq.timeout_ms = 300000;
-	if (call(g, &rq, &rs, e) != 0) {
-		err_prefix(e, "upload of " NAME_FMT, bucket, name);
-		goto out;
-	}
-	if (lost_create(g, bucket, name, data, n, o, &rs)) {
-		rc = finish_lost_create(g, bucket, name, out, e);
-		goto out;
-	}
-	if (rs.status != 200 && rs.status != 201) {
-		gcp_http_error(e, &rs, "upload of " NAME_FMT, bucket, name);
-		goto out;
-	}
-	rc = finish_upload(&rs, bucket, name, crc, out, e);
+	rc = send_upload(g, url.p, hdrs, data, n, bucket, name, data, n, crc, o, out, e);
 out:
-	hc_response_free(&rs);
 	buf_free(&url);
 	buf_free(&ct);
 	return rc;
@@ -384,8 +394,6 @@ out:
 int gcs_put_multipart(struct gcs *g, const char *bucket, const char *name, const void *data,
 	size_t n, const struct gcs_put_opts *o, struct gcs_object *out, struct err *e)
 {
-	struct hc_request rq = { 0 };
-	struct hc_response rs = HC_RESPONSE_INIT;
 	struct buf url = BUF_INIT, body = BUF_INIT, ct = BUF_INIT, meta = BUF_INIT;
 	char boundary[48], crc[9];
 	const char *hdrs[2];
@@ -422,29 +430,8 @@ int gcs_put_multipart(struct gcs *g, const char *bucket, const char *name, const
 	}
 	hdrs[0] = ct.p;
 	hdrs[1] = NULL;
-	rq.method = "POST";
-	rq.url = url.p;
-	rq.headers = hdrs;
-	rq.body = body.p;
-	rq.body_len = body.len;
-	rq.retry = write_retry(o && o->use_generation_match, o && o->idempotent);
-	rq.own_attempts = is_create(o);
-	rq.timeout_ms = 300000;
-	if (call(g, &rq, &rs, e) != 0) {
-		err_prefix(e, "upload of " NAME_FMT, bucket, name);
-		goto out;
-	}
-	if (lost_create(g, bucket, name, data, n, o, &rs)) {
-		rc = finish_lost_create(g, bucket, name, out, e);
-		goto out;
-	}
-	if (rs.status != 200 && rs.status != 201) {
-		gcp_http_error(e, &rs, "upload of " NAME_FMT, bucket, name);
-		goto out;
-	}
-	rc = finish_upload(&rs, bucket, name, crc, out, e);
+	rc = send_upload(g, url.p, hdrs, body.p, body.len, bucket, name, data, n, crc, o, out, e);
 out:
-	hc_response_free(&rs);
 	buf_free(&url);
 	buf_free(&body);
 	buf_free(&ct);
