@@ -3,7 +3,9 @@
 Tests drive the built binary (zig-out/bin/ccr, or $CCR_BIN) as a user would.
 Each test that needs a server starts it itself, from tests/fakes.
 """
+import http.client
 import http.server
+import json
 import os
 import pathlib
 import subprocess
@@ -64,3 +66,16 @@ def hook_url():
     yield f"http://127.0.0.1:{srv.server_address[1]}/hook"
     srv.shutdown()
     srv.server_close()
+
+
+def http_request(srv, method, path, payload=None, headers=None, timeout=30):
+    """One request to a server on loopback (anything with .port), payload sent
+    as JSON: (status, Content-Type, body bytes)."""
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    c.request(method, path, body=None if payload is None else json.dumps(payload), headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, r.getheader("Content-Type"), data

@@ -33,7 +33,7 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import ROOT, Hook  # noqa: E402
+from conftest import ROOT, Hook, http_request  # noqa: E402
 from fakes.gcp_client import FakeGCP  # noqa: E402
 from test_http_server import Serve  # noqa: E402
 
@@ -162,14 +162,8 @@ def body(mode=None, **fields):
 
 
 def request(srv, method, path, payload=None, headers=None, timeout=30):
-    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
-    h = {"Content-Type": "application/json"}
-    h.update(headers or {})
-    c.request(method, path, body=None if payload is None else json.dumps(payload), headers=h)
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, data
+    status, _, data = http_request(srv, method, path, payload, headers, timeout)
+    return status, data
 
 
 def parse_sse(text):

@@ -42,7 +42,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, Hook
+from conftest import ROOT, Hook, http_request
 from fakes.fake_anthropic import FakeAnthropic
 from test_cloud import CLOUD_NAMES, Cloud, all_strings_of
 from test_http_server import Serve
@@ -203,14 +203,8 @@ def body(script_env=None, **fields):
 
 
 def call(srv, method, path, payload=None, headers=None, timeout=30):
-    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
-    h = {"Content-Type": "application/json"}
-    h.update(headers or {})
-    c.request(method, path, body=None if payload is None else json.dumps(payload), headers=h)
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, data
+    status, _, data = http_request(srv, method, path, payload, headers, timeout)
+    return status, data
 
 
 class SSE:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, http_request
 from test_http_server import Serve
 
 FAKE_CLAUDE = str(ROOT / "tests" / "fakes" / "fake_claude.py")
@@ -48,15 +48,7 @@ def body(mode=None, **fields):
     return b
 
 
-def request(srv, method, path, payload=None, headers=None, timeout=30):
-    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
-    h = {"Content-Type": "application/json"}
-    h.update(headers or {})
-    c.request(method, path, body=None if payload is None else json.dumps(payload), headers=h)
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, r.getheader("Content-Type"), data
+request = http_request
 
 
 def parse_sse(text):

@@ -48,7 +48,10 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: TASK_ID=<id> ENCRYPTED_PAYLOAD_PATH=<path> ccr job\n"
 		   "Runs one task: reads its sealed payload, runs the Claude Code CLI, stores the logs.\n"
-		   "Backends as for `ccr serve`: cloud mode when GCS_LOGS_BUCKET is set, else CCR_DATA_DIR.\n");
+		   "Backends as for `ccr serve`: cloud mode when GCS_LOGS_BUCKET is set, else CCR_DATA_DIR.\n"
+		   "Settings: CLAUDE_BIN, CLAUDE_CONFIG_DIR (default: one per task, in the workspace),\n"
+		   "CCR_WORKSPACE_ROOT, CCR_ANTHROPIC_UPSTREAM, CCR_IDLE_TIMEOUT_S, CCR_RESULT_GRACE_S,\n"
+		   "CCR_KILL_GRACE_MS, CLOUDRUN_CALLBACK_SECRET; README.md lists them all.\n");
 }
 
 int job_main(int argc, char **argv)
