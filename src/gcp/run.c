@@ -279,11 +279,12 @@ static int env_sets(const cJSON *env, const char *name, const char *value)
 }
 
 /* 1 when an execution resource was started for task_id: one of its
- * template.containers[] has TASK_ID=task_id in its env. */
+ * template.containers[] has TASK_ID=task_id in its env.  Execution.template
+ * is a TaskTemplate (containers directly under it), unlike Job.template,
+ * which is an ExecutionTemplate with the TaskTemplate one level deeper. */
 static int started_for(const cJSON *exe, const char *task_id)
 {
-	const cJSON *tt = cJSON_GetObjectItemCaseSensitive(exe, "template");
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(tt, "template");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(exe, "template");
 	const cJSON *ct;
 
 	cJSON_ArrayForEach(ct, cJSON_GetObjectItemCaseSensitive(t, "containers"))

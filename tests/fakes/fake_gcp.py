@@ -2287,11 +2287,11 @@ class RunService:
                 d['completionTime'] = rfc3339(ex.completion_time)
             d.update({'launchStage': 'GA', 'job': ex.job, 'parallelism': ex.task_count,
                       'taskCount': ex.task_count,
-                      'template': {'taskCount': ex.task_count,
-                                   'template': {'maxRetries': ex.max_retries,
-                                                'timeout': f'{int(ex.timeout or 600)}s',
-                                                'containers': [{'image': 'fake.local/ccr-job:latest',
-                                                                'env': self.execution_env(ex)}]}},
+                      # Execution.template is a TaskTemplate (Job.template is not)
+                      'template': {'maxRetries': ex.max_retries,
+                                   'timeout': f'{int(ex.timeout or 600)}s',
+                                   'containers': [{'image': 'fake.local/ccr-job:latest',
+                                                   'env': self.execution_env(ex)}]},
                       'reconciling': not ex.done, 'conditions': conds, 'observedGeneration': '1',
                       'runningCount': c['RUNNING'], 'succeededCount': c['SUCCEEDED'],
                       'failedCount': c['FAILED'], 'cancelledCount': c['CANCELLED'],
