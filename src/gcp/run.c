@@ -294,19 +294,24 @@ static int started_for(const cJSON *exe, const char *task_id)
 }
 
 /*
- * executions.list of job_path, newest first, one page: the execution
- * started for task_id, appended to out.  1 found, 0 not found, -1 error.
+ * One page of executions.list of job_path (newest first), continuing at
+ * token (NULL: the first page).  The execution started for task_id is
+ * appended to out; the page's nextPageToken (if any) replaces *next.
+ * 1 found, 0 not on this page, -1 error.
  */
-static int find_execution(struct crun *c, const char *job_path, const char *task_id, struct buf *out,
-	struct err *e)
+static int find_on_page(struct crun *c, const char *job_path, const char *task_id, const char *token,
+	struct buf *next, struct buf *out, struct err *e)
 {
 	struct hc_response rs = HC_RESPONSE_INIT;
 	struct buf url = BUF_INIT;
 	const cJSON *x;
+	const char *nt;
 	cJSON *j = NULL;
 	int rc = -1;
 
-	if (buf_printf(&url, "%s/v2/%s/executions?pageSize=50", c->ep.base, job_path) != 0) {
+	buf_reset(next);
+	if (buf_printf(&url, "%s/v2/%s/executions?pageSize=%d", c->ep.base, job_path, CRUN_LIST_PAGE_SIZE) != 0 ||
+			(token && (buf_adds(&url, "&pageToken=") != 0 || gcp_pct_encodes(&url, token) != 0))) {
 		err_set(e, "out of memory");
 		goto out;
 	}
@@ -317,19 +322,60 @@ static int find_execution(struct crun *c, const char *job_path, const char *task
 		goto out;
 	}
 	j = gcp_json_parse(&rs.body);
+	if (!cJSON_IsObject(j)) {
+		err_set(e, "Cloud Run executions of %.200s: the answer is not a JSON object", job_path);
+		goto out;
+	}
 	rc = 0;
 	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(j, "executions")) {
 		const char *name = gcp_json_str(x, "name");
 
 		if (name && valid_name(name) && strstr(name, "/executions/") && started_for(x, task_id)) {
 			rc = buf_adds(out, name) == 0 ? 1 : err_set(e, "out of memory");
-			break;
+			goto out;
 		}
 	}
+	nt = gcp_json_str(j, "nextPageToken");
+	if (nt && *nt && buf_adds(next, nt) != 0)
+		rc = err_set(e, "out of memory");
 out:
 	cJSON_Delete(j);
 	hc_response_free(&rs);
 	buf_free(&url);
+	return rc;
+}
+
+/*
+ * executions.list of job_path, newest first, page after page (at most
+ * CRUN_LIST_MAX_PAGES): the execution started for task_id, appended to
+ * out.  1 found, 0 not found (the list ended), -1 error, -2 the list
+ * is longer than the pages searched: then it is unknown whether jobs.run
+ * started the task, and sending it again could run the task twice.
+ */
+static int find_execution(struct crun *c, const char *job_path, const char *task_id, struct buf *out,
+	struct err *e)
+{
+	struct buf token = BUF_INIT, next = BUF_INIT;
+	int page, rc = -1;
+
+	for (page = 0; page < CRUN_LIST_MAX_PAGES; page++) {
+		rc = find_on_page(c, job_path, task_id, page ? token.p : NULL, &next, out, e);
+		if (rc != 0 || next.len == 0)
+			goto out;
+		buf_reset(&token);
+		if (buf_add(&token, next.p, next.len) != 0) {
+			rc = err_set(e, "out of memory");
+			goto out;
+		}
+	}
+	rc = -2;
+	err_set(e, "Cloud Run: the execution of task %.100s is not among the newest %d executions of "
+		"%.200s and the list goes on; not running the job again, since it may have started "
+		"(look for TASK_ID=%.100s in the job's executions)", task_id,
+		CRUN_LIST_MAX_PAGES * CRUN_LIST_PAGE_SIZE, job_path, task_id);
+out:
+	buf_free(&token);
+	buf_free(&next);
 	return rc;
 }
 
@@ -378,7 +424,9 @@ int crun_run_job(struct crun *c, const char *job, const char *task_id, const cha
 			break;
 		found = find_execution(c, path.p, task_id, exec_name, &le);
 		if (found != 0) {
-			rc = found > 0 ? 0 : -1;  /* on a listing error, report the jobs.run failure */
+			rc = found > 0 ? 0 : -1;
+			if (found == -2)  /* on a listing error, report the jobs.run failure */
+				*e = le;
 			break;
 		}
 	}

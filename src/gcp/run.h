@@ -39,6 +39,10 @@
 
 #define CRUN_DEFAULT_ENDPOINT "https://run.googleapis.com"
 #define CRUN_DEFAULT_REGION "europe-west3"
+/* After an ambiguous jobs.run failure: executions.list page size, and how
+ * many pages are searched for the task's execution before giving up. */
+#define CRUN_LIST_PAGE_SIZE 50
+#define CRUN_LIST_MAX_PAGES 10
 
 struct crun;
 
