@@ -20,6 +20,9 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakes.gcp_client import FakeGCP  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fakes'))
+import discovery  # noqa: E402  (the wire validator over Google's discovery documents)
+import discovery_extract  # noqa: E402
 
 import google.auth.crypt  # noqa: E402
 import google.auth.exceptions  # noqa: E402
@@ -95,9 +98,11 @@ def fake(job_out):
 
 @pytest.fixture(autouse=True)
 def _clean_faults(fake):
+    fake.violations()
     yield
     fake.clear_faults()
     fake.config(**fake.initial_config)
+    fake.assert_wire_exact()
 
 
 @pytest.fixture(scope='module')
@@ -502,6 +507,9 @@ def test_gcs_preconditions(fake, sess):
     assert r.status_code == 204 and r.content == b''
     assert sess.get(obj_url(fake, n)).status_code == 404
     assert sess.get(obj_url(fake, n), params={'ifGenerationMatch': 'abc'}).status_code in (400, 404)
+    # the wire check caught it (int64 query parameter) and recorded it
+    assert [v['violation'] for v in fake.violations()] == [
+        "storage.objects.get: query ifGenerationMatch: int64 must be a string of digits, got 'abc'"]
 
 
 def test_gcs_ranged_reads(fake, sess):
@@ -665,6 +673,8 @@ def test_kms_round_trip_and_crc32c(fake, sess):
                   json={'ciphertext': j['ciphertext'], 'additionalAuthenticatedData': req['additionalAuthenticatedData']})
     assert r.status_code == 400
     assert sess.post(url + ':encrypt', json={'plaintext': '***'}).status_code == 400
+    assert [v['violation'] for v in fake.violations()] == [
+        "cloudkms.projects.locations.keyRings.cryptoKeys.encrypt: body.plaintext: not base64: '***'"]
     # rotation: new primary version, old ciphertext still decrypts
     fake.control('POST', '/_fake/kms/keys', {'name': key, 'rotate': True})
     r = sess.post(url + ':encrypt', json={'plaintext': base64.b64encode(b'y').decode()})
@@ -938,3 +948,188 @@ def test_reset_and_control_api(fake, sess):
     r = sess.get(obj_url(fake, 'a/b c', 'second-bucket'), params={'alt': 'media'})
     assert r.content == b'seeded' and r.headers['Content-Type'] == 'text/plain'
     assert [o['name'] for o in fake.list_objects('second-bucket')] == ['a/b c']
+
+
+# ---- the wire check: Google's discovery documents ------------------------------------------
+
+LOC = 'europe-west3'
+
+
+def test_discovery_extract_is_fresh_and_complete():
+    """The committed extract equals a fresh extraction of the full documents (when present),
+    names its source, and holds every method the fake serves."""
+    if discovery.full_dir() is None:
+        pytest.skip('full discovery documents absent (set CCR_GOOGLE_DISCOVERY)')
+    assert discovery_extract.main(['--check']) == 0
+    api = discovery.Discovery.load(discovery.EXTRACT_DIR)
+    table = discovery_extract.readme_table(discovery.full_dir())
+    for fname, did in discovery.FILES.items():
+        with open(os.path.join(discovery.EXTRACT_DIR, fname), encoding='utf-8') as f:
+            head = json.load(f)['x-ccr-extract']
+        assert head['source'] == fname and head['commit'] == table[fname]['commit']
+        assert re.fullmatch(r'[0-9a-f]{40}', head['commit']) and head['revision'] == api.docs[did]['revision']
+        ids = {m['id'] for m in discovery.walk_methods(api.docs[did])}
+        assert ids == set(discovery_extract.METHODS[fname])
+
+
+def test_discovery_routes_and_values():
+    api = discovery.Discovery.load()
+    c = api.match('GET', f'/v2/projects/p/locations/{LOC}/jobs/j/executions', {'pageSize': '5'})
+    assert c.id == 'run.projects.locations.jobs.executions.list'
+    assert c.params == {'parent': f'projects/p/locations/{LOC}/jobs/j'}
+    assert api.check_request(c, {'pageSize': '5', 'pageToken': 'x'}, None) == []
+    assert api.check_request(c, {'pageSize': 'five'}, None) == [
+        "run.projects.locations.jobs.executions.list: query pageSize: expected an integer (int32), got 'five'"]
+    c = api.match('POST', '/upload/storage/v1/b/bk/o', {'uploadType': 'media'})
+    assert (c.id, c.media) == ('storage.objects.insert', 'upload')
+    assert api.match('GET', '/storage/v1/b/bk/o/a%2Fb', {'alt': 'media'}).params['object'] == 'a/b'
+    with pytest.raises(discovery.NoMethod):
+        api.match('DELETE', '/storage/v1/b/bk/o', {})
+    with pytest.raises(discovery.NoMethod):
+        api.match('GET', '/v3/nothing', {})
+    # Execution.template is a TaskTemplate: containers sit right under it
+    ex = {'name': 'n', 'template': {'containers': [{'env': [{'name': 'A', 'value': 'b'}]}]}}
+    assert api.check_value({'$ref': 'GoogleCloudRunV2Execution'}, ex, 'x') == []
+    wrong = {'name': 'n', 'template': {'taskCount': 1, 'template': {'containers': []}}}
+    assert api.check_value({'$ref': 'GoogleCloudRunV2Execution'}, wrong, 'x') == [
+        "x.template: unknown field 'taskCount' (not in GoogleCloudRunV2TaskTemplate)",
+        "x.template: unknown field 'template' (not in GoogleCloudRunV2TaskTemplate)"]
+    obj = {'generation': 5, 'size': '10', 'crc32c': 'AAAAAA==', 'timeCreated': 'yesterday'}
+    assert api.check_value({'$ref': 'Object'}, obj, 'o') == [
+        'o.generation: expected a string (int64), got 5',
+        "o.timeCreated: not an RFC 3339 time: 'yesterday'"]
+    assert api.check_value({'$ref': 'Object'}, {'metadata': {'k': 1}}, 'o') == [
+        "o.metadata['k']: expected a string (string), got 1"]
+    full = api.generate('GoogleCloudRunV2Execution')
+    assert api.check_value({'$ref': 'GoogleCloudRunV2Execution'}, full, 'x') == []
+    assert {'uid', 'generation', 'createTime', 'launchStage', 'conditions', 'etag'} <= set(full)
+
+
+def test_wire_check_rejects_and_records(fake, sess):
+    """Each kind of violation is answered 400 (config validate=strict) and recorded."""
+    base = f'{fake.url}/v2/projects/{fake.project}/locations/{LOC}/jobs/claude-code-async-worker'
+    r = sess.post(base + ':run', json={'overrides': {'containerOverrides': [
+        {'env': [{'name': 'TASK_ID', 'value': 't'}], 'environment': []}]}})
+    assert r.status_code == 400 and 'environment' in r.json()['error']['message']
+    r = sess.post(base + ':run', json={'overrides': {'taskCount': '2'}})
+    assert r.status_code == 400
+    r = sess.get(f'{fake.url}/storage/v1/b/{BUCKET}/o', params={'prefix': 'x', 'pageSize': '5'})
+    assert r.status_code == 400 and r.json()['error']['errors'][0]['reason'] == 'invalid'
+    r = sess.post(f'{fake.url}/upload/storage/v1/b/{BUCKET}/o', params={'uploadType': 'simple',
+                                                                       'name': 'x'}, data=b'x')
+    assert r.status_code == 400
+    r = sess.post(f'{fake.url}/storage/v1/b/{BUCKET}/o/x/explode', json={})
+    assert r.status_code == 400
+    url = f'{fake.url}/v1/projects/{fake.project}/locations/global/keyRings/r/cryptoKeys/k:encrypt'
+    r = sess.post(url, json={'plaintext': 'eA==', 'plaintextCrc32c': 12})
+    assert r.status_code == 400
+    got = [(v['where'], v['violation']) for v in fake.violations()]
+    assert got == [
+        ('request', "run.projects.locations.jobs.run: body.overrides.containerOverrides[0]: "
+                    "unknown field 'environment' (not in GoogleCloudRunV2ContainerOverride)"),
+        ('request', "run.projects.locations.jobs.run: body.overrides.taskCount: expected an "
+                    "integer (int32), got '2'"),
+        ('request', "storage.objects.list: unknown query parameter 'pageSize'"),
+        ('request', "storage.objects.insert: an upload needs uploadType media|multipart|resumable, "
+                    "not 'simple'"),
+        ('request', f"POST /storage/v1/b/{BUCKET}/o/x/explode: no method of cloudkms:v1, run:v2, "
+                    "secretmanager:v1, storage:v1 has this path"),
+        ('request', "cloudkms.projects.locations.keyRings.cryptoKeys.encrypt: "
+                    "body.plaintextCrc32c: expected a string (int64), got 12")]
+    # record mode: recorded, but answered as the service would
+    fake.config(validate='record')
+    r = sess.get(f'{fake.url}/storage/v1/b/{BUCKET}/o', params={'pageSize': '5'})
+    assert r.status_code == 200
+    assert len(fake.violations()) == 1
+
+
+def exercise_every_method(fake, sess):
+    """One successful call of every method the fake serves; returns {method id: answer JSON}."""
+    out = {}
+    b = f'{fake.url}/storage/v1/b'
+
+    def keep(mid, r, code=200):
+        assert r.status_code == code, (mid, r.status_code, r.text)
+        out[mid] = r.json() if r.content else None
+        return out[mid]
+
+    p = {'project': fake.project}
+    keep('storage.buckets.insert', sess.post(b, params=p, json={'name': 'every-method'}))
+    keep('storage.buckets.get', sess.get(b + '/every-method'))
+    keep('storage.buckets.list', sess.get(b, params=p))
+    keep('storage.objects.insert', upload(sess, fake, 'em/a', b'alpha', 'text/plain',
+                                          ifGenerationMatch=0))
+    keep('storage.objects.get', sess.get(obj_url(fake, 'em/a')))
+    assert sess.get(obj_url(fake, 'em/a'), params={'alt': 'media'}).content == b'alpha'
+    keep('storage.objects.list', sess.get(b + f'/{BUCKET}/o', params={'prefix': 'em/',
+                                                                     'maxResults': '10'}))
+    keep('storage.objects.patch', sess.patch(obj_url(fake, 'em/a'), json={'metadata': {'k': 'v'}}))
+    keep('storage.objects.update', sess.put(obj_url(fake, 'em/a'), json={'contentType': 'text/x'}))
+    keep('storage.objects.compose', sess.post(obj_url(fake, 'em/c') + '/compose', json={
+        'sourceObjects': [{'name': 'em/a'}], 'destination': {'contentType': 'text/plain'}}))
+    keep('storage.objects.rewrite', sess.post(obj_url(fake, 'em/a') + f'/rewriteTo/b/{BUCKET}/o/em%2Fr',
+                                              json={}))
+    keep('storage.objects.copy', sess.post(obj_url(fake, 'em/a') + f'/copyTo/b/{BUCKET}/o/em%2Fk',
+                                           json={}))
+    keep('storage.objects.delete', sess.delete(obj_url(fake, 'em/k')), 204)
+    keep('storage.buckets.delete', sess.delete(b + '/every-method'), 204)
+    key = f'{fake.url}/v1/projects/{fake.project}/locations/global/keyRings/r/cryptoKeys/every'
+    enc_ = keep('cloudkms.projects.locations.keyRings.cryptoKeys.encrypt',
+                sess.post(key + ':encrypt', json={'plaintext': 'aGk=',
+                                                  'plaintextCrc32c': str(crc32c(b'hi'))}))
+    keep('cloudkms.projects.locations.keyRings.cryptoKeys.decrypt',
+         sess.post(key + ':decrypt', json={'ciphertext': enc_['ciphertext']}))
+    fake.set_secret('every-secret', 'x')
+    keep('secretmanager.projects.secrets.versions.access',
+         sess.get(f'{fake.url}/v1/projects/{fake.project}/secrets/every-secret/versions/latest:access'))
+    keep('secretmanager.projects.locations.secrets.versions.access',
+         sess.get(f'{fake.url}/v1/projects/{fake.project}/locations/{LOC}/secrets/every-secret/'
+                  'versions/1:access'))
+    fake.register_job('every-job', command=['sh', '-c', 'sleep 30'])
+    jobs = f'{fake.url}/v2/projects/{fake.project}/locations/{LOC}/jobs'
+    op = keep('run.projects.locations.jobs.run', run_job(sess, fake, 'every-job', {'TASK_ID': 'em'}))
+    name = op['metadata']['name']
+    keep('run.projects.locations.jobs.get', sess.get(jobs + '/every-job'))
+    keep('run.projects.locations.jobs.executions.list', sess.get(jobs + '/every-job/executions',
+                                                                 params={'pageSize': '5'}))
+    keep('run.projects.locations.jobs.executions.get', sess.get(f'{fake.url}/v2/{name}'))
+    keep('run.projects.locations.operations.get', sess.get(f'{fake.url}/v2/{op["name"]}'))
+    keep('run.projects.locations.operations.list',
+         sess.get(f'{fake.url}/v2/projects/{fake.project}/locations/{LOC}/operations'))
+    keep('run.projects.locations.jobs.executions.cancel', sess.post(f'{fake.url}/v2/{name}:cancel',
+                                                                    json={}))
+    keep('run.projects.locations.operations.wait', sess.post(f'{fake.url}/v2/{op["name"]}:wait',
+                                                             json={'timeout': '20s'}))
+    wait_execution(sess, fake, name)
+    keep('run.projects.locations.jobs.executions.delete', sess.delete(f'{fake.url}/v2/{name}'))
+    return out
+
+
+@pytest.mark.parametrize('mode', ['normal', 'full', 'minimal'])
+def test_every_method_answers_its_response_schema(fake, sess, mode):
+    """Every method the fake serves, called once: each request matches its discovery method and
+    each answer validates against the method's response schema (the teardown check fails on
+    any violation), in each response mode."""
+    fake.reset()
+    fake.config(response_mode=mode)
+    out = exercise_every_method(fake, sess)
+    served = {m for per in discovery_extract.METHODS.values() for m in per}
+    assert set(out) == served
+    seen = {e['google_method'] for e in fake.requests() if e['service'] != 'oauth'}
+    assert served <= seen
+    fake.assert_wire_exact()
+    ex = out['run.projects.locations.jobs.executions.get']
+    obj = out['storage.objects.get']
+    if mode == 'normal':   # realistic fields a client does not use
+        assert {'uid', 'generation', 'createTime', 'launchStage', 'conditions', 'etag'} <= set(ex)
+        assert ex['template']['containers'][0]['env'] == [{'name': 'TASK_ID', 'value': 'em'}]
+        assert {'kind', 'selfLink', 'mediaLink', 'etag', 'metageneration', 'id'} <= set(obj)
+    elif mode == 'full':
+        assert {'satisfiesPzs', 'creator', 'client', 'annotations'} <= set(ex)
+        assert {'vpcAccess', 'volumes', 'serviceAccount'} <= set(ex['template'])
+        assert {'name': 'TASK_ID', 'value': 'em'} == {k: v for k, v in ex['template']['containers'][0]['env'][0].items() if k in ('name', 'value')}
+        assert {'acl', 'owner', 'retention', 'contexts'} & set(obj) and obj['name'] == 'em/a'
+    else:
+        assert not {'uid', 'etag', 'createTime', 'conditions'} & set(ex)
+        assert ex['template']['containers'][0]['env'] == [{'name': 'TASK_ID', 'value': 'em'}]
+        assert not {'selfLink', 'kind', 'etag'} & set(obj) and obj['generation']

@@ -62,6 +62,10 @@ Control API (not Google's; no auth, no faults, not in the request log). JSON in 
                "drop_after_bytes"); "drop_style": "rst" (default) | "fin";
                "expire_token": true (the caller's token expires now -> 401);
                "json_merge": {...} (merged into a 2xx JSON response); "headers_out": {...}}
+  GET  /_fake/violations   requests and answers that broke Google's discovery documents
+       (tests/fakes/discovery.py; {method, path, where: request|response, violation}); DELETE
+       returns and clears them.  With config validate=strict (the default) such a request is
+       answered 400 with the violation.  Log entries name the matched method (google_method).
   POST /_fake/config {key: value}   GET shows; keys: see DEFAULT_CONFIG below
   POST /_fake/reset   kill jobs; clear objects, uploads, secrets, KMS keys, faults, log, config;
                       buckets/jobs from the command line and issued tokens survive
@@ -112,6 +116,9 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import discovery  # noqa: E402  (Google's discovery documents: the wire validator)
 
 JWT_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
 CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform'
@@ -847,6 +854,13 @@ DEFAULT_CONFIG = {
     'restrict_jobs': False,            # only jobs registered via /_fake/jobs or --job exist
     'omit_default_fields': True,       # proto3 JSON: omit 0/false/empty in KMS/Run responses
     'max_log_entries': 20000,
+    'validate': 'strict',              # requests/answers checked against the discovery documents:
+                                       # strict (a bad request gets 400 and is recorded) |
+                                       # record (recorded only) | off
+    'response_mode': 'normal',         # normal | full (every schema field, realistic values,
+                                       # under the scenario's values) | minimal (no default and
+                                       # no informational field)
+    'max_page_size': 0,                # executions.list pages hold at most this many (0: pageSize)
 }
 
 
@@ -872,6 +886,7 @@ class State:
             self.faults.set({'seed': args.seed, 'rules': []})
         self.log = []
         self.log_seq = 0
+        self.violations = []   # requests/answers that broke the discovery documents
         self.conn_seq = 0
         self.tokens = {}
         self.sas = {}
@@ -984,7 +999,7 @@ class State:
                      'query': q, 'headers': hdrs, 'auth': req.auth_present,
                      'auth_type': req.auth_type, 'auth_ok': None, 'service': service,
                      'status': None, 'fault': None, 'dropped': False, 'req_bytes': 0,
-                     'resp_bytes': 0, 'duration_ms': None}
+                     'resp_bytes': 0, 'duration_ms': None, 'google_method': None}
             self.log.append(entry)
             limit = int(self.config['max_log_entries'])
             if len(self.log) > limit:
@@ -2453,6 +2468,8 @@ class RunService:
         exs.sort(key=lambda e: e.create_time, reverse=True)
         try:
             size = int(req.query.get('pageSize') or 100)
+            if self.st.config['max_page_size']:
+                size = min(size, int(self.st.config['max_page_size']))
             start = int(b64d(req.query['pageToken']).decode()) if req.query.get('pageToken') else 0
         except Exception:
             return aip_error(400, 'Invalid page token or size.')
@@ -2818,6 +2835,12 @@ class ControlService:
                                    'service_account': st.sa_email, 'state_dir': st.state_dir,
                                    'buckets': sorted(st.buckets), 'config': st.config,
                                    'crc32c_impl': 'crcmod' if _CRCMOD else 'python'})
+        if p == '/_fake/violations':
+            with st.lock:
+                out = list(st.violations)
+                if meth == 'DELETE':
+                    st.violations.clear()
+            return json_resp(200, {'violations': out})
         if p == '/_fake/requests':
             if meth == 'DELETE':
                 with st.lock:
@@ -2948,6 +2971,7 @@ class ControlService:
         st.faults.rng = random.Random(0)
         with st.lock:
             st.log.clear()
+            st.violations.clear()
             st.buckets = {b: Bucket(b, st.project, time.time()) for b in st.initial_buckets}
             st.sessions.clear()
             st.secrets.clear()
@@ -3035,6 +3059,139 @@ class ControlService:
 
 # --------------------------------------------------------------------------------------------
 # HTTP layer
+
+# --------------------------------------------------------------------------------------------
+# The wire check: every Google request and answer against the discovery documents
+
+# response_mode=full leaves these out: their presence carries the scenario's state
+FULL_SKIP = {'GoogleCloudRunV2Execution': {'completionTime', 'deleteTime', 'expireTime',
+                                           'cancelledCount', 'failedCount', 'succeededCount',
+                                           'runningCount', 'retriedCount'},
+             'GoogleCloudRunV2TaskTemplate': {'timeout'},
+             'GoogleLongrunningOperation': {'error', 'response'},
+             'GoogleCloudRunV2EnvVar': {'valueSource'},
+             'Object': {'contentEncoding', 'componentCount', 'md5Hash', 'size', 'crc32c',
+                        'generation', 'kmsKeyName', 'customerEncryption', 'softDeleteTime',
+                        'hardDeleteTime', 'timeDeleted', 'retention', 'retentionExpirationTime'},
+             'Objects': {'nextPageToken', 'prefixes'},
+             'GoogleCloudRunV2ListExecutionsResponse': {'nextPageToken'},
+             'DecryptResponse': {'usedPrimary'},
+             'GoogleCloudRunV2Condition': {'executionReason', 'reason', 'revisionReason',
+                                           'severity', 'message'}}
+# response_mode=minimal leaves these out (besides every field holding a default value): fields
+# that only inform, which a client must not need
+MINIMAL_DROP = {'uid', 'etag', 'createTime', 'updateTime', 'launchStage', 'logUri',
+                'observedGeneration', 'reconciling', 'satisfiesPzs', 'selfLink', 'mediaLink',
+                'kind', 'id', 'timeCreated', 'updated', 'timeStorageClassUpdated',
+                'storageClass', 'conditions', 'startTime', 'parallelism', 'job',
+                'protectionLevel', 'verifiedPlaintextCrc32c', 'verifiedAdditionalAuthenticatedDataCrc32c',
+                'verifiedInitializationVectorCrc32c'}
+
+
+def _minimal(obj):
+    obj = prune_defaults(obj)
+    if isinstance(obj, dict):
+        return {k: _minimal(v) for k, v in obj.items() if k not in MINIMAL_DROP}
+    if isinstance(obj, list):
+        return [_minimal(x) for x in obj]
+    return obj
+
+
+class Wire:
+    """Checks requests to storage/kms/secretmanager/run against Google's discovery documents
+    (tests/fakes/discovery.py), validates every 2xx JSON answer against the method's response
+    schema, shapes answers for response_mode, and records each violation in STATE.violations
+    (GET /_fake/violations) so the test that caused it fails."""
+
+    def __init__(self, st):
+        self.st = st
+        self.api = discovery.Discovery.load()
+
+    def record(self, req, where, errs):
+        with self.st.lock:
+            for e in errs:
+                self.st.violations.append({'method': req.method, 'path': req.raw_path,
+                                           'where': where, 'violation': e})
+
+    def request(self, req, body):
+        """(Call or None, violations)."""
+        if self.st.config['validate'] == 'off':
+            return None, []
+        try:
+            call = self.api.match(req.method, req.raw_path, req.query)
+        except discovery.NoMethod as e:
+            bad = [str(e)]
+            self.record(req, 'request', bad)
+            return None, bad
+        doc, bad = self._request_json(call, req, body)
+        bad += self.api.check_request(call, req.query, doc)
+        self.record(req, 'request', bad)
+        return call, bad
+
+    @staticmethod
+    def _request_json(call, req, body):
+        """The JSON document a request carries (None: none), and violations."""
+        if call.media in ('session', 'download'):
+            return None, []
+        raw = body
+        if call.media == 'upload':
+            ut = req.query.get('uploadType')
+            if ut not in ('multipart', 'resumable'):
+                return None, []   # media bytes (or a bad uploadType, which check_request names)
+            if ut == 'multipart':
+                try:
+                    parts = parse_multipart_related(body, req.header('Content-Type', ''))
+                except ValueError as e:
+                    return None, [f'{call.id}: multipart body: {e}']
+                raw = parts[0][1] if parts else b''
+        if not raw or not raw.strip():
+            return None, []
+        try:
+            return json.loads(raw), []
+        except ValueError:
+            return None, [f'{call.id}: the request body is not JSON']
+
+    def response(self, req, call, resp, entry):
+        """resp shaped for response_mode and checked (violations recorded)."""
+        if call is None or resp.json is None or not 200 <= resp.status < 300 \
+                or call.media == 'download':
+            return resp
+        obj = self.shape(call, resp.json)
+        if obj is not resp.json:
+            resp = json_resp(resp.status, obj, resp.headers)
+        bad = self.api.check_response(call, obj)
+        for k in ('metadata', 'response'):   # an Operation carrying an Execution
+            x = obj.get(k) if call.method.get('response', {}).get('$ref') == \
+                'GoogleLongrunningOperation' else None
+            if isinstance(x, dict) and x.get('@type') == EXEC_TYPE:
+                x = {a: b for a, b in x.items() if a != '@type'}
+                bad += [f'{call.id}: {k} {e}' for e in self.api.check_value(
+                    {'$ref': 'GoogleCloudRunV2Execution'}, x, 'Execution')]
+        if bad:
+            entry['violations'] = bad
+            self.record(req, 'response', bad)
+        return resp
+
+    def shape(self, call, obj):
+        mode = self.st.config['response_mode']
+        ref = (call.method.get('response') or {}).get('$ref')
+        if mode == 'minimal':
+            return _minimal(obj)
+        if mode != 'full' or not ref:
+            return obj
+        out = discovery.merge_full(self.api.generate(ref, skip=FULL_SKIP), obj)
+        if ref == 'GoogleLongrunningOperation':
+            ex = self.api.generate('GoogleCloudRunV2Execution', skip=FULL_SKIP)
+            for k in ('metadata', 'response'):
+                if isinstance(obj.get(k), dict) and obj[k].get('@type') == EXEC_TYPE:
+                    out[k] = discovery.merge_full(ex, obj[k])
+                elif k == 'metadata' and k not in obj:
+                    out.pop(k, None)
+        return out
+
+
+WIRE = None
+
 
 class ClientGone(Exception):
     def __init__(self, received):
@@ -3293,11 +3450,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return SERVICES['auth'].metadata(req)
             if service == 'unknown':
                 return aip_error(404, f'The requested URL {req.path} was not found on this server.')
+            call, bad = WIRE.request(req, body)
+            entry['google_method'] = call.id if call else None
+            if bad:
+                entry['violations'] = bad
+                if STATE.config['validate'] == 'strict':
+                    return service_error(service, 400, 'Request not in the discovery document: '
+                                         + '; '.join(bad)[:2000])
             denied = STATE.authenticate(req, service)
             entry['auth_ok'] = denied is None if req.auth_present else None
             if denied is not None:
                 return denied
-            return SERVICES[service].handle(req, body)
+            return WIRE.response(req, call, SERVICES[service].handle(req, body), entry)
         except ApiError as e:
             return e.resp
         except Exception:
@@ -3324,7 +3488,7 @@ CONTROL = None
 
 
 def main(argv=None):
-    global STATE, CONTROL
+    global STATE, CONTROL, WIRE
     ap = argparse.ArgumentParser(description='Fake Google Cloud server for ccr tests')
     ap.add_argument('--port', type=int, default=0)
     ap.add_argument('--host', default='127.0.0.1')
@@ -3347,6 +3511,7 @@ def main(argv=None):
     os.makedirs(args.state_dir, exist_ok=True)
     _set_subreaper()
     STATE = State(args)
+    WIRE = Wire(STATE)
     SERVICES.update({'auth': AuthService(STATE), 'storage': StorageService(STATE),
                      'kms': KmsService(STATE), 'secretmanager': SecretService(STATE),
                      'run': RunService(STATE)})

@@ -205,6 +205,17 @@ class FakeGCP:
     def fault_state(self):
         return self.control('GET', '/_fake/faults')
 
+    def violations(self, clear=True):
+        """Requests and answers that broke Google's discovery documents since the last call
+        (each {method, path, where: request|response, violation}); clears them by default."""
+        return self.control('DELETE' if clear else 'GET', '/_fake/violations')['violations']
+
+    def assert_wire_exact(self):
+        """Fails (AssertionError) when any request or answer broke the discovery documents."""
+        bad = self.violations()
+        assert not bad, 'not wire-exact with the discovery documents:\n' + '\n'.join(
+            f"{v['where']}: {v['method']} {v['path']}: {v['violation']}" for v in bad[:20])
+
     def clear_faults(self):
         return self.control('DELETE', '/_fake/faults')
 
