@@ -296,11 +296,12 @@ static int started_for(const cJSON *exe, const char *task_id)
 /*
  * One page of executions.list of job_path (newest first), continuing at
  * token (NULL: the first page).  The execution started for task_id is
- * appended to out; the page's nextPageToken (if any) replaces *next.
+ * appended to out; the page's nextPageToken (if any) replaces *next, and
+ * *seen counts the executions looked at.
  * 1 found, 0 not on this page, -1 error.
  */
 static int find_on_page(struct crun *c, const char *job_path, const char *task_id, const char *token,
-	struct buf *next, struct buf *out, struct err *e)
+	struct buf *next, int *seen, struct buf *out, struct err *e)
 {
 	struct hc_response rs = HC_RESPONSE_INIT;
 	struct buf url = BUF_INIT;
@@ -330,6 +331,7 @@ static int find_on_page(struct crun *c, const char *job_path, const char *task_i
 	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(j, "executions")) {
 		const char *name = gcp_json_str(x, "name");
 
+		(*seen)++;
 		if (name && valid_name(name) && strstr(name, "/executions/") && started_for(x, task_id)) {
 			rc = buf_adds(out, name) == 0 ? 1 : err_set(e, "out of memory");
 			goto out;
@@ -356,10 +358,10 @@ static int find_execution(struct crun *c, const char *job_path, const char *task
 	struct err *e)
 {
 	struct buf token = BUF_INIT, next = BUF_INIT;
-	int page, rc = -1;
+	int page, seen = 0, rc = -1;
 
 	for (page = 0; page < CRUN_LIST_MAX_PAGES; page++) {
-		rc = find_on_page(c, job_path, task_id, page ? token.p : NULL, &next, out, e);
+		rc = find_on_page(c, job_path, task_id, page ? token.p : NULL, &next, &seen, out, e);
 		if (rc != 0 || next.len == 0)
 			goto out;
 		buf_reset(&token);
@@ -369,10 +371,10 @@ static int find_execution(struct crun *c, const char *job_path, const char *task
 		}
 	}
 	rc = -2;
-	err_set(e, "Cloud Run: the execution of task %.100s is not among the newest %d executions of "
-		"%.200s and the list goes on; not running the job again, since it may have started "
-		"(look for TASK_ID=%.100s in the job's executions)", task_id,
-		CRUN_LIST_MAX_PAGES * CRUN_LIST_PAGE_SIZE, job_path, task_id);
+	err_set(e, "Cloud Run: jobs.run for task %.100s failed without an answer, and its execution is "
+		"not among the newest %d executions of %.200s (%d pages searched, the list goes on); not "
+		"running the job again, since it may have started: look for TASK_ID=%.100s in the job's "
+		"executions", task_id, seen, job_path, CRUN_LIST_MAX_PAGES, task_id);
 out:
 	buf_free(&token);
 	buf_free(&next);
