@@ -146,8 +146,16 @@ def cloud(ccr_bin, tmp_path, monkeypatch):
         made.append(c)
         return c
     yield start
+    bad = []
     for c in made:
-        c.close()
+        try:
+            bad += c.fake.violations()
+        finally:
+            c.close()
+    # every request serve and the job sent, and every answer the fake gave, is as Google's
+    # discovery documents describe (a violation fails the test that caused it)
+    assert not bad, "not wire-exact with the discovery documents:\n" + "\n".join(
+        f"{v['where']}: {v['method']} {v['path']}: {v['violation']}" for v in bad[:20])
 
 
 # ---- HTTP and SSE helpers --------------------------------------------------------------------
@@ -442,14 +450,20 @@ def test_run_async_names_the_execution_and_sends_the_webhook(cloud, hook_url):
 
 
 def test_lost_answers_neither_conflict_nor_run_twice(cloud, hook_url):
-    """The answers to the task's metadata create and to jobs.run are lost after the fake acted
-    on them: the retried create is recognised as the API's own (not a 409 'already exists'),
-    and the retried jobs.run adopts the execution it started (one execution, not two)."""
+    """The answers to the task's metadata create, to the KMS calls (serve's encrypt, the job's
+    decrypt) and to jobs.run are lost after the fake acted on them: the retried create is
+    recognised as the API's own (not a 409 'already exists'), KMS is simply asked again, and
+    the retried jobs.run adopts the execution it started (one execution, not two), which runs
+    the task to completion."""
     c = cloud()
     srv = c.serve()
     c.fake.faults(rules=[
         {"name": "create-lost", "service": "storage", "method": "POST", "query": {"ifGenerationMatch": "0"},
          "path_contains": "upload", "drop": "after_body", "count": 1},
+        {"name": "encrypt-lost", "service": "kms", "path_contains": ":encrypt", "drop": "after_body",
+         "count": 1},
+        {"name": "decrypt-lost", "service": "kms", "path_contains": ":decrypt", "drop": "after_body",
+         "count": 1},
         {"name": "run-lost", "service": "run", "method": "POST", "path_contains": ":run",
          "drop": "after_body", "count": 1}])
     lines = [{"type": "result", "subtype": "success", "usage": {"input_tokens": 1, "output_tokens": 1}}]
@@ -457,11 +471,15 @@ def test_lost_answers_neither_conflict_nor_run_twice(cloud, hook_url):
                                                            taskId="lost-answers"))
     assert status == 202, data
     fired = {r["name"]: r["fired"] for r in c.fake.fault_state()["rules"]}
-    assert fired == {"create-lost": 1, "run-lost": 1}, fired
+    assert fired == {"create-lost": 1, "encrypt-lost": 1, "decrypt-lost": 0, "run-lost": 1}, fired
     mine = [e for e in c.fake.executions() if {"name": "TASK_ID", "value": "lost-answers"} in e["env_overrides"]]
     assert [e["name"] for e in mine] == [json.loads(data)["executionName"]]
     meta, _ = wait_status(srv, "lost-answers", ("completed", "failed", "cancelled"))
     assert meta["status"] == "completed", meta
+    fired = {r["name"]: r["fired"] for r in c.fake.fault_state()["rules"]}
+    assert fired["decrypt-lost"] == 1, fired
+    ex = c.fake.execution(mine[0]["name"])
+    assert len(ex["tasks"][0]["attempts"]) == 1, "the task ran once"
     # a second submission of the same taskId is still refused
     status, data = request(srv, "POST", "/run-async", body({"lines": lines}, callbackUrl=hook_url,
                                                            taskId="lost-answers"))

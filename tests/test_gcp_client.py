@@ -66,6 +66,9 @@ def fake(job_out):
 def _reset(fake):
     fake.reset()
     yield
+    # every request ccr sent, and every answer the fake gave, is as Google's discovery
+    # documents describe (a violation fails the test that caused it)
+    fake.assert_wire_exact()
 
 
 @pytest.fixture(scope='module')
@@ -542,6 +545,136 @@ def test_run_job_status_cancel_and_seed_errors(gcp, fake, job_out):
     gcp('run', 'start', 'worker', 't', payload)
     runs = [e for e in fake.requests(service='run') if e['method'] == 'POST']
     assert [e['status'] for e in runs[-3:]] == [429, 429, 200]
+
+
+
+def executions_for(fake, task_id):
+    return [e for e in fake.executions() if {'name': 'TASK_ID', 'value': task_id} in e['env_overrides']]
+
+
+def start_after_lost_answer(ccr_bin, fake, gcloud_dir, task_id, newer):
+    """`ccr gcp run start worker TASK_ID` whose jobs.run answer is lost after the execution
+    started; while ccr's first executions.list call waits in the fake, `newer` other
+    executions are started, so the task's own execution is pushed back in the newest-first
+    list.  Returns the CompletedProcess-like (returncode, stdout, stderr)."""
+    fake.faults(rules=[
+        {'name': 'run-lost', 'service': 'run', 'method': 'POST', 'path_contains': ':run',
+         'drop': 'after_body', 'count': 1},
+        {'name': 'slow-list', 'service': 'run', 'method': 'GET', 'path_contains': '/executions',
+         'latency_ms': 2500, 'count': 1}])
+    fake.access_token()   # warm the token cache before the race below
+    proc = subprocess.Popen([str(ccr_bin), 'gcp', 'run', 'start', 'worker', task_id,
+                             f'gs://{BUCKET}/tasks/{task_id}/payload.enc'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=ccr_env(fake, gcloud_dir))
+    deadline = time.time() + 30
+    while not any(e['dropped'] for e in fake.requests(service='run') if e['method'] == 'POST'):
+        assert time.time() < deadline and proc.poll() is None, 'jobs.run was not sent'
+        time.sleep(0.01)
+    for i in range(newer):
+        api(fake, 'POST', f'/v2/projects/{fake.project}/locations/europe-west3/jobs/worker:run',
+            {'overrides': {'containerOverrides': [{'env': [{'name': 'TASK_ID',
+                                                            'value': f'{task_id}-other-{i}'}]}]}})
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def test_run_lost_answer_execution_on_second_page_runs_once(ccr_bin, fake, gcloud_dir):
+    """jobs.run starts the execution, its answer is lost; the execution is on the second page
+    of executions.list (page size 2, two newer executions): ccr follows nextPageToken, takes
+    it, and the task runs exactly once."""
+    fake.config(max_page_size=2)
+    rc, out, err = start_after_lost_answer(ccr_bin, fake, gcloud_dir, 't-page2', 2)
+    assert rc == 0, err
+    mine = executions_for(fake, 't-page2')
+    assert [e['name'] for e in mine] == [out.strip()], 'exactly one execution of the task'
+    calls = [(e['method'], 'pageToken' in e['query'], e['dropped'])
+             for e in fake.requests(service='run') if e['method'] == 'GET' or e['dropped']]
+    assert calls == [('POST', False, True), ('GET', False, False), ('GET', True, False)], calls
+    assert len([e for e in fake.requests(service='run') if e['method'] == 'POST']) == 3
+
+
+def test_run_lost_answer_with_the_list_exhausted_is_not_run_again(ccr_bin, fake, gcloud_dir):
+    """When the execution is not within the pages ccr searches (10), jobs.run is not sent again
+    (the task may have started) and the error says where to look."""
+    fake.config(max_page_size=1)
+    rc, out, err = start_after_lost_answer(ccr_bin, fake, gcloud_dir, 't-deep', 10)
+    assert rc == 1 and out == ''
+    assert err.startswith('ccr gcp: Cloud Run: jobs.run for task t-deep failed without an answer, '
+                          'and its execution is not among the newest 10 executions of '
+                          f'projects/{fake.project}/locations/europe-west3/jobs/worker (10 pages '
+                          'searched, the list goes on); not running the job again'), err
+    assert 'TASK_ID=t-deep' in err
+    assert len(executions_for(fake, 't-deep')) == 1
+    gets = [e for e in fake.requests(service='run') if e['method'] == 'GET']
+    assert len(gets) == 10
+
+
+def test_kms_lost_answers_are_retried(gcp, fake):
+    """encrypt and decrypt are safe to repeat: a lost answer costs one retry, nothing else."""
+    fake.faults(service='kms', path_contains=':encrypt', drop='after_body', count=1)
+    ct = gcp('kms', 'encrypt', '--data', 'dek').stdout
+    fake.faults(service='kms', path_contains=':decrypt', drop='after_body', count=1)
+    assert gcp('kms', 'decrypt', input=ct).stdout == b'dek'
+    log = fake.requests(service='kms')
+    assert [(e['path'].rsplit(':', 1)[1], e['dropped']) for e in log] == [
+        ('encrypt', True), ('encrypt', False), ('decrypt', True), ('decrypt', False)]
+
+
+@pytest.mark.parametrize('mode', ['full', 'minimal'])
+def test_ccr_reads_answers_with_every_optional_field_present_or_absent(gcp, fake, mode, tmp_path):
+    """The fake's answers generated from the response schemas: "full" has every field of the
+    schema (realistic, type-correct values under the scenario's own), "minimal" no field
+    holding a default value and none of the informational ones.  Every client operation
+    still behaves as with the fake's usual answers."""
+    fake.config(response_mode=mode)
+    # Cloud Storage: media, multipart, resumable uploads; stat, get, ls, compose, rm
+    r = gcp('gcs', 'put', BUCKET, 'modes/a', '--data', 'alpha\n', '--if-generation-match', '0')
+    assert re.match(rf'gs://{BUCKET}/modes/a generation=\d+ size=6 crc32c=\S+', r.stdout.decode())
+    gen = re.search(r'generation=(\d+)', r.stdout.decode()).group(1)
+    gcp('gcs', 'put', BUCKET, 'modes/m', '--data', 'beta\n', '--meta', 'taskId=t')
+    big = os.urandom(600 * 1024)
+    (tmp_path / 'big').write_bytes(big)
+    gcp('gcs', 'put', BUCKET, 'modes/r', tmp_path / 'big', '--resumable', '--chunk-size', '262144')
+    assert stored(fake, 'modes/r') == big
+    st = json.loads(gcp('gcs', 'stat', BUCKET, 'modes/m').stdout)
+    assert st['name'] == 'modes/m' and st['size'] == '5' and st['metadata'] == {'taskId': 't'}
+    assert gcp('gcs', 'get', BUCKET, 'modes/a').stdout == b'alpha\n'
+    assert gcp('gcs', 'get', BUCKET, 'modes/a', '--offset', '2').stdout == b'pha\n'
+    r = gcp('gcs', 'ls', BUCKET, '--prefix', 'modes/', '--page-size', '1')
+    assert [ln.split('\t')[0] for ln in r.stdout.decode().splitlines()] == \
+        ['modes/a', 'modes/m', 'modes/r']
+    gcp('gcs', 'compose', BUCKET, 'modes/a', 'modes/a', 'modes/m', '--if-generation-match', gen)
+    assert stored(fake, 'modes/a') == b'alpha\nbeta\n'
+    gcp('gcs', 'rm', BUCKET, 'modes/m')
+    assert stored(fake, 'modes/m') is None
+    # the storage seam: create-only, a lost create answer is still the client's own object
+    fake.faults(service='storage', method='POST', query={'ifGenerationMatch': '0'},
+                drop='after_body', count=1)
+    gcp('store', 'put', BUCKET, 'modes/meta.json', '--data', '{}', '--if-absent')
+    assert stored(fake, 'modes/meta.json') == b'{}'
+    # Cloud KMS and the envelope
+    ct = gcp('kms', 'encrypt', '--data', 'dek').stdout
+    assert gcp('kms', 'decrypt', input=ct).stdout == b'dek'
+    assert gcp('kms', 'open', input=gcp('kms', 'seal', '--data', 'payload').stdout).stdout == b'payload'
+    # Secret Manager
+    fake.set_secret('modes-secret', 'value')
+    assert gcp('secret', 'get', 'modes-secret').stdout == b'value'
+    # Cloud Run: start (also after a lost answer: the executions.list is parsed), status, cancel
+    payload = f'gs://{BUCKET}/tasks/t/payload.enc'
+    name = gcp('run', 'start', 'claude-code-async-worker', 'm-1', payload).stdout.decode().strip()
+    assert wait_state(gcp, name, ('SUCCEEDED',)).startswith('SUCCEEDED done=1 tasks=1')
+    fake.faults(service='run', method='POST', path_contains=':run', drop='after_body', count=1)
+    name = gcp('run', 'start', 'claude-code-async-worker', 'm-lost', payload).stdout.decode().strip()
+    assert [e['name'] for e in executions_for(fake, 'm-lost')] == [name]
+    assert wait_state(gcp, name, ('SUCCEEDED',)).startswith('SUCCEEDED')
+    op = fake.execution(name)['operation']
+    assert gcp('run', 'status', op).stdout.decode().startswith('SUCCEEDED')
+    fake.register_job('sleeper', command=['sh', '-c', 'sleep 60'])
+    name = gcp('run', 'start', 'sleeper', 'm-2', payload).stdout.decode().strip()
+    assert wait_state(gcp, name, ('RUNNING',)).startswith('RUNNING')
+    gcp('run', 'cancel', name)
+    assert wait_state(gcp, name, ('CANCELLED',)).startswith('CANCELLED')
 
 
 # ---- credentials -------------------------------------------------------------------------------
