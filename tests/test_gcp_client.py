@@ -22,6 +22,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakes.gcp_client import FakeGCP  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fakes'))
+import discovery_extract  # noqa: E402  (METHODS: the Google methods ccr calls)
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
@@ -675,6 +677,10 @@ def test_ccr_reads_answers_with_every_optional_field_present_or_absent(gcp, fake
     assert wait_state(gcp, name, ('RUNNING',)).startswith('RUNNING')
     gcp('run', 'cancel', name)
     assert wait_state(gcp, name, ('CANCELLED',)).startswith('CANCELLED')
+    # every Google method ccr calls was called here, each matched to its discovery method
+    google = [e for e in fake.requests() if e['service'] in ('storage', 'kms', 'secretmanager', 'run')]
+    assert all(e['google_method'] for e in google)
+    assert {e['google_method'] for e in google} == set(discovery_extract.ccr_methods())
 
 
 # ---- credentials -------------------------------------------------------------------------------

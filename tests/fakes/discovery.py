@@ -340,8 +340,7 @@ class Discovery:
                     out[k] = x
             if 'additionalProperties' in spec and not out:
                 x = self._gen(doc, spec['additionalProperties'], name, skip, depth + 1)
-                if x is not None:
-                    out[f'{name}-key'] = x
+                out = GeneratedMap({} if x is None else {f'{name}-key': x})
             return out
         if t == 'array':
             x = self._gen(doc, spec.get('items') or {}, name, skip, depth + 1)
@@ -365,9 +364,17 @@ class Discovery:
         return None
 
 
+class GeneratedMap(dict):
+    """A generated map (additionalProperties): its sample entry is not merged into a map the
+    scenario gives, since a map's keys are data."""
+
+
 def merge_full(generated, actual):
-    """actual (a scenario's answer) over generated (every field): dicts merge recursively, and
-    each element of an actual list is merged over the generated list's first element."""
+    """actual (a scenario's answer) over generated (every field): objects merge recursively
+    (a map the scenario gives is kept as it is), and each element of an actual list is merged
+    over the generated list's first element."""
+    if isinstance(generated, GeneratedMap):
+        return actual
     if isinstance(actual, dict) and isinstance(generated, dict):
         out = dict(generated)
         for k, v in actual.items():

@@ -55,7 +55,7 @@ METHODS = {
     },
     'secretmanager-v1.json': {
         'secretmanager.projects.secrets.versions.access': True,
-        'secretmanager.projects.locations.secrets.versions.access': True,
+        'secretmanager.projects.locations.secrets.versions.access': False,
     },
 }
 

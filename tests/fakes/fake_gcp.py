@@ -3084,8 +3084,7 @@ MINIMAL_DROP = {'uid', 'etag', 'createTime', 'updateTime', 'launchStage', 'logUr
                 'observedGeneration', 'reconciling', 'satisfiesPzs', 'selfLink', 'mediaLink',
                 'kind', 'id', 'timeCreated', 'updated', 'timeStorageClassUpdated',
                 'storageClass', 'conditions', 'startTime', 'parallelism', 'job',
-                'protectionLevel', 'verifiedPlaintextCrc32c', 'verifiedAdditionalAuthenticatedDataCrc32c',
-                'verifiedInitializationVectorCrc32c'}
+                'protectionLevel'}
 
 
 def _minimal(obj):
