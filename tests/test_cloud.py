@@ -486,6 +486,50 @@ def test_lost_answers_neither_conflict_nor_run_twice(cloud, hook_url):
     assert status == 409 and "already exists" in json.loads(data)["error"], data
 
 
+
+def test_lost_run_answer_with_the_execution_on_page_two_runs_once(cloud, hook_url):
+    """jobs.run starts the task's execution and its answer is lost; before serve lists the
+    job's executions another one starts, and the list's pages hold one execution each: serve
+    follows nextPageToken to the second page, adopts its execution, and the task runs once."""
+    c = cloud()
+    srv = c.serve()
+    c.fake.config(max_page_size=1)
+    c.fake.faults(rules=[
+        {"name": "run-lost", "service": "run", "method": "POST", "path_contains": ":run",
+         "drop": "after_body", "count": 1},
+        {"name": "slow-list", "service": "run", "method": "GET", "path_contains": "/executions",
+         "latency_ms": 2500, "count": 1}])
+    token = c.fake.access_token()
+    lines = [{"type": "result", "subtype": "success", "usage": {"input_tokens": 1, "output_tokens": 1}}]
+    answer = {}
+
+    def submit():
+        answer["r"] = request(srv, "POST", "/run-async", body({"lines": lines}, callbackUrl=hook_url,
+                                                              taskId="page-two"), timeout=60)
+    t = threading.Thread(target=submit)
+    t.start()
+    deadline = time.time() + 30
+    while not any(e["dropped"] for e in c.fake.requests(service="run") if e["method"] == "POST"):
+        assert time.time() < deadline, "jobs.run was not sent"
+        time.sleep(0.01)
+    other = urllib.request.Request(
+        f"{c.fake.url}/v2/projects/{c.fake.project}/locations/{c.fake.region}/jobs/{JOB}:run",
+        data=json.dumps({"overrides": {"containerOverrides": [{"env": [
+            {"name": "TASK_ID", "value": "someone-else"}]}]}}).encode(), method="POST",
+        headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    with urllib.request.urlopen(other, timeout=30) as r:
+        assert r.status == 200
+    t.join(60)
+    status, data = answer["r"]
+    assert status == 202, data
+    mine = [e for e in c.fake.executions() if {"name": "TASK_ID", "value": "page-two"} in e["env_overrides"]]
+    assert [e["name"] for e in mine] == [json.loads(data)["executionName"]]
+    lists = [e for e in c.fake.requests(service="run") if e["method"] == "GET" and e["path"].endswith("/executions")]
+    assert ["pageToken" in e["query"] for e in lists] == [False, True], lists
+    meta, _ = wait_status(srv, "page-two", ("completed", "failed", "cancelled"))
+    assert meta["status"] == "completed", meta
+    assert len(c.fake.execution(mine[0]["name"])["tasks"][0]["attempts"]) == 1
+
 # ---- 3. cancel from another instance ----------------------------------------------------------
 
 def test_cancel_from_a_second_instance_reaches_cloud_run(cloud, hook_url, tmp_path):
