@@ -400,8 +400,13 @@ def test_run_streams_via_cloud_run_and_leaves_only_sealed_secrets(cloud):
 
 # ---- 2. /run-async ----------------------------------------------------------------------------
 
-def test_run_async_names_the_execution_and_sends_the_webhook(cloud, hook_url):
+@pytest.mark.parametrize("mode", ["normal", "full", "minimal"])
+def test_run_async_names_the_execution_and_sends_the_webhook(cloud, hook_url, mode):
+    """Also with every Google answer generated from its response schema: "full" (every field,
+    realistic values under the scenario's own) and "minimal" (no default-valued and no
+    informational field): serve and the job read what they need either way."""
     c = cloud()
+    c.fake.config(response_mode=mode)
     srv = c.serve()
     lines = [{"type": "system", "subtype": "init"}] + [{"i": i} for i in range(4)] + \
             [{"type": "result", "subtype": "success", "usage": {"input_tokens": 1, "output_tokens": 2}}]
