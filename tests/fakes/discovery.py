@@ -33,6 +33,7 @@ import binascii
 import json
 import os
 import re
+from urllib.parse import unquote
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -85,7 +86,7 @@ class Call:
         return f'Call({self.id}, media={self.media})'
 
 
-def _template_regex(doc, template, params, flat):
+def _template_regex(template, params, flat):
     """A compiled regex for a path template (servicePath-relative or absolute)."""
     out, pos = [], 0
     names = []
@@ -104,14 +105,23 @@ def _template_regex(doc, template, params, flat):
     return re.compile(''.join(out) + r'\Z'), names
 
 
+class Route:
+    """One way to reach a method: rx matches the request path (flatPath, path, a media
+    protocol path), path_rx (the method's path) yields its parameters."""
+
+    def __init__(self, priority, rx, path_rx, names, doc, method, media):
+        self.priority, self.rx, self.path_rx, self.names = priority, rx, path_rx, names
+        self.doc, self.method, self.media = doc, method, media
+
+
 class Discovery:
     def __init__(self, docs, source):
         self.docs = docs           # discovery id -> document
         self.source = source       # folder read
-        self._routes = []          # (priority, regex, names, doc, method, media)
+        self._routes = []          # Route, most specific first
         for doc in docs.values():
             self._add_routes(doc)
-        self._routes.sort(key=lambda r: r[0])
+        self._routes.sort(key=lambda r: r.priority)
 
     @classmethod
     def load(cls, folder=None):
@@ -130,37 +140,33 @@ class Discovery:
         sp = '/' + doc.get('servicePath', '')
         for m in walk_methods(doc):
             params = m.get('parameters') or {}
-            rx, names = _template_regex(doc, sp + m['path'], params, False)
+            rx, names = _template_regex(sp + m['path'], params, False)
             if m.get('flatPath'):
-                frx, _ = _template_regex(doc, sp + m['flatPath'], params, True)
-                self._routes.append((0, frx, names, doc, m, rx))
-            self._routes.append((1, rx, names, doc, m, None))
+                frx, _ = _template_regex(sp + m['flatPath'], params, True)
+                self._routes.append(Route(0, frx, rx, names, doc, m, None))
+            self._routes.append(Route(1, rx, rx, names, doc, m, None))
             for proto in ((m.get('mediaUpload') or {}).get('protocols') or {}).values():
-                rx, names = _template_regex(doc, proto['path'], params, False)
-                self._routes.append((2, rx, names, doc, m, 'upload'))
+                rx, names = _template_regex(proto['path'], params, False)
+                self._routes.append(Route(2, rx, rx, names, doc, m, 'upload'))
             if m.get('supportsMediaDownload') and doc.get('servicePath'):
-                rx, names = _template_regex(doc, '/download' + sp + m['path'], params, False)
-                self._routes.append((3, rx, names, doc, m, 'download'))
+                rx, names = _template_regex('/download' + sp + m['path'], params, False)
+                self._routes.append(Route(3, rx, rx, names, doc, m, 'download'))
 
     def match(self, verb, raw_path, query):
         """The Call for verb + raw (still percent-encoded) path, or raises NoMethod."""
-        from urllib.parse import unquote
         verbs_seen = []
-        for _, rx, names, doc, m, media in self._routes:
-            g = rx.match(raw_path)
+        for r in self._routes:
+            if not r.rx.match(raw_path):
+                continue
+            g = r.path_rx.match(raw_path)   # the parameters are those of the method's path
             if not g:
                 continue
-            if not isinstance(media, (str, type(None))):
-                # a flatPath matched: the parameters are those of the method's path
-                g = media.match(raw_path)
-                media = None
-                if not g:
-                    continue
+            m, media, names = r.method, r.media, r.names
             if media == 'upload' and 'upload_id' in query:
-                if verb not in ('PUT', 'DELETE', 'POST'):
-                    verbs_seen.append('PUT')
+                if verb not in ('PUT', 'DELETE'):
+                    verbs_seen.append('PUT, DELETE (a resumable session)')
                     continue
-                return Call(doc, m, {n: unquote(g.group('p%d' % i)) for i, n in enumerate(names)},
+                return Call(r.doc, m, {n: unquote(g.group('p%d' % i)) for i, n in enumerate(names)},
                             'session')
             if m['httpMethod'] != verb and not (verb == 'HEAD' and m['httpMethod'] == 'GET'):
                 verbs_seen.append(m['httpMethod'])
@@ -168,7 +174,7 @@ class Discovery:
             params = {n: unquote(g.group('p%d' % i)) for i, n in enumerate(names)}
             if media is None and query.get('alt') == 'media' and m.get('supportsMediaDownload'):
                 media = 'download'
-            return Call(doc, m, params, media)
+            return Call(r.doc, m, params, media)
         if verbs_seen:
             raise NoMethod(f'{verb} {raw_path}: the path allows only '
                            f'{", ".join(sorted(set(verbs_seen)))}')
