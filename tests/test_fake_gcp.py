@@ -1000,6 +1000,10 @@ def test_discovery_routes_and_values():
         "o.timeCreated: not an RFC 3339 time: 'yesterday'"]
     assert api.check_value({'$ref': 'Object'}, {'metadata': {'k': 1}}, 'o') == [
         "o.metadata['k']: expected a string (string), got 1"]
+    # an output-only field is fine in an answer, a violation in a request
+    assert api.check_value({'$ref': 'GoogleCloudRunV2Execution'}, {'uid': 'u'}, 'x') == []
+    assert api.check_value({'$ref': 'GoogleCloudRunV2Execution'}, {'uid': 'u'}, 'x', request=True) == [
+        'x.uid: output only; the service ignores it in a request']
     full = api.generate('GoogleCloudRunV2Execution')
     assert api.check_value({'$ref': 'GoogleCloudRunV2Execution'}, full, 'x') == []
     assert {'uid', 'generation', 'createTime', 'launchStage', 'conditions', 'etag'} <= set(full)

@@ -23,7 +23,8 @@ discovery does not describe: it is accepted on PUT/DELETE of an upload path only
 with supportsMediaDownload answers media with alt=media (also on the /download/storage/v1 path
 that GCS's mediaLink uses).
 
-Values: "int64"/"uint64" travel as JSON strings of digits, "byte" as base64, "google-datetime"
+In a request body a field marked readOnly (output only) is a violation: the service would
+silently ignore it.  Values: "int64"/"uint64" travel as JSON strings of digits, "byte" as base64, "google-datetime"
 and "date-time" as RFC 3339, "google-duration" as "<seconds>s"; enums must be listed; objects
 may hold only their declared properties (or any keys when additionalProperties is given).
 """
@@ -216,7 +217,7 @@ class Discovery:
             if req is None:
                 errs.append(f'{call.id} takes no request body')
             else:
-                errs += self.check_value(req, body, 'body')
+                errs += self.check_value(req, body, 'body', request=True)
         return [f'{call.id}: {e}' for e in errs]
 
     # ---- responses -------------------------------------------------------------------------
@@ -234,10 +235,10 @@ class Discovery:
             raise KeyError(f'{doc["id"]}: no schema {ref}')
         return s
 
-    def check_value(self, spec, value, where, doc=None):
+    def check_value(self, spec, value, where, doc=None, request=False):
         """Violations of value against a schema fragment ({"$ref": ...} or inline)."""
         doc = doc or self._doc_of(spec)
-        return self._check(doc, spec, value, where, 0)
+        return self._check(doc, spec, value, where, 0, request)
 
     def _doc_of(self, spec):
         ref = spec.get('$ref')
@@ -246,11 +247,11 @@ class Discovery:
             raise KeyError(f'no document has schema {ref}')
         return hits[0]
 
-    def _check(self, doc, spec, v, where, depth):
+    def _check(self, doc, spec, v, where, depth, request=False):
         if depth > 40:
             return [f'{where}: nested too deep']
         if '$ref' in spec:
-            return self._check(doc, self.schema(doc, spec['$ref']), v, where, depth + 1)
+            return self._check(doc, self.schema(doc, spec['$ref']), v, where, depth + 1, request)
         t = spec.get('type')
         if t == 'any' or t is None and 'properties' not in spec:
             return []
@@ -261,10 +262,12 @@ class Discovery:
             props = spec.get('properties') or {}
             extra = spec.get('additionalProperties')
             for k, x in v.items():
-                if k in props:
-                    errs += self._check(doc, props[k], x, f'{where}.{k}', depth + 1)
+                if k in props and request and props[k].get('readOnly'):
+                    errs.append(f'{where}.{k}: output only; the service ignores it in a request')
+                elif k in props:
+                    errs += self._check(doc, props[k], x, f'{where}.{k}', depth + 1, request)
                 elif extra is not None:
-                    errs += self._check(doc, extra, x, f'{where}[{k!r}]', depth + 1)
+                    errs += self._check(doc, extra, x, f'{where}[{k!r}]', depth + 1, request)
                 else:
                     name = spec.get('id') or 'object'
                     errs.append(f'{where}: unknown field {k!r} (not in {name})')
@@ -274,7 +277,8 @@ class Discovery:
                 return [f'{where}: expected an array, got {type(v).__name__}']
             errs = []
             for i, x in enumerate(v):
-                errs += self._check(doc, spec.get('items') or {}, x, f'{where}[{i}]', depth + 1)
+                errs += self._check(doc, spec.get('items') or {}, x, f'{where}[{i}]', depth + 1,
+                                    request)
             return errs
         return self._check_value(spec, v, where, False)
 
