@@ -184,9 +184,11 @@ static int open_backends(struct backends *be, const char *argv0)
 		backends_close(be);
 		return -1;
 	}
-	if (be->mode == CFG_CLOUD)
-		slog(SLOG_INFO, "cloud mode: bucket %s, Cloud KMS, Cloud Run Jobs", be->bucket);
-	else
+	if (be->mode == CFG_CLOUD) {
+		slog(SLOG_INFO, "cloud mode: bucket %s, %s, Cloud Run Jobs", be->bucket, be->kms_note);
+		if (be->kms_warning[0])
+			slog(SLOG_WARNING, "%s", be->kms_warning);
+	} else
 		slog(SLOG_INFO, "local mode: data in %s, local key, tasks run as child processes", be->data_dir);
 	return 0;
 }
