@@ -77,10 +77,11 @@ class Cloud:
             "REGION": self.fake.region,
             "CLOUDRUN_JOB_NAME": JOB,
             "CCR_RETRY_BASE_MS": "5",
+            # webhook receivers are on loopback: serve checks callbackUrl at submit, the job at delivery
+            "CCR_ALLOW_PRIVATE_CALLBACKS": "1",
         }
         self.job_env = dict(self.env, CLAUDE_BIN=FAKE_CLAUDE, CCR_WORKSPACE_ROOT=str(tmp_path / "ws"),
-                            CCR_KILL_GRACE_MS="500", CLOUDRUN_CALLBACK_SECRET=HOOK_SECRET,
-                            CCR_ALLOW_PRIVATE_CALLBACKS="1")
+                            CCR_KILL_GRACE_MS="500", CLOUDRUN_CALLBACK_SECRET=HOOK_SECRET)
         self.job_env.update(job_env or {})
         self.fake.register_job(JOB, command=[self.bin, "job"], env=self.job_env)
         self.serves = []
