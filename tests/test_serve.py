@@ -219,6 +219,7 @@ HOSTILE = [
     ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","maxTurns":01}', 400, None),
     ("POST", "/run", '\x01{"prompt":"x","anthropicApiKey":"k"}', 400, "request body is not valid JSON: an unexpected byte 0x01 at byte 0"),
     ("POST", "/run", "", 400, "prompt is required"),
+    ("POST", "/run", '\xef\xbb\xbf{"prompt":"x"}', 400, "Either anthropicApiKey or anthropicOAuthToken is required"),
     ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"http://127.0.0.1:9/hook"}', 400, "callbackUrl host 127.0.0.1 resolves to a loopback, private or link-local address (set CCR_ALLOW_PRIVATE_CALLBACKS=1 to allow it in local development)"),
     ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"http://localhost:9/hook"}', 400, "callbackUrl host localhost resolves to a loopback, private or link-local address (set CCR_ALLOW_PRIVATE_CALLBACKS=1 to allow it in local development)"),
     ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"http://[::1]/"}', 400, "callbackUrl host ::1 resolves to a loopback, private or link-local address (set CCR_ALLOW_PRIVATE_CALLBACKS=1 to allow it in local development)"),

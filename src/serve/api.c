@@ -72,6 +72,9 @@ static cJSON *json_body(struct hs_req *req, struct hs_resp *resp)
 		hs_send_json_error(resp, 400, "request body is not valid UTF-8");
 		return NULL;
 	}
+	/* body-parser's decoder dropped a leading byte order mark. */
+	if (len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0)
+		body += 3, len -= 3;
 	/* JSON.parse's grammar first: cJSON alone would take trailing data,
 	 * raw control characters (a NUL cuts a string short) and 1e999. */
 	if (jsc_json_check(body, len, &e) != 0) {
