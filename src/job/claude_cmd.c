@@ -104,24 +104,27 @@ struct prompt_arg {
 	char path[PATH_MAX];
 };
 
-/* flag V when V is short; else V written to file_dir/name and
- * flag-file PATH (both flags exist in the pinned CLI). */
-static int prompt_arg(struct prompt_arg *a, const char *flag, const char *value, const char *file_dir,
-		      const char *name, struct err *e)
+/* --<flag> V when V is short; else V written to file_dir/.ccr-<flag>.txt
+ * and --<flag>-file PATH (both forms exist in the pinned CLI).  field: the
+ * request's name for it, for messages. */
+static int prompt_arg(struct prompt_arg *a, const char *flag, const char *field, const char *value,
+		      const char *file_dir, struct err *e)
 {
 	size_t n = value ? strlen(value) : 0;
+	char name[64];
 
 	a->flag = flag;
 	a->value = value;
 	if (n <= CLAUDE_ARG_INLINE_MAX)
 		return 0;
 	if (!file_dir)
-		return err_set(e, "%s is %zu bytes, too long for the command line, and there is no directory to "
-			       "write it to", flag + 2, n);
+		return err_set(e, "%s is %zu bytes, too long for the command line, and there is no workspace to "
+			       "write it to", field, n);
+	snprintf(name, sizeof(name), ".ccr-%s.txt", flag + 2);
 	if (snprintf(a->path, sizeof(a->path), "%s/%s", file_dir, name) >= (int)sizeof(a->path))
 		return err_set(e, "the workspace path is too long");
 	if (ws_write_file(file_dir, name, value, n, 0600, e) != 0)
-		return err_prefix(e, "cannot pass %s to the CLI as a file", flag + 2);
+		return err_prefix(e, "cannot pass %s to the CLI as a file", field);
 	a->flag = strcmp(flag, "--system-prompt") == 0 ? "--system-prompt-file" : "--append-system-prompt-file";
 	a->value = a->path;
 	return 0;
@@ -236,9 +239,9 @@ int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct
 
 	memset(c, 0, sizeof(*c));
 	c->path = bin && *bin ? bin : "claude";
-	if (prompt_arg(&sys, "--system-prompt", p->system_prompt, file_dir, ".ccr-system-prompt.txt", e) != 0 ||
-	    prompt_arg(&append, "--append-system-prompt", p->append_system_prompt, file_dir,
-		       ".ccr-append-system-prompt.txt", e) != 0)
+	if (prompt_arg(&sys, "--system-prompt", "systemPrompt", p->system_prompt, file_dir, e) != 0 ||
+	    prompt_arg(&append, "--append-system-prompt", "appendSystemPrompt", p->append_system_prompt, file_dir,
+		       e) != 0)
 		return -1;
 	build_argv(&argv, p, mcp_config, &sys, &append);
 	build_env(&envp, p, proxy, git_ssh, config_dir);

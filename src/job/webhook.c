@@ -107,8 +107,9 @@ static int check_host(const char *what, const char *h, const char *port, unsigne
 	}
 	for (ai = res; ai && !exempt; ai = ai->ai_next)
 		if (forbidden(ai->ai_addr)) {
-			rc = err_set(e, "%s host %s resolves to a loopback, private or link-local address "
-				   "(set CCR_ALLOW_PRIVATE_CALLBACKS=1 to allow it in local development)", what, h);
+			rc = err_set(e, "%s host %s resolves to a loopback, private or link-local address (set "
+				   "CCR_ALLOW_PRIVATE_CALLBACKS=1 in local development, or name the host in "
+				   "CCR_CALLBACK_ALLOW_HOSTS)", what, h);
 			break;
 		}
 	if (rc == 0 && resolve_out)
@@ -292,18 +293,19 @@ static int is_redirect(long status)
  * Content-Type.  Each target is checked like callbackUrl and pinned.
  * Returns the last status, 0 on a transport error (retried), or -1 with e
  * set when the chain is refused (not retried). */
-static long attempt(struct wh_send *s, const char *url, const char *resolve, unsigned *redirects, struct err *e)
+static long attempt(struct wh_send *s, const char *url, const char *resolve, struct err *e)
 {
 	char pin[600], *cur = NULL, *next = NULL;
 	int post = 1, rc;
+	unsigned hops;
 	long status;
 
 	snprintf(s->ts, sizeof(s->ts), "%lld", (long long)time(NULL));
-	for (*redirects = 0;; (*redirects)++) {
+	for (hops = 0;; hops++) {
 		status = send_hop(s, cur ? cur : url, cur ? pin : resolve, post, &next);
 		if (!is_redirect(status) || !next)
 			break;
-		if (*redirects == WH_MAX_REDIRECTS) {
+		if (hops == WH_MAX_REDIRECTS) {
 			status = err_set(e, "webhook: more than %d redirects; not retrying", WH_MAX_REDIRECTS);
 			break;
 		}
@@ -316,7 +318,7 @@ static long attempt(struct wh_send *s, const char *url, const char *resolve, uns
 		if (rc != 0) {
 			status = rc == WH_UNRESOLVED ? 0 : -1;
 			if (rc != WH_UNRESOLVED)
-				err_prefix(e, "webhook: redirect %u refused; not retrying", *redirects + 1);
+				err_prefix(e, "webhook: redirect %u refused; not retrying", hops + 1);
 			break;
 		}
 	}
@@ -343,7 +345,7 @@ int wh_deliver(const char *url, const char *secret, const char *body, size_t len
 		return -1;
 	deadline = hc_now_ms() + (uint64_t)(deadline_ms > 0 ? deadline_ms : 600000);
 	for (n = 0;; n++) {
-		out->last_status = attempt(&s, url, resolve, &out->redirects, e);
+		out->last_status = attempt(&s, url, resolve, e);
 		out->attempts++;
 		if (out->last_status < 0) {
 			out->last_status = 0;

@@ -48,7 +48,6 @@
 struct wh_result {
 	int delivered;
 	unsigned attempts;
-	unsigned redirects;        /* followed in the last attempt */
 	long last_status;
 	char webhook_id[48];
 };
