@@ -77,10 +77,11 @@ class Cloud:
             "REGION": self.fake.region,
             "CLOUDRUN_JOB_NAME": JOB,
             "CCR_RETRY_BASE_MS": "5",
+            # webhook receivers are on loopback: serve checks callbackUrl at submit, the job at delivery
+            "CCR_ALLOW_PRIVATE_CALLBACKS": "1",
         }
         self.job_env = dict(self.env, CLAUDE_BIN=FAKE_CLAUDE, CCR_WORKSPACE_ROOT=str(tmp_path / "ws"),
-                            CCR_KILL_GRACE_MS="500", CLOUDRUN_CALLBACK_SECRET=HOOK_SECRET,
-                            CCR_ALLOW_PRIVATE_CALLBACKS="1")
+                            CCR_KILL_GRACE_MS="500", CLOUDRUN_CALLBACK_SECRET=HOOK_SECRET)
         self.job_env.update(job_env or {})
         self.fake.register_job(JOB, command=[self.bin, "job"], env=self.job_env)
         self.serves = []
@@ -729,3 +730,25 @@ def test_storage_outage_while_streaming_loses_no_line(cloud):
         c.fake.clear_faults()
     assert [json.loads(f[2])["i"] for f in s.lines()] == list(range(n)), s.frames
     assert s.done()["status"] == "completed"
+
+
+def test_kms_location_is_region_as_in_the_seed_and_kms_location_is_ignored(cloud):
+    # The seed's README sets KMS_LOCATION=global, but its code (and its setup script) use REGION:
+    # a migrated deployment must find the key where the original created it.
+    c = cloud()
+    srv = c.serve(KMS_LOCATION="global")
+    msgs = [(ln.get("severity"), ln.get("message", "")) for ln in srv.lines]
+    assert ("INFO", f"cloud mode: bucket {BUCKET}, Cloud KMS key location {c.fake.region} (from REGION), "
+                    "Cloud Run Jobs") in msgs
+    warn = [m for sev, m in msgs if sev == "WARNING" and "KMS_LOCATION=global is ignored" in m]
+    assert warn and "CCR_KMS_LOCATION" in warn[0] and c.fake.region in warn[0]
+    status, data = request(srv, "POST", "/run-async", body({}, callbackUrl="https://example.invalid/h",
+                                                         taskId="kms-loc-1"))
+    assert status == 202, data
+    paths = [r["path"] for r in c.fake.requests(service="kms")]
+    assert paths and all(f"/locations/{c.fake.region}/keyRings/" in p for p in paths), paths
+    # CCR_KMS_LOCATION chooses another location, and nothing is ignored then
+    srv2 = c.serve(CCR_KMS_LOCATION="us-east1")
+    msgs = [(ln.get("severity"), ln.get("message", "")) for ln in srv2.lines]
+    assert any("Cloud KMS key location us-east1 (from CCR_KMS_LOCATION)" in m for _, m in msgs)
+    assert not any(sev == "WARNING" and "KMS_LOCATION" in m for sev, m in msgs)

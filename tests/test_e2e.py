@@ -479,6 +479,22 @@ def test_a_run_streams_the_cli_lines_and_writes_the_file(e2e):
 # B: the real key stays in the token proxy
 
 
+def test_a_system_prompts_over_the_argument_limit_reach_the_model(e2e):
+    # Linux refuses one argument over 128 KiB (E2BIG): ccr hands these to the CLI as files
+    srv = e2e()
+    srv.fake.load_script([{"text": "ok"}])
+    system = "You are terse. " + "s" * 200_000 + " END-OF-SYSTEM"
+    append = "Also polite. " + "a" * 150_000 + " END-OF-APPEND"
+    with Scenario(srv, "A long systemPrompt and appendSystemPrompt"):
+        frames = SSE(srv, "POST", "/run", body(systemPrompt=system, appendSystemPrompt=append)).read_all()
+    done = terminal(frames)[-1][1]
+    assert done["status"] == "completed", done
+    main = [q for q in srv.fake.requests() if q["kind"] == "main"]
+    assert main, "the fake API saw no main request"
+    sent = json.dumps(main[0]["body"].get("system"))
+    assert "END-OF-SYSTEM" in sent and "END-OF-APPEND" in sent and "s" * 200_000 in sent
+
+
 def test_b_real_key_only_reaches_the_api_and_the_cli_holds_a_dummy(e2e):
     hook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     srv = e2e(CLOUDRUN_CALLBACK_SECRET=hook_secret)

@@ -357,12 +357,13 @@ def test_kms_encrypt_decrypt_and_crc32c_checks(gcp, fake):
     assert gcp('kms', 'decrypt', input=ct).stdout == b'a DEK, say'
     enc = [e for e in fake.requests(service='kms')][0]
     assert enc['path'] == f'/v1/{kms_key(fake)}:encrypt'
-    # the key name follows KMS_LOCATION > REGION > europe-west3, KMS_KEY_RING, KMS_KEY_NAME
-    gcp('kms', 'encrypt', '--data', 'x', KMS_LOCATION='us-east1', REGION='asia-east1',
+    # the key name follows CCR_KMS_LOCATION > REGION > europe-west3, KMS_KEY_RING, KMS_KEY_NAME
+    gcp('kms', 'encrypt', '--data', 'x', CCR_KMS_LOCATION='us-east1', REGION='asia-east1',
         KMS_KEY_RING='ring', KMS_KEY_NAME='key')
     assert fake.requests(service='kms')[-1]['path'] == \
         f'/v1/projects/{fake.project}/locations/us-east1/keyRings/ring/cryptoKeys/key:encrypt'
-    gcp('kms', 'encrypt', '--data', 'x', REGION='asia-east1', PROJECT_ID='other-proj')
+    # the seed's documented KMS_LOCATION was never read by it, nor by ccr
+    gcp('kms', 'encrypt', '--data', 'x', KMS_LOCATION='global', REGION='asia-east1', PROJECT_ID='other-proj')
     assert fake.requests(service='kms')[-1]['path'].startswith(
         '/v1/projects/other-proj/locations/asia-east1/keyRings/cloudrun-claude-code-keys/')
     # an answer whose checksums do not hold is discarded and the call repeated

@@ -284,6 +284,106 @@ def test_missing_secret_is_reported_not_silent(job, hook_server):
     assert m["webhook"]["delivered"] is False and "CLOUDRUN_CALLBACK_SECRET" in m["webhook"]["error"]
 
 
+class Redirector(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver that redirects: routes maps a path to (status,
+    Location) or to a final status; every request is kept in seen as
+    (method, path, headers, body)."""
+    routes = {}
+    seen = []
+
+    def answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        Redirector.seen.append((self.command, self.path, dict(self.headers), body))
+        route = Redirector.routes.get(self.path, 404)
+        status, location = route if isinstance(route, tuple) else (route, None)
+        self.send_response(status)
+        if location:
+            self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_POST = do_GET = answer
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def redirector():
+    """Two receivers on loopback; yields their base URLs."""
+    Redirector.routes, Redirector.seen = {}, []
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirector) for _ in range(2)]
+    for srv in servers:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield [f"http://127.0.0.1:{srv.server_address[1]}" for srv in servers]
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+HOOK_SECRET = "whsec_" + base64.b64encode(b"redirect-test-secret-0123456789!").decode()
+
+
+def signed_ok(headers, body):
+    ts = headers["X-Webhook-Timestamp"]
+    seed = hmac.new(HOOK_SECRET.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    return headers["X-Webhook-Signature"] == "sha256=" + seed
+
+
+@pytest.mark.parametrize("code", [307, 308])
+def test_webhook_follows_307_and_308_with_method_body_and_signature(job, redirector, code):
+    a, b = redirector
+    Redirector.routes = {"/hook": (code, "/moved"), "/moved": (code, b + "/final"), "/final": 200}
+    job.payload(f"r{code}", callbackUrl=a + "/hook")
+    rc, out, err = job.run(f"r{code}", CLOUDRUN_CALLBACK_SECRET=HOOK_SECRET, CCR_ALLOW_PRIVATE_CALLBACKS=1)
+    assert [(m, p) for m, p, _, _ in Redirector.seen] == [("POST", "/hook"), ("POST", "/moved"), ("POST", "/final")]
+    first, last = Redirector.seen[0], Redirector.seen[-1]
+    assert last[3] == first[3] and json.loads(last[3])["taskId"] == f"r{code}", "the same body on every hop"
+    for name in ("X-Webhook-Signature", "X-Webhook-Timestamp", "webhook-id", "webhook-signature", "Content-Type"):
+        assert last[2][name] == first[2][name]
+    assert signed_ok(last[2], last[3])
+    m = job.meta(f"r{code}")["webhook"]
+    assert m["delivered"] is True and m["attempts"] == 1 and m["lastStatus"] == 200
+
+
+@pytest.mark.parametrize("code", [301, 302, 303])
+def test_webhook_301_302_303_continue_as_get_like_fetch(job, redirector, code):
+    a, b = redirector
+    Redirector.routes = {"/hook": (code, b + "/seen"), "/seen": 204}
+    job.payload(f"g{code}", callbackUrl=a + "/hook")
+    job.run(f"g{code}", CLOUDRUN_CALLBACK_SECRET=HOOK_SECRET, CCR_ALLOW_PRIVATE_CALLBACKS=1)
+    (m1, _, h1, b1), (m2, p2, h2, b2) = Redirector.seen
+    assert (m1, m2, p2) == ("POST", "GET", "/seen")
+    assert b2 == b"" and "Content-Type" not in h2 and "Content-Length" not in h2
+    assert h2["X-Webhook-Signature"] == h1["X-Webhook-Signature"] and signed_ok(h1, b1)
+    assert job.meta(f"g{code}")["webhook"]["delivered"] is True
+
+
+def test_webhook_redirect_loop_stops_without_retrying(job, redirector):
+    a, _ = redirector
+    Redirector.routes = {"/hook": (307, "/hook")}
+    job.payload("loop1", callbackUrl=a + "/hook")
+    job.run("loop1", CLOUDRUN_CALLBACK_SECRET=HOOK_SECRET, CCR_ALLOW_PRIVATE_CALLBACKS=1)
+    assert len(Redirector.seen) == 22, "the first request and 21 redirects, as axios follows"
+    m = job.meta("loop1")["webhook"]
+    assert m["delivered"] is False and m["attempts"] == 1 and "more than 21 redirects" in m["error"]
+
+
+def test_webhook_redirect_to_a_denied_address_is_refused(job, redirector):
+    a, b = redirector
+    b_port = b.rsplit(":", 1)[1]
+    # Private callbacks are off; the first receiver is let through by name only (the operator's
+    # allow-list), so its redirect to another loopback name must be checked and refused.
+    Redirector.routes = {"/hook": (307, f"http://localhost:{b_port}/inner")}
+    job.payload("deny1", callbackUrl=a + "/hook")
+    job.run("deny1", CLOUDRUN_CALLBACK_SECRET=HOOK_SECRET, CCR_CALLBACK_ALLOW_HOSTS="example.invalid, 127.0.0.1")
+    assert [p for _, p, _, _ in Redirector.seen] == ["/hook"], "the denied target was never contacted"
+    m = job.meta("deny1")["webhook"]
+    assert m["delivered"] is False and m["attempts"] == 1
+    assert "redirect 1 refused" in m["error"] and "localhost" in m["error"] and "loopback" in m["error"]
+
+
 def test_bad_payload_fails_with_terminal_metadata(job):
     path = job.data / "tasks" / "b1" / "payload.enc"
     path.parent.mkdir(parents=True)

@@ -203,8 +203,28 @@ HOSTILE = [
     ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","allowedTools":[1]}', 400, "allowedTools must be an array of strings"),
     ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","environmentSecrets":{"A":1}}', 400, "environmentSecrets.A must be a string"),
     ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","environmentSecrets":"a"}', 400, "environmentSecrets must be an object"),
-    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","maxTurns":"5"}', 400, "maxTurns must be a number"),
-    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","timeoutMinutes":"1"}', 400, "timeoutMinutes must be a number"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","maxTurns":"5x"}', 400, 'maxTurns must be a number or a string holding one (such as "10")'),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","maxTurns":true}', 400, 'maxTurns must be a number or a string holding one (such as "10")'),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","timeoutMinutes":"1_0"}', 400, 'timeoutMinutes must be a number or a string holding one (such as "10")'),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","gitDepth":"Infinity"}', 400, 'gitDepth must be a number or a string holding one (such as "10")'),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","timeoutMinutes":1e-7}', 400, "timeoutMinutes must be at least one second (0.0166667 minutes), or 0 for the default"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","timeoutMinutes":" 1e-7 "}', 400, "timeoutMinutes must be at least one second (0.0166667 minutes), or 0 for the default"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","timeoutMinutes":-1}', 400, "timeoutMinutes must be positive"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k"} x', 400, "request body is not valid JSON: unexpected data after the JSON value (only white space may follow it) at byte 37"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k"}{}', 400, "request body is not valid JSON: unexpected data after the JSON value (only white space may follow it) at byte 36"),
+    ("POST", "/run", '{"prompt":"ab\x00cd","anthropicApiKey":"k"}', 400, "request body is not valid JSON: a raw control character (0x00) inside a string (write it as an escape such as \\n or \\u0000) at byte 13"),
+    ("POST", "/run", '{"prompt":"a\tb","anthropicApiKey":"k"}', 400, "request body is not valid JSON: a raw control character (0x09) inside a string (write it as an escape such as \\n or \\u0009) at byte 12"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","maxTurns":1e999}', 400, "request body is not valid JSON: a number too large for a double (JavaScript would read it as Infinity) at byte 47"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","metadata":{"n":-1e400}}', 400, "request body is not valid JSON: a number too large for a double (JavaScript would read it as Infinity) at byte 52"),
+    ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","maxTurns":01}', 400, None),
+    ("POST", "/run", '\x01{"prompt":"x","anthropicApiKey":"k"}', 400, "request body is not valid JSON: an unexpected byte 0x01 at byte 0"),
+    ("POST", "/run", "", 400, "prompt is required"),
+    ("POST", "/run", '\xef\xbb\xbf{"prompt":"x"}', 400, "Either anthropicApiKey or anthropicOAuthToken is required"),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"http://127.0.0.1:9/hook"}', 400, "callbackUrl host 127.0.0.1 resolves to a loopback, private or link-local address (set CCR_ALLOW_PRIVATE_CALLBACKS=1 in local development, or name the host in CCR_CALLBACK_ALLOW_HOSTS)"),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"http://localhost:9/hook"}', 400, "callbackUrl host localhost resolves to a loopback, private or link-local address (set CCR_ALLOW_PRIVATE_CALLBACKS=1 in local development, or name the host in CCR_CALLBACK_ALLOW_HOSTS)"),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"http://[::1]/"}', 400, "callbackUrl host ::1 resolves to a loopback, private or link-local address (set CCR_ALLOW_PRIVATE_CALLBACKS=1 in local development, or name the host in CCR_CALLBACK_ALLOW_HOSTS)"),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"https://10.1.2.3/"}', 400, "callbackUrl host 10.1.2.3 resolves to a loopback, private or link-local address (set CCR_ALLOW_PRIVATE_CALLBACKS=1 in local development, or name the host in CCR_CALLBACK_ALLOW_HOSTS)"),
+    ("POST", "/run-async", '{"prompt":"x","anthropicApiKey":"k","callbackUrl":"http://169.254.169.254/"}', 400, "callbackUrl host 169.254.169.254 resolves to a loopback, private or link-local address (set CCR_ALLOW_PRIVATE_CALLBACKS=1 in local development, or name the host in CCR_CALLBACK_ALLOW_HOSTS)"),
     ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","gitDepth":-1}', 400, "gitDepth must be a positive number"),
     ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","mcpConfig":[1]}', 400, "mcpConfig must be an object"),
     ("POST", "/run", '{"prompt":"x","anthropicApiKey":"k","postExecutionActions":"git"}', 400, "postExecutionActions must be an object"),
@@ -330,3 +350,75 @@ def test_local_concurrency_limit_queues_tasks(local):
     request(srv, "POST", "/cancel/q1")
     wait_status(srv, "q1", ("cancelled",))
     wait_status(srv, "q2", ("completed",))  # the queued task starts when a slot frees
+
+
+def run_recorded(srv, record, mode=None, **fields):
+    """POST /run with the fake CLI recording what it was given: (frames, record)."""
+    b = body(mode or {}, **fields)
+    b["environmentSecrets"]["FAKE_CLAUDE_RECORD"] = str(record)
+    status, _, data = request(srv, "POST", "/run", b, timeout=60)
+    assert status == 200, data
+    return parse_sse(data.decode()), json.loads(record.read_text())
+
+
+def test_numeric_fields_accept_strings_as_javascript_number_does(local, tmp_path):
+    srv = local()
+    frames, rec = run_recorded(srv, tmp_path / "rec.json", maxTurns=" 7 ", gitDepth="3", timeoutMinutes="2.5")
+    assert rec["argv"][rec["argv"].index("--max-turns") + 1] == "7"
+    assert json.loads(frames[-1][2])["status"] == "completed"
+    # the string's value really is the limit: 0.02 minutes stops a hanging CLI after 1.2 s
+    t0 = time.monotonic()
+    frames, _ = run_recorded(srv, tmp_path / "rec2.json", {"lines": [{"type": "system"}], "hang_after": True},
+                             timeoutMinutes="0.02")
+    done = json.loads(frames[-1][2])
+    assert done["terminalReason"] == "timeout" and done["status"] == "failed", done
+    assert time.monotonic() - t0 < 30
+    # hex as in Number("0x10"); the stored payload keeps the string as sent
+    frames, rec = run_recorded(srv, tmp_path / "rec3.json", maxTurns="0x10")
+    assert rec["argv"][rec["argv"].index("--max-turns") + 1] == "16"
+
+
+def test_system_prompts_too_long_for_the_command_line_go_as_files(local, tmp_path):
+    srv = local()
+    # Linux refuses any single argument over 128 KiB with E2BIG: these would not start the CLI
+    system = "S" * 300_000 + " end-of-system"
+    append = "A" * 200_000 + " end-of-append"
+    frames, rec = run_recorded(srv, tmp_path / "rec.json", systemPrompt=system, appendSystemPrompt=append)
+    done = json.loads(frames[-1][2])
+    assert done["status"] == "completed", done
+    argv = rec["argv"]
+    assert "--system-prompt" not in argv and "--append-system-prompt" not in argv
+    assert rec["prompt_files"] == {"--system-prompt-file": system, "--append-system-prompt-file": append}
+    for flag in ("--system-prompt-file", "--append-system-prompt-file"):
+        path = argv[argv.index(flag) + 1]
+        assert not path.startswith(rec["cwd"] + "/repo"), "outside a cloned repository's tree"
+        deadline = time.monotonic() + 15
+        while os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(path), "wiped with the workspace"
+    # a short prompt stays on the command line, as the original passed it
+    frames, rec = run_recorded(srv, tmp_path / "rec2.json", systemPrompt="be brief")
+    assert rec["argv"][rec["argv"].index("--system-prompt") + 1] == "be brief"
+    assert rec["prompt_files"] == {}
+
+
+def test_root_and_health_answer_the_original_texts(local):
+    srv = local()
+    status, ctype, data = request(srv, "GET", "/")
+    assert (status, data) == (200, b"Claude Code Agent is running") and ctype.startswith("text/html")
+    for path in ("/health", "/healthz"):
+        status, ctype, data = request(srv, "GET", path)
+        assert (status, data) == (200, b"ok") and ctype.startswith("text/html")
+
+
+def test_private_callback_allowed_by_name_or_by_switch(local, hook_url):
+    srv = local(CCR_CALLBACK_ALLOW_HOSTS="127.0.0.1")
+    status, _, data = request(srv, "POST", "/run-async", body(callbackUrl=hook_url, taskId="allow1"))
+    assert status == 202, data
+    status, _, data = request(srv, "POST", "/run-async", body(callbackUrl=hook_url.replace("127.0.0.1", "localhost"),
+                                                             taskId="allow2"))
+    assert status == 400 and "localhost" in json.loads(data)["error"], "only the names listed"
+    srv = local(CCR_ALLOW_PRIVATE_CALLBACKS=1)
+    status, _, data = request(srv, "POST", "/run-async", body(callbackUrl=hook_url.replace("127.0.0.1", "localhost"),
+                                                             taskId="allow3"))
+    assert status == 202, data

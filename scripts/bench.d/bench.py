@@ -34,7 +34,7 @@ CLOUD_JOB = "claude-code-async-worker"
 PY = "/usr/bin/python3"
 HOST = "127.0.0.1"
 REAL_KEY = "sk-ant-bench-0000000000000000"
-CALLBACK = "http://127.0.0.1:9/bench-hook"   # loopback; the webhook's SSRF check refuses it anyway
+CALLBACK = "https://example.invalid/bench-hook"   # never resolves (RFC 6761): accepted at submit, never contacted
 
 
 def log(msg):

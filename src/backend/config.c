@@ -50,6 +50,19 @@ static int open_local(struct backends *b, int want_exec, const char *self_exe, s
 	return b->exec ? 0 : -1;
 }
 
+/* The KMS location in use and, when the seed's documented but unread
+ * KMS_LOCATION says otherwise, why it is ignored (for the start-up log). */
+static void kms_notes(struct backends *b)
+{
+	const char *from, *loc = kms_location(&from), *doc = getenv("KMS_LOCATION");
+
+	snprintf(b->kms_note, sizeof(b->kms_note), "Cloud KMS key location %s (from %s)", loc, from);
+	if (doc && *doc && strcmp(doc, loc) != 0)
+		snprintf(b->kms_warning, sizeof(b->kms_warning),
+			 "KMS_LOCATION=%.60s is ignored, as the original service ignored it: the key ring is looked "
+			 "up in %s (from %s); set CCR_KMS_LOCATION to use another location", doc, loc, from);
+}
+
 static int open_cloud(struct backends *b, const char *bucket, int want_exec, struct err *e)
 {
 	struct buf key = BUF_INIT;
@@ -57,6 +70,7 @@ static int open_cloud(struct backends *b, const char *bucket, int want_exec, str
 
 	b->mode = CFG_CLOUD;
 	snprintf(b->bucket, sizeof(b->bucket), "%s", bucket);
+	kms_notes(b);
 	if (kms_default_key_name(&key, e) != 0) {
 		err_prefix(e, "cloud mode (GCS_LOGS_BUCKET is set) needs a KMS key");
 		return -1;

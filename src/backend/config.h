@@ -3,8 +3,9 @@
  * the same way by `ccr serve` and `ccr job`.
  *
  * Cloud mode when GCS_LOGS_BUCKET is set: the bucket, the Cloud KMS key
- * (PROJECT_ID/GCS_PROJECT_ID, KMS_LOCATION or REGION, KMS_KEY_RING,
- * KMS_KEY_NAME; the project may also come from the metadata server) and,
+ * (PROJECT_ID/GCS_PROJECT_ID, CCR_KMS_LOCATION or REGION, KMS_KEY_RING,
+ * KMS_KEY_NAME; the project may also come from the metadata server; the
+ * seed's KMS_LOCATION is ignored as the seed ignored it) and,
  * for serve, Cloud Run Jobs (CLOUDRUN_JOB_NAME, REGION).  Local mode
  * otherwise: everything under CCR_DATA_DIR (default ./ccr-data) with the
  * key file CCR_DATA_DIR/ccr.key (or CCR_LOCAL_KEY_FILE), and tasks run as
@@ -27,6 +28,8 @@ struct backends {
 	struct executor *exec;           /* NULL unless want_exec */
 	char data_dir[4096];             /* local mode: absolute */
 	char bucket[256];                /* cloud mode */
+	char kms_note[200];              /* cloud mode: the KMS location used, for the log */
+	char kms_warning[400];           /* cloud mode: "" or why KMS_LOCATION is ignored */
 };
 
 /* backends_open: pick and construct the backends.  want_exec: also the

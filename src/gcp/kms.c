@@ -37,23 +37,37 @@ static void wipe_buf(struct buf *b)
 	buf_free(b);
 }
 
+const char *kms_location(const char **source)
+{
+	static const char *const vars[] = { "CCR_KMS_LOCATION", "REGION" };
+	size_t i;
+
+	for (i = 0; i < 2; i++)
+		if (gcp_getenv(vars[i])) {
+			if (source)
+				*source = vars[i];
+			return gcp_getenv(vars[i]);
+		}
+	if (source)
+		*source = "the default";
+	return KMS_DEFAULT_LOCATION;
+}
+
 int kms_default_key_name(struct buf *out, struct err *e)
 {
 	struct buf project = BUF_INIT;
-	const char *loc = gcp_getenv("KMS_LOCATION");
+	const char *loc = kms_location(NULL);
 	const char *ring = gcp_getenv("KMS_KEY_RING");
 	const char *key = gcp_getenv("KMS_KEY_NAME");
 	int rc;
 
-	if (!loc)
-		loc = gcp_getenv("REGION");
 	if (gauth_project_id(&project, e) != 0) {
 		buf_free(&project);
 		return err_prefix(e, "Cloud KMS key name");
 	}
 	buf_reset(out);
 	rc = buf_printf(out, "projects/%s/locations/%s/keyRings/%s/cryptoKeys/%s", project.p,
-		loc ? loc : KMS_DEFAULT_LOCATION, ring ? ring : KMS_DEFAULT_KEY_RING,
+		loc, ring ? ring : KMS_DEFAULT_KEY_RING,
 		key ? key : KMS_DEFAULT_KEY_NAME);
 	buf_free(&project);
 	return rc == 0 ? 0 : err_set(e, "out of memory");

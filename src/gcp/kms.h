@@ -5,7 +5,9 @@
  * The key: projects/P/locations/L/keyRings/R/cryptoKeys/K where (the
  * seed's names and defaults, seed-spec §6)
  *   P = PROJECT_ID, else GCS_PROJECT_ID, else the ADC project,
- *   L = KMS_LOCATION, else REGION, else europe-west3,
+ *   L = CCR_KMS_LOCATION, else REGION, else europe-west3 (the seed reads
+ *       REGION only, and its setup script creates the key ring there;
+ *       KMS_LOCATION, which its README documents, is never read),
  *   R = KMS_KEY_RING, else cloudrun-claude-code-keys,
  *   K = KMS_KEY_NAME, else async-task-payload-key.
  * Endpoint: https://cloudkms.googleapis.com, or CCR_KMS_ENDPOINT (which
@@ -37,6 +39,10 @@
 #define KMS_DEFAULT_KEY_NAME "async-task-payload-key"
 
 struct kms;
+
+/* The key's location L (see above); *source (when not NULL) names where
+ * it came from: "CCR_KMS_LOCATION", "REGION" or "the default". */
+const char *kms_location(const char **source);
 
 /* The key name from the environment (see above) into out. */
 int kms_default_key_name(struct buf *out, struct err *e);

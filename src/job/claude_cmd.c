@@ -3,12 +3,14 @@
  * of malloc'd strings built through one small growable list.
  */
 #include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "job/claude_cmd.h"
+#include "job/workspace.h"
 #include "util/buf.h"
 
 struct vec {
@@ -96,7 +98,40 @@ static void push_opt(struct vec *v, const char *flag, const char *value)
 	}
 }
 
-static void build_argv(struct vec *v, const struct payload *p, const char *mcp_config)
+/* The flag and value of one system prompt: inline, or a file. */
+struct prompt_arg {
+	const char *flag, *value;
+	char path[PATH_MAX];
+};
+
+/* --<flag> V when V is short; else V written to file_dir/.ccr-<flag>.txt
+ * and --<flag>-file PATH (both forms exist in the pinned CLI).  field: the
+ * request's name for it, for messages. */
+static int prompt_arg(struct prompt_arg *a, const char *flag, const char *field, const char *value,
+		      const char *file_dir, struct err *e)
+{
+	size_t n = value ? strlen(value) : 0;
+	char name[64];
+
+	a->flag = flag;
+	a->value = value;
+	if (n <= CLAUDE_ARG_INLINE_MAX)
+		return 0;
+	if (!file_dir)
+		return err_set(e, "%s is %zu bytes, too long for the command line, and there is no workspace to "
+			       "write it to", field, n);
+	snprintf(name, sizeof(name), ".ccr-%s.txt", flag + 2);
+	if (snprintf(a->path, sizeof(a->path), "%s/%s", file_dir, name) >= (int)sizeof(a->path))
+		return err_set(e, "the workspace path is too long");
+	if (ws_write_file(file_dir, name, value, n, 0600, e) != 0)
+		return err_prefix(e, "cannot pass %s to the CLI as a file", field);
+	a->flag = strcmp(flag, "--system-prompt") == 0 ? "--system-prompt-file" : "--append-system-prompt-file";
+	a->value = a->path;
+	return 0;
+}
+
+static void build_argv(struct vec *v, const struct payload *p, const char *mcp_config,
+		       const struct prompt_arg *sys, const struct prompt_arg *append)
 {
 	char turns[32];
 
@@ -117,8 +152,8 @@ static void build_argv(struct vec *v, const struct payload *p, const char *mcp_c
 		snprintf(turns, sizeof(turns), "%d", p->max_turns);
 		push_opt(v, "--max-turns", turns);
 	}
-	push_opt(v, "--system-prompt", p->system_prompt);
-	push_opt(v, "--append-system-prompt", p->append_system_prompt);
+	push_opt(v, sys->flag, sys->value);
+	push_opt(v, append->flag, append->value);
 	push_opt(v, "--fallback-model", p->fallback_model);
 	push_opt(v, "--model", p->model);
 	push_opt(v, "--permission-mode", p->permission_mode);
@@ -195,14 +230,20 @@ static void build_env(struct vec *v, const struct payload *p, const struct tp_pr
 }
 
 int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct tp_proxy *proxy,
-		     const char *mcp_config, const char *git_ssh, const char *config_dir, struct err *e)
+		     const char *mcp_config, const char *git_ssh, const char *config_dir, const char *file_dir,
+		     struct err *e)
 {
 	struct vec argv = { 0 }, envp = { 0 };
 	const char *bin = getenv("CLAUDE_BIN");
+	struct prompt_arg sys, append;
 
 	memset(c, 0, sizeof(*c));
 	c->path = bin && *bin ? bin : "claude";
-	build_argv(&argv, p, mcp_config);
+	if (prompt_arg(&sys, "--system-prompt", "systemPrompt", p->system_prompt, file_dir, e) != 0 ||
+	    prompt_arg(&append, "--append-system-prompt", "appendSystemPrompt", p->append_system_prompt, file_dir,
+		       e) != 0)
+		return -1;
+	build_argv(&argv, p, mcp_config, &sys, &append);
 	build_env(&envp, p, proxy, git_ssh, config_dir);
 	if (argv.oom || envp.oom) {
 		free_vec(argv.v);

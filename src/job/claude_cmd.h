@@ -17,12 +17,22 @@ struct claude_cmd {
 	char **envp;
 };
 
+/* A systemPrompt or appendSystemPrompt longer than this many bytes goes to
+ * the CLI as a file (--system-prompt-file, --append-system-prompt-file):
+ * Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN) with
+ * E2BIG, and all arguments share ARG_MAX with the environment. */
+#define CLAUDE_ARG_INLINE_MAX 16384
+
 /* claude_cmd_build: mcp_config: absolute path of .mcp.json or NULL;
  * git_ssh: the GIT_SSH_COMMAND value or NULL; config_dir: the CLI's
  * CLAUDE_CONFIG_DIR (its settings, session transcripts, todos) or NULL,
- * unless environmentSecrets names one. */
+ * unless environmentSecrets names one; file_dir: a private directory
+ * (the workspace, outside the cloned repository) where long system
+ * prompts are written as .ccr-system-prompt.txt and
+ * .ccr-append-system-prompt.txt (0600). */
 int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct tp_proxy *proxy,
-		     const char *mcp_config, const char *git_ssh, const char *config_dir, struct err *e);
+		     const char *mcp_config, const char *git_ssh, const char *config_dir, const char *file_dir,
+		     struct err *e);
 
 void claude_cmd_free(struct claude_cmd *c);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "job/payload.h"
+#include "util/jscheck.h"
 #include "util/redact.h"
 
 /* Truthiness as JavaScript sees it. */
@@ -69,15 +70,49 @@ static int want_object(const struct payload *p, const char *name, const cJSON **
 	return 0;
 }
 
+/* A number, or a string JavaScript's Number() reads as a finite number
+ * (the original coerced these fields; jscheck.h has the exact grammar). */
 static int want_number(const struct payload *p, const char *name, double *out, struct err *e)
 {
 	const cJSON *v = get(p, name);
 
 	if (!v)
 		return 0;
+	if (cJSON_IsString(v) && jsc_number(v->valuestring, out) == 0)
+		return 0;
 	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-		return err_set(e, "%s must be a number", name);
+		return err_set(e, "%s must be a number or a string holding one (such as \"10\")", name);
 	*out = v->valuedouble;
+	return 0;
+}
+
+/* Every duration field: its unit in milliseconds and its ceiling.  A value
+ * is absent/0 (the default), or at least one second, or refused: below a
+ * second it would round to 0 ms, which turns the limit off. */
+static const struct {
+	const char *name, *unit;
+	double unit_ms, max;
+	size_t off;
+} durations[] = {
+	{ "timeoutMinutes", "minutes", 60000.0, PAYLOAD_MAX_TIMEOUT_MIN, offsetof(struct payload, timeout_minutes) },
+};
+
+static int check_durations(struct payload *p, struct err *e)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+		double v = 0, *slot = (double *)((char *)p + durations[i].off);
+
+		if (want_number(p, durations[i].name, &v, e) != 0)
+			return -1;
+		if (v < 0)
+			return err_set(e, "%s must be positive", durations[i].name);
+		if (v > 0 && v * durations[i].unit_ms < 1000.0)
+			return err_set(e, "%s must be at least one second (%.6g %s), or 0 for the default",
+				       durations[i].name, 1000.0 / durations[i].unit_ms, durations[i].unit);
+		*slot = v > durations[i].max ? durations[i].max : v;
+	}
 	return 0;
 }
 
@@ -128,21 +163,18 @@ static int check_objects(struct payload *p, struct err *e)
 
 static int check_numbers(struct payload *p, struct err *e)
 {
-	double turns = 0, depth = 1, timeout = PAYLOAD_DEFAULT_TIMEOUT_MIN;
+	double turns = 0, depth = 1;
 	const cJSON *pipe = cJSON_GetObjectItemCaseSensitive(p->root, "useNamedPipe");
 
 	if (want_number(p, "maxTurns", &turns, e) || want_number(p, "gitDepth", &depth, e) ||
-	    want_number(p, "timeoutMinutes", &timeout, e))
+	    check_durations(p, e))
 		return -1;
 	if (turns < 0 || turns > 100000)
 		return err_set(e, "maxTurns must be between 1 and 100000");
 	if (depth < 0 || depth > 1000000)
 		return err_set(e, "gitDepth must be a positive number");
-	if (timeout < 0)
-		return err_set(e, "timeoutMinutes must be positive");
 	p->max_turns = (int)turns;
 	p->git_depth = (int)depth;
-	p->timeout_minutes = timeout > PAYLOAD_MAX_TIMEOUT_MIN ? PAYLOAD_MAX_TIMEOUT_MIN : timeout;
 	p->use_named_pipe = !cJSON_IsFalse(pipe);
 	return 0;
 }

@@ -3,9 +3,12 @@
  * and type-checked once, so later code reads plain C fields.
  *
  * JavaScript semantics are kept where the seed relies on them: a field
- * that is null, "" or 0 counts as absent ("falsy").  A field present with
- * the wrong type is an error naming the field and the type it must have,
- * never a crash.  The struct borrows strings from `root`, which it owns.
+ * that is null, "" or 0 counts as absent ("falsy"), and a numeric field
+ * (maxTurns, gitDepth, timeoutMinutes) may be a string that Number()
+ * reads as a finite number ("10", " 2.5 ", "0x10"; util/jscheck.h).  A
+ * field present with the wrong type is an error naming the field and the
+ * type it must have, never a crash.  A duration is 0/absent (the default)
+ * or at least one second, so rounding can never turn a limit off.  The struct borrows strings from `root`, which it owns.
  */
 #ifndef CCR_PAYLOAD_H
 #define CCR_PAYLOAD_H

@@ -399,7 +399,7 @@ static int run_claude(struct task *t, struct err *e)
 
 	if (cli_config_dir(t, confdir, sizeof(confdir), e) != 0 ||
 			claude_cmd_build(&cmd, &t->p, &t->proxy, t->mcp_path[0] ? t->mcp_path : NULL,
-					 t->ssh_cmd[0] ? t->ssh_cmd : NULL, confdir, e) != 0)
+					 t->ssh_cmd[0] ? t->ssh_cmd : NULL, confdir, t->ws.dir, e) != 0)
 		return -1;
 	if (t->p.use_named_pipe && ws_write_file(t->ws.root, "prompt.txt", t->p.prompt, strlen(t->p.prompt), 0600, e)) {
 		claude_cmd_free(&cmd);

@@ -10,12 +10,26 @@
  *     "<id>.<ts>.<body>")>, where key is the base64-decoded rest of a
  *     "whsec_..." secret, or the secret's bytes otherwise.
  * Attempts repeat with exponential backoff and full jitter until a 2xx
- * arrives or the deadline passes; 3xx is a failure (redirects are not
- * followed) and 410 stops retrying.  Before the first attempt the URL's host
- * is resolved and refused when any address is loopback, private,
+ * arrives or the deadline passes; 410 stops retrying.
+ *
+ * Redirects are followed as the original's HTTP client did (fetch and
+ * axios agree): 307 and 308 repeat the POST with the same body and
+ * headers (signatures included); 303, and 301/302 after a POST, continue
+ * with a GET that carries the signature headers but no body and no
+ * Content-Type; any other 3xx is a failure.  At most WH_MAX_REDIRECTS
+ * hops per attempt (axios's default, 21); more is a failure that is not
+ * retried.  A 2xx at the end of the chain counts as delivered.
+ *
+ * SSRF guard (wh_check_url): before the first attempt the URL's host is
+ * resolved and refused when any address is loopback, private,
  * link-local, unique-local, multicast or unspecified, unless
- * CCR_ALLOW_PRIVATE_CALLBACKS=1; the checked address is pinned for every
- * attempt, so DNS cannot be switched in between.
+ * CCR_ALLOW_PRIVATE_CALLBACKS=1 or the host is named in
+ * CCR_CALLBACK_ALLOW_HOSTS; the checked address is pinned for every
+ * attempt, so DNS cannot be switched in between.  Every redirect target
+ * is checked (and pinned) the same way before it is contacted; a refused
+ * target ends the delivery without retries.  `ccr serve` runs the same
+ * check when a task is submitted (WH_CHECK_DNS_OPTIONAL: a name that does
+ * not resolve yet passes there and is checked again at delivery).
  */
 #ifndef CCR_WEBHOOK_H
 #define CCR_WEBHOOK_H
@@ -25,6 +39,12 @@
 #include "util/buf.h"
 #include "util/err.h"
 
+#define WH_MAX_REDIRECTS 21
+
+/* wh_check_url flags and its "does not resolve" result. */
+#define WH_CHECK_DNS_OPTIONAL 1u
+#define WH_UNRESOLVED (-2)
+
 struct wh_result {
 	int delivered;
 	unsigned attempts;
@@ -32,9 +52,13 @@ struct wh_result {
 	char webhook_id[48];
 };
 
-/* wh_check_url: the SSRF check; on success resolve_out receives a curl
- * RESOLVE entry "host:port:address" pinning the checked address. */
-int wh_check_url(const char *url, char *resolve_out, size_t n, struct err *e);
+/* wh_check_url: the SSRF check of url (http or https, host not on the
+ * deny-list); `what` names the URL in messages ("callbackUrl").  Returns
+ * 0; -1 when refused; WH_UNRESOLVED when the host does not resolve
+ * (unless flags has WH_CHECK_DNS_OPTIONAL).  On success, when resolve_out
+ * is not NULL and the host resolved, it receives a curl RESOLVE entry
+ * "host:port:address" pinning the checked address. */
+int wh_check_url(const char *url, const char *what, unsigned flags, char *resolve_out, size_t n, struct err *e);
 
 /* wh_sign_seed: "sha256=<hex>" for timestamp ts (appended to out). */
 int wh_sign_seed(const char *secret, const char *ts, const char *body, size_t len, struct buf *out);

@@ -25,6 +25,7 @@ static const struct suite suites[] = {
 	{ "util", util_selftests },
 	{ "crypto", crypto_selftests },
 	{ "json", jsjson_selftests },
+	{ "jscheck", jscheck_selftests },
 	{ "net", net_selftests },
 	{ "gcp", gcp_selftests },
 	{ "backend", backend_selftests },

@@ -10,6 +10,7 @@
 extern const struct st_case util_selftests[];
 extern const struct st_case crypto_selftests[];
 extern const struct st_case jsjson_selftests[];
+extern const struct st_case jscheck_selftests[];
 extern const struct st_case net_selftests[];
 extern const struct st_case gcp_selftests[];
 extern const struct st_case backend_selftests[];

@@ -3,8 +3,10 @@
  * GET /tasks/:taskId and GET /tasks/:taskId/events).
  *
  * Every handler reads the request, calls tasks.c or sse.c, and writes the
- * seed's status codes and bodies.  Bodies are JSON objects in UTF-8; any
- * other body is a 400 with a JSON error, never a crash.
+ * seed's status codes and bodies.  Bodies are JSON objects in UTF-8 that
+ * JSON.parse would accept (util/jscheck.h: no trailing data, no raw
+ * control characters in strings, finite numbers); any other body is a 400
+ * with a JSON error naming the byte at fault, never a crash.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include "serve/sse.h"
 #include "serve/sysprompt.h"
 #include "serve/tasks.h"
+#include "util/jscheck.h"
 #include "util/jsjson.h"
 
 /* 1 when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
@@ -58,18 +61,30 @@ static cJSON *json_body(struct hs_req *req, struct hs_resp *resp)
 	const char *ct = hs_req_header(req, "Content-Type");
 	size_t len = 0;
 	const char *body = hs_req_body(req, &len);
+	struct err e = ERR_INIT;
 	cJSON *j;
 
-	/* Like the seed, a non-JSON content type reads as an empty object. */
-	if (!ct || strncasecmp(ct, "application/json", 16) != 0)
+	/* Like the seed, a non-JSON content type reads as an empty object, and
+	 * so does an empty JSON body (body-parser's rule). */
+	if (!ct || strncasecmp(ct, "application/json", 16) != 0 || len == 0)
 		return cJSON_CreateObject();
 	if (!utf8_valid((const unsigned char *)body, len)) {
 		hs_send_json_error(resp, 400, "request body is not valid UTF-8");
 		return NULL;
 	}
+	/* body-parser's decoder dropped a leading byte order mark. */
+	if (len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0)
+		body += 3, len -= 3;
+	/* JSON.parse's grammar first: cJSON alone would take trailing data,
+	 * raw control characters (a NUL cuts a string short) and 1e999. */
+	if (jsc_json_check(body, len, &e) != 0) {
+		err_prefix(&e, "request body is not valid JSON");
+		hs_send_json_error(resp, 400, e.msg);
+		return NULL;
+	}
 	j = cJSON_ParseWithLength(body, len);
 	if (!j) {
-		hs_send_json_error(resp, 400, "request body is not valid JSON (or nests deeper than 1000 levels)");
+		hs_send_json_error(resp, 400, "request body is not valid JSON");
 		return NULL;
 	}
 	if (cJSON_IsArray(j)) {

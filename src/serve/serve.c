@@ -68,7 +68,12 @@ static void usage(FILE *f)
 		"                             (default 5000); CLAUDE_BIN names the CLI (default claude)\n"
 		"  LOG_LEVEL                  debug, info, warn or error (default info)\n"
 		"  GOOGLE_CLOUD_PROJECT / PROJECT_ID  project for trace names in access logs\n"
+		"  CCR_ALLOW_PRIVATE_CALLBACKS=1, CCR_CALLBACK_ALLOW_HOSTS=h1,h2  callbackUrl hosts\n"
+		"                             allowed on private addresses (all, or these names)\n"
+		"  CCR_KMS_LOCATION           the Cloud KMS key ring's location (default REGION, as\n"
+		"                             the original; its KMS_LOCATION is ignored)\n"
 		"\n"
+		"Backends and the other settings: README.md, \"Configuration\".\n"
 		"Logs are JSON lines on stdout.  SIGTERM or SIGINT drains and exits 0.\n");
 }
 
@@ -184,9 +189,11 @@ static int open_backends(struct backends *be, const char *argv0)
 		backends_close(be);
 		return -1;
 	}
-	if (be->mode == CFG_CLOUD)
-		slog(SLOG_INFO, "cloud mode: bucket %s, Cloud KMS, Cloud Run Jobs", be->bucket);
-	else
+	if (be->mode == CFG_CLOUD) {
+		slog(SLOG_INFO, "cloud mode: bucket %s, %s, Cloud Run Jobs", be->bucket, be->kms_note);
+		if (be->kms_warning[0])
+			slog(SLOG_WARNING, "%s", be->kms_warning);
+	} else
 		slog(SLOG_INFO, "local mode: data in %s, local key, tasks run as child processes", be->data_dir);
 	return 0;
 }

@@ -5,10 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "crypto/crypto.h"
 #include "job/payload.h"
+#include "job/webhook.h"
 #include "serve/tasks.h"
 #include "util/clock.h"
 #include "util/hex.h"
@@ -38,22 +37,6 @@ int tasks_id_valid(const char *id)
 	return 1;
 }
 
-static int url_check(const char *url, struct err *e)
-{
-	CURLU *u = curl_url();
-	char *scheme = NULL;
-	int rc = 0;
-
-	if (!u || curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
-		rc = err_http(e, 400, "callbackUrl is not a valid URL");
-	else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
-		rc = err_http(e, 400, "callbackUrl must use http or https protocol");
-	curl_free(scheme);
-	curl_url_cleanup(u);
-	return rc;
-}
-
 int tasks_validate(const cJSON *body, int async, struct err *e)
 {
 	const cJSON *cb = cJSON_GetObjectItemCaseSensitive(body, "callbackUrl");
@@ -71,8 +54,13 @@ int tasks_validate(const cJSON *body, int async, struct err *e)
 		return err_http(e, 400, "Either anthropicApiKey or anthropicOAuthToken is required");
 	if (async && !cJSON_IsString(cb))
 		return err_http(e, 400, "callbackUrl is not a valid URL");
-	if (async && url_check(cb->valuestring, e) != 0)
+	/* The delivery's own check (scheme, then the deny-list of private
+	 * addresses), so a URL that would be refused is a 400 now, not a
+	 * failed webhook later.  A name that does not resolve yet passes. */
+	if (async && wh_check_url(cb->valuestring, "callbackUrl", WH_CHECK_DNS_OPTIONAL, NULL, 0, e) != 0) {
+		e->http = 400;
 		return -1;
+	}
 	if (async && truthy(id) && (!cJSON_IsString(id) || !tasks_id_valid(id->valuestring)))
 		return err_http(e, 400, "taskId must be URL-safe (alphanumeric, underscore, hyphen only)");
 	/* Every other field's type, exactly as the job will read it. */

@@ -26,8 +26,10 @@ struct submitted {
 	int queued;
 };
 
-/* tasks_validate: the seed's checks in the seed's order, then type checks.
- * On failure e->msg is the seed's message and e->http 400. */
+/* tasks_validate: the seed's checks in the seed's order (for /run-async,
+ * callbackUrl also against the webhook's deny-list of private addresses,
+ * job/webhook.h), then type checks.  On failure e->msg is the seed's
+ * message (or ccr's own for checks the seed lacked) and e->http 400. */
 int tasks_validate(const cJSON *body, int async, struct err *e);
 
 /* tasks_submit: seal the body, store it, write pending metadata, start

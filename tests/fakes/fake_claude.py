@@ -2,7 +2,8 @@
 """A scripted stand-in for the `claude` CLI, for `ccr job` tests.
 
 It reads the prompt from stdin like the real CLI, records what it was given
-(argv, cwd, environment, prompt) in $FAKE_CLAUDE_RECORD if set, then follows
+(argv, cwd, environment, prompt, the content of --system-prompt-file and
+--append-system-prompt-file) in $FAKE_CLAUDE_RECORD if set, then follows
 the behaviour named by $FAKE_CLAUDE_MODE (a JSON object, passed to it through
 the task's environmentSecrets):
 
@@ -130,11 +131,24 @@ def bench_api(spec):
     emit({"type": "bench_api", **{name: summary(v[3]) for name, v in sides.items()}})
 
 
+def prompt_files(argv):
+    """What the real CLI reads for --system-prompt-file and
+    --append-system-prompt-file: {flag: file content} (it fails when the
+    file does not exist, and so does this)."""
+    got = {}
+    for flag, value in zip(argv, argv[1:]):
+        if flag in ("--system-prompt-file", "--append-system-prompt-file"):
+            with open(value) as f:
+                got[flag] = f.read()
+    return got
+
+
 def main():
     prompt = sys.stdin.read()
     mode = json.loads(os.environ.get("FAKE_CLAUDE_MODE") or "{}")
     record = os.environ.get("FAKE_CLAUDE_RECORD")
-    info = {"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ), "prompt": prompt, "pid": os.getpid()}
+    info = {"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ), "prompt": prompt, "pid": os.getpid(),
+            "prompt_files": prompt_files(sys.argv[1:])}
     if mode.get("ignore_term"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if mode.get("child"):
