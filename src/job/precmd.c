@@ -20,8 +20,9 @@
  * our children in the group is reaped (when ccr runs as PID 1, orphaned
  * grandchildren are ours), so zombies do not keep the group alive.
  *
- * Time is CLOCK_MONOTONIC throughout.  Secrets: the environment strings
- * and the .env text are wiped when freed; error messages are built from
+ * Time is CLOCK_MONOTONIC throughout.  Secrets: the .env text is wiped
+ * when freed (the environment is the caller's: agentenv.c builds and
+ * wipes it); error messages are built from
  * the fully redacted output before the tail is cut, so a secret cannot
  * survive redaction by being cut in half.
  */
