@@ -64,7 +64,8 @@ CLI_ENV = {
 
 # What ccr itself puts in the CLI's environment (src/job/claude_cmd.c).
 CLI_ALLOWED_ENV = {"ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "HOME", "PATH", "CLAUDE_CODE_ACTION",
-                   "CLAUDE_CODE_ENTRYPOINT", "DISABLE_AUTOUPDATER", "IS_SANDBOX", "CLAUDE_CONFIG_DIR"}
+                   "CLAUDE_CODE_ENTRYPOINT", "DISABLE_AUTOUPDATER", "IS_SANDBOX", "CLAUDE_CONFIG_DIR",
+                   "GIT_SSH_COMMAND"}
 
 TIMES = {}
 MODES = ("local", "cloud")
@@ -930,3 +931,111 @@ def test_h_cloud_faults_still_complete_with_the_whole_log(e2e):
     assert fired["kms-first"] == 1 and fired["run-first"] == 1, fired
     runs = [ex for ex in srv.cloud.fake.executions()]
     assert len(runs) == 1, "a retried jobs.run started %d executions" % len(runs)
+
+
+# --------------------------------------------------------------------------
+# compatibility with the original service (issue 13): the CLI expands
+# mcpConfig's ${VAR} itself; the operator's ~/.claude is seen by every task
+
+
+def tool_results(lines):
+    return [b for x in lines if x["type"] == "user" for b in x["message"]["content"]
+            if isinstance(b, dict) and b.get("type") == "tool_result"]
+
+
+def settled_stored(srv, tries=50):
+    """everything_stored() once the job has finished removing its files."""
+    for _ in range(tries):
+        try:
+            return everything_stored(srv)
+        except FileNotFoundError:
+            time.sleep(0.1)
+    return everything_stored(srv)
+
+
+def result_text(block):
+    c = block["content"]
+    return c if isinstance(c, str) else "".join(x.get("text", "") for x in c if isinstance(x, dict))
+
+
+@pytest.mark.parametrize("e2e", ["local"], indirect=True)
+def test_mcp_config_references_are_expanded_by_the_cli_from_its_environment(e2e, tmp_path):
+    srv = e2e()
+    log = tmp_path / "mcp-echo.log"
+    token = "mcp-token-" + secrets.token_hex(8)
+    srv.fake.load_script([
+        {"tool_use": {"name": "Bash", "input": {"command": "cat .mcp.json", "description": "show the config"}}},
+        {"tool_use": {"name": "mcp__echo__env_digest", "input": {"name": "ECHO_TOKEN"}}},
+        {"text": "checked"}])
+    mcp = {"mcpServers": {"echo": {"command": PYTHON, "args": ["${ECHO_SCRIPT}"],
+                                   "env": {"MCP_ECHO_LOG": "${ECHO_LOG}", "ECHO_TOKEN": "${ECHO_TOKEN}",
+                                           "NOT_GIVEN": "${NOT_IN_SECRETS}"}}}}
+    with Scenario(srv, "mcpConfig ${VAR} expanded by the CLI"):
+        frames = SSE(srv, "POST", "/run", body(
+            {"ECHO_SCRIPT": str(MCP_ECHO), "ECHO_LOG": str(log), "ECHO_TOKEN": token}, mcpConfig=mcp)).read_all()
+    done = terminal(frames)[-1][1]
+    assert done["status"] == "completed", done
+    lines = lines_of(frames)
+    init = lines[0]
+    # ${ECHO_SCRIPT} in args: the server started; ${ECHO_LOG} in env: it logged there
+    assert [(s["name"], s["status"]) for s in init["mcp_servers"]] == [("echo", "connected")], init
+    assert "tools/call" in [json.loads(x).get("method") for x in log.read_text().splitlines()]
+    shown, digest = (result_text(b) for b in tool_results(lines))
+    # the file holds the reference, never the value ...
+    assert json.loads(shown) == mcp, shown
+    # ... and the server received the value itself
+    assert digest == hashlib.sha256(token.encode()).hexdigest(), digest
+    (task,) = task_ids(srv)
+    joblog = job_log(srv, task)
+    assert ('Environment variable \\"NOT_IN_SECRETS\\" referenced in mcpConfig.mcpServers.echo.env.NOT_GIVEN '
+            'but not defined in environmentSecrets') in joblog, joblog
+    assert token not in joblog
+    wait_wiped(srv)
+    for where, raw in settled_stored(srv):
+        assert token.encode() not in raw, "the MCP token is in %s" % where
+
+
+@pytest.mark.parametrize("e2e", ["local"], indirect=True)
+def test_operator_claude_home_is_seen_and_transcripts_stay_with_the_task(e2e):
+    srv = e2e()
+    dot = srv.home / ".claude"
+    for sub in ("commands", "agents", "skills/opskill"):
+        (dot / sub).mkdir(parents=True)
+    (dot / "commands" / "opcmd.md").write_text("---\ndescription: an operator command\n---\nSay hi.\n")
+    (dot / "agents" / "opagent.md").write_text("---\nname: opagent\ndescription: An operator agent\n---\n"
+                                               "You are an agent.\n")
+    (dot / "skills" / "opskill" / "SKILL.md").write_text("---\nname: opskill\ndescription: An operator skill\n"
+                                                         "---\nDo things.\n")
+    (dot / "settings.json").write_text(json.dumps({"env": {"OPERATOR_SETTING": "from-home-settings"}}))
+    (srv.home / ".claude.json").write_text(json.dumps({"mcpServers": {"usermcp": {
+        "type": "stdio", "command": PYTHON, "args": [str(MCP_ECHO)], "env": {}}}}))
+    before = sorted(str(p) for p in srv.home.rglob("*") if p.is_file())
+    srv.fake.load_script([
+        {"tool_use": {"name": "Bash", "input": {
+            "command": 'echo "setting=$OPERATOR_SETTING"; ls "$CLAUDE_CONFIG_DIR"/projects/*/',
+            "description": "look around"}}},
+        {"text": "seen"}])
+    with Scenario(srv, "operator ~/.claude visible per task"):
+        frames = SSE(srv, "POST", "/run", body()).read_all()
+    done = terminal(frames)[-1][1]
+    assert done["status"] == "completed", done
+    lines = lines_of(frames)
+    init = lines[0]
+    assert "opcmd" in init["slash_commands"], init["slash_commands"]
+    assert "opagent" in init["agents"], init["agents"]
+    assert "opskill" in init["skills"], init["skills"]
+    assert ("usermcp", "connected") in [(s["name"], s["status"]) for s in init["mcp_servers"]], init
+    (shown,) = (result_text(b) for b in tool_results(lines))
+    assert "setting=from-home-settings" in shown, shown
+    # the session's transcript is in the per-task directory, in the workspace ...
+    assert init["session_id"] + ".jsonl" in shown, shown
+    assert init["memory_paths"]["auto"].startswith(str(srv.ws) + "/"), init["memory_paths"]
+    wait_wiped(srv)
+    # ... and went with it: HOME holds exactly the files the operator put there
+    for _ in range(50):  # the job may still be removing the CLI's MCP logs
+        try:
+            after = sorted(str(p) for p in srv.home.rglob("*") if p.is_file())
+            break
+        except FileNotFoundError:
+            time.sleep(0.1)
+    assert after == before

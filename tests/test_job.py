@@ -474,3 +474,203 @@ def test_git_clone_commit_push_and_billing_over_https(job, tmp_path):
         assert b["testRuns"][0]["timestamp"] == "20260101-1200" and b["testRuns"][0]["testCaseCount"] == 3
     finally:
         srv.close()
+
+
+# --------------------------------------------------------------------------
+# compatibility with the original service (issue 13): mcpConfig ${VAR},
+# the operator's ~/.claude, the pre-execution environment, SSH host keys
+
+
+def sh_results(job):
+    rec = job.claude_record()
+    return {r["cmd"]: r for r in rec.get("sh", [])}, rec
+
+
+def test_mcp_config_references_stay_for_the_cli_and_unknown_ones_only_warn(job):
+    mcp = {"mcpServers": {"gh": {"command": "srv", "args": ["--token=${MY_SECRET}"],
+                                 "env": {"GITHUB_TOKEN": "${MY_SECRET}", "OTHER": "${NOT_GIVEN_ANYWHERE}",
+                                         "BROWSER": "${PLAYWRIGHT_MCP_EXECUTABLE_PATH}"}}}}
+    job.payload("m1", mcpConfig=mcp, mode={"sh": ["cat .mcp.json"]})
+    rc, out, err = job.run("m1")
+    assert rc == 0, err
+    m = job.meta("m1")
+    assert m["status"] == "completed", m
+    res, rec = sh_results(job)
+    on_disk = json.loads(res["cat .mcp.json"]["out"])
+    assert on_disk == mcp, "written as given: the CLI expands the references itself"
+    assert ENV_CANARY not in res["cat .mcp.json"]["out"]
+    # the CLI gets the values through its environment, and the file by path
+    assert rec["env"]["MY_SECRET"] == ENV_CANARY
+    assert rec["argv"][rec["argv"].index("--mcp-config") + 1].endswith("/.mcp.json")
+    # the seed's warning for the unknown one, none for what the job sets itself
+    assert ('Environment variable \\"NOT_GIVEN_ANYWHERE\\" referenced in '
+            'mcpConfig.mcpServers.gh.env.OTHER but not defined in environmentSecrets') in err
+    assert "MY_SECRET\\\" referenced" not in err and "PLAYWRIGHT_MCP_EXECUTABLE_PATH\\\" referenced" not in err
+    assert ENV_CANARY not in out + err
+    for path, data in everything_under(job.data):
+        assert ENV_CANARY.encode() not in data, path
+
+
+def test_pre_execution_commands_get_the_agent_environment_without_the_jobs_secrets(job, tmp_path):
+    dump = tmp_path / "precmd-env.json"
+    job.payload("e1", preExecutionCommands=[
+        "/usr/bin/python3 -c 'import json, os; print(json.dumps(dict(os.environ)))' > %s" % dump])
+    own = {"CLOUDRUN_CALLBACK_SECRET": "whsec_c2VjcmV0", "GOOGLE_APPLICATION_CREDENTIALS": "/creds.json",
+           "CCR_API_KEYS": "k-canary-1", "MY_DEPLOY_TOKEN": "tok-canary-2", "npm_config_cache": "/npm",
+           "NODE_PATH": "/node", "PLAYWRIGHT_BROWSERS_PATH": "/pw-browsers", "LANG": "C.UTF-8",
+           "ANTHROPIC_API_KEY": CANARY, "GIT_SSH": "/bin/false"}
+    rc, out, err = job.run("e1", **own)
+    assert rc == 0, err
+    assert job.meta("e1")["status"] == "completed", job.meta("e1")
+    pre = json.loads(dump.read_text())
+    cli = job.claude_record()["env"]
+    # what the original passed: the job's environment (minus npm_*, NODE_PATH, PWD) ...
+    assert pre["PLAYWRIGHT_BROWSERS_PATH"] == "/pw-browsers" and pre["LANG"] == "C.UTF-8"
+    assert pre["TASK_ID"] == "e1"
+    assert "npm_config_cache" not in pre and "NODE_PATH" not in pre
+    # ... overlaid with the CLI's environment, then CI=true and NODE_ENV=""
+    for k, v in cli.items():
+        if k not in ("PWD", "SHLVL", "_", "OLDPWD", "LC_CTYPE"):  # the shell's and python's own
+            assert pre.get(k) == v, k
+    assert pre["CI"] == "true" and pre["NODE_ENV"] == ""
+    assert pre["GIT_SSH_COMMAND"] == cli["GIT_SSH_COMMAND"] and "UserKnownHostsFile" in pre["GIT_SSH_COMMAND"]
+    assert pre["ANTHROPIC_BASE_URL"].startswith("http://127.0.0.1:") and pre["MY_SECRET"] == ENV_CANARY
+    # minus what must never reach the agent
+    for k in ("CLOUDRUN_CALLBACK_SECRET", "GOOGLE_APPLICATION_CREDENTIALS", "CCR_API_KEYS", "MY_DEPLOY_TOKEN",
+              "GIT_SSH", "CCR_DATA_DIR"):
+        assert k not in pre, k
+    assert pre["ANTHROPIC_API_KEY"] != CANARY
+    blob = json.dumps(pre)
+    for secret in (CANARY, "whsec_c2VjcmV0", "k-canary-1", "tok-canary-2"):
+        assert secret not in blob
+
+
+def test_operator_claude_home_is_visible_in_the_per_task_config_dir(job):
+    home = job.data.parent
+    dot = home / ".claude"
+    for sub in ("commands", "agents", "skills/opskill", "projects/-old"):
+        (dot / sub).mkdir(parents=True)
+    (dot / "commands" / "opcmd.md").write_text("Say hi\n")
+    (dot / "settings.json").write_text('{"env": {"OPERATOR_SETTING": "1"}}')
+    (dot / "CLAUDE.md").write_text("operator memory\n")
+    (dot / "projects" / "-old" / "old-session.jsonl").write_text("{}\n")
+    (dot / ".credentials.json").write_text('{"claudeAiOauth": "operator-credential-canary"}')
+    (home / ".claude.json").write_text(json.dumps({"mcpServers": {"usermcp": {"command": "x"}},
+                                                   "primaryApiKey": "operator-key-canary"}))
+    job.payload("o1", mode={"sh": ['cd "$CLAUDE_CONFIG_DIR" && ls -A && readlink commands agents skills '
+                                   '&& cat settings.json && cat .claude.json',
+                                   'touch "$CLAUDE_CONFIG_DIR/settings.json" "$CLAUDE_CONFIG_DIR/new-state"']})
+    rc, out, err = job.run("o1")
+    assert rc == 0, err
+    res, rec = sh_results(job)
+    (listing,) = [r for c, r in res.items() if c.startswith("cd ")]
+    assert listing["status"] == 0, listing
+    text = listing["out"]
+    names = set(text.split("\n")[:8])
+    assert {"commands", "agents", "skills", "settings.json", "CLAUDE.md", ".claude.json"} <= names, text
+    assert "projects" not in names and ".credentials.json" not in names
+    assert "%s/commands\n%s/agents\n%s/skills\n" % (dot, dot, dot) in text
+    assert '{"env": {"OPERATOR_SETTING": "1"}}' in text
+    assert "usermcp" in text and "operator-key-canary" not in text
+    assert rec["env"]["CLAUDE_CONFIG_DIR"].startswith(str(job.ws_root) + "/")
+    # what the CLI writes stays per task: HOME's files are untouched
+    assert (dot / "settings.json").read_text() == '{"env": {"OPERATOR_SETTING": "1"}}'
+    assert sorted(p.name for p in dot.iterdir()) == [".credentials.json", "CLAUDE.md", "agents", "commands",
+                                                     "projects", "settings.json", "skills"]
+    assert list(job.ws_root.iterdir()) == [], "the per-task directory went with the workspace"
+
+
+# ---- SSH host keys: one policy for ccr's clone and the agent's own git ----
+
+PUBLISHED_FINGERPRINTS = {
+    # docs.github.com "GitHub's SSH key fingerprints"
+    ("github.com", "ED25519"): "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU",
+    ("github.com", "ECDSA"): "SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM",
+    ("github.com", "RSA"): "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
+    # docs.gitlab.com, GitLab.com SSH host keys fingerprints
+    ("gitlab.com", "ED25519"): "SHA256:eUXGGm1YGsMAS7vkcx6JOJdOGHPem5gQp4taiCfCLB8",
+    ("gitlab.com", "ECDSA"): "SHA256:HbW3g8zUjNSksFbqTiUWPWg2Bq1x8xdGUrliXFzSnUw",
+    ("gitlab.com", "RSA"): "SHA256:ROQFvPThGrW4RuWLoL9tq9I9zJ42fK4XywyRtbOz/EQ",
+    # Bitbucket Cloud (support.atlassian.com), keys of 2023-06-20
+    ("bitbucket.org", "ED25519"): "SHA256:ybgmFkzwOSotHTHLJgHO0QN8L0xErw6vd0VhFA9m3SM",
+    ("bitbucket.org", "ECDSA"): "SHA256:FC73VB6C4OQLSCrjEayhMp9UMxS97caD/Yyi2bhW/J0",
+    ("bitbucket.org", "RSA"): "SHA256:46OSHA1Rmj8E8ERTC6xkNcmGOw9oFxYr0WF6zWW8l1E",
+}
+
+# The known_hosts file named by the agent's GIT_SSH_COMMAND.
+SHOW_KNOWN_HOSTS = ('eval "set -- $GIT_SSH_COMMAND"; for a; do case $a in UserKnownHostsFile=*) '
+                    'f=${a#UserKnownHostsFile=}; f=${f#\\"}; cat "${f%\\"}";; esac; done')
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """OpenSSH's sshd on loopback; its ed25519 user key may only run git-shell."""
+    from fakes.git_servers import sshd_for_tests
+    s = sshd_for_tests(tmp_path_factory.mktemp("sshd"),
+                       {"ed25519": ("ed25519", 'git-shell -c "$SSH_ORIGINAL_COMMAND"')})
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def ssh_origin(tmp_path_factory):
+    from fakes.git_servers import run as git_run
+    bare = tmp_path_factory.mktemp("sshrepo") / "origin.git"
+    git_run(["git", "init", "-q", "--bare", "-b", "main", bare])
+    return bare
+
+
+def agent_ls_remote(job, sshd, origin, task_id, key=True, known=None, **env):
+    fields = {}
+    if key:
+        fields["sshKey"] = pathlib.Path(sshd.keys["ed25519"]).read_text()
+    if known is not None:
+        fields["sshKnownHosts"] = known
+    cmd = "git ls-remote %s; echo status=$?" % sshd.url(str(origin))
+    job.payload(task_id, mode={"sh": [cmd, SHOW_KNOWN_HOSTS]}, **fields)
+    rc, out, err = job.run(task_id, **env)
+    assert rc == 0, err
+    assert job.meta(task_id)["status"] == "completed", job.meta(task_id)
+    res, rec = sh_results(job)
+    return res[cmd]["out"], res[SHOW_KNOWN_HOSTS]["out"], rec["env"]["GIT_SSH_COMMAND"]
+
+
+def test_agent_git_over_ssh_trusts_the_payloads_known_hosts(job, sshd, ssh_origin):
+    out, kh, cmd = agent_ls_remote(job, sshd, ssh_origin, "s1", known=sshd.known_hosts_line() + "\n")
+    assert "status=0" in out, out
+    assert "StrictHostKeyChecking=yes" in cmd and "IdentitiesOnly=yes" in cmd and "/.ssh/deploy_key" in cmd
+    assert kh.splitlines()[0] == sshd.known_hosts_line()
+
+
+def test_agent_git_over_ssh_refuses_an_unknown_host_key(job, sshd, ssh_origin):
+    out, kh, _ = agent_ls_remote(job, sshd, ssh_origin, "s2")
+    assert "status=0" not in out and "Host key verification failed" in out, out
+    # only the built-in keys: github.com, gitlab.com, bitbucket.org
+    assert {line.split()[0] for line in kh.splitlines()} == {"github.com", "gitlab.com", "bitbucket.org"}
+
+
+def test_agent_git_over_ssh_trusts_ccr_ssh_known_hosts(job, sshd, ssh_origin, tmp_path):
+    f = tmp_path / "operator_known_hosts"
+    f.write_text(sshd.known_hosts_line() + "\n")
+    out, kh, _ = agent_ls_remote(job, sshd, ssh_origin, "s3", CCR_SSH_KNOWN_HOSTS=f)
+    assert "status=0" in out, out
+    # without an sshKey the agent still gets the policy (its own key or agent)
+    out2, _, cmd = agent_ls_remote(job, sshd, ssh_origin, "s4", key=False, CCR_SSH_KNOWN_HOSTS=f)
+    assert "-i " not in cmd and "StrictHostKeyChecking=yes" in cmd
+    assert "Host key verification failed" not in out2, out2
+
+
+def test_builtin_host_keys_are_the_published_ones(job, tmp_path):
+    job.payload("s5", mode={"sh": [SHOW_KNOWN_HOSTS]})
+    rc, out, err = job.run("s5")
+    assert rc == 0, err
+    res, _ = sh_results(job)
+    kh = tmp_path / "builtin_known_hosts"
+    kh.write_text(res[SHOW_KNOWN_HOSTS]["out"])
+    r = subprocess.run(["ssh-keygen", "-l", "-f", str(kh)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    got = {}
+    for line in r.stdout.splitlines():
+        bits, fp, host, kind = line.split()
+        got[(host, kind.strip("()"))] = fp
+    assert got == PUBLISHED_FINGERPRINTS

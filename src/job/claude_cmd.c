@@ -1,8 +1,8 @@
 /*
- * claude_cmd.c: see claude_cmd.h.  Both vectors are NULL-terminated arrays
- * of malloc'd strings built through one small growable list.
+ * claude_cmd.c: see claude_cmd.h.  The argument vector is a NULL-terminated
+ * array of malloc'd strings built through one small growable list; the
+ * environment comes from agentenv.c.
  */
-#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,18 +42,6 @@ static void push(struct vec *v, const char *s)
 	}
 	v->v[v->n++] = copy;
 	v->v[v->n] = NULL;
-}
-
-static void pushf(struct vec *v, const char *name, const char *value)
-{
-	char *s;
-
-	if (asprintf(&s, "%s=%s", name, value) < 0) {
-		v->oom = 1;
-		return;
-	}
-	push(v, s);
-	free(s);
 }
 
 static void free_vec(char **v)
@@ -160,80 +148,10 @@ static void build_argv(struct vec *v, const struct payload *p, const char *mcp_c
 	push_opt(v, "--mcp-config", mcp_config);
 }
 
-int claude_env_protected(const char *name)
+int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct ae_ctx *env,
+		     const char *mcp_config, const char *file_dir, struct err *e)
 {
-	static const char *names[] = { "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN",
-				       "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS", NULL };
-	size_t i;
-
-	for (i = 0; names[i]; i++)
-		if (strcmp(name, names[i]) == 0)
-			return 1;
-	return 0;
-}
-
-/* The newest chromium-* build under the Playwright browsers path. */
-static int find_chromium(char *out, size_t n)
-{
-	const char *base = getenv("PLAYWRIGHT_BROWSERS_PATH");
-	char best[256] = "";
-	struct dirent *de;
-	DIR *d;
-
-	if (!base || !*base)
-		base = "/opt/ms-playwright";
-	if (!(d = opendir(base)))
-		return -1;
-	while ((de = readdir(d)))
-		if (strncmp(de->d_name, "chromium-", 9) == 0 && strcmp(de->d_name, best) > 0)
-			snprintf(best, sizeof(best), "%s", de->d_name);
-	closedir(d);
-	if (!best[0])
-		return -1;
-	snprintf(out, n, "%s/%s/chrome-linux/chrome", base, best);
-	if (access(out, X_OK) == 0)
-		return 0;
-	snprintf(out, n, "%s/%s/chrome-linux64/chrome", base, best);
-	return access(out, X_OK);
-}
-
-static void build_env(struct vec *v, const struct payload *p, const struct tp_proxy *proxy, const char *git_ssh,
-		      const char *config_dir)
-{
-	const char *home = getenv("HOME"), *path = getenv("PATH");
-	const cJSON *it;
-	char url[64], chrome[600];
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", tp_port(proxy));
-	pushf(v, "ANTHROPIC_BASE_URL", url);
-	cJSON_ArrayForEach(it, p->env_secrets)
-		if (!claude_env_protected(it->string) && it->string[0] && !strchr(it->string, '='))
-			pushf(v, it->string, it->valuestring);
-	pushf(v, tp_cred_env(proxy), tp_dummy(proxy));
-	if (git_ssh)
-		pushf(v, "GIT_SSH_COMMAND", git_ssh);
-	if (config_dir && !cJSON_GetObjectItemCaseSensitive(p->env_secrets, "CLAUDE_CONFIG_DIR"))
-		pushf(v, "CLAUDE_CONFIG_DIR", config_dir);
-	if (find_chromium(chrome, sizeof(chrome)) == 0) {
-		pushf(v, "PLAYWRIGHT_MCP_EXECUTABLE_PATH", chrome);
-		pushf(v, "PLAYWRIGHT_MCP_SANDBOX", "false");
-	}
-	pushf(v, "HOME", home && *home ? home : "/root");
-	pushf(v, "PATH", path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-	pushf(v, "CLAUDE_CODE_ACTION", "1");
-	pushf(v, "CLAUDE_CODE_ENTRYPOINT", "cli");
-	pushf(v, "DISABLE_AUTOUPDATER", "1");
-	/* The CLI refuses --dangerously-skip-permissions as root unless told
-	 * it is in a sandbox, which a task container is. */
-	if (env_true("DANGEROUSLY_SKIP_PERMISSIONS") && geteuid() == 0)
-		pushf(v, "IS_SANDBOX", "1");
-}
-
-int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct tp_proxy *proxy,
-		     const char *mcp_config, const char *git_ssh, const char *config_dir, const char *file_dir,
-		     struct err *e)
-{
-	struct vec argv = { 0 }, envp = { 0 };
+	struct vec argv = { 0 };
 	const char *bin = getenv("CLAUDE_BIN");
 	struct prompt_arg sys, append;
 
@@ -244,20 +162,21 @@ int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct
 		       e) != 0)
 		return -1;
 	build_argv(&argv, p, mcp_config, &sys, &append);
-	build_env(&envp, p, proxy, git_ssh, config_dir);
-	if (argv.oom || envp.oom) {
+	if (argv.oom) {
 		free_vec(argv.v);
-		free_vec(envp.v);
 		return err_set(e, "out of memory building the Claude command");
 	}
+	if (ae_claude_env(env, &c->envp, e) != 0) {
+		free_vec(argv.v);
+		return -1;
+	}
 	c->argv = argv.v;
-	c->envp = envp.v;
 	return 0;
 }
 
 void claude_cmd_free(struct claude_cmd *c)
 {
 	free_vec(c->argv);
-	free_vec(c->envp);
+	ae_free(c->envp);
 	memset(c, 0, sizeof(*c));
 }

@@ -3,11 +3,11 @@
  *
  * Design.  Three independent pieces:
  *
- *  - Expansion works on a cJSON_Duplicate() of mcpConfig, walking it with
- *    the JavaScript-style path of each value in a buffer ("mcpConfig",
- *    ".key", "[i]"), so an error can say exactly where a missing variable
- *    was used.  The printed file holds secrets: it is written 0600 and the
- *    print buffer is wiped.
+ *  - The ${NAME} check walks mcpConfig with the JavaScript-style path of
+ *    each value in a buffer ("mcpConfig", ".key", "[i]"), so a warning
+ *    says exactly where an undefined variable is used.  The file itself
+ *    is mcpConfig as given: the references stay for the CLI to expand
+ *    from its environment, so no secret value is ever written to it.
  *
  *  - The YAML writer is a port of js-yaml 3's dumper restricted to what
  *    JSON can hold (writeNode / writeBlockMapping / writeBlockSequence /
@@ -33,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crypto/crypto.h"
 #include "job/claudecfg.h"
 #include "job/workspace.h"
 #include "util/jsjson.h"
@@ -175,10 +174,11 @@ void cc_files_free(struct cc_files *f)
 	for (i = 0; i < f->n; i++)
 		free(f->paths[i]);
 	free(f->paths);
+	buf_free(&f->warnings);
 	memset(f, 0, sizeof(*f));
 }
 
-/* ---- ${NAME} expansion -------------------------------------------------- */
+/* ---- ${NAME} references ------------------------------------------------- */
 
 static int name_start(char c)
 {
@@ -190,111 +190,80 @@ static int name_char(char c)
 	return name_start(c) || (c >= '0' && c <= '9');
 }
 
-/* Expand s into out; *changed = 1 when anything was substituted. */
-static int expand_str(struct buf *out, const char *s, const cJSON *secrets, const char *path, int *changed,
-		      struct err *e)
+/* Variables the job itself puts in the CLI's environment (agentenv.h). */
+static int set_by_job(const char *name)
 {
-	const char *p = s;
+	static const char *const names[] = {
+		"HOME", "PATH", "ANTHROPIC_BASE_URL", "CLAUDE_CONFIG_DIR", "GIT_SSH_COMMAND",
+		"PLAYWRIGHT_MCP_EXECUTABLE_PATH", "PLAYWRIGHT_MCP_SANDBOX", "CLAUDE_CODE_ACTION",
+		"CLAUDE_CODE_ENTRYPOINT", "DISABLE_AUTOUPDATER",
+	};
+	size_t i;
 
-	while (*p) {
-		if (p[0] == '$' && p[1] == '$' && p[2] == '{') {
-			if (buf_add(out, "${", 2) != 0)
-				return err_set(e, "out of memory");
-			*changed = 1;
-			p += 3;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* One warning line per ${NAME} in s (without a :-default) that neither
+ * secrets nor the job defines. */
+static int refs_in(const char *s, const cJSON *secrets, const char *path, struct buf *warnings)
+{
+	const char *p;
+
+	for (p = strstr(s, "${"); p; p = strstr(p + 2, "${")) {
+		const char *nm = p + 2, *q = nm;
+		char name[256];
+		size_t nl;
+
+		if (!name_start(*q))
 			continue;
-		}
-		if (p[0] == '$' && p[1] == '{' && name_start(p[2])) {
-			const char *nm = p + 2, *q = nm, *close, *def = NULL;
-			char name[256];
-			size_t nl;
-
-			while (name_char(*q))
-				q++;
-			nl = (size_t)(q - nm);
-			if (q[0] == ':' && q[1] == '-')
-				def = q + 2;
-			close = strchr(q, '}');
-			if (close && (q == close || def) && nl < sizeof(name)) {
-				const cJSON *v;
-
-				memcpy(name, nm, nl);
-				name[nl] = 0;
-				v = secrets ? js_get(secrets, name) : NULL;
-				if (v && cJSON_IsString(v) && v->valuestring && (!def || v->valuestring[0])) {
-					if (buf_adds(out, v->valuestring) != 0)
-						return err_set(e, "out of memory");
-				} else if (def) {
-					if (buf_add(out, def, (size_t)(close - def)) != 0)
-						return err_set(e, "out of memory");
-				} else {
-					return err_set(e, "environment variable \"%s\" is referenced in %s but not defined "
-						       "in environmentSecrets: add it there or remove the reference",
-						       name, path);
-				}
-				*changed = 1;
-				p = close + 1;
-				continue;
-			}
-		}
-		if (buf_addc(out, *p++) != 0)
-			return err_set(e, "out of memory");
+		while (name_char(*q))
+			q++;
+		nl = (size_t)(q - nm);
+		if (*q != '}' || nl >= sizeof(name))
+			continue;
+		memcpy(name, nm, nl);
+		name[nl] = 0;
+		if ((secrets && js_get(secrets, name)) || set_by_job(name))
+			continue;
+		if (buf_printf(warnings, "Environment variable \"%s\" referenced in %s but not defined in "
+			       "environmentSecrets\n", name, path) != 0)
+			return -1;
 	}
 	return 0;
 }
 
-static int expand_walk(cJSON *v, const cJSON *secrets, struct buf *path, struct err *e)
+static int refs_walk(const cJSON *v, const cJSON *secrets, struct buf *path, struct buf *warnings)
 {
-	if (cJSON_IsString(v) && v->valuestring) {
-		struct buf s = BUF_INIT;
-		int changed = 0, rc = expand_str(&s, v->valuestring, secrets, path->p, &changed, e);
+	const cJSON *c;
+	size_t keep = path->len, i = 0;
 
-		if (rc == 0 && changed && !cJSON_SetValuestring(v, s.p ? s.p : ""))
-			rc = err_set(e, "out of memory");
-		if (s.p)
-			cr_wipe(s.p, s.cap);
-		buf_free(&s);
-		return rc;
-	}
-	if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
-		cJSON *c;
-		size_t keep = path->len, i = 0;
-
-		for (c = v->child; c; c = c->next, i++) {
-			int rc = cJSON_IsArray(v) ? buf_printf(path, "[%zu]", i)
-						  : buf_printf(path, ".%s", c->string ? c->string : "");
-			if (rc != 0)
-				return err_set(e, "out of memory");
-			if (expand_walk(c, secrets, path, e) != 0)
-				return -1;
-			path->len = keep;
-			path->p[keep] = 0;
-		}
+	if (cJSON_IsString(v) && v->valuestring)
+		return refs_in(v->valuestring, secrets, path->p, warnings);
+	if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
+		return 0;
+	for (c = v->child; c; c = c->next, i++) {
+		int rc = cJSON_IsArray(v) ? buf_printf(path, "[%zu]", i)
+					  : buf_printf(path, ".%s", c->string ? c->string : "");
+		if (rc != 0 || refs_walk(c, secrets, path, warnings) != 0)
+			return -1;
+		path->len = keep;
+		path->p[keep] = 0;
 	}
 	return 0;
 }
 
-int cc_expand(const cJSON *v, const cJSON *secrets, const char *path, cJSON **out, struct err *e)
+int cc_check_refs(const cJSON *v, const cJSON *secrets, const char *path, struct buf *warnings)
 {
 	struct buf p = BUF_INIT;
-	cJSON *dup;
-	int rc;
+	int rc = buf_adds(&p, path);
 
-	*out = NULL;
-	if (!(dup = cJSON_Duplicate(v, 1)))
-		return err_set(e, "out of memory copying %s", path);
-	if (buf_adds(&p, path) != 0) {
-		cJSON_Delete(dup);
-		return err_set(e, "out of memory");
-	}
-	rc = expand_walk(dup, secrets, &p, e);
+	if (rc == 0)
+		rc = refs_walk(v, secrets, &p, warnings);
 	buf_free(&p);
-	if (rc != 0) {
-		cJSON_Delete(dup);
-		return fail(e);
-	}
-	*out = dup;
-	return 0;
+	return rc;
 }
 
 /* ---- names -------------------------------------------------------------- */
@@ -921,19 +890,12 @@ static int write_mcp(const char *root, const cJSON *mcp, const cJSON *secrets, s
 		     struct err *e)
 {
 	struct buf text = BUF_INIT;
-	cJSON *expanded = NULL;
 	int rc;
 
-	if (cc_expand(mcp, secrets, "mcpConfig", &expanded, e) != 0)
-		return err_prefix(e, "mcpConfig"), fail(e);
-	rc = jsj_print(&text, expanded, 2);
-	cJSON_Delete(expanded);
-	if (rc != 0)
+	if (cc_check_refs(mcp, secrets, "mcpConfig", &out->warnings) != 0 || jsj_print(&text, mcp, 2) != 0)
 		rc = err_set(e, "out of memory printing .mcp.json");
 	else
 		rc = ws_write_file(root, ".mcp.json", text.p, text.len, 0600, e);
-	if (text.p)
-		cr_wipe(text.p, text.cap);
 	buf_free(&text);
 	if (rc != 0)
 		return -1;

@@ -3,18 +3,19 @@
  * (seed-spec §8.4 step 11, §8.6; fixes S4 and S9).
  *
  *   mcpConfig      -> <root>/.mcp.json (mode 0600), printed like
- *                     JSON.stringify(v, null, 2) with no trailing newline,
- *                     after ${NAME} expansion from environmentSecrets;
+ *                     JSON.stringify(v, null, 2) with no trailing newline;
  *   slashCommands  -> <root>/.claude/commands/<name>.md
  *   subagents      -> <root>/.claude/agents/<name>.md
  *
- * Deliberate changes from the seed: `${NAME}` references are expanded here
- * (the seed only warned and left them to the CLI), and a reference to a
- * variable that environmentSecrets does not define is an error naming the
- * variable and where it was used, e.g. `... "GITHUB_TOKEN" ... in
- * mcpConfig.mcpServers.github.env.GITHUB_TOKEN ...`.  `${NAME:-default}`
- * uses the default when NAME is missing or empty; `$${` stands for a
- * literal `${`; anything else (e.g. `${not a name}`) is copied unchanged.
+ * As in the seed, `${NAME}` references in mcpConfig are written as they
+ * are: the CLI expands them from its environment, which holds the task's
+ * environmentSecrets (agentenv.h), so a secret value never lands in
+ * .mcp.json, where a post-execution commit could push it.  A reference to
+ * a name that environmentSecrets does not define (and the job does not
+ * set, e.g. PLAYWRIGHT_MCP_EXECUTABLE_PATH) gets the seed's warning, e.g.
+ * `Environment variable "GITHUB_TOKEN" referenced in
+ * mcpConfig.mcpServers.github.env.GITHUB_TOKEN but not defined in
+ * environmentSecrets`, in cc_files.warnings; it is not an error.
  * Command and agent names are checked (cc_name_valid), so no file lands
  * outside .claude/commands or .claude/agents, and files are written with
  * ws_write_file(), which never follows a link a cloned repository planted.
@@ -41,6 +42,7 @@ struct cc_files {
 	size_t n, cap;
 	int mcp;               /* 1 when .mcp.json was written */
 	size_t commands, agents;
+	struct buf warnings;   /* '\n'-terminated lines for the job's log */
 };
 
 /* cc_write: write every file the three (possibly NULL) objects ask for
@@ -56,10 +58,11 @@ int cc_files_add(struct cc_files *f, const char *path);
 int cc_files_has(const struct cc_files *f, const char *path);
 void cc_files_free(struct cc_files *f);
 
-/* cc_expand: a copy of v (*out, free with cJSON_Delete) with ${NAME}
- * expanded in every string value (not in keys) from the string members of
- * secrets (NULL: none).  `path` names v in messages ("mcpConfig"). */
-int cc_expand(const cJSON *v, const cJSON *secrets, const char *path, cJSON **out, struct err *e);
+/* cc_check_refs: the warning line (see above) for each ${NAME} in the
+ * string values of v (not in keys) that the string members of secrets
+ * (NULL: none) do not define, appended to warnings.  `path` names v
+ * ("mcpConfig").  -1 only when memory runs out. */
+int cc_check_refs(const cJSON *v, const cJSON *secrets, const char *path, struct buf *warnings);
 
 /* cc_name_valid: 1 when name is usable as <name>.md: 1..CC_NAME_MAX bytes,
  * no '/', '\\' or control characters, not "." or "..", no leading '-'.

@@ -39,13 +39,6 @@
 #include "net/netinit.h"
 #include "util/redact.h"
 
-/* github.com's published SSH host keys (docs.github.com, "GitHub's SSH
- * key fingerprints"); always trusted in addition to the caller's list. */
-static const char github_known_hosts[] =
-	"github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
-	"github.com ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nkt5YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg=\n"
-	"github.com ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQCj7ndNxQowgcQnjshcLrqPEiiphnt+VTTvDP6mHBL9j1aNUkY4Ue1gvwnGLVlOhGeYrnZaMgRK6+PKCUXaDbC7qtbW8gIkhL7aGCsOr/C56SJMy/BCZfxd1nWzAOxSDPgVsmerOBYfNqltV9/hWCqBywINIR+5dIg6JTJ72pcEpEjcYgXkE2YEFXV1JHnsKgbLWNlhScqb2UmyRkQyytRLtL+38TGxkxCflmO+5Z8CSSNY7GidjMIZ7Q4zMjA2n1nGrlTDkzwDCsw+wqFPGQA179cnfGWOWRVruj16z6XyvxvjJwbz0wQZ75XK5tKSb7FNyeIEs4TT4jk+S4dhPeAUC5y+bDYirYgM4GC7uEnztnZyaVWQ7B381AK4Qdrwt51ZqExKbQpTUNn+EjqoTwvqNj4kqx5QUCI0ThS/YkOxJCXmPUWZbhjpCg56i+2aB6CmK2JGhn57K5mj0MNdBXA4/WnwH6XoPWJzK5Nyu2zB3nAZp+S5hpQs+p1vN1/wsjk=\n";
-
 #define MAX_SSH_PIDS 32
 #define REMOTE_MSG_CAP 4096
 
@@ -381,7 +374,7 @@ void gop_ctx_free(struct gop_ctx *c)
 }
 
 /* Write <dir>/known_hosts once (also when the policy is insecure: cheap). */
-static int prepare(struct gop_ctx *c, struct err *e)
+int gop_ssh_prepare(struct gop_ctx *c, struct err *e)
 {
 	struct buf kh = BUF_INIT;
 	char path[1200];
@@ -404,7 +397,7 @@ static int prepare(struct gop_ctx *c, struct err *e)
 		if (kh.len > before && kh.p[kh.len - 1] != '\n')
 			rc |= buf_addc(&kh, '\n');
 	}
-	rc |= buf_adds(&kh, github_known_hosts);
+	rc |= buf_adds(&kh, gop_builtin_known_hosts);
 	if (rc != 0) {
 		buf_free(&kh);
 		return err_set(e, "git: out of memory");
@@ -434,6 +427,31 @@ static const char ssh_fn_args[] =
 static const char ssh_fn_tail[] =
 	" ${P:+-p \"$P\"} \"$1\" \"$2 '$Q'\" 2>>";
 
+/* The host-key options, one policy for libgit2's ssh and the agent's. */
+static int hostkey_opts(struct gop_ctx *c, struct buf *b)
+{
+	struct buf opt = BUF_INIT;
+	char path[1200];
+	int rc = 0;
+
+	if (c->ssh_insecure)
+		return buf_adds(b, " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+				   " -o GlobalKnownHostsFile=/dev/null -o LogLevel=ERROR");
+	path_in_dir(path, sizeof(path), c, "known_hosts");
+	rc |= buf_adds(b, " -o StrictHostKeyChecking=yes -o ");
+	rc |= buf_printf(&opt, "UserKnownHostsFile=\"%s\"", path);
+	rc |= opt.p ? sh_quote(b, opt.p) : -1;
+	buf_free(&opt);
+	return rc ? -1 : 0;
+}
+
+static int key_opts(struct gop_ctx *c, struct buf *b)
+{
+	if (!c->ssh_key_path)
+		return 0;
+	return buf_adds(b, " -o IdentitiesOnly=yes -i ") != 0 || sh_quote(b, c->ssh_key_path) != 0 ? -1 : 0;
+}
+
 static int ssh_command(struct gop_ctx *c, struct buf *b)
 {
 	char path[1200];
@@ -449,27 +467,23 @@ static int ssh_command(struct gop_ctx *c, struct buf *b)
 	rc |= sh_quote(b, path);
 	rc |= buf_adds(b, ssh_fn_args);
 	rc |= buf_adds(b, " -o BatchMode=yes");
-	if (c->ssh_key_path) {
-		rc |= buf_adds(b, " -o IdentitiesOnly=yes -i ");
-		rc |= sh_quote(b, c->ssh_key_path);
-	}
-	if (c->ssh_insecure) {
-		rc |= buf_adds(b, " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-				  " -o GlobalKnownHostsFile=/dev/null -o LogLevel=ERROR");
-	} else {
-		struct buf opt = BUF_INIT;
-		path_in_dir(path, sizeof(path), c, "known_hosts");
-		rc |= buf_adds(b, " -o StrictHostKeyChecking=yes -o ");
-		rc |= buf_printf(&opt, "UserKnownHostsFile=\"%s\"", path);
-		rc |= opt.p ? sh_quote(b, opt.p) : -1;
-		buf_free(&opt);
-	}
+	rc |= key_opts(c, b);
+	rc |= hostkey_opts(c, b);
 	rc |= buf_printf(b, " -o ConnectTimeout=%ld -o ServerAliveInterval=15 -o ServerAliveCountMax=4", cto);
 	rc |= buf_adds(b, ssh_fn_tail);
 	path_in_dir(path, sizeof(path), c, "ssh.err");
 	rc |= sh_quote(b, path);
 	rc |= buf_adds(b, "; }; ccr_ssh");
 	return rc ? -1 : 0;
+}
+
+int gop_agent_ssh_command(struct gop_ctx *c, struct buf *out, struct err *e)
+{
+	if (gop_ssh_prepare(c, e) != 0)
+		return -1;
+	if (buf_adds(out, "ssh") != 0 || key_opts(c, out) != 0 || hostkey_opts(c, out) != 0)
+		return err_set(e, "git: out of memory");
+	return 0;
 }
 
 int gop_repo_attach(struct gop_ctx *c, git_repository *repo)
@@ -512,7 +526,7 @@ int gop_repo_open(struct gop_ctx *c, git_repository **out, const char *path, str
 	int rc;
 
 	*out = NULL;
-	if (prepare(c, e) != 0)
+	if (gop_ssh_prepare(c, e) != 0)
 		return -1;
 	rc = git_repository_open_ext(out, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
 	if (rc < 0)
@@ -618,7 +632,7 @@ int op_begin(struct gop_ctx *c, struct gop_op *op, const char *url, const char *
 		url_host(url, op->host, sizeof(op->host));
 	c->detail[0] = 0;
 	c->timed_out = 0;
-	if (prepare(c, e) != 0)
+	if (gop_ssh_prepare(c, e) != 0)
 		return -1;
 	path_in_dir(path, sizeof(path), c, "ssh.pids");
 	if (write_file(path, "", 0, e) != 0)

@@ -22,18 +22,21 @@
  *   or the compiled-in bundle).
  *   SSH: libgit2 runs the system `ssh` (GIT_SSH_EXEC).  gop gives each
  *   repository it opens an in-memory core.sshCommand:
- *       ssh -o BatchMode=yes [-i KEY -o IdentitiesOnly=yes]
+ *       ssh -o BatchMode=yes [-o IdentitiesOnly=yes -i KEY]
  *           -o StrictHostKeyChecking=yes -o UserKnownHostsFile=FILE ...
- *   FILE is <workspace>/.ssh/known_hosts, written by gop_ctx_prepare from,
+ *   FILE is <workspace>/.ssh/known_hosts, written by gop_ssh_prepare from,
  *   in order: ctx->known_hosts (payload field `sshKnownHosts`, text in
  *   known_hosts format), the file ctx->known_hosts_file (env
- *   CCR_SSH_KNOWN_HOSTS), and github.com's published host keys, so
- *   GitHub works with no configuration and any other host must be listed.
- *   ctx->ssh_insecure (payload `sshStrictHostKeyChecking: false`, or env
- *   CCR_SSH_INSECURE=1) is the explicit opt-out: StrictHostKeyChecking=no
- *   with /dev/null as known hosts.  ~/.ssh/config still applies.  GIT_SSH
- *   in the environment would override the command, so gop_ctx_init
- *   removes it (call it before starting threads).
+ *   CCR_SSH_KNOWN_HOSTS), and the published host keys of github.com,
+ *   gitlab.com and bitbucket.org (gop_builtin_known_hosts, pinned in
+ *   git_hostkeys.c), so those work with no configuration and any other
+ *   host must be listed.  ctx->ssh_insecure (payload
+ *   `sshStrictHostKeyChecking: false`, or env CCR_SSH_INSECURE=1) is the
+ *   explicit opt-out: StrictHostKeyChecking=no with /dev/null as known
+ *   hosts.  The agent's own git gets the same policy through
+ *   gop_agent_ssh_command() (its GIT_SSH_COMMAND).  ~/.ssh/config still
+ *   applies.  GIT_SSH in the environment would override the command, so
+ *   gop_ctx_init removes it (call it before starting threads).
  *
  * Timeouts.  Every network operation (a clone, a fetch, a push attempt)
  * has ctx->timeout_ms (default env CCR_GIT_TIMEOUT_SECONDS, else 300 s).
@@ -62,6 +65,7 @@
 
 #include <stddef.h>
 
+#include "util/buf.h"
 #include "util/err.h"
 
 #define GOP_NOTHING 1               /* gop_commit / gop_tests_publish: no change */
@@ -108,6 +112,21 @@ int gop_ctx_init(struct gop_ctx *c, const char *workspace, struct err *e);
 /* gop_ctx_free: forget credentials (wiped); files stay for the caller's
  * workspace cleanup. */
 void gop_ctx_free(struct gop_ctx *c);
+
+/* gop_builtin_known_hosts: the published host keys of github.com,
+ * gitlab.com and bitbucket.org, known_hosts lines (git_hostkeys.c). */
+extern const char gop_builtin_known_hosts[];
+
+/* gop_ssh_prepare: write <workspace>/.ssh/known_hosts (see SSH above),
+ * once; every operation calls it, callers may call it earlier. */
+int gop_ssh_prepare(struct gop_ctx *c, struct err *e);
+
+/* gop_agent_ssh_command: the GIT_SSH_COMMAND that gives the agent's own
+ * git the same key and host-key policy as gop's operations:
+ *     ssh [-o IdentitiesOnly=yes -i KEY] -o StrictHostKeyChecking=yes
+ *         -o 'UserKnownHostsFile="<workspace>/.ssh/known_hosts"'
+ * (words quoted for /bin/sh), appended to out; prepares known_hosts. */
+int gop_agent_ssh_command(struct gop_ctx *c, struct buf *out, struct err *e);
 
 /* gop_ssh_url: when a key is used, the seed's conversion of
  * https://github.com/<owner>/<repo>(.git) to git@github.com:<owner>/<repo>.git.

@@ -22,6 +22,7 @@
 #include <cJSON.h>
 
 #include "backend/storage.h"
+#include "job/agentenv.h"
 #include "job/claudecfg.h"
 #include "job/mcplog.h"
 #include "job/precmd.h"
@@ -335,17 +336,19 @@ out:
 
 /* ---- Claude configuration files ----------------------------------------- */
 
-static int t_mcp_expand(char *why, size_t n)
+static int t_mcp_refs(char *why, size_t n)
 {
 	static const char mcp[] =
 		"{\"mcpServers\":{\"github\":{\"command\":\"npx\",\"args\":[\"-y\",\"srv\",\"--t=${TOKEN}\"],"
-		"\"env\":{\"GITHUB_TOKEN\":\"${TOKEN}\",\"X\":\"$${TOKEN} ${NOPE:-dflt} ${not a name}\",\"N\":1.5}}}}";
+		"\"env\":{\"GITHUB_TOKEN\":\"${NOPE}\",\"X\":\"${NOPE2:-dflt} ${not a name} ${HOME}\",\"N\":1.5}}}}";
 	static const char want[] = "{\n  \"mcpServers\": {\n    \"github\": {\n      \"command\": \"npx\",\n"
-				   "      \"args\": [\n        \"-y\",\n        \"srv\",\n        \"--t=tok-123456\"\n"
-				   "      ],\n      \"env\": {\n        \"GITHUB_TOKEN\": \"tok-123456\",\n"
-				   "        \"X\": \"${TOKEN} dflt ${not a name}\",\n        \"N\": 1.5\n      }\n"
+				   "      \"args\": [\n        \"-y\",\n        \"srv\",\n        \"--t=${TOKEN}\"\n"
+				   "      ],\n      \"env\": {\n        \"GITHUB_TOKEN\": \"${NOPE}\",\n"
+				   "        \"X\": \"${NOPE2:-dflt} ${not a name} ${HOME}\",\n        \"N\": 1.5\n      }\n"
 				   "    }\n  }\n}";
-	cJSON *cfg = cJSON_Parse(mcp), *secrets = cJSON_Parse("{\"TOKEN\":\"tok-123456\"}"), *none = cJSON_Parse("{}");
+	static const char warn[] = "Environment variable \"NOPE\" referenced in "
+				   "mcpConfig.mcpServers.github.env.GITHUB_TOKEN but not defined in environmentSecrets\n";
+	cJSON *cfg = cJSON_Parse(mcp), *secrets = cJSON_Parse("{\"TOKEN\":\"tok-123456\"}");
 	struct err e = ERR_INIT;
 	struct cc_files files;
 	struct buf got = BUF_INIT;
@@ -353,16 +356,21 @@ static int t_mcp_expand(char *why, size_t n)
 	int fail = 1;
 
 	memset(&files, 0, sizeof(files));
-	if (!cfg || !secrets || !none || tmp_dir(dir, sizeof(dir)) != 0) {
-		cJSON_Delete(cfg), cJSON_Delete(secrets), cJSON_Delete(none);
+	if (!cfg || !secrets || tmp_dir(dir, sizeof(dir)) != 0) {
+		cJSON_Delete(cfg), cJSON_Delete(secrets);
 		return st_fail(why, n, "setup failed");
 	}
 	if (cc_write(dir, cfg, NULL, NULL, secrets, &files, &e) != 0) {
 		st_fail(why, n, "cc_write: %s", e.msg);
 		goto out;
 	}
-	if (slurp(dir, ".mcp.json", &got) != 0 || strcmp(got.p, want) != 0) {
+	/* the references stay for the CLI; no secret value in the file */
+	if (slurp(dir, ".mcp.json", &got) != 0 || strcmp(got.p, want) != 0 || strstr(got.p, "tok-123456")) {
 		st_fail(why, n, ".mcp.json differs: %s", got.p ? got.p : "(unreadable)");
+		goto out;
+	}
+	if (!files.warnings.p || strcmp(files.warnings.p, warn) != 0) {
+		st_fail(why, n, "warnings: [%s], want [%s]", files.warnings.p ? files.warnings.p : "", warn);
 		goto out;
 	}
 	{
@@ -378,28 +386,11 @@ static int t_mcp_expand(char *why, size_t n)
 		st_fail(why, n, "wrong list of created files");
 		goto out;
 	}
-	cc_files_free(&files);
-	if (cc_write(dir, cfg, NULL, NULL, none, &files, &e) == 0) {
-		st_fail(why, n, "a missing variable was accepted");
-		goto out;
-	}
-	if (!strstr(e.msg, "\"TOKEN\"") || !strstr(e.msg, "mcpConfig.mcpServers.github.args[2]")) {
-		st_fail(why, n, "the error does not name the variable and its path: %s", e.msg);
-		goto out;
-	}
-	cJSON_Delete(cfg);
-	cfg = cJSON_Parse("{\"mcpServers\":{\"github\":{\"env\":{\"GITHUB_TOKEN\":\"${GITHUB_TOKEN}\"}}}}");
-	if (!cfg || cc_write(dir, cfg, NULL, NULL, NULL, &files, &e) == 0 ||
-	    !strstr(e.msg, "\"GITHUB_TOKEN\"") || !strstr(e.msg, "mcpConfig.mcpServers.github.env.GITHUB_TOKEN")) {
-		st_fail(why, n, "the error does not name GITHUB_TOKEN and its path: %s", e.msg);
-		goto out;
-	}
 	fail = 0;
 out:
 	cc_files_free(&files);
 	cJSON_Delete(cfg);
 	cJSON_Delete(secrets);
-	cJSON_Delete(none);
 	buf_free(&got);
 	rm_dir(dir);
 	return fail;
@@ -599,7 +590,7 @@ static int t_pre_ok(char *why, size_t n)
 	struct err e = ERR_INIT;
 	struct buf got = BUF_INIT;
 	struct pc_leftovers left = { { 0 }, 0 };
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], *const envp[] = { "CI=true", "PATH=/usr/bin:/bin", NULL };
 	int fail = 1;
 
 	if (!have_sh()) {
@@ -610,7 +601,7 @@ static int t_pre_ok(char *why, size_t n)
 		cJSON_Delete(cmds);
 		return st_fail(why, n, "setup failed");
 	}
-	if (pc_run_all(dir, cmds, NULL, NULL, NULL, &left, &e) != 0) {
+	if (pc_run_all(dir, cmds, envp, NULL, &left, &e) != 0) {
 		st_fail(why, n, "pc_run_all: %s", e.msg);
 		goto out;
 	}
@@ -645,7 +636,7 @@ static int t_pre_fail(char *why, size_t n)
 		cJSON_Delete(cmds);
 		return st_fail(why, n, "setup failed");
 	}
-	if (pc_run_all(dir, cmds, NULL, NULL, NULL, NULL, &e) == 0) {
+	if (pc_run_all(dir, cmds, NULL, NULL, NULL, &e) == 0) {
 		st_fail(why, n, "a failing command was not reported");
 		goto out;
 	}
@@ -722,7 +713,7 @@ static int t_pre_cap(char *why, size_t n)
 		cJSON_Delete(cmds);
 		return st_fail(why, n, "setup failed");
 	}
-	if (pc_run_all(dir, cmds, NULL, NULL, NULL, NULL, &e) == 0) {
+	if (pc_run_all(dir, cmds, NULL, NULL, NULL, &e) == 0) {
 		st_fail(why, n, "1.4 MB of output did not fail the command");
 		goto out;
 	}
@@ -741,22 +732,128 @@ out:
 	return fail;
 }
 
+#define ENV_CANARIES 10
+
+/* Set (or, with a NULL value, remove) each of names[i] to vals[i]; the old
+ * values go to saved[i] (restore with env_restore). */
+static void env_canaries(const char *const *names, const char *const *vals, char **saved)
+{
+	int i;
+
+	for (i = 0; i < ENV_CANARIES; i++) {
+		const char *v = getenv(names[i]);
+		saved[i] = v ? strdup(v) : NULL;
+		if (vals[i])
+			setenv(names[i], vals[i], 1);
+		else
+			unsetenv(names[i]);
+	}
+}
+
+static void env_restore(const char *const *names, char **saved)
+{
+	int i;
+
+	for (i = 0; i < ENV_CANARIES; i++) {
+		if (saved[i])
+			setenv(names[i], saved[i], 1);
+		else
+			unsetenv(names[i]);
+		free(saved[i]);
+	}
+}
+
+static const char *const canary_names[ENV_CANARIES] = {
+	"CLOUDRUN_CALLBACK_SECRET", "GOOGLE_APPLICATION_CREDENTIALS", "CCR_API_KEYS", "ANTHROPIC_API_KEY",
+	"MY_DB_PASSWORD", "npm_config_cache", "GIT_SSH", "PLAYWRIGHT_BROWSERS_PATH", "TASK_ID", "HOME",
+};
+static const char *const canary_vals[ENV_CANARIES] = {
+	"ccr-own-canary", "ccr-own-canary", "ccr-own-canary", "ccr-own-canary", "ccr-own-canary",
+	"ccr-own-canary", "ccr-own-canary", "/pw-browsers", "t-canary", "/home/agent",
+};
+
+static void agent_ctx(struct ae_ctx *c, const cJSON *secrets, int forced)
+{
+	memset(c, 0, sizeof(*c));
+	c->secrets = secrets;
+	c->base_url = "http://127.0.0.1:1";
+	c->cred_name = "ANTHROPIC_API_KEY";
+	c->cred_value = "dummy-x";
+	c->git_ssh = "ssh -o X";
+	c->git_ssh_forced = forced;
+	c->config_dir = "/cfg";
+}
+
+/* The CLI's environment: the base only, each name once, ccr's wins. */
+static int t_agent_env(char *why, size_t n)
+{
+	static const char *const absent[] = { "TASK_ID", "PLAYWRIGHT_BROWSERS_PATH", "CI", "CCR_API_KEYS",
+					      "CLOUDRUN_CALLBACK_SECRET", "MY_DB_PASSWORD", NULL };
+	cJSON *secrets = cJSON_Parse("{\"MY_SECRET\":\"s3cr3t\",\"HOME\":\"/evil\",\"ANTHROPIC_BASE_URL\":\"x\","
+				     "\"ANTHROPIC_API_KEY\":\"stolen\",\"GIT_SSH_COMMAND\":\"mine\"}");
+	struct err e = ERR_INIT;
+	struct ae_ctx c;
+	char **envp = NULL, *saved[ENV_CANARIES];
+	size_t i, j;
+	int fail = 1;
+
+	if (!secrets)
+		return st_fail(why, n, "setup failed");
+	env_canaries(canary_names, canary_vals, saved);
+	agent_ctx(&c, secrets, 0);
+	if (ae_claude_env(&c, &envp, &e) != 0) {
+		st_fail(why, n, "ae_claude_env: %s", e.msg);
+		goto out;
+	}
+	for (i = 0; absent[i]; i++)
+		if (ae_get(envp, absent[i])) {
+			st_fail(why, n, "%s reached the CLI", absent[i]);
+			goto out;
+		}
+	for (i = 0; envp[i]; i++)
+		for (j = i + 1; envp[j]; j++)
+			if (strncmp(envp[i], envp[j], strcspn(envp[i], "=") + 1) == 0) {
+				st_fail(why, n, "%.40s is set twice", envp[i]);
+				goto out;
+			}
+	if (strcmp(ae_get(envp, "HOME"), "/home/agent") || strcmp(ae_get(envp, "MY_SECRET"), "s3cr3t") ||
+	    strcmp(ae_get(envp, "ANTHROPIC_BASE_URL"), "http://127.0.0.1:1") ||
+	    strcmp(ae_get(envp, "ANTHROPIC_API_KEY"), "dummy-x") || strcmp(ae_get(envp, "GIT_SSH_COMMAND"), "mine") ||
+	    strcmp(ae_get(envp, "CLAUDE_CONFIG_DIR"), "/cfg")) {
+		st_fail(why, n, "wrong values in the CLI's environment");
+		goto out;
+	}
+	ae_free(envp);
+	agent_ctx(&c, secrets, 1);
+	if (ae_claude_env(&c, &envp, &e) != 0 || strcmp(ae_get(envp, "GIT_SSH_COMMAND"), "ssh -o X") != 0) {
+		st_fail(why, n, "with an sshKey, ccr's GIT_SSH_COMMAND must win");
+		goto out;
+	}
+	fail = 0;
+out:
+	ae_free(envp);
+	env_restore(canary_names, saved);
+	cJSON_Delete(secrets);
+	return fail;
+}
+
+/* A pre-execution command: the job's environment minus its secrets, plus
+ * the CLI's, plus CI=true and NODE_ENV="". */
 static int t_pre_env(char *why, size_t n)
 {
-	static const char *const extra[] = { "EXTRA=1", "GONE", NULL };
-	cJSON *secrets = cJSON_Parse("{\"MY_SECRET\":\"s3cr3t-value\",\"PATH\":\"/evil\",\"GONE\":\"x\"}");
+	cJSON *secrets = cJSON_Parse("{\"MY_SECRET\":\"s3cr3t-value\",\"PATH\":\"/evil\"}");
 	cJSON *cmds = cJSON_Parse(
 		"[\"echo \\\"${CLOUDRUN_CALLBACK_SECRET-unset} ${GOOGLE_APPLICATION_CREDENTIALS-unset} "
-		"${CCR_DATA_DIR-unset} ${ANTHROPIC_API_KEY-unset} ${GCS_LOGS_BUCKET-unset} ${GONE-unset} "
-		"$MY_SECRET $CI $EXTRA ${PATH#/evil}\\\" > env.txt\","
+		"${CCR_API_KEYS-unset} ${MY_DB_PASSWORD-unset} ${npm_config_cache-unset} ${GIT_SSH-unset} "
+		"$ANTHROPIC_API_KEY $ANTHROPIC_BASE_URL $MY_SECRET $CI [$NODE_ENV] $PLAYWRIGHT_BROWSERS_PATH $TASK_ID "
+		"$GIT_SSH_COMMAND $CLAUDE_CONFIG_DIR $HOME ${PATH#/evil}\\\" > env.txt\","
 		"\"( : >&9 ) 2>/dev/null && echo leaked > fd9.txt || true\"]");
 	struct err e = ERR_INIT;
 	struct buf got = BUF_INIT, want = BUF_INIT;
-	char dir[PATH_MAX], *saved[5];
-	const char *names[5] = { "CLOUDRUN_CALLBACK_SECRET", "GOOGLE_APPLICATION_CREDENTIALS", "CCR_DATA_DIR",
-				 "ANTHROPIC_API_KEY", "GCS_LOGS_BUCKET" };
+	struct ae_ctx c;
+	char dir[PATH_MAX], *saved[ENV_CANARIES], **envp = NULL;
 	const char *path = getenv("PATH");
-	int fail = 1, i, fd9 = -1, rc;
+	int fail = 1, fd9 = -1, rc;
 
 	if (!have_sh()) {
 		cJSON_Delete(secrets), cJSON_Delete(cmds);
@@ -766,11 +863,8 @@ static int t_pre_env(char *why, size_t n)
 		cJSON_Delete(secrets), cJSON_Delete(cmds);
 		return st_fail(why, n, "setup failed");
 	}
-	for (i = 0; i < 5; i++) {
-		const char *v = getenv(names[i]);
-		saved[i] = v ? strdup(v) : NULL;
-		setenv(names[i], "ccr-own-canary", 1);
-	}
+	env_canaries(canary_names, canary_vals, saved);
+	agent_ctx(&c, secrets, 1);
 	/* A descriptor ccr leaves open without close-on-exec must not reach the command. */
 	if (fcntl(9, F_GETFD) < 0 && errno == EBADF)
 		fd9 = open(dir, O_RDONLY | O_DIRECTORY);
@@ -779,7 +873,9 @@ static int t_pre_env(char *why, size_t n)
 		close(fd9);
 		fd9 = moved;
 	}
-	rc = pc_run_all(dir, cmds, secrets, extra, NULL, NULL, &e);
+	rc = ae_precmd_env(&c, &envp, &e);
+	if (rc == 0)
+		rc = pc_run_all(dir, cmds, envp, NULL, NULL, &e);
 	if (fd9 >= 0)
 		close(fd9);
 	if (rc != 0) {
@@ -790,7 +886,8 @@ static int t_pre_env(char *why, size_t n)
 		st_fail(why, n, "descriptor 9 of ccr reached the command");
 		goto out;
 	}
-	buf_printf(&want, "unset unset unset unset unset unset s3cr3t-value true 1 %s\n",
+	buf_printf(&want, "unset unset unset unset unset unset dummy-x http://127.0.0.1:1 s3cr3t-value true [] "
+		   "/pw-browsers t-canary ssh -o X /cfg /home/agent %s\n",
 		   path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
 	if (slurp(dir, "env.txt", &got) != 0 || strcmp(got.p, want.p) != 0) {
 		st_fail(why, n, "the command saw [%s], want [%s]", got.p ? got.p : "", want.p);
@@ -798,13 +895,8 @@ static int t_pre_env(char *why, size_t n)
 	}
 	fail = 0;
 out:
-	for (i = 0; i < 5; i++) {
-		if (saved[i])
-			setenv(names[i], saved[i], 1);
-		else
-			unsetenv(names[i]);
-		free(saved[i]);
-	}
+	ae_free(envp);
+	env_restore(canary_names, saved);
 	cJSON_Delete(secrets);
 	cJSON_Delete(cmds);
 	buf_free(&got);
@@ -1070,7 +1162,7 @@ const struct st_case jobfiles_selftests[] = {
 	{ "ws_join", t_ws_join },
 	{ "ws_write", t_ws_write },
 	{ "ws_wipe", t_ws_wipe },
-	{ "mcp_expand", t_mcp_expand },
+	{ "mcp_refs", t_mcp_refs },
 	{ "yaml", t_yaml },
 	{ "cfg_names", t_cfg_names },
 	{ "env_file", t_env_file },
@@ -1078,6 +1170,7 @@ const struct st_case jobfiles_selftests[] = {
 	{ "pre_fail", t_pre_fail },
 	{ "pre_timeout", t_pre_timeout },
 	{ "pre_cap", t_pre_cap },
+	{ "agent_env", t_agent_env },
 	{ "pre_env", t_pre_env },
 	{ "glob", t_glob },
 	{ "upload", t_upload },

@@ -20,8 +20,9 @@
  * our children in the group is reaped (when ccr runs as PID 1, orphaned
  * grandchildren are ours), so zombies do not keep the group alive.
  *
- * Time is CLOCK_MONOTONIC throughout.  Secrets: the environment strings
- * and the .env text are wiped when freed; error messages are built from
+ * Time is CLOCK_MONOTONIC throughout.  Secrets: the .env text is wiped
+ * when freed (the environment is the caller's: agentenv.c builds and
+ * wipes it); error messages are built from
  * the fully redacted output before the tail is cut, so a secret cannot
  * survive redaction by being cut in half.
  */
@@ -42,8 +43,6 @@
 #include "job/precmd.h"
 #include "job/workspace.h"
 #include "util/redact.h"
-
-extern char **environ;
 
 static int fail(struct err *e)
 {
@@ -148,160 +147,6 @@ int pc_write_env(const char *root, const cJSON *secrets, int *written, struct er
 	if (written)
 		*written = 1;
 	return 0;
-}
-
-/* ---- environment -------------------------------------------------------- */
-
-struct envlist {
-	char **v;
-	size_t n, cap;
-	struct err *e;
-};
-
-static void envlist_free(struct envlist *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++) {
-		cr_wipe(l->v[i], strlen(l->v[i]));
-		free(l->v[i]);
-	}
-	free(l->v);
-	l->v = NULL;
-	l->n = l->cap = 0;
-}
-
-static int envlist_find(const struct envlist *l, const char *name, size_t nl)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		if (strncmp(l->v[i], name, nl) == 0 && l->v[i][nl] == '=')
-			return (int)i;
-	return -1;
-}
-
-/* Set name (nl bytes) to value; value NULL removes it. */
-static int envlist_set(struct envlist *l, const char *name, size_t nl, const char *value)
-{
-	int at = envlist_find(l, name, nl);
-	char *s;
-	size_t vl;
-
-	if (!value) {
-		if (at >= 0) {
-			cr_wipe(l->v[at], strlen(l->v[at]));
-			free(l->v[at]);
-			memmove(l->v + at, l->v + at + 1, (l->n - (size_t)at - 1) * sizeof(*l->v));
-			l->v[--l->n] = NULL;
-		}
-		return 0;
-	}
-	vl = strlen(value);
-	if (!(s = malloc(nl + vl + 2)))
-		return err_set(l->e, "out of memory building an environment");
-	memcpy(s, name, nl);
-	s[nl] = '=';
-	memcpy(s + nl + 1, value, vl + 1);
-	if (at >= 0) {
-		cr_wipe(l->v[at], strlen(l->v[at]));
-		free(l->v[at]);
-		l->v[at] = s;
-		return 0;
-	}
-	if (l->n + 1 >= l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 32;
-		char **nv = realloc(l->v, nc * sizeof(*nv));
-		if (!nv) {
-			free(s);
-			return err_set(l->e, "out of memory building an environment");
-		}
-		l->v = nv;
-		l->cap = nc;
-	}
-	l->v[l->n++] = s;
-	l->v[l->n] = NULL;
-	return 0;
-}
-
-static int env_secret(void *arg, const char *k, const char *v)
-{
-	struct envlist *l = arg;
-
-	if (!pc_env_name_valid(k))
-		return err_set(l->e, "environmentSecrets: '%.100s' is not a valid environment variable name "
-			       "(letters, digits and '_', not starting with a digit)", k);
-	return envlist_set(l, k, strlen(k), v);
-}
-
-/* Names taken from ccr's own environment (and only these). */
-static int allowed_from_parent(const char *entry, size_t nl)
-{
-	static const char *const names[] = {
-		"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR",
-	};
-	size_t i;
-
-	if (nl > 3 && strncmp(entry, "LC_", 3) == 0)
-		return 1;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strlen(names[i]) == nl && strncmp(entry, names[i], nl) == 0)
-			return 1;
-	return 0;
-}
-
-int pc_env_build(const cJSON *secrets, const char *const *extra, char ***envp, struct err *e)
-{
-	struct envlist l = { NULL, 0, 0, e };
-	const char *path = getenv("PATH"), *home = getenv("HOME");
-	char **p;
-
-	*envp = NULL;
-	for (p = environ; p && *p; p++) {
-		const char *eq = strchr(*p, '=');
-		size_t nl = eq ? (size_t)(eq - *p) : 0;
-
-		if (eq && allowed_from_parent(*p, nl) && envlist_set(&l, *p, nl, eq + 1) != 0)
-			goto bad;
-	}
-	if (secrets && !cJSON_IsObject(secrets)) {
-		err_set(e, "environmentSecrets must be an object of strings");
-		goto bad;
-	}
-	if (secrets && each_secret(secrets, env_secret, &l) != 0)
-		goto bad;
-	if (envlist_set(&l, "PATH", 4, path && *path ? path : "/usr/local/bin:/usr/bin:/bin") != 0 ||
-	    envlist_set(&l, "HOME", 4, home && *home ? home : "/root") != 0)
-		goto bad;
-	for (; extra && *extra; extra++) {
-		const char *eq = strchr(*extra, '=');
-		size_t nl = eq ? (size_t)(eq - *extra) : strlen(*extra);
-
-		if (nl == 0)
-			continue;
-		if (envlist_set(&l, *extra, nl, eq ? eq + 1 : NULL) != 0)
-			goto bad;
-	}
-	if (!l.v && !(l.v = calloc(1, sizeof(*l.v)))) {
-		err_set(e, "out of memory building an environment");
-		goto bad;
-	}
-	*envp = l.v;
-	return 0;
-bad:
-	envlist_free(&l);
-	return fail(e);
-}
-
-void pc_env_free(char **envp)
-{
-	char **p;
-
-	for (p = envp; p && *p; p++) {
-		cr_wipe(*p, strlen(*p));
-		free(*p);
-	}
-	free(envp);
 }
 
 /* ---- running ------------------------------------------------------------ */
@@ -583,13 +428,12 @@ static void logf_(const struct pc_opts *o, const char *fmt, ...)
 	buf_free(&red);
 }
 
-int pc_run_all(const char *cwd, const cJSON *commands, const cJSON *secrets, const char *const *extra,
-	       const struct pc_opts *o, struct pc_leftovers *left, struct err *e)
+int pc_run_all(const char *cwd, const cJSON *commands, char *const *envp, const struct pc_opts *o,
+	       struct pc_leftovers *left, struct err *e)
 {
-	const char **ex = NULL;
-	char **envp = NULL;
+	static char *const empty[] = { NULL };
 	const cJSON *it;
-	size_t n = 0, i = 0, k = 0;
+	size_t n = 0, i = 0;
 	int rc = 0;
 
 	if (!commands || cJSON_IsNull(commands))
@@ -603,17 +447,8 @@ int pc_run_all(const char *cwd, const cJSON *commands, const cJSON *secrets, con
 	}
 	if (n == 0)
 		return 0;
-	while (extra && extra[k])
-		k++;
-	if (!(ex = calloc(k + 2, sizeof(*ex))))
-		return err_set(e, "out of memory");
-	ex[0] = "CI=true";
-	if (k)
-		memcpy(ex + 1, extra, k * sizeof(*ex));
-	rc = pc_env_build(secrets, ex, &envp, e);
-	free(ex);
-	if (rc != 0)
-		return -1;
+	if (!envp)
+		envp = empty;
 	cJSON_ArrayForEach(it, commands) {
 		struct pc_result r;
 		char reason[128];
@@ -655,6 +490,5 @@ int pc_run_all(const char *cwd, const cJSON *commands, const cJSON *secrets, con
 			cr_wipe(r.output.p, r.output.cap);
 		pc_result_free(&r);
 	}
-	pc_env_free(envp);
 	return rc;
 }

@@ -19,14 +19,8 @@
  * group is then recorded in struct pc_leftovers so the job can kill it at
  * the end.
  *
- * The environment is built from an allow-list, never inherited: from
- * ccr's own environment only PATH, HOME, USER, LOGNAME, LANG, LANGUAGE,
- * LC_*, TERM, TZ and TMPDIR; then the task's environmentSecrets; then PATH
- * and HOME again (defaults /usr/local/bin:/usr/bin:/bin and /root), so
- * secrets cannot replace them; then the caller's extra entries.  ccr's own
- * secrets and configuration (CLOUDRUN_CALLBACK_SECRET,
- * GOOGLE_APPLICATION_CREDENTIALS, CCR_*, ANTHROPIC_*, GCS_*, ...) never
- * reach a child.
+ * The environment is the caller's (agentenv.h builds it: the job's own
+ * environment minus its secrets, plus what the CLI gets, plus CI=true).
  *
  * Functions return 0, or -1 with `e` set; messages are redacted.  Captured
  * output in struct pc_result is raw (callers redact before logging).
@@ -80,14 +74,6 @@ int pc_env_name_valid(const char *name);
  * be NULL) has at least one member; *written (may be NULL) says whether. */
 int pc_write_env(const char *root, const cJSON *secrets, int *written, struct err *e);
 
-/* pc_env_build: the allow-listed environment described above, as a
- * NULL-terminated "NAME=value" array in *envp (free with pc_env_free,
- * which wipes it).  extra (NULL-terminated, may be NULL) entries are
- * "NAME=value" (set, replacing) or a bare "NAME" (remove).  A secret whose
- * key is not a valid name is an error naming it. */
-int pc_env_build(const cJSON *secrets, const char *const *extra, char ***envp, struct err *e);
-void pc_env_free(char **envp);
-
 /* pc_run: run one command to its end (see above).  -1 only when it could
  * not be started (no /bin/sh, no cwd, no processes); every way it can end
  * is described in r (free with pc_result_free). */
@@ -96,13 +82,13 @@ int pc_run(const char *cwd, const char *command, char *const *envp, const struct
 void pc_result_free(struct pc_result *r);
 
 /* pc_run_all: run the array of command strings (NULL or empty: nothing)
- * in cwd with pc_env_build(secrets, extra + "CI=true").  The first failure
- * (not started, non-zero exit, signal, timeout, output over the cap) stops
- * the run with the seed's message "Pre-execution command failed:
- * <command>\n<reason>\n<output tail>", redacted.  left (may be NULL)
- * collects groups that outlived their command. */
-int pc_run_all(const char *cwd, const cJSON *commands, const cJSON *secrets, const char *const *extra,
-	       const struct pc_opts *o, struct pc_leftovers *left, struct err *e);
+ * in cwd with the environment envp (NULL: an empty one).  The first
+ * failure (not started, non-zero exit, signal, timeout, output over the
+ * cap) stops the run with the seed's message "Pre-execution command
+ * failed: <command>\n<reason>\n<output tail>", redacted.  left (may be
+ * NULL) collects groups that outlived their command. */
+int pc_run_all(const char *cwd, const cJSON *commands, char *const *envp, const struct pc_opts *o,
+	       struct pc_leftovers *left, struct err *e);
 
 /* pc_kill_group: SIGTERM the group, wait up to grace_ms for it to go,
  * SIGKILL, wait up to one more second.  Reaps any of our children in it.

@@ -14,6 +14,7 @@
 
 #include "backend/seal.h"
 #include "job/claude_cmd.h"
+#include "job/cliconf.h"
 #include "job/mcplog.h"
 #include "job/runner.h"
 #include "job/task_int.h"
@@ -176,44 +177,40 @@ static int start_proxy(struct task *t, struct err *e)
 	return 0;
 }
 
+/* The SSH policy (git.h), for every task: the key, and known_hosts for
+ * libgit2's clone and push and for the agent's own git, which gets the
+ * same options through its GIT_SSH_COMMAND. */
 static int ssh_setup(struct task *t, struct err *e)
 {
-	const char *kh = getenv("CCR_SSH_KNOWN_HOSTS"), *insecure = getenv("CCR_SSH_INSECURE");
+	const cJSON *kh = cJSON_GetObjectItemCaseSensitive(t->p.root, "sshKnownHosts");
+	const cJSON *strict = cJSON_GetObjectItemCaseSensitive(t->p.root, "sshStrictHostKeyChecking");
+	struct buf cmd = BUF_INIT;
+	int rc;
 
-	if (!t->p.ssh_key)
-		return 0;
-	if (ws_write_ssh_key(&t->ws, t->p.ssh_key, e) != 0)
+	if (t->p.ssh_key && ws_write_ssh_key(&t->ws, t->p.ssh_key, e) != 0)
 		return -1;
-	if (insecure && strcmp(insecure, "1") == 0)
-		snprintf(t->ssh_cmd, sizeof(t->ssh_cmd),
-			 "ssh -i %s -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
-			 t->ws.key_path);
-	else if (kh && *kh)
-		snprintf(t->ssh_cmd, sizeof(t->ssh_cmd),
-			 "ssh -i %s -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=%s",
-			 t->ws.key_path, kh);
-	else
-		snprintf(t->ssh_cmd, sizeof(t->ssh_cmd), "ssh -i %s -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes",
-			 t->ws.key_path);
-	return 0;
+	if (gop_ctx_init(&t->git, t->ws.dir, e) != 0)
+		return -1;
+	t->gctx_on = 1;
+	t->git.ssh_key_path = t->ws.key_path[0] ? t->ws.key_path : NULL;
+	t->git.known_hosts = cJSON_IsString(kh) ? kh->valuestring : NULL;
+	if (cJSON_IsFalse(strict))
+		t->git.ssh_insecure = 1;
+	rc = gop_agent_ssh_command(&t->git, &cmd, e);
+	if (rc == 0 && snprintf(t->ssh_cmd, sizeof(t->ssh_cmd), "%s", cmd.p) >= (int)sizeof(t->ssh_cmd))
+		rc = err_set(e, "the workspace path is too long for GIT_SSH_COMMAND");
+	buf_free(&cmd);
+	return rc;
 }
 
 static int git_setup(struct task *t, struct err *e)
 {
-	const cJSON *kh = cJSON_GetObjectItemCaseSensitive(t->p.root, "sshKnownHosts");
-	const cJSON *strict = cJSON_GetObjectItemCaseSensitive(t->p.root, "sshStrictHostKeyChecking");
 	struct buf dest = BUF_INIT;
 	int rc;
 
 	if (!t->p.git_repo)
 		return 0;
-	if (gop_ctx_init(&t->git, t->ws.dir, e) != 0)
-		return -1;
 	t->git_on = 1;
-	t->git.ssh_key_path = t->ws.key_path[0] ? t->ws.key_path : NULL;
-	t->git.known_hosts = cJSON_IsString(kh) ? kh->valuestring : NULL;
-	if (cJSON_IsFalse(strict))
-		t->git.ssh_insecure = 1;
 	buf_printf(&dest, "%s/repo", t->ws.dir);
 	rc = gop_clone(&t->git, t->p.git_repo, t->p.git_branch, t->p.git_depth, dest.p, e);
 	buf_free(&dest);
@@ -243,6 +240,14 @@ static int tests_setup(struct task *t, struct err *e)
 	return gop_tests_setup(&t->git, t->ws.root, &tr, e);
 }
 
+static void log_lines(const char *severity, const struct buf *lines)
+{
+	const char *p = lines->p, *nl;
+
+	for (; p && *p && (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+		task_log(severity, "%.*s", (int)(nl - p), p);
+}
+
 static int files_setup(struct task *t, struct err *e)
 {
 	struct buf cwd = BUF_INIT;
@@ -250,6 +255,7 @@ static int files_setup(struct task *t, struct err *e)
 
 	if (cc_write(t->ws.root, t->p.mcp_config, t->p.slash_commands, t->p.subagents, t->p.env_secrets, &t->files, e))
 		return -1;
+	log_lines("WARNING", &t->files.warnings);
 	snprintf(t->mcp_path, sizeof(t->mcp_path), "%s/.mcp.json", t->ws.root);
 	if (access(t->mcp_path, R_OK) != 0)
 		t->mcp_path[0] = 0;
@@ -259,20 +265,81 @@ static int files_setup(struct task *t, struct err *e)
 	}
 	snprintf(t->claude_cwd, sizeof(t->claude_cwd), "%s", cwd.p);
 	buf_free(&cwd);
-	if (pc_write_env(t->ws.root, t->p.env_secrets, &written, e) != 0)
+	return pc_write_env(t->ws.root, t->p.env_secrets, &written, e);
+}
+
+static void cliconf_warn(const char *msg)
+{
+	task_log("WARNING", "%s", msg);
+}
+
+/*
+ * The CLI's configuration directory (CLAUDE_CONFIG_DIR).  When the
+ * operator set one for ccr, it is shared by every task (a managed
+ * settings.json, say).  Otherwise each task gets <workspace>/.claude-config,
+ * 0700, so that what the CLI keeps there -- session transcripts with the
+ * whole conversation and every tool's output, todos, shell snapshots --
+ * is wiped with the workspace instead of piling up under HOME; what the
+ * operator installed in $HOME/.claude is made visible in it (cliconf.h).
+ */
+static int cli_config_dir(struct task *t, char *out, size_t size, struct err *e)
+{
+	const char *shared = getenv("CLAUDE_CONFIG_DIR");
+
+	if (shared && *shared)
+		return snprintf(out, size, "%s", shared) < (int)size ? 0
+			: err_set(e, "CLAUDE_CONFIG_DIR is too long");
+	if (snprintf(out, size, "%s/.claude-config", t->ws.dir) >= (int)size)
+		return err_set(e, "the workspace path is too long");
+	if (mkdir(out, 0700) != 0)
+		return err_set(e, "cannot create %s: %s", out, strerror(errno));
+	return cf_populate(ae_home(), out, cliconf_warn, e);
+}
+
+/* What the CLI's and the pre-execution commands' environments are built
+ * from (agentenv.h). */
+static int agent_setup(struct task *t, struct err *e)
+{
+	if (cli_config_dir(t, t->confdir, sizeof(t->confdir), e) != 0)
 		return -1;
-	if (t->p.pre_exec) {
-		struct pc_opts o;
-		memset(&o, 0, sizeof(o));
-		return pc_run_all(t->ws.root, t->p.pre_exec, t->p.env_secrets, NULL, &o, &t->left, e);
-	}
+	snprintf(t->base_url, sizeof(t->base_url), "http://127.0.0.1:%d", tp_port(&t->proxy));
+	t->agent.secrets = t->p.env_secrets;
+	t->agent.base_url = t->base_url;
+	t->agent.cred_name = tp_cred_env(&t->proxy);
+	t->agent.cred_value = tp_dummy(&t->proxy);
+	t->agent.git_ssh = t->ssh_cmd[0] ? t->ssh_cmd : NULL;
+	t->agent.git_ssh_forced = t->ws.key_path[0] != 0;
+	t->agent.config_dir = t->confdir;
 	return 0;
+}
+
+static void precmd_log(void *arg, const char *line)
+{
+	(void)arg;
+	task_log("INFO", "%s", line);
+}
+
+static int precmd_setup(struct task *t, struct err *e)
+{
+	struct pc_opts o;
+	char **envp = NULL;
+	int rc;
+
+	if (!t->p.pre_exec)
+		return 0;
+	memset(&o, 0, sizeof(o));
+	o.log = precmd_log;
+	if (ae_precmd_env(&t->agent, &envp, e) != 0)
+		return -1;
+	rc = pc_run_all(t->ws.root, t->p.pre_exec, envp, &o, &t->left, e);
+	ae_free(envp);
+	return rc;
 }
 
 static int setup(struct task *t, struct err *e)
 {
 	static int (*const steps[])(struct task *, struct err *) = {
-		start_proxy, ssh_setup, git_setup, tests_setup, files_setup,
+		start_proxy, ssh_setup, git_setup, tests_setup, files_setup, agent_setup, precmd_setup,
 	};
 	size_t i;
 
@@ -336,36 +403,12 @@ static void on_stderr(void *arg, const char *data, size_t n)
 	task_log("WARNING", "claude stderr: %.*s", (int)(n > 2000 ? 2000 : n), data);
 }
 
-/*
- * The CLI's configuration directory (CLAUDE_CONFIG_DIR).  When the
- * operator set one for ccr, it is shared by every task (a managed
- * settings.json, say).  Otherwise each task gets <workspace>/.claude-config,
- * 0700, so that what the CLI keeps there -- session transcripts with the
- * whole conversation and every tool's output, todos, shell snapshots --
- * is wiped with the workspace instead of piling up under HOME.
- */
-static int cli_config_dir(struct task *t, char *out, size_t size, struct err *e)
-{
-	const char *shared = getenv("CLAUDE_CONFIG_DIR");
-
-	if (shared && *shared)
-		return snprintf(out, size, "%s", shared) < (int)size ? 0
-			: err_set(e, "CLAUDE_CONFIG_DIR is too long");
-	if (snprintf(out, size, "%s/.claude-config", t->ws.dir) >= (int)size)
-		return err_set(e, "the workspace path is too long");
-	if (mkdir(out, 0700) != 0)
-		return err_set(e, "cannot create %s: %s", out, strerror(errno));
-	return 0;
-}
-
 /* Where the CLI keeps its caches: from the environment it was given. */
 static void set_cli_cache(struct task *t)
 {
 	const cJSON *xdg = cJSON_GetObjectItemCaseSensitive(t->p.env_secrets, "XDG_CACHE_HOME");
-	const cJSON *home = cJSON_GetObjectItemCaseSensitive(t->p.env_secrets, "HOME");
-	const char *h = cJSON_IsString(home) ? home->valuestring : getenv("HOME");
 
-	if (ml_cache_dir(cJSON_IsString(xdg) ? xdg->valuestring : NULL, h && *h ? h : "/root", t->cli_cache,
+	if (ml_cache_dir(cJSON_IsString(xdg) ? xdg->valuestring : NULL, ae_home(), t->cli_cache,
 			 sizeof(t->cli_cache)) != 0)
 		t->cli_cache[0] = 0;
 }
@@ -395,11 +438,8 @@ static int run_claude(struct task *t, struct err *e)
 	struct claude_cmd cmd;
 	struct runner_config rc;
 	struct runner_result res;
-	char confdir[PATH_MAX];
 
-	if (cli_config_dir(t, confdir, sizeof(confdir), e) != 0 ||
-			claude_cmd_build(&cmd, &t->p, &t->proxy, t->mcp_path[0] ? t->mcp_path : NULL,
-					 t->ssh_cmd[0] ? t->ssh_cmd : NULL, confdir, t->ws.dir, e) != 0)
+	if (claude_cmd_build(&cmd, &t->p, &t->agent, t->mcp_path[0] ? t->mcp_path : NULL, t->ws.dir, e) != 0)
 		return -1;
 	if (t->p.use_named_pipe && ws_write_file(t->ws.root, "prompt.txt", t->p.prompt, strlen(t->p.prompt), 0600, e)) {
 		claude_cmd_free(&cmd);
@@ -546,7 +586,7 @@ static void cleanup(struct task *t)
 	if (t->proxy_on)
 		tp_stop(&t->proxy);
 	pc_leftovers_kill(&t->left, 2000);
-	if (t->git_on)
+	if (t->gctx_on)
 		gop_ctx_free(&t->git);
 	cc_files_free(&t->files);
 	if (t->ws_on && ws_wipe(&t->ws, &e) != 0)

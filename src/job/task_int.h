@@ -6,6 +6,7 @@
 
 #include <signal.h>
 
+#include "job/agentenv.h"
 #include "job/claudecfg.h"
 #include "job/git.h"
 #include "job/logsink.h"
@@ -27,13 +28,17 @@ struct task {
 	int proxy_on;
 	struct ws ws;
 	int ws_on;
-	struct gop_ctx git;
-	int git_on;
+	struct gop_ctx git;          /* the SSH policy, and the clone's git operations */
+	int gctx_on;                 /* git initialised (every task) */
+	int git_on;                  /* a repository was cloned (gitRepo) */
 	struct cc_files files;
 	struct pc_leftovers left;
 	char claude_cwd[4096];
 	char mcp_path[4200];
-	char ssh_cmd[4600];
+	char ssh_cmd[4600];          /* the agent's GIT_SSH_COMMAND */
+	char confdir[4096];          /* the CLI's CLAUDE_CONFIG_DIR */
+	char base_url[64];           /* the token proxy */
+	struct ae_ctx agent;         /* what the CLI's and pre-exec environments are built from */
 	char payload_key[600];
 	char cli_cache[4096];        /* the CLI's cache dir (its MCP logs), "" before it ran */
 	struct buf mcp_failed;       /* MCP servers the init line reported not connected, '\n'-separated */

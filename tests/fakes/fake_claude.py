@@ -20,6 +20,9 @@ the task's environmentSecrets):
                             $ANTHROPIC_BASE_URL with the dummy credential it was
                             given, and print the answer's text as a line
   {"stderr": "text"}        write this to stderr
+  {"sh": ["cmd", ...]}      first run each command through /bin/sh (cwd and environment
+                            as given to the CLI, 60 s each) and record
+                            [{"cmd", "status", "out"}] (stdout and stderr) as "sh"
   {"stamp": true, "count": n}   instead of "lines", print n lines
                             {"type":"stamp","i":i,"t":<time.time()>} ("delay" apart),
                             for latency measurements (scripts/bench)
@@ -154,6 +157,12 @@ def main():
     if mode.get("child"):
         child = subprocess.Popen(["sleep", "1000"])
         info["child_pid"] = child.pid
+    if mode.get("sh"):
+        info["sh"] = []
+        for cmd in mode["sh"]:
+            r = subprocess.run(["/bin/sh", "-c", cmd], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=60)
+            info["sh"].append({"cmd": cmd, "status": r.returncode, "out": r.stdout.decode("utf-8", "replace")})
     if record:
         with open(record, "w") as f:
             json.dump(info, f)

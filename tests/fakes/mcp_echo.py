@@ -4,6 +4,9 @@
 Tools:
     echo(text)      -> returns text unchanged
     add(a, b)       -> returns a + b as text
+    env_digest(name) -> the SHA-256 (hex) of environment variable `name` as
+                       the server received it, or "unset" (proves a value
+                       arrived without showing it)
 
 Handles: initialize, notifications/initialized (and any other notification),
 ping, tools/list, tools/call; other requests get JSON-RPC error -32601.
@@ -11,6 +14,7 @@ If MCP_ECHO_LOG is set, every received message is appended to that file as
 one JSON line (for assertions).  Nothing but JSON-RPC is written to stdout.
 """
 
+import hashlib
 import json
 import os
 import sys
@@ -36,6 +40,15 @@ TOOLS = [
             "type": "object",
             "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
             "required": ["a", "b"],
+        },
+    },
+    {
+        "name": "env_digest",
+        "description": "SHA-256 of one of the server's environment variables.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}},
+            "required": ["name"],
         },
     },
 ]
@@ -74,6 +87,10 @@ def call_tool(params):
         if total == int(total):
             total = int(total)
         return {"content": [{"type": "text", "text": str(total)}], "isError": False}
+    if name == "env_digest":
+        v = os.environ.get(str(args.get("name", "")))
+        text = "unset" if v is None else hashlib.sha256(v.encode()).hexdigest()
+        return {"content": [{"type": "text", "text": text}], "isError": False}
     return None
 
 
