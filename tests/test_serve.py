@@ -129,10 +129,11 @@ def test_resume_with_last_event_id_loses_and_repeats_nothing(local):
     assert got == list(range(n)), "every line exactly once"
 
 
-def test_disconnect_cancels_the_task(local):
+def test_disconnect_cancels_the_task_when_asked(local):
     srv = local()
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    payload = json.dumps(body({"lines": [{"type": "system", "subtype": "init"}], "hang_after": True}))
+    payload = json.dumps(body({"lines": [{"type": "system", "subtype": "init"}], "hang_after": True},
+                              cancelOnDisconnect=True))
     s.sendall(("POST /run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                % (len(payload), payload)).encode())
     got = b""

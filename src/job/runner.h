@@ -32,9 +32,11 @@ enum run_reason {
 	RUN_TIMEOUT,
 	RUN_IDLE_TIMEOUT,
 	RUN_HANG_AFTER_RESULT,
+	RUN_STORAGE_FAILED,
 };
 
-/* "completed", "failed", "cancelled", "timeout", "idle_timeout", "hang_after_result". */
+/* "completed", "failed", "cancelled", "timeout", "idle_timeout",
+ * "hang_after_result", "storage_failed". */
 const char *run_reason_name(enum run_reason r);
 
 struct runner_config {
@@ -70,6 +72,10 @@ int runner_run(const struct runner_config *cfg, struct runner_result *res, struc
 
 /* runner_cancel: ask the running run to stop (reason "cancelled"). */
 void runner_cancel(void);
+
+/* runner_abort: stop the run because its output can no longer be stored
+ * (reason "storage_failed").  Async-signal-safe, like runner_cancel. */
+void runner_abort(void);
 
 void runner_result_free(struct runner_result *res);
 

@@ -17,10 +17,12 @@
 #include "http/server.h"
 
 struct backends;
+struct reconciler;
 
 struct serve_ctx {
 	struct hs_server *srv;
 	struct backends *be;               /* storage, sealing, execution */
+	struct reconciler *rec;            /* finalises tasks whose job is gone */
 	unsigned cli_check_timeout_ms;     /* `claude --version` for /health?verbose=true */
 };
 

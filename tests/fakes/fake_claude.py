@@ -14,6 +14,11 @@ the task's environmentSecrets):
   {"child": true}           start a grandchild `sleep 1000` in the same group and
                             record its pid in $FAKE_CLAUDE_RECORD (group-kill tests)
   {"silent": s}             print nothing for s seconds first (idle watchdog)
+  {"busy": s}               print nothing for s seconds first, while a tool-like
+                            grandchild in a session of its own burns CPU (the idle
+                            watchdog must count it as activity)
+  {"escaped": true}         start a grandchild `sleep 1000` in a session of its own
+                            and record its pid as "escaped_pid" (orphan tests)
   {"write": {"path": p, "content": c}}   write a file relative to cwd (or a list of them)
   {"api": true}             POST one /v1/messages request through
                             $ANTHROPIC_BASE_URL with the dummy credential it was
@@ -140,6 +145,9 @@ def main():
     if mode.get("child"):
         child = subprocess.Popen(["sleep", "1000"])
         info["child_pid"] = child.pid
+    if mode.get("escaped"):
+        esc = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+        info["escaped_pid"] = esc.pid
     if record:
         with open(record, "w") as f:
             json.dump(info, f)
@@ -148,6 +156,9 @@ def main():
         sys.stderr.flush()
     if mode.get("silent"):
         time.sleep(mode["silent"])
+    if mode.get("busy"):
+        spin = "import time\nend = time.time() + %f\nwhile time.time() < end: pass\n" % float(mode["busy"])
+        subprocess.run([sys.executable, "-c", spin], start_new_session=True, check=True)
     writes = mode.get("write") or []
     for w in writes if isinstance(writes, list) else [writes]:
         if os.path.dirname(w["path"]):
