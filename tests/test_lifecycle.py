@@ -324,3 +324,116 @@ def test_durations_and_flags_are_validated(local, field, value, message):
     status, _, data = http_request(srv, "POST", "/run-async",
                                    body(callbackUrl="https://example.invalid/h", **{field: value}))
     assert status == 400 and message in json.loads(data)["error"], data
+
+
+# ---- cloud mode, on the fake Google Cloud ----
+
+from test_cloud import HOOK_SECRET, cloud, body as cloud_body  # noqa: E402,F401
+
+
+def cloud_attempt_pid(c, exec_name, attempt=0, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        atts = c.fake.execution(exec_name)["tasks"][0]["attempts"]
+        if len(atts) > attempt and atts[attempt].get("pid"):
+            return atts[attempt]["pid"]
+        time.sleep(0.05)
+    raise AssertionError("the attempt never started")
+
+
+def cloud_start(c, srv, task_id, hook_url, record):
+    mode = dict(HANG, child=True)
+    status, _, data = http_request(srv, "POST", "/run-async", cloud_body(
+        mode, callbackUrl=hook_url, taskId=task_id,
+        environmentSecrets={"FAKE_CLAUDE_MODE": json.dumps(mode), "FAKE_CLAUDE_RECORD": str(record)}))
+    assert status == 202, data
+    exec_name = json.loads(data)["executionName"]
+    wait_status(srv, task_id, ("running",))
+    for _ in range(300):
+        if record.exists() and record.stat().st_size and c.log_lines(task_id):
+            break
+        time.sleep(0.05)
+    return exec_name
+
+
+def test_cloud_kill_9_of_a_job_is_finalised_once(cloud, hook_url, tmp_path):
+    c = cloud()
+    env = {"CCR_RECONCILE_INTERVAL_S": 1, "CLOUDRUN_CALLBACK_SECRET": HOOK_SECRET, "CCR_ALLOW_PRIVATE_CALLBACKS": 1}
+    a, b = c.serve(**env), c.serve(**env)
+    record = tmp_path / "claude.json"
+    exec_name = cloud_start(c, a, "cloud-lost-1", hook_url, record)
+    info = json.loads(record.read_text())
+    events = []
+    import threading
+    th = threading.Thread(target=lambda: events.append(sse_until_done(b, "cloud-lost-1")), daemon=True)
+    th.start()
+    time.sleep(0.5)
+    t0 = time.time()
+    os.kill(cloud_attempt_pid(c, exec_name), signal.SIGKILL)
+    th.join(timeout=60)
+    took = time.time() - t0
+    assert events and "event: error" in events[0] and "event: done" in events[0], events
+    m = c.meta("cloud-lost-1")
+    assert m["status"] == "failed" and m["terminalReason"] == "lost" and "ended" in m["error"], m
+    print(f"cloud: kill -9 -> terminal SSE event in {took:.2f} s")
+    time.sleep(3)
+    assert len(Hook.seen) == 1, "exactly one webhook across two reconcilers"
+    assert c.raw("tasks/cloud-lost-1/payload.enc") is None
+    assert not pid_alive(info["pid"]) and not pid_alive(info["child_pid"])
+
+
+def test_cloud_retried_attempt_finalises_without_running_the_agent(cloud, hook_url, tmp_path):
+    c = cloud()
+    c.fake.register_job("claude-code-async-worker", command=[c.bin, "job"], env=c.job_env, max_retries=1)
+    srv = c.serve()
+    record = tmp_path / "claude.json"
+    exec_name = cloud_start(c, srv, "cloud-retry-1", hook_url, record)
+    first = json.loads(record.read_text())["pid"]
+    os.kill(cloud_attempt_pid(c, exec_name), signal.SIGKILL)
+    m = wait_status(srv, "cloud-retry-1", ("failed", "completed", "cancelled"))
+    assert m["status"] == "failed" and m["terminalReason"] == "job_retried", m
+    assert json.loads(record.read_text())["pid"] == first, "the agent ran once"
+    ex = c.fake.execution(exec_name)
+    assert len(ex["tasks"][0]["attempts"]) == 2 and ex["tasks"][0]["attempts"][1]["exit_code"] == 1
+    for _ in range(100):
+        if Hook.seen:
+            break
+        time.sleep(0.1)
+    assert len(Hook.seen) == 1 and json.loads(Hook.seen[0][1])["terminalReason"] == "job_retried"
+
+
+# ---- every job ends ----
+
+def test_job_whose_storage_keeps_failing_gives_up_in_bounded_time(job):
+    lines = [{"type": "assistant", "i": i} for i in range(2000)]
+    job.payload("s1", mode={"lines": lines, "delay": 0.05})
+    p = job.start("s1", CCR_STORAGE_GIVE_UP_S=5, CCR_LOG_FLUSH_MS=50)
+    for _ in range(200):
+        if job.record.exists() and job.record.stat().st_size:
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    import shutil
+    shutil.rmtree(job.data)
+    job.data.write_text("not a directory any more")       # every write now fails
+    t0 = time.time()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 1, err
+    assert time.time() - t0 < 30, "bounded by CCR_STORAGE_GIVE_UP_S, not a retry loop"
+    assert "could not be stored" in err
+    assert not pid_alive(job.claude_record()["pid"])
+
+
+def test_sigterm_ends_a_job_in_a_phase_that_does_not_listen(job):
+    job.payload("t1", mode={}, preExecutionCommands=["sleep 60"])
+    p = job.start("t1", CCR_STOP_BUDGET_MS=3000)
+    for _ in range(100):
+        if (job.data / "sessions" / "t1" / "metadata.json").exists():
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    t0 = time.time()
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=30)
+    assert p.returncode == 130
+    assert time.time() - t0 < 10
