@@ -350,6 +350,10 @@ def test_run_streams_via_cloud_run_and_leaves_only_sealed_secrets(cloud):
             if svc == "kms":
                 assert m == "POST" and p in (kms + ":encrypt", kms + ":decrypt"), q
                 kind = p.rsplit(":", 1)[1]
+            elif svc == "run" and m == "GET":
+                # the reconciler asking whether the execution still runs
+                assert p == "/v2/" + meta["executionName"], q
+                kind = "reconcile-get"
             elif svc == "run":
                 assert (m, p) == ("POST", f"/v2/projects/{c.fake.project}/locations/{c.fake.region}/jobs/{JOB}:run"), q
                 kind = "run"
@@ -358,8 +362,8 @@ def test_run_streams_via_cloud_run_and_leaves_only_sealed_secrets(cloud):
                 assert q["query"]["uploadType"] == "multipart" or names_ok.match(q["query"]["name"]), q
                 kind = "upload"
             elif svc == "storage" and m == "GET" and p == f"/storage/v1/b/{BUCKET}/o":
-                assert q["query"]["prefix"] == f"sessions/{task}/", q
-                kind = "list"
+                assert q["query"]["prefix"] in (f"sessions/{task}/", "active/"), q
+                kind = "list" if q["query"]["prefix"] != "active/" else "reconcile-list"
             elif svc == "storage" and m in ("GET", "DELETE") and p.startswith(f"/storage/v1/b/{BUCKET}/o/"):
                 assert names_ok.match(p[len(f"/storage/v1/b/{BUCKET}/o/"):]), q
                 assert m == "DELETE" or q["query"] == {"alt": "media"}, q

@@ -437,3 +437,45 @@ def test_sigterm_ends_a_job_in_a_phase_that_does_not_listen(job):
     p.communicate(timeout=30)
     assert p.returncode == 130
     assert time.time() - t0 < 10
+
+
+# ---- redaction of what the agent prints ----
+
+def encodings(secret):
+    import base64
+    import urllib.parse
+    raw = secret.encode()
+    forms = {secret, urllib.parse.quote(secret, safe="")}
+    for pad in (b"", b"x", b"xy"):
+        for enc in (base64.b64encode, base64.urlsafe_b64encode):
+            text = enc(pad + raw + b" tail").decode()
+            k, n = len(pad), len(raw)
+            forms.add(text[(8 * k + 5) // 6: 8 * (k + n) // 6])     # the characters only the secret decides
+    return forms
+
+
+def test_secrets_printed_by_the_agent_never_reach_log_stream_metadata_or_webhook(local, hook_url):
+    srv = local()
+    env_secret = "env-secret-value-0af3c9d1e2"
+    b = body({"leak": [KEY, env_secret]})
+    b["environmentSecrets"]["OTHER"] = env_secret
+    status, _, data = http_request(srv, "POST", "/run", b)
+    assert status == 200
+    stream = data.decode()
+    status, _, data2 = http_request(srv, "POST", "/run-async", dict(b, callbackUrl=hook_url, taskId="leak2"))
+    assert status == 202, data2
+    wait_status(srv, "leak2", ("completed", "failed"))
+    for _ in range(100):
+        if Hook.seen:
+            break
+        time.sleep(0.1)
+    assert Hook.seen, "the webhook arrived"
+    stored = "".join(p.read_text() for d in ("sessions",) for p in (srv.data / d).rglob("*") if p.is_file())
+    hooks = "".join(h[1].decode() for h in Hook.seen)
+    assert "[REDACTED]" in stream and "[REDACTED]" in stored
+    assert stream.count("[REDACTED]") >= 7, "raw, 3 base64 alignments, base64url, percent, split"
+    for secret in (KEY, env_secret):
+        for form in encodings(secret):
+            assert form not in stream, ("SSE stream", form)
+            assert form not in stored, ("stored log or metadata", form)
+            assert form not in hooks, ("webhook", form)

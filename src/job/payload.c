@@ -213,16 +213,16 @@ int payload_register_secrets(const struct payload *p)
 	const cJSON *it;
 	int rc = 0;
 
-	rc |= redact_add(p->api_key);
-	rc |= redact_add(p->oauth_token);
+	rc |= redact_add_encoded(p->api_key);
+	rc |= redact_add_encoded(p->oauth_token);
 	rc |= redact_add(p->ssh_key);
 	rc |= redact_add_url(p->git_repo);
 	cJSON_ArrayForEach(it, p->env_secrets)
-		rc |= redact_add(it->valuestring);
+		rc |= redact_add_encoded(it->valuestring);
 	if (p->external_test_repo) {
 		it = cJSON_GetObjectItemCaseSensitive(p->external_test_repo, "installationAccessToken");
 		if (cJSON_IsString(it))
-			rc |= redact_add(it->valuestring);
+			rc |= redact_add_encoded(it->valuestring);
 	}
 	return rc ? -1 : 0;
 }

@@ -68,6 +68,26 @@ void task_error_line(struct task *t, const char *msg)
 	buf_free(&clean);
 }
 
+/* The operator's secrets that the job's environment may hold are never
+ * printed either, whatever the agent does. */
+static void register_operator_secrets(void)
+{
+	static const char *const names[] = { "CLOUDRUN_CALLBACK_SECRET", "CCR_API_KEYS" };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *v = getenv(names[i]);
+		char *copy, *tok, *save = NULL;
+		if (!v || !*v || !(copy = strdup(v)))
+			continue;
+		redact_add_encoded(copy);
+		for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+			redact_add_encoded(tok);
+		memset(copy, 0, strlen(v));
+		free(copy);
+	}
+}
+
 static int put_metadata(struct task *t)
 {
 	struct storage_put_opts opts = { "application/json", NULL, 0 };
@@ -325,13 +345,23 @@ static void mcp_health(struct task *t, const char *line, size_t n)
 	cJSON_Delete(j);
 }
 
+/* Each line of the CLI's output is redacted before anything keeps it: the
+ * agent may print a secret it was given (or found), raw or encoded. */
 static void on_line(void *arg, const char *line, size_t n)
 {
 	struct task *t = arg;
+	struct buf clean = BUF_INIT;
 
-	logsink_line(t->log, line, n);
-	report_line(&t->rep, line, n);
-	mcp_health(t, line, n);
+	if (buf_add(&clean, line, n) != 0 || redact_apply(&clean) != 0) {
+		buf_free(&clean);
+		static const char oom[] = "{\"type\":\"error\",\"error\":\"out of memory redacting a line\"}";
+		logsink_line(t->log, oom, sizeof(oom) - 1);
+		return;
+	}
+	logsink_line(t->log, clean.p, clean.len);
+	report_line(&t->rep, clean.p, clean.len);
+	mcp_health(t, clean.p, clean.len);
+	buf_free(&clean);
 }
 
 static void on_stderr(void *arg, const char *data, size_t n)
@@ -637,6 +667,7 @@ int task_run(const struct task_env *env)
 	t.env = env;
 	t.st = env->be->storage;
 	t.t0 = clock_mono_ms();
+	register_operator_secrets();
 	report_init(&t.rep, env->task_id);
 	if (env->execution_name)
 		snprintf(t.rep.execution_name, sizeof(t.rep.execution_name), "%s", env->execution_name);

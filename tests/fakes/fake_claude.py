@@ -17,6 +17,9 @@ the task's environmentSecrets):
   {"busy": s}               print nothing for s seconds first, while a tool-like
                             grandchild in a session of its own burns CPU (the idle
                             watchdog must count it as activity)
+  {"leak": [s, ...]}        print each s raw, base64-encoded after 0, 1 and 2 bytes of
+                            other text, base64url-encoded, percent-encoded, and raw
+                            again split across two writes 0.2 s apart (redaction tests)
   {"escaped": true}         start a grandchild `sleep 1000` in a session of its own
                             and record its pid as "escaped_pid" (orphan tests)
   {"write": {"path": p, "content": c}}   write a file relative to cwd (or a list of them)
@@ -65,6 +68,23 @@ def default_lines(prompt):
         {"type": "result", "subtype": "success", "is_error": False, "num_turns": 1, "session_id": "fake-session",
          "total_cost_usd": 0.0123, "usage": {"input_tokens": 10, "output_tokens": 5}},
     ]
+
+
+def leak(secret):
+    import base64
+    import urllib.parse
+    raw = secret.encode()
+    emit({"type": "assistant", "message": {"content": [{"type": "text", "text": "the key is " + secret}]}})
+    for pad in (b"", b"x", b"xy"):
+        emit("b64: " + base64.b64encode(pad + raw + b" tail").decode())
+    emit("b64url: " + base64.urlsafe_b64encode(b"z" + raw).decode())
+    emit("url: https://example.invalid/?k=" + urllib.parse.quote(secret, safe=""))
+    half = len(secret) // 2
+    sys.stdout.write('{"type":"text","content":"split ' + secret[:half])
+    sys.stdout.flush()
+    time.sleep(0.2)
+    sys.stdout.write(secret[half:] + ' end"}\n')
+    sys.stdout.flush()
 
 
 def call_api():
@@ -165,6 +185,8 @@ def main():
             os.makedirs(os.path.dirname(w["path"]), exist_ok=True)
         with open(w["path"], "w") as f:
             f.write(w["content"])
+    for secret in mode.get("leak") or []:
+        leak(secret)
     if mode.get("api"):
         call_api()
     if mode.get("bench_api"):
