@@ -198,7 +198,7 @@ def job_pid(srv, task_id):
 
 def sse_until_done(srv, task_id, timeout=60):
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
-    s.sendall(f"GET /tasks/{task_id}/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    s.sendall(f"GET /tasks/{task_id}/events HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
     got = b""
     while True:
         part = s.recv(65536)
@@ -277,7 +277,7 @@ def test_run_client_that_disconnects_leaves_the_task_running(local):
     lines = [{"type": "system", "subtype": "init"}] + [{"type": "assistant", "i": i} for i in range(20)]
     payload = json.dumps(body({"lines": lines, "delay": 0.1}))
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    s.sendall(("POST /run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    s.sendall(("POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                % (len(payload), payload)).encode())
     got = b""
     while b"id: 2\n" not in got:
@@ -287,7 +287,7 @@ def test_run_client_that_disconnects_leaves_the_task_running(local):
     m = wait_status(srv, tid, ("completed", "failed", "cancelled"))
     assert m["status"] == "completed", m
     c = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    c.sendall(f"GET /tasks/{tid}/events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 2\r\n"
+    c.sendall(f"GET /tasks/{tid}/events HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: 2\r\n"
               "Connection: close\r\n\r\n".encode())
     text = b""
     while True:
@@ -303,7 +303,7 @@ def test_cancel_on_disconnect_restores_the_old_behaviour(local):
     srv = local()
     payload = json.dumps(body(HANG, cancelOnDisconnect=True))
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    s.sendall(("POST /run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    s.sendall(("POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                % (len(payload), payload)).encode())
     got = b""
     while b"id: 1" not in got:
@@ -479,3 +479,61 @@ def test_secrets_printed_by_the_agent_never_reach_log_stream_metadata_or_webhook
             assert form not in stream, ("SSE stream", form)
             assert form not in stored, ("stored log or metadata", form)
             assert form not in hooks, ("webhook", form)
+
+
+# ---- local mode: loopback host names only, verbose health behind keys ----
+
+def raw_status(srv, request):
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall(request.encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        part = s.recv(4096)
+        if not part:
+            break
+        data += part
+    s.close()
+    return int(data.split(b" ", 2)[1]), data
+
+
+@pytest.mark.parametrize("host,ok", [
+    ("localhost", True), ("localhost:8080", True), ("LOCALHOST", True), ("127.0.0.1", True),
+    ("127.0.0.1:1234", True), ("127.1.2.3", True), ("[::1]", True), ("[::1]:8080", True),
+    ("evil.example", False), ("evil.example:8080", False), ("127.0.0.1.evil.example", False),
+    ("localhost.evil.example", False), ("[::2]", False), ("10.0.0.1", False),
+])
+def test_without_keys_only_loopback_host_names_are_answered(local, host, ok):
+    srv = local()
+    status, data = raw_status(srv, f"GET /tasks/status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    if ok:
+        assert status == 200, data
+    else:
+        assert status == 403 and b"loopback" in data, data
+
+
+def test_with_keys_any_host_and_verbose_health_needs_a_key(local, tmp_path):
+    cli = tmp_path / "claude-count"
+    count = tmp_path / "count"
+    cli.write_text(f"#!/bin/sh\necho x >> {count}\nsleep 0.3\necho 2.0.0\n")
+    cli.chmod(0o755)
+    srv = local(CCR_API_KEYS="k-0123456789", CLAUDE_BIN=str(cli))
+    status, _ = raw_status(srv, "GET /tasks/status HTTP/1.1\r\nHost: api.example\r\n"
+                                "Authorization: Bearer k-0123456789\r\nConnection: close\r\n\r\n")
+    assert status == 200, "with keys the Host does not matter"
+    status, _ = raw_status(srv, "GET /health?verbose=true HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    assert status == 401
+    status, _ = raw_status(srv, "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    assert status == 200, "the plain health check stays open for probes"
+    import threading
+    results = []
+
+    def probe():
+        results.append(raw_status(srv, "GET /health?verbose=true HTTP/1.1\r\nHost: localhost\r\n"
+                                       "Authorization: Bearer k-0123456789\r\nConnection: close\r\n\r\n")[0])
+    threads = [threading.Thread(target=probe) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200] * 8
+    assert len(count.read_text().splitlines()) == 1, "one CLI check for a burst of verbose health checks"
