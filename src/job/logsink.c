@@ -15,6 +15,7 @@
 #include "job/logsink.h"
 
 #define LINES_PER_CHUNK 100
+#define CHUNK_BYTES (1 << 20)            /* a chunk is cut here too (one longer line: alone) */
 
 struct logsink {
 	struct storage *st;
@@ -90,8 +91,9 @@ static void flush_locked(struct logsink *ls)
 
 	if (ls->pending_lines == 0)
 		return;
-	/* At most LINES_PER_CHUNK lines go into one chunk. */
-	while (lines < LINES_PER_CHUNK && cut < ls->pending.len) {
+	/* At most LINES_PER_CHUNK lines, and about CHUNK_BYTES, go into one
+	 * chunk, so that a reader never has to hold much more at once. */
+	while (lines < LINES_PER_CHUNK && cut < ls->pending.len && (lines == 0 || cut < CHUNK_BYTES)) {
 		const char *nl = memchr(ls->pending.p + cut, '\n', ls->pending.len - cut);
 		cut = (size_t)(nl - ls->pending.p) + 1;
 		lines++;
@@ -143,7 +145,7 @@ static void *flusher(void *arg)
 			pthread_cond_wait(&ls->cv, &ls->mu);
 			continue;
 		}
-		if (ls->pending_lines < LINES_PER_CHUNK && !ls->closing) {
+		if (ls->pending_lines < LINES_PER_CHUNK && ls->pending.len < CHUNK_BYTES && !ls->closing) {
 			if (ls->failures)
 				now_plus(&due, &ls->last_line, backoff_ms(ls->failures));
 			else

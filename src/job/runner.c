@@ -101,7 +101,8 @@ struct run {
 	pid_t pid, guard;
 	int out, err, in, wake;              /* -1 when closed */
 	size_t in_off;
-	struct buf line;
+	struct buf line;                     /* the current line, at most max_line bytes */
+	unsigned long long line_total;       /* its length so far, dropped bytes included */
 	unsigned long long start, last_output, last_active, term_at;
 	unsigned long long cpu_seen;         /* CPU ticks of the agent's processes at last_active */
 	int result_seen, killing, reaped, group_killed, status;
@@ -115,27 +116,58 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-static void emit_lines(struct run *r, int final)
+static void emit_one(struct run *r, const char *line, size_t n)
 {
-	char *start = r->line.p, *nl;
-	size_t left = r->line.len;
+	if (memmem(line, n, "\"type\":\"result\"", 15))
+		r->result_seen = 1;
+	r->cfg->on_line(r->cfg->arg, line, n);
+}
 
-	while (left > 0 && (nl = memchr(start, '\n', left))) {
-		size_t n = (size_t)(nl - start);
-		if (n > 0) {
-			if (memmem(start, n, "\"type\":\"result\"", 15))
-				r->result_seen = 1;
-			r->cfg->on_line(r->cfg->arg, start, n);
-		}
-		left -= n + 1;
-		start = nl + 1;
+/* The end of a line: emit what was kept of it.  A line longer than
+ * max_line keeps its first max_line bytes, then a marker saying how long
+ * it was, and the caller is told (on_truncated). */
+static void finish_line(struct run *r)
+{
+	char mark[96];
+	int n;
+
+	if (r->line_total == 0)
+		return;
+	if (r->line_total > r->line.len) {
+		n = snprintf(mark, sizeof(mark), " [ccr: line truncated, %llu bytes in all]",
+			     (unsigned long long)r->line_total);
+		if (buf_add(&r->line, mark, (size_t)n) == 0)
+			emit_one(r, r->line.p, r->line.len);
+		if (r->cfg->on_truncated)
+			r->cfg->on_truncated(r->cfg->arg, r->line_total);
+	} else {
+		emit_one(r, r->line.p, r->line.len);
 	}
-	if (final && left > 0) {
-		r->cfg->on_line(r->cfg->arg, start, left);
-		left = 0;
+	r->line.len = 0;
+	r->line_total = 0;
+}
+
+/* Take n bytes of stdout.  Each byte is searched for '\n' once, so a
+ * long line is assembled in linear time, and at most max_line bytes of a
+ * line are kept: the rest is counted and dropped as it arrives (memory
+ * that runs out drops bytes the same way, and the line says so). */
+static void take_output(struct run *r, const char *p, size_t n)
+{
+	size_t max = r->cfg->max_line ? r->cfg->max_line : (size_t)-1 / 2;
+
+	while (n > 0) {
+		const char *nl = memchr(p, '\n', n);
+		size_t part = nl ? (size_t)(nl - p) : n;
+		size_t room = r->line.len < max ? max - r->line.len : 0;
+
+		(void)buf_add(&r->line, p, part < room ? part : room);
+		r->line_total += part;
+		if (!nl)
+			return;
+		finish_line(r);
+		p += part + 1;
+		n -= part + 1;
 	}
-	memmove(r->line.p, start, left);
-	r->line.len = left;
 }
 
 static void read_out(struct run *r)
@@ -146,13 +178,12 @@ static void read_out(struct run *r)
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n <= 0) {
-		emit_lines(r, 1);
+		finish_line(r);
 		close_fd(&r->out);
 		return;
 	}
 	r->last_output = r->last_active = now_ms();
-	if (buf_add(&r->line, chunk, (size_t)n) == 0)
-		emit_lines(r, 0);
+	take_output(r, chunk, (size_t)n);
 }
 
 static void read_err(struct run *r)

@@ -52,7 +52,10 @@ struct runner_config {
 	 * set when the caller is a child subreaper (see job.c), so processes
 	 * that escaped the CLI's group are re-parented here and go too. */
 	int kill_orphans;
+	size_t max_line;                  /* longer lines are truncated (0: no limit) */
 	void (*on_line)(void *arg, const char *line, size_t n);
+	/* A line of `total` bytes was cut to max_line (on_line got it with a marker). */
+	void (*on_truncated)(void *arg, unsigned long long total);
 	void (*on_stderr)(void *arg, const char *data, size_t n);
 	void *arg;
 };

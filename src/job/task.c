@@ -364,6 +364,13 @@ static void on_line(void *arg, const char *line, size_t n)
 	buf_free(&clean);
 }
 
+static void on_truncated(void *arg, unsigned long long total)
+{
+	(void)arg;
+	task_log("WARNING", "the Claude CLI printed a line of %llu bytes; it is stored truncated to "
+			    "CCR_MAX_LINE_BYTES, with a marker", total);
+}
+
 static void on_stderr(void *arg, const char *data, size_t n)
 {
 	(void)arg;
@@ -487,7 +494,9 @@ static int run_claude(struct task *t, struct err *e)
 	rc.grace_ms = env_int("CCR_RESULT_GRACE_S", 60, 1, 3600) * 1000;
 	rc.kill_grace_ms = env_int("CCR_KILL_GRACE_MS", 5000, 1, 600000);
 	rc.kill_orphans = 1;
+	rc.max_line = (size_t)env_int("CCR_MAX_LINE_BYTES", 4L << 20, 4096, 1L << 30);
 	rc.on_line = on_line;
+	rc.on_truncated = on_truncated;
 	rc.on_stderr = on_stderr;
 	rc.arg = t;
 	set_cli_cache(t);

@@ -20,6 +20,8 @@ the task's environmentSecrets):
   {"leak": [s, ...]}        print each s raw, base64-encoded after 0, 1 and 2 bytes of
                             other text, base64url-encoded, percent-encoded, and raw
                             again split across two writes 0.2 s apart (redaction tests)
+  {"big_line": n}           print one JSON line of n bytes, in 64 KiB writes
+  {"pad_lines": [k, n]}     print k JSON lines of about n bytes each
   {"escaped": true}         start a grandchild `sleep 1000` in a session of its own
                             and record its pid as "escaped_pid" (orphan tests)
   {"write": {"path": p, "content": c}}   write a file relative to cwd (or a list of them)
@@ -185,6 +187,21 @@ def main():
             os.makedirs(os.path.dirname(w["path"]), exist_ok=True)
         with open(w["path"], "w") as f:
             f.write(w["content"])
+    if mode.get("big_line"):
+        n = int(mode["big_line"])
+        head = '{"type":"text","content":"'
+        sys.stdout.write(head)
+        left = n - len(head) - 2
+        block = "x" * 65536
+        while left > 0:
+            sys.stdout.write(block[:min(left, 65536)])
+            left -= 65536
+        sys.stdout.write('"}\n')
+        sys.stdout.flush()
+    if mode.get("pad_lines"):
+        k, n = mode["pad_lines"]
+        for i in range(k):
+            emit({"type": "assistant", "i": i, "pad": "y" * n})
     for secret in mode.get("leak") or []:
         leak(secret)
     if mode.get("api"):
@@ -197,7 +214,7 @@ def main():
             if mode.get("delay"):
                 time.sleep(mode["delay"])
     else:
-        for line in mode.get("lines") or default_lines(prompt):
+        for line in mode["lines"] if "lines" in mode else default_lines(prompt):
             emit(line)
             if mode.get("delay"):
                 time.sleep(mode["delay"])
