@@ -224,18 +224,21 @@ def test_kill_9_of_a_job_is_finalised_once_by_two_reconcilers(local, tmp_path, h
     assert ws, "the workspace is named after its task"
     events = []
     import threading
-    th = threading.Thread(target=lambda: events.append(sse_until_done(b, "lost1")), daemon=True)
+    ended = []
+    th = threading.Thread(target=lambda: (events.append(sse_until_done(b, "lost1")), ended.append(time.time())),
+                          daemon=True)
     th.start()
     time.sleep(0.5)
     t0 = time.time()
     os.kill(job_pid(a, "lost1"), signal.SIGKILL)
+    th.join(timeout=60)
+    took = ended[0] - t0
     m = wait_status(b, "lost1", ("failed", "completed", "cancelled"))
-    took = time.time() - t0
     assert m["status"] == "failed" and m["terminalReason"] == "lost", m
     assert "gone" in m["error"] or "ended" in m["error"]
     th.join(timeout=30)
     assert events and "event: error" in events[0] and "event: done" in events[0]
-    print(f"kill -9 -> terminal metadata in {took:.2f} s")
+    print(f"local: kill -9 -> terminal SSE event in {took:.2f} s (reconcile interval 1 s)")
     time.sleep(3)          # both reconcilers get more sweeps in
     assert len(Hook.seen) == 1, "the webhook went out exactly once"
     hook = json.loads(Hook.seen[0][1])
