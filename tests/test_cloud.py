@@ -520,7 +520,7 @@ def test_cancel_from_a_second_instance_reaches_cloud_run(cloud, hook_url, tmp_pa
     ex = c.fake.execution(exec_name)
     att = ex["tasks"][0]["attempts"][0]
     assert ex["state"] == "CANCELLED" and att["kill_reason"] == "cancel", ex
-    assert att["signal"] is None and att["exit_code"] == 0, "ccr job handled SIGTERM: %r" % att
+    assert att["signal"] is None and att["exit_code"] == 130, "ccr job handled SIGTERM (exit 130): %r" % att
     assert att["end"] - t0 < 8
     with pytest.raises(ProcessLookupError):
         os.kill(claude_pid, 0)

@@ -397,6 +397,7 @@ static void guard_main(pid_t job, pid_t cli)
 	 * stopped gets SIGHUP, which would kill the CLI before its tree is
 	 * found.  So nothing is stopped until the job is a zombie. */
 	wait_state(job, "ZX", 1000);
+	usleep(20000);                       /* and let the kernel finish its bookkeeping */
 	kill(cli, SIGSTOP);
 	wait_state(cli, "TtZX", 200);
 	/* Freeze the tree until three scans in a row find the same count. */
