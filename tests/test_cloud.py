@@ -359,6 +359,10 @@ def test_run_streams_via_cloud_run_and_leaves_only_sealed_secrets(cloud):
             if svc == "kms":
                 assert m == "POST" and p in (kms + ":encrypt", kms + ":decrypt"), q
                 kind = p.rsplit(":", 1)[1]
+            elif svc == "run" and m == "GET":
+                # the reconciler asking whether the execution still runs
+                assert p == "/v2/" + meta["executionName"], q
+                kind = "reconcile-get"
             elif svc == "run":
                 assert (m, p) == ("POST", f"/v2/projects/{c.fake.project}/locations/{c.fake.region}/jobs/{JOB}:run"), q
                 kind = "run"
@@ -367,8 +371,8 @@ def test_run_streams_via_cloud_run_and_leaves_only_sealed_secrets(cloud):
                 assert q["query"]["uploadType"] == "multipart" or names_ok.match(q["query"]["name"]), q
                 kind = "upload"
             elif svc == "storage" and m == "GET" and p == f"/storage/v1/b/{BUCKET}/o":
-                assert q["query"]["prefix"] == f"sessions/{task}/", q
-                kind = "list"
+                assert q["query"]["prefix"] in (f"sessions/{task}/", "active/"), q
+                kind = "list" if q["query"]["prefix"] != "active/" else "reconcile-list"
             elif svc == "storage" and m in ("GET", "DELETE") and p.startswith(f"/storage/v1/b/{BUCKET}/o/"):
                 assert names_ok.match(p[len(f"/storage/v1/b/{BUCKET}/o/"):]), q
                 assert m == "DELETE" or q["query"] == {"alt": "media"}, q
@@ -452,6 +456,9 @@ def test_run_async_names_the_execution_and_sends_the_webhook(cloud, hook_url, mo
     assert c.meta("cloud-async-1")["webhook"]["delivered"] is True
     assert len(c.log_lines("cloud-async-1")) == len(lines)
     c.wait_gone("tasks/cloud-async-1/payload.enc")
+    deadline = time.time() + 15        # the job exits just after deleting the payload
+    while c.fake.execution(doc["executionName"])["state"] == "RUNNING" and time.time() < deadline:
+        time.sleep(0.05)
     assert c.fake.execution(doc["executionName"])["state"] == "SUCCEEDED"
 
 
@@ -581,7 +588,7 @@ def test_cancel_from_a_second_instance_reaches_cloud_run(cloud, hook_url, tmp_pa
     ex = c.fake.execution(exec_name)
     att = ex["tasks"][0]["attempts"][0]
     assert ex["state"] == "CANCELLED" and att["kill_reason"] == "cancel", ex
-    assert att["signal"] is None and att["exit_code"] == 0, "ccr job handled SIGTERM: %r" % att
+    assert att["signal"] is None and att["exit_code"] == 130, "ccr job handled SIGTERM (exit 130): %r" % att
     assert att["end"] - t0 < 8
     with pytest.raises(ProcessLookupError):
         os.kill(claude_pid, 0)

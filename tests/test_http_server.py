@@ -170,7 +170,7 @@ def exchange(srv, raw, head=False):
 
 
 def get(srv, path, headers=''):
-    return exchange(srv, ('GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n' % (path, headers)).encode())
+    return exchange(srv, ('GET %s HTTP/1.1\r\nHost: localhost\r\n%s\r\n' % (path, headers)).encode())
 
 
 def assert_json_error(status_headers_body, status):
@@ -203,7 +203,7 @@ def test_root_and_health_bytes(serve):
         assert h['content-length'] == str(len(body))
         assert 'x-powered-by' not in h and 'connection' not in h
         assert h['date'].endswith(' GMT') and len(h['date']) == 29
-    st, h, body, _ = exchange(srv, b'HEAD / HTTP/1.1\r\nHost: t\r\n\r\n', head=True)
+    st, h, body, _ = exchange(srv, b'HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n', head=True)
     assert st == 200 and h['content-length'] == '28' and body == b''
     srv.stop()
 
@@ -249,9 +249,9 @@ def test_health_verbose_never_hangs(serve, tmp_path):
 def test_unknown_route_and_wrong_method(serve):
     srv = serve()
     assert assert_json_error(get(srv, '/nope'), 404) == 'Cannot GET /nope'
-    err = assert_json_error(exchange(srv, b'POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n'), 404)
+    err = assert_json_error(exchange(srv, b'POST /health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n'), 404)
     assert err == 'Cannot POST /health'
-    assert assert_json_error(exchange(srv, b'DELETE / HTTP/1.1\r\nHost: t\r\n\r\n'), 404) == 'Cannot DELETE /'
+    assert assert_json_error(exchange(srv, b'DELETE / HTTP/1.1\r\nHost: localhost\r\n\r\n'), 404) == 'Cannot DELETE /'
     srv.stop()
 
 
@@ -264,7 +264,7 @@ def test_keep_alive_and_pipelining(serve):
         r = Reader(s)
         for path, body in (('/', b'Claude Code Agent is running'), ('/health', b'ok'), ('/x', None),
                            ('/healthz', b'ok')):
-            s.sendall(('GET %s HTTP/1.1\r\nHost: t\r\n\r\n' % path).encode())
+            s.sendall(('GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n' % path).encode())
             st, h, got, _ = r.response()
             if body is None:
                 assert st == 404
@@ -272,8 +272,8 @@ def test_keep_alive_and_pipelining(serve):
                 assert (st, got) == (200, body)
             assert 'connection' not in h
         # three requests in one write: three answers, in order
-        s.sendall(b'GET /health HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n'
-                  b'GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
+        s.sendall(b'GET /health HTTP/1.1\r\nHost: localhost\r\n\r\nGET / HTTP/1.1\r\nHost: localhost\r\n\r\n'
+                  b'GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
         assert r.response()[2] == b'ok'
         assert r.response()[2] == b'Claude Code Agent is running'
         st, h, got, _ = r.response()
@@ -299,11 +299,11 @@ def test_chunked_request_body(serve):
     srv = serve()
     with srv.connect() as s:
         r = Reader(s)
-        s.sendall(b'POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n'
+        s.sendall(b'POST /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n'
                   b'5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer-X: 1\r\n\r\n')
         assert_json_error(r.response(), 404)
         # the body was consumed: the connection is in sync
-        s.sendall(b'GET /health HTTP/1.1\r\nHost: t\r\n\r\n')
+        s.sendall(b'GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n')
         assert r.response()[2] == b'ok'
     srv.stop()
 
@@ -312,16 +312,16 @@ def test_expect_100_continue(serve):
     srv = serve()
     with srv.connect() as s:
         r = Reader(s)
-        s.sendall(b'POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n')
+        s.sendall(b'POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n')
         assert r.line() == b'HTTP/1.1 100 Continue'
         assert r.line() == b''
         s.sendall(b'hello')
         assert_json_error(r.response(), 404)
     # refused before the body is sent: no 100
     with srv.connect() as s:
-        s.sendall(b'POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n' % (3 * MiB))
+        s.sendall(b'POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n' % (3 * MiB))
         assert_json_error(Reader(s).response(), 413)
-    assert_json_error(exchange(srv, b'POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nExpect: magic\r\n\r\nx'), 417)
+    assert_json_error(exchange(srv, b'POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nExpect: magic\r\n\r\nx'), 417)
     srv.stop()
 
 
@@ -332,17 +332,17 @@ def test_body_limit_413(serve):
     srv = serve()
     # Content-Length over 2 MiB: refused from the headers
     with srv.connect() as s:
-        s.sendall(b'POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n' % (2 * MiB + 1))
+        s.sendall(b'POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n' % (2 * MiB + 1))
         r = Reader(s)
         assert_json_error(r.response(), 413)
         assert r.closed()
     # a body sent in full gets its 413 too (no reset)
     with srv.connect() as s:
-        s.sendall(b'POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n' % (2 * MiB + 1) + b'x' * (2 * MiB + 1))
+        s.sendall(b'POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n' % (2 * MiB + 1) + b'x' * (2 * MiB + 1))
         assert_json_error(Reader(s).response(), 413)
     # chunked bodies are counted as they arrive
     with srv.connect() as s:
-        s.sendall(b'POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n')
+        s.sendall(b'POST /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n')
         chunk = b'%x\r\n' % MiB + b'y' * MiB + b'\r\n'
         try:
             for _ in range(3):
@@ -351,7 +351,7 @@ def test_body_limit_413(serve):
             pass
         assert_json_error(Reader(s).response(), 413)
     # exactly 2 MiB is accepted
-    st, _, _, _ = exchange(srv, b'POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n' % (2 * MiB) + b'z' * (2 * MiB))
+    st, _, _, _ = exchange(srv, b'POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n' % (2 * MiB) + b'z' * (2 * MiB))
     assert st == 404
     assert_healthy(srv)
     srv.stop()
@@ -373,7 +373,7 @@ def test_header_limits_431_and_url_414(serve):
 def test_slowloris_cut_off_while_others_served(serve):
     srv = serve({'CCR_HTTP_READ_TIMEOUT_MS': '1000'})
     slow = srv.connect()
-    req = b'GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: ' + b'a' * 200
+    req = b'GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ' + b'a' * 200
     t0 = time.monotonic()
     cut = None
     for i, ch in enumerate(req):
@@ -405,7 +405,7 @@ def test_slowloris_cut_off_while_others_served(serve):
 def test_slow_body_cut_off(serve):
     srv = serve({'CCR_HTTP_READ_TIMEOUT_MS': '800'})
     with srv.connect() as s:
-        s.sendall(b'POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc')
+        s.sendall(b'POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nabc')
         t0 = time.monotonic()
         assert assert_json_error(Reader(s).response(), 408) == 'request timeout'
         assert time.monotonic() - t0 < 3
@@ -417,7 +417,7 @@ def test_connection_cap_503(serve):
     srv = serve({'CCR_MAX_CONNECTIONS': '3'})
     held = [srv.connect() for _ in range(3)]
     time.sleep(0.2)
-    st, h, body, _ = exchange(srv, b'GET /health HTTP/1.1\r\nHost: t\r\n\r\n')
+    st, h, body, _ = exchange(srv, b'GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n')
     assert st == 503 and h['connection'] == 'close' and h['retry-after'] == '1'
     assert 'connection limit' in json.loads(body)['error']
     held.pop().close()
@@ -439,21 +439,21 @@ def test_connection_cap_503(serve):
 BAD_400 = [
     b'GARBAGE\r\n\r\n',
     b'GET\r\n\r\n',
-    b'GET / HTTP/1.1 extra\r\nHost: t\r\n\r\n',
-    b'GET / HTTX/1.1\r\nHost: t\r\n\r\n',
-    b'G@T / HTTP/1.1\r\nHost: t\r\n\r\n',
-    b'GET /a b HTTP/1.1\r\nHost: t\r\n\r\n',
+    b'GET / HTTP/1.1 extra\r\nHost: localhost\r\n\r\n',
+    b'GET / HTTX/1.1\r\nHost: localhost\r\n\r\n',
+    b'G@T / HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    b'GET /a b HTTP/1.1\r\nHost: localhost\r\n\r\n',
     b'GET / HTTP/1.1\r\n\r\n',                                   # no Host
     b'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n',
-    b'GET / HTTP/1.1\r\nHost: t\r\nNo colon here\r\n\r\n',
-    b'GET / HTTP/1.1\r\nHost: t\r\nBad Name: x\r\n\r\n',
-    b'GET / HTTP/1.1\r\nHost: t\r\nX: a\x00b\r\n\r\n',
-    b'GET / HTTP/1.1\r\nHost: t\r\nX: a\rb\r\n\r\n',
-    b'GET /%00/x HTTP/1.1\r\nHost: t\r\n\r\n',
-    b'GET /health?a=%00 HTTP/1.1\r\nHost: t\r\n\r\n',
+    b'GET / HTTP/1.1\r\nHost: localhost\r\nNo colon here\r\n\r\n',
+    b'GET / HTTP/1.1\r\nHost: localhost\r\nBad Name: x\r\n\r\n',
+    b'GET / HTTP/1.1\r\nHost: localhost\r\nX: a\x00b\r\n\r\n',
+    b'GET / HTTP/1.1\r\nHost: localhost\r\nX: a\rb\r\n\r\n',
+    b'GET /%00/x HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    b'GET /health?a=%00 HTTP/1.1\r\nHost: localhost\r\n\r\n',
     b'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n',
-    b'POST / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n',
-    b'POST / HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n',
+    b'POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n',
+    b'POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n',
 ]
 
 BAD_CHUNKED = [
@@ -465,14 +465,14 @@ BAD_CHUNKED = [
 
 SMUGGLING = [
     # both Content-Length and Transfer-Encoding
-    (b'POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400),
-    (b'POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n', 400),
+    (b'POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400),
+    (b'POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n', 400),
     # two Content-Lengths
-    (b'POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab', 400),
+    (b'POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab', 400),
     # codings other than chunked
-    (b'POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n', 501),
-    (b'POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n', 501),
-    (b'POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400),
+    (b'POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n', 501),
+    (b'POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n', 501),
+    (b'POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400),
 ]
 
 
@@ -488,7 +488,7 @@ def test_malformed_requests_400(serve):
             assert res[1]['connection'] == 'close'
             assert r.closed(), raw
         assert_healthy(srv)
-    assert_json_error(exchange(srv, b'GET / HTTP/2.0\r\nHost: t\r\n\r\n'), 505)
+    assert_json_error(exchange(srv, b'GET / HTTP/2.0\r\nHost: localhost\r\n\r\n'), 505)
     assert_healthy(srv)
     logs = srv.access_logs()
     assert sum(1 for d in logs if d['httpRequest']['status'] == 400) >= len(BAD_400)
@@ -498,7 +498,7 @@ def test_malformed_requests_400(serve):
 def test_bad_chunked_400(serve):
     srv = serve({'CCR_HTTP_READ_TIMEOUT_MS': '800'})
     for body in BAD_CHUNKED:
-        raw = b'POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n' + body
+        raw = b'POST /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n' + body
         want = 408 if body == b'5\r\nhel' else 400
         assert_json_error(exchange(srv, raw), want)
         assert_healthy(srv)
@@ -510,7 +510,7 @@ def test_request_smuggling_refused(serve):
     for raw, status in SMUGGLING:
         with srv.connect() as s:
             # a smuggled second request after the first must never be answered
-            s.sendall(raw + b'GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n')
+            s.sendall(raw + b'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n')
             r = Reader(s)
             res = r.response()
             assert res[0] == status, (raw, res)
@@ -565,7 +565,7 @@ def test_sigterm_drains_with_open_keepalive(serve):
     srv = serve()
     s = srv.connect()
     r = Reader(s)
-    s.sendall(b'GET /health HTTP/1.1\r\nHost: t\r\n\r\n')
+    s.sendall(b'GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n')
     assert r.response()[2] == b'ok'
     idle = srv.connect()                # connected, never sent a byte
     t0 = time.monotonic()

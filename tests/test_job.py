@@ -138,8 +138,11 @@ def test_claude_env_is_explicit_and_holds_only_the_dummy(job):
     assert rec["cwd"].endswith("/sub/dir"), "Claude runs in cwdRelative (B8)"
 
 
+ERROR_RESULT = [{"type": "result", "subtype": "error_max_turns", "is_error": True, "result": "max turns"}]
+
+
 @pytest.mark.parametrize("mode,reason,extra", [
-    ({"hang_after": True}, "hang_after_result", {"CCR_RESULT_GRACE_S": 1}),
+    ({"lines": ERROR_RESULT, "hang_after": True}, "hang_after_result", {"CCR_RESULT_GRACE_S": 1}),
     ({"silent": 30}, "idle_timeout", {"CCR_IDLE_TIMEOUT_S": 1}),
     ({"exit": 3}, "failed", {}),
 ])
@@ -147,7 +150,7 @@ def test_watchdogs_and_failures_name_their_reason(job, mode, reason, extra):
     job.payload("w1", mode=mode)
     t0 = time.time()
     rc, out, err = job.run("w1", **extra)
-    assert rc == 0, err
+    assert rc == 1, err
     m = job.meta("w1")
     assert m["terminalReason"] == reason
     assert m["status"] == "failed", "a watchdog or signal ending is never completed (B11)"
@@ -185,7 +188,7 @@ def test_sigterm_cancels_and_kills_the_whole_group(job):
     time.sleep(0.3)
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=30)
-    assert p.returncode == 0, err
+    assert p.returncode == 130, err
     m = job.meta("c1")
     assert m["status"] == "cancelled" and m["terminalReason"] == "cancelled"
     assert m["error"] == "Task cancelled by user"

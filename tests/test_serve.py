@@ -129,11 +129,12 @@ def test_resume_with_last_event_id_loses_and_repeats_nothing(local):
     assert got == list(range(n)), "every line exactly once"
 
 
-def test_disconnect_cancels_the_task(local):
+def test_disconnect_cancels_the_task_when_asked(local):
     srv = local()
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    payload = json.dumps(body({"lines": [{"type": "system", "subtype": "init"}], "hang_after": True}))
-    s.sendall(("POST /run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    payload = json.dumps(body({"lines": [{"type": "system", "subtype": "init"}], "hang_after": True},
+                              cancelOnDisconnect=True))
+    s.sendall(("POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                % (len(payload), payload)).encode())
     got = b""
     while b"id: 1" not in got:
@@ -286,7 +287,7 @@ def test_sigterm_drains_open_streams_with_a_final_event(local):
     srv = local()
     start_async(srv, "drain1", {"lines": [{"type": "system"}], "hang_after": True})
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=15)
-    s.sendall(b"GET /tasks/drain1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.sendall(b"GET /tasks/drain1/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
     got = b""
     while b"id: 1" not in got:
         got += s.recv(4096)

@@ -37,6 +37,11 @@ struct exec_ops {
 	/* Ask the execution to stop (SIGTERM, then SIGKILL after a grace). */
 	int (*cancel)(struct executor *x, const char *exec_name, struct err *e);
 	void (*free)(struct executor *x);
+	/* Optional (NULL when the backend has no such notion): */
+	/* How many more executions start() would begin now, not queue. */
+	int (*free_slots)(struct executor *x);
+	/* Remove the backend's leftovers of executions that ended. */
+	void (*tidy)(struct executor *x);
 };
 
 struct executor {
@@ -44,9 +49,13 @@ struct executor {
 };
 
 /* exec_local_new: run tasks as children `self_exe job`, at most
- * max_running at once (the rest queue), with pid files and job logs in
- * run_dir.  Cancel sends SIGTERM to the task's process group, then SIGKILL
- * after grace_ms. */
+ * max_running at once: start() answers 1 ("no room") beyond that and
+ * remembers nothing, since the queue lives in storage (serve/queue.h).
+ * Each start is claimed with a create-only file in run_dir, so a task is
+ * started once even by several instances (a second start: -1, e->http
+ * 409).  Pid files and job logs live in run_dir; a job's log is removed
+ * when the job succeeds, and a week later when it failed.  Cancel sends
+ * SIGTERM to the job's process group, then SIGKILL after grace_ms. */
 struct executor *exec_local_new(const char *self_exe, const char *run_dir, int max_running, int grace_ms,
 				struct err *e);
 

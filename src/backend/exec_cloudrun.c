@@ -73,7 +73,13 @@ static void r_free(struct executor *x)
 	free(xc);
 }
 
-static const struct exec_ops cloudrun_ops = { "cloudrun", r_start, r_status, r_cancel, r_free };
+static const struct exec_ops cloudrun_ops = {
+	.name = "cloudrun",
+	.start = r_start,
+	.status = r_status,
+	.cancel = r_cancel,
+	.free = r_free,
+};
 
 struct executor *exec_cloudrun_new(const char *project, const char *region, const char *job, struct err *e)
 {

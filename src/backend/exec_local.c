@@ -4,18 +4,22 @@
  *
  * A child starts in its own session (setsid), so it leads a process group
  * that cancel can signal as a whole and survives the serve process that
- * started it.  Its stdout and stderr go to <run_dir>/<task>.log.  At most
- * max_running children run at once; later tasks wait in a FIFO queue and
- * start as running ones finish.  One small waiter thread per child reaps
- * it (no zombies) and starts the next queued task.
+ * started it.  Its stdout and stderr go to <run_dir>/<task>.log, removed
+ * when the job succeeds and kept for a week when it fails.  At
+ * most max_running children run at once; start() answers "no room" (1)
+ * beyond that and keeps nothing: queued tasks wait in storage
+ * (serve/queue.h).  One small waiter thread per child reaps it.
  *
- * The execution name is "local/<task>".  While a child runs, the file
+ * The execution name is "local/<task>".  <run_dir>/<task>.claim is
+ * created exclusively before a start, so two instances sharing the data
+ * directory never start one task twice.  While a child runs,
  * <run_dir>/<task>.pid holds "<pid> <starttime>" (starttime from
  * /proc/<pid>/stat, so a reused pid is never signalled), which lets any
- * serve instance sharing the data directory inspect or cancel it.  A
- * cancel for a task another instance has queued leaves <task>.cancel,
- * which that instance honours before starting it.
+ * instance inspect or cancel it.  tidy() removes what jobs that ended
+ * while no instance watched them (serve was restarted) left behind.
+ * Finished executions are remembered, for status(), up to FINISHED_KEPT.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -32,10 +36,12 @@
 
 extern char **environ;
 
+#define FINISHED_KEPT 256
+#define LOG_KEPT_S (7 * 86400)
+
 struct lx_task {
 	struct lx_task *next;
 	char *id;
-	char **env;                        /* full child environment */
 	pid_t pid;
 	enum exec_state state;
 	int exit_code;
@@ -47,7 +53,7 @@ struct exec_local {
 	char *self;
 	char *run_dir;
 	int max_running, running, grace_ms;
-	struct lx_task *tasks;             /* every task this instance knows */
+	struct lx_task *tasks;             /* running ones, then the newest finished */
 };
 
 static const char *task_of(const char *name)
@@ -190,28 +196,43 @@ struct wait_arg {
 
 static void *waiter(void *arg);
 
-/* Fork and exec one task (mutex held). 0 or -1 with e set. */
-static int spawn(struct exec_local *x, struct lx_task *t, struct err *e)
+static int watch_child(struct exec_local *x, pid_t pid, struct err *e)
 {
-	char log[4096], *argv[] = { x->self, "job", NULL };
 	struct wait_arg *wa = malloc(sizeof(*wa));
 	pthread_attr_t attr;
 	pthread_t th;
+	int rc;
+
+	if (!wa)
+		return err_set(e, "out of memory watching a local execution");
+	wa->x = x;
+	wa->pid = pid;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&th, &attr, waiter, wa);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		free(wa);
+		return err_set(e, "cannot start a thread to watch the local execution");
+	}
+	return 0;
+}
+
+/* Fork and exec one task with env (mutex held). 0 or -1 with e set. */
+static int spawn(struct exec_local *x, struct lx_task *t, char **env, struct err *e)
+{
+	char log[4096], *argv[] = { x->self, "job", NULL };
 	pid_t pid;
 	int fd;
 
-	if (!wa)
-		return err_set(e, "out of memory starting a local execution");
 	run_path(x, t->id, "log", log, sizeof(log));
 	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		free(wa);
+	if (fd < 0)
 		return err_set(e, "cannot open the job log %s: %s", log, strerror(errno));
-	}
 	pid = fork();
 	if (pid < 0) {
 		close(fd);
-		free(wa);
 		return err_set(e, "cannot start `ccr job`: fork failed: %s", strerror(errno));
 	}
 	if (pid == 0) {
@@ -221,7 +242,7 @@ static int spawn(struct exec_local *x, struct lx_task *t, struct err *e)
 			dup2(null, 0);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		execve(x->self, argv, t->env);
+		execve(x->self, argv, env);
 		_exit(127);
 	}
 	close(fd);
@@ -229,45 +250,38 @@ static int spawn(struct exec_local *x, struct lx_task *t, struct err *e)
 	t->state = EXEC_RUNNING;
 	x->running++;
 	write_pid(x, t->id, pid);
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 64 * 1024);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	wa->x = x;
-	wa->pid = pid;
-	if (pthread_create(&th, &attr, waiter, wa) != 0) {
-		free(wa);
-		pthread_attr_destroy(&attr);
-		return err_set(e, "cannot start a thread to watch the local execution");
-	}
-	pthread_attr_destroy(&attr);
-	return 0;
+	return watch_child(x, pid, e);
 }
 
-/* Start queued tasks while there is room (mutex held). */
-static void start_queued(struct exec_local *x)
+/* A finished job's log goes once the job succeeded; the log of a job
+ * that failed stays for the operator, until tidy() finds it a week old. */
+static void drop_log(struct exec_local *x, const char *id)
 {
-	struct lx_task *t;
-	char marker[4096];
-	struct err e = ERR_INIT;
+	char path[4096];
 
-	for (t = x->tasks; t && x->running < x->max_running; t = t->next) {
-		if (t->state != EXEC_PENDING)
-			continue;
-		run_path(x, t->id, "cancel", marker, sizeof(marker));
-		if (access(marker, F_OK) == 0) {
-			unlink(marker);
-			t->state = EXEC_CANCELLED;
+	run_path(x, id, "log", path, sizeof(path));
+	unlink(path);
+}
+
+/* Forget the oldest finished tasks beyond FINISHED_KEPT (mutex held). */
+static void prune(struct exec_local *x)
+{
+	struct lx_task **pp = &x->tasks, *t;
+	int kept = 0;
+
+	while ((t = *pp)) {
+		if (t->state != EXEC_RUNNING && ++kept > FINISHED_KEPT) {
+			*pp = t->next;
+			free(t->id);
+			free(t);
 			continue;
 		}
-		if (spawn(x, t, &e) != 0) {
-			t->state = EXEC_FAILED;
-			t->exit_code = 127;
-		}
+		pp = &t->next;
 	}
 }
 
-/* Reap one child of ours, record how it ended, start queued tasks.  It
- * waits for its own pid only: other children of serve are not its own. */
+/* Reap one child of ours and record how it ended.  It waits for its own
+ * pid only: other children of serve are not its own. */
 static void *waiter(void *arg)
 {
 	struct exec_local *x = ((struct wait_arg *)arg)->x;
@@ -286,51 +300,87 @@ static void *waiter(void *arg)
 			continue;
 		if (WIFEXITED(status)) {
 			t->exit_code = WEXITSTATUS(status);
-			t->state = t->exit_code == 0 ? EXEC_SUCCEEDED : EXEC_FAILED;
+			t->state = t->exit_code == 0 ? EXEC_SUCCEEDED : t->exit_code == 130 ? EXEC_CANCELLED : EXEC_FAILED;
 		} else {
 			t->exit_code = 128 + WTERMSIG(status);
-			t->state = EXEC_CANCELLED;
+			t->state = EXEC_FAILED;
 		}
 		run_path(x, t->id, "pid", path, sizeof(path));
 		unlink(path);
+		if (t->state == EXEC_SUCCEEDED)
+			drop_log(x, t->id);
 		x->running--;
 	}
-	start_queued(x);
+	prune(x);
 	pthread_mutex_unlock(&x->mu);
 	return NULL;
+}
+
+/* The create-only claim of a start: 0, or -1 with e->http 409 when some
+ * instance already started the task. */
+static int claim(struct exec_local *x, const char *id, struct err *e)
+{
+	char path[4096];
+	int fd;
+
+	run_path(x, id, "claim", path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno == EEXIST ? err_http(e, 409, "local execution local/%s was already started", id)
+				       : err_set(e, "cannot claim %s: %s", path, strerror(errno));
+	close(fd);
+	return 0;
 }
 
 static int lx_start(struct executor *ex, const char *id, const char *payload, const char *const *extra,
 		    struct buf *name_out, struct err *e)
 {
 	struct exec_local *x = (struct exec_local *)ex;
-	struct lx_task *t;
-	int rc = 0;
+	struct lx_task *t = NULL;
+	char **env = NULL;
+	int rc = 1;
 
 	if (!valid_id(id))
 		return err_set(e, "invalid task id for a local execution");
-	t = calloc(1, sizeof(*t));
-	if (!t || !(t->id = strdup(id)) || !(t->env = build_env(id, payload, extra))) {
-		if (t)
-			free(t->id);
-		free(t);
-		return err_set(e, "out of memory starting a local execution");
+	if (buf_printf(name_out, "local/%s", id) != 0)
+		return err_set(e, "out of memory");
+	pthread_mutex_lock(&x->mu);
+	if (x->running >= x->max_running)
+		goto out;                      /* no room: the caller queues it */
+	rc = -1;
+	if (claim(x, id, e) != 0)
+		goto out;
+	if (!(t = calloc(1, sizeof(*t))) || !(t->id = strdup(id)) || !(env = build_env(id, payload, extra))) {
+		err_set(e, "out of memory starting a local execution");
+		goto out;
 	}
 	t->state = EXEC_PENDING;
 	t->exit_code = -1;
-	pthread_mutex_lock(&x->mu);
 	t->next = x->tasks;
 	x->tasks = t;
-	if (x->running < x->max_running)
-		rc = spawn(x, t, e);
-	else
-		rc = 1;
-	if (rc < 0)
+	if (spawn(x, t, env, e) != 0)
 		t->state = EXEC_FAILED;
+	else
+		rc = 0;
+	t = NULL;
+out:
 	pthread_mutex_unlock(&x->mu);
-	if (rc >= 0 && buf_printf(name_out, "local/%s", id) != 0)
-		return err_set(e, "out of memory");
+	free_env(env);
+	if (t)
+		free(t->id);
+	free(t);
 	return rc;
+}
+
+static int lx_free_slots(struct executor *ex)
+{
+	struct exec_local *x = (struct exec_local *)ex;
+	int n;
+
+	pthread_mutex_lock(&x->mu);
+	n = x->max_running - x->running;
+	pthread_mutex_unlock(&x->mu);
+	return n;
 }
 
 static int lx_status(struct executor *ex, const char *name, struct exec_status *out, struct err *e)
@@ -403,32 +453,51 @@ static int lx_cancel(struct executor *ex, const char *name, struct err *e)
 {
 	struct exec_local *x = (struct exec_local *)ex;
 	const char *id = task_of(name);
-	char marker[4096];
-	struct lx_task *t;
 	pid_t pid;
-	int fd;
 
 	if (!id || !valid_id(id))
 		return err_http(e, 400, "not a local execution name: %s", name);
-	pthread_mutex_lock(&x->mu);
-	t = find(x, id);
-	if (t && t->state == EXEC_PENDING) {
-		t->state = EXEC_CANCELLED;
-		pthread_mutex_unlock(&x->mu);
-		return 0;
-	}
-	pthread_mutex_unlock(&x->mu);
 	if (read_pid(x, id, &pid) == 0)
 		return terminate(x, pid, e);
-	if (t)
-		return err_http(e, 409, "local execution %s has already finished", name);
-	/* Perhaps queued by another instance: leave a marker it honours. */
-	run_path(x, id, "cancel", marker, sizeof(marker));
-	fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_set(e, "cannot cancel %s: %s", name, strerror(errno));
-	close(fd);
-	return 0;
+	return err_http(e, 409, "local execution %s is not running", name);
+}
+
+/* A run_dir entry "<id>.<ext>" of a task with no live job, older than
+ * min_age seconds: its leftovers go (a log is forwarded first). */
+static void tidy_entry(struct exec_local *x, const char *name, time_t min_age)
+{
+	char id[256], path[4096];
+	const char *dot = strrchr(name, '.');
+	struct stat st;
+	pid_t pid;
+
+	if (!dot || (size_t)(dot - name) >= sizeof(id))
+		return;
+	memcpy(id, name, (size_t)(dot - name));
+	id[dot - name] = 0;
+	if (!valid_id(id) || read_pid(x, id, &pid) == 0)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", x->run_dir, name);
+	if (stat(path, &st) != 0)
+		return;
+	if (strcmp(dot, ".log") == 0 ? time(NULL) - st.st_mtime >= LOG_KEPT_S
+				     : time(NULL) - st.st_mtime >= min_age && (strcmp(dot, ".pid") == 0 ||
+						strcmp(dot, ".claim") == 0 || strcmp(dot, ".tmp") == 0))
+		unlink(path);
+}
+
+static void lx_tidy(struct executor *ex)
+{
+	struct exec_local *x = (struct exec_local *)ex;
+	struct dirent *de;
+	DIR *d = opendir(x->run_dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			tidy_entry(x, de->d_name, 600);
+	closedir(d);
 }
 
 static void lx_free(struct executor *ex)
@@ -441,7 +510,6 @@ static void lx_free(struct executor *ex)
 	for (t = x->tasks; t; t = next) {
 		next = t->next;
 		free(t->id);
-		free_env(t->env);
 		free(t);
 	}
 	pthread_mutex_destroy(&x->mu);
@@ -456,6 +524,8 @@ static const struct exec_ops local_ops = {
 	.status = lx_status,
 	.cancel = lx_cancel,
 	.free = lx_free,
+	.free_slots = lx_free_slots,
+	.tidy = lx_tidy,
 };
 
 struct executor *exec_local_new(const char *self_exe, const char *run_dir, int max_running, int grace_ms,

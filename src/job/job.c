@@ -6,14 +6,22 @@
  * serve (config.h), and runs the task (task.h).  SIGTERM or SIGINT (a
  * Cloud Run cancel, or serve's local cancel) ends the task as "cancelled",
  * with its logs flushed, terminal metadata written and the webhook sent.
- * Exit status: 0 when the task reached a stored terminal state, 1 when
- * not, 2 on a usage error.
+ * Exit status: 0 when the task completed, 1 when it failed (or its
+ * terminal state could not be stored), 130 when it was cancelled, 2 on a
+ * usage error, so Cloud Run shows a failed task as a failed execution.
+ * A retried attempt (CLOUD_RUN_TASK_ATTEMPT > 0) never runs the agent a
+ * second time (task.h).
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "backend/config.h"
 #include "ccr.h"
@@ -21,10 +29,56 @@
 #include "job/task.h"
 #include "net/netinit.h"
 
+static int stop_pipe[2] = { -1, -1 };
+
 static void on_term(int sig)
 {
+	char c = 1;
+
 	(void)sig;
 	task_cancel();
+	if (write(stop_pipe[1], &c, 1) < 0) {
+		/* already armed */
+	}
+}
+
+/* The backstop of a SIGTERM: whatever phase the job is in (a clone, a
+ * pre-execution command, a retry), it is gone within CCR_STOP_BUDGET_MS
+ * (default 9 s, inside Cloud Run's 10 s).  Every phase also stops early
+ * on its own; this thread only ends a job that did not, with exit 130
+ * (the orphan guard then kills the CLI, and serve's reconciler records
+ * the task as cancelled if the job could not). */
+static void *stop_watch(void *arg)
+{
+	long budget = *(long *)arg;
+	char c;
+	struct timespec ts = { budget / 1000, (budget % 1000) * 1000000L };
+
+	while (read(stop_pipe[0], &c, 1) < 0)
+		;
+	while (nanosleep(&ts, &ts) != 0)
+		;
+	fprintf(stderr, "{\"severity\":\"ERROR\",\"message\":\"ccr job: still running %ld ms after SIGTERM; exiting\"}\n",
+		budget);
+	_exit(130);
+	return NULL;
+}
+
+static int arm_stop_watch(void)
+{
+	static long budget;
+	pthread_attr_t attr;
+	pthread_t th;
+	int rc;
+
+	budget = env_int("CCR_STOP_BUDGET_MS", 9000, 1000, 3600000);
+	if (pipe2(stop_pipe, O_CLOEXEC) != 0)
+		return -1;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&th, &attr, stop_watch, &budget);
+	pthread_attr_destroy(&attr);
+	return rc == 0 ? 0 : -1;
 }
 
 /* Cloud Run sets CLOUD_RUN_EXECUTION to the execution's short id; serve
@@ -44,6 +98,20 @@ static const char *execution_name(char *out, size_t n)
 	return out;
 }
 
+/* CLOUD_RUN_TASK_ATTEMPT: 0 for the first attempt; a value that is not a
+ * number counts as a retry, so the agent is never run twice by mistake. */
+static int attempt_number(void)
+{
+	const char *a = getenv("CLOUD_RUN_TASK_ATTEMPT");
+	char *end;
+	long v;
+
+	if (!a || !*a)
+		return 0;
+	v = strtol(a, &end, 10);
+	return *end || v < 0 ? 1 : v > 1000000 ? 1000000 : (int)v;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: TASK_ID=<id> ENCRYPTED_PAYLOAD_PATH=<path> ccr job\n"
@@ -51,7 +119,9 @@ static void usage(FILE *f)
 		   "Backends as for `ccr serve`: cloud mode when GCS_LOGS_BUCKET is set, else CCR_DATA_DIR.\n"
 		   "Settings: CLAUDE_BIN, CLAUDE_CONFIG_DIR (default: one per task, in the workspace),\n"
 		   "CCR_WORKSPACE_ROOT, CCR_ANTHROPIC_UPSTREAM, CCR_IDLE_TIMEOUT_S, CCR_RESULT_GRACE_S,\n"
-		   "CCR_KILL_GRACE_MS, CLOUDRUN_CALLBACK_SECRET; README.md lists them all.\n");
+		   "CCR_KILL_GRACE_MS, CCR_STORAGE_GIVE_UP_S, CCR_STOP_BUDGET_MS, CLOUDRUN_CALLBACK_SECRET;\n"
+		   "README.md lists them all.\n"
+		   "Exit status: 0 completed, 1 failed, 130 cancelled, 2 usage error.\n");
 }
 
 int job_main(int argc, char **argv)
@@ -71,6 +141,10 @@ int job_main(int argc, char **argv)
 	if (!id || !*id || !path || !*path) {
 		fprintf(stderr, "ccr job: missing required environment variables: TASK_ID%s, ENCRYPTED_PAYLOAD_PATH%s\n",
 			id && *id ? " (set)" : " (missing)", path && *path ? " (set)" : " (missing)");
+		return 1;
+	}
+	if (arm_stop_watch() != 0) {
+		fprintf(stderr, "ccr job: cannot start the stop watchdog: %s\n", strerror(errno));
 		return 1;
 	}
 	memset(&sa, 0, sizeof(sa));
@@ -95,8 +169,9 @@ int job_main(int argc, char **argv)
 	env.payload_path = path;
 	env.execution_name = be.mode == CFG_CLOUD ? execution_name(exec_name, sizeof(exec_name))
 						  : getenv("CLOUD_RUN_EXECUTION");
+	env.attempt = attempt_number();
 	env.be = &be;
 	rc = task_run(&env);
 	backends_close(&be);
-	return rc == 0 ? 0 : 1;
+	return rc;
 }

@@ -15,6 +15,7 @@
 #include "job/logsink.h"
 
 #define LINES_PER_CHUNK 100
+#define CHUNK_BYTES (1 << 20)            /* a chunk is cut here too (one longer line: alone) */
 
 struct logsink {
 	struct storage *st;
@@ -25,7 +26,11 @@ struct logsink {
 	struct buf pending;              /* lines, each ending in '\n' */
 	size_t pending_lines, total_lines;
 	unsigned chunk;                  /* index of the last stored chunk */
-	int interval_ms, closing, stopped, failures;
+	int interval_ms, closing, stopped, failures, given_up;
+	long give_up_ms;                 /* failing this long: give up (0: never) */
+	struct timespec failing_since;   /* first failure of the current streak */
+	void (*on_give_up)(void *arg);
+	void *give_up_arg;
 	struct timespec last_line;
 	struct timespec first_pending;   /* arrival of the oldest pending line */
 	struct err last_err;
@@ -57,6 +62,24 @@ static int store_chunk(struct logsink *ls, unsigned index, const struct buf *dat
 	return ls->st->ops->put(ls->st, key, data->p, data->len, &opts, e);
 }
 
+/* Storage that has failed for give_up_ms is not coming back in time: say
+ * so once (the job then ends the task), and stop retrying. */
+static void check_give_up(struct logsink *ls)
+{
+	struct timespec now;
+	long ms;
+
+	if (ls->given_up || ls->give_up_ms <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (now.tv_sec - ls->failing_since.tv_sec) * 1000 + (now.tv_nsec - ls->failing_since.tv_nsec) / 1000000;
+	if (ms < ls->give_up_ms)
+		return;
+	ls->given_up = 1;
+	if (ls->on_give_up)
+		ls->on_give_up(ls->give_up_arg);
+}
+
 /* Take the pending buffer and store it, retrying with backoff on failure.
  * Called with the mutex held; drops it while uploading. */
 static void flush_locked(struct logsink *ls)
@@ -68,8 +91,9 @@ static void flush_locked(struct logsink *ls)
 
 	if (ls->pending_lines == 0)
 		return;
-	/* At most LINES_PER_CHUNK lines go into one chunk. */
-	while (lines < LINES_PER_CHUNK && cut < ls->pending.len) {
+	/* At most LINES_PER_CHUNK lines, and about CHUNK_BYTES, go into one
+	 * chunk, so that a reader never has to hold much more at once. */
+	while (lines < LINES_PER_CHUNK && cut < ls->pending.len && (lines == 0 || cut < CHUNK_BYTES)) {
 		const char *nl = memchr(ls->pending.p + cut, '\n', ls->pending.len - cut);
 		cut = (size_t)(nl - ls->pending.p) + 1;
 		lines++;
@@ -90,8 +114,10 @@ static void flush_locked(struct logsink *ls)
 		return;
 	}
 	/* Put the lines back in front of anything that arrived meanwhile. */
-	ls->failures++;
+	if (ls->failures++ == 0)
+		clock_gettime(CLOCK_MONOTONIC, &ls->failing_since);
 	ls->last_err = e;
+	check_give_up(ls);
 	if (buf_add(&data, ls->pending.p, ls->pending.len) == 0) {
 		buf_free(&ls->pending);
 		ls->pending = data;
@@ -119,13 +145,17 @@ static void *flusher(void *arg)
 			pthread_cond_wait(&ls->cv, &ls->mu);
 			continue;
 		}
-		if (ls->pending_lines < LINES_PER_CHUNK && !ls->closing) {
+		if (ls->pending_lines < LINES_PER_CHUNK && ls->pending.len < CHUNK_BYTES && !ls->closing) {
 			if (ls->failures)
 				now_plus(&due, &ls->last_line, backoff_ms(ls->failures));
 			else
 				now_plus(&due, &ls->first_pending, ls->interval_ms);
 			if (pthread_cond_timedwait(&ls->cv, &ls->mu, &due) != ETIMEDOUT)
 				continue;
+		}
+		if (ls->given_up && !ls->closing) {
+			pthread_cond_wait(&ls->cv, &ls->mu);
+			continue;
 		}
 		flush_locked(ls);
 		if (ls->failures && !ls->stopped) {
@@ -140,6 +170,34 @@ static void *flusher(void *arg)
 	return NULL;
 }
 
+/* The highest chunk index already stored for the task (0: none), so that
+ * a second job on one task (a retried attempt) never overwrites a chunk
+ * of the first.  A listing that fails counts as none. */
+static unsigned last_stored_chunk(struct storage *st, const char *task_id)
+{
+	struct storage_list l;
+	struct err e = ERR_INIT;
+	char prefix[300];
+	unsigned best = 0;
+	size_t i, plen;
+
+	snprintf(prefix, sizeof(prefix), "sessions/%s/", task_id);
+	plen = strlen(prefix);
+	if (st->ops->list(st, prefix, NULL, &l, &e) != 0)
+		return 0;
+	for (i = 0; i < l.n; i++) {
+		const char *name = l.items[i].key + plen;
+		char *end;
+		unsigned long v = strtoul(name, &end, 10);
+		size_t n = strlen(name);
+		if (end != name && *end == '-' && n > 6 && strcmp(name + n - 6, ".jsonl") == 0 && v > best &&
+		    v < 100000000UL)
+			best = (unsigned)v;
+	}
+	storage_list_free(&l);
+	return best;
+}
+
 struct logsink *logsink_open(struct storage *st, const char *task_id, int interval_ms, struct err *e)
 {
 	struct logsink *ls = calloc(1, sizeof(*ls));
@@ -151,6 +209,7 @@ struct logsink *logsink_open(struct storage *st, const char *task_id, int interv
 	}
 	ls->st = st;
 	snprintf(ls->task, sizeof(ls->task), "%s", task_id);
+	ls->chunk = last_stored_chunk(st, task_id);
 	ls->interval_ms = interval_ms > 0 ? interval_ms : 1000;
 	pthread_mutex_init(&ls->mu, NULL);
 	pthread_condattr_init(&ca);
@@ -198,6 +257,8 @@ int logsink_close(struct logsink *ls, int deadline_ms, struct err *e)
 	pthread_mutex_lock(&ls->mu);
 	ls->closing = 1;
 	pthread_cond_signal(&ls->cv);
+	if (ls->given_up && deadline_ms > 2000)
+		deadline_ms = 2000;          /* one last try, not another long wait */
 	while (ls->pending_lines > 0) {
 		pthread_mutex_unlock(&ls->mu);
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -220,6 +281,15 @@ int logsink_close(struct logsink *ls, int deadline_ms, struct err *e)
 	pthread_cond_destroy(&ls->cv);
 	free(ls);
 	return rc;
+}
+
+void logsink_set_give_up(struct logsink *ls, long after_ms, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&ls->mu);
+	ls->give_up_ms = after_ms;
+	ls->on_give_up = fn;
+	ls->give_up_arg = arg;
+	pthread_mutex_unlock(&ls->mu);
 }
 
 size_t logsink_lines(const struct logsink *ls)

@@ -11,6 +11,8 @@
  * crashes the job.  logsink_close() flushes everything that is left and
  * returns only when it is stored (or the deadline passed, which it
  * reports), so terminal metadata can be written after the last chunk.
+ * Numbering continues after the chunks already stored for the task, so a
+ * second job on the same task (a retried attempt) appends.
  */
 #ifndef CCR_LOGSINK_H
 #define CCR_LOGSINK_H
@@ -29,6 +31,12 @@ int logsink_line(struct logsink *ls, const char *line, size_t n);
 /* logsink_close: flush all, stop the thread, free.  0 when every line was
  * stored; -1 with e set when some could not be stored by deadline_ms. */
 int logsink_close(struct logsink *ls, int deadline_ms, struct err *e);
+
+/* logsink_set_give_up: when storing has failed without a break for
+ * after_ms, call fn(arg) once (from the writer thread) and stop retrying
+ * until logsink_close, which then makes one short last attempt: a job
+ * whose storage is gone ends in bounded time instead of waiting forever. */
+void logsink_set_give_up(struct logsink *ls, long after_ms, void (*fn)(void *arg), void *arg);
 
 /* Counts for the result summary. */
 size_t logsink_lines(const struct logsink *ls);

@@ -179,6 +179,26 @@ static int check_numbers(struct payload *p, struct err *e)
 	return 0;
 }
 
+/* ccr's lifecycle fields: idleTimeoutMinutes (at least one second, at
+ * most the overall maximum) and cancelOnDisconnect (a boolean). */
+static int check_lifecycle(struct payload *p, struct err *e)
+{
+	const cJSON *cod = cJSON_GetObjectItemCaseSensitive(p->root, "cancelOnDisconnect");
+	double idle = 0;
+
+	if (want_number(p, "idleTimeoutMinutes", &idle, e))
+		return -1;
+	if (idle < 0 || (idle > 0 && idle * 60.0 < 1.0))
+		return err_set(e, "idleTimeoutMinutes must be at least one second (1/60)");
+	if (idle > PAYLOAD_MAX_TIMEOUT_MIN)
+		return err_set(e, "idleTimeoutMinutes must be at most %g", PAYLOAD_MAX_TIMEOUT_MIN);
+	if (cod && !cJSON_IsNull(cod) && !cJSON_IsBool(cod))
+		return err_set(e, "cancelOnDisconnect must be a boolean");
+	p->idle_timeout_minutes = idle;
+	p->cancel_on_disconnect = cJSON_IsTrue(cod);
+	return 0;
+}
+
 int payload_parse(struct payload *p, const char *json, size_t n, struct err *e)
 {
 	memset(p, 0, sizeof(*p));
@@ -189,7 +209,7 @@ int payload_parse(struct payload *p, const char *json, size_t n, struct err *e)
 		payload_free(p);
 		return err_set(e, "the payload must be a JSON object");
 	}
-	if (check_strings(p, e) || check_objects(p, e) || check_numbers(p, e) ||
+	if (check_strings(p, e) || check_objects(p, e) || check_numbers(p, e) || check_lifecycle(p, e) ||
 	    want_string_array(p, "allowedTools", &p->allowed_tools, e) ||
 	    want_string_array(p, "disallowedTools", &p->disallowed_tools, e) ||
 	    want_string_array(p, "preExecutionCommands", &p->pre_exec, e))
@@ -225,16 +245,16 @@ int payload_register_secrets(const struct payload *p)
 	const cJSON *it;
 	int rc = 0;
 
-	rc |= redact_add(p->api_key);
-	rc |= redact_add(p->oauth_token);
+	rc |= redact_add_encoded(p->api_key);
+	rc |= redact_add_encoded(p->oauth_token);
 	rc |= redact_add(p->ssh_key);
 	rc |= redact_add_url(p->git_repo);
 	cJSON_ArrayForEach(it, p->env_secrets)
-		rc |= redact_add(it->valuestring);
+		rc |= redact_add_encoded(it->valuestring);
 	if (p->external_test_repo) {
 		it = cJSON_GetObjectItemCaseSensitive(p->external_test_repo, "installationAccessToken");
 		if (cJSON_IsString(it))
-			rc |= redact_add(it->valuestring);
+			rc |= redact_add_encoded(it->valuestring);
 	}
 	return rc ? -1 : 0;
 }

@@ -33,6 +33,8 @@ struct payload {
 	const char *git_repo, *git_branch;   /* branch default "main" */
 	int git_depth;                       /* default 1 */
 	double timeout_minutes;              /* default 55, at most 1440 */
+	double idle_timeout_minutes;         /* 0: the operator's CCR_IDLE_TIMEOUT_S */
+	int cancel_on_disconnect;            /* POST /run: cancel when the client goes */
 	const cJSON *pre_exec;               /* array of strings */
 	const cJSON *post_actions;           /* object */
 	const cJSON *env_secrets;            /* object of string values */

@@ -58,8 +58,11 @@ static void keep_result(struct report *r, const cJSON *msg)
 	}
 	{
 		const cJSON *txt = cJSON_GetObjectItemCaseSensitive(msg, "result");
-		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "is_error")) && cJSON_IsString(txt))
+		const cJSON *sub = cJSON_GetObjectItemCaseSensitive(msg, "subtype");
+		int is_error = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "is_error"));
+		if (is_error && cJSON_IsString(txt))
 			snprintf(r->result_error, sizeof(r->result_error), "%s", txt->valuestring);
+		r->result_ok = !is_error && cJSON_IsString(sub) && strcmp(sub->valuestring, "success") == 0;
 	}
 	if (cJSON_GetObjectItemCaseSensitive(msg, "total_cost_usd"))
 		cJSON_AddStringToObject(res, "costSource", "claude-cli-estimate");
@@ -116,6 +119,8 @@ static void add_outcome(cJSON *o, const struct report *r)
 	add_dup(o, "gitCommit", r->git_commit);
 	add_dup(o, "externalRepoPR", r->external_pr);
 	add_dup(o, "billing", r->billing);
+	if (r->stopped_after_result)
+		cJSON_AddTrueToObject(o, "stoppedAfterResult");
 }
 
 int report_metadata(const struct report *r, struct buf *out)

@@ -38,6 +38,8 @@ struct report {
 	unsigned turns, errors;
 	char last_msg_id[128];
 	char result_error[1024];         /* the result line's text when is_error */
+	int result_ok;                   /* a result line with subtype success and no is_error */
+	int stopped_after_result;        /* the CLI lingered after a success result and was stopped */
 	cJSON *result;                   /* session_id, num_turns, usage, modelUsage, total_cost_usd */
 	cJSON *proxy_usage;
 	/* post-execution */

@@ -16,17 +16,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "job/proctree.h"
 #include "job/runner.h"
 
 #define STDERR_CAP (1024 * 1024)
 #define NEVER (~0ULL >> 1)
 
-static volatile sig_atomic_t cancel_requested;
+static volatile sig_atomic_t cancel_requested, abort_requested;
 static volatile int wake_fd = -1;
 
 void runner_cancel(void)
@@ -40,9 +43,21 @@ void runner_cancel(void)
 	}
 }
 
+void runner_abort(void)
+{
+	int fd = wake_fd;
+	char c = 1;
+
+	abort_requested = 1;
+	if (fd >= 0 && write(fd, &c, 1) < 0) {
+		/* The flag alone still stops the run at the next wake-up. */
+	}
+}
+
 const char *run_reason_name(enum run_reason r)
 {
-	static const char *names[] = { "completed", "failed", "cancelled", "timeout", "idle_timeout", "hang_after_result" };
+	static const char *names[] = { "completed",    "failed",	    "cancelled",     "timeout",
+				       "idle_timeout", "hang_after_result", "storage_failed" };
 
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "failed";
 }
@@ -83,11 +98,13 @@ static int resolve(const char *path, char *const *envp, char *out, size_t n)
 struct run {
 	const struct runner_config *cfg;
 	struct runner_result *res;
-	pid_t pid;
+	pid_t pid, guard;
 	int out, err, in, wake;              /* -1 when closed */
 	size_t in_off;
-	struct buf line;
-	unsigned long long start, last_output, term_at;
+	struct buf line;                     /* the current line, at most max_line bytes */
+	unsigned long long line_total;       /* its length so far, dropped bytes included */
+	unsigned long long start, last_output, last_active, term_at;
+	unsigned long long cpu_seen;         /* CPU ticks of the agent's processes at last_active */
 	int result_seen, killing, reaped, group_killed, status;
 	enum run_reason why;                 /* set when a watchdog or cancel fired */
 };
@@ -99,27 +116,58 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-static void emit_lines(struct run *r, int final)
+static void emit_one(struct run *r, const char *line, size_t n)
 {
-	char *start = r->line.p, *nl;
-	size_t left = r->line.len;
+	if (memmem(line, n, "\"type\":\"result\"", 15))
+		r->result_seen = 1;
+	r->cfg->on_line(r->cfg->arg, line, n);
+}
 
-	while (left > 0 && (nl = memchr(start, '\n', left))) {
-		size_t n = (size_t)(nl - start);
-		if (n > 0) {
-			if (memmem(start, n, "\"type\":\"result\"", 15))
-				r->result_seen = 1;
-			r->cfg->on_line(r->cfg->arg, start, n);
-		}
-		left -= n + 1;
-		start = nl + 1;
+/* The end of a line: emit what was kept of it.  A line longer than
+ * max_line keeps its first max_line bytes, then a marker saying how long
+ * it was, and the caller is told (on_truncated). */
+static void finish_line(struct run *r)
+{
+	char mark[96];
+	int n;
+
+	if (r->line_total == 0)
+		return;
+	if (r->line_total > r->line.len) {
+		n = snprintf(mark, sizeof(mark), " [ccr: line truncated, %llu bytes in all]",
+			     (unsigned long long)r->line_total);
+		if (buf_add(&r->line, mark, (size_t)n) == 0)
+			emit_one(r, r->line.p, r->line.len);
+		if (r->cfg->on_truncated)
+			r->cfg->on_truncated(r->cfg->arg, r->line_total);
+	} else {
+		emit_one(r, r->line.p, r->line.len);
 	}
-	if (final && left > 0) {
-		r->cfg->on_line(r->cfg->arg, start, left);
-		left = 0;
+	r->line.len = 0;
+	r->line_total = 0;
+}
+
+/* Take n bytes of stdout.  Each byte is searched for '\n' once, so a
+ * long line is assembled in linear time, and at most max_line bytes of a
+ * line are kept: the rest is counted and dropped as it arrives (memory
+ * that runs out drops bytes the same way, and the line says so). */
+static void take_output(struct run *r, const char *p, size_t n)
+{
+	size_t max = r->cfg->max_line ? r->cfg->max_line : (size_t)-1 / 2;
+
+	while (n > 0) {
+		const char *nl = memchr(p, '\n', n);
+		size_t part = nl ? (size_t)(nl - p) : n;
+		size_t room = r->line.len < max ? max - r->line.len : 0;
+
+		(void)buf_add(&r->line, p, part < room ? part : room);
+		r->line_total += part;
+		if (!nl)
+			return;
+		finish_line(r);
+		p += part + 1;
+		n -= part + 1;
 	}
-	memmove(r->line.p, start, left);
-	r->line.len = left;
 }
 
 static void read_out(struct run *r)
@@ -130,13 +178,12 @@ static void read_out(struct run *r)
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n <= 0) {
-		emit_lines(r, 1);
+		finish_line(r);
 		close_fd(&r->out);
 		return;
 	}
-	r->last_output = now_ms();
-	if (buf_add(&r->line, chunk, (size_t)n) == 0)
-		emit_lines(r, 0);
+	r->last_output = r->last_active = now_ms();
+	take_output(r, chunk, (size_t)n);
 }
 
 static void read_err(struct run *r)
@@ -151,7 +198,7 @@ static void read_err(struct run *r)
 		close_fd(&r->err);
 		return;
 	}
-	r->last_output = now_ms();
+	r->last_output = r->last_active = now_ms();
 	if (r->cfg->on_stderr)
 		r->cfg->on_stderr(r->cfg->arg, chunk, (size_t)n);
 	if (buf_add(b, chunk, (size_t)n) == 0 && b->len > STDERR_CAP) {
@@ -186,6 +233,24 @@ static void terminate(struct run *r, enum run_reason why)
 	kill(-r->pid, SIGTERM);
 }
 
+/* Silent is not idle: when the idle window has passed without output, the
+ * CPU time of every process the agent runs (the CLI and everything below
+ * it, orphans that came back to this subreaper included) is read, and at
+ * least 1% of one core over the window counts as activity, restarting
+ * the window.  A CLI waiting on nothing, with only timer noise, is idle. */
+static int busy(struct run *r, unsigned long long now)
+{
+	unsigned long long ticks = proctree_cpu_ticks(getpid()), used_ms;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	used_ms = ticks > r->cpu_seen ? (ticks - r->cpu_seen) * 1000ULL / (unsigned long long)(hz > 0 ? hz : 100) : 0;
+	r->cpu_seen = ticks;
+	if (used_ms * 100ULL < (unsigned long long)r->cfg->idle_ms)
+		return 0;
+	r->last_active = now;
+	return 1;
+}
+
 /* The earliest watchdog deadline, firing those already due. */
 static unsigned long long next_deadline(struct run *r)
 {
@@ -194,6 +259,8 @@ static unsigned long long next_deadline(struct run *r)
 
 	if (cancel_requested)
 		terminate(r, RUN_CANCELLED);
+	else if (abort_requested)
+		terminate(r, RUN_STORAGE_FAILED);
 	if (r->killing) {
 		t = r->term_at + (unsigned long long)c->kill_grace_ms;
 		if (now >= t && !r->group_killed) {
@@ -206,10 +273,12 @@ static unsigned long long next_deadline(struct run *r)
 		terminate(r, RUN_TIMEOUT);
 	else if (c->timeout_ms > 0 && t < due)
 		due = t;
-	if (!r->killing && c->idle_ms > 0 && (t = r->last_output + (unsigned long long)c->idle_ms) <= now)
-		terminate(r, RUN_IDLE_TIMEOUT);
-	else if (c->idle_ms > 0 && t < due)
-		due = t;
+	if (!r->killing && c->idle_ms > 0) {
+		if (r->last_active + (unsigned long long)c->idle_ms <= now && !busy(r, now))
+			terminate(r, RUN_IDLE_TIMEOUT);
+		else if ((t = r->last_active + (unsigned long long)c->idle_ms) < due)
+			due = t;
+	}
 	if (!r->killing && r->result_seen && c->grace_ms > 0 &&
 	    (t = r->last_output + (unsigned long long)c->grace_ms) <= now)
 		terminate(r, RUN_HANG_AFTER_RESULT);
@@ -263,11 +332,111 @@ static void kill_orphans(pid_t cli)
 	}
 }
 
+/*
+ * The orphan guard: a small child of the job, outside every group that
+ * gets signals, that waits for one thing: the death of `ccr job` itself
+ * (PR_SET_PDEATHSIG), as from kill -9 or the OOM killer, which leaves no
+ * chance to clean up.  It then freezes the CLI and everything below it
+ * (SIGSTOP, repeated until no new process appears, so nothing forks or
+ * re-parents away meanwhile) and kills them all.  While the job lives, it
+ * only sleeps; the job kills it once the CLI has been reaped.
+ */
+/* The guard holds no descriptor of the job's: none of the CLI's pipes
+ * (its stdin would never reach EOF) and none of the job's own outputs. */
+static void close_all_fds(void)
+{
+	int fd, null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	for (fd = 0; fd < 3 && null >= 0; fd++)
+		dup2(null, fd);
+	if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
+		for (fd = 3; fd < 65536; fd++)
+			close(fd);
+}
+
+/* Wait up to ms until pid is in one of the states (or gone). */
+static void wait_state(pid_t pid, const char *states, int ms)
+{
+	char path[64], text[512], *p;
+	int i, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (i = 0; i < ms / 5; i++) {
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			return;
+		n = read(fd, text, sizeof(text) - 1);
+		close(fd);
+		if (n <= 0)
+			return;
+		text[n] = 0;
+		if ((p = strrchr(text, ')')) && p[1] && strchr(states, p[2]))
+			return;
+		usleep(5000);
+	}
+}
+
+static void guard_main(pid_t job, pid_t cli)
+{
+	sigset_t all, want;
+	int sig, round, seen = -1, n, stable;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGUSR1);
+	close_all_fds();
+	if (getppid() == job) {
+		sigemptyset(&want);
+		sigaddset(&want, SIGUSR1);
+		while (sigwait(&want, &sig) != 0)
+			;
+	}
+	/* The kernel is still tearing the job down when it sends the death
+	 * signal; a process group it orphans while one of its members is
+	 * stopped gets SIGHUP, which would kill the CLI before its tree is
+	 * found.  So nothing is stopped until the job is a zombie. */
+	wait_state(job, "ZX", 1000);
+	usleep(20000);                       /* and let the kernel finish its bookkeeping */
+	kill(cli, SIGSTOP);
+	wait_state(cli, "TtZX", 200);
+	/* Freeze the tree until three scans in a row find the same count. */
+	for (round = 0, stable = 0; round < 200 && stable < 3; round++) {
+		n = proctree_kill(cli, SIGSTOP);
+		stable = n == seen ? stable + 1 : 0;
+		seen = n;
+		usleep(5000);
+	}
+	proctree_kill(cli, SIGKILL);
+	kill(-cli, SIGKILL);
+	kill(cli, SIGKILL);
+	_exit(0);
+}
+
+static void start_guard(struct run *r)
+{
+	pid_t job = getpid(), g = fork();
+
+	if (g == 0)
+		guard_main(job, r->pid);
+	r->guard = g > 0 ? g : 0;
+}
+
+static void stop_guard(struct run *r)
+{
+	if (r->guard <= 0)
+		return;
+	kill(r->guard, SIGKILL);
+	waitpid(r->guard, NULL, 0);
+	r->guard = 0;
+}
+
 static void reap(struct run *r)
 {
 	if (r->reaped || waitpid(r->pid, &r->status, WNOHANG) != r->pid)
 		return;
 	r->reaped = 1;
+	stop_guard(r);
 	/* Anything the CLI left behind in its group goes too. */
 	kill(-r->pid, SIGKILL);
 	if (r->cfg->kill_orphans)
@@ -310,6 +479,7 @@ static void loop(struct run *r)
 	}
 	if (!r->reaped && waitpid(r->pid, &r->status, 0) == r->pid)
 		r->reaped = 1;
+	stop_guard(r);
 }
 
 static void classify(struct run *r)
@@ -390,6 +560,7 @@ static int spawn(struct run *r, const char *exe, struct err *e)
 		return err_set(e, "Failed to start Claude CLI: %s: %s", exe, strerror(ferr));
 	}
 	close(pfail[0]);
+	start_guard(r);
 	r->out = pout[0];
 	r->err = perr[0];
 	r->in = pin[1];
@@ -426,7 +597,7 @@ int runner_run(const struct runner_config *cfg, struct runner_result *res, struc
 		return -1;
 	} else {
 		res->pid = r.pid;
-		r.start = r.last_output = now_ms();
+		r.start = r.last_output = r.last_active = now_ms();
 		loop(&r);
 		classify(&r);
 	}

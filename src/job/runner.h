@@ -32,9 +32,11 @@ enum run_reason {
 	RUN_TIMEOUT,
 	RUN_IDLE_TIMEOUT,
 	RUN_HANG_AFTER_RESULT,
+	RUN_STORAGE_FAILED,
 };
 
-/* "completed", "failed", "cancelled", "timeout", "idle_timeout", "hang_after_result". */
+/* "completed", "failed", "cancelled", "timeout", "idle_timeout",
+ * "hang_after_result", "storage_failed". */
 const char *run_reason_name(enum run_reason r);
 
 struct runner_config {
@@ -50,7 +52,10 @@ struct runner_config {
 	 * set when the caller is a child subreaper (see job.c), so processes
 	 * that escaped the CLI's group are re-parented here and go too. */
 	int kill_orphans;
+	size_t max_line;                  /* longer lines are truncated (0: no limit) */
 	void (*on_line)(void *arg, const char *line, size_t n);
+	/* A line of `total` bytes was cut to max_line (on_line got it with a marker). */
+	void (*on_truncated)(void *arg, unsigned long long total);
 	void (*on_stderr)(void *arg, const char *data, size_t n);
 	void *arg;
 };
@@ -70,6 +75,10 @@ int runner_run(const struct runner_config *cfg, struct runner_result *res, struc
 
 /* runner_cancel: ask the running run to stop (reason "cancelled"). */
 void runner_cancel(void);
+
+/* runner_abort: stop the run because its output can no longer be stored
+ * (reason "storage_failed").  Async-signal-safe, like runner_cancel. */
+void runner_abort(void);
 
 void runner_result_free(struct runner_result *res);
 

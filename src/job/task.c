@@ -23,7 +23,7 @@
 #include "util/jsjson.h"
 #include "util/redact.h"
 
-volatile sig_atomic_t task_cancelled;
+volatile sig_atomic_t task_cancelled, task_storage_failed;
 
 void task_cancel(void)
 {
@@ -67,6 +67,26 @@ void task_error_line(struct task *t, const char *msg)
 	t->rep.errors++;
 	buf_free(&line);
 	buf_free(&clean);
+}
+
+/* The operator's secrets that the job's environment may hold are never
+ * printed either, whatever the agent does. */
+static void register_operator_secrets(void)
+{
+	static const char *const names[] = { "CLOUDRUN_CALLBACK_SECRET", "CCR_API_KEYS" };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *v = getenv(names[i]);
+		char *copy, *tok, *save = NULL;
+		if (!v || !*v || !(copy = strdup(v)))
+			continue;
+		redact_add_encoded(copy);
+		for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+			redact_add_encoded(tok);
+		memset(copy, 0, strlen(v));
+		free(copy);
+	}
 }
 
 static int put_metadata(struct task *t)
@@ -121,6 +141,8 @@ static void read_pending(struct task *t)
 			snprintf(t->rep.created_at, sizeof(t->rep.created_at), "%s", v->valuestring);
 		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "executionName")))
 			snprintf(t->rep.execution_name, sizeof(t->rep.execution_name), "%s", v->valuestring);
+		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "status")))
+			snprintf(t->prior_status, sizeof(t->prior_status), "%s", v->valuestring);
 		cJSON_Delete(j);
 	}
 	buf_free(&doc);
@@ -343,12 +365,14 @@ static int setup(struct task *t, struct err *e)
 	};
 	size_t i;
 
-	if (ws_create(&t->ws, e) != 0)
+	if (ws_create_for(&t->ws, t->env->task_id, e) != 0)
 		return -1;
 	t->ws_on = 1;
 	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		if (task_cancelled)
 			return err_set(e, "Task cancelled by user");
+		if (task_storage_failed)
+			return err_set(e, "storage kept failing: the task's log cannot be stored");
 		if (steps[i](t, e) != 0)
 			return -1;
 	}
@@ -388,13 +412,30 @@ static void mcp_health(struct task *t, const char *line, size_t n)
 	cJSON_Delete(j);
 }
 
+/* Each line of the CLI's output is redacted before anything keeps it: the
+ * agent may print a secret it was given (or found), raw or encoded. */
 static void on_line(void *arg, const char *line, size_t n)
 {
 	struct task *t = arg;
+	struct buf clean = BUF_INIT;
 
-	logsink_line(t->log, line, n);
-	report_line(&t->rep, line, n);
-	mcp_health(t, line, n);
+	if (buf_add(&clean, line, n) != 0 || redact_apply(&clean) != 0) {
+		buf_free(&clean);
+		static const char oom[] = "{\"type\":\"error\",\"error\":\"out of memory redacting a line\"}";
+		logsink_line(t->log, oom, sizeof(oom) - 1);
+		return;
+	}
+	logsink_line(t->log, clean.p, clean.len);
+	report_line(&t->rep, clean.p, clean.len);
+	mcp_health(t, clean.p, clean.len);
+	buf_free(&clean);
+}
+
+static void on_truncated(void *arg, unsigned long long total)
+{
+	(void)arg;
+	task_log("WARNING", "the Claude CLI printed a line of %llu bytes; it is stored truncated to "
+			    "CCR_MAX_LINE_BYTES, with a marker", total);
 }
 
 static void on_stderr(void *arg, const char *data, size_t n)
@@ -433,6 +474,40 @@ static void mcp_explain(struct task *t)
 	buf_reset(&t->mcp_failed);
 }
 
+/* A CLI that printed a success result, then lingered past the grace and
+ * had to be stopped, still did its work: the result line is final.  The
+ * task counts as completed (post-execution actions run) and the metadata
+ * says that the CLI was stopped. */
+static void keep_success(struct task *t, struct runner_result *res)
+{
+	if (res->reason != RUN_HANG_AFTER_RESULT || !t->rep.result_ok)
+		return;
+	task_log("WARNING", "the Claude CLI did not exit within the grace after its success result and was stopped "
+			    "(exit %d); the task counts as completed", res->exit_code);
+	res->reason = RUN_COMPLETED;
+	res->exit_code = 0;
+	t->rep.stopped_after_result = 1;
+}
+
+/* The error text of a run, from what the CLI said or why it was stopped. */
+static void describe_end(struct task *t, const struct runner_result *res)
+{
+	static const char *const why[] = {
+		[RUN_TIMEOUT] = "Process timed out",
+		[RUN_IDLE_TIMEOUT] = "No output and no CPU activity from the Claude CLI within the idle timeout",
+		[RUN_HANG_AFTER_RESULT] = "The Claude CLI did not exit after its result",
+		[RUN_CANCELLED] = "Task cancelled by user",
+		[RUN_STORAGE_FAILED] = "The task's log could not be stored: storage kept failing, so the task was stopped",
+	};
+
+	if (res->stderr_text.len)
+		redact_str(&t->rep.error, res->stderr_text.p);
+	else if (res->reason == RUN_FAILED && t->rep.result_error[0])
+		redact_str(&t->rep.error, t->rep.result_error);
+	else if ((size_t)res->reason < sizeof(why) / sizeof(why[0]) && why[res->reason])
+		buf_adds(&t->rep.error, why[res->reason]);
+}
+
 static int run_claude(struct task *t, struct err *e)
 {
 	struct claude_cmd cmd;
@@ -454,11 +529,14 @@ static int run_claude(struct task *t, struct err *e)
 	rc.prompt_len = strlen(t->p.prompt);
 	rc.fifo_name = t->p.use_named_pipe ? "claude_prompt_pipe" : NULL;
 	rc.timeout_ms = (long)(t->p.timeout_minutes * 60000.0);
-	rc.idle_ms = env_int("CCR_IDLE_TIMEOUT_S", 900, 1, 86400) * 1000;
+	rc.idle_ms = t->p.idle_timeout_minutes > 0 ? (long)(t->p.idle_timeout_minutes * 60000.0)
+						   : env_int("CCR_IDLE_TIMEOUT_S", 900, 1, 86400) * 1000;
 	rc.grace_ms = env_int("CCR_RESULT_GRACE_S", 60, 1, 3600) * 1000;
 	rc.kill_grace_ms = env_int("CCR_KILL_GRACE_MS", 5000, 1, 600000);
 	rc.kill_orphans = 1;
+	rc.max_line = (size_t)env_int("CCR_MAX_LINE_BYTES", 4L << 20, 4096, 1L << 30);
 	rc.on_line = on_line;
+	rc.on_truncated = on_truncated;
 	rc.on_stderr = on_stderr;
 	rc.arg = t;
 	set_cli_cache(t);
@@ -468,20 +546,11 @@ static int run_claude(struct task *t, struct err *e)
 	}
 	claude_cmd_free(&cmd);
 	mcp_explain(t);
+	keep_success(t, &res);
 	t->rep.reason = run_reason_name(res.reason);
 	t->rep.exit_code = res.exit_code;
-	if (res.stderr_text.len)
-		redact_str(&t->rep.error, res.stderr_text.p);
-	else if (res.reason == RUN_FAILED && t->rep.result_error[0])
-		redact_str(&t->rep.error, t->rep.result_error);
-	else if (res.reason == RUN_TIMEOUT)
-		buf_adds(&t->rep.error, "Process timed out");
-	else if (res.reason == RUN_IDLE_TIMEOUT)
-		buf_adds(&t->rep.error, "No output from the Claude CLI within the idle timeout");
-	else if (res.reason == RUN_HANG_AFTER_RESULT)
-		buf_adds(&t->rep.error, "The Claude CLI did not exit after its result");
-	else if (res.reason == RUN_CANCELLED)
-		buf_adds(&t->rep.error, "Task cancelled by user");
+	if (!t->rep.stopped_after_result)
+		describe_end(t, &res);
 	runner_result_free(&res);
 	return 0;
 }
@@ -505,42 +574,51 @@ static void set_proxy_usage(struct task *t)
 	t->rep.proxy_usage = o;
 }
 
+/* After a SIGTERM the job has a few seconds left (Cloud Run's grace is
+ * 10 s): waits that are normally long get a short bound. */
+static long bounded(long ms)
+{
+	return task_cancelled && ms > 2000 ? 2000 : ms;
+}
+
 static void send_webhook(struct task *t)
 {
 	const char *secret = getenv("CLOUDRUN_CALLBACK_SECRET");
-	struct buf body = BUF_INIT;
+	struct buf body = BUF_INIT, clean = BUF_INIT;
 	struct wh_result wr;
 	struct err e = ERR_INIT;
-	cJSON *w = cJSON_CreateObject();
+	cJSON *w = NULL;
+	int rc;
 
-	if (!t->rep.callback_url || !w) {
-		cJSON_Delete(w);
+	if (!t->rep.callback_url)
 		return;
-	}
 	if (!secret || !*secret) {
-		cJSON_AddFalseToObject(w, "delivered");
-		cJSON_AddStringToObject(w, "error", "CLOUDRUN_CALLBACK_SECRET is not set: the webhook was not sent");
+		w = wh_not_sent("CLOUDRUN_CALLBACK_SECRET is not set: the webhook was not sent");
 		task_log("ERROR", "CLOUDRUN_CALLBACK_SECRET is not set: the webhook for %s was not sent", t->env->task_id);
 	} else if (report_webhook(&t->rep, &body) == 0) {
-		int rc = wh_deliver(t->rep.callback_url, secret, body.p, body.len,
-				    env_int("CCR_WEBHOOK_DEADLINE_S", 600, 1, 86400) * 1000, &wr, &e);
-		cJSON_AddBoolToObject(w, "delivered", rc == 0);
-		cJSON_AddStringToObject(w, "webhookId", wr.webhook_id);
-		cJSON_AddNumberToObject(w, "attempts", wr.attempts);
-		if (wr.last_status)
-			cJSON_AddNumberToObject(w, "lastStatus", wr.last_status);
+		rc = wh_deliver(t->rep.callback_url, secret, body.p, body.len,
+				bounded(env_int("CCR_WEBHOOK_DEADLINE_S", 600, 1, 86400) * 1000), &wr, &e);
 		if (rc != 0) {
-			struct buf clean = BUF_INIT;
 			redact_str(&clean, e.msg);
-			cJSON_AddStringToObject(w, "error", clean.p ? clean.p : "");
 			task_log("ERROR", "%s", e.msg);
-			buf_free(&clean);
 		}
+		w = wh_report(&wr, rc, clean.p);
 	}
 	buf_free(&body);
+	buf_free(&clean);
+	if (!w)
+		return;
 	cJSON_Delete(t->rep.webhook);
 	t->rep.webhook = w;
 	put_metadata(t);
+}
+
+/* The log writer gave up: stop whatever runs (setup steps check the flag). */
+static void storage_gone(void *arg)
+{
+	(void)arg;
+	task_storage_failed = 1;
+	runner_abort();
 }
 
 /* Logs first, then terminal metadata, then the webhook (fixes B14/D5). */
@@ -552,12 +630,21 @@ static int finish(struct task *t)
 	clock_iso(t->rep.completed_at);
 	t->rep.duration_ms = clock_mono_ms() - t->t0;
 	set_proxy_usage(t);
-	if (t->log && logsink_close(t->log, (int)env_int("CCR_LOG_FLUSH_DEADLINE_MS", 60000, 100, 3600000), &e) != 0)
+	if (t->log && logsink_close(t->log, (int)bounded(env_int("CCR_LOG_FLUSH_DEADLINE_MS", 60000, 100, 3600000)), &e) != 0)
 		task_log("ERROR", "%s", e.msg);
 	t->log = NULL;
 	rc = put_metadata(t);
 	send_webhook(t);
 	return rc;
+}
+
+static void set_failed(struct task *t, const char *reason, const char *msg)
+{
+	t->rep.status = "failed";
+	t->rep.reason = reason;
+	t->rep.exit_code = 1;
+	buf_reset(&t->rep.error);
+	redact_str(&t->rep.error, msg);
 }
 
 static void set_outcome(struct task *t, int setup_failed, const char *msg)
@@ -569,14 +656,22 @@ static void set_outcome(struct task *t, int setup_failed, const char *msg)
 		buf_reset(&t->rep.error);
 		buf_adds(&t->rep.error, "Task cancelled by user");
 	} else if (setup_failed) {
-		t->rep.status = "failed";
-		t->rep.reason = "failed";
-		t->rep.exit_code = 1;
-		buf_reset(&t->rep.error);
-		redact_str(&t->rep.error, msg);
+		set_failed(t, "failed", msg);
 	} else {
 		t->rep.status = strcmp(t->rep.reason, "completed") == 0 ? "completed" : "failed";
 	}
+}
+
+static int status_exit(const char *status)
+{
+	if (strcmp(status, "completed") == 0)
+		return TASK_EXIT_COMPLETED;
+	return strcmp(status, "cancelled") == 0 ? TASK_EXIT_CANCELLED : TASK_EXIT_FAILED;
+}
+
+static int is_terminal_status(const char *status)
+{
+	return !strcmp(status, "completed") || !strcmp(status, "failed") || !strcmp(status, "cancelled");
 }
 
 static void cleanup(struct task *t)
@@ -615,12 +710,13 @@ int task_run(const struct task_env *env)
 	struct task t;
 	struct buf logs = BUF_INIT;
 	struct err e = ERR_INIT;
-	int failed = 0, rc;
+	int failed = 0, retried = 0, rc;
 
 	memset(&t, 0, sizeof(t));
 	t.env = env;
 	t.st = env->be->storage;
 	t.t0 = clock_mono_ms();
+	register_operator_secrets();
 	report_init(&t.rep, env->task_id);
 	if (env->execution_name)
 		snprintf(t.rep.execution_name, sizeof(t.rep.execution_name), "%s", env->execution_name);
@@ -631,32 +727,51 @@ int task_run(const struct task_env *env)
 	clock_iso(t.rep.started_at);
 	if (!t.rep.created_at[0])
 		memcpy(t.rep.created_at, t.rep.started_at, sizeof(t.rep.created_at));
+	if (env->attempt > 0 && is_terminal_status(t.prior_status)) {
+		/* An earlier attempt finished the task and then died: tidy up. */
+		task_log("WARNING", "task %s was already %s before this retried attempt; nothing to run", env->task_id,
+			 t.prior_status);
+		rc = status_exit(t.prior_status);
+		payload_key(&t);
+		cleanup(&t);
+		buf_free(&logs);
+		return rc;
+	}
 	t.log = logsink_open(t.st, env->task_id, (int)env_int("CCR_LOG_FLUSH_MS", env->be->mode == CFG_LOCAL ? 20 : 500,
 								     1, 60000), &e);
+	if (t.log)
+		logsink_set_give_up(t.log, env_int("CCR_STORAGE_GIVE_UP_S", 180, 5, 3600) * 1000L, storage_gone, &t);
 	if (!t.log) {
 		task_log("ERROR", "%s", e.msg);
 		cleanup(&t);
 		buf_free(&logs);
-		return -1;
+		return TASK_EXIT_FAILED;
 	}
 	if (load_payload(&t, &e) != 0) {
 		failed = 1;
+	} else if (env->attempt > 0) {
+		retried = 1;
+		err_set(&e, "the job was retried (attempt %d) after an attempt that ended without a terminal state; "
+			    "the agent is never run twice", env->attempt);
 	} else {
 		t.rep.status = "running";
 		put_metadata(&t);
 		if (setup(&t, &e) != 0 || run_claude(&t, &e) != 0)
 			failed = 1;
 	}
-	if (failed) {
+	if (failed || retried) {
 		task_log("ERROR", "task %s failed: %s", env->task_id, e.msg);
 		task_error_line(&t, e.msg);
 	}
-	set_outcome(&t, failed, e.msg);
+	if (retried)
+		set_failed(&t, "job_retried", e.msg);
+	else
+		set_outcome(&t, failed, e.msg);
 	if (!failed && strcmp(t.rep.status, "completed") == 0 && t.p.post_actions)
 		postexec_run(&t);
 	if (!failed && strcmp(t.rep.status, "completed") == 0)
 		billing_collect(&t);
-	rc = finish(&t);
+	rc = finish(&t) == 0 ? status_exit(t.rep.status) : TASK_EXIT_FAILED;
 	task_log(strcmp(t.rep.status, "completed") == 0 ? "INFO" : "WARNING", "task %s %s (%s, exit %d) in %lld ms",
 		 env->task_id, t.rep.status, t.rep.reason, t.rep.exit_code, (long long)t.rep.duration_ms);
 	cleanup(&t);

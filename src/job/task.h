@@ -20,11 +20,20 @@ struct task_env {
 	const char *task_id;
 	const char *payload_path;        /* ENCRYPTED_PAYLOAD_PATH */
 	const char *execution_name;      /* CLOUD_RUN_EXECUTION, or NULL */
+	int attempt;                     /* CLOUD_RUN_TASK_ATTEMPT: 0 first, >0 a retry */
 	struct backends *be;
 };
 
-/* task_run: 0 when the task ran to a terminal state that was stored
- * (completed, failed or cancelled alike); -1 when even that failed. */
+/* Exit codes of `ccr job`, from task_run. */
+#define TASK_EXIT_COMPLETED 0
+#define TASK_EXIT_FAILED 1
+#define TASK_EXIT_CANCELLED 130
+
+/* task_run: TASK_EXIT_COMPLETED, _FAILED or _CANCELLED for the stored
+ * terminal status; TASK_EXIT_FAILED too when even that could not be
+ * stored.  A retried attempt (attempt > 0) never runs the agent again:
+ * a task the first attempt left unfinished ends as failed with the
+ * terminal reason "job_retried"; a finished one only exits with its code. */
 int task_run(const struct task_env *env);
 
 /* task_cancel: async-signal-safe; the task ends as "cancelled". */

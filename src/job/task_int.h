@@ -43,10 +43,11 @@ struct task {
 	char cli_cache[4096];        /* the CLI's cache dir (its MCP logs), "" before it ran */
 	struct buf mcp_failed;       /* MCP servers the init line reported not connected, '\n'-separated */
 	struct buf logs_url;
+	char prior_status[16];       /* the stored status when the job began */
 	int64_t t0;
 };
 
-extern volatile sig_atomic_t task_cancelled;
+extern volatile sig_atomic_t task_cancelled, task_storage_failed;
 
 /* task_log: one line on the job's own log (stderr), redacted. */
 void task_log(const char *severity, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

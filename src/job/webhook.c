@@ -364,3 +364,30 @@ int wh_deliver(const char *url, const char *secret, const char *body, size_t len
 		return err_set(e, "webhook: no 2xx after %u attempts (last status %ld)", out->attempts, out->last_status);
 	return err_set(e, "webhook: no answer after %u attempts (connection failed)", out->attempts);
 }
+
+cJSON *wh_report(const struct wh_result *wr, int rc, const char *error)
+{
+	cJSON *w = cJSON_CreateObject();
+
+	if (!w)
+		return NULL;
+	cJSON_AddBoolToObject(w, "delivered", rc == 0);
+	cJSON_AddStringToObject(w, "webhookId", wr->webhook_id);
+	cJSON_AddNumberToObject(w, "attempts", wr->attempts);
+	if (wr->last_status)
+		cJSON_AddNumberToObject(w, "lastStatus", wr->last_status);
+	if (rc != 0)
+		cJSON_AddStringToObject(w, "error", error ? error : "");
+	return w;
+}
+
+cJSON *wh_not_sent(const char *why)
+{
+	cJSON *w = cJSON_CreateObject();
+
+	if (w) {
+		cJSON_AddFalseToObject(w, "delivered");
+		cJSON_AddStringToObject(w, "error", why);
+	}
+	return w;
+}

@@ -36,6 +36,8 @@
 
 #include <stddef.h>
 
+#include <cJSON.h>
+
 #include "util/buf.h"
 #include "util/err.h"
 
@@ -70,5 +72,12 @@ int wh_sign_std(const char *secret, const char *id, const char *ts, const char *
  * delivered; -1 with e set otherwise (out says how far it got). */
 int wh_deliver(const char *url, const char *secret, const char *body, size_t len, long deadline_ms,
 	       struct wh_result *out, struct err *e);
+
+/* wh_report: the metadata's "webhook" object for an attempt that ended
+ * with rc (0 delivered) and, on failure, the (redacted) message. */
+cJSON *wh_report(const struct wh_result *wr, int rc, const char *error);
+
+/* wh_not_sent: the "webhook" object when no attempt was made, and why. */
+cJSON *wh_not_sent(const char *why);
 
 #endif

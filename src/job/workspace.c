@@ -105,7 +105,23 @@ static int check_parent(const char *parent, struct err *e)
 	return 0;
 }
 
+/* The directory name: ws-<hex>, or ws-<task>-<hex> for a task's
+ * workspace, so that one left behind by a job that died can be found. */
+static int ws_name(char *out, size_t n, const char *parent, const char *task, const char *hex)
+{
+	int w = task ? snprintf(out, n, "%s/ws-%s-%s", parent, task, hex) : snprintf(out, n, "%s/ws-%s", parent, hex);
+
+	return w < 0 || (size_t)w >= n ? -1 : 0;
+}
+
+static int create_named(struct ws *ws, const char *parent, const char *task, struct err *e);
+
 int ws_create_in(struct ws *ws, const char *parent, struct err *e)
+{
+	return create_named(ws, parent, NULL, e);
+}
+
+static int create_named(struct ws *ws, const char *parent, const char *task, struct err *e)
 {
 	char real[PATH_MAX];
 	int tries;
@@ -125,7 +141,7 @@ int ws_create_in(struct ws *ws, const char *parent, struct err *e)
 		if (cr_random(rnd, sizeof(rnd)) != 0)
 			return err_set(e, "cannot name the workspace: no randomness: %s", strerror(errno));
 		hex_fmt(hex, rnd, sizeof(rnd));
-		if ((size_t)snprintf(path, sizeof(path), "%s/ws-%s", real, hex) >= sizeof(path))
+		if (ws_name(path, sizeof(path), real, task, hex) != 0)
 			return err_set(e, "workspace root path too long: %s", real), fail(e);
 		if (mkdir(path, 0700) != 0) {
 			if (errno == EEXIST)
@@ -151,9 +167,51 @@ int ws_create_in(struct ws *ws, const char *parent, struct err *e)
 
 int ws_create(struct ws *ws, struct err *e)
 {
+	return ws_create_for(ws, NULL, e);
+}
+
+int ws_create_for(struct ws *ws, const char *task_id, struct err *e)
+{
 	const char *parent = getenv("CCR_WORKSPACE_ROOT");
 
-	return ws_create_in(ws, parent && *parent ? parent : WS_DEFAULT_PARENT, e);
+	return create_named(ws, parent && *parent ? parent : WS_DEFAULT_PARENT, task_id, e);
+}
+
+/* 1 when name is "ws-<task>-" followed by exactly 16 hex digits. */
+static int is_task_ws(const char *name, const char *task)
+{
+	size_t t = strlen(task), i;
+
+	if (strncmp(name, "ws-", 3) != 0 || strncmp(name + 3, task, t) != 0 || name[3 + t] != '-' ||
+	    strlen(name + 4 + t) != 16)
+		return 0;
+	for (i = 4 + t; name[i]; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+int ws_remove_task(const char *parent, const char *task_id, struct err *e)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int n = 0, rc = 0;
+
+	if (!parent || !*parent)
+		parent = WS_DEFAULT_PARENT;
+	if (!(d = opendir(parent)))
+		return errno == ENOENT ? 0 : err_set(e, "cannot read %s: %s", parent, strerror(errno));
+	while ((de = readdir(d))) {
+		if (!is_task_ws(de->d_name, task_id) || snprintf(path, sizeof(path), "%s/%s", parent, de->d_name) >=
+								 (int)sizeof(path))
+			continue;
+		if ((rc = ws_remove_tree(path, e)) != 0)
+			break;
+		n++;
+	}
+	closedir(d);
+	return rc != 0 ? -1 : n;
 }
 
 static int is_js_space(char c)

@@ -45,6 +45,14 @@ struct ws {
  * others unless sticky.  Sets dir = root, key_path = "". */
 int ws_create(struct ws *ws, struct err *e);
 
+/* ws_create_for: the same, named ws-<task_id>-<hex> (task ids are
+ * [A-Za-z0-9_-]), so ws_remove_task can find it if the job dies. */
+int ws_create_for(struct ws *ws, const char *task_id, struct err *e);
+
+/* ws_remove_task: remove every workspace of task_id under parent (NULL:
+ * the default), as left by a job that was killed.  The count, or -1. */
+int ws_remove_task(const char *parent, const char *task_id, struct err *e);
+
 /* ws_create_in: the same under an explicit parent directory. */
 int ws_create_in(struct ws *ws, const char *parent, struct err *e);
 

@@ -17,6 +17,7 @@
 #include <cJSON.h>
 
 #include "serve/log.h"
+#include "serve/reconcile.h"
 #include "serve/serve.h"
 #include "serve/sse.h"
 #include "serve/sysprompt.h"
@@ -155,7 +156,9 @@ int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, cons
 		submitted_free(&s);
 		return 0;
 	}
-	sse_stream(sc->be, resp, s.task_id, 0, 1);
+	/* A client that goes away does not end the task: it can come back with
+	 * GET /tasks/:id/events and Last-Event-ID, unless it asked otherwise. */
+	sse_stream(sc->be, resp, s.task_id, 0, sc->rec, s.cancel_on_disconnect);
 	submitted_free(&s);
 	return 0;
 }
@@ -198,7 +201,8 @@ int api_cancel(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, c
 	if (!serve_authorized(req, resp))
 		return 0;
 	(void)req;
-	tasks_cancel(sc->be, route_param(m, "taskId"), &status, &out);
+	reconcile_check(sc->rec, route_param(m, "taskId"));
+	tasks_cancel(sc->be, sc->rec, route_param(m, "taskId"), &status, &out);
 	send_buf(resp, status, &out);
 	buf_free(&out);
 	return 0;
@@ -233,6 +237,7 @@ int api_task(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, con
 	if (!serve_authorized(req, resp))
 		return 0;
 	(void)req;
+	reconcile_check(sc->rec, route_param(m, "taskId"));
 	tasks_get(sc->be, route_param(m, "taskId"), &status, &out);
 	send_buf(resp, status, &out);
 	buf_free(&out);
@@ -256,10 +261,11 @@ int api_events(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, c
 		if (*end)
 			return hs_send_json_error(resp, 400, "Last-Event-ID must be a line number"), 0;
 	}
+	reconcile_check(sc->rec, id);
 	tasks_get(sc->be, id, &status, &out);
 	buf_free(&out);
 	if (status != 200)
 		return hs_send_json_error(resp, status, status == 404 ? "Task not found" : "Invalid taskId format"), 0;
-	sse_stream(sc->be, resp, id, after, 0);
+	sse_stream(sc->be, resp, id, after, sc->rec, 0);
 	return 0;
 }

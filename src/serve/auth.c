@@ -20,6 +20,7 @@
 
 static uint8_t key_hash[MAX_KEYS][32];
 static size_t n_keys;
+static int loopback_hosts_only;         /* local mode without keys */
 
 static void add_key(const char *k, size_t n)
 {
@@ -80,8 +81,55 @@ int serve_auth_init(const struct backends *be, const char *bind_addr)
 				 "to listen on %s", bind_addr);
 		return -1;
 	}
-	if (be->mode == CFG_LOCAL)
-		slog(SLOG_INFO, "no API keys: listening on loopback only (set CCR_API_KEYS to expose the API)");
+	if (be->mode == CFG_LOCAL) {
+		loopback_hosts_only = 1;
+		slog(SLOG_INFO, "no API keys: listening on loopback only, answering loopback host names only "
+				"(set CCR_API_KEYS to expose the API)");
+	}
+	return 0;
+}
+
+/* 1 when a Host header names loopback: localhost, 127.0.0.0/8 or [::1],
+ * with or without a port.  A web page that rebinds its own name to
+ * 127.0.0.1 still sends that name, so it is refused. */
+static int loopback_host(const char *host)
+{
+	char name[256];
+	const char *end;
+	size_t n;
+
+	if (host[0] == '[') {
+		end = strchr(host, ']');
+		if (!end || (end[1] && end[1] != ':'))
+			return 0;
+		return (size_t)(end - host - 1) == 3 && strncmp(host + 1, "::1", 3) == 0;
+	}
+	end = strchr(host, ':');
+	n = end ? (size_t)(end - host) : strlen(host);
+	if (n == 0 || n >= sizeof(name))
+		return 0;
+	memcpy(name, host, n);
+	name[n] = 0;
+	if (name[n - 1] == '.')
+		name[--n] = 0;
+	if (strcasecmp(name, "localhost") == 0)
+		return 1;
+	if (strncmp(name, "127.", 4) != 0)
+		return 0;
+	for (end = name; *end; end++)
+		if (!((*end >= '0' && *end <= '9') || *end == '.'))
+			return 0;
+	return 1;
+}
+
+static int host_allowed(struct hs_req *req, struct hs_resp *resp)
+{
+	const char *host = hs_req_header(req, "Host");
+
+	if (!loopback_hosts_only || !host || loopback_host(host))
+		return 1;
+	hs_send_json_error(resp, 403, "Host is not a loopback name: without CCR_API_KEYS, ccr serve answers only "
+				      "requests for localhost, 127.0.0.1 or [::1] (set CCR_API_KEYS to serve other names)");
 	return 0;
 }
 
@@ -93,7 +141,7 @@ int serve_authorized(struct hs_req *req, struct hs_resp *resp)
 	size_t i;
 
 	if (n_keys == 0)
-		return 1;
+		return host_allowed(req, resp);
 	if (h && strncasecmp(h, "Bearer ", 7) == 0) {
 		cr_sha256(h + 7, strlen(h + 7), got);
 		for (i = 0; i < n_keys; i++)

@@ -7,7 +7,9 @@
  *                                "auth":{"hasApiKey":..,"hasAuthToken":..,"tokenLength":..},
  *                                "claude":{"cliAvailable":..}}
  *
- * Only the exact query value "true" (given once) selects the verbose form.  The seed
+ * Only the exact query value "true" (given once) selects the verbose form;
+ * it needs an API key when keys are set, and the CLI check behind it runs
+ * at most once at a time and is cached for 30 s.  The seed
  * spawned `claude --version` with no timeout, so a hanging CLI hung the
  * request; here the child runs in its own process group with stdin and
  * stderr on /dev/null (when it exists) and stdout on a pipe that is
@@ -18,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -189,6 +192,28 @@ int health_cli_available(unsigned timeout_ms)
 	return ok;
 }
 
+/* One `claude --version` at a time, and its answer kept for CLI_CHECK_TTL_MS:
+ * a burst of verbose health checks never becomes a burst of processes. */
+#define CLI_CHECK_TTL_MS 30000
+
+static pthread_mutex_t cli_mu = PTHREAD_MUTEX_INITIALIZER;
+static int cli_cached;
+static uint64_t cli_checked_at;
+
+static int cli_check_cached(unsigned timeout_ms)
+{
+	int ok;
+
+	pthread_mutex_lock(&cli_mu);
+	if (cli_checked_at == 0 || mono_ms() - cli_checked_at >= CLI_CHECK_TTL_MS) {
+		cli_cached = health_cli_available(timeout_ms);
+		cli_checked_at = mono_ms();
+	}
+	ok = cli_cached;
+	pthread_mutex_unlock(&cli_mu);
+	return ok;
+}
+
 int health_check(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
 {
 	const char *verbose = hs_req_query(req, "verbose");
@@ -201,7 +226,11 @@ int health_check(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp,
 	 * array there, so it never matches. */
 	if (!verbose || strcmp(verbose, "true") != 0 || hs_req_query_count(req, "verbose") != 1)
 		return hs_send(resp, 200, TEXT_HTML, "ok", 2);
-	cli = health_cli_available(sc->cli_check_timeout_ms);
+	/* The verbose form says how the service is set up: it needs a key
+	 * when keys are on, like the task endpoints. */
+	if (!serve_authorized(req, resp))
+		return 0;
+	cli = cli_check_cached(sc->cli_check_timeout_ms);
 	if (buf_printf(&b,
 		       "{\"status\":\"healthy\",\"server\":\"running\",\"auth\":{\"hasApiKey\":%s,"
 		       "\"hasAuthToken\":%s,\"tokenLength\":%zu},\"claude\":{\"cliAvailable\":%s}}",

@@ -30,6 +30,7 @@
 #include "http/server.h"
 #include "net/netinit.h"
 #include "serve/log.h"
+#include "serve/reconcile.h"
 #include "serve/serve.h"
 #include "serve/sysprompt.h"
 #include "util/buf.h"
@@ -66,6 +67,9 @@ static void usage(FILE *f)
 		"  CCR_DRAIN_TIMEOUT_MS       how long SIGTERM/SIGINT waits for requests (default 8000)\n"
 		"  CCR_CLI_CHECK_TIMEOUT_MS   limit for `claude --version` in /health?verbose=true\n"
 		"                             (default 5000); CLAUDE_BIN names the CLI (default claude)\n"
+		"  CCR_RECONCILE_INTERVAL_S   how often every active task is checked against its\n"
+		"                             execution (default 10): a task whose job died is\n"
+		"                             finalised as failed (terminalReason \"lost\")\n"
 		"  LOG_LEVEL                  debug, info, warn or error (default info)\n"
 		"  GOOGLE_CLOUD_PROJECT / PROJECT_ID  project for trace names in access logs\n"
 		"  CCR_ALLOW_PRIVATE_CALLBACKS=1, CCR_CALLBACK_ALLOW_HOSTS=h1,h2  callbackUrl hosts\n"
@@ -205,7 +209,8 @@ int serve_main(int argc, char **argv)
 	struct hs_config cfg;
 	struct err e = ERR_INIT;
 	struct buf extra = BUF_INIT;
-	unsigned long port, maxconn, rto, ito, wto, dto, cto;
+	unsigned long port, maxconn, rto, ito, wto, dto, cto, rint, whd;
+	struct reconcile_cfg rcfg;
 	const char *bind_addr = getenv("CCR_BIND");
 	int sig, rc, i;
 
@@ -233,8 +238,15 @@ int serve_main(int argc, char **argv)
 	    env_uint("CCR_HTTP_IDLE_TIMEOUT_MS", 1, 3600000, 65000, &ito) != 0 ||
 	    env_uint("CCR_HTTP_WRITE_TIMEOUT_MS", 1, 3600000, 30000, &wto) != 0 ||
 	    env_uint("CCR_DRAIN_TIMEOUT_MS", 0, 3600000, 8000, &dto) != 0 ||
-	    env_uint("CCR_CLI_CHECK_TIMEOUT_MS", 1, 600000, 5000, &cto) != 0)
+	    env_uint("CCR_CLI_CHECK_TIMEOUT_MS", 1, 600000, 5000, &cto) != 0 ||
+	    env_uint("CCR_RECONCILE_INTERVAL_S", 1, 3600, 10, &rint) != 0 ||
+	    env_uint("CCR_WEBHOOK_DEADLINE_S", 1, 86400, 600, &whd) != 0)
 		return 1;
+	memset(&rcfg, 0, sizeof(rcfg));
+	rcfg.interval_ms = (long)rint * 1000;
+	rcfg.webhook_deadline_ms = (long)whd * 1000;
+	rcfg.callback_secret = getenv("CLOUDRUN_CALLBACK_SECRET");
+	rcfg.workspace_root = getenv("CCR_WORKSPACE_ROOT");
 
 	memset(&sc, 0, sizeof(sc));
 	sc.be = &be;
@@ -260,8 +272,14 @@ int serve_main(int argc, char **argv)
 		slog(SLOG_ERROR, "%s", e.msg);
 		return 1;
 	}
+	if (!(sc.rec = reconcile_start(&be, &rcfg, &e))) {
+		slog(SLOG_ERROR, "%s", e.msg);
+		hs_free(sc.srv);
+		return 1;
+	}
 	if (hs_listen(sc.srv, bind_addr, (int)port, &e) != 0 || hs_start(sc.srv, &e) != 0) {
 		slog(SLOG_ERROR, "%s", e.msg);
+		reconcile_stop(sc.rec);
 		hs_free(sc.srv);
 		return 1;
 	}
@@ -285,6 +303,7 @@ int serve_main(int argc, char **argv)
 	else
 		slog(SLOG_WARNING, "stopped: connections still open at the deadline were closed");
 	if (rc < 2) {
+		reconcile_stop(sc.rec);
 		hs_free(sc.srv);
 		backends_close(&be);
 	}

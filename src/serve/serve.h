@@ -17,10 +17,12 @@
 #include "http/server.h"
 
 struct backends;
+struct reconciler;
 
 struct serve_ctx {
 	struct hs_server *srv;
 	struct backends *be;               /* storage, sealing, execution */
+	struct reconciler *rec;            /* finalises tasks whose job is gone */
 	unsigned cli_check_timeout_ms;     /* `claude --version` for /health?verbose=true */
 };
 
@@ -66,7 +68,9 @@ int health_cli_available(unsigned timeout_ms);
  * serve_auth_init refuses a local-mode server on a non-loopback address
  * without keys. */
 int serve_auth_init(const struct backends *be, const char *bind_addr);
-/* 1 when req may use the task endpoints; otherwise answers 401 and returns 0. */
+/* 1 when req may use the task endpoints; otherwise answers and returns 0:
+ * 401 without a valid key when keys are on; 403 in local mode without
+ * keys when the Host header is not a loopback name (DNS rebinding). */
 int serve_authorized(struct hs_req *req, struct hs_resp *resp);
 
 /* api.c: the task endpoints. */

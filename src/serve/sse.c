@@ -111,17 +111,17 @@ static void wait_watch(int fd, int ms)
 			;
 }
 
-static void cancel_task(struct backends *be, const char *task_id)
+static void cancel_task(struct backends *be, struct reconciler *rec, const char *task_id)
 {
 	struct buf body = BUF_INIT;
 	int status;
 
-	tasks_cancel(be, task_id, &status, &body);
+	tasks_cancel(be, rec, task_id, &status, &body);
 	buf_free(&body);
 }
 
 int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, uint64_t resume_after,
-	       int cancel_on_disconnect)
+	       struct reconciler *rec, int cancel_on_disconnect)
 {
 	static const char *const headers[] = { "Content-Type", "text/event-stream", "Cache-Control",
 					       "no-cache, no-transform", "X-Accel-Buffering", "no", NULL };
@@ -147,7 +147,7 @@ int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, u
 		if (n > 0) {
 			if (flush_frames(&c) != 0) {
 				if (cancel_on_disconnect)
-					cancel_task(be, task_id);
+					cancel_task(be, rec, task_id);
 				break;
 			}
 			last_write = clock_mono_ms();
@@ -183,7 +183,7 @@ int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, u
 		}
 		if (w == HS_WAIT_GONE) {
 			if (cancel_on_disconnect)
-				cancel_task(be, task_id);
+				cancel_task(be, rec, task_id);
 			break;
 		}
 		if (w == HS_WAIT_DRAINING) {

@@ -20,10 +20,12 @@
 #include "http/server.h"
 
 /* sse_stream: stream task_id's log from line resume_after+1 until the task
- * is terminal.  cancel_on_disconnect: /run semantics (a client that goes
- * away cancels the task).  Returns when the stream ended. */
+ * is terminal.  cancel_on_disconnect: a client that goes away cancels the
+ * task (POST /run with cancelOnDisconnect: true); otherwise the task runs
+ * on and the client may resume.  Returns when the stream ended. */
+struct reconciler;
 int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, uint64_t resume_after,
-	       int cancel_on_disconnect);
+	       struct reconciler *rec, int cancel_on_disconnect);
 
 /* sse_frame: one data frame for a log line (appended to out). */
 int sse_frame(struct buf *out, uint64_t id, const char *line, size_t n);

@@ -8,6 +8,7 @@
 #include "crypto/crypto.h"
 #include "job/payload.h"
 #include "job/webhook.h"
+#include "serve/reconcile.h"
 #include "serve/tasks.h"
 #include "util/clock.h"
 #include "util/hex.h"
@@ -146,7 +147,7 @@ static int store_payload(struct backends *be, const cJSON *body, const char *key
 	return rc;
 }
 
-static int write_active(struct backends *be, const struct submitted *s, int async, int cancelling, struct err *e)
+int tasks_write_active(struct backends *be, const struct submitted *s, int async, int cancelling, struct err *e)
 {
 	char key[200];
 	cJSON *o = cJSON_CreateObject();
@@ -178,6 +179,7 @@ int tasks_submit(struct backends *be, const cJSON *body, int async, struct submi
 	int stage = 0, rc;
 
 	memset(out, 0, sizeof(*out));
+	out->cancel_on_disconnect = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "cancelOnDisconnect"));
 	uuid4(uuid);
 	if (async && truthy(id))
 		snprintf(out->task_id, sizeof(out->task_id), "%s", id->valuestring);
@@ -216,7 +218,7 @@ int tasks_submit(struct backends *be, const cJSON *body, int async, struct submi
 		goto fail;
 	out->queued = rc == 1;
 	stage = 3;
-	if ((rc = write_active(be, out, async, 0, e)) != 0)
+	if ((rc = tasks_write_active(be, out, async, 0, e)) != 0)
 		goto fail;
 	cJSON_Delete(doc);
 	buf_free(&payload_url);
@@ -241,7 +243,7 @@ void submitted_free(struct submitted *s)
 	buf_free(&s->logs_path);
 }
 
-static cJSON *get_json(struct storage *st, const char *key)
+cJSON *tasks_read_json(struct storage *st, const char *key)
 {
 	struct buf b = BUF_INIT;
 	struct err e = ERR_INIT;
@@ -279,7 +281,7 @@ static void json_reply(struct buf *body, const char *fmt_err, const char *msg, c
 	cJSON_Delete(o);
 }
 
-void tasks_cancel(struct backends *be, const char *id, int *status, struct buf *body)
+void tasks_cancel(struct backends *be, struct reconciler *rec, const char *id, int *status, struct buf *body)
 {
 	char key[200], meta_key[200], msg[300];
 	struct submitted s;
@@ -295,12 +297,21 @@ void tasks_cancel(struct backends *be, const char *id, int *status, struct buf *
 	}
 	snprintf(key, sizeof(key), "active/%s", id);
 	snprintf(meta_key, sizeof(meta_key), "sessions/%s/metadata.json", id);
-	active = get_json(be->storage, key);
-	meta = active ? get_json(be->storage, meta_key) : NULL;
+	active = tasks_read_json(be->storage, key);
+	meta = active ? tasks_read_json(be->storage, meta_key) : NULL;
 	if (!active || is_terminal(meta)) {
 		*status = 404;
 		snprintf(msg, sizeof(msg), "Task %s is not currently running or has already completed", id);
 		json_reply(body, "Task not found", msg, id, NULL);
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "queued"))) {
+		/* Never started: it ends here, as cancelled, at once. */
+		if (reconcile_finalise(rec, id, "cancelled", "cancelled while queued", &e) < 0) {
+			*status = 500;
+			json_reply(body, "Failed to cancel task", e.msg, id, NULL);
+		} else {
+			*status = 200;
+			json_reply(body, NULL, "Task cancelled successfully", id, "cancelled");
+		}
 	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "cancelling"))) {
 		*status = 200;
 		json_reply(body, NULL, "Task is already being cancelled", id, "cancelling");
@@ -315,7 +326,7 @@ void tasks_cancel(struct backends *be, const char *id, int *status, struct buf *
 		snprintf(s.created_at, sizeof(s.created_at), "%s", cJSON_IsString(v) ? v->valuestring : "");
 		buf_adds(&s.execution_name, cJSON_GetObjectItemCaseSensitive(active, "executionName")->valuestring);
 		v = cJSON_GetObjectItemCaseSensitive(active, "type");
-		write_active(be, &s, cJSON_IsString(v) && !strcmp(v->valuestring, "async"), 1, &e);
+		tasks_write_active(be, &s, cJSON_IsString(v) && !strcmp(v->valuestring, "async"), 1, &e);
 		submitted_free(&s);
 		*status = 200;
 		json_reply(body, NULL, "Task cancelled successfully", id, "cancelled");
@@ -343,10 +354,10 @@ int tasks_active(struct backends *be, size_t limit, struct buf *body, struct err
 	for (i = 0; i < l.n && n < limit; i++) {
 		const char *id = l.items[i].key + 7;
 		char meta_key[200];
-		cJSON *a = get_json(be->storage, l.items[i].key), *m;
+		cJSON *a = tasks_read_json(be->storage, l.items[i].key), *m;
 
 		snprintf(meta_key, sizeof(meta_key), "sessions/%s/metadata.json", id);
-		m = get_json(be->storage, meta_key);
+		m = tasks_read_json(be->storage, meta_key);
 		if (!a || is_terminal(m)) {
 			struct err ignore = ERR_INIT;
 			be->storage->ops->del(be->storage, l.items[i].key, &ignore);   /* finished: unmark */
@@ -380,13 +391,13 @@ void tasks_get(struct backends *be, const char *id, int *status, struct buf *bod
 		return;
 	}
 	snprintf(key, sizeof(key), "sessions/%s/metadata.json", id);
-	if (!(meta = get_json(be->storage, key))) {
+	if (!(meta = tasks_read_json(be->storage, key))) {
 		*status = 404;
 		json_reply(body, "Task not found", NULL, id, NULL);
 		return;
 	}
 	snprintf(key, sizeof(key), "active/%s", id);
-	active = get_json(be->storage, key);
+	active = tasks_read_json(be->storage, key);
 	if (active && !cJSON_GetObjectItemCaseSensitive(meta, "executionName"))
 		cJSON_AddItemToObject(meta, "executionName",
 				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(active, "executionName"), 1));

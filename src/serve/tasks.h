@@ -24,6 +24,7 @@ struct submitted {
 	struct buf execution_name;
 	struct buf logs_path;
 	int queued;
+	int cancel_on_disconnect;          /* the request's cancelOnDisconnect */
 };
 
 /* tasks_validate: the seed's checks in the seed's order (for /run-async,
@@ -37,8 +38,17 @@ int tasks_validate(const cJSON *body, int async, struct err *e);
 int tasks_submit(struct backends *be, const cJSON *body, int async, struct submitted *out, struct err *e);
 void submitted_free(struct submitted *s);
 
-/* tasks_cancel: the seed's /cancel answers: *status and a JSON body. */
-void tasks_cancel(struct backends *be, const char *task_id, int *status, struct buf *body);
+struct reconciler;
+
+/* tasks_cancel: the seed's /cancel answers: *status and a JSON body.  A
+ * queued task is finalised as cancelled at once (through rec). */
+void tasks_cancel(struct backends *be, struct reconciler *rec, const char *task_id, int *status, struct buf *body);
+
+/* tasks_read_json: the object at key, parsed; NULL when missing or not JSON. */
+cJSON *tasks_read_json(struct storage *st, const char *key);
+
+/* tasks_write_active: write active/<id> for s (queued when s->queued). */
+int tasks_write_active(struct backends *be, const struct submitted *s, int async, int cancelling, struct err *e);
 
 /* tasks_active: {"active":n,"tasks":[...]} from storage, at most limit. */
 int tasks_active(struct backends *be, size_t limit, struct buf *body, struct err *e);

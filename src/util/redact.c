@@ -8,7 +8,12 @@
 #include <string.h>
 
 #include "crypto/crypto.h"
+#include "util/b64.h"
 #include "util/redact.h"
+
+/* An encoded form shorter than this is not registered: it could match
+ * ordinary base64 or text by chance. */
+#define ENCODED_MIN 16
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static char **secrets;
@@ -93,6 +98,82 @@ int redact_add_url(const char *url)
 	n = (size_t)redact_add(tmp);
 	cr_wipe(tmp, sizeof(tmp));
 	return (int)n;
+}
+
+/* The characters of the base64 of (k zero bytes + secret) that depend on
+ * the secret alone: what any base64 text holding the secret at a byte
+ * offset of k modulo 3 contains, whatever surrounds it. */
+static int add_b64_cores(const char *s, size_t n, int url)
+{
+	struct buf data = BUF_INIT, enc = BUF_INIT;
+	size_t k, first, last;
+	int rc = 0;
+
+	for (k = 0; k < 3 && rc == 0; k++) {
+		buf_reset(&data);
+		buf_reset(&enc);
+		if (buf_add(&data, "\0\0", k) != 0 || buf_add(&data, s, n) != 0 ||
+		    (url ? b64_url_encode(&enc, data.p, data.len) : b64_encode(&enc, data.p, data.len)) != 0) {
+			rc = -1;
+			break;
+		}
+		first = (8 * k + 5) / 6;
+		last = 8 * (k + n) / 6;
+		if (last > first && last - first >= ENCODED_MIN)
+			rc = add_one(enc.p + first, last - first);
+	}
+	if (data.p)
+		cr_wipe(data.p, data.cap);
+	if (enc.p)
+		cr_wipe(enc.p, enc.cap);
+	buf_free(&data);
+	buf_free(&enc);
+	return rc;
+}
+
+/* The percent-encoded form (RFC 3986: everything but unreserved), in
+ * upper- and lower-case hex, when it differs from the secret. */
+static int add_percent(const char *s, size_t n)
+{
+	static const char *const digits[] = { "0123456789ABCDEF", "0123456789abcdef" };
+	struct buf enc = BUF_INIT;
+	size_t i, d, plain = 0;
+	int rc = 0;
+
+	for (d = 0; d < 2 && rc == 0; d++) {
+		buf_reset(&enc);
+		plain = 0;
+		for (i = 0; i < n && rc == 0; i++) {
+			unsigned char c = (unsigned char)s[i];
+			if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("-._~", c)) {
+				rc = buf_addc(&enc, (char)c);
+				plain++;
+			} else {
+				rc = buf_addc(&enc, '%') || buf_addc(&enc, digits[d][c >> 4]) || buf_addc(&enc, digits[d][c & 15]);
+			}
+		}
+		if (rc == 0 && plain < n)
+			rc = add_one(enc.p, enc.len);
+	}
+	if (enc.p)
+		cr_wipe(enc.p, enc.cap);
+	buf_free(&enc);
+	return rc;
+}
+
+int redact_add_encoded(const char *secret)
+{
+	size_t n = secret ? strlen(secret) : 0;
+	int rc;
+
+	if (redact_add(secret) != 0)
+		return -1;
+	if (n < REDACT_MIN)
+		return 0;
+	pthread_mutex_lock(&mu);
+	rc = add_b64_cores(secret, n, 0) || add_b64_cores(secret, n, 1) || add_percent(secret, n) ? -1 : 0;
+	pthread_mutex_unlock(&mu);
+	return rc;
 }
 
 static int apply_locked(struct buf *b)

@@ -23,6 +23,12 @@
 /* redact_add: register a secret (copied). 0, or -1 out of memory. */
 int redact_add(const char *secret);
 
+/* redact_add_encoded: redact_add, plus the forms the value takes when a
+ * program prints it encoded: base64 and base64url at any alignment inside
+ * a longer encoded text, and percent-encoding.  For keys, tokens and the
+ * values of environment secrets, which an agent could print either way. */
+int redact_add_encoded(const char *secret);
+
 /* redact_add_url: register the password/token part of a URL's userinfo. */
 int redact_add_url(const char *url);
 

@@ -15,6 +15,16 @@ the task's environmentSecrets):
   {"child": true}           start a grandchild `sleep 1000` in the same group and
                             record its pid in $FAKE_CLAUDE_RECORD (group-kill tests)
   {"silent": s}             print nothing for s seconds first (idle watchdog)
+  {"busy": s}               print nothing for s seconds first, while a tool-like
+                            grandchild in a session of its own burns CPU (the idle
+                            watchdog must count it as activity)
+  {"leak": [s, ...]}        print each s raw, base64-encoded after 0, 1 and 2 bytes of
+                            other text, base64url-encoded, percent-encoded, and raw
+                            again split across two writes 0.2 s apart (redaction tests)
+  {"big_line": n}           print one JSON line of n bytes, in 64 KiB writes
+  {"pad_lines": [k, n]}     print k JSON lines of about n bytes each
+  {"escaped": true}         start a grandchild `sleep 1000` in a session of its own
+                            and record its pid as "escaped_pid" (orphan tests)
   {"write": {"path": p, "content": c}}   write a file relative to cwd (or a list of them)
   {"api": true}             POST one /v1/messages request through
                             $ANTHROPIC_BASE_URL with the dummy credential it was
@@ -64,6 +74,23 @@ def default_lines(prompt):
         {"type": "result", "subtype": "success", "is_error": False, "num_turns": 1, "session_id": "fake-session",
          "total_cost_usd": 0.0123, "usage": {"input_tokens": 10, "output_tokens": 5}},
     ]
+
+
+def leak(secret):
+    import base64
+    import urllib.parse
+    raw = secret.encode()
+    emit({"type": "assistant", "message": {"content": [{"type": "text", "text": "the key is " + secret}]}})
+    for pad in (b"", b"x", b"xy"):
+        emit("b64: " + base64.b64encode(pad + raw + b" tail").decode())
+    emit("b64url: " + base64.urlsafe_b64encode(b"z" + raw).decode())
+    emit("url: https://example.invalid/?k=" + urllib.parse.quote(secret, safe=""))
+    half = len(secret) // 2
+    sys.stdout.write('{"type":"text","content":"split ' + secret[:half])
+    sys.stdout.flush()
+    time.sleep(0.2)
+    sys.stdout.write(secret[half:] + ' end"}\n')
+    sys.stdout.flush()
 
 
 def call_api():
@@ -163,6 +190,9 @@ def main():
             r = subprocess.run(["/bin/sh", "-c", cmd], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, timeout=60)
             info["sh"].append({"cmd": cmd, "status": r.returncode, "out": r.stdout.decode("utf-8", "replace")})
+    if mode.get("escaped"):
+        esc = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+        info["escaped_pid"] = esc.pid
     if record:
         with open(record, "w") as f:
             json.dump(info, f)
@@ -171,12 +201,32 @@ def main():
         sys.stderr.flush()
     if mode.get("silent"):
         time.sleep(mode["silent"])
+    if mode.get("busy"):
+        spin = "import time\nend = time.time() + %f\nwhile time.time() < end: pass\n" % float(mode["busy"])
+        subprocess.run([sys.executable, "-c", spin], start_new_session=True, check=True)
     writes = mode.get("write") or []
     for w in writes if isinstance(writes, list) else [writes]:
         if os.path.dirname(w["path"]):
             os.makedirs(os.path.dirname(w["path"]), exist_ok=True)
         with open(w["path"], "w") as f:
             f.write(w["content"])
+    if mode.get("big_line"):
+        n = int(mode["big_line"])
+        head = '{"type":"text","content":"'
+        sys.stdout.write(head)
+        left = n - len(head) - 2
+        block = "x" * 65536
+        while left > 0:
+            sys.stdout.write(block[:min(left, 65536)])
+            left -= 65536
+        sys.stdout.write('"}\n')
+        sys.stdout.flush()
+    if mode.get("pad_lines"):
+        k, n = mode["pad_lines"]
+        for i in range(k):
+            emit({"type": "assistant", "i": i, "pad": "y" * n})
+    for secret in mode.get("leak") or []:
+        leak(secret)
     if mode.get("api"):
         call_api()
     if mode.get("bench_api"):
@@ -187,7 +237,7 @@ def main():
             if mode.get("delay"):
                 time.sleep(mode["delay"])
     else:
-        for line in mode.get("lines") or default_lines(prompt):
+        for line in mode["lines"] if "lines" in mode else default_lines(prompt):
             emit(line)
             if mode.get("delay"):
                 time.sleep(mode["delay"])

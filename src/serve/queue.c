@@ -1,0 +1,138 @@
+/*
+ * queue.c: see queue.h.  The queue is the set of active records marked
+ * queued; it is read from storage on every dispatch (a directory read in
+ * local mode), so nothing about it lives in this process.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/exec.h"
+#include "serve/follow.h"
+#include "serve/log.h"
+#include "serve/queue.h"
+#include "serve/reconcile.h"
+#include "serve/tasks.h"
+
+struct queued {
+	char id[TASK_ID_MAX + 1];
+	char since[40];
+	int async;
+};
+
+static int by_age(const void *a, const void *b)
+{
+	const struct queued *x = a, *y = b;
+	int c = strcmp(x->since, y->since);
+
+	return c ? c : strcmp(x->id, y->id);
+}
+
+/* The queued records, oldest first; *n of them (free the array). */
+static struct queued *read_queue(struct storage *st, size_t *n)
+{
+	struct storage_list l;
+	struct err e = ERR_INIT;
+	struct queued *q;
+	size_t i;
+
+	*n = 0;
+	if (st->ops->list(st, "active/", NULL, &l, &e) != 0)
+		return NULL;
+	if (!(q = calloc(l.n + 1, sizeof(*q)))) {
+		storage_list_free(&l);
+		return NULL;
+	}
+	for (i = 0; i < l.n; i++) {
+		cJSON *a = tasks_read_json(st, l.items[i].key);
+		const cJSON *since = cJSON_GetObjectItemCaseSensitive(a, "startedAt");
+		const cJSON *type = cJSON_GetObjectItemCaseSensitive(a, "type");
+
+		if (a && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "queued")) && tasks_id_valid(l.items[i].key + 7)) {
+			snprintf(q[*n].id, sizeof(q[*n].id), "%s", l.items[i].key + 7);
+			snprintf(q[*n].since, sizeof(q[*n].since), "%s", cJSON_IsString(since) ? since->valuestring : "");
+			q[*n].async = cJSON_IsString(type) && strcmp(type->valuestring, "async") == 0;
+			(*n)++;
+		}
+		cJSON_Delete(a);
+	}
+	storage_list_free(&l);
+	qsort(q, *n, sizeof(*q), by_age);
+	return q;
+}
+
+/* Rewrite a queued record as started, with its execution's name. */
+static void mark_started(struct backends *be, const struct queued *q)
+{
+	struct submitted s;
+	struct err e = ERR_INIT;
+
+	memset(&s, 0, sizeof(s));
+	snprintf(s.task_id, sizeof(s.task_id), "%s", q->id);
+	snprintf(s.created_at, sizeof(s.created_at), "%s", q->since);
+	if (buf_printf(&s.execution_name, "local/%s", q->id) != 0 || tasks_write_active(be, &s, q->async, 0, &e) != 0)
+		slog(SLOG_ERROR, "cannot update the record of %s: %s", q->id, e.msg);
+	submitted_free(&s);
+}
+
+/* Start one queued task: 0 started (or no longer startable), 1 no room. */
+static int start_one(struct backends *be, struct reconciler *r, const struct queued *q)
+{
+	char key[400], type_env[64], *payload_url;
+	const char *extra[2] = { type_env, NULL };
+	struct submitted s;
+	struct buf url = BUF_INIT;
+	struct err e = ERR_INIT;
+	const cJSON *status;
+	cJSON *meta;
+	int rc;
+
+	snprintf(key, sizeof(key), "sessions/%s/metadata.json", q->id);
+	meta = tasks_read_json(be->storage, key);
+	status = cJSON_GetObjectItemCaseSensitive(meta, "status");
+	if (!meta || !cJSON_IsString(status) || strcmp(status->valuestring, "pending") != 0) {
+		/* Cancelled meanwhile (the canceller tidied up), or already
+		 * started by an instance that died before it could say so: the
+		 * reconciler watches it from now on. */
+		if (meta && !follow_is_terminal(meta))
+			mark_started(be, q);
+		cJSON_Delete(meta);
+		return 0;
+	}
+	cJSON_Delete(meta);
+	snprintf(key, sizeof(key), "tasks/%s/payload.enc", q->id);
+	payload_url = be->storage->ops->url(be->storage, key, &url) == 0 && url.p ? url.p : key;
+	snprintf(type_env, sizeof(type_env), "CCR_TASK_TYPE=%s", q->async ? "async" : "sync");
+	memset(&s, 0, sizeof(s));
+	rc = be->exec->ops->start(be->exec, q->id, payload_url, extra, &s.execution_name, &e);
+	buf_free(&url);
+	if (rc == 1 || (rc < 0 && e.http == 409)) {
+		submitted_free(&s);
+		return rc == 1;           /* no room yet / another instance started it */
+	}
+	if (rc < 0) {
+		slog(SLOG_ERROR, "queued task %s could not start: %s", q->id, e.msg);
+		if (reconcile_finalise(r, q->id, "failed", e.msg, &e) < 0)
+			slog(SLOG_ERROR, "cannot finalise %s: %s", q->id, e.msg);
+		submitted_free(&s);
+		return 0;
+	}
+	submitted_free(&s);
+	mark_started(be, q);
+	slog(SLOG_INFO, "queued task %s started", q->id);
+	return 0;
+}
+
+void queue_dispatch(struct backends *be, struct reconciler *r)
+{
+	struct queued *q;
+	size_t n, i;
+
+	if (!be->exec->ops->free_slots || be->exec->ops->free_slots(be->exec) <= 0)
+		return;
+	q = read_queue(be->storage, &n);
+	for (i = 0; q && i < n; i++)
+		if (start_one(be, r, &q[i]) == 1)
+			break;
+	free(q);
+}
