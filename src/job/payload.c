@@ -95,6 +95,8 @@ static const struct {
 	size_t off;
 } durations[] = {
 	{ "timeoutMinutes", "minutes", 60000.0, PAYLOAD_MAX_TIMEOUT_MIN, offsetof(struct payload, timeout_minutes) },
+	{ "idleTimeoutMinutes", "minutes", 60000.0, PAYLOAD_MAX_TIMEOUT_MIN,
+	  offsetof(struct payload, idle_timeout_minutes) },
 };
 
 static int check_durations(struct payload *p, struct err *e)
@@ -179,22 +181,14 @@ static int check_numbers(struct payload *p, struct err *e)
 	return 0;
 }
 
-/* ccr's lifecycle fields: idleTimeoutMinutes (at least one second, at
- * most the overall maximum) and cancelOnDisconnect (a boolean). */
-static int check_lifecycle(struct payload *p, struct err *e)
+/* cancelOnDisconnect: a boolean when given (a new field: no JavaScript
+ * truthiness to keep). */
+static int check_flags(struct payload *p, struct err *e)
 {
 	const cJSON *cod = cJSON_GetObjectItemCaseSensitive(p->root, "cancelOnDisconnect");
-	double idle = 0;
 
-	if (want_number(p, "idleTimeoutMinutes", &idle, e))
-		return -1;
-	if (idle < 0 || (idle > 0 && idle * 60.0 < 1.0))
-		return err_set(e, "idleTimeoutMinutes must be at least one second (1/60)");
-	if (idle > PAYLOAD_MAX_TIMEOUT_MIN)
-		return err_set(e, "idleTimeoutMinutes must be at most %g", PAYLOAD_MAX_TIMEOUT_MIN);
 	if (cod && !cJSON_IsNull(cod) && !cJSON_IsBool(cod))
 		return err_set(e, "cancelOnDisconnect must be a boolean");
-	p->idle_timeout_minutes = idle;
 	p->cancel_on_disconnect = cJSON_IsTrue(cod);
 	return 0;
 }
@@ -209,7 +203,7 @@ int payload_parse(struct payload *p, const char *json, size_t n, struct err *e)
 		payload_free(p);
 		return err_set(e, "the payload must be a JSON object");
 	}
-	if (check_strings(p, e) || check_objects(p, e) || check_numbers(p, e) || check_lifecycle(p, e) ||
+	if (check_strings(p, e) || check_objects(p, e) || check_numbers(p, e) || check_flags(p, e) ||
 	    want_string_array(p, "allowedTools", &p->allowed_tools, e) ||
 	    want_string_array(p, "disallowedTools", &p->disallowed_tools, e) ||
 	    want_string_array(p, "preExecutionCommands", &p->pre_exec, e))
