@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import threading
 
@@ -79,3 +80,33 @@ def http_request(srv, method, path, payload=None, headers=None, timeout=30):
     data = r.read()
     c.close()
     return r.status, r.getheader("Content-Type"), data
+
+
+def post_run_then_drop(srv, payload, until):
+    """POST /run on a raw connection, read until the bytes `until` arrive, then drop the
+    connection (a client that goes away mid-stream)."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    data = json.dumps(payload)
+    s.sendall(("POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+               "Content-Length: %d\r\n\r\n%s" % (len(data), data)).encode())
+    got = b""
+    while until not in got:
+        part = s.recv(4096)
+        assert part, "the stream ended before %r" % until
+        got += part
+    s.close()
+    return got
+
+
+def get_until_close(srv, path, headers=""):
+    """GET path on a raw connection (Connection: close) and read to the end: the bytes."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n".encode())
+    got = b""
+    while True:
+        part = s.recv(65536)
+        if not part:
+            break
+        got += part
+    s.close()
+    return got

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, Hook, http_request
+from conftest import ROOT, Hook, get_until_close, http_request, post_run_then_drop
 from test_http_server import Serve
 from test_job import Job, pid_alive
 
@@ -196,17 +196,8 @@ def job_pid(srv, task_id):
     return int((srv.data / ".run" / f"{task_id}.pid").read_text().split()[0])
 
 
-def sse_until_done(srv, task_id, timeout=60):
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
-    s.sendall(f"GET /tasks/{task_id}/events HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-    got = b""
-    while True:
-        part = s.recv(65536)
-        if not part:
-            break
-        got += part
-    s.close()
-    return got.decode()
+def sse_until_done(srv, task_id):
+    return get_until_close(srv, f"/tasks/{task_id}/events").decode()
 
 
 def test_kill_9_of_a_job_is_finalised_once_by_two_reconcilers(local, tmp_path, hook_url):
@@ -278,43 +269,13 @@ def test_queued_tasks_survive_a_serve_restart_and_run_in_order(local, tmp_path):
 def test_run_client_that_disconnects_leaves_the_task_running(local):
     srv = local()
     lines = [{"type": "system", "subtype": "init"}] + [{"type": "assistant", "i": i} for i in range(20)]
-    payload = json.dumps(body({"lines": lines, "delay": 0.1}))
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    s.sendall(("POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-               % (len(payload), payload)).encode())
-    got = b""
-    while b"id: 2\n" not in got:
-        got += s.recv(4096)
-    s.close()
+    post_run_then_drop(srv, body({"lines": lines, "delay": 0.1}), b"id: 2\n")
     tid = os.listdir(srv.data / "sessions")[0]
     m = wait_status(srv, tid, ("completed", "failed", "cancelled"))
     assert m["status"] == "completed", m
-    c = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    c.sendall(f"GET /tasks/{tid}/events HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: 2\r\n"
-              "Connection: close\r\n\r\n".encode())
-    text = b""
-    while True:
-        part = c.recv(65536)
-        if not part:
-            break
-        text += part
+    text = get_until_close(srv, f"/tasks/{tid}/events", "Last-Event-ID: 2\r\n")
     ids = [int(l[4:]) for l in text.decode().split("\n") if l.startswith("id: ")]
     assert ids == list(range(3, 22)), "resumed after the last event id, nothing lost"
-
-
-def test_cancel_on_disconnect_restores_the_old_behaviour(local):
-    srv = local()
-    payload = json.dumps(body(HANG, cancelOnDisconnect=True))
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    s.sendall(("POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-               % (len(payload), payload)).encode())
-    got = b""
-    while b"id: 1" not in got:
-        got += s.recv(4096)
-    s.close()
-    tid = os.listdir(srv.data / "sessions")[0]
-    m = wait_status(srv, tid, ("cancelled", "failed", "completed"))
-    assert m["status"] == "cancelled" and m["terminalReason"] == "cancelled", m
 
 
 @pytest.mark.parametrize("field,value,message", [

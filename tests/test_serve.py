@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, http_request
+from conftest import ROOT, http_request, post_run_then_drop
 from test_http_server import Serve
 
 FAKE_CLAUDE = str(ROOT / "tests" / "fakes" / "fake_claude.py")
@@ -131,15 +131,8 @@ def test_resume_with_last_event_id_loses_and_repeats_nothing(local):
 
 def test_disconnect_cancels_the_task_when_asked(local):
     srv = local()
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    payload = json.dumps(body({"lines": [{"type": "system", "subtype": "init"}], "hang_after": True},
-                              cancelOnDisconnect=True))
-    s.sendall(("POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-               % (len(payload), payload)).encode())
-    got = b""
-    while b"id: 1" not in got:
-        got += s.recv(4096)
-    s.close()
+    post_run_then_drop(srv, body({"lines": [{"type": "system", "subtype": "init"}], "hang_after": True},
+                                 cancelOnDisconnect=True), b"id: 1")
     task = os.listdir(srv.data / "sessions")[0]
     meta = wait_status(srv, task, ("cancelled", "failed", "completed"))
     assert meta["status"] == "cancelled" and meta["terminalReason"] == "cancelled", meta
