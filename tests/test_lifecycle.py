@@ -201,8 +201,9 @@ def sse_until_done(srv, task_id):
 
 
 def test_kill_9_of_a_job_is_finalised_once_by_two_reconcilers(local, tmp_path, hook_url):
-    a = local()
-    b = local()
+    # the default sweep interval: the instance whose child died looks at once
+    a = local(CCR_RECONCILE_INTERVAL_S=10)
+    b = local(CCR_RECONCILE_INTERVAL_S=10)
     rec = tmp_path / "rec.json"
     submit(a, "lost1", dict(HANG, child=True, escaped=True), hook=hook_url, record=rec)
     wait_status(a, "lost1", ("running",))
@@ -229,7 +230,7 @@ def test_kill_9_of_a_job_is_finalised_once_by_two_reconcilers(local, tmp_path, h
     assert "gone" in m["error"] or "ended" in m["error"]
     th.join(timeout=30)
     assert events and "event: error" in events[0] and "event: done" in events[0]
-    print(f"local: kill -9 -> terminal SSE event in {took:.2f} s (reconcile interval 1 s)")
+    print(f"local: kill -9 -> terminal SSE event in {took:.2f} s (reconcile interval 10 s)")
     time.sleep(3)          # both reconcilers get more sweeps in
     assert len(Hook.seen) == 1, "the webhook went out exactly once"
     hook = json.loads(Hook.seen[0][1])

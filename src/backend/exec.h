@@ -42,6 +42,9 @@ struct exec_ops {
 	int (*free_slots)(struct executor *x);
 	/* Remove the backend's leftovers of executions that ended. */
 	void (*tidy)(struct executor *x);
+	/* Call fn(arg) each time an execution this process watches ends (from
+	 * the backend's own thread), so that it can be looked at at once. */
+	void (*notify)(struct executor *x, void (*fn)(void *arg), void *arg);
 };
 
 struct executor {

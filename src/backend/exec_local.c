@@ -54,6 +54,8 @@ struct exec_local {
 	char *run_dir;
 	int max_running, running, grace_ms;
 	struct lx_task *tasks;             /* running ones, then the newest finished */
+	void (*on_end)(void *arg);         /* notify(): an execution ended */
+	void *on_end_arg;
 };
 
 static const char *task_of(const char *name)
@@ -287,6 +289,8 @@ static void *waiter(void *arg)
 	struct exec_local *x = ((struct wait_arg *)arg)->x;
 	pid_t pid = ((struct wait_arg *)arg)->pid;
 	struct lx_task *t;
+	void (*on_end)(void *);
+	void *on_end_arg;
 	char path[4096];
 	int status;
 
@@ -312,7 +316,11 @@ static void *waiter(void *arg)
 		x->running--;
 	}
 	prune(x);
+	on_end = x->on_end;
+	on_end_arg = x->on_end_arg;
 	pthread_mutex_unlock(&x->mu);
+	if (on_end)
+		on_end(on_end_arg);
 	return NULL;
 }
 
@@ -486,6 +494,16 @@ static void tidy_entry(struct exec_local *x, const char *name, time_t min_age)
 		unlink(path);
 }
 
+static void lx_notify(struct executor *ex, void (*fn)(void *arg), void *arg)
+{
+	struct exec_local *x = (struct exec_local *)ex;
+
+	pthread_mutex_lock(&x->mu);
+	x->on_end = fn;
+	x->on_end_arg = arg;
+	pthread_mutex_unlock(&x->mu);
+}
+
 static void lx_tidy(struct executor *ex)
 {
 	struct exec_local *x = (struct exec_local *)ex;
@@ -526,6 +544,7 @@ static const struct exec_ops local_ops = {
 	.free = lx_free,
 	.free_slots = lx_free_slots,
 	.tidy = lx_tidy,
+	.notify = lx_notify,
 };
 
 struct executor *exec_local_new(const char *self_exe, const char *run_dir, int max_running, int grace_ms,

@@ -449,6 +449,13 @@ static void *loop(void *arg)
 	return NULL;
 }
 
+/* A local job ended: sweep now (a killed one is finalised at once, and
+ * a slot is free for the queue). */
+static void wake_cb(void *arg)
+{
+	reconcile_wake(arg);
+}
+
 struct reconciler *reconcile_start(struct backends *be, const struct reconcile_cfg *cfg, struct err *e)
 {
 	struct reconciler *r = calloc(1, sizeof(*r));
@@ -463,6 +470,8 @@ struct reconciler *reconcile_start(struct backends *be, const struct reconcile_c
 		r->cfg.interval_ms = 100;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
+	if (be->exec->ops->notify)
+		be->exec->ops->notify(be->exec, wake_cb, r);
 	if (pthread_create(&r->thread, NULL, loop, r) != 0) {
 		err_set(e, "cannot start the reconciler thread: %s", strerror(errno));
 		pthread_mutex_destroy(&r->mu);
@@ -477,6 +486,8 @@ void reconcile_stop(struct reconciler *r)
 {
 	if (!r)
 		return;
+	if (r->be->exec->ops->notify)
+		r->be->exec->ops->notify(r->be->exec, NULL, NULL);
 	pthread_mutex_lock(&r->mu);
 	r->stop = 1;
 	pthread_cond_signal(&r->cv);
