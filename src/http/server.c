@@ -1548,6 +1548,34 @@ static void accept_one(struct hs_server *s, int lfd, int *more)
 	}
 }
 
+int hs_serve_fd(struct hs_server *s, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct hs_conn *c;
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+		return -1;
+	memset(&ss, 0, sizeof(ss));
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		ss.ss_family = AF_UNSPEC;     /* a socketpair: no address to show */
+	c = conn_new(s, fd, &ss);
+	if (!c)
+		return -1;
+	pthread_mutex_lock(&s->mu);
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconn++;
+	pthread_mutex_unlock(&s->mu);
+	serve_connection(c);
+	conn_unregister(s, c);
+	conn_free(c);
+	return 0;
+}
+
 static void *acceptor_main(void *arg)
 {
 	struct hs_server *s = arg;
