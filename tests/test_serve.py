@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import time
+import urllib.parse
 
 import pytest
 
@@ -127,6 +128,19 @@ def test_resume_with_last_event_id_loses_and_repeats_nothing(local):
     again = [f for f in parse_sse(rest.decode()) if f[0] is None]
     got = [json.loads(f[2])["i"] for f in frames[:12]] + [json.loads(f[2])["i"] for f in again]
     assert got == list(range(n)), "every line exactly once"
+
+
+@pytest.mark.parametrize("last", ["-1", "+5", " 5x", "18446744073709551616", "1e3"])
+def test_last_event_id_must_be_a_line_number(local, last):
+    """Only decimal digits that fit in 64 bits: "-1" used to wrap to 2^64-1
+    and stream nothing, an overflowing value was taken as the maximum."""
+    srv = local()
+    start_async(srv, "resume2", {"lines": [{"i": 0}]})
+    wait_status(srv, "resume2", ("completed",))
+    status, _, data = request(srv, "GET", "/tasks/resume2/events", headers={"Last-Event-ID": last})
+    assert status == 400 and "Last-Event-ID must be a line number" in json.loads(data)["error"], (status, data)
+    status, _, data = request(srv, "GET", "/tasks/resume2/events?lastEventId=" + urllib.parse.quote(last))
+    assert status == 400, (status, data)
 
 
 def test_disconnect_cancels_the_task(local):
