@@ -36,6 +36,7 @@ AR = os.environ.get("AR_ASAN", "llvm-ar-14")
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 BASE = ["-g", "-O1", "-fno-omit-frame-pointer"] + SAN
 FUZZ = ["-fsanitize=fuzzer-no-link"]
+FUZZ_COVERED_LIBS = ("cjson", "http_parser")
 ROOT = os.getcwd()
 EXCEPTIONS = [("vendor/src/libgit2/src/util/hash/sha1dc/", ["-fno-sanitize=alignment"])]
 
@@ -105,10 +106,23 @@ def main():
     w.append(f"build ccr: link {' '.join(map(path_esc, main_objs))} | {libs_var}\n  libs = {libs_var}\n")
 
     # The fuzz build: ccr's code (minus main()) with coverage, as an archive
-    # so that each target pulls in only what it uses.
+    # so that each target pulls in only what it uses; the two parsers it
+    # hands untrusted bytes to most (cJSON, http-parser) get coverage too,
+    # so the fuzzer can learn their grammar.  The other libraries are
+    # linked as in build/asan/ccr.
     main_c = [f for g in exe["sources"] for f in g["files"] if f.endswith("src/main.c")]
     fuzz_objs = objects(w, exe, "fuzz", FUZZ, skip=set(main_c))
     w.append(f"build lib/libccr-fuzz.a: ar {' '.join(map(path_esc, fuzz_objs))}\n")
+    fuzz_libs = []
+    for lib in libs:
+        if lib["name"] in FUZZ_COVERED_LIBS:
+            objs = objects(w, lib, "fuzz", FUZZ)
+            path = f"lib/lib{lib['name']}-fuzz.a"
+            w.append(f"build {path}: ar {' '.join(map(path_esc, objs))}\n")
+            fuzz_libs.append(path)
+        else:
+            fuzz_libs.append(f"lib/lib{lib['name']}.a")
+    libs_var = " ".join(fuzz_libs)
     targets = sorted((root / "tests" / "fuzz").glob("*.c"))
     fuzz_cflags = cflags(exe, exe["sources"][0]["flags"], FUZZ + ["-I" + str(root / "tests" / "fuzz")])
     fuzz_bins = []
