@@ -118,7 +118,8 @@ static void emit_lines(struct run *r, int final)
 		r->cfg->on_line(r->cfg->arg, start, left);
 		left = 0;
 	}
-	memmove(r->line.p, start, left);
+	if (left > 0)
+		memmove(r->line.p, start, left);     /* line.p is NULL before any output */
 	r->line.len = left;
 }
 
