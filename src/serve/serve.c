@@ -227,7 +227,7 @@ int serve_main(int argc, char **argv)
 	    env_uint("CCR_HTTP_WRITE_TIMEOUT_MS", 1, 3600000, 30000, &wto) != 0 ||
 	    env_uint("CCR_DRAIN_TIMEOUT_MS", 0, 3600000, 8000, &dto) != 0 ||
 	    env_uint("CCR_CLI_CHECK_TIMEOUT_MS", 1, 600000, 5000, &cto) != 0)
-		return 1;
+		goto fail;
 
 	memset(&sc, 0, sizeof(sc));
 	sc.be = &be;
@@ -246,17 +246,17 @@ int serve_main(int argc, char **argv)
 	raise_fd_limit();
 	if (install_signals() != 0) {
 		slog(SLOG_ERROR, "cannot install signal handlers: %s", strerror(errno));
-		return 1;
+		goto fail;
 	}
 	sc.srv = hs_new(&cfg, &e);
 	if (!sc.srv) {
 		slog(SLOG_ERROR, "%s", e.msg);
-		return 1;
+		goto fail;
 	}
 	if (hs_listen(sc.srv, bind_addr, (int)port, &e) != 0 || hs_start(sc.srv, &e) != 0) {
 		slog(SLOG_ERROR, "%s", e.msg);
 		hs_free(sc.srv);
-		return 1;
+		goto fail;
 	}
 	if (buf_adds(&extra, "\"address\":") == 0 && jsj_string(&extra, bind_addr, strlen(bind_addr)) == 0 &&
 	    buf_printf(&extra, ",\"port\":%d", hs_port(sc.srv)) == 0) {
@@ -282,4 +282,7 @@ int serve_main(int argc, char **argv)
 		backends_close(&be);
 	}
 	return 0;
+fail:
+	backends_close(&be);
+	return 1;
 }
