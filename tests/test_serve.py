@@ -143,6 +143,20 @@ def test_last_event_id_must_be_a_line_number(local, last):
     assert status == 400, (status, data)
 
 
+def test_duplicate_keys_are_validated_as_the_job_reads_them(local):
+    """JSON.parse keeps the last of duplicate keys, and so does the stored
+    payload: the check must see that one too (it used to see the first, so
+    this body got 202 and then failed inside the job)."""
+    srv = local()
+    raw = b'{"prompt":"hi","anthropicApiKey":"k","callbackUrl":"https://example.invalid/h","prompt":5}'
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    c.request("POST", "/run-async", body=raw, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    assert r.status == 400 and json.loads(data)["error"] == "prompt must be a string", (r.status, data)
+
+
 def test_disconnect_cancels_the_task(local):
     srv = local()
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
