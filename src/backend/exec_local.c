@@ -48,6 +48,8 @@ struct exec_local {
 	char *run_dir;
 	int max_running, running, grace_ms;
 	struct lx_task *tasks;             /* every task this instance knows */
+	int waiters;                       /* waiter threads still running */
+	int closed;                        /* lx_free was called: the last waiter frees */
 };
 
 static const char *task_of(const char *name)
@@ -189,6 +191,7 @@ struct wait_arg {
 };
 
 static void *waiter(void *arg);
+static void lx_release(struct exec_local *x);
 
 /* Fork and exec one task (mutex held). 0 or -1 with e set. */
 static int spawn(struct exec_local *x, struct lx_task *t, struct err *e)
@@ -239,6 +242,7 @@ static int spawn(struct exec_local *x, struct lx_task *t, struct err *e)
 		pthread_attr_destroy(&attr);
 		return err_set(e, "cannot start a thread to watch the local execution");
 	}
+	x->waiters++;
 	pthread_attr_destroy(&attr);
 	return 0;
 }
@@ -274,14 +278,16 @@ static void *waiter(void *arg)
 	pid_t pid = ((struct wait_arg *)arg)->pid;
 	struct lx_task *t;
 	char path[4096];
-	int status;
+	int status = 0, last, reaped = 1;
 
 	free(arg);
 	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return NULL;
+		if (errno != EINTR) {
+			reaped = 0;     /* cannot happen for our own child; leave its state */
+			break;
+		}
 	pthread_mutex_lock(&x->mu);
-	for (t = x->tasks; t; t = t->next) {
+	for (t = x->tasks; reaped && t; t = t->next) {
 		if (t->pid != pid || t->state != EXEC_RUNNING)
 			continue;
 		if (WIFEXITED(status)) {
@@ -295,8 +301,12 @@ static void *waiter(void *arg)
 		unlink(path);
 		x->running--;
 	}
-	start_queued(x);
+	if (reaped && !x->closed)
+		start_queued(x);
+	last = --x->waiters == 0 && x->closed;
 	pthread_mutex_unlock(&x->mu);
+	if (last)
+		lx_release(x);
 	return NULL;
 }
 
@@ -431,13 +441,11 @@ static int lx_cancel(struct executor *ex, const char *name, struct err *e)
 	return 0;
 }
 
-static void lx_free(struct executor *ex)
+/* Free x: no waiter thread uses it any more. */
+static void lx_release(struct exec_local *x)
 {
-	struct exec_local *x = (struct exec_local *)ex;
 	struct lx_task *t, *next;
 
-	if (!x)
-		return;
 	for (t = x->tasks; t; t = next) {
 		next = t->next;
 		free(t->id);
@@ -448,6 +456,25 @@ static void lx_free(struct executor *ex)
 	free(x->self);
 	free(x->run_dir);
 	free(x);
+}
+
+/* Waiter threads of children still running own x from here on (they are
+ * detached, and a child may outlive serve's shutdown): the last one frees
+ * it.  Freeing it here made a child that exited during shutdown wake its
+ * waiter on freed memory (ASan: heap-use-after-free in a waiter thread). */
+static void lx_free(struct executor *ex)
+{
+	struct exec_local *x = (struct exec_local *)ex;
+	int busy;
+
+	if (!x)
+		return;
+	pthread_mutex_lock(&x->mu);
+	x->closed = 1;
+	busy = x->waiters > 0;
+	pthread_mutex_unlock(&x->mu);
+	if (!busy)
+		lx_release(x);
 }
 
 static const struct exec_ops local_ops = {
