@@ -4,6 +4,8 @@
 //!   zig build -Dtarget=aarch64-linux-musl
 //!   zig build -Doptimize=Debug -Dstrip=false      (UBSan traps in ccr's code)
 //!   zig build selftest                run `ccr selftest` after building
+//!   zig build sources -p DIR          write DIR/sources.json, the file lists
+//!                                     and flags (scripts/build-asan reads it)
 //!
 //! The third-party libraries come from the pinned Debian sources that
 //! vendor/fetch unpacks into vendor/src; each has one build function in
@@ -19,6 +21,7 @@ const cjson = @import("vendor/build/cjson.zig");
 const http_parser = @import("vendor/build/http_parser.zig");
 const curl = @import("vendor/build/curl.zig");
 const libgit2 = @import("vendor/build/libgit2.zig");
+const manifest = @import("vendor/build/manifest.zig");
 
 const ccr_version = "0.1.0";
 
@@ -79,6 +82,8 @@ pub fn build(b: *std.Build) void {
     run_selftest.addArg("selftest");
     const selftest_step = b.step("selftest", "Build, then run `ccr selftest`");
     selftest_step.dependOn(&run_selftest.step);
+
+    manifest.addStep(b, exe, &libs);
 }
 
 /// A C file holding the CA bundle as a byte array (`ccr_ca_bundle`,

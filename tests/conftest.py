@@ -16,6 +16,16 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
+# scripts/test-asan runs this suite against the sanitizer build
+# (build/asan/ccr, dynamically linked, ASan + UBSan): it sets
+# CCR_SANITIZED=1, and CCR_SANITIZER_LOG_DIR to the directory that
+# ASAN_OPTIONS/UBSAN_OPTIONS log_path send every report to.
+SANITIZED = os.environ.get("CCR_SANITIZED") == "1"
+SANITIZER_LOG_DIR = os.environ.get("CCR_SANITIZER_LOG_DIR")
+release_binary_only = pytest.mark.skipif(
+    SANITIZED, reason="about the static release binary (zig-out/bin/ccr); "
+    "CCR_SANITIZED=1 runs the dynamically linked sanitizer build")
+
 
 @pytest.fixture(scope="session")
 def ccr_bin():
@@ -28,6 +38,46 @@ def ccr_bin():
 @pytest.fixture(scope="session")
 def repo_root():
     return ROOT
+
+
+_reported = set()
+
+
+def _sanitizer_reports():
+    if not SANITIZER_LOG_DIR:
+        return set()
+    return {p for p in pathlib.Path(SANITIZER_LOG_DIR).iterdir() if p.is_file()} - _reported
+
+
+def _describe(reports):
+    text = []
+    for p in sorted(reports):
+        _reported.add(p)
+        text.append(f"== {p}\n{p.read_text(errors='replace')[:8000]}")
+    return "\n".join(text)
+
+
+@pytest.fixture(autouse=True)
+def sanitizer_reports():
+    """Under the sanitizer build, fail the test during which any ccr process
+    (the one the test ran, or a child: serve's `ccr job`, the CLI's proxy)
+    wrote an ASan, LSan or UBSan report.  Reports go to files, so they are
+    seen even when the process's exit code is not checked or it was killed
+    after reporting; this fixture is set up first and torn down last."""
+    before = _sanitizer_reports()
+    yield
+    new = _sanitizer_reports() - before
+    if new:
+        pytest.fail("sanitizer report(s) from ccr during this test:\n" + _describe(new), pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Reports written after the last test ended (a daemon exiting late)
+    fail the run too."""
+    late = _sanitizer_reports()
+    if late:
+        print("\nsanitizer report(s) written after the tests ended:\n" + _describe(late))
+        session.exitstatus = 1
 
 
 def run(argv, **kw):

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import run, is_root
+from conftest import run, is_root, release_binary_only
 
 LIB_VERSIONS = {
     "libcurl": "8.14.1",
@@ -17,6 +17,7 @@ LIB_VERSIONS = {
 }
 
 
+@release_binary_only
 def test_statically_linked(ccr_bin):
     out = run(["file", "-L", ccr_bin]).stdout
     assert "statically linked" in out, out
@@ -97,6 +98,7 @@ def test_selftest_unknown_case_is_usage_error(ccr_bin):
     assert r.returncode == 2 and "no case matches" in r.stderr
 
 
+@release_binary_only
 @pytest.mark.skipif(not is_root(), reason="chroot needs root")
 def test_selftest_in_empty_chroot(ccr_bin, tmp_path):
     """Only /ccr and an empty /tmp: no /dev, /etc, /proc or CA files."""

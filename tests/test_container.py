@@ -5,9 +5,13 @@ import shutil
 
 import pytest
 
-from conftest import run, is_root, ROOT
+from conftest import run, is_root, ROOT, SANITIZED
 
-pytestmark = pytest.mark.skipif(not is_root(), reason="buildah (vfs, chroot isolation) and chroot need root")
+pytestmark = [
+    pytest.mark.skipif(not is_root(), reason="buildah (vfs, chroot isolation) and chroot need root"),
+    pytest.mark.skipif(SANITIZED, reason="the image holds only the static release binary; "
+                       "CCR_SANITIZED=1 runs the dynamically linked sanitizer build"),
+]
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import time
+import urllib.parse
 
 import pytest
 
@@ -127,6 +128,33 @@ def test_resume_with_last_event_id_loses_and_repeats_nothing(local):
     again = [f for f in parse_sse(rest.decode()) if f[0] is None]
     got = [json.loads(f[2])["i"] for f in frames[:12]] + [json.loads(f[2])["i"] for f in again]
     assert got == list(range(n)), "every line exactly once"
+
+
+@pytest.mark.parametrize("last", ["-1", "+5", " 5x", "18446744073709551616", "1e3"])
+def test_last_event_id_must_be_a_line_number(local, last):
+    """Only decimal digits that fit in 64 bits: "-1" used to wrap to 2^64-1
+    and stream nothing, an overflowing value was taken as the maximum."""
+    srv = local()
+    start_async(srv, "resume2", {"lines": [{"i": 0}]})
+    wait_status(srv, "resume2", ("completed",))
+    status, _, data = request(srv, "GET", "/tasks/resume2/events", headers={"Last-Event-ID": last})
+    assert status == 400 and "Last-Event-ID must be a line number" in json.loads(data)["error"], (status, data)
+    status, _, data = request(srv, "GET", "/tasks/resume2/events?lastEventId=" + urllib.parse.quote(last))
+    assert status == 400, (status, data)
+
+
+def test_duplicate_keys_are_validated_as_the_job_reads_them(local):
+    """JSON.parse keeps the last of duplicate keys, and so does the stored
+    payload: the check must see that one too (it used to see the first, so
+    this body got 202 and then failed inside the job)."""
+    srv = local()
+    raw = b'{"prompt":"hi","anthropicApiKey":"k","callbackUrl":"https://example.invalid/h","prompt":5}'
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    c.request("POST", "/run-async", body=raw, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    assert r.status == 400 and json.loads(data)["error"] == "prompt must be a string", (r.status, data)
 
 
 def test_disconnect_cancels_the_task_when_asked(local):

@@ -181,7 +181,8 @@ static int t_storage_local(char *why, size_t n)
 	else if (s->ops->del(s, keys[3], &e) != 0 || s->ops->del(s, keys[3], &e) != 0)
 		st_fail(why, n, "delete (twice) failed: %s", e.msg);
 	else if (s->ops->put(s, "../escape", "x", 1, NULL, &e) == 0 || s->ops->get(s, "a//b", 0, &got, &e) == 0 ||
-		 s->ops->put(s, "/abs", "x", 1, NULL, &e) == 0 || s->ops->list(s, "../", NULL, &l, &e) == 0)
+		 s->ops->put(s, "/abs", "x", 1, NULL, &e) == 0 ||
+		 (storage_list_free(&l), s->ops->list(s, "../", NULL, &l, &e)) == 0)
 		st_fail(why, n, "an escaping key was accepted");
 	else
 		fail = 0;

@@ -56,6 +56,8 @@ struct exec_local {
 	struct lx_task *tasks;             /* running ones, then the newest finished */
 	void (*on_end)(void *arg);         /* notify(): an execution ended */
 	void *on_end_arg;
+	int waiters;                       /* waiter threads still running */
+	int closed;                        /* lx_free was called: the last waiter frees */
 };
 
 static const char *task_of(const char *name)
@@ -197,7 +199,9 @@ struct wait_arg {
 };
 
 static void *waiter(void *arg);
+static void lx_release(struct exec_local *x);
 
+/* A detached thread that reaps pid (mutex held: it counts as a waiter). */
 static int watch_child(struct exec_local *x, pid_t pid, struct err *e)
 {
 	struct wait_arg *wa = malloc(sizeof(*wa));
@@ -218,6 +222,7 @@ static int watch_child(struct exec_local *x, pid_t pid, struct err *e)
 		free(wa);
 		return err_set(e, "cannot start a thread to watch the local execution");
 	}
+	x->waiters++;
 	return 0;
 }
 
@@ -292,14 +297,16 @@ static void *waiter(void *arg)
 	void (*on_end)(void *);
 	void *on_end_arg;
 	char path[4096];
-	int status;
+	int status = 0, last, reaped = 1;
 
 	free(arg);
 	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return NULL;
+		if (errno != EINTR) {
+			reaped = 0;     /* cannot happen for our own child; leave its state */
+			break;
+		}
 	pthread_mutex_lock(&x->mu);
-	for (t = x->tasks; t; t = t->next) {
+	for (t = x->tasks; reaped && t; t = t->next) {
 		if (t->pid != pid || t->state != EXEC_RUNNING)
 			continue;
 		if (WIFEXITED(status)) {
@@ -316,11 +323,14 @@ static void *waiter(void *arg)
 		x->running--;
 	}
 	prune(x);
-	on_end = x->on_end;
+	on_end = x->closed ? NULL : x->on_end;
 	on_end_arg = x->on_end_arg;
+	last = --x->waiters == 0 && x->closed;
 	pthread_mutex_unlock(&x->mu);
 	if (on_end)
 		on_end(on_end_arg);
+	if (last)
+		lx_release(x);
 	return NULL;
 }
 
@@ -518,13 +528,11 @@ static void lx_tidy(struct executor *ex)
 	closedir(d);
 }
 
-static void lx_free(struct executor *ex)
+/* Free x: no waiter thread uses it any more. */
+static void lx_release(struct exec_local *x)
 {
-	struct exec_local *x = (struct exec_local *)ex;
 	struct lx_task *t, *next;
 
-	if (!x)
-		return;
 	for (t = x->tasks; t; t = next) {
 		next = t->next;
 		free(t->id);
@@ -534,6 +542,25 @@ static void lx_free(struct executor *ex)
 	free(x->self);
 	free(x->run_dir);
 	free(x);
+}
+
+/* Waiter threads of children still running own x from here on (they are
+ * detached, and a child may outlive serve's shutdown): the last one frees
+ * it.  Freeing it here made a child that exited during shutdown wake its
+ * waiter on freed memory (ASan: heap-use-after-free in a waiter thread). */
+static void lx_free(struct executor *ex)
+{
+	struct exec_local *x = (struct exec_local *)ex;
+	int busy;
+
+	if (!x)
+		return;
+	pthread_mutex_lock(&x->mu);
+	x->closed = 1;
+	busy = x->waiters > 0;
+	pthread_mutex_unlock(&x->mu);
+	if (!busy)
+		lx_release(x);
 }
 
 static const struct exec_ops local_ops = {

@@ -246,7 +246,8 @@ static int local_list(struct storage *s, const char *prefix, const char *after, 
 		storage_list_free(out);
 		return err_set(e, "cannot list %s: %s", prefix, strerror(errno ? errno : ENOMEM));
 	}
-	qsort(out->items, out->n, sizeof(*out->items), by_key);
+	if (out->n)
+		qsort(out->items, out->n, sizeof(*out->items), by_key);     /* items is NULL when empty */
 	return 0;
 }
 

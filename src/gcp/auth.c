@@ -567,6 +567,22 @@ out:
 	return rc;
 }
 
+int gauth_token_from_json(const cJSON *j, const char **token, int64_t *ttl_s, struct err *e)
+{
+	const char *tok = gcp_json_str(j, "access_token");
+	int64_t ttl;
+
+	if (!tok || !*tok)
+		return err_set(e, "the token answer has no access_token");
+	if (gcp_json_i64(j, "expires_in", &ttl) != 0)
+		ttl = 3600;
+	if (ttl <= 0)
+		return err_set(e, "the token answer has expires_in <= 0");
+	*token = tok;
+	*ttl_s = ttl > GAUTH_MAX_TTL_S ? GAUTH_MAX_TTL_S : ttl;
+	return 0;
+}
+
 /* Fetch a new access token into g->token (lock held). */
 static int refresh_locked(struct gauth *g, struct err *e)
 {
@@ -604,15 +620,8 @@ static int refresh_locked(struct gauth *g, struct err *e)
 		if (!j)
 			goto out;
 	}
-	tok = gcp_json_str(j, "access_token");
-	if (!tok || !*tok) {
-		err_set(e, "Google credentials from %s: the token answer has no access_token", g->describe);
-		goto out;
-	}
-	if (gcp_json_i64(j, "expires_in", &ttl) != 0)
-		ttl = 3600;
-	if (ttl <= 0) {
-		err_set(e, "Google credentials from %s: the token answer has expires_in <= 0", g->describe);
+	if (gauth_token_from_json(j, &tok, &ttl, e) != 0) {
+		err_prefix(e, "Google credentials from %s", g->describe);
 		goto out;
 	}
 	wipe_str(&g->token);

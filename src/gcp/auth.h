@@ -39,6 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cJSON.h>
+
 #include "http/client.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -107,6 +109,13 @@ int gauth_region(struct buf *out, struct err *e);
 /* GET http://<metadata host>/computeMetadata/v1/<path> into out (text,
  * surrounding whitespace trimmed). */
 int gauth_metadata_get(const char *path, struct buf *out, struct err *e);
+
+/* An access-token answer (token endpoint or metadata server): *token
+ * points at its access_token (inside j), *ttl_s is expires_in (3600 when
+ * absent), at most GAUTH_MAX_TTL_S so that the expiry time cannot
+ * overflow.  0, or -1 with e set.  Exposed for the fuzz target. */
+#define GAUTH_MAX_TTL_S 86400
+int gauth_token_from_json(const cJSON *j, const char **token, int64_t *ttl_s, struct err *e);
 
 /* ---- the service-account JWT (exposed for the selftests) --------------- */
 

@@ -933,14 +933,79 @@ static int add_query(struct buf *u, const char *key, const char *val)
 	return 0;
 }
 
+int gcs_list_page(struct gcs_listing *out, const char *json, size_t n, size_t limit, char **next_token,
+	struct err *e)
+{
+	cJSON *j = cJSON_ParseWithLength(json ? json : "", n);
+	const cJSON *items, *pre, *it;
+	const char *next;
+	int rc = -1;
+
+	*next_token = NULL;
+	if (!cJSON_IsObject(j)) {
+		err_set(e, "the answer is not JSON");
+		goto out;
+	}
+	out->pages++;
+	items = cJSON_GetObjectItemCaseSensitive(j, "items");
+	cJSON_ArrayForEach(it, items) {
+		if (limit && out->n >= limit)
+			break;
+		if (out->n == out->cap_items) {
+			size_t nc = out->cap_items ? out->cap_items * 2 : 64;
+			struct gcs_object *ni = realloc(out->items, nc * sizeof *ni);
+
+			if (!ni) {
+				OOM(e);
+				goto out;
+			}
+			out->items = ni;
+			out->cap_items = nc;
+		}
+		if (object_from_cjson(it, &out->items[out->n]) != 0) {
+			err_set(e, "an item is not an object resource");
+			goto out;
+		}
+		out->n++;
+	}
+	pre = cJSON_GetObjectItemCaseSensitive(j, "prefixes");
+	cJSON_ArrayForEach(it, pre) {
+		if (!cJSON_IsString(it))
+			continue;
+		if (out->nprefixes == out->cap_prefixes) {
+			size_t nc = out->cap_prefixes ? out->cap_prefixes * 2 : 16;
+			char **np = realloc(out->prefixes, nc * sizeof *np);
+
+			if (!np) {
+				OOM(e);
+				goto out;
+			}
+			out->prefixes = np;
+			out->cap_prefixes = nc;
+		}
+		if (!(out->prefixes[out->nprefixes] = strdup(it->valuestring))) {
+			OOM(e);
+			goto out;
+		}
+		out->nprefixes++;
+	}
+	next = gcp_json_str(j, "nextPageToken");
+	if (next && *next && !(limit && out->n >= limit) && !(*next_token = strdup(next))) {
+		OOM(e);
+		goto out;
+	}
+	rc = 0;
+out:
+	cJSON_Delete(j);
+	return rc;
+}
+
 int gcs_list(struct gcs *g, const char *bucket, const struct gcs_list_opts *o,
 	struct gcs_listing *out, struct err *e)
 {
 	struct hc_response rs = HC_RESPONSE_INIT;
 	struct buf url = BUF_INIT;
 	char *token = NULL;
-	size_t cap_items = 0, cap_pre = 0;
-	cJSON *j = NULL;
 	int rc = -1;
 
 	memset(out, 0, sizeof *out);
@@ -948,8 +1013,6 @@ int gcs_list(struct gcs *g, const char *bucket, const struct gcs_list_opts *o,
 		return -1;
 	do {
 		struct hc_request rq = { 0 };
-		const cJSON *items, *pre, *it;
-		const char *next;
 		char ps[16];
 
 		buf_reset(&url);
@@ -977,60 +1040,10 @@ int gcs_list(struct gcs *g, const char *bucket, const struct gcs_list_opts *o,
 			gcp_http_error(e, &rs, "list of gs://%.120s/%.200s", bucket, o && o->prefix ? o->prefix : "");
 			goto out;
 		}
-		cJSON_Delete(j);
-		j = gcp_json_parse(&rs.body);
-		if (!cJSON_IsObject(j)) {
-			err_set(e, "list of gs://%.120s: the answer is not JSON", bucket);
-			goto out;
-		}
-		out->pages++;
-		items = cJSON_GetObjectItemCaseSensitive(j, "items");
-		cJSON_ArrayForEach(it, items) {
-			if (o && o->limit && out->n >= o->limit)
-				break;
-			if (out->n == cap_items) {
-				size_t nc = cap_items ? cap_items * 2 : 64;
-				struct gcs_object *ni = realloc(out->items, nc * sizeof *ni);
-
-				if (!ni) {
-					OOM(e);
-					goto out;
-				}
-				out->items = ni;
-				cap_items = nc;
-			}
-			if (object_from_cjson(it, &out->items[out->n]) != 0) {
-				err_set(e, "list of gs://%.120s: an item is not an object resource", bucket);
-				goto out;
-			}
-			out->n++;
-		}
-		pre = cJSON_GetObjectItemCaseSensitive(j, "prefixes");
-		cJSON_ArrayForEach(it, pre) {
-			if (!cJSON_IsString(it))
-				continue;
-			if (out->nprefixes == cap_pre) {
-				size_t nc = cap_pre ? cap_pre * 2 : 16;
-				char **np = realloc(out->prefixes, nc * sizeof *np);
-
-				if (!np) {
-					OOM(e);
-					goto out;
-				}
-				out->prefixes = np;
-				cap_pre = nc;
-			}
-			if (!(out->prefixes[out->nprefixes] = strdup(it->valuestring))) {
-				OOM(e);
-				goto out;
-			}
-			out->nprefixes++;
-		}
 		free(token);
 		token = NULL;
-		next = gcp_json_str(j, "nextPageToken");
-		if (next && *next && !(o && o->limit && out->n >= o->limit) && !(token = strdup(next))) {
-			OOM(e);
+		if (gcs_list_page(out, rs.body.p, rs.body.len, o ? o->limit : 0, &token, e) != 0) {
+			err_prefix(e, "list of gs://%.120s", bucket);
 			goto out;
 		}
 	} while (token);
@@ -1038,7 +1051,6 @@ int gcs_list(struct gcs *g, const char *bucket, const struct gcs_list_opts *o,
 out:
 	if (rc != 0)
 		gcs_listing_free(out);
-	cJSON_Delete(j);
 	free(token);
 	hc_response_free(&rs);
 	buf_free(&url);

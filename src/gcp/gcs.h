@@ -132,12 +132,22 @@ struct gcs_listing {
 	char **prefixes;
 	size_t nprefixes;
 	unsigned pages;
+	size_t cap_items, cap_prefixes;    /* allocated lengths */
 };
 
 /* objects.list, following nextPageToken until the end. */
 int gcs_list(struct gcs *g, const char *bucket, const struct gcs_list_opts *o,
 	struct gcs_listing *out, struct err *e);
 void gcs_listing_free(struct gcs_listing *l);
+
+/* Add one objects.list answer page to out (zeroed before the first page):
+ * its items (at most limit in all, 0: no limit) and prefixes; *next_token
+ * receives a copy of its nextPageToken, or NULL when it is the last page
+ * (or the limit is reached).  0, or -1 with e set (out keeps what it had,
+ * and must still be freed).  Exposed for the fuzz target of Google's
+ * answers. */
+int gcs_list_page(struct gcs_listing *out, const char *json, size_t n, size_t limit, char **next_token,
+	struct err *e);
 
 struct gcs_del_opts {
 	int use_generation_match;

@@ -148,6 +148,44 @@ bad:
 		version ? " version " : "", version ? version : "");
 }
 
+int gsm_payload_from_json(const char *json, size_t len, struct buf *out, struct err *e)
+{
+	cJSON *j = cJSON_ParseWithLength(json ? json : "", len);
+	const cJSON *payload = cJSON_GetObjectItemCaseSensitive(j, "payload");
+	const char *data;
+	size_t start = out->len;
+	uint32_t want;
+	int rc = -1;
+
+	if (!cJSON_IsObject(j)) {
+		err_set(e, "the answer is not JSON");
+		goto out;
+	}
+	data = gcp_json_str(payload, "data");
+	if (data && b64_decode(out, data, strlen(data)) != 0) {
+		err_set(e, "payload.data is not base64");
+		goto out;
+	}
+	if (gcp_json_crc32c(payload, "dataCrc32c", &want) == 0 && crc32c(out->p + start, out->len - start) != want) {
+		cr_wipe(out->p + start, out->len - start);
+		out->len = start;
+		if (out->p)
+			out->p[start] = 0;
+		err_set(e, "the payload does not match its dataCrc32c");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (j) {
+		cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "payload"), "data");
+
+		if (cJSON_IsString(d))
+			cr_wipe(d->valuestring, strlen(d->valuestring));
+		cJSON_Delete(j);
+	}
+	return rc;
+}
+
 /* versions.access: the payload into out. */
 static int fetch(struct gsm *s, const char *name, struct buf *out, struct err *e)
 {
@@ -155,10 +193,6 @@ static int fetch(struct gsm *s, const char *name, struct buf *out, struct err *e
 	struct hc_response rs = HC_RESPONSE_INIT;
 	struct buf url = BUF_INIT;
 	struct gauth *a = gauth_default(e);
-	const char *data;
-	cJSON *j = NULL;
-	const cJSON *payload;
-	uint32_t want;
 	int rc = -1;
 
 	if (!a)
@@ -181,31 +215,13 @@ static int fetch(struct gsm *s, const char *name, struct buf *out, struct err *e
 		gcp_http_error(e, &rs, "Secret Manager %.200s", name);
 		goto out;
 	}
-	j = gcp_json_parse(&rs.body);
-	payload = cJSON_GetObjectItemCaseSensitive(j, "payload");
-	if (!cJSON_IsObject(j)) {
-		err_set(e, "Secret Manager %.200s: the answer is not JSON", name);
-		goto out;
-	}
-	data = gcp_json_str(payload, "data");
 	buf_reset(out);
-	if (data && b64_decode(out, data, strlen(data)) != 0) {
-		err_set(e, "Secret Manager %.200s: payload.data is not base64", name);
-		goto out;
-	}
-	if (gcp_json_crc32c(payload, "dataCrc32c", &want) == 0 && crc32c(out->p, out->len) != want) {
-		err_set(e, "Secret Manager %.200s: the payload does not match its dataCrc32c", name);
+	if (gsm_payload_from_json(rs.body.p, rs.body.len, out, e) != 0) {
+		err_prefix(e, "Secret Manager %.200s", name);
 		goto out;
 	}
 	rc = 0;
 out:
-	if (j) {
-		cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "payload"), "data");
-
-		if (cJSON_IsString(d))
-			cr_wipe(d->valuestring, strlen(d->valuestring));
-		cJSON_Delete(j);
-	}
 	if (rs.body.p)
 		cr_wipe(rs.body.p, rs.body.cap);
 	hc_response_free(&rs);

@@ -42,4 +42,10 @@ int gsm_access(struct gsm *s, const char *secret, const char *version, struct bu
 int gsm_version_name(struct buf *out, const char *project, const char *secret, const char *version,
 	struct err *e);
 
+/* A versions.access answer: payload.data base64-decoded, appended to out,
+ * checked against payload.dataCrc32c when present.  0, or -1 with the
+ * failed check in e (out as it was).  The answer's copy of the secret is
+ * wiped.  Exposed for the fuzz target of Google's answers. */
+int gsm_payload_from_json(const char *json, size_t len, struct buf *out, struct err *e);
+
 #endif

@@ -110,6 +110,14 @@ int hs_port(const struct hs_server *s);
 /* Start accepting on a background thread; returns at once. */
 int hs_start(struct hs_server *s, struct err *e);
 
+/* Serve one already-connected stream socket fd on the calling thread,
+ * exactly as a connection accepted by hs_start would be served (the same
+ * limits, timeouts and handler), until the client closes it or the
+ * server closes it; fd is then closed.  No hs_listen or hs_start is
+ * needed.  Returns 0, or -1 (fd left open) when out of memory or fd
+ * cannot be made non-blocking.  Used by the HTTP parser's fuzz target. */
+int hs_serve_fd(struct hs_server *s, int fd);
+
 /* Graceful drain: stop accepting (listeners closed), close idle keep-alive
  * connections, call on_drain, let in-flight requests finish (their
  * responses carry Connection: close; hs_stream_wait_closed returns

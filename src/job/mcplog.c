@@ -89,6 +89,36 @@ static int each_dir(const char *cache, const char *cwd, ml_dir_fn fn, void *arg)
 	return rc;
 }
 
+/* ---- the init line -------------------------------------------------------- */
+
+int ml_init_line(const char *line, size_t n, int *ok, int *total, struct buf *summary, struct buf *failed)
+{
+	static const char init[] = "\"subtype\":\"init\"";
+	const cJSON *servers, *it;
+	cJSON *j;
+	int rc = 1;
+
+	*ok = *total = 0;
+	if (!memmem(line, n, init, sizeof(init) - 1) || !(j = cJSON_ParseWithLength(line, n)))
+		return 0;
+	servers = cJSON_GetObjectItemCaseSensitive(j, "mcp_servers");
+	cJSON_ArrayForEach(it, servers) {
+		const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(it, "status");
+		int up = cJSON_IsString(st) && strcmp(st->valuestring, "connected") == 0;
+
+		(*total)++;
+		*ok += up;
+		if (!up && cJSON_IsString(nm) && !strchr(nm->valuestring, '\n') && buf_printf(failed, "%s\n", nm->valuestring))
+			rc = -1;
+		if (buf_printf(summary, "%s%s: %s", summary->len ? ", " : "", cJSON_IsString(nm) ? nm->valuestring : "?",
+			       cJSON_IsString(st) ? st->valuestring : "?"))
+			rc = -1;
+	}
+	cJSON_Delete(j);
+	return rc;
+}
+
 /* ---- explaining --------------------------------------------------------- */
 
 struct explain {

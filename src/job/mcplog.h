@@ -49,4 +49,12 @@ int ml_explain(const char *cache, const char *cwd, const char *server, struct bu
  * could not be (nothing is reported: the caller logs a warning). */
 int ml_forget(const char *cache, const char *cwd);
 
+/* ml_init_line: the CLI's stream-json init line lists its MCP servers.
+ * For such a line (it holds "subtype":"init" and is JSON) count them
+ * (*total) and the connected ones (*ok), append "name: status" pairs
+ * joined by ", " to summary and the name of each server not connected
+ * (names holding '\n' left out) to failed, one per line; return 1.
+ * Any other line: 0, nothing appended.  -1 when memory ran out. */
+int ml_init_line(const char *line, size_t n, int *ok, int *total, struct buf *summary, struct buf *failed);
+
 #endif

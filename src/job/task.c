@@ -384,32 +384,17 @@ static int setup(struct task *t, struct err *e)
  * remember the ones that did not for mcp_explain(). */
 static void mcp_health(struct task *t, const char *line, size_t n)
 {
-	static const char init[] = "\"subtype\":\"init\"";
-	cJSON *j, *servers, *it;
 	struct buf names = BUF_INIT;
 	int total = 0, ok = 0;
 
-	if (!memmem(line, n, init, sizeof(init) - 1) || !(j = cJSON_ParseWithLength(line, n)))
-		return;
-	servers = cJSON_GetObjectItemCaseSensitive(j, "mcp_servers");
-	cJSON_ArrayForEach(it, servers) {
-		const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
-		const cJSON *st = cJSON_GetObjectItemCaseSensitive(it, "status");
-		int up = cJSON_IsString(st) && strcmp(st->valuestring, "connected") == 0;
-		total++;
-		ok += up;
-		if (!up && cJSON_IsString(nm) && !strchr(nm->valuestring, '\n'))
-			buf_printf(&t->mcp_failed, "%s\n", nm->valuestring);
-		buf_printf(&names, "%s%s: %s", names.len ? ", " : "", cJSON_IsString(nm) ? nm->valuestring : "?",
-			   cJSON_IsString(st) ? st->valuestring : "?");
+	if (ml_init_line(line, n, &ok, &total, &names, &t->mcp_failed) == 1) {
+		if (total == 0)
+			task_log("INFO", "No MCP servers configured");
+		else
+			task_log(ok == total ? "INFO" : ok ? "WARNING" : "ERROR", "MCP servers: %d/%d connected (%s)", ok,
+				 total, names.p ? names.p : "");
 	}
-	if (total == 0)
-		task_log("INFO", "No MCP servers configured");
-	else
-		task_log(ok == total ? "INFO" : ok ? "WARNING" : "ERROR", "MCP servers: %d/%d connected (%s)", ok, total,
-			 names.p);
 	buf_free(&names);
-	cJSON_Delete(j);
 }
 
 /* Each line of the CLI's output is redacted before anything keeps it: the

@@ -250,17 +250,13 @@ int api_events(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, c
 	struct buf out = BUF_INIT;
 	uint64_t after = 0;
 	int status = 500;
-	char *end;
 
 	if (!serve_authorized(req, resp))
 		return 0;
 	if (!last)
 		last = hs_req_query(req, "lastEventId");
-	if (last && *last) {
-		after = strtoull(last, &end, 10);
-		if (*end)
-			return hs_send_json_error(resp, 400, "Last-Event-ID must be a line number"), 0;
-	}
+	if (last && sse_last_event_id(last, &after) != 0)
+		return hs_send_json_error(resp, 400, "Last-Event-ID must be a line number (decimal digits)"), 0;
 	reconcile_check(sc->rec, id);
 	tasks_get(sc->be, id, &status, &out);
 	buf_free(&out);

@@ -16,20 +16,26 @@ void follow_init(struct follow *f, struct storage *st, const char *task_id, uint
 	f->resume_after = resume_after;
 }
 
-/* The chunk index of a key "<prefix><digits>-<stamp>.jsonl", or -1. */
-static long chunk_index(const struct follow *f, const char *key, int *width)
+long follow_chunk_index(const char *prefix, const char *key, int *width)
 {
-	const char *s = key + strlen(f->prefix), *d = s;
-	size_t n = strlen(key);
+	size_t plen = strlen(prefix), n = strlen(key);
+	const char *s = key + plen, *d = s;
 
-	if (n < 6 || strcmp(key + n - 6, ".jsonl") != 0 || strchr(s, '/'))
+	if (n < plen || strncmp(key, prefix, plen) != 0)
+		return -1;
+	if (n - plen < 6 || strcmp(key + n - 6, ".jsonl") != 0 || strchr(s, '/'))
 		return -1;
 	while (*d >= '0' && *d <= '9')
 		d++;
-	if (d == s || *d != '-')
+	if (d == s || *d != '-' || d - s > FOLLOW_INDEX_DIGITS_MAX)
 		return -1;
 	*width = (int)(d - s);
 	return strtol(s, NULL, 10);
+}
+
+static long chunk_index(const struct follow *f, const char *key, int *width)
+{
+	return follow_chunk_index(f->prefix, key, width);
 }
 
 static int by_index(const void *a, const void *b)

@@ -38,6 +38,12 @@ void follow_init(struct follow *f, struct storage *st, const char *task_id, uint
  * of lines emitted, or -1 (e set, or emit returned non-zero: stop). */
 int follow_poll(struct follow *f, follow_emit_fn emit, void *arg, struct err *e);
 
+/* follow_chunk_index: the index of a chunk key "<prefix><digits>-<stamp>.jsonl"
+ * (width: how many digits), or -1 when key is not one: another prefix,
+ * a '/' after it, no digits, more than FOLLOW_INDEX_DIGITS_MAX of them. */
+#define FOLLOW_INDEX_DIGITS_MAX 18
+long follow_chunk_index(const char *prefix, const char *key, int *width);
+
 /* follow_metadata: the task's metadata.json, parsed (NULL: none yet). */
 cJSON *follow_metadata(struct follow *f, struct err *e);
 

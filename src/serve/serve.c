@@ -241,7 +241,7 @@ int serve_main(int argc, char **argv)
 	    env_uint("CCR_CLI_CHECK_TIMEOUT_MS", 1, 600000, 5000, &cto) != 0 ||
 	    env_uint("CCR_RECONCILE_INTERVAL_S", 1, 3600, 10, &rint) != 0 ||
 	    env_uint("CCR_WEBHOOK_DEADLINE_S", 1, 86400, 600, &whd) != 0)
-		return 1;
+		goto fail;
 	memset(&rcfg, 0, sizeof(rcfg));
 	rcfg.interval_ms = (long)rint * 1000;
 	rcfg.webhook_deadline_ms = (long)whd * 1000;
@@ -265,23 +265,23 @@ int serve_main(int argc, char **argv)
 	raise_fd_limit();
 	if (install_signals() != 0) {
 		slog(SLOG_ERROR, "cannot install signal handlers: %s", strerror(errno));
-		return 1;
+		goto fail;
 	}
 	sc.srv = hs_new(&cfg, &e);
 	if (!sc.srv) {
 		slog(SLOG_ERROR, "%s", e.msg);
-		return 1;
+		goto fail;
 	}
 	if (!(sc.rec = reconcile_start(&be, &rcfg, &e))) {
 		slog(SLOG_ERROR, "%s", e.msg);
 		hs_free(sc.srv);
-		return 1;
+		goto fail;
 	}
 	if (hs_listen(sc.srv, bind_addr, (int)port, &e) != 0 || hs_start(sc.srv, &e) != 0) {
 		slog(SLOG_ERROR, "%s", e.msg);
 		reconcile_stop(sc.rec);
 		hs_free(sc.srv);
-		return 1;
+		goto fail;
 	}
 	if (buf_adds(&extra, "\"address\":") == 0 && jsj_string(&extra, bind_addr, strlen(bind_addr)) == 0 &&
 	    buf_printf(&extra, ",\"port\":%d", hs_port(sc.srv)) == 0) {
@@ -308,4 +308,7 @@ int serve_main(int argc, char **argv)
 		backends_close(&be);
 	}
 	return 0;
+fail:
+	backends_close(&be);
+	return 1;
 }

@@ -21,6 +21,21 @@
 #define HEARTBEAT_MS 15000
 #define IDLE_POLL_MAX_MS 2000
 
+int sse_last_event_id(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	for (; *s; s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
 int sse_frame(struct buf *out, uint64_t id, const char *line, size_t n)
 {
 	cJSON *v = cJSON_ParseWithLength(line, n);

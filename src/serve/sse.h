@@ -27,6 +27,11 @@ struct reconciler;
 int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, uint64_t resume_after,
 	       struct reconciler *rec, int cancel_on_disconnect);
 
+/* sse_last_event_id: a Last-Event-ID (or ?lastEventId=) value as the line
+ * number to resume after: "" is 0, else only decimal digits whose value
+ * fits in 64 bits (no sign, no spaces).  0, or -1 when it is not one. */
+int sse_last_event_id(const char *s, uint64_t *out);
+
 /* sse_frame: one data frame for a log line (appended to out). */
 int sse_frame(struct buf *out, uint64_t id, const char *line, size_t n);
 

@@ -38,20 +38,30 @@ int tasks_id_valid(const char *id)
 	return 1;
 }
 
+/* The member `name` as JSON.parse would keep it: the last of duplicates. */
+static const cJSON *member(const cJSON *obj, const char *name)
+{
+	const cJSON *it, *last = NULL;
+
+	cJSON_ArrayForEach(it, obj)
+		if (it->string && strcmp(it->string, name) == 0)
+			last = it;
+	return last;
+}
+
 int tasks_validate(const cJSON *body, int async, struct err *e)
 {
-	const cJSON *cb = cJSON_GetObjectItemCaseSensitive(body, "callbackUrl");
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "taskId");
+	const cJSON *cb = member(body, "callbackUrl");
+	const cJSON *id = member(body, "taskId");
 	struct payload p;
-	char *text;
+	struct buf text = BUF_INIT;
 	int rc;
 
-	if (!truthy(cJSON_GetObjectItemCaseSensitive(body, "prompt")))
+	if (!truthy(member(body, "prompt")))
 		return err_http(e, 400, "prompt is required");
 	if (async && !truthy(cb))
 		return err_http(e, 400, "callbackUrl is required for async tasks");
-	if (!truthy(cJSON_GetObjectItemCaseSensitive(body, "anthropicApiKey")) &&
-	    !truthy(cJSON_GetObjectItemCaseSensitive(body, "anthropicOAuthToken")))
+	if (!truthy(member(body, "anthropicApiKey")) && !truthy(member(body, "anthropicOAuthToken")))
 		return err_http(e, 400, "Either anthropicApiKey or anthropicOAuthToken is required");
 	if (async && !cJSON_IsString(cb))
 		return err_http(e, 400, "callbackUrl is not a valid URL");
@@ -64,12 +74,14 @@ int tasks_validate(const cJSON *body, int async, struct err *e)
 	}
 	if (async && truthy(id) && (!cJSON_IsString(id) || !tasks_id_valid(id->valuestring)))
 		return err_http(e, 400, "taskId must be URL-safe (alphanumeric, underscore, hyphen only)");
-	/* Every other field's type, exactly as the job will read it. */
-	text = cJSON_PrintUnformatted(body);
-	if (!text)
+	/* Every other field's type, exactly as the job will read it: the job
+	 * parses what store_payload() stores, the body as JSON.stringify
+	 * prints it (the last of duplicate keys, non-finite numbers as null). */
+	if (jsj_stringify(&text, body) != 0)
 		return err_http(e, 500, "out of memory");
-	rc = payload_parse(&p, text, strlen(text), e);
-	free(text);
+	rc = payload_parse(&p, text.p, text.len, e);
+	cr_wipe(text.p, text.len);
+	buf_free(&text);
 	if (rc != 0) {
 		e->http = 400;
 		return -1;

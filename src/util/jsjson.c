@@ -368,10 +368,76 @@ static int jsj_array_index(const char *k, uint32_t *out)
 	return 1;
 }
 
+/*
+ * Keys compare as the UTF-16 strings JavaScript would hold for their bytes
+ * (what JSON.parse merges duplicates by): invalid UTF-8 is U+FFFD, a WTF-8
+ * surrogate is that code unit, a 4-byte character is its surrogate pair.
+ * So "\xff" and "\xfe", both U+FFFD, are one key, as they are in Node.
+ */
+struct jsj_units {
+	const unsigned char *p, *end;
+	unsigned pending;       /* the low surrogate of a 4-byte character */
+};
+
+static int jsj_next_unit(struct jsj_units *u, unsigned *out)
+{
+	size_t len, j;
+	unsigned cp;
+
+	if (u->pending) {
+		*out = u->pending;
+		u->pending = 0;
+		return 1;
+	}
+	if (u->p >= u->end)
+		return 0;
+	if (*u->p < 0x80) {
+		*out = *u->p++;
+		return 1;
+	}
+	switch (jsj_u8(u->p, (size_t)(u->end - u->p), &len, &cp)) {
+	case JSJ_U8_OK:
+		cp = u->p[0] & (len == 2 ? 0x1Fu : len == 3 ? 0x0Fu : 0x07u);
+		for (j = 1; j < len; j++)
+			cp = cp << 6 | (u->p[j] & 0x3Fu);
+		if (cp >= 0x10000) {
+			*out = 0xD800u + ((cp - 0x10000u) >> 10);
+			u->pending = 0xDC00u + ((cp - 0x10000u) & 0x3FFu);
+		} else {
+			*out = cp;
+		}
+		break;
+	case JSJ_U8_SURR:
+		*out = cp;
+		break;
+	default:
+		*out = 0xFFFDu;
+		break;
+	}
+	u->p += len;
+	return 1;
+}
+
+static int jsj_key_cmp(const char *a, const char *b)
+{
+	struct jsj_units x = { (const unsigned char *)a, (const unsigned char *)a + strlen(a), 0 };
+	struct jsj_units y = { (const unsigned char *)b, (const unsigned char *)b + strlen(b), 0 };
+
+	for (;;) {
+		unsigned ua = 0, ub = 0;
+		int ha = jsj_next_unit(&x, &ua), hb = jsj_next_unit(&y, &ub);
+
+		if (!ha || !hb)
+			return ha - hb;
+		if (ua != ub)
+			return ua < ub ? -1 : 1;
+	}
+}
+
 static int jsj_cmp_key_pos(const void *a, const void *b)
 {
 	const struct jsj_member *x = a, *y = b;
-	int c = strcmp(x->key, y->key);
+	int c = jsj_key_cmp(x->key, y->key);
 
 	if (c != 0)
 		return c;
@@ -453,7 +519,7 @@ static int jsj_object(struct jsj_printer *pr, const cJSON *o, unsigned depth)
 	if (n > 1)
 		qsort(m, n, esz, jsj_cmp_key_pos);
 	for (i = 0, u = 0; i < n; i = j) {
-		for (j = i + 1; j < n && strcmp(m[j].key, m[i].key) == 0; j++)
+		for (j = i + 1; j < n && jsj_key_cmp(m[j].key, m[i].key) == 0; j++)
 			;
 		m[u] = m[i];
 		m[u].val = m[j - 1].val;

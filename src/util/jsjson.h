@@ -12,7 +12,10 @@
  *    "01") first in ascending numeric order, then all other keys in
  *    insertion (= parse) order.  Duplicate keys print once, at the position
  *    of the first occurrence, with the value of the last (what JSON.parse
- *    builds).  Members whose (last) value is cJSON_Invalid are treated as
+ *    builds); keys are compared as the JavaScript strings their bytes
+ *    decode to, so two different invalid bytes (both U+FFFD), or a
+ *    surrogate pair in WTF-8 and the same character in UTF-8, are one key.
+ *    Members whose (last) value is cJSON_Invalid are treated as
  *    `undefined` and omitted; in arrays such an element prints as null.
  *  - Strings: `"` and `\` escaped, \b \f \n \r \t short escapes, other
  *    bytes < 0x20 as \u00xx (lower-case hex); everything else raw UTF-8

@@ -82,6 +82,8 @@ static const struct {
 	  "[\n  \"x\",\n  1e+21,\n  true\n]" },
 	{ "pretty indent 4", "{\"a\":[1,2],\"b\":{\"c\":null}}", 4,
 	  "{\n    \"a\": [\n        1,\n        2\n    ],\n    \"b\": {\n        \"c\": null\n    }\n}" },
+	{ "dup keys as JS strings", "{\"\377\":1,\"a\":2,\"\376\":3,\"\355\240\275\355\270\200\":4,\"\360\237\230\200\":5}", 0,
+	  "{\"\357\277\275\":3,\"a\":2,\"\360\237\230\200\":5}" },
 	{ "pretty dup+index", "{\"z\":1,\"10\":2,\"z\":3,\"9\":[]}", 2,
 	  "{\n  \"9\": [],\n  \"10\": 2,\n  \"z\": 3\n}" },
 	{ "stream-json line", "{\"type\":\"assistant\",\"message\":{\"id\":\"msg_01\",\"content\":[{\"type\":\"text\",\"text\":\"Hi </script> \\u2028 \303\251\"}],\"usage\":{\"input_tokens\":3,\"cache_creation_input_tokens\":0}},\"session_id\":\"s\",\"cost_usd\":0.0123,\"duration_ms\":1500.0}", 0,

@@ -33,6 +33,18 @@
 #undef MBEDTLS_SSL_CACHE_C
 #undef MBEDTLS_SSL_TICKET_C
 
+/*
+ * No finite-field Diffie-Hellman suites: obsolete and slow; every server ccr
+ * talks to offers ECDHE or TLS 1.3.  This also keeps libgit2 1.9's
+ * mbedTLS stream correct: it copies the 28 names of its default cipher
+ * list that mbedTLS knows into a static int[28] and hands it to
+ * mbedtls_ssl_conf_ciphersuites(), which needs a 0 terminator.  With all
+ * 28 known (mbedTLS's defaults) there was none, and every HTTPS git
+ * connection read past the array (ASan: global-buffer-overflow in
+ * ssl_write_client_hello_cipher_suites).  Five of the names are DHE-RSA.
+ */
+#undef MBEDTLS_KEY_EXCHANGE_DHE_RSA_ENABLED
+
 /* Nothing of ccr's needs these. */
 #undef MBEDTLS_ECJPAKE_C
 #undef MBEDTLS_KEY_EXCHANGE_ECJPAKE_ENABLED
