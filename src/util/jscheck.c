@@ -95,7 +95,7 @@ static int overflows(const char *s, size_t len)
 	d = strtod(copy, NULL);
 	if (copy != small)
 		free(copy);
-	return isinf(d);
+	return isinf(d) ? 1 : 0;     /* glibc returns -1 for -Infinity */
 }
 
 static int scan_number(struct jp *p)
