@@ -70,6 +70,8 @@ static void usage(FILE *f)
 		"  CCR_RECONCILE_INTERVAL_S   how often every active task is checked against its\n"
 		"                             execution (default 10): a task whose job died is\n"
 		"                             finalised as failed (terminalReason \"lost\")\n"
+		"  CCR_WEBHOOK_DEADLINE_S     how long the webhook of a task it finalises is retried\n"
+		"                             (default 600)\n"
 		"  LOG_LEVEL                  debug, info, warn or error (default info)\n"
 		"  GOOGLE_CLOUD_PROJECT / PROJECT_ID  project for trace names in access logs\n"
 		"  CCR_ALLOW_PRIVATE_CALLBACKS=1, CCR_CALLBACK_ALLOW_HOSTS=h1,h2  callbackUrl hosts\n"
