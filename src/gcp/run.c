@@ -11,6 +11,7 @@
  * URLs, since they come from stored metadata.
  */
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,21 +442,32 @@ out:
 
 /* ---- executions -------------------------------------------------------- */
 
+/* A task count of an Execution: an int32 in the API; anything negative,
+ * absent or beyond int counts as 0 or is capped (an answer never makes a
+ * count negative; found by the gcp_json fuzz target). */
+static int count_of(const cJSON *exe, const char *key)
+{
+	int64_t v;
+
+	if (gcp_json_i64(exe, key, &v) != 0 || v < 0)
+		return 0;
+	return v > INT_MAX ? INT_MAX : (int)v;
+}
+
 void crun_status_from_json(const cJSON *exe, struct crun_status *out)
 {
 	const cJSON *conds, *cd;
 	const char *ct, *cstate = NULL, *reason = NULL;
-	int64_t v;
 
 	memset(out, 0, sizeof *out);
 	out->state = CRUN_UNKNOWN;
 	if (!cJSON_IsObject(exe))
 		return;
-	out->task_count = gcp_json_i64(exe, "taskCount", &v) == 0 ? (int)v : 0;
-	out->running = gcp_json_i64(exe, "runningCount", &v) == 0 ? (int)v : 0;
-	out->succeeded = gcp_json_i64(exe, "succeededCount", &v) == 0 ? (int)v : 0;
-	out->failed = gcp_json_i64(exe, "failedCount", &v) == 0 ? (int)v : 0;
-	out->cancelled = gcp_json_i64(exe, "cancelledCount", &v) == 0 ? (int)v : 0;
+	out->task_count = count_of(exe, "taskCount");
+	out->running = count_of(exe, "runningCount");
+	out->succeeded = count_of(exe, "succeededCount");
+	out->failed = count_of(exe, "failedCount");
+	out->cancelled = count_of(exe, "cancelledCount");
 	ct = gcp_json_str(exe, "completionTime");
 	if (ct) {
 		out->done = 1;
