@@ -246,12 +246,14 @@ static int fu_sse(struct fu_conn *c, const char *target)
 		rc = send_chunk(c->fd, ev[i], strlen(ev[i]));
 		(void)buf_adds(&all, ev[i]);
 	}
-	if (rc == 0)
-		rc = send_all(c->fd, "0\r\n\r\n", 5);
+	/* Recorded before the last chunk goes out: the client cannot finish
+	 * (and compare) before it has that chunk. */
 	pthread_mutex_lock(&c->f->mu);
 	buf_free(&c->f->sent);
 	c->f->sent = all;
 	pthread_mutex_unlock(&c->f->mu);
+	if (rc == 0)
+		rc = send_all(c->fd, "0\r\n\r\n", 5);
 	return rc;
 }
 
