@@ -160,3 +160,25 @@ def get_until_close(srv, path, headers=""):
         got += part
     s.close()
     return got
+
+
+@pytest.fixture
+def local_serve(ccr_bin, tmp_path):
+    """start(**env): `ccr serve` in local mode with its data and workspaces in tmp_path and the
+    scripted claude; each server started is killed at the end of the test."""
+    from test_http_server import Serve
+    started = []
+
+    def start(**env):
+        e = {"CCR_DATA_DIR": str(tmp_path / "data"), "CCR_WORKSPACE_ROOT": str(tmp_path / "ws"),
+             "CLAUDE_BIN": str(ROOT / "tests" / "fakes" / "fake_claude.py"), "CCR_KILL_GRACE_MS": "500"}
+        e.update({k: str(v) for k, v in env.items()})
+        s = Serve(ccr_bin, e)
+        s.data, s.ws = tmp_path / "data", tmp_path / "ws"
+        started.append(s)
+        return s
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()

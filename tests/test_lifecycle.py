@@ -139,24 +139,11 @@ def test_orphans_die_with_the_job(job):
 # ---- serve: reconciler, durable queue, disconnects ----
 
 @pytest.fixture
-def local(ccr_bin, tmp_path):
-    started = []
-
+def local(local_serve):
     def start(**env):
-        e = {"CCR_DATA_DIR": str(tmp_path / "data"), "CCR_WORKSPACE_ROOT": str(tmp_path / "ws"),
-             "CLAUDE_BIN": FAKE_CLAUDE, "CCR_KILL_GRACE_MS": "500", "CCR_RECONCILE_INTERVAL_S": "1",
-             "CLOUDRUN_CALLBACK_SECRET": "whsec_dGVzdHNlY3JldA==", "CCR_ALLOW_PRIVATE_CALLBACKS": "1"}
-        e.update({k: str(v) for k, v in env.items()})
-        s = Serve(ccr_bin, e)
-        s.data = tmp_path / "data"
-        s.ws = tmp_path / "ws"
-        started.append(s)
-        return s
-    yield start
-    for s in started:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait()
+        return local_serve(**dict({"CCR_RECONCILE_INTERVAL_S": "1",
+                "CLOUDRUN_CALLBACK_SECRET": "whsec_dGVzdHNlY3JldA==", "CCR_ALLOW_PRIVATE_CALLBACKS": "1"}, **env))
+    return start
 
 
 def body(mode=None, record=None, **fields):

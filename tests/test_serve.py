@@ -23,22 +23,10 @@ KEY = "sk-ant-serve-canary-0123456789"
 
 
 @pytest.fixture
-def local(ccr_bin, tmp_path):
-    started = []
-
+def local(local_serve):
     def start(**env):
-        e = {"CCR_DATA_DIR": str(tmp_path / "data"), "CCR_WORKSPACE_ROOT": str(tmp_path / "ws"),
-             "CLAUDE_BIN": FAKE_CLAUDE, "CCR_KILL_GRACE_MS": "500", "CCR_CANCEL_GRACE_MS": "2000"}
-        e.update({k: str(v) for k, v in env.items()})
-        s = Serve(ccr_bin, e)
-        s.data = tmp_path / "data"
-        started.append(s)
-        return s
-    yield start
-    for s in started:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait()
+        return local_serve(**dict({"CCR_CANCEL_GRACE_MS": "2000"}, **env))
+    return start
 
 
 def body(mode=None, **fields):
