@@ -20,7 +20,6 @@ import time
 import pytest
 
 from conftest import ROOT, Hook, get_until_close, http_request, post_run_then_drop
-from test_http_server import Serve
 from test_job import Job, pid_alive
 
 FAKE_CLAUDE = str(ROOT / "tests" / "fakes" / "fake_claude.py")

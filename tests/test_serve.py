@@ -16,7 +16,6 @@ import urllib.parse
 import pytest
 
 from conftest import ROOT, http_request, post_run_then_drop
-from test_http_server import Serve
 
 FAKE_CLAUDE = str(ROOT / "tests" / "fakes" / "fake_claude.py")
 KEY = "sk-ant-serve-canary-0123456789"
