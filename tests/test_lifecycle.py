@@ -344,8 +344,14 @@ def test_cloud_retried_attempt_finalises_without_running_the_agent(cloud, hook_u
     m = wait_status(srv, "cloud-retry-1", ("failed", "completed", "cancelled"))
     assert m["status"] == "failed" and m["terminalReason"] == "job_retried", m
     assert json.loads(record.read_text())["pid"] == first, "the agent ran once"
-    ex = c.fake.execution(exec_name)
-    assert len(ex["tasks"][0]["attempts"]) == 2 and ex["tasks"][0]["attempts"][1]["exit_code"] == 1
+    # The retried attempt writes the terminal record before it exits, so wait for its exit.
+    for _ in range(300):
+        ex = c.fake.execution(exec_name)
+        attempts = ex["tasks"][0]["attempts"]
+        if len(attempts) == 2 and attempts[1]["done"]:
+            break
+        time.sleep(0.1)
+    assert len(attempts) == 2 and attempts[1]["exit_code"] == 1, attempts
     for _ in range(100):
         if Hook.seen:
             break
