@@ -351,6 +351,7 @@ static int precmd_setup(struct task *t, struct err *e)
 		return 0;
 	memset(&o, 0, sizeof(o));
 	o.log = precmd_log;
+	o.sandbox = agentbox(t);
 	if (ae_precmd_env(&t->agent, &envp, e) != 0)
 		return -1;
 	rc = pc_run_all(t->ws.root, t->p.pre_exec, envp, &o, &t->left, e);
@@ -361,7 +362,7 @@ static int precmd_setup(struct task *t, struct err *e)
 static int setup(struct task *t, struct err *e)
 {
 	static int (*const steps[])(struct task *, struct err *) = {
-		start_proxy, ssh_setup, git_setup, tests_setup, files_setup, agent_setup, precmd_setup,
+		start_proxy, ssh_setup, git_setup, tests_setup, files_setup, agentbox_setup, agent_setup, precmd_setup,
 	};
 	size_t i;
 
@@ -520,6 +521,7 @@ static int run_claude(struct task *t, struct err *e)
 	rc.kill_grace_ms = env_int("CCR_KILL_GRACE_MS", 5000, 1, 600000);
 	rc.kill_orphans = 1;
 	rc.max_line = (size_t)env_int("CCR_MAX_LINE_BYTES", 4L << 20, 4096, 1L << 30);
+	rc.sandbox = agentbox(t);
 	rc.on_line = on_line;
 	rc.on_truncated = on_truncated;
 	rc.on_stderr = on_stderr;
