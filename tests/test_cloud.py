@@ -81,9 +81,10 @@ class Cloud:
             # webhook receivers are on loopback: serve checks callbackUrl at submit, the job at delivery
             "CCR_ALLOW_PRIVATE_CALLBACKS": "1",
         }
-        (tmp_path / "rec").mkdir(exist_ok=True)
+        # the stand-in's records: the test's own tmp_path/rec, writable inside the sandbox
+        (tmp_path.parent / "rec").mkdir(exist_ok=True)
         self.job_env = dict(self.env, CLAUDE_BIN=FAKE_CLAUDE, CCR_WORKSPACE_ROOT=str(tmp_path / "ws"),
-                            CCR_SANDBOX_RW_PATHS=str(tmp_path / "rec"),
+                            CCR_SANDBOX_RW_PATHS=str(tmp_path.parent / "rec"),
                             CCR_KILL_GRACE_MS="500", CLOUDRUN_CALLBACK_SECRET=HOOK_SECRET)
         self.job_env.update(job_env or {})
         self.fake.register_job(JOB, command=[self.bin, "job"], env=self.job_env)

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "backend/exec.h"
+#include "util/secenv.h"
 
 extern char **environ;
 
@@ -174,7 +175,7 @@ static char **build_env(const char *id, const char *payload, const char *const *
 		n++;
 	for (i = 0; extra && extra[i]; i++)
 		n++;
-	env = calloc(n + 3, sizeof(*env));
+	env = calloc(n + 4, sizeof(*env));
 	if (!env)
 		return NULL;
 	for (i = 0; environ[i]; i++)
@@ -182,6 +183,11 @@ static char **build_env(const char *id, const char *payload, const char *const *
 		    !(env[k++] = strdup(environ[i])))
 			goto oom;
 	if (asprintf(&env[k++], "TASK_ID=%s", id) < 0 || asprintf(&env[k++], "ENCRYPTED_PAYLOAD_PATH=%s", payload) < 0)
+		goto oom;
+	/* serve took its secrets out of its environment (secenv.h); the job
+	 * needs the webhook's, and takes it out of its own at once. */
+	if (secenv_get("CLOUDRUN_CALLBACK_SECRET") &&
+	    asprintf(&env[k++], "CLOUDRUN_CALLBACK_SECRET=%s", secenv_get("CLOUDRUN_CALLBACK_SECRET")) < 0)
 		goto oom;
 	for (i = 0; extra && extra[i]; i++)
 		if (!(env[k++] = strdup(extra[i])))

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/secenv.h"
 #include "backend/seal.h"
 #include "job/claude_cmd.h"
 #include "job/cliconf.h"
@@ -77,7 +78,7 @@ static void register_operator_secrets(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		const char *v = getenv(names[i]);
+		const char *v = secenv_get(names[i]);
 		char *copy, *tok, *save = NULL;
 		if (!v || !*v || !(copy = strdup(v)))
 			continue;
@@ -570,7 +571,7 @@ static long bounded(long ms)
 
 static void send_webhook(struct task *t)
 {
-	const char *secret = getenv("CLOUDRUN_CALLBACK_SECRET");
+	const char *secret = secenv_get("CLOUDRUN_CALLBACK_SECRET");
 	struct buf body = BUF_INIT, clean = BUF_INIT;
 	struct wh_result wr;
 	struct err e = ERR_INIT;

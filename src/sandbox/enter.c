@@ -394,25 +394,20 @@ static void mirror(int st)
 	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
 }
 
-/* B after forking C: reap everything until C is gone, report its status
- * to A on `status_fd`, exit (and so end the box). */
-static void reaper(pid_t c, int status_fd)
+/* B after forking C: become a fresh `ccr sandbox-init` (init.c), so that
+ * pid 1 of the box holds no copy of ccr job's memory (the real key, the
+ * payload); if that exec fails, reap here. */
+static void become_init(const struct sbx_spawn *sp, pid_t c, int status_fd)
 {
-	int st = 0, cst = 0;
-	pid_t p;
+	char cs[16], fs[16];
+	char *argv[] = { "ccr-sandbox-init", cs, fs, NULL }, *envp[] = { NULL };
 
 	close_all_but(status_fd);
-	for (;;) {
-		p = waitpid(-1, &st, 0);
-		if (p < 0 && errno == EINTR)
-			continue;
-		if (p < 0 || p == c) {
-			cst = p == c ? st : 0;
-			break;
-		}
-	}
-	(void)!write(status_fd, &cst, sizeof(cst));
-	_exit(0);
+	snprintf(cs, sizeof(cs), "%d", (int)c);
+	snprintf(fs, sizeof(fs), "%d", status_fd);
+	if (sp->init_exe[0] && fcntl(status_fd, F_SETFD, 0) == 0)
+		execve(sp->init_exe, argv, envp);
+	sbx_reap(c, status_fd);
 }
 
 static void process_b(struct sbx_spawn *sp, pid_t a, int status_fd)
@@ -430,7 +425,7 @@ static void process_b(struct sbx_spawn *sp, pid_t a, int status_fd)
 		_exit(127);
 	}
 	if (c > 0)
-		reaper(c, status_fd);
+		become_init(sp, c, status_fd);
 	close(status_fd);
 	default_signals();
 	if (drop_privileges(sp) != 0)

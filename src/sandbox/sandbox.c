@@ -48,7 +48,7 @@ const char *sbx_level_name(enum sbx_level l)
 
 const char *sbx_mode_name(enum sbx_mode m)
 {
-	return m == SBX_MODE_REQUIRED ? "required" : m == SBX_MODE_OFF ? "off" : "auto";
+	return m == SBX_MODE_REQUIRED ? "required" : m == SBX_MODE_OFF ? "off" : m == SBX_MODE_LANDLOCK ? "landlock" : "auto";
 }
 
 int sbx_mode_parse(const char *s, enum sbx_mode *m, struct err *e)
@@ -59,8 +59,10 @@ int sbx_mode_parse(const char *s, enum sbx_mode *m, struct err *e)
 		*m = SBX_MODE_REQUIRED;
 	else if (strcmp(s, "off") == 0)
 		*m = SBX_MODE_OFF;
+	else if (strcmp(s, "landlock") == 0)
+		*m = SBX_MODE_LANDLOCK;
 	else
-		return err_set(e, "CCR_SANDBOX must be auto, required or off (got \"%.40s\")", s);
+		return err_set(e, "CCR_SANDBOX must be auto, required, landlock or off (got \"%.40s\")", s);
 	return 0;
 }
 
@@ -127,6 +129,8 @@ int sbx_prepare(struct sbx_spawn *sp, const struct sbx_config *c, const char *ex
 		add(sp->ro, &sp->nro, SBX_MAX_PATHS, system_paths[i]);
 	add_program_dir(sp, exe);
 	add(sp->ro, &sp->nro, SBX_MAX_PATHS, c->self_exe);
+	if (c->self_exe && strlen(c->self_exe) < sizeof(sp->init_exe))
+		snprintf(sp->init_exe, sizeof(sp->init_exe), "%s", c->self_exe);
 	if (add_extra(sp->ro, &sp->nro, SBX_MAX_PATHS, c->ro_extra, "CCR_SANDBOX_RO_PATHS", e) != 0)
 		return -1;
 	if (add(sp->rw, &sp->nrw, SBX_MAX_RW, c->workspace) != 0 || add(sp->rw, &sp->nrw, SBX_MAX_RW, c->tmpdir) != 0)
@@ -295,6 +299,10 @@ int sbx_level_for(enum sbx_mode m, enum sbx_level *out, struct err *e)
 		return 0;
 	}
 	p = sbx_probe();
+	if (m == SBX_MODE_LANDLOCK) {
+		*out = SBX_LANDLOCK;
+		return p->landlock_abi > 0 ? 0 : err_set(e, "CCR_SANDBOX=landlock, but this kernel has no Landlock");
+	}
 	if (p->userns)
 		*out = p->landlock_abi > 0 ? SBX_FULL : SBX_NAMESPACES;
 	else if (p->landlock_abi > 0)

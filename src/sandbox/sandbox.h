@@ -57,8 +57,10 @@
  * force is SBX_FULL (namespaces and Landlock), SBX_NAMESPACES (namespaces,
  * the kernel has no Landlock), SBX_LANDLOCK or SBX_NONE.  The operator
  * picks the mode with CCR_SANDBOX: "auto" (default: the best level the
- * machine allows), "required" (a task fails unless namespaces work), or
- * "off" (an explicit opt-out).
+ * machine allows), "required" (a task fails unless namespaces work),
+ * "landlock" (Landlock alone, as on a host without user namespaces: for
+ * hosts where namespaces misbehave, and to test that layer on its own),
+ * or "off" (an explicit opt-out).
  *
  * Use, around every fork of an agent program:
  *     struct sbx_spawn sp;
@@ -85,7 +87,7 @@
 #define SBX_MAX_RW 8
 #define SBX_PATH 1024
 
-enum sbx_mode { SBX_MODE_AUTO, SBX_MODE_REQUIRED, SBX_MODE_OFF };
+enum sbx_mode { SBX_MODE_AUTO, SBX_MODE_REQUIRED, SBX_MODE_OFF, SBX_MODE_LANDLOCK };
 enum sbx_level { SBX_NONE, SBX_LANDLOCK, SBX_NAMESPACES, SBX_FULL };
 
 /* "namespaces+landlock", "namespaces", "landlock", "none". */
@@ -131,6 +133,7 @@ struct sbx_spawn {
 	uid_t uid;
 	gid_t gid;
 	pid_t ccr_pid;                      /* the process that forks the child */
+	char init_exe[SBX_PATH];            /* ccr itself: pid 1 of the box execs it (init.c) */
 	int chan[2];                        /* socket pair: listening fds and errors to ccr */
 	struct sbx_relay *relay;
 };
@@ -157,6 +160,12 @@ void sbx_finish(struct sbx_spawn *sp);
 struct sbx_relay;
 int sbx_relay_start(struct sbx_relay **out, const int *listen_fds, const int *ports, int n, struct err *e);
 void sbx_relay_stop(struct sbx_relay *r);
+
+/* pid 1 of the box (init.c): reap every process until `agent` exits,
+ * write its wait status to status_fd, exit.  `ccr sandbox-init AGENT FD`
+ * is the same as a command of the binary. */
+_Noreturn void sbx_reap(pid_t agent, int status_fd);
+int sbx_init_main(int argc, char **argv);
 
 /* Landlock (landlock.c).  sbx_landlock_abi: 0 when unavailable. */
 int sbx_landlock_abi(void);
