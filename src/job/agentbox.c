@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "job/cliconf.h"
 #include "job/task_int.h"
 
 static int make_dir(char *out, size_t size, const char *ws, const char *name, struct err *e)
@@ -46,6 +47,22 @@ static void say_level(enum sbx_mode mode, enum sbx_level level)
 				    "CCR_SANDBOX=off to run like this on purpose", p->why[0] ? p->why : "unavailable");
 }
 
+/* The operator's $HOME/.claude directories that the per-task config
+ * links to (cliconf.h): shown read-only in the box, so the links resolve. */
+static void operator_claude_dirs(struct task *t)
+{
+	const char *name;
+	struct stat st;
+	size_t i, k = 0;
+
+	for (i = 0; (name = cf_linked_dir(i)) != NULL && k < SBX_MAX_MORE; i++) {
+		char *p = t->box_ro[k];
+		if (snprintf(p, sizeof(t->box_ro[k]), "%s/.claude/%s", ae_home(), name) < (int)sizeof(t->box_ro[k]) &&
+		    stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+			t->box.ro_more[k++] = p;
+	}
+}
+
 int agentbox_setup(struct task *t, struct err *e)
 {
 	enum sbx_mode mode;
@@ -71,6 +88,7 @@ int agentbox_setup(struct task *t, struct err *e)
 	t->box.rw_extra = getenv("CCR_SANDBOX_RW_PATHS");
 	t->box.self_exe = t->self_exe[0] ? t->self_exe : NULL;
 	t->box.ports[t->box.nports++] = tp_port(&t->proxy);
+	operator_claude_dirs(t);
 	t->agent.home = t->box_home;
 	t->agent.tmpdir = t->box_tmp;
 	return 0;

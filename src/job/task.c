@@ -436,7 +436,7 @@ static void set_cli_cache(struct task *t)
 {
 	const cJSON *xdg = cJSON_GetObjectItemCaseSensitive(t->p.env_secrets, "XDG_CACHE_HOME");
 
-	if (ml_cache_dir(cJSON_IsString(xdg) ? xdg->valuestring : NULL, ae_home(), t->cli_cache,
+	if (ml_cache_dir(cJSON_IsString(xdg) ? xdg->valuestring : NULL, t->agent.home ? t->agent.home : ae_home(), t->cli_cache,
 			 sizeof(t->cli_cache)) != 0)
 		t->cli_cache[0] = 0;
 }

@@ -42,6 +42,7 @@ struct task {
 	struct ae_ctx agent;         /* what the CLI's and pre-exec environments are built from */
 	struct sbx_config box;       /* the agent's sandbox (agentbox.c) */
 	char box_home[4200], box_tmp[4200], self_exe[4096];
+	char box_ro[SBX_MAX_MORE][1024];  /* the operator's $HOME/.claude directories the CLI's config links to */
 	char payload_key[600];
 	char cli_cache[4096];        /* the CLI's cache dir (its MCP logs), "" before it ran */
 	struct buf mcp_failed;       /* MCP servers the init line reported not connected, '\n'-separated */

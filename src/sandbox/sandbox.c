@@ -129,6 +129,8 @@ int sbx_prepare(struct sbx_spawn *sp, const struct sbx_config *c, const char *ex
 		add(sp->ro, &sp->nro, SBX_MAX_PATHS, system_paths[i]);
 	add_program_dir(sp, exe);
 	add(sp->ro, &sp->nro, SBX_MAX_PATHS, c->self_exe);
+	for (i = 0; i < SBX_MAX_MORE && c->ro_more[i]; i++)
+		add(sp->ro, &sp->nro, SBX_MAX_PATHS, c->ro_more[i]);
 	if (c->self_exe && strlen(c->self_exe) < sizeof(sp->init_exe))
 		snprintf(sp->init_exe, sizeof(sp->init_exe), "%s", c->self_exe);
 	if (add_extra(sp->ro, &sp->nro, SBX_MAX_PATHS, c->ro_extra, "CCR_SANDBOX_RO_PATHS", e) != 0)

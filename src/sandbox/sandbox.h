@@ -85,6 +85,7 @@
 #define SBX_MAX_PORTS 4
 #define SBX_MAX_PATHS 64
 #define SBX_MAX_RW 8
+#define SBX_MAX_MORE 8
 #define SBX_PATH 1024
 
 enum sbx_mode { SBX_MODE_AUTO, SBX_MODE_REQUIRED, SBX_MODE_OFF, SBX_MODE_LANDLOCK };
@@ -118,6 +119,7 @@ struct sbx_config {
 	const char *ro_extra;             /* ':'-separated read-only paths (CCR_SANDBOX_RO_PATHS) */
 	const char *rw_extra;             /* ':'-separated read-write paths (CCR_SANDBOX_RW_PATHS) */
 	const char *self_exe;             /* ccr itself, visible read-only (for `ccr connect`) */
+	const char *ro_more[SBX_MAX_MORE];  /* more read-only paths (NULL-padded) */
 	int ports[SBX_MAX_PORTS];         /* loopback ports reachable inside */
 	int nports;
 };
