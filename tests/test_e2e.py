@@ -30,6 +30,7 @@ import base64
 import hashlib
 import hmac
 import http.client
+import http.server
 import json
 import os
 import pathlib
@@ -1063,3 +1064,67 @@ def test_operator_claude_home_is_seen_and_transcripts_stay_with_the_task(e2e):
         except FileNotFoundError:
             time.sleep(0.1)
     assert after == before
+
+
+# --------------------------------------------------------------------------
+# F: the agent's own network, from inside the sandbox, goes through ccr's egress proxy
+
+
+class _Metadata(http.server.BaseHTTPRequestHandler):
+    """A loopback stand-in for the metadata server: any request reaching it is a breach."""
+    hits = []
+
+    def do_GET(self):
+        _Metadata.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("git", "openssl", "curl")), reason="needs git, openssl, curl")
+def test_f_the_agents_git_and_downloads_go_through_the_egress_proxy(e2e, tmp_path, request):
+    from fakes.git_servers import GitHttps, make_ca
+    from test_git import make_origin
+    bare = make_origin(tmp_path / "srv")
+    ca, cert, key = make_ca(tmp_path / "tls")
+    token = "ghp_agentOwnToken_" + secrets.token_hex(8)
+    https = GitHttps(tmp_path / "srv", cert, key, token=token)
+    sshd = request.getfixturevalue("sshd")
+    _Metadata.hits = []
+    meta = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
+    threading.Thread(target=meta.serve_forever, daemon=True).start()
+    meta_port = meta.server_address[1]
+    user_key = pathlib.Path(sshd.keys["ed25519"]).read_text()
+    url = https.url("origin.git").replace("https://", "https://x:%s@" % token)
+    script = " ; ".join([
+        f"git -c http.sslCAInfo={ca} ls-remote {url} >/dev/null 2>&1; echo git-https=$?",
+        "git ls-remote origin >/dev/null 2>&1; echo git-ssh=$?",
+        f"curl -s -o /dev/null -w 'download=%{{http_code}}\\n' --cacert {ca} -u x:{token} "
+        f"'{https.url('origin.git/info/refs?service=git-upload-pack')}'",
+        f"curl -s -m 10 -o /dev/null -w 'metadata=%{{http_code}}\\n' http://127.0.0.1:{meta_port}/computeMetadata/v1/",
+        f"curl -s -m 10 --noproxy '*' -o /dev/null http://127.0.0.1:{meta_port}/ ; echo direct=$?",
+    ])
+    try:
+        srv = e2e(CCR_EGRESS_ALLOW_PRIVATE=f"127.0.0.1:{https.port},127.0.0.1:{sshd.port}",
+                  CCR_SANDBOX_RO_PATHS=f"{ROOT / 'tests' / 'fakes'}:{pathlib.Path(ca).parent}")
+        srv.fake.load_script([{"tool_use": {"name": "Bash", "input": {"command": script}}}, {"text": "probed"}])
+        with Scenario(srv, "F the agent's git (HTTPS, SSH) and download through the egress proxy"):
+            frames = SSE(srv, "POST", "/run", body(
+                gitRepo=sshd.url(str(bare)), sshKey=user_key, sshKnownHosts=sshd.known_hosts_line() + "\n",
+                allowedHosts=["127.0.0.1"])).read_all()
+        done = terminal(frames)[-1][1]
+        assert done["status"] == "completed", done
+        results = [b for x in lines_of(frames) if x["type"] == "user"
+                   for b in x["message"]["content"] if isinstance(b, dict) and b.get("type") == "tool_result"]
+        text = json.dumps(results)
+        assert "git-https=0" in text and "git-ssh=0" in text and "download=200" in text, text
+        assert "metadata=403" in text, text                 # refused by the proxy: a private address
+        assert "direct=0" not in text, text                  # no route around the proxy
+        assert not _Metadata.hits, _Metadata.hits
+    finally:
+        https.close()
+        meta.shutdown()

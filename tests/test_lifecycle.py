@@ -242,6 +242,8 @@ def test_queued_tasks_survive_a_serve_restart_and_run_in_order(local, tmp_path):
     a.stop()
     b = local(CCR_MAX_CONCURRENT_TASKS=1)
     assert task(b, "q2")["status"] == "queued"
+    time.sleep(1)         # several dispatch rounds: q1's job, started by a, still holds the only slot
+    assert task(b, "q2")["status"] == "queued", "a restarted serve counts the jobs it inherited"
     status, _, data = http_request(b, "POST", "/cancel/q3")
     assert status == 200 and json.loads(data)["status"] == "cancelled"
     assert task(b, "q3")["status"] == "cancelled", "a queued task is cancelled at once"
