@@ -8,6 +8,7 @@
 
 #include "job/agentenv.h"
 #include "job/claudecfg.h"
+#include "job/egress.h"
 #include "job/git.h"
 #include "job/logsink.h"
 #include "job/payload.h"
@@ -26,6 +27,11 @@ struct task {
 	struct logsink *log;
 	struct tp_proxy proxy;
 	int proxy_on;
+	/* The egress proxy: the agent's only way out of the sandbox.  Its
+	 * port (eg_port(&t->egress)) and the token proxy's (tp_port) are the
+	 * loopback ports the sandbox relays. */
+	struct eg_proxy egress;
+	int egress_on;
 	struct ws ws;
 	int ws_on;
 	struct gop_ctx git;          /* the SSH policy, and the clone's git operations */
@@ -38,6 +44,8 @@ struct task {
 	char ssh_cmd[4600];          /* the agent's GIT_SSH_COMMAND */
 	char confdir[4096];          /* the CLI's CLAUDE_CONFIG_DIR */
 	char base_url[64];           /* the token proxy */
+	char egress_url[64];         /* the egress proxy, http://127.0.0.1:PORT */
+	char self_exe[4096];         /* this ccr executable (`ccr connect` for the agent's ssh), "" if unknown */
 	struct ae_ctx agent;         /* what the CLI's and pre-exec environments are built from */
 	char payload_key[600];
 	char cli_cache[4096];        /* the CLI's cache dir (its MCP logs), "" before it ran */
