@@ -65,7 +65,8 @@ CLI_ENV = {
 # What ccr itself puts in the CLI's environment (src/job/claude_cmd.c).
 CLI_ALLOWED_ENV = {"ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "HOME", "PATH", "CLAUDE_CODE_ACTION",
                    "CLAUDE_CODE_ENTRYPOINT", "DISABLE_AUTOUPDATER", "IS_SANDBOX", "CLAUDE_CONFIG_DIR",
-                   "GIT_SSH_COMMAND"}
+                   "GIT_SSH_COMMAND", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+                   "http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
 TIMES = {}
 MODES = ("local", "cloud")
