@@ -16,11 +16,13 @@ import os
 import pathlib
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -300,3 +302,69 @@ def test_ccr_connect_usage_and_missing_proxy(ccr_bin):
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "HTTPS_PROXY is not set" in r.stderr, r.stderr
     r = subprocess.run([str(ccr_bin), "connect", "example.com", "x22"], capture_output=True, text=True)
     assert r.returncode == 2 and "not a port" in r.stderr
+
+
+def raw(port, data, timeout=10):
+    """Send data to the proxy, read until it closes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    got = b""
+    try:
+        while True:
+            part = s.recv(65536)
+            if not part:
+                break
+            got += part
+    except (ConnectionResetError, socket.timeout):
+        pass
+    s.close()
+    return got
+
+
+def test_malformed_requests_and_the_connection_cap(job, net):
+    """The proxy of a running task, spoken to directly: bad requests get a
+    clear 4xx, more than 256 connections a 503, and the task is unharmed."""
+    job.payload("eg7", mode={"silent": 60})
+    p = job.start("eg7", CCR_EGRESS_ALLOW_PRIVATE="127.0.0.2:%d" % net.echo.port)
+    try:
+        for _ in range(300):
+            if job.record.exists() and job.record.stat().st_size:
+                break
+            time.sleep(0.1)
+        port = int(json.loads(job.record.read_text())["env"]["HTTPS_PROXY"].rsplit(":", 1)[1])
+        cases = [
+            (b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", b"400", b"absolute-form"),
+            (b"GET https://a.example/ HTTP/1.1\r\n\r\n", b"400", b"CONNECT"),
+            (b"GET http://u:p@a.example/ HTTP/1.1\r\n\r\n", b"400", b"credentials"),
+            (b"CONNECT a.example HTTP/1.1\r\n\r\n", b"400", b"host:port"),
+            (b"CONNECT 2130706433:80 HTTP/1.1\r\n\r\n", b"400", b"not a valid host"),
+            (b"CONNECT ::1:22 HTTP/1.1\r\n\r\n", b"400", b"brackets"),
+            (b"CONNECT [::1]:22 HTTP/1.1\r\n\r\n", b"403", b"loopback"),
+            (b"CONNECT [::ffff:127.0.0.2]:%d HTTP/1.1\r\n\r\n" % net.echo.port, b"403", b"loopback"),
+            (b"CONNECT 169.254.169.254:80 HTTP/1.1\r\n\r\n", b"403", b"metadata server"),
+            (b"CONNECT 0x7f.1:80 HTTP/1.1\r\n\r\n", b"400", b"not a valid host"),
+            (b"G\x00T http://a/ HTTP/1.1\r\n\r\n", b"400", b"malformed"),
+            (b"GET http://a/ HTTP/2.0\r\n\r\n", b"505", b"HTTP/1.x"),
+            (b"GET http://a/" + b"x" * 9000 + b" HTTP/1.1\r\n\r\n", b"414", b"8192"),
+            (b"GET http://a/ HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", b"431", b"100 header"),
+            (b"GET http://a/ HTTP/1.1\r\nX: " + b"y" * 40000 + b"\r\n\r\n", b"431", b"32 KiB"),
+        ]
+        for req, status, word in cases:
+            got = raw(port, req)
+            assert got.startswith(b"HTTP/1.1 " + status) and word in got, (req[:60], got[:300])
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(256)]
+        try:
+            time.sleep(0.5)
+            got = raw(port, b"CONNECT 127.0.0.2:%d HTTP/1.1\r\n\r\n" % net.echo.port)
+            assert got.startswith(b"HTTP/1.1 503"), got
+        finally:
+            for s in idle:
+                s.close()
+        time.sleep(0.5)
+        got = raw(port, b"CONNECT 127.0.0.2:%d HTTP/1.1\r\n\r\nafter the cap" % net.echo.port, timeout=2)
+        assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"after the cap"), got
+        assert p.poll() is None, "the job is still running"
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+    assert "256 connections are open" in err

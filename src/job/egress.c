@@ -164,6 +164,30 @@ static int send_all(int fd, const char *p, size_t n, long timeout_ms)
 	return 0;
 }
 
+/* After an answer of our own: half-close, then read what the client still
+ * sends (a request body) for a moment, so that closing with unread data
+ * does not reset the connection before the client has read the answer. */
+static void drain_close(int fd)
+{
+	int64_t deadline = clock_mono_ms() + 1000;
+	size_t total = 0;
+	char sink[4096];
+
+	shutdown(fd, SHUT_WR);
+	while (total < (1u << 20)) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		int64_t left = deadline - clock_mono_ms();
+		ssize_t r;
+
+		if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+			return;
+		r = recv(fd, sink, sizeof(sink), 0);
+		if (r <= 0 && !(r < 0 && (errno == EAGAIN || errno == EINTR)))
+			return;
+		total += r > 0 ? (size_t)r : 0;
+	}
+}
+
 static void reply(struct eg_conn *c, int status, const char *text, const char *body)
 {
 	struct buf r = BUF_INIT;
@@ -171,8 +195,9 @@ static void reply(struct eg_conn *c, int status, const char *text, const char *b
 	if (buf_printf(&r,
 		       "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
 		       "Connection: close\r\n\r\nccr egress proxy: %s\n",
-		       status, text, strlen(body) + 19, body) == 0)
-		send_all(c->cfd, r.p, r.len, 2000);
+		       status, text, strlen(body) + 19, body) == 0 &&
+	    send_all(c->cfd, r.p, r.len, 2000) == 0)
+		drain_close(c->cfd);
 	buf_free(&r);
 }
 
@@ -305,12 +330,20 @@ static int parse_target(struct request *r)
 }
 
 /* The request line: method SP target SP HTTP/1.x.  0 or a status. */
+static int method_valid(const char *m)
+{
+	return *m && strspn(m, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~") ==
+			     strlen(m);
+}
+
 static int parse_request(struct eg_conn *c, struct request *r)
 {
-	char *line = c->head, *eol = strstr(line, "\r\n"), *sp1, *sp2;
+	char *line = c->head, *eol, *sp1, *sp2;
 	struct err e = ERR_INIT;
 	int st;
 
+	if (memchr(c->head, 0, c->head_len) || !(eol = strstr(line, "\r\n")))
+		return snprintf(r->why, sizeof(r->why), "malformed request head"), 400;
 	*eol = 0;
 	r->headers = eol + 2;
 	sp1 = strchr(line, ' ');
@@ -319,6 +352,8 @@ static int parse_request(struct eg_conn *c, struct request *r)
 		return snprintf(r->why, sizeof(r->why), "malformed request line"), 400;
 	memcpy(r->method, line, (size_t)(sp1 - line));
 	r->method[sp1 - line] = 0;
+	if (!method_valid(r->method))
+		return snprintf(r->why, sizeof(r->why), "malformed method"), 400;
 	*sp2 = 0;
 	r->target = sp1 + 1;
 	r->target_len = (size_t)(sp2 - sp1 - 1);
@@ -453,7 +488,7 @@ static int rewrite_response(const char *head, size_t head_len, struct buf *out)
 	char *copy = malloc(head_len + 1);
 	int rc;
 
-	if (!copy || !eol)
+	if (!copy || !eol || memchr(head, 0, head_len))
 		return free(copy), -1;
 	memcpy(copy, head, head_len);
 	copy[head_len] = 0;
