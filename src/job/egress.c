@@ -46,7 +46,7 @@
 #define EG_HEAD_LINES 100
 #define EG_TARGET_MAX 8192
 #define EG_HEAD_TIMEOUT_MS 30000
-#define EG_WINDOW 16384
+#define EG_WINDOW 65536
 #define EG_STOP_WAIT_MS 3000
 
 struct eg_conn;

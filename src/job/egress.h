@@ -19,7 +19,7 @@
  *                                 headers removed and "Connection: close";
  *                                 the answer's head gets "Connection: close"
  *                                 too.  One request per client connection.
- * Bodies stream both ways through 16 KiB windows; nothing is collected.
+ * Bodies stream both ways through 64 KiB windows; nothing is collected.
  * Anything else is a 400 (origin-form requests, https:// URLs, which take
  * CONNECT, credentials in the URL, malformed heads); heads over 32 KiB or
  * 100 lines are 431, request targets over 8 KiB 414, a version other than
