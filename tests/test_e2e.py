@@ -1040,3 +1040,39 @@ def test_operator_claude_home_is_seen_and_transcripts_stay_with_the_task(e2e):
         except FileNotFoundError:
             time.sleep(0.1)
     assert after == before
+
+
+# --------------------------------------------------------------------------
+# I: the agent's network goes through the job's egress proxy
+
+
+@pytest.mark.skipif(not shutil.which("curl") or not shutil.which("openssl"), reason="needs curl and openssl")
+def test_i_the_agents_https_download_goes_through_the_egress_proxy(e2e, tmp_path):
+    """The real CLI's Bash tool runs curl with the environment ccr gave it:
+    an HTTPS download from a loopback TLS server that CCR_EGRESS_ALLOW_PRIVATE
+    admits arrives intact through CONNECT; a loopback port it does not admit
+    is refused with a 403 and never reached."""
+    from test_egress import Web, make_cert
+    ca, cert, key = make_cert(tmp_path / "tls", "127.0.0.2")
+    blob = secrets.token_bytes(256 * 1024)
+    web = Web("127.0.0.2", {"/blob": blob}, tls=(cert, key))
+    closed = Web("127.0.0.2", {"/": b"never\n"})
+    got, refused = tmp_path / "got.bin", tmp_path / "refused.txt"
+    try:
+        srv = e2e(CCR_EGRESS_ALLOW_PRIVATE="127.0.0.2:%d" % web.port)
+        srv.fake.load_script([{"tool_use": {"name": "Bash", "input": {
+            "command": "curl -sS --cacert %s -o %s https://127.0.0.2:%d/blob; "
+                       "curl -sS -w ' code=%%{http_code}' http://127.0.0.2:%d/ > %s"
+                       % (ca, got, web.port, closed.port, refused),
+            "description": "download"}}}, {"text": "downloaded"}])
+        with Scenario(srv, "I HTTPS download through the egress proxy"):
+            frames = SSE(srv, "POST", "/run", body(allowedHosts=["127.0.0.2"])).read_all()
+        done = terminal(frames)[-1][1]
+        assert done["status"] == "completed", done
+        assert got.read_bytes() == blob
+        assert "code=403" in refused.read_text() and "loopback" in refused.read_text()
+        assert [r["path"] for r in web.seen] == ["/blob"] and closed.seen == []
+        wait_wiped(srv)
+    finally:
+        web.close()
+        closed.close()
