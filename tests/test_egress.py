@@ -368,3 +368,28 @@ def test_malformed_requests_and_the_connection_cap(job, net):
         os.killpg(p.pid, signal.SIGTERM)
         out, err = p.communicate(timeout=30)
     assert "256 connections are open" in err
+
+
+def test_an_idle_tunnel_is_closed(job, net):
+    job.payload("eg8", mode={"silent": 30})
+    p = job.start("eg8", CCR_EGRESS_ALLOW_PRIVATE="127.0.0.2:%d" % net.echo.port, CCR_EGRESS_IDLE_S=1)
+    try:
+        for _ in range(300):
+            if job.record.exists() and job.record.stat().st_size:
+                break
+            time.sleep(0.1)
+        port = int(json.loads(job.record.read_text())["env"]["HTTPS_PROXY"].rsplit(":", 1)[1])
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"CONNECT 127.0.0.2:%d HTTP/1.1\r\n\r\nactive" % net.echo.port)
+        got = b""
+        while not got.endswith(b"active"):
+            got += s.recv(4096)
+        assert got.startswith(b"HTTP/1.1 200")
+        t0 = time.monotonic()
+        assert s.recv(4096) == b"", "closed by the proxy"
+        waited = time.monotonic() - t0
+        s.close()
+        assert 0.5 < waited < 5, waited
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.communicate(timeout=30)
