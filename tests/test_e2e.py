@@ -1067,7 +1067,7 @@ def test_operator_claude_home_is_seen_and_transcripts_stay_with_the_task(e2e):
 
 
 # --------------------------------------------------------------------------
-# F: the agent's own network, from inside the sandbox, goes through ccr's egress proxy
+# J: the agent's own git (HTTPS and SSH) goes through the egress proxy from inside the sandbox
 
 
 class _Metadata(http.server.BaseHTTPRequestHandler):
@@ -1086,7 +1086,7 @@ class _Metadata(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.mark.skipif(not all(shutil.which(t) for t in ("git", "openssl", "curl")), reason="needs git, openssl, curl")
-def test_f_the_agents_git_and_downloads_go_through_the_egress_proxy(e2e, tmp_path, request):
+def test_j_the_agents_git_and_downloads_go_through_the_egress_proxy(e2e, tmp_path, request):
     from fakes.git_servers import GitHttps, make_ca
     from test_git import make_origin
     bare = make_origin(tmp_path / "srv")
@@ -1100,7 +1100,10 @@ def test_f_the_agents_git_and_downloads_go_through_the_egress_proxy(e2e, tmp_pat
     meta_port = meta.server_address[1]
     user_key = pathlib.Path(sshd.keys["ed25519"]).read_text()
     url = https.url("origin.git").replace("https://", "https://x:%s@" % token)
+    # 127.0.0.1 is in NO_PROXY (the token proxy is reached directly): an internal server
+    # named by that address is reached through the egress proxy once NO_PROXY is dropped
     script = " ; ".join([
+        "unset NO_PROXY no_proxy",
         f"git -c http.sslCAInfo={ca} ls-remote {url} >/dev/null 2>&1; echo git-https=$?",
         "git ls-remote origin >/dev/null 2>&1; echo git-ssh=$?",
         f"curl -s -o /dev/null -w 'download=%{{http_code}}\\n' --cacert {ca} -u x:{token} "
@@ -1112,7 +1115,7 @@ def test_f_the_agents_git_and_downloads_go_through_the_egress_proxy(e2e, tmp_pat
         srv = e2e(CCR_EGRESS_ALLOW_PRIVATE=f"127.0.0.1:{https.port},127.0.0.1:{sshd.port}",
                   CCR_SANDBOX_RO_PATHS=f"{ROOT / 'tests' / 'fakes'}:{pathlib.Path(ca).parent}")
         srv.fake.load_script([{"tool_use": {"name": "Bash", "input": {"command": script}}}, {"text": "probed"}])
-        with Scenario(srv, "F the agent's git (HTTPS, SSH) and download through the egress proxy"):
+        with Scenario(srv, "J the agent's git (HTTPS, SSH) and download through the egress proxy"):
             frames = SSE(srv, "POST", "/run", body(
                 gitRepo=sshd.url(str(bare)), sshKey=user_key, sshKnownHosts=sshd.known_hosts_line() + "\n",
                 allowedHosts=["127.0.0.1"])).read_all()
@@ -1128,3 +1131,38 @@ def test_f_the_agents_git_and_downloads_go_through_the_egress_proxy(e2e, tmp_pat
     finally:
         https.close()
         meta.shutdown()
+# I: the agent's network goes through the job's egress proxy
+
+
+@pytest.mark.skipif(not shutil.which("curl") or not shutil.which("openssl"), reason="needs curl and openssl")
+def test_i_the_agents_https_download_goes_through_the_egress_proxy(e2e, tmp_path):
+    """The real CLI's Bash tool runs curl with the environment ccr gave it:
+    an HTTPS download from a loopback TLS server that CCR_EGRESS_ALLOW_PRIVATE
+    admits arrives intact through CONNECT; a loopback port it does not admit
+    is refused with a 403 and never reached."""
+    from test_egress import Web, make_cert
+    ca, cert, key = make_cert(tmp_path / "tls", "127.0.0.2")
+    blob = secrets.token_bytes(256 * 1024)
+    web = Web("127.0.0.2", {"/blob": blob}, tls=(cert, key))
+    closed = Web("127.0.0.2", {"/": b"never\n"})
+    # written by the agent from inside its sandbox: in the fixture's read-write directory
+    got, refused = tmp_path / "rec" / "got.bin", tmp_path / "rec" / "refused.txt"
+    try:
+        srv = e2e(CCR_EGRESS_ALLOW_PRIVATE="127.0.0.2:%d" % web.port,
+                  CCR_SANDBOX_RO_PATHS="%s:%s" % (ROOT / "tests" / "fakes", pathlib.Path(ca).parent))
+        srv.fake.load_script([{"tool_use": {"name": "Bash", "input": {
+            "command": "curl -sS --cacert %s -o %s https://127.0.0.2:%d/blob; "
+                       "curl -sS -w ' code=%%{http_code}' http://127.0.0.2:%d/ > %s"
+                       % (ca, got, web.port, closed.port, refused),
+            "description": "download"}}}, {"text": "downloaded"}])
+        with Scenario(srv, "I HTTPS download through the egress proxy"):
+            frames = SSE(srv, "POST", "/run", body(allowedHosts=["127.0.0.2"])).read_all()
+        done = terminal(frames)[-1][1]
+        assert done["status"] == "completed", done
+        assert got.read_bytes() == blob
+        assert "code=403" in refused.read_text() and "loopback" in refused.read_text()
+        assert [r["path"] for r in web.seen] == ["/blob"] and closed.seen == []
+        wait_wiped(srv)
+    finally:
+        web.close()
+        closed.close()

@@ -636,6 +636,9 @@ def agent_ls_remote(job, sshd, origin, task_id, key=True, known=None, **env):
         fields["sshKnownHosts"] = known
     cmd = "git ls-remote %s; echo status=$?" % sshd.url(str(origin))
     job.payload(task_id, mode={"sh": [cmd, SHOW_KNOWN_HOSTS]}, **fields)
+    # the agent's ssh leaves through the egress proxy (ProxyCommand `ccr connect`),
+    # which admits the loopback sshd only when the operator says so
+    env.setdefault("CCR_EGRESS_ALLOW_PRIVATE", "127.0.0.1:%d" % sshd.port)
     rc, out, err = job.run(task_id, **env)
     assert rc == 0, err
     assert job.meta(task_id)["status"] == "completed", job.meta(task_id)

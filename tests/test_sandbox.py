@@ -183,11 +183,15 @@ def test_hostile_agent_next_to_a_victim_is_contained(world, mode):
     assert srv.proc.poll() is None and pid_alive(job) and pid_alive(cli)
     status, _, data = http_request(srv, "GET", "/tasks/victim1", headers=auth)
     assert status == 200 and json.loads(data)["status"] == "running", data
-    level = "namespaces+landlock" if mode == "auto" else "landlock"
-    meta = json.loads((srv.data / "sessions" / "victim1" / "metadata.json").read_text())
-    assert meta["sandbox"] == level, meta
     status, _, data = http_request(srv, "POST", "/cancel/victim1", headers=auth)
     assert status == 200, data
+    level = "namespaces+landlock" if mode == "auto" else "landlock"
+    for _ in range(100):
+        meta = json.loads((srv.data / "sessions" / "victim1" / "metadata.json").read_text())
+        if meta["status"] == "cancelled":
+            break
+        time.sleep(0.1)
+    assert meta["status"] == "cancelled" and meta["sandbox"] == level, meta
 
 
 def test_operator_secrets_leave_the_environment_of_serve_and_job(world):

@@ -25,6 +25,7 @@ ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 FAKE_CLAUDE = os.path.join(ROOT, "tests", "fakes", "fake_claude.py")
 FAKE_ANTHROPIC = os.path.join(ROOT, "scripts", "bench.d", "fake_anthropic_nodelay.py")
 SSE_CLIENTS = os.path.join(ROOT, "scripts", "bench.d", "sse_clients.py")
+TLS_BLOB = os.path.join(ROOT, "scripts", "bench.d", "tls_blob_server.py")
 INSTALL_CLAUDE = os.path.join(ROOT, "tests", "fakes", "install-claude")
 # what a user passes to keep the real CLI offline (as in tests/test_e2e.py)
 CLI_ENV = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
@@ -200,7 +201,7 @@ def http(port, method, path, body=None, timeout=30):
     s = socket.create_connection((HOST, port), timeout=timeout)
     try:
         data = b"" if body is None else json.dumps(body).encode()
-        head = "%s %s HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n" % (method, path)
+        head = "%s %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n" % (method, path, HOST, port)
         if body is not None:
             head += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(data)
         s.sendall(head.encode() + b"\r\n" + data)
@@ -231,7 +232,7 @@ class SSE:
         self.t_send = time.time()
         self.s = socket.create_connection((HOST, port), timeout=timeout)
         data = b"" if body is None else json.dumps(body).encode()
-        head = "%s %s HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n" % (method, path)
+        head = "%s %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n" % (method, path, HOST, port)
         if body is not None:
             head += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(data)
         self.t_send = time.time()
@@ -601,6 +602,46 @@ def m_proxy_job(run, n):
         % (d["total_med_us"], p["total_med_us"]))
 
 
+def m_egress(run, n):
+    """A 10 MiB HTTPS download by the agent (curl in the stand-in CLI) from a
+    loopback TLS server on 127.0.0.2, straight and through the job's egress
+    proxy (CONNECT), interleaved."""
+    name = "egress proxy: added time for a 10 MB HTTPS download"
+    srv_tls = run.track(subprocess.Popen([PY, TLS_BLOB, "--dir", os.path.join(run.tmp, "egress-tls"),
+                                          "--ip", "127.0.0.2", "--mib", "10"], stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, text=True, stdin=subprocess.DEVNULL))
+    line = srv_tls.stdout.readline().split()
+    if len(line) != 3 or line[0] != "LISTENING":
+        row(name, "FAILED", "the TLS test server did not start")
+        return
+    port, ca = line[1], line[2]
+    srv = Serve(run, "egress", {"CCR_EGRESS_ALLOW_PRIVATE": "127.0.0.2:%s" % port})
+    res = None
+    mode = {"bench_egress": {"n": n, "url": "https://127.0.0.2:%s/blob" % port, "ca": ca}}
+    sse = SSE(srv.port, "POST", "/run", task_body(mode, mark=run.mark), timeout=300)
+    try:
+        for _, ev, _, data in sse.frames():
+            if ev is None:
+                doc = json.loads(data)
+                if doc.get("type") == "bench_egress":
+                    res = doc
+            elif ev == "done":
+                break
+    finally:
+        sse.close()
+    srv.stop()
+    stop(srv_tls)
+    if not res or not res["direct"].get("n") or not res["proxy"].get("n"):
+        row(name, "FAILED", json.dumps(res)[:200])
+        return
+    d, p = res["direct"], res["proxy"]
+    row(name, "%+.1f ms" % ((p["med_us"] - d["med_us"]) / 1000.0),
+        "median %.1f ms direct vs %.1f ms proxied; p90 %.1f / %.1f ms; %d bytes; n=%d/%d, errors %d/%d "
+        "(curl, Python TLS server on 127.0.0.2)"
+        % (d["med_us"] / 1000.0, p["med_us"] / 1000.0, d["p90_us"] / 1000.0, p["p90_us"] / 1000.0,
+           res["bytes"], d["n"], p["n"], d["errors"], p["errors"]))
+
+
 # ---------------------------------------------------------------- the real CLI
 
 def install_claude():
@@ -731,13 +772,14 @@ def main():
         step("sse fan-out", lambda: m_sse_fanout(run, 500, 6.0 if q else 15.0))
         step("proxy selftest", lambda: m_proxy_selftest(run))
         step("proxy job", lambda: m_proxy_job(run, 50 if q else 200))
+        step("egress proxy", lambda: m_egress(run, 5 if q else 20))
         step("real CLI local", lambda: m_real_cli(run, 3 if q else 10, "local"))
         step("real CLI cloud", lambda: m_real_cli(run, 3 if q else 10, "cloud"))
     finally:
         run.stop_all()
 
     order = ["cold start", "idle RSS", "/health req/s", "RSS after the wrk", "RSS with", "  serve CPU",
-             "  fan-out", "  stream errors", "  after they", "job line", "POST /run", "  of which", "task start-up", "proxy TTFB", "  whole", "real CLI, local",
+             "  fan-out", "  stream errors", "  after they", "job line", "POST /run", "  of which", "task start-up", "proxy TTFB", "  whole", "egress proxy", "real CLI, local",
              "real CLI, cloud"]
 
     def key(r):

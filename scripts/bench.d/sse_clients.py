@@ -34,8 +34,8 @@ class Stream:
 async def open_stream(port, task, st):
     try:
         st.reader, st.writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 15)
-        st.writer.write(("GET /tasks/%s/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n"
-                         % task).encode())
+        st.writer.write(("GET /tasks/%s/events HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n"
+                         % (task, HOST, port)).encode())
         await st.writer.drain()
         head = await asyncio.wait_for(st.reader.readuntil(b"\r\n\r\n"), 15)
         if not head.startswith(b"HTTP/1.1 200"):

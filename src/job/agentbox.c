@@ -67,7 +67,6 @@ int agentbox_setup(struct task *t, struct err *e)
 {
 	enum sbx_mode mode;
 	enum sbx_level level;
-	ssize_t n;
 
 	if (sbx_mode_parse(getenv("CCR_SANDBOX"), &mode, e) != 0 || sbx_level_for(mode, &level, e) != 0)
 		return -1;
@@ -80,14 +79,14 @@ int agentbox_setup(struct task *t, struct err *e)
 	if (make_dir(t->box_home, sizeof(t->box_home), t->ws.dir, "home", e) != 0 ||
 	    make_dir(t->box_tmp, sizeof(t->box_tmp), t->ws.dir, "tmp", e) != 0)
 		return -1;
-	n = readlink("/proc/self/exe", t->self_exe, sizeof(t->self_exe) - 1);
-	t->self_exe[n > 0 ? n : 0] = 0;
 	t->box.workspace = t->ws.dir;
 	t->box.tmpdir = t->box_tmp;
 	t->box.ro_extra = getenv("CCR_SANDBOX_RO_PATHS");
 	t->box.rw_extra = getenv("CCR_SANDBOX_RW_PATHS");
 	t->box.self_exe = t->self_exe[0] ? t->self_exe : NULL;
 	t->box.ports[t->box.nports++] = tp_port(&t->proxy);
+	if (t->egress_on)
+		t->box.ports[t->box.nports++] = eg_port(&t->egress);
 	operator_claude_dirs(t);
 	t->agent.home = t->box_home;
 	t->agent.tmpdir = t->box_tmp;

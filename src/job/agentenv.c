@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "crypto/crypto.h"
@@ -113,10 +114,16 @@ int ae_protected(const char *name)
 {
 	static const char *const names[] = { "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN",
 					     "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS" };
+	/* Tools read these in either case (Python's in any), so every case
+	 * is ccr's. */
+	static const char *const proxy_names[] = { "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY" };
 	size_t i;
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(name, names[i]) == 0)
+			return 1;
+	for (i = 0; i < sizeof(proxy_names) / sizeof(proxy_names[0]); i++)
+		if (strcasecmp(name, proxy_names[i]) == 0)
 			return 1;
 	return 0;
 }
@@ -228,6 +235,47 @@ static int add_secrets(struct envlist *l, const cJSON *secrets)
 	return 0;
 }
 
+/* The egress proxy's variables (see agentenv.h). */
+static int add_egress(struct envlist *l, const char *url)
+{
+	static const char *const names[] = { "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+					     "http_proxy", "https_proxy", "all_proxy" };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (set(l, names[i], url) != 0)
+			return -1;
+	return set(l, "NO_PROXY", AE_NO_PROXY) != 0 || set(l, "no_proxy", AE_NO_PROXY) != 0 ? -1 : 0;
+}
+
+static int sh_quote(struct buf *b, const char *s)
+{
+	int rc = buf_addc(b, '\'');
+
+	for (; *s && rc == 0; s++)
+		rc = *s == '\'' ? buf_adds(b, "'\\''") : buf_addc(b, *s);
+	return rc || buf_addc(b, '\'') ? -1 : 0;
+}
+
+/* GIT_SSH_COMMAND, plus the ProxyCommand through `ccr connect` when the
+ * egress proxy runs.  ssh hands ProxyCommand to a shell, and git hands the
+ * whole command to one: the executable is quoted for the inner shell, the
+ * option for the outer one. */
+static int set_git_ssh(struct envlist *l, const struct ae_ctx *c)
+{
+	struct buf cmd = BUF_INIT, opt = BUF_INIT;
+	int rc;
+
+	if (!c->egress_url || !c->connect_exe)
+		return set(l, "GIT_SSH_COMMAND", c->git_ssh);
+	rc = buf_adds(&opt, "ProxyCommand=") || sh_quote(&opt, c->connect_exe) || buf_adds(&opt, " connect %h %p") ||
+	     buf_adds(&cmd, c->git_ssh) || buf_adds(&cmd, " -o ") || sh_quote(&cmd, opt.p);
+	rc = rc ? err_set(l->e, "out of memory building GIT_SSH_COMMAND") : set(l, "GIT_SSH_COMMAND", cmd.p);
+	buf_free(&cmd);
+	buf_free(&opt);
+	return rc;
+}
+
 /* The base (see agentenv.h), added to l. */
 static int ae_base(const struct ae_ctx *c, struct envlist *l)
 {
@@ -238,8 +286,10 @@ static int ae_base(const struct ae_ctx *c, struct envlist *l)
 		return -1;
 	if (c->cred_name && set(l, c->cred_name, c->cred_value ? c->cred_value : "") != 0)
 		return -1;
+	if (c->egress_url && add_egress(l, c->egress_url) != 0)
+		return -1;
 	if (c->git_ssh && (c->git_ssh_forced || !has_secret(c->secrets, "GIT_SSH_COMMAND")) &&
-	    set(l, "GIT_SSH_COMMAND", c->git_ssh) != 0)
+	    set_git_ssh(l, c) != 0)
 		return -1;
 	if (c->config_dir && !has_secret(c->secrets, "CLAUDE_CONFIG_DIR") &&
 	    set(l, "CLAUDE_CONFIG_DIR", c->config_dir) != 0)

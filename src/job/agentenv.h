@@ -7,11 +7,19 @@
  * the same name (the seed built a JavaScript object the same way):
  *   ANTHROPIC_BASE_URL=<the token proxy>;
  *   every environmentSecrets entry, except the names ccr owns
- *     (ae_protected(): the proxy URL and the credential variables);
+ *     (ae_protected(): the proxy URL, the credential variables, and the
+ *     proxy variables below, in any case);
+ *   with the egress proxy (job/egress.h): HTTP_PROXY, HTTPS_PROXY,
+ *     ALL_PROXY and their lower-case forms = http://127.0.0.1:<port>, and
+ *     NO_PROXY/no_proxy=127.0.0.1,localhost,::1 (the token proxy is
+ *     reached directly).  ALL_PROXY too, because in the sandbox nothing
+ *     else leads out: a tool that knows only ALL_PROXY still finds it;
  *   the proxy's per-task dummy credential (ANTHROPIC_API_KEY or
  *     CLAUDE_CODE_OAUTH_TOKEN);
  *   GIT_SSH_COMMAND (ccr's SSH host-key policy, see git.h), unless
- *     environmentSecrets sets it and the task has no sshKey;
+ *     environmentSecrets sets it and the task has no sshKey; with the
+ *     egress proxy it ends in -o 'ProxyCommand=<ccr> connect %h %p', so
+ *     the agent's ssh leaves through the proxy too (tools/connect_cmd.c);
  *   CLAUDE_CONFIG_DIR, unless environmentSecrets sets it;
  *   PLAYWRIGHT_MCP_EXECUTABLE_PATH and PLAYWRIGHT_MCP_SANDBOX=false when a
  *     Chromium build is found under $PLAYWRIGHT_BROWSERS_PATH (default
@@ -48,6 +56,9 @@
 
 #include "util/err.h"
 
+/* NO_PROXY for the agent: loopback is reached directly (the token proxy). */
+#define AE_NO_PROXY "127.0.0.1,localhost,::1"
+
 struct ae_ctx {
 	const cJSON *secrets;         /* environmentSecrets (object of strings), or NULL */
 	const char *base_url;         /* ANTHROPIC_BASE_URL: the token proxy */
@@ -58,6 +69,8 @@ struct ae_ctx {
 	const char *config_dir;       /* CLAUDE_CONFIG_DIR, or NULL */
 	const char *home;             /* HOME inside the sandbox, or NULL: ae_home() */
 	const char *tmpdir;           /* TMPDIR inside the sandbox, or NULL: inherited */
+	const char *egress_url;       /* the egress proxy, http://127.0.0.1:PORT, or NULL */
+	const char *connect_exe;      /* the ccr executable for `ccr connect` (ProxyCommand), or NULL */
 };
 
 /* ae_claude_env: the CLI's environment (the base). */

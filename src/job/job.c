@@ -122,6 +122,9 @@ static void usage(FILE *f)
 		   "CCR_WORKSPACE_ROOT, CCR_ANTHROPIC_UPSTREAM, CCR_IDLE_TIMEOUT_S, CCR_RESULT_GRACE_S,\n"
 		   "CCR_KILL_GRACE_MS, CCR_STORAGE_GIVE_UP_S, CCR_STOP_BUDGET_MS, CCR_MAX_LINE_BYTES,\n"
 		   "CCR_WEBHOOK_DEADLINE_S, CLOUDRUN_CALLBACK_SECRET;\n"
+		   "the agent's egress proxy: CCR_EGRESS_ALLOW (hosts, *.suffix or IPs; the request's\n"
+		   "allowedHosts narrows it), CCR_EGRESS_ALLOW_PRIVATE (host:port admitted on private\n"
+		   "addresses), CCR_EGRESS_IDLE_S; the agent's ssh uses `ccr connect HOST PORT`;\n"
 		   "README.md lists them all.\n"
 		   "Exit status: 0 completed, 1 failed, 130 cancelled, 2 usage error.\n");
 }

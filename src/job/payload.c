@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "crypto/crypto.h"
+#include "job/egpolicy.h"
 #include "job/payload.h"
 #include "util/jscheck.h"
 #include "util/redact.h"
@@ -194,6 +195,23 @@ static int check_flags(struct payload *p, struct err *e)
 	return 0;
 }
 
+/* allowedHosts: what the egress proxy may reach for this task, within the
+ * operator's CCR_EGRESS_ALLOW (job/egpolicy.h has the entry syntax). */
+static int check_allowed_hosts(struct payload *p, struct err *e)
+{
+	const cJSON *it;
+	int i = 0;
+
+	if (want_string_array(p, "allowedHosts", &p->allowed_hosts, e) != 0)
+		return -1;
+	cJSON_ArrayForEach(it, p->allowed_hosts) {
+		if (egp_pattern_check(it->valuestring, e) != 0)
+			return err_prefix(e, "allowedHosts[%d]", i);
+		i++;
+	}
+	return 0;
+}
+
 int payload_parse(struct payload *p, const char *json, size_t n, struct err *e)
 {
 	memset(p, 0, sizeof(*p));
@@ -207,7 +225,7 @@ int payload_parse(struct payload *p, const char *json, size_t n, struct err *e)
 	if (check_strings(p, e) || check_objects(p, e) || check_numbers(p, e) || check_flags(p, e) ||
 	    want_string_array(p, "allowedTools", &p->allowed_tools, e) ||
 	    want_string_array(p, "disallowedTools", &p->disallowed_tools, e) ||
-	    want_string_array(p, "preExecutionCommands", &p->pre_exec, e))
+	    want_string_array(p, "preExecutionCommands", &p->pre_exec, e) || check_allowed_hosts(p, e))
 		goto bad;
 	if (!p->prompt) {
 		err_set(e, "prompt is required");

@@ -42,6 +42,7 @@ struct payload {
 	const cJSON *metadata;               /* any JSON value, echoed */
 	const cJSON *mcp_config, *slash_commands, *subagents, *external_test_repo;
 	const char *callback_url;
+	const cJSON *allowed_hosts;          /* array of host patterns (job/egpolicy.h), or NULL */
 };
 
 /* payload_parse: parse n bytes of JSON and check every known field. */

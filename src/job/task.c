@@ -200,6 +200,36 @@ static int start_proxy(struct task *t, struct err *e)
 	return 0;
 }
 
+static void egress_log(void *arg, const char *line)
+{
+	(void)arg;
+	task_log("WARNING", "%s", line);
+}
+
+/* The egress proxy (egress.h), for every task: the operator's lists from
+ * the environment, the task's allowedHosts from the payload. */
+static int start_egress(struct task *t, struct err *e)
+{
+	struct eg_config cfg;
+	ssize_t n;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.allow = getenv("CCR_EGRESS_ALLOW");
+	cfg.allow_private = getenv("CCR_EGRESS_ALLOW_PRIVATE");
+	cfg.allowed_hosts = t->p.allowed_hosts;
+	cfg.idle_ms = env_int("CCR_EGRESS_IDLE_S", EG_IDLE_MS_DEFAULT / 1000, 1, 86400) * 1000;
+	cfg.log = egress_log;
+	if (eg_start(&t->egress, &cfg, e) != 0)
+		return -1;
+	t->egress_on = 1;
+	snprintf(t->egress_url, sizeof(t->egress_url), "http://127.0.0.1:%d", eg_port(&t->egress));
+	n = readlink("/proc/self/exe", t->self_exe, sizeof(t->self_exe) - 1);
+	t->self_exe[n > 0 ? n : 0] = 0;
+	if (n <= 0)
+		task_log("WARNING", "cannot read /proc/self/exe: the agent's ssh gets no ProxyCommand");
+	return 0;
+}
+
 /* The SSH policy (git.h), for every task: the key, and known_hosts for
  * libgit2's clone and push and for the agent's own git, which gets the
  * same options through its GIT_SSH_COMMAND. */
@@ -333,6 +363,8 @@ static int agent_setup(struct task *t, struct err *e)
 	t->agent.git_ssh = t->ssh_cmd[0] ? t->ssh_cmd : NULL;
 	t->agent.git_ssh_forced = t->ws.key_path[0] != 0;
 	t->agent.config_dir = t->confdir;
+	t->agent.egress_url = t->egress_on ? t->egress_url : NULL;
+	t->agent.connect_exe = t->self_exe[0] ? t->self_exe : NULL;
 	return 0;
 }
 
@@ -363,7 +395,7 @@ static int precmd_setup(struct task *t, struct err *e)
 static int setup(struct task *t, struct err *e)
 {
 	static int (*const steps[])(struct task *, struct err *) = {
-		start_proxy, ssh_setup, git_setup, tests_setup, files_setup, agentbox_setup, agent_setup, precmd_setup,
+		start_proxy, start_egress, ssh_setup, git_setup, tests_setup, files_setup, agentbox_setup, agent_setup, precmd_setup,
 	};
 	size_t i;
 
@@ -668,6 +700,8 @@ static void cleanup(struct task *t)
 
 	if (t->proxy_on)
 		tp_stop(&t->proxy);
+	if (t->egress_on)
+		eg_stop(&t->egress);
 	pc_leftovers_kill(&t->left, 2000);
 	if (t->gctx_on)
 		gop_ctx_free(&t->git);

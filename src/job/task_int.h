@@ -9,6 +9,7 @@
 #include "job/agentenv.h"
 #include "sandbox/sandbox.h"
 #include "job/claudecfg.h"
+#include "job/egress.h"
 #include "job/git.h"
 #include "job/logsink.h"
 #include "job/payload.h"
@@ -27,6 +28,11 @@ struct task {
 	struct logsink *log;
 	struct tp_proxy proxy;
 	int proxy_on;
+	/* The egress proxy: the agent's only way out of the sandbox.  Its
+	 * port (eg_port(&t->egress)) and the token proxy's (tp_port) are the
+	 * loopback ports the sandbox relays. */
+	struct eg_proxy egress;
+	int egress_on;
 	struct ws ws;
 	int ws_on;
 	struct gop_ctx git;          /* the SSH policy, and the clone's git operations */
@@ -39,9 +45,11 @@ struct task {
 	char ssh_cmd[4600];          /* the agent's GIT_SSH_COMMAND */
 	char confdir[4096];          /* the CLI's CLAUDE_CONFIG_DIR */
 	char base_url[64];           /* the token proxy */
+	char egress_url[64];         /* the egress proxy, http://127.0.0.1:PORT */
+	char self_exe[4096];         /* this ccr executable (`ccr connect` for the agent's ssh), "" if unknown */
 	struct ae_ctx agent;         /* what the CLI's and pre-exec environments are built from */
 	struct sbx_config box;       /* the agent's sandbox (agentbox.c) */
-	char box_home[4200], box_tmp[4200], self_exe[4096];
+	char box_home[4200], box_tmp[4200];
 	char box_ro[SBX_MAX_MORE][1024];  /* the operator's $HOME/.claude directories the CLI's config links to */
 	char payload_key[600];
 	char cli_cache[4096];        /* the CLI's cache dir (its MCP logs), "" before it ran */

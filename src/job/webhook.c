@@ -16,35 +16,15 @@
 #include "crypto/crypto.h"
 #include "http/client.h"
 #include "job/webhook.h"
+#include "net/addrclass.h"
 #include "net/ca.h"
 #include "util/b64.h"
 #include "util/hex.h"
 
-static int forbidden_v4(uint32_t a)
-{
-	return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 16) == 0xA9FE || /* 169.254/16 */
-	       (a >> 20) == 0xAC1 || (a >> 16) == 0xC0A8 || (a >> 22) == (100 << 2 | 1) ||    /* 172.16/12 192.168/16 100.64/10 */
-	       (a >> 28) == 0xE || (a >> 28) == 0xF;                                             /* multicast, reserved */
-}
-
+/* The shared deny-list (net/addrclass.h): anything but a public address. */
 static int forbidden(const struct sockaddr *sa)
 {
-	if (sa->sa_family == AF_INET)
-		return forbidden_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
-	if (sa->sa_family == AF_INET6) {
-		const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-		int zero = 1, i;
-
-		for (i = 0; i < 15; i++)
-			zero &= b[i] == 0;
-		if (zero)                                     /* :: and ::1 */
-			return 1;
-		if (memcmp(b, mapped, 12) == 0)
-			return forbidden_v4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
-		return (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || b[0] == 0xff;
-	}
-	return 1;
+	return ac_classify(sa) != AC_PUBLIC;
 }
 
 static int allow_private(void)

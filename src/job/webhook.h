@@ -22,7 +22,8 @@
  *
  * SSRF guard (wh_check_url): before the first attempt the URL's host is
  * resolved and refused when any address is loopback, private,
- * link-local, unique-local, multicast or unspecified, unless
+ * link-local, unique-local, multicast, unspecified or reserved (the
+ * classes of net/addrclass.h, IPv4 embedded in IPv6 included), unless
  * CCR_ALLOW_PRIVATE_CALLBACKS=1 or the host is named in
  * CCR_CALLBACK_ALLOW_HOSTS; the checked address is pinned for every
  * attempt, so DNS cannot be switched in between.  Every redirect target

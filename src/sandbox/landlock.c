@@ -13,8 +13,10 @@
  *   read + execute   the read-only paths of the spawn (files or trees)
  *   everything       the read-write paths (the workspace, the private tmp)
  *   read + write     the device nodes (null, zero, tty...), /dev/shm, /dev/pts
- *   read             /proc (Landlock itself refuses /proc/<pid>/mem and
- *                    /environ of processes outside the domain: ptrace rules)
+ *   read             /proc in a pid namespace; without one, only the
+ *                    process's own /proc/<pid> and the machine-wide files
+ *                    (Landlock refuses /proc/<pid>/mem of other domains,
+ *                    but not /environ: a test showed it)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -97,6 +99,27 @@ static int allow_path(int rs, const char *path, uint64_t want, uint64_t handled)
 	return rc;
 }
 
+/* /proc: inside a pid namespace it is the box's own, all readable.
+ * Without one it is the host's, where Landlock refuses /proc/<pid>/mem of
+ * other domains but not /environ or /cmdline: then only this process's
+ * own directory (/proc/self, resolved now: the program keeps this pid
+ * across its exec) and the machine-wide files are readable. */
+static int add_proc_rules(const struct sbx_spawn *sp, int rs, uint64_t fs)
+{
+	static const char *const global[] = { "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/loadavg",
+					      "/proc/uptime", "/proc/version", "/proc/filesystems", "/proc/mounts",
+					      "/proc/sys/kernel", "/proc/sys/vm/overcommit_memory" };
+	uint64_t rd = FS_READ_FILE | FS_READ_DIR;
+	size_t i;
+
+	if (sp->level >= SBX_NAMESPACES)
+		return allow_path(rs, "/proc", rd, fs);
+	for (i = 0; i < sizeof(global) / sizeof(global[0]); i++)
+		if (allow_path(rs, global[i], rd, fs) != 0)
+			return -1;
+	return allow_path(rs, "/proc/self", rd, fs);
+}
+
 static int add_fs_rules(const struct sbx_spawn *sp, int rs, uint64_t fs)
 {
 	static const char *const devs[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx" };
@@ -113,7 +136,7 @@ static int add_fs_rules(const struct sbx_spawn *sp, int rs, uint64_t fs)
 	for (i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
 		if (allow_path(rs, devs[i], dev, fs) != 0)
 			return -1;
-	if (allow_path(rs, "/dev/pts", dev, fs) != 0 || allow_path(rs, "/proc", FS_READ_FILE | FS_READ_DIR, fs) != 0)
+	if (allow_path(rs, "/dev/pts", dev, fs) != 0 || add_proc_rules(sp, rs, fs) != 0)
 		return -1;
 	if (sp->level >= SBX_NAMESPACES) {
 		/* The box's own tmpfs mounts, and its root's listing. */

@@ -47,8 +47,10 @@
  *     only when there is no network namespace: inside one, loopback is the
  *     agent's own, and a test server the agent starts there must work;
  *   - signals and abstract unix sockets scoped to the box (ABI >= 6);
- *   - ptrace, and so /proc/<pid>/mem and /environ, of processes outside
- *     the box is refused by Landlock itself (every ABI).
+ *   - ptrace, and so /proc/<pid>/mem, of processes outside the box is
+ *     refused by Landlock itself (every ABI); /proc/<pid>/environ is not,
+ *     so without a pid namespace only the program's own /proc/<pid> and
+ *     the machine-wide /proc files are readable.
  * Where user namespaces are unavailable (some container runtimes, or
  * sysctls that forbid them), Landlock alone applies, with the host paths.
  *

@@ -35,6 +35,7 @@ static const struct suite suites[] = {
 	{ "git", git_selftests },
 	{ "jobfiles", jobfiles_selftests },
 	{ "sandbox", sandbox_selftests },
+	{ "egress", egress_selftests },
 };
 
 #define N_SUITES (sizeof(suites) / sizeof(suites[0]))

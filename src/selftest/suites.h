@@ -20,5 +20,6 @@ extern const struct st_case proxy_selftests[];
 extern const struct st_case git_selftests[];
 extern const struct st_case jobfiles_selftests[];
 extern const struct st_case sandbox_selftests[];
+extern const struct st_case egress_selftests[];
 
 #endif

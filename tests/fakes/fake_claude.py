@@ -44,6 +44,13 @@ the task's environmentSecrets):
                             each side's median/p90 time to first byte and to
                             the end of the stream, in microseconds (scripts/bench)
 
+  {"bench_egress": {"n": n, "url": u, "ca": path}}
+                            download u with curl n times straight (--noproxy '*') and
+                            n times through $HTTPS_PROXY (the job's egress proxy),
+                            interleaved; print one {"type":"bench_egress",...} line with
+                            each side's median/p90 time_total in microseconds
+                            (scripts/bench)
+
 Stamp lines also carry "t0", the time this script began to run (after the
 interpreter started, before its imports).
 
@@ -161,6 +168,38 @@ def bench_api(spec):
     emit({"type": "bench_api", **{name: summary(v[3]) for name, v in sides.items()}})
 
 
+def bench_egress(spec):
+    def once(direct):
+        cmd = ["curl", "-sS", "-o", "/dev/null", "-w", "%{time_total} %{size_download}", "--cacert", spec["ca"]]
+        if direct:
+            cmd += ["--noproxy", "*"]
+        r = subprocess.run(cmd + [spec["url"]], capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            return None
+        t, size = r.stdout.split()
+        return float(t), int(size)
+
+    sides = {"direct": [], "proxy": []}
+    errors = {"direct": 0, "proxy": 0}
+    size = 0
+    for i in range(int(spec.get("n", 10))):
+        for name in (("direct", "proxy") if i % 2 == 0 else ("proxy", "direct")):
+            got = once(name == "direct")
+            if got is None:
+                errors[name] += 1
+            else:
+                sides[name].append(got[0])
+                size = got[1]
+    out = {"type": "bench_egress", "bytes": size}
+    for name, xs in sides.items():
+        xs.sort()
+        out[name] = {"n": len(xs), "errors": errors[name]}
+        if xs:
+            out[name]["med_us"] = round(xs[len(xs) // 2] * 1e6)
+            out[name]["p90_us"] = round(xs[len(xs) * 9 // 10] * 1e6)
+    emit(out)
+
+
 def prompt_files(argv):
     """What the real CLI reads for --system-prompt-file and
     --append-system-prompt-file: {flag: file content} (it fails when the
@@ -263,6 +302,8 @@ def main():
         call_api()
     if mode.get("bench_api"):
         bench_api(mode["bench_api"])
+    if mode.get("bench_egress"):
+        bench_egress(mode["bench_egress"])
     if mode.get("stamp"):
         for i in range(int(mode.get("count", 10))):
             emit({"type": "stamp", "i": i, "t": time.time(), "t0": T0})

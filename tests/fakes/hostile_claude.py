@@ -13,6 +13,7 @@ ports (name -> loopback port), allowed_url (https, through the proxy),
 denied_host (a name outside allowedHosts), ca_file.
 """
 import ctypes
+import http.client
 import json
 import os
 import re
@@ -20,7 +21,7 @@ import signal
 import socket
 import ssl
 import sys
-import urllib.request
+import urllib.parse
 
 MARK = b""
 
@@ -46,18 +47,24 @@ def read_mem(pid):
     return False
 
 
-def probe_proc():
-    """Every process this agent can see: environ, cmdline and memory."""
+def probe_proc(known_pids):
+    """Every process this agent can see (and the ones it was told of):
+    environ, cmdline and memory."""
     hits, seen = [], 0
-    for d in os.listdir("/proc"):
-        if not d.isdigit() or int(d) == os.getpid():
+    try:
+        listed = [d for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        listed = []
+    for d in sorted(set(listed) | {str(p) for p in known_pids}):
+        if int(d) == os.getpid():
             continue
         seen += 1
         for what in ("environ", "cmdline"):
             try:
                 with open(f"/proc/{d}/{what}", "rb") as f:
                     if found(f.read()):
-                        hits.append(f"{d}/{what}")
+                        with open(f"/proc/{d}/cmdline", "rb") as c:
+                            hits.append(f"{d}/{what} ({c.read()[:60]!r})")
             except OSError:
                 pass
         try:
@@ -183,12 +190,19 @@ def probe_token_proxy_elsewhere(target):
 
 
 def probe_allowed(url, ca_file):
+    """GET url through the egress proxy (CONNECT, then TLS to the host)."""
+    port = proxy_port("HTTPS_PROXY")
+    if not port:
+        return "blocked: no proxy in the environment"
+    u = urllib.parse.urlsplit(url)
     ctx = ssl.create_default_context(cafile=ca_file)
-    handler = urllib.request.HTTPSHandler(context=ctx)
-    opener = urllib.request.build_opener(handler, urllib.request.ProxyHandler())
     try:
-        body = opener.open(url, timeout=20).read()
-        return f"OPEN: {len(body)} bytes"
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=20, context=ctx)
+        c.set_tunnel(u.hostname, u.port or 443)
+        c.request("GET", u.path or "/")
+        r = c.getresponse()
+        body = r.read()
+        return f"OPEN: {r.status}, {len(body)} bytes" if r.status == 200 else f"blocked: status {r.status}"
     except Exception as e:  # noqa: BLE001 - the outcome is the message
         return f"blocked: {e}"
 
@@ -201,7 +215,7 @@ def main():
     spec = json.loads(sys.stdin.read())
     MARK = spec["marker"].encode()
     r = {}
-    r["proc_secrets"] = probe_proc()
+    r["proc_secrets"] = probe_proc(spec.get("pids", {}).values())
     r["data_dir"] = probe_tree(spec["data_dir"])
     r["operator_home"] = probe_tree(spec["home"])
     r["other_workspaces"] = probe_other_workspaces(spec["ws_parent"])

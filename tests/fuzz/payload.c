@@ -39,6 +39,7 @@ static void check_payload(const struct payload *p)
 	check_strings(p->allowed_tools, "allowedTools");
 	check_strings(p->disallowed_tools, "disallowedTools");
 	check_strings(p->pre_exec, "preExecutionCommands");
+	check_strings(p->allowed_hosts, "allowedHosts");
 	check_strings(p->env_secrets, "environmentSecrets");
 	FUZZ_CHECK(!p->post_actions || cJSON_IsObject(p->post_actions), "postExecutionActions");
 	FUZZ_CHECK(!p->mcp_config || cJSON_IsObject(p->mcp_config), "mcpConfig");
