@@ -171,7 +171,7 @@ def refusals(err):
 
 
 def test_agent_reaches_admitted_servers_through_the_proxy_and_nothing_else(job, net, ccr_bin, tmp_path):
-    got = tmp_path / "blob.out"
+    got = job.rec_dir / "blob.out"         # written inside the agent's sandbox
     admit = "127.0.0.2:%d,127.0.0.2:%d,127.0.0.2:%d" % (net.tls.port, net.plain.port, net.echo.port)
     https = "curl -sS --cacert %s -o %s https://127.0.0.2:%d/blob; echo rc=$?" % (net.ca, got, net.tls.port)
     plain = "curl -sS -H 'Proxy-Authorization: Basic eDp5' 'http://127.0.0.2:%d/plain?x=1'" % net.plain.port
@@ -185,7 +185,8 @@ def test_agent_reaches_admitted_servers_through_the_proxy_and_nothing_else(job, 
         ccr_bin, net.echo.port)
     refused = "%s connect 127.0.0.2 %d </dev/null; echo rc=$?" % (ccr_bin, net.closed.port)
     cmds = [https, plain, closed_http, closed_tls, meta_addr, meta_name, meta_tls, echo, refused]
-    res, rec, err = run_agent(job, "eg1", cmds, {"CCR_EGRESS_ALLOW_PRIVATE": admit})
+    res, rec, err = run_agent(job, "eg1", cmds, {"CCR_EGRESS_ALLOW_PRIVATE": admit,
+                                                 "CCR_SANDBOX_RO_PATHS": os.path.dirname(net.ca)})
 
     env = rec["env"]
     proxy = env["HTTPS_PROXY"]

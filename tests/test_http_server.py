@@ -215,16 +215,17 @@ def test_health_verbose(serve, tmp_path):
     srv = serve({'CLAUDE_BIN': str(ok), 'ANTHROPIC_API_KEY': 'k', 'CLAUDE_CODE_OAUTH_TOKEN': 'abc\u00e9\U0001f600'})
     st, h, body, _ = get(srv, '/health?verbose=true')
     assert st == 200 and h['content-type'] == 'application/json; charset=utf-8'
-    assert body == (b'{"status":"healthy","server":"running","auth":{"hasApiKey":true,"hasAuthToken":true,'
-                    b'"tokenLength":6},"claude":{"cliAvailable":true}}')
+    # the seed's fields, in its order, then ccr's sandbox report
+    assert body.startswith(b'{"status":"healthy","server":"running","auth":{"hasApiKey":true,"hasAuthToken":true,'
+                           b'"tokenLength":6},"claude":{"cliAvailable":true},"sandbox":{"mode":"auto","level":')
     st, _, body, _ = get(srv, '/healthz?x=1&verbose=true')
     assert json.loads(body)['claude'] == {'cliAvailable': True}
     srv.stop()
 
     srv = serve({'CLAUDE_BIN': str(tmp_path / 'missing')})
     st, _, body, _ = get(srv, '/health?verbose=true')
-    assert body == (b'{"status":"healthy","server":"running","auth":{"hasApiKey":false,"hasAuthToken":false,'
-                    b'"tokenLength":0},"claude":{"cliAvailable":false}}')
+    assert body.startswith(b'{"status":"healthy","server":"running","auth":{"hasApiKey":false,"hasAuthToken":false,'
+                           b'"tokenLength":0},"claude":{"cliAvailable":false},"sandbox":')
     srv.stop()
 
 
