@@ -150,6 +150,7 @@ static int take(struct opts *o, const char *name, const char *value, int *used)
 #undef S
 	};
 	struct dp_config *cf = &o->cf;
+	char padded[80];
 	size_t i;
 
 	*used = 1;
@@ -162,6 +163,14 @@ static int take(struct opts *o, const char *name, const char *value, int *used)
 		}
 		*(strcmp(name, "dry-run") == 0 ? &cf->dry_run : &cf->allow_unauthenticated) = on;
 		return 0;
+	}
+	snprintf(padded, sizeof padded, " %s ", name);
+	for (i = 0; i < sizeof strs / sizeof strs[0] && strcmp(name, strs[i].name) != 0; i++)
+		;
+	if (i == sizeof strs / sizeof strs[0] && !strstr(" env job-timeout serve-timeout job-max-retries "
+			"min-instances max-instances concurrency ", padded)) {
+		fprintf(stderr, "ccr deploy: unknown option --%s (ccr deploy --help lists them)\n", name);
+		return -1;
 	}
 	if (!value) {
 		fprintf(stderr, "ccr deploy: --%s needs a value (ccr deploy --help)\n", name);

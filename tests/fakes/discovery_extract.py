@@ -117,8 +117,9 @@ def readme_table(folder):
 
 def strip(x):
     """x without description texts (recursively)."""
-    if isinstance(x, dict):
-        return {k: strip(v) for k, v in x.items() if k not in ('description', 'enumDescriptions')}
+    if isinstance(x, dict):   # (a property *named* description is an object: it stays)
+        return {k: strip(v) for k, v in x.items()
+                if not (k in ('description', 'enumDescriptions') and isinstance(v, (str, list)))}
     if isinstance(x, list):
         return [strip(v) for v in x]
     return x
