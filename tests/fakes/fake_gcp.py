@@ -80,7 +80,8 @@ Control API (not Google's; no auth, no faults, not in the request log). JSON in 
   GET  /_fake/executions | /_fake/executions/<exec-id>   (pids, pgids, exit codes, log paths)
   POST /_fake/jobs {"name": J | "projects/P/locations/L/jobs/J", "command": str|list, "args",
                     "env": {}, "max_retries", "task_count", "timeout_seconds", "cwd",
-                    "restrict": bool}
+                    "restrict": bool, "runtime_only": bool (the job exists only once made by
+                    jobs.create; this gives the command and env its executions run with)}
   POST /_fake/buckets {"name"};  GET /_fake/objects?bucket=B;
   GET|PUT|DELETE /_fake/objects/<bucket>/<url-encoded name>   raw bytes, for seeding/inspection
   GET  /_fake/uploads   resumable sessions (persisted bytes, total, finished)
@@ -1175,7 +1176,10 @@ class State:
         job = {'key': key, 'command': cmd, 'args': list(spec.get('args') or []),
                'env': dict(spec.get('env') or {}), 'max_retries': int(spec.get('max_retries', 0)),
                'task_count': int(spec.get('task_count', 1)),
-               'timeout_seconds': spec.get('timeout_seconds'), 'cwd': spec.get('cwd')}
+               'timeout_seconds': spec.get('timeout_seconds'), 'cwd': spec.get('cwd'),
+               # only the command and env a job created through jobs.create runs with: until
+               # then the job does not exist
+               'runtime_only': bool(spec.get('runtime_only'))}
         with self.lock:
             self.jobs[key] = job
         return job
@@ -1196,7 +1200,7 @@ class State:
             for key in ((project, location, job), (self.norm_project(project), location, job),
                         ('*', '*', job)):
                 if key in self.jobs:
-                    return self.jobs[key]
+                    return None if self.jobs[key].get('runtime_only') else self.jobs[key]
         if self.config['restrict_jobs']:
             return None
         cmd = shlex.split(self.default_job_command) if self.default_job_command else None

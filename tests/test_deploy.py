@@ -1,0 +1,277 @@
+"""`ccr deploy` against the fake Google Cloud, and its image push against a real OCI registry.
+
+Deploy: a first run creates every resource (counted calls and writes, timed), a task then runs
+through the deployed names (serve started with the deployed service's env, secrets resolved from
+the fake Secret Manager; the fake's Cloud Run runs the deployed job's template env with `ccr job`),
+and a second run makes no write call.  --dry-run writes nothing; a changed setting updates only
+what changed; an existing deployment is taken over without losing its other IAM grants.  Every
+request and answer is checked against Google's discovery documents (the fixture fails on a
+violation).
+
+Push: Debian's docker-registry (installed when root and missing), started on 127.0.0.1 with TLS
+from a test CA and htpasswd basic auth; ccr pushes a small OCI layout made here (monolithic and
+chunked uploads), the test pulls the manifest and blobs back with a plain HTTP client and compares
+digests.
+
+Run: /usr/bin/python3 -m pytest -q tests/test_deploy.py
+"""
+import base64
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT  # noqa: E402
+from fakes.gcp_client import FakeGCP  # noqa: E402
+from test_cloud import CANARY, FAKE_CLAUDE, Stream, body, clean_environ  # noqa: E402
+from test_http_server import Serve  # noqa: E402
+
+BUCKET = "ccr-deploy-logs"
+JOB = "claude-code-async-worker"
+SERVICE = "cloudrun-claude-code"
+WRITE_VERBS = (".create", ".insert", ".patch", ".setIamPolicy", ".addVersion", ".update", ".delete")
+
+
+def is_write(entry):
+    m = entry.get("google_method") or ""
+    return m.endswith(WRITE_VERBS)
+
+
+class Deployment:
+    """One fake Google Cloud (jobs must be created before they exist, keys too) and the
+    environment ccr deploy needs to reach it."""
+
+    def __init__(self, ccr_bin, tmp_path):
+        self.bin = str(ccr_bin)
+        self.tmp = tmp_path
+        for d in ("home", "gcloud", "ws"):
+            (tmp_path / d).mkdir(parents=True, exist_ok=True)
+        fenv = clean_environ()
+        fenv["HOME"] = str(tmp_path / "home")
+        self.fake = FakeGCP(state_dir=str(tmp_path / "fake"), job_command=f"{self.bin} job",
+                            env=fenv).start()
+        self.fake.config(restrict_jobs=True, kms_auto_create=False)
+        self.env = dict(clean_environ(), HOME=str(tmp_path / "home"),
+                        GOOGLE_APPLICATION_CREDENTIALS=self.fake.sa_path,
+                        CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), CCR_RETRY_BASE_MS="5")
+        for var in ("STORAGE_EMULATOR_HOST", "CCR_KMS_ENDPOINT", "CCR_RUN_ENDPOINT",
+                    "CCR_SECRETMANAGER_ENDPOINT", "CCR_IAM_ENDPOINT", "CCR_ARTIFACTREGISTRY_ENDPOINT"):
+            self.env[var] = self.fake.url
+        # What Cloud Run's runtime gives a job (credentials, endpoints), not the deployment's
+        # settings: those come from the deployed template (bucket, key, secrets).
+        self.fake.register_job(JOB, command=[self.bin, "job"], env=dict(
+            {k: v for k, v in self.env.items() if k.startswith(("CCR_", "GOOGLE_", "STORAGE_"))},
+            CLAUDE_BIN=FAKE_CLAUDE, CCR_WORKSPACE_ROOT=str(tmp_path / "ws"), CCR_KILL_GRACE_MS="500"),
+            runtime_only=True)
+        self.fake.config(restrict_jobs=True)
+        self.serves = []
+
+    def deploy(self, *args, check=True):
+        t0 = time.monotonic()
+        since = self.fake.requests()[-1]["id"] if self.fake.requests() else 0
+        p = subprocess.run([self.bin, "deploy", "--project", self.fake.project, "--region", self.fake.region,
+                            "--bucket", BUCKET, *args], env=self.env, capture_output=True, text=True,
+                           timeout=180)
+        p.seconds = time.monotonic() - t0
+        p.calls = [e for e in self.fake.requests(since=since) if e["service"] != "oauth"]
+        p.writes = [e for e in p.calls if is_write(e)]
+        if check:
+            assert p.returncode == 0, p.stdout + p.stderr
+        return p
+
+    def secret(self, name):
+        tok = self.fake.access_token()
+        req = urllib.request.Request(
+            f"{self.fake.url}/v1/projects/{self.fake.project}/secrets/{name}/versions/latest:access",
+            headers={"Authorization": f"Bearer {tok}"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return base64.b64decode(json.load(r)["payload"]["data"]).decode()
+
+    def get(self, path):
+        tok = self.fake.access_token()
+        req = urllib.request.Request(f"{self.fake.url}{path}", headers={"Authorization": f"Bearer {tok}"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.load(r)
+
+    def service_env(self):
+        """The deployed service's env as Cloud Run would give it (secrets resolved)."""
+        svc = self.get(f"/v2/projects/{self.fake.project}/locations/{self.fake.region}/services/{SERVICE}")
+        env = {}
+        for e in svc["template"]["containers"][0]["env"]:
+            ref = (e.get("valueSource") or {}).get("secretKeyRef")
+            env[e["name"]] = self.secret(ref["secret"]) if ref else e["value"]
+        return svc, env
+
+    def close(self):
+        for s in self.serves:
+            if s.proc.poll() is None:
+                s.proc.kill()
+                s.proc.wait()
+        self.fake.stop()
+
+
+@pytest.fixture
+def deployment(ccr_bin, tmp_path, monkeypatch):
+    made = []
+
+    def start():
+        d = Deployment(ccr_bin, tmp_path / f"d{len(made)}")
+        made.append(d)
+        return d
+    yield start
+    bad = []
+    for d in made:
+        try:
+            bad += d.fake.violations()
+        finally:
+            d.close()
+    assert not bad, "not wire-exact with the discovery documents:\n" + "\n".join(
+        f"{v['where']}: {v['method']} {v['path']}: {v['violation']}" for v in bad[:20])
+
+
+def test_deploy_then_a_task_runs_through_the_deployed_names_then_nothing_to_write(deployment):
+    d = deployment()
+    first = d.deploy()
+    print(f"\nfull deploy against the fake: {len(first.calls)} calls ({len(first.writes)} writes) "
+          f"in {first.seconds:.2f} s")
+    assert re.search(r"deploy done: \d+ calls, \d+ writes", first.stdout)
+    made = sorted({e["google_method"] for e in first.writes})
+    assert made == sorted([
+        "artifactregistry.projects.locations.repositories.create",
+        "iam.projects.serviceAccounts.create", "storage.buckets.insert",
+        "storage.buckets.setIamPolicy", "cloudkms.projects.locations.keyRings.create",
+        "cloudkms.projects.locations.keyRings.cryptoKeys.create",
+        "cloudkms.projects.locations.keyRings.cryptoKeys.setIamPolicy",
+        "secretmanager.projects.secrets.create", "secretmanager.projects.secrets.addVersion",
+        "secretmanager.projects.secrets.setIamPolicy", "run.projects.locations.jobs.create",
+        "run.projects.locations.jobs.setIamPolicy", "run.projects.locations.services.create"])
+    # every binding is explained
+    assert first.stdout.count("why: ") == 8
+
+    # the resources as deployed
+    pr, rg = d.fake.project, d.fake.region
+    bucket = d.get(f"/storage/v1/b/{BUCKET}")
+    assert bucket["lifecycle"] == {"rule": [
+        {"action": {"type": "Delete"}, "condition": {"age": 30, "matchesPrefix": ["sessions/"]}},
+        {"action": {"type": "Delete"}, "condition": {"age": 1, "matchesPrefix": ["tasks/"]}}]}
+    job = d.get(f"/v2/projects/{pr}/locations/{rg}/jobs/{JOB}")
+    tt = job["template"]["template"]
+    assert tt["maxRetries"] == 1 and tt["timeout"] == "86400s"
+    assert tt["serviceAccount"] == f"ccr-job@{pr}.iam.gserviceaccount.com"
+    assert tt["containers"][0]["resources"]["limits"] == {"cpu": "1", "memory": "4Gi"}
+    pol = d.get(f"/v2/projects/{pr}/locations/{rg}/jobs/{JOB}:getIamPolicy")
+    assert pol["bindings"] == [{"role": "roles/run.jobsExecutorWithOverrides",
+                                "members": [f"serviceAccount:ccr-serve@{pr}.iam.gserviceaccount.com"]}]
+    key = f"/v1/projects/{pr}/locations/{rg}/keyRings/cloudrun-claude-code-keys/cryptoKeys/async-task-payload-key"
+    roles = {b["role"]: b["members"] for b in d.get(key + ":getIamPolicy")["bindings"]}
+    assert roles == {"roles/cloudkms.cryptoKeyEncrypter": [f"serviceAccount:ccr-serve@{pr}.iam.gserviceaccount.com"],
+                     "roles/cloudkms.cryptoKeyDecrypter": [f"serviceAccount:ccr-job@{pr}.iam.gserviceaccount.com"]}
+    assert d.secret("cloudrun-callback-secret").startswith("whsec_")
+
+    # a task through the deployed names: serve gets the service's env, the job its template's
+    svc, env = d.service_env()
+    assert svc["ingress"] == "INGRESS_TRAFFIC_ALL"
+    assert svc["template"]["scaling"] == {"minInstanceCount": 0, "maxInstanceCount": 10}
+    assert env["GCS_LOGS_BUCKET"] == BUCKET and env["CLOUDRUN_JOB_NAME"] == JOB
+    api_key = env["CCR_API_KEYS"]
+    srv = Serve(d.bin, dict(d.env, **env))
+    d.serves.append(srv)
+    s = Stream(srv, "POST", "/run", body({"lines": [{"type": "result", "subtype": "success"}]}),
+               headers={"Authorization": f"Bearer {api_key}"})
+    assert s.status == 200, s.text
+    assert s.done()["status"] == "completed", s.frames[-3:]
+    [ex] = d.fake.executions()
+    assert ex["job"] == JOB and ex["state"] == "SUCCEEDED" and ex["max_retries"] == 1
+    assert ex["timeout"] == 86400
+
+    # the second run: reads only
+    second = d.deploy()
+    print(f"second deploy: {len(second.calls)} calls, {len(second.writes)} writes")
+    assert second.writes == [], [e["google_method"] for e in second.writes]
+    assert "0 writes" in second.stdout and " create" not in second.stdout
+    assert "update" not in second.stdout
+
+
+def test_dry_run_writes_nothing_and_names_what_would_change(deployment):
+    d = deployment()
+    p = d.deploy("--dry-run")
+    assert p.writes == [] and "0 writes" in p.stdout
+    assert p.stdout.count("would create") == 10, p.stdout
+    d.deploy()
+    p = d.deploy("--dry-run", "--job-memory", "8Gi", "--max-instances", "3", "--allow-unauthenticated")
+    assert p.writes == []
+    assert re.search(r"cloud run job .*: would update .*template\.template\.containers\[0\]\.resources\.limits\.memory",
+                     p.stdout), p.stdout
+    assert re.search(r"cloud run service .*: would update .*template\.scaling\.maxInstanceCount", p.stdout)
+    assert "+ roles/run.invoker -> allUsers" in p.stdout
+    # and for real: exactly those writes
+    p = d.deploy("--job-memory", "8Gi", "--max-instances", "3", "--allow-unauthenticated")
+    assert sorted(e["google_method"] for e in p.writes) == [
+        "run.projects.locations.jobs.patch", "run.projects.locations.services.patch",
+        "run.projects.locations.services.setIamPolicy"]
+    job = d.get(f"/v2/projects/{d.fake.project}/locations/{d.fake.region}/jobs/{JOB}")
+    assert job["template"]["template"]["containers"][0]["resources"]["limits"]["memory"] == "8Gi"
+
+
+def test_takeover_keeps_values_and_grants_and_file_values_add_versions(deployment, tmp_path):
+    d = deployment()
+    # the original's deployment: its secret (a value of its own) and a grant someone made
+    d.fake.set_secret("cloudrun-callback-secret", "the-original-hex-secret")
+    tok = d.fake.access_token()
+    url = f"{d.fake.url}/v1/projects/{d.fake.project}/secrets/cloudrun-callback-secret"
+    with urllib.request.urlopen(urllib.request.Request(url + ":getIamPolicy",
+                                headers={"Authorization": f"Bearer {tok}"}), timeout=30) as r:
+        pol = json.load(r)
+    pol["bindings"] = [{"role": "roles/secretmanager.secretAccessor", "members": ["user:ops@example.com"]}]
+    req = urllib.request.Request(url + ":setIamPolicy", data=json.dumps({"policy": pol}).encode(),
+                                 headers={"Authorization": f"Bearer {tok}", "Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=30).read()
+    d.deploy()
+    assert d.secret("cloudrun-callback-secret") == "the-original-hex-secret"
+    members = d.get(f"/v1/projects/{d.fake.project}/secrets/cloudrun-callback-secret:getIamPolicy")["bindings"][0]["members"]
+    assert members[0] == "user:ops@example.com" and len(members) == 3
+    # a value from a file: one new version, then nothing
+    f = tmp_path / "keys.txt"
+    f.write_text("key-one,key-two\n")
+    p = d.deploy("--api-keys-file", str(f))
+    assert [e["google_method"] for e in p.writes] == ["secretmanager.projects.secrets.addVersion"]
+    assert d.secret("ccr-api-keys") == "key-one,key-two"
+    assert d.deploy("--api-keys-file", str(f)).writes == []
+    assert "key-one" not in p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--bogus"], "unknown option --bogus"),
+    (["--job-timeout", "forever"], "--job-timeout forever: give a duration"),
+    (["--ingress", "public"], "--ingress public"),
+    (["--bucket", "Bad/Name"], "--bucket \"Bad/Name\" is not a valid name"),
+    (["--env", "NOVALUE"], "--env NOVALUE: give NAME=VALUE"),
+    (["--min-instances", "5", "--max-instances", "2"], "--min-instances 5 is above --max-instances 2"),
+])
+def test_bad_options_are_usage_errors(ccr_bin, args, msg):
+    p = subprocess.run([str(ccr_bin), "deploy", "--project", "p", *args], capture_output=True, text=True,
+                       env=clean_environ(), timeout=30)
+    assert p.returncode == 2 and msg in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_config_file_and_its_errors(deployment, tmp_path):
+    d = deployment()
+    cfg = tmp_path / "deploy.conf"
+    cfg.write_text("# ccr deploy settings\njob-memory = 2Gi\nenv = FEATURE_X=on\nallow-unauthenticated = true\n")
+    p = d.deploy("--config", str(cfg), "--dry-run")
+    assert "+ roles/run.invoker -> allUsers" in p.stdout
+    d.deploy("--config", str(cfg))
+    job = d.get(f"/v2/projects/{d.fake.project}/locations/{d.fake.region}/jobs/{JOB}")
+    c = job["template"]["template"]["containers"][0]
+    assert c["resources"]["limits"]["memory"] == "2Gi"
+    assert {"name": "FEATURE_X", "value": "on"} in c["env"]
+    cfg.write_text("job-memory\n")
+    p = d.deploy("--config", str(cfg), check=False)
+    assert p.returncode == 2 and "deploy.conf:1: give `name = value`" in p.stderr
