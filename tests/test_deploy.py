@@ -16,20 +16,30 @@ digests.
 Run: /usr/bin/python3 -m pytest -q tests/test_deploy.py
 """
 import base64
+import gzip
 import hashlib
+import http.client
+import io
 import json
 import os
+import random
 import re
+import shutil
+import socket
+import ssl
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
+import warnings
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import ROOT  # noqa: E402
 from fakes.gcp_client import FakeGCP  # noqa: E402
+from fakes.git_servers import make_ca  # noqa: E402
 from test_cloud import CANARY, FAKE_CLAUDE, Stream, body, clean_environ  # noqa: E402
 from test_http_server import Serve  # noqa: E402
 
@@ -275,3 +285,187 @@ def test_config_file_and_its_errors(deployment, tmp_path):
     cfg.write_text("job-memory\n")
     p = d.deploy("--config", str(cfg), check=False)
     assert p.returncode == 2 and "deploy.conf:1: give `name = value`" in p.stderr
+
+
+# ---- image push: a real OCI registry (Debian's docker-registry) ----------------------------
+
+REG_USER = "ccr-pusher"
+REG_PASSWORD = "registry-test-password-7c1e"
+
+
+def ensure_docker_registry():
+    if shutil.which("docker-registry"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("needs Debian's docker-registry; as root the test installs it, otherwise run: "
+                    "apt-get install docker-registry")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "docker-registry"]
+    if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=900)
+        subprocess.run(cmd, env=env, capture_output=True, timeout=900)
+    if not shutil.which("docker-registry"):
+        pytest.skip("apt-get install docker-registry failed")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Registry:
+    """docker-registry on 127.0.0.1 with TLS (test CA) and htpasswd basic auth."""
+
+    def __init__(self, tmp):
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.ca, cert, key = make_ca(tmp / "tls")
+        with warnings.catch_warnings():   # crypt is deprecated, but it makes bcrypt without tools
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt
+            line = crypt.crypt(REG_PASSWORD, crypt.mksalt(crypt.METHOD_BLOWFISH))
+        (tmp / "htpasswd").write_text(f"{REG_USER}:{line}\n")
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        (tmp / "config.yml").write_text(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n"
+            f"    rootdirectory: {tmp / 'data'}\nhttp:\n  addr: {self.host}\n  tls:\n"
+            f"    certificate: {cert}\n    key: {key}\nauth:\n  htpasswd:\n    realm: ccr-test\n"
+            f"    path: {tmp / 'htpasswd'}\n")
+        self.log_path = tmp / "registry.log"
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(tmp / "config.yml")],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.ctx = ssl.create_default_context(cafile=str(self.ca))
+        deadline = time.time() + 30
+        while True:
+            try:
+                status, _, _ = self.get("/v2/")
+                if status in (200, 401):
+                    break
+            except OSError:
+                pass
+            assert self.proc.poll() is None and time.time() < deadline, (tmp / "registry.log").read_text()
+            time.sleep(0.1)
+
+    def get(self, path, accept=None, auth=True):
+        c = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=30)
+        h = {}
+        if auth:
+            h["Authorization"] = "Basic " + base64.b64encode(f"{REG_USER}:{REG_PASSWORD}".encode()).decode()
+        if accept:
+            h["Accept"] = accept
+        c.request("GET", path, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, dict(r.getheaders()), data
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.fixture
+def registry(tmp_path):
+    ensure_docker_registry()
+    r = Registry(tmp_path / "registry")
+    yield r
+    r.close()
+
+
+def sha256(b):
+    return "sha256:" + hashlib.sha256(b).hexdigest()
+
+
+def make_layout(d, files, seed):
+    """A small OCI image layout: one gzip'd tar layer per {name: bytes} in files."""
+    blobs = d / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data):
+        dg = sha256(data)
+        (blobs / dg[7:]).write_bytes(data)
+        return dg
+
+    layers, diff_ids = [], []
+    for i, (name, data) in enumerate(sorted(files.items())):
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o755
+            t.addfile(info, io.BytesIO(data))
+        tar = raw.getvalue()
+        gz = gzip.compress(tar, mtime=0)
+        diff_ids.append(sha256(tar))
+        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": put(gz),
+                       "size": len(gz)})
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Entrypoint": ["/ccr"]},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                         "history": [{"created_by": f"ccr test {seed}"}]}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": put(config), "size": len(config)},
+                           "layers": layers}).encode()
+    mdg = put(manifest)
+    (d / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (d / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdg, "size": len(manifest)}]}))
+    return mdg, [json.loads(manifest)["config"]["digest"]] + [x["digest"] for x in layers]
+
+
+def test_images_are_pushed_over_the_oci_protocol_and_pulled_back_identical(deployment, registry, tmp_path):
+    d = deployment()
+    rnd = random.Random(7)
+    job_dig, job_blobs = make_layout(tmp_path / "job-oci", {
+        "usr/local/bin/ccr": bytes(rnd.getrandbits(8) for _ in range(200_000)),   # chunked (> 64 KiB)
+        "etc/ccr-job": b"job image\n"}, "job")
+    srv_dig, srv_blobs = make_layout(tmp_path / "serve-oci", {"ccr": b"serve image\n" * 10}, "serve")
+    pw = tmp_path / "registry-password"
+    pw.write_text(REG_PASSWORD + "\n")
+    d.env.update(SSL_CERT_FILE=str(registry.ca), CCR_PUSH_CHUNK_BYTES="65536")
+    push = ("--registry", registry.host, "--registry-user", REG_USER, "--registry-password-file", str(pw),
+            "--job-image-dir", str(tmp_path / "job-oci"), "--serve-image-dir", str(tmp_path / "serve-oci"),
+            "--tag", "v1")
+    p = d.deploy(*push)
+    assert REG_PASSWORD not in p.stdout + p.stderr
+    assert "1 images pushed" not in p.stdout and "2 images pushed" in p.stdout, p.stdout
+    repo = f"{d.fake.project}/cloudrun-claude-code"
+    print(f"\npushed: ccr-job {job_dig}, ccr-serve {srv_dig}")
+    for name, dig, blobs in (("ccr-job", job_dig, job_blobs), ("ccr-serve", srv_dig, srv_blobs)):
+        assert f"pushed {registry.host}/{repo}/{name}:v1 {dig}" in p.stdout
+        status, hdrs, man = registry.get(f"/v2/{repo}/{name}/manifests/v1",
+                                         accept="application/vnd.oci.image.manifest.v1+json")
+        assert status == 200 and sha256(man) == dig and hdrs.get("Docker-Content-Digest") == dig
+        pulled = [json.loads(man)["config"]["digest"]] + [x["digest"] for x in json.loads(man)["layers"]]
+        assert pulled == blobs
+        for b in blobs:
+            status, _, data = registry.get(f"/v2/{repo}/{name}/blobs/{b}")
+            assert status == 200 and sha256(data) == b
+        print(f"pulled back: {name} manifest {sha256(man)}, blobs {', '.join(x[7:19] for x in pulled)}")
+    assert registry.get(f"/v2/{repo}/ccr-job/manifests/v1", auth=False)[0] == 401
+    log = registry.log_path.read_text()   # the big layer went up in chunks, the rest whole
+    assert re.search(r'http\.request\.method="?PATCH', log) and re.search(r'http\.request\.method="?PUT', log)
+    # the job and the service run the pushed images, by digest
+    job = d.get(f"/v2/projects/{d.fake.project}/locations/{d.fake.region}/jobs/{JOB}")
+    assert job["template"]["template"]["containers"][0]["image"] == f"{registry.host}/{repo}/ccr-job@{job_dig}"
+    svc, _ = d.service_env()
+    assert svc["template"]["containers"][0]["image"] == f"{registry.host}/{repo}/ccr-serve@{srv_dig}"
+    # again: nothing to push, nothing to write
+    p = d.deploy(*push)
+    assert "0 images pushed" in p.stdout and p.writes == [], p.stdout
+    assert "the tag already names this manifest" in p.stdout
+    # a damaged layout is refused before anything is sent
+    victim = tmp_path / "job-oci" / "blobs" / "sha256" / job_blobs[1][7:]
+    victim.write_bytes(victim.read_bytes()[:-1])
+    p = d.deploy(*push, check=False)
+    assert p.returncode == 1 and "does not match its descriptor" in p.stderr
+    # wrong credentials: one clear line
+    pw.write_text("wrong")
+    (tmp_path / "job-oci").rename(tmp_path / "gone")
+    p = d.deploy("--registry", registry.host, "--registry-user", REG_USER, "--registry-password-file", str(pw),
+                 "--serve-image-dir", str(tmp_path / "serve-oci"), "--tag", "v2", check=False)
+    assert p.returncode == 1 and "refused the basic credentials" in p.stderr, p.stderr
