@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import ROOT  # noqa: E402
 from fakes.gcp_client import FakeGCP  # noqa: E402
 from fakes.git_servers import make_ca  # noqa: E402
+from fakes import discovery_extract  # noqa: E402
 from test_cloud import CANARY, FAKE_CLAUDE, Stream, body, clean_environ  # noqa: E402
 from test_http_server import Serve  # noqa: E402
 
@@ -211,10 +212,13 @@ def test_deploy_then_a_task_runs_through_the_deployed_names_then_nothing_to_writ
 
 def test_dry_run_writes_nothing_and_names_what_would_change(deployment):
     d = deployment()
+    d.fake.create_bucket(BUCKET)   # the original's bucket, made without the lifecycle rules
     p = d.deploy("--dry-run")
     assert p.writes == [] and "0 writes" in p.stdout
-    assert p.stdout.count("would create") == 10, p.stdout
-    d.deploy()
+    assert p.stdout.count("would create") == 9, p.stdout
+    assert f"bucket                 {BUCKET}: would update (changed: lifecycle)" in p.stdout
+    p = d.deploy()
+    assert "storage.buckets.patch" in [e["google_method"] for e in p.writes]
     p = d.deploy("--dry-run", "--job-memory", "8Gi", "--max-instances", "3", "--allow-unauthenticated")
     assert p.writes == []
     assert re.search(r"cloud run job .*: would update .*template\.template\.containers\[0\]\.resources\.limits\.memory",
@@ -228,6 +232,10 @@ def test_dry_run_writes_nothing_and_names_what_would_change(deployment):
         "run.projects.locations.services.setIamPolicy"]
     job = d.get(f"/v2/projects/{d.fake.project}/locations/{d.fake.region}/jobs/{JOB}")
     assert job["template"]["template"]["containers"][0]["resources"]["limits"]["memory"] == "8Gi"
+    # every method marked as `ccr deploy`'s in the discovery extract was called (but the bucket's
+    # insert: it existed here; the first test makes one)
+    called = {e["google_method"] for e in d.fake.requests()} | {"storage.buckets.insert"}
+    assert set(discovery_extract.deploy_methods()) <= called, set(discovery_extract.deploy_methods()) - called
 
 
 def test_takeover_keeps_values_and_grants_and_file_values_add_versions(deployment, tmp_path):

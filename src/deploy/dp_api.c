@@ -232,6 +232,9 @@ int dp_diff(const cJSON *desired, const cJSON *current, const char *path, struct
 
 void dp_say(struct dp_ctx *c, const char *kind, const char *name, const char *state, const char *detail)
 {
-	fprintf(c->out, "%-22s %s: %s%s%s%s\n", kind, name, c->cf->dry_run && strcmp(state, "exists") != 0 ?
-		"would " : "", state, detail && *detail ? " " : "", detail ? detail : "");
+	int fields = detail && *detail && *detail != '(';   /* a list of changed fields */
+
+	fprintf(c->out, "%-22s %s: %s%s%s%s%s\n", kind, name, c->cf->dry_run && strcmp(state, "exists") != 0 ?
+		"would " : "", state, detail && *detail ? (fields ? " (changed: " : " ") : "", detail ? detail : "",
+		fields ? ")" : "");
 }

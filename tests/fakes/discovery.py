@@ -127,6 +127,7 @@ class Discovery:
         self.docs = docs           # discovery id -> document
         self.source = source       # folder read
         self._routes = []          # Route, most specific first
+        self._preferred = {}       # discovery id -> the routes with that API's first
         for doc in docs.values():
             self._add_routes(doc)
         # most specific first: within a priority, the template with more literal text wins
@@ -172,7 +173,10 @@ class Discovery:
         verbs_seen = []
         routes = self._routes
         if prefer:
-            routes = sorted(routes, key=lambda r: r.doc.get('id') != prefer)
+            routes = self._preferred.get(prefer)
+            if routes is None:   # computed once per API (thousands of routes with the full documents)
+                routes = sorted(self._routes, key=lambda r: r.doc.get('id') != prefer)
+                self._preferred[prefer] = routes
         for r in routes:
             if not r.rx.match(raw_path):
                 continue
