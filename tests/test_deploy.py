@@ -16,9 +16,11 @@ digests.
 Run: /usr/bin/python3 -m pytest -q tests/test_deploy.py
 """
 import base64
+import datetime
 import gzip
 import hashlib
 import http.client
+import http.server
 import io
 import json
 import os
@@ -30,7 +32,9 @@ import ssl
 import subprocess
 import sys
 import tarfile
+import threading
 import time
+import urllib.parse
 import urllib.request
 import warnings
 
@@ -324,24 +328,109 @@ def free_port():
     return port
 
 
-class Registry:
-    """docker-registry on 127.0.0.1 with TLS (test CA) and htpasswd basic auth."""
+class TokenServer:
+    """The registry's token service (distribution's "token" auth): HTTPS, checks basic credentials,
+    answers a JWT (ES256, x5c = its certificate, which the registry trusts) granting the asked
+    repository scope.  .requests: (user, service, scope) of each token request."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, cert, key, service):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ccr test token issuer")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                     .not_valid_before(now - datetime.timedelta(hours=1))
+                     .not_valid_after(now + datetime.timedelta(days=1))
+                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                     .sign(self.key, hashes.SHA256()))
+        self.bundle = tmp / "token-issuer.pem"
+        self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+        self.service, self.requests = service, []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                auth = self.headers.get("Authorization", "")
+                user, _, pw = base64.b64decode(auth[6:]).decode().partition(":") if auth.startswith("Basic ") \
+                    else ("", "", "")
+                outer.requests.append((user, q.get("service"), q.get("scope")))
+                if (user, pw) != (REG_USER, REG_PASSWORD):
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = json.dumps({"token": outer.token(q.get("scope", ""))}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(cert), str(key))
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}/token"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def token(self, scope):
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        def b64u(b):
+            return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+        access = []
+        if scope.startswith("repository:"):
+            name, _, actions = scope[len("repository:"):].rpartition(":")
+            access = [{"type": "repository", "name": name, "actions": actions.split(",")}]
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "ES256",
+                  "x5c": [base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode()]}
+        claims = {"iss": "ccr-test-issuer", "sub": REG_USER, "aud": self.service, "exp": now + 300,
+                  "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing = f"{b64u(json.dumps(header).encode())}.{b64u(json.dumps(claims).encode())}"
+        r, s = decode_dss_signature(self.key.sign(signing.encode(), ec.ECDSA(hashes.SHA256())))
+        return signing + "." + b64u(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Registry:
+    """docker-registry on 127.0.0.1 with TLS (test CA) and htpasswd basic auth, or token auth
+    through a TokenServer."""
+
+    def __init__(self, tmp, auth="basic"):
         tmp.mkdir(parents=True, exist_ok=True)
         self.ca, cert, key = make_ca(tmp / "tls")
-        with warnings.catch_warnings():   # crypt is deprecated, but it makes bcrypt without tools
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import crypt
-            line = crypt.crypt(REG_PASSWORD, crypt.mksalt(crypt.METHOD_BLOWFISH))
-        (tmp / "htpasswd").write_text(f"{REG_USER}:{line}\n")
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
+        self.tokens = None
+        if auth == "basic":
+            with warnings.catch_warnings():   # crypt is deprecated, but it makes bcrypt without tools
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import crypt
+                line = crypt.crypt(REG_PASSWORD, crypt.mksalt(crypt.METHOD_BLOWFISH))
+            (tmp / "htpasswd").write_text(f"{REG_USER}:{line}\n")
+            auth_yml = f"  htpasswd:\n    realm: ccr-test\n    path: {tmp / 'htpasswd'}\n"
+        else:
+            self.tokens = TokenServer(tmp, cert, key, "ccr-test-registry")
+            auth_yml = (f"  token:\n    realm: {self.tokens.url}\n    service: ccr-test-registry\n"
+                        f"    issuer: ccr-test-issuer\n    rootcertbundle: {self.tokens.bundle}\n")
         (tmp / "config.yml").write_text(
             "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n"
             f"    rootdirectory: {tmp / 'data'}\nhttp:\n  addr: {self.host}\n  tls:\n"
-            f"    certificate: {cert}\n    key: {key}\nauth:\n  htpasswd:\n    realm: ccr-test\n"
-            f"    path: {tmp / 'htpasswd'}\n")
+            f"    certificate: {cert}\n    key: {key}\nauth:\n" + auth_yml)
         self.log_path = tmp / "registry.log"
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(["docker-registry", "serve", str(tmp / "config.yml")],
@@ -361,7 +450,10 @@ class Registry:
     def get(self, path, accept=None, auth=True):
         c = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=30)
         h = {}
-        if auth:
+        if auth and self.tokens:
+            repo = path.split("/")[2:-2]
+            h["Authorization"] = "Bearer " + self.tokens.token(f"repository:{'/'.join(repo)}:pull")
+        elif auth:
             h["Authorization"] = "Basic " + base64.b64encode(f"{REG_USER}:{REG_PASSWORD}".encode()).decode()
         if accept:
             h["Accept"] = accept
@@ -375,14 +467,22 @@ class Registry:
         self.proc.terminate()
         self.proc.wait(10)
         self.log.close()
+        if self.tokens:
+            self.tokens.close()
 
 
 @pytest.fixture
 def registry(tmp_path):
     ensure_docker_registry()
-    r = Registry(tmp_path / "registry")
-    yield r
-    r.close()
+    made = []
+
+    def start(auth="basic"):
+        r = Registry(tmp_path / f"registry-{len(made)}", auth)
+        made.append(r)
+        return r
+    yield start
+    for r in made:
+        r.close()
 
 
 def sha256(b):
@@ -426,6 +526,7 @@ def make_layout(d, files, seed):
 
 
 def test_images_are_pushed_over_the_oci_protocol_and_pulled_back_identical(deployment, registry, tmp_path):
+    registry = registry("basic")
     d = deployment()
     rnd = random.Random(7)
     job_dig, job_blobs = make_layout(tmp_path / "job-oci", {
@@ -477,3 +578,34 @@ def test_images_are_pushed_over_the_oci_protocol_and_pulled_back_identical(deplo
     p = d.deploy("--registry", registry.host, "--registry-user", REG_USER, "--registry-password-file", str(pw),
                  "--serve-image-dir", str(tmp_path / "serve-oci"), "--tag", "v2", check=False)
     assert p.returncode == 1 and "refused the basic credentials" in p.stderr, p.stderr
+
+
+def test_push_with_the_registry_token_service(deployment, registry, tmp_path):
+    """Bearer challenge -> token request to the realm with basic credentials and the repository
+    scope -> pushes with the token; a new token for the second repository."""
+    reg = registry("token")
+    d = deployment()
+    job_dig, job_blobs = make_layout(tmp_path / "job-oci", {"ccr": b"job with a token\n" * 50}, "tj")
+    srv_dig, _ = make_layout(tmp_path / "serve-oci", {"ccr": b"serve with a token\n"}, "ts")
+    pw = tmp_path / "pw"
+    pw.write_text(REG_PASSWORD)
+    d.env.update(SSL_CERT_FILE=str(reg.ca))
+    p = d.deploy("--registry", reg.host, "--registry-user", REG_USER, "--registry-password-file", str(pw),
+                 "--job-image-dir", str(tmp_path / "job-oci"), "--serve-image-dir", str(tmp_path / "serve-oci"))
+    assert "2 images pushed" in p.stdout, p.stdout
+    repo = f"{d.fake.project}/cloudrun-claude-code"
+    assert [r for r in reg.tokens.requests if r[2] and r[2].endswith("pull,push")] == [
+        (REG_USER, "ccr-test-registry", f"repository:{repo}/ccr-job:pull,push"),
+        (REG_USER, "ccr-test-registry", f"repository:{repo}/ccr-serve:pull,push")]
+    status, hdrs, man = reg.get(f"/v2/{repo}/ccr-job/manifests/latest",
+                                accept="application/vnd.oci.image.manifest.v1+json")
+    assert status == 200 and sha256(man) == job_dig
+    for b in job_blobs:
+        status, _, data = reg.get(f"/v2/{repo}/ccr-job/blobs/{b}")
+        assert status == 200 and sha256(data) == b
+    assert reg.get(f"/v2/{repo}/ccr-serve/manifests/latest",
+                   accept="application/vnd.oci.image.manifest.v1+json")[1].get("Docker-Content-Digest") == srv_dig
+    pw.write_text("not-the-password")
+    p = d.deploy("--registry", reg.host, "--registry-user", REG_USER, "--registry-password-file", str(pw),
+                 "--serve-image-dir", str(tmp_path / "serve-oci"), "--tag", "v2", check=False)
+    assert p.returncode == 1 and "token request" in p.stderr and "HTTP 401" in p.stderr, p.stderr

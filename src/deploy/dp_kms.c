@@ -104,5 +104,6 @@ int dp_kms(struct dp_ctx *c, struct err *e)
 	snprintf(b[1].member, sizeof b[1].member, "serviceAccount:%s", c->job_email);
 	snprintf(get, sizeof get, "/v1/%s:getIamPolicy", key);
 	snprintf(set, sizeof set, "/v1/%s:setIamPolicy", key);
-	return dp_iam_ensure(c, GREST_KMS, "the KMS key", "GET", get, "POST", set, 0, b, 2, key_exists, e);
+	snprintf(ring, sizeof ring, "key %s", c->cf->key);
+	return dp_iam_ensure(c, GREST_KMS, ring, "GET", get, "POST", set, 0, b, 2, key_exists, e);
 }

@@ -49,6 +49,7 @@ struct dp_registry {
 	const char *user;         /* basic credentials; NULL: oauth2accesstoken + access token */
 	const char *password;
 	char bearer[4096];        /* a token from the registry's token service, once had */
+	char bearer_repo[600];    /* the repository it is for */
 	int use_basic;            /* the registry asked for basic credentials */
 };
 

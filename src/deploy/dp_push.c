@@ -235,10 +235,15 @@ static int on_401(struct dp_registry *r, const char *repo, const struct hc_respo
 		return 0;
 	}
 	if (strcasecmp(scheme, "Bearer") == 0) {
-		if (r->bearer[0])
+		/* a token is for one repository: a new one for the next image */
+		if (r->bearer[0] && strcmp(r->bearer_repo, repo) == 0)
 			return err_http(e, 401, "registry %s refused its own token for %s (HTTP 401): the "
 				"credentials may lack push access", r->host, repo);
-		return fetch_token(r, repo, realm, service, e);
+		cr_wipe(r->bearer, sizeof r->bearer);
+		if (fetch_token(r, repo, realm, service, e) != 0)
+			return -1;
+		snprintf(r->bearer_repo, sizeof r->bearer_repo, "%s", repo);
+		return 0;
 	}
 	return err_http(e, 401, "registry %s: unsupported auth scheme %.30s", r->host, scheme);
 }
