@@ -188,7 +188,9 @@ def test_deploy_then_a_task_runs_through_the_deployed_names_then_nothing_to_writ
     roles = {b["role"]: b["members"] for b in d.get(key + ":getIamPolicy")["bindings"]}
     assert roles == {"roles/cloudkms.cryptoKeyEncrypter": [f"serviceAccount:ccr-serve@{pr}.iam.gserviceaccount.com"],
                      "roles/cloudkms.cryptoKeyDecrypter": [f"serviceAccount:ccr-job@{pr}.iam.gserviceaccount.com"]}
-    assert d.secret("cloudrun-callback-secret").startswith("whsec_")
+    hook_secret = d.secret("cloudrun-callback-secret")
+    assert hook_secret.startswith("whsec_") and len(base64.b64decode(hook_secret[6:])) == 32
+    assert hook_secret not in first.stdout + first.stderr
 
     # a task through the deployed names: serve gets the service's env, the job its template's
     svc, env = d.service_env()

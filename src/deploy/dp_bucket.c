@@ -54,7 +54,11 @@ static cJSON *new_bucket_body(const struct dp_ctx *c, cJSON *lifecycle)
 		cJSON_Delete(lifecycle);
 		return NULL;
 	}
-	cJSON_AddItemToObject(b, "lifecycle", lifecycle);
+	if (!cJSON_AddItemToObject(b, "lifecycle", lifecycle)) {
+		cJSON_Delete(b);
+		cJSON_Delete(lifecycle);
+		return NULL;
+	}
 	return b;
 }
 
@@ -94,11 +98,10 @@ int dp_bucket(struct dp_ctx *c, struct err *e)
 		}
 		dp_say(c, "bucket", c->cf->bucket, changed.len ? "update" : "exists", changed.p);
 		if (changed.len && !c->cf->dry_run) {
-			if (!(body = cJSON_CreateObject())) {
+			if (!(body = cJSON_CreateObject()) || !cJSON_AddItemToObject(body, "lifecycle", want)) {
 				err_set(e, "out of memory");
 				goto out;
 			}
-			cJSON_AddItemToObject(body, "lifecycle", want);
 			want = NULL;
 			if (dp_write(c, GREST_STORAGE, "PATCH", path.p, body, "updating the bucket's lifecycle",
 					NULL, e) != 0)

@@ -70,7 +70,10 @@ static int merge(cJSON *policy, const struct dp_binding *want, int n, unsigned c
 				cJSON_Delete(b);
 				return -1;
 			}
-			cJSON_AddItemToArray(bindings, b);
+			if (!cJSON_AddItemToArray(bindings, b)) {
+				cJSON_Delete(b);
+				return -1;
+			}
 		}
 		members = cJSON_GetObjectItemCaseSensitive(b, "members");
 		if (!cJSON_IsArray(members) || !cJSON_AddItemToArray(members, cJSON_CreateString(want[i].member)))
@@ -94,9 +97,10 @@ static int set_policy(struct dp_ctx *c, enum grest_api api, const char *what, co
 	int i, rc = -1;
 
 	if (!storage_style) {
-		if (!(wrap = cJSON_CreateObject()))
+		if (!(wrap = cJSON_CreateObject()) || !cJSON_AddItemReferenceToObject(wrap, "policy", policy)) {
+			cJSON_Delete(wrap);
 			return err_set(e, "out of memory");
-		cJSON_AddItemReferenceToObject(wrap, "policy", policy);
+		}
 		body = wrap;
 	}
 	for (i = 0; i < NEW_MEMBER_TRIES; i++) {

@@ -30,7 +30,10 @@ static int add_var(cJSON *env, const char *name, const char *value)
 		cJSON_Delete(v);
 		return -1;
 	}
-	cJSON_AddItemToArray(env, v);
+	if (!cJSON_AddItemToArray(env, v)) {
+		cJSON_Delete(v);
+		return -1;
+	}
 	return 0;
 }
 
@@ -45,7 +48,10 @@ static int add_secret_var(cJSON *env, const char *name, const char *secret)
 		cJSON_Delete(v);
 		return -1;
 	}
-	cJSON_AddItemToArray(env, v);
+	if (!cJSON_AddItemToArray(env, v)) {
+		cJSON_Delete(v);
+		return -1;
+	}
 	return 0;
 }
 
@@ -88,7 +94,11 @@ static cJSON *container(const struct dp_ctx *c, const char *image, int for_servi
 		cJSON_Delete(env);
 		return NULL;
 	}
-	cJSON_AddItemToObject(k, "env", env);
+	if (!cJSON_AddItemToObject(k, "env", env)) {
+		cJSON_Delete(k);
+		cJSON_Delete(env);
+		return NULL;
+	}
 	if (!(res = cJSON_AddObjectToObject(k, "resources")) || !(lim = cJSON_AddObjectToObject(res, "limits")) ||
 			!cJSON_AddStringToObject(lim, "cpu", cpu) || !cJSON_AddStringToObject(lim, "memory", memory)) {
 		cJSON_Delete(k);
@@ -120,7 +130,11 @@ static cJSON *desired_job(const struct dp_ctx *c)
 		cJSON_Delete(k);
 		return NULL;
 	}
-	cJSON_AddItemToArray(cs, k);
+	if (!cJSON_AddItemToArray(cs, k)) {
+		cJSON_Delete(j);
+		cJSON_Delete(k);
+		return NULL;
+	}
 	return j;
 }
 

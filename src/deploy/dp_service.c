@@ -46,7 +46,11 @@ static cJSON *desired_service(const struct dp_ctx *c)
 		cJSON_Delete(k);
 		return NULL;
 	}
-	cJSON_AddItemToArray(cs, k);
+	if (!cJSON_AddItemToArray(cs, k)) {
+		cJSON_Delete(s);
+		cJSON_Delete(k);
+		return NULL;
+	}
 	return s;
 }
 
