@@ -167,8 +167,9 @@ def test_deploy_then_a_task_runs_through_the_deployed_names_then_nothing_to_writ
         "secretmanager.projects.secrets.create", "secretmanager.projects.secrets.addVersion",
         "secretmanager.projects.secrets.setIamPolicy", "run.projects.locations.jobs.create",
         "run.projects.locations.jobs.setIamPolicy", "run.projects.locations.services.create"])
-    # every binding is explained
+    # every binding is explained, and the service's address is given
     assert first.stdout.count("why: ") == 8
+    assert re.search(r"^    url: https://cloudrun-claude-code-\S+\.a\.run\.app$", first.stdout, re.M), first.stdout
 
     # the resources as deployed
     pr, rg = d.fake.project, d.fake.region
@@ -212,7 +213,7 @@ def test_deploy_then_a_task_runs_through_the_deployed_names_then_nothing_to_writ
     second = d.deploy()
     print(f"second deploy: {len(second.calls)} calls, {len(second.writes)} writes")
     assert second.writes == [], [e["google_method"] for e in second.writes]
-    assert "0 writes" in second.stdout and " create" not in second.stdout
+    assert "0 writes" in second.stdout and " create" not in second.stdout and "    url: https://" in second.stdout
     assert "update" not in second.stdout
 
 

@@ -71,6 +71,8 @@ static const char usage_text[] =
 	"          internal-and-cloud-load-balancing --min-instances 0 --max-instances 10\n"
 	"          --concurrency 80 --allow-unauthenticated\n"
 	"both:     --env NAME=VALUE (repeatable)\n"
+	"--config FILE: one `name = value` per line (a flag's name without --, `true` for a switch);\n"
+	"          flags on the command line win\n"
 	"endpoints (tests): STORAGE_EMULATOR_HOST, CCR_KMS_ENDPOINT, CCR_SECRETMANAGER_ENDPOINT,\n"
 	"          CCR_RUN_ENDPOINT, CCR_IAM_ENDPOINT, CCR_ARTIFACTREGISTRY_ENDPOINT\n";
 

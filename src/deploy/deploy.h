@@ -85,9 +85,10 @@ int dp_read(struct dp_ctx *c, enum grest_api api, const char *path, const char *
 int dp_write(struct dp_ctx *c, enum grest_api api, const char *method, const char *path,
 	const cJSON *body, const char *what, cJSON **answer, struct err *e);
 /* Wait for a long-running Operation (GET /<version>/<name> until done);
- * an operation error is a failure naming what. */
+ * an operation error is a failure naming what.  response (may be NULL)
+ * gets the done operation's response (NULL when it has none). */
 int dp_wait_op(struct dp_ctx *c, enum grest_api api, const char *version, cJSON *op, const char *what,
-	struct err *e);
+	cJSON **response, struct err *e);
 
 /* Append to `changed` (comma-separated) the paths where desired differs
  * from current.  Only the fields in desired count; an absent current field
@@ -129,7 +130,7 @@ int dp_push_images(struct dp_ctx *c, struct err *e);        /* dp_push.c */
 /* The create-or-patch step of a Cloud Run job or service (kind "jobs" or
  * "services"), with its plan line; *exists afterwards (dp_job.c). */
 int dp_run_apply(struct dp_ctx *c, const char *kind, const char *id, cJSON *want, int *exists,
-	struct err *e);
+	char *uri, size_t urilen, struct err *e);
 /* The container of the job (for_service 0) or the service (dp_job.c). */
 cJSON *dp_container(const struct dp_ctx *c, int for_service);
 

@@ -101,13 +101,16 @@ static void sleep_ms(long ms)
 }
 
 int dp_wait_op(struct dp_ctx *c, enum grest_api api, const char *version, cJSON *op, const char *what,
-	struct err *e)
+	cJSON **response, struct err *e)
 {
 	uint64_t deadline = hc_now_ms() + OP_WAIT_MS;
 	cJSON *cur = op, *fresh = NULL;
 	struct buf path = BUF_INIT;
 	long wait = 100;
 	int rc = -1;
+
+	if (response)
+		*response = NULL;
 
 	for (;;) {
 		const cJSON *err_obj = cJSON_GetObjectItemCaseSensitive(cur, "error");
@@ -120,6 +123,8 @@ int dp_wait_op(struct dp_ctx *c, enum grest_api api, const char *version, cJSON 
 			break;
 		}
 		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cur, "done"))) {
+			if (response)
+				*response = cJSON_DetachItemFromObjectCaseSensitive(cur, "response");
 			rc = 0;
 			break;
 		}

@@ -138,14 +138,26 @@ static cJSON *desired_job(const struct dp_ctx *c)
 	return j;
 }
 
+/* The resource's uri (services have one) into uri. */
+static void take_uri(const cJSON *res, char *uri, size_t urilen)
+{
+	const cJSON *u = cJSON_GetObjectItemCaseSensitive(res, "uri");
+
+	if (uri && urilen && cJSON_IsString(u))
+		snprintf(uri, urilen, "%s", u->valuestring);
+}
+
 int dp_run_apply(struct dp_ctx *c, const char *kind, const char *id, cJSON *want, int *exists,
-	struct err *e)
+	char *uri, size_t urilen, struct err *e)
 {
 	const char *label = strcmp(kind, "jobs") == 0 ? "cloud run job" : "cloud run service";
 	struct buf path = BUF_INIT, changed = BUF_INIT;
-	cJSON *cur = NULL, *op = NULL;
+	cJSON *cur = NULL, *op = NULL, *done = NULL;
 	char what[300];
 	int rc = -1;
+
+	if (uri && urilen)
+		uri[0] = 0;
 
 	if (buf_printf(&path, "/v2/projects/%s/locations/%s/%s/%s", c->cf->project, c->cf->region, kind, id) != 0) {
 		err_set(e, "out of memory");
@@ -159,6 +171,7 @@ int dp_run_apply(struct dp_ctx *c, const char *kind, const char *id, cJSON *want
 		goto out;
 	}
 	dp_say(c, label, path.p + 4, !cur ? "create" : changed.len ? "update" : "exists", changed.p);
+	take_uri(cur, uri, urilen);
 	if ((cur && !changed.len) || c->cf->dry_run) {
 		rc = 0;
 		goto out;
@@ -173,13 +186,15 @@ int dp_run_apply(struct dp_ctx *c, const char *kind, const char *id, cJSON *want
 		}
 	}
 	if (dp_write(c, GREST_RUN, cur ? "PATCH" : "POST", path.p, want, what, &op, e) != 0 ||
-			dp_wait_op(c, GREST_RUN, "v2", op, what, e) != 0)
+			dp_wait_op(c, GREST_RUN, "v2", op, what, &done, e) != 0)
 		goto out;
+	take_uri(done, uri, urilen);
 	*exists = 1;
 	rc = 0;
 out:
 	cJSON_Delete(cur);
 	cJSON_Delete(op);
+	cJSON_Delete(done);
 	buf_free(&path);
 	buf_free(&changed);
 	return rc;
@@ -197,7 +212,7 @@ int dp_job(struct dp_ctx *c, struct err *e)
 
 	if (!want)
 		return err_set(e, "out of memory");
-	rc = dp_run_apply(c, "jobs", c->cf->job, want, &exists, e);
+	rc = dp_run_apply(c, "jobs", c->cf->job, want, &exists, NULL, 0, e);
 	cJSON_Delete(want);
 	if (rc != 0)
 		return -1;

@@ -59,8 +59,8 @@ int dp_push(struct dp_registry *r, const char *repo, const char *tag, const stru
 	FILE *out, struct err *e);
 
 /* The digest the registry's tag names now ("" when the tag is absent). */
-int dp_tag_digest(struct dp_registry *r, const char *repo, const char *tag, const char *media, char *digest,
-	size_t n, struct err *e);
+int dp_tag_digest(struct dp_registry *r, const char *repo, const char *tag, char *digest, size_t n,
+	struct err *e);
 
 /* The parameters of a WWW-Authenticate challenge: scheme into scheme
  * ("Basic"/"Bearer"), realm/service/scope (empty when absent).  0, or -1

@@ -40,12 +40,6 @@
 
 #define DEFAULT_CHUNK (16L << 20)
 
-struct call {
-	struct dp_registry *r;
-	const char *repo;
-	struct hc_response rs;
-};
-
 static long chunk_bytes(void)
 {
 	const char *v = gcp_getenv("CCR_PUSH_CHUNK_BYTES");
@@ -389,8 +383,8 @@ out:
 	return rc;
 }
 
-int dp_tag_digest(struct dp_registry *r, const char *repo, const char *tag, const char *media, char *digest,
-	size_t n, struct err *e)
+int dp_tag_digest(struct dp_registry *r, const char *repo, const char *tag, char *digest, size_t n,
+	struct err *e)
 {
 	struct hc_response rs = HC_RESPONSE_INIT;
 	struct buf url = BUF_INIT;
@@ -402,7 +396,6 @@ int dp_tag_digest(struct dp_registry *r, const char *repo, const char *tag, cons
 		err_set(e, "out of memory");
 		goto out;
 	}
-	(void)media;
 	if (reg_do(r, repo, "HEAD", url.p, NULL, NULL, NULL, 0, HC_RETRY_IDEMPOTENT, &rs, e) != 0)
 		goto out;
 	if (rs.status == 200 && (got = hc_header(&rs, "Docker-Content-Digest")))
@@ -490,7 +483,7 @@ static int push_one(struct dp_ctx *c, struct dp_registry *r, const char *dir, co
 	if (dp_oci_load(dir, img, e) != 0)
 		goto out;
 	snprintf(ref, reflen, "%s/%s@%s", r->host, repo, img->manifest_digest);
-	if (dp_tag_digest(r, repo, c->cf->tag, img->manifest_media, have, sizeof have, e) != 0)
+	if (dp_tag_digest(r, repo, c->cf->tag, have, sizeof have, e) != 0)
 		goto out;
 	if (strcmp(have, img->manifest_digest) == 0) {
 		dp_say(c, "image", ref, "exists", "(the tag already names this manifest)");

@@ -51,7 +51,7 @@ int dp_registry(struct dp_ctx *c, struct err *e)
 	}
 	if (dp_write(c, GREST_ARTIFACTREGISTRY, "POST", path, body, "creating the repository", &op, e) != 0)
 		goto out;
-	rc = dp_wait_op(c, GREST_ARTIFACTREGISTRY, "v1", op, "creating the repository", e);
+	rc = dp_wait_op(c, GREST_ARTIFACTREGISTRY, "v1", op, "creating the repository", NULL, e);
 out:
 	cJSON_Delete(cur);
 	cJSON_Delete(body);

@@ -73,14 +73,17 @@ static int public_access(struct dp_ctx *c, int exists, struct err *e)
 int dp_service(struct dp_ctx *c, struct err *e)
 {
 	cJSON *want = desired_service(c);
+	char uri[512];
 	int exists = 0, rc;
 
 	if (!want)
 		return err_set(e, "out of memory");
-	rc = dp_run_apply(c, "services", c->cf->service, want, &exists, e);
+	rc = dp_run_apply(c, "services", c->cf->service, want, &exists, uri, sizeof uri, e);
 	cJSON_Delete(want);
 	if (rc != 0)
 		return -1;
+	if (uri[0])
+		fprintf(c->out, "    url: %s\n", uri);
 	if (c->cf->allow_unauthenticated)
 		return public_access(c, exists, e);
 	fprintf(c->out, "    (no public access: callers need roles/run.invoker; --allow-unauthenticated "
