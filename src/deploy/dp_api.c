@@ -8,6 +8,7 @@
  * one comparison function (dp_diff) and one write path (dp_write).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -201,6 +202,47 @@ static int scalar_equal(const cJSON *d, const cJSON *cur)
 	return strcmp(a, b) == 0;
 }
 
+/* A Kubernetes-style quantity ("1", "1000m", "0.5", "4Gi", "512Mi", "1G") in
+ * milli-units; -1 when s is not one. */
+static double quantity(const char *s)
+{
+	static const struct {
+		const char *suffix;
+		double mult;
+	} units[] = { { "m", 1e-3 }, { "k", 1e3 }, { "M", 1e6 }, { "G", 1e9 }, { "T", 1e12 },
+		{ "Ki", 1024.0 }, { "Mi", 1048576.0 }, { "Gi", 1073741824.0 }, { "Ti", 1099511627776.0 } };
+	char *end;
+	double v;
+	size_t i;
+
+	if (!s || !*s)
+		return -1;
+	v = strtod(s, &end);
+	if (end == s || v < 0)
+		return -1;
+	if (!*end)
+		return v * 1000;
+	for (i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (strcmp(end, units[i].suffix) == 0)
+			return v * units[i].mult * 1000;
+	return -1;
+}
+
+/* Equal quantities (within rounding: "0.1" and "100m"). */
+static int same_quantity(const char *a, const char *b)
+{
+	double x = quantity(a), y = quantity(b);
+
+	return x >= 0 && y >= 0 && (x > y ? x - y : y - x) <= 1e-9 * (x > y ? x : y);
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), t = strlen(tail);
+
+	return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
 int dp_diff(const cJSON *desired, const cJSON *current, const char *path, struct buf *changed)
 {
 	char sub[512];
@@ -232,6 +274,11 @@ int dp_diff(const cJSON *desired, const cJSON *current, const char *path, struct
 		}
 		return 0;
 	}
+	/* CPU and memory limits: "1" and "1000m", "4Gi" and "4096Mi" are the same */
+	if ((ends_with(path, "resources.limits.cpu") || ends_with(path, "resources.limits.memory")) &&
+			cJSON_IsString(desired) && cJSON_IsString(current) && same_quantity(desired->valuestring,
+			current->valuestring))
+		return 0;
 	return scalar_equal(desired, current) ? 0 : note(changed, path);
 }
 

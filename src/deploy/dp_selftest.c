@@ -44,6 +44,13 @@ static int t_diff(char *why, size_t whylen)
 		{ "{\"t\":{\"c\":[{\"img\":\"a\"}]}}", "{\"t\":{\"c\":[{\"img\":\"b\"}]}}", "t.c[0].img" },
 		{ "{\"a\":\"x\",\"b\":true}", "{\"b\":false}", "a, b" },
 		{ "{\"o\":{\"k\":1}}", "{\"o\":\"str\"}", "o" },
+		/* resource quantities compare by value, other strings as text */
+		{ "{\"resources\":{\"limits\":{\"cpu\":\"1\",\"memory\":\"4Gi\"}}}",
+			"{\"resources\":{\"limits\":{\"cpu\":\"1000m\",\"memory\":\"4096Mi\"}}}", "" },
+		{ "{\"resources\":{\"limits\":{\"cpu\":\"2\",\"memory\":\"4Gi\"}}}",
+			"{\"resources\":{\"limits\":{\"cpu\":\"1000m\",\"memory\":\"4G\"}}}",
+			"resources.limits.cpu, resources.limits.memory" },
+		{ "{\"env\":{\"value\":\"1\"}}", "{\"env\":{\"value\":\"1000m\"}}", "env.value" },
 	};
 	char got[256];
 	size_t i;
