@@ -258,7 +258,13 @@ def test_takeover_keeps_values_and_grants_and_file_values_add_versions(deploymen
     req = urllib.request.Request(url + ":setIamPolicy", data=json.dumps({"policy": pol}).encode(),
                                  headers={"Authorization": f"Bearer {tok}", "Content-Type": "application/json"})
     urllib.request.urlopen(req, timeout=30).read()
-    d.deploy()
+    # someone else changes the policy between ccr's read and write: its etag no longer matches
+    d.fake.faults(name="concurrent", service="secretmanager", method="POST", path_contains=":setIamPolicy",
+                  status=409, reason="ABORTED", count=1)
+    p = d.deploy()
+    assert "the policy changed meanwhile: reading it again" in p.stdout
+    sets = [e["status"] for e in p.calls if e["path"].endswith("/cloudrun-callback-secret:setIamPolicy")]
+    assert sets == [409, 200], sets
     assert d.secret("cloudrun-callback-secret") == "the-original-hex-secret"
     members = d.get(f"/v1/projects/{d.fake.project}/secrets/cloudrun-callback-secret:getIamPolicy")["bindings"][0]["members"]
     assert members[0] == "user:ops@example.com" and len(members) == 3

@@ -21,6 +21,8 @@
 /* A new service account may take a few seconds to be usable in policies
  * (Google documents this delay): setIamPolicy is retried this often. */
 #define NEW_MEMBER_TRIES 6
+/* Read-modify-write rounds of a policy that others change at the same time. */
+#define CONFLICT_TRIES 3
 
 /* The binding of role in policy with no condition (NULL: none). */
 static cJSON *find_role(cJSON *bindings, const char *role)
@@ -114,9 +116,10 @@ static int set_policy(struct dp_ctx *c, enum grest_api api, const char *what, co
 	return rc;
 }
 
-int dp_iam_ensure(struct dp_ctx *c, enum grest_api api, const char *what, const char *get_method,
+/* One read-modify-write of a policy (the plan lines printed when say). */
+static int ensure_once(struct dp_ctx *c, enum grest_api api, const char *what, const char *get_method,
 	const char *get_path, const char *set_method, const char *set_path, int storage_style,
-	const struct dp_binding *want, int n, int exists, struct err *e)
+	const struct dp_binding *want, int n, int say, struct err *e)
 {
 	struct grest_answer a = GREST_ANSWER_INIT;
 	cJSON *empty = NULL;
@@ -124,15 +127,7 @@ int dp_iam_ensure(struct dp_ctx *c, enum grest_api api, const char *what, const 
 	char w[300];
 	int i, count, rc = -1;
 
-	if (n > (int)sizeof added)
-		return err_set(e, "internal: too many bindings for %s", what);
 	snprintf(w, sizeof w, "IAM policy of %s", what);
-	if (!exists) {
-		dp_say(c, "iam policy", what, "add", "(the resource is not there yet)");
-		for (i = 0; i < n; i++)
-			explain(c, &want[i], "+");
-		return 0;
-	}
 	if (strcmp(get_method, "POST") == 0 && !(empty = cJSON_CreateObject())) {
 		err_set(e, "out of memory");
 		goto out;
@@ -151,13 +146,41 @@ int dp_iam_ensure(struct dp_ctx *c, enum grest_api api, const char *what, const 
 		err_set(e, "%s: the policy's bindings are not a list", w);
 		goto out;
 	}
-	dp_say(c, "iam policy", what, count ? "update" : "exists", count ? "(bindings added: +)" : "");
-	for (i = 0; i < n; i++)
-		explain(c, &want[i], added[i] ? "+" : "=");
+	if (say) {
+		dp_say(c, "iam policy", what, count ? "update" : "exists", count ? "(bindings added: +)" : "");
+		for (i = 0; i < n; i++)
+			explain(c, &want[i], added[i] ? "+" : "=");
+	}
 	rc = count && !c->cf->dry_run ? set_policy(c, api, w, set_method, set_path, storage_style, a.json, e) : 0;
 out:
 	cJSON_Delete(empty);
 	grest_answer_free(&a);
+	return rc;
+}
+
+int dp_iam_ensure(struct dp_ctx *c, enum grest_api api, const char *what, const char *get_method,
+	const char *get_path, const char *set_method, const char *set_path, int storage_style,
+	const struct dp_binding *want, int n, int exists, struct err *e)
+{
+	int i, rc = -1;
+
+	if (n > 16)
+		return err_set(e, "internal: too many bindings for %s", what);
+	if (!exists) {
+		dp_say(c, "iam policy", what, "add", "(the resource is not there yet)");
+		for (i = 0; i < n; i++)
+			explain(c, &want[i], "+");
+		return 0;
+	}
+	/* 409: the policy changed between our read and write (its etag no longer
+	 * matches): read it again and add to the new one, as Google advises. */
+	for (i = 0; i < CONFLICT_TRIES; i++) {
+		rc = ensure_once(c, api, what, get_method, get_path, set_method, set_path, storage_style, want, n,
+			i == 0, e);
+		if (rc == 0 || e->http != 409)
+			break;
+		fprintf(c->out, "    (the policy changed meanwhile: reading it again)\n");
+	}
 	return rc;
 }
 
