@@ -21,6 +21,7 @@ int gcp_main(int argc, char **argv);
 int git_main(int argc, char **argv);
 int sbx_init_main(int argc, char **argv);
 int connect_main(int argc, char **argv);
+int deploy_main(int argc, char **argv);
 int help_main(int argc, char **argv);
 
 /* usage_print: the command list, for `ccr help` and usage errors. */

@@ -26,6 +26,7 @@ static const struct command commands[] = {
 	{ "git", git_main, "operator tools for the job's git operations: clone, commit, push, tests repo" },
 	{ "sandbox-init", sbx_init_main, "(internal) pid 1 of the agent's sandbox: reaps until the agent exits" },
 	{ "connect", connect_main, "a TCP connection through the job's egress proxy (an ssh ProxyCommand)" },
+	{ "deploy", deploy_main, "create or update the Google Cloud resources of a deployment" },
 	{ "version", version_main, "print ccr's version and each library's version" },
 	{ "help", help_main, "print this list" },
 };

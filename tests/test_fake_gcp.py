@@ -1036,7 +1036,7 @@ def test_wire_check_rejects_and_records(fake, sess):
         ('request', "storage.objects.list: unknown query parameter 'pageSize'"),
         ('request', "storage.objects.insert: an upload needs uploadType media|multipart|resumable, "
                     "not 'simple'"),
-        ('request', f"POST /storage/v1/b/{BUCKET}/o/x/explode: no method of cloudkms:v1, run:v2, "
+        ('request', f"POST /storage/v1/b/{BUCKET}/o/x/explode: no method of artifactregistry:v1, cloudkms:v1, cloudresourcemanager:v3, iam:v1, run:v2, "
                     "secretmanager:v1, storage:v1 has this path"),
         ('request', "cloudkms.projects.locations.keyRings.cryptoKeys.encrypt: "
                     "body.plaintextCrc32c: expected a string (int64), got 12")]
@@ -1106,7 +1106,87 @@ def exercise_every_method(fake, sess):
                                                              json={'timeout': '20s'}))
     wait_execution(sess, fake, name)
     keep('run.projects.locations.jobs.executions.delete', sess.delete(f'{fake.url}/v2/{name}'))
+    exercise_admin_methods(fake, sess, keep)
     return out
+
+
+def wait_op(sess, url, op):
+    deadline = time.time() + 10
+    while not op.get('done'):
+        assert time.time() < deadline, op
+        time.sleep(0.05)
+        op = sess.get(f'{url}/{op["name"]}').json()
+    return op
+
+
+def exercise_admin_methods(fake, sess, keep):
+    """The administrative methods `ccr deploy` calls (tests/fakes/fake_gcp_admin.py)."""
+    u, pr = fake.url, fake.project
+    pl = f'{u}/v1/projects/{pr}/locations/{LOC}'
+    op = keep('artifactregistry.projects.locations.repositories.create',
+              sess.post(pl + '/repositories', params={'repositoryId': 'every'},
+                        json={'format': 'DOCKER'}))
+    assert wait_op(sess, u + '/v1', op)['response']['name'].endswith('/repositories/every')
+    keep('artifactregistry.projects.locations.operations.get', sess.get(f'{u}/v1/{op["name"]}'))
+    keep('artifactregistry.projects.locations.repositories.get', sess.get(pl + '/repositories/every'))
+    sa = keep('iam.projects.serviceAccounts.create',
+              sess.post(f'{u}/v1/projects/{pr}/serviceAccounts',
+                        json={'accountId': 'every-sa', 'serviceAccount': {'displayName': 'e'}}))
+    keep('iam.projects.serviceAccounts.get', sess.get(f'{u}/v1/{sa["name"]}'))
+    pol = keep('cloudresourcemanager.projects.getIamPolicy',
+               sess.post(f'{u}/v3/projects/{pr}:getIamPolicy', json={}))
+    pol['bindings'] = [{'role': 'roles/viewer', 'members': [f'serviceAccount:{sa["email"]}']}]
+    keep('cloudresourcemanager.projects.setIamPolicy',
+         sess.post(f'{u}/v3/projects/{pr}:setIamPolicy', json={'policy': pol}))
+    sec = f'{u}/v1/projects/{pr}/secrets'
+    keep('secretmanager.projects.secrets.create',
+         sess.post(sec, params={'secretId': 'every-made'}, json={'replication': {'automatic': {}}}))
+    keep('secretmanager.projects.secrets.get', sess.get(sec + '/every-made'))
+    keep('secretmanager.projects.secrets.addVersion',
+         sess.post(sec + '/every-made:addVersion', json={'payload': {
+             'data': 'aGk=', 'dataCrc32c': str(crc32c(b'hi'))}}))
+    pol = keep('secretmanager.projects.secrets.getIamPolicy', sess.get(sec + '/every-made:getIamPolicy'))
+    keep('secretmanager.projects.secrets.setIamPolicy', sess.post(sec + '/every-made:setIamPolicy', json={
+        'policy': dict(pol, bindings=[{'role': 'roles/secretmanager.secretAccessor',
+                                       'members': [f'serviceAccount:{sa["email"]}']}])}))
+    keep('cloudkms.projects.locations.keyRings.create',
+         sess.post(pl + '/keyRings', params={'keyRingId': 'every-ring'}, json={}))
+    keep('cloudkms.projects.locations.keyRings.get', sess.get(pl + '/keyRings/every-ring'))
+    ck = pl + '/keyRings/every-ring/cryptoKeys'
+    keep('cloudkms.projects.locations.keyRings.cryptoKeys.create',
+         sess.post(ck, params={'cryptoKeyId': 'k'}, json={'purpose': 'ENCRYPT_DECRYPT'}))
+    keep('cloudkms.projects.locations.keyRings.cryptoKeys.get', sess.get(ck + '/k'))
+    pol = keep('cloudkms.projects.locations.keyRings.cryptoKeys.getIamPolicy', sess.get(ck + '/k:getIamPolicy'))
+    keep('cloudkms.projects.locations.keyRings.cryptoKeys.setIamPolicy', sess.post(ck + '/k:setIamPolicy', json={
+        'policy': dict(pol, bindings=[{'role': 'roles/cloudkms.cryptoKeyEncrypter',
+                                       'members': [f'serviceAccount:{sa["email"]}']}])}))
+    b = f'{u}/storage/v1/b/{BUCKET}'
+    keep('storage.buckets.patch', sess.patch(b, json={'lifecycle': {'rule': [
+        {'action': {'type': 'Delete'}, 'condition': {'age': 1, 'matchesPrefix': ['tasks/']}}]}}))
+    pol = keep('storage.buckets.getIamPolicy', sess.get(b + '/iam'))
+    pol['bindings'].append({'role': 'roles/storage.objectUser', 'members': [f'serviceAccount:{sa["email"]}']})
+    keep('storage.buckets.setIamPolicy', sess.put(b + '/iam', json=pol))
+    run = f'{u}/v2/projects/{pr}/locations/{LOC}'
+    job = {'template': {'template': {'containers': [{'image': 'r/i:1'}], 'maxRetries': 1}}}
+    op = keep('run.projects.locations.jobs.create', sess.post(run + '/jobs', params={'jobId': 'made-job'},
+                                                              json=job))
+    wait_op(sess, u + '/v2', op)
+    keep('run.projects.locations.jobs.patch', sess.patch(run + '/jobs/made-job', json=job))
+    pol = keep('run.projects.locations.jobs.getIamPolicy', sess.get(run + '/jobs/made-job:getIamPolicy'))
+    keep('run.projects.locations.jobs.setIamPolicy', sess.post(run + '/jobs/made-job:setIamPolicy', json={
+        'policy': dict(pol, bindings=[{'role': 'roles/run.jobsExecutorWithOverrides',
+                                       'members': [f'serviceAccount:{sa["email"]}']}])}))
+    svc = {'template': {'containers': [{'image': 'r/s:1'}]}, 'ingress': 'INGRESS_TRAFFIC_ALL'}
+    op = keep('run.projects.locations.services.create',
+              sess.post(run + '/services', params={'serviceId': 'made-svc'}, json=svc))
+    wait_op(sess, u + '/v2', op)
+    keep('run.projects.locations.services.get', sess.get(run + '/services/made-svc'))
+    keep('run.projects.locations.services.patch', sess.patch(run + '/services/made-svc', json=svc))
+    pol = keep('run.projects.locations.services.getIamPolicy',
+               sess.get(run + '/services/made-svc:getIamPolicy'))
+    keep('run.projects.locations.services.setIamPolicy', sess.post(
+        run + '/services/made-svc:setIamPolicy',
+        json={'policy': dict(pol, bindings=[{'role': 'roles/run.invoker', 'members': ['allUsers']}])}))
 
 
 @pytest.mark.parametrize('mode', ['normal', 'full', 'minimal'])

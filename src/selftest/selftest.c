@@ -36,6 +36,7 @@ static const struct suite suites[] = {
 	{ "jobfiles", jobfiles_selftests },
 	{ "sandbox", sandbox_selftests },
 	{ "egress", egress_selftests },
+	{ "deploy", deploy_selftests },
 };
 
 #define N_SUITES (sizeof(suites) / sizeof(suites[0]))

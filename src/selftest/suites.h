@@ -21,5 +21,6 @@ extern const struct st_case git_selftests[];
 extern const struct st_case jobfiles_selftests[];
 extern const struct st_case sandbox_selftests[];
 extern const struct st_case egress_selftests[];
+extern const struct st_case deploy_selftests[];
 
 #endif

@@ -41,7 +41,9 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 EXTRACT_DIR = os.path.join(HERE, 'discovery')
 # the documents the fakes use: file name -> the API's discovery id
 FILES = {'run-v2.json': 'run:v2', 'storage-v1.json': 'storage:v1',
-         'cloudkms-v1.json': 'cloudkms:v1', 'secretmanager-v1.json': 'secretmanager:v1'}
+         'cloudkms-v1.json': 'cloudkms:v1', 'secretmanager-v1.json': 'secretmanager:v1',
+         'artifactregistry-v1.json': 'artifactregistry:v1', 'iam-v1.json': 'iam:v1',
+         'cloudresourcemanager-v3.json': 'cloudresourcemanager:v3'}
 
 RFC3339 = re.compile(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)\Z')
 DURATION = re.compile(r'-?\d+(\.\d{1,9})?s\Z')
@@ -106,12 +108,17 @@ def _template_regex(template, params, flat):
     return re.compile(''.join(out) + r'\Z'), names
 
 
+def _literal(template):
+    return len(re.sub(r'\{[^}]*\}', '', template))
+
+
 class Route:
     """One way to reach a method: rx matches the request path (flatPath, path, a media
     protocol path), path_rx (the method's path) yields its parameters."""
 
-    def __init__(self, priority, rx, path_rx, names, doc, method, media):
+    def __init__(self, priority, rx, path_rx, names, doc, method, media, literal=0):
         self.priority, self.rx, self.path_rx, self.names = priority, rx, path_rx, names
+        self.literal = literal     # characters of the template outside its {parameters}
         self.doc, self.method, self.media = doc, method, media
 
 
@@ -120,9 +127,13 @@ class Discovery:
         self.docs = docs           # discovery id -> document
         self.source = source       # folder read
         self._routes = []          # Route, most specific first
+        self._preferred = {}       # discovery id -> the routes with that API's first
         for doc in docs.values():
             self._add_routes(doc)
-        self._routes.sort(key=lambda r: r.priority)
+        # most specific first: within a priority, the template with more literal text wins
+        # (".../cryptoKeys/{k}:getIamPolicy" before ".../cryptoKeys/{k}", whose {k} would
+        # also match "K:getIamPolicy")
+        self._routes.sort(key=lambda r: (r.priority, -r.literal))
 
     @classmethod
     def load(cls, folder=None):
@@ -144,8 +155,9 @@ class Discovery:
             rx, names = _template_regex(sp + m['path'], params, False)
             if m.get('flatPath'):
                 frx, _ = _template_regex(sp + m['flatPath'], params, True)
-                self._routes.append(Route(0, frx, rx, names, doc, m, None))
-            self._routes.append(Route(1, rx, rx, names, doc, m, None))
+                self._routes.append(Route(0, frx, rx, names, doc, m, None,
+                                          _literal(sp + m['flatPath'])))
+            self._routes.append(Route(1, rx, rx, names, doc, m, None, _literal(sp + m['path'])))
             for proto in ((m.get('mediaUpload') or {}).get('protocols') or {}).values():
                 rx, names = _template_regex(proto['path'], params, False)
                 self._routes.append(Route(2, rx, rx, names, doc, m, 'upload'))
@@ -153,10 +165,19 @@ class Discovery:
                 rx, names = _template_regex('/download' + sp + m['path'], params, False)
                 self._routes.append(Route(3, rx, rx, names, doc, m, 'download'))
 
-    def match(self, verb, raw_path, query):
-        """The Call for verb + raw (still percent-encoded) path, or raises NoMethod."""
+    def match(self, verb, raw_path, query, prefer=None):
+        """The Call for verb + raw (still percent-encoded) path, or raises NoMethod.  prefer: the
+        discovery id of the API the request was sent to (its host, for Google), tried first: two
+        APIs may share a path (artifactregistry and cloudkms both have v1/projects/{p}/
+        locations/{l}/operations/{o})."""
         verbs_seen = []
-        for r in self._routes:
+        routes = self._routes
+        if prefer:
+            routes = self._preferred.get(prefer)
+            if routes is None:   # computed once per API (thousands of routes with the full documents)
+                routes = sorted(self._routes, key=lambda r: r.doc.get('id') != prefer)
+                self._preferred[prefer] = routes
+        for r in routes:
             if not r.rx.match(raw_path):
                 continue
             g = r.path_rx.match(raw_path)   # the parameters are those of the method's path
@@ -217,7 +238,7 @@ class Discovery:
             if req is None:
                 errs.append(f'{call.id} takes no request body')
             else:
-                errs += self.check_value(req, body, 'body', request=True)
+                errs += self.check_value(req, body, 'body', doc=call.doc, request=True)
         return [f'{call.id}: {e}' for e in errs]
 
     # ---- responses -------------------------------------------------------------------------
@@ -226,7 +247,7 @@ class Discovery:
         resp = call.method.get('response')
         if resp is None:
             return [] if answer in (None, {}) else [f'{call.id}: answers no body, got one']
-        return [f'{call.id}: {e}' for e in self.check_value(resp, answer, 'response')]
+        return [f'{call.id}: {e}' for e in self.check_value(resp, answer, 'response', doc=call.doc)]
 
     # ---- values ----------------------------------------------------------------------------
     def schema(self, doc, ref):

@@ -21,7 +21,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import discovery  # noqa: E402
 
-# Every method the fake serves.  True: ccr calls it (src/gcp/*.c, src/tools/gcp_cmd.c).
+# Every method the fake serves.  True: ccr's service calls it (src/gcp/*.c, src/tools/gcp_cmd.c);
+# 'deploy': `ccr deploy` calls it (src/deploy/*.c, through src/gcp/rest.c); False: the fake only.
 METHODS = {
     'run-v2.json': {
         'run.projects.locations.jobs.run': True,
@@ -29,10 +30,19 @@ METHODS = {
         'run.projects.locations.jobs.executions.get': True,
         'run.projects.locations.jobs.executions.cancel': True,
         'run.projects.locations.operations.get': True,
-        'run.projects.locations.jobs.get': False,
+        'run.projects.locations.jobs.get': 'deploy',
         'run.projects.locations.jobs.executions.delete': False,
         'run.projects.locations.operations.list': False,
         'run.projects.locations.operations.wait': False,
+        'run.projects.locations.jobs.create': 'deploy',
+        'run.projects.locations.jobs.patch': 'deploy',
+        'run.projects.locations.jobs.getIamPolicy': 'deploy',
+        'run.projects.locations.jobs.setIamPolicy': 'deploy',
+        'run.projects.locations.services.create': 'deploy',
+        'run.projects.locations.services.get': 'deploy',
+        'run.projects.locations.services.patch': 'deploy',
+        'run.projects.locations.services.getIamPolicy': 'deploy',
+        'run.projects.locations.services.setIamPolicy': 'deploy',
     },
     'storage-v1.json': {
         'storage.objects.insert': True,
@@ -44,18 +54,45 @@ METHODS = {
         'storage.objects.update': False,
         'storage.objects.rewrite': False,
         'storage.objects.copy': False,
-        'storage.buckets.insert': False,
-        'storage.buckets.get': False,
+        'storage.buckets.insert': 'deploy',
+        'storage.buckets.get': 'deploy',
+        'storage.buckets.patch': 'deploy',
+        'storage.buckets.getIamPolicy': 'deploy',
+        'storage.buckets.setIamPolicy': 'deploy',
         'storage.buckets.list': False,
         'storage.buckets.delete': False,
     },
     'cloudkms-v1.json': {
         'cloudkms.projects.locations.keyRings.cryptoKeys.encrypt': True,
         'cloudkms.projects.locations.keyRings.cryptoKeys.decrypt': True,
+        'cloudkms.projects.locations.keyRings.get': 'deploy',
+        'cloudkms.projects.locations.keyRings.create': 'deploy',
+        'cloudkms.projects.locations.keyRings.cryptoKeys.get': 'deploy',
+        'cloudkms.projects.locations.keyRings.cryptoKeys.create': 'deploy',
+        'cloudkms.projects.locations.keyRings.cryptoKeys.getIamPolicy': 'deploy',
+        'cloudkms.projects.locations.keyRings.cryptoKeys.setIamPolicy': 'deploy',
     },
     'secretmanager-v1.json': {
         'secretmanager.projects.secrets.versions.access': True,
         'secretmanager.projects.locations.secrets.versions.access': False,
+        'secretmanager.projects.secrets.get': 'deploy',
+        'secretmanager.projects.secrets.create': 'deploy',
+        'secretmanager.projects.secrets.addVersion': 'deploy',
+        'secretmanager.projects.secrets.getIamPolicy': 'deploy',
+        'secretmanager.projects.secrets.setIamPolicy': 'deploy',
+    },
+    'artifactregistry-v1.json': {
+        'artifactregistry.projects.locations.repositories.get': 'deploy',
+        'artifactregistry.projects.locations.repositories.create': 'deploy',
+        'artifactregistry.projects.locations.operations.get': 'deploy',
+    },
+    'iam-v1.json': {
+        'iam.projects.serviceAccounts.get': 'deploy',
+        'iam.projects.serviceAccounts.create': 'deploy',
+    },
+    'cloudresourcemanager-v3.json': {
+        'cloudresourcemanager.projects.getIamPolicy': False,
+        'cloudresourcemanager.projects.setIamPolicy': False,
     },
 }
 
@@ -64,8 +101,13 @@ TOP_KEYS = ('kind', 'discoveryVersion', 'id', 'name', 'version', 'revision', 'ti
 
 
 def ccr_methods():
-    """The discovery ids of the methods ccr calls."""
-    return sorted(m for per in METHODS.values() for m, used in per.items() if used)
+    """The discovery ids of the methods ccr's service calls (serve, job, `ccr gcp`)."""
+    return sorted(m for per in METHODS.values() for m, used in per.items() if used is True)
+
+
+def deploy_methods():
+    """The discovery ids of the methods `ccr deploy` calls."""
+    return sorted(m for per in METHODS.values() for m, used in per.items() if used == 'deploy')
 
 
 def readme_table(folder):
@@ -81,8 +123,9 @@ def readme_table(folder):
 
 def strip(x):
     """x without description texts (recursively)."""
-    if isinstance(x, dict):
-        return {k: strip(v) for k, v in x.items() if k not in ('description', 'enumDescriptions')}
+    if isinstance(x, dict):   # (a property *named* description is an object: it stays)
+        return {k: strip(v) for k, v in x.items()
+                if not (k in ('description', 'enumDescriptions') and isinstance(v, (str, list)))}
     if isinstance(x, list):
         return [strip(v) for v in x]
     return x

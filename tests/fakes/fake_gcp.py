@@ -27,6 +27,11 @@ Google surface (one port, all services; see gcp-api.md for the wire details):
   POST /v2/projects/P/locations/L/jobs/J:run          -> Operation, really runs the job command
   GET  /v2/projects/P/locations/L/jobs/J[/executions] ; GET|DELETE /v2/.../executions/E
   POST /v2/.../executions/E:cancel ; GET /v2/.../operations[/ID] ; POST /v2/.../operations/ID:wait
+  and what a deployment is made of (fake_gcp_admin.py): Artifact Registry repositories, IAM
+  service accounts, project/bucket/key/secret/job/service IAM policies, secrets.create/
+  addVersion, key rings and keys, bucket patch (lifecycle), Cloud Run jobs and services
+  create/get/patch (long-running operations).  A job made by jobs.create runs its template's
+  env (secretKeyRef resolved) with the registered command of that name or --job-command.
 Every non-OAuth, non-metadata endpoint requires "Authorization: Bearer <token issued here>" (or a
 self-signed SA JWT, gcp-api.md 1.7) unless config require_auth is false; GCS may be anonymous
 with allow_anonymous_storage (STORAGE_EMULATOR_HOST mode).
@@ -75,7 +80,8 @@ Control API (not Google's; no auth, no faults, not in the request log). JSON in 
   GET  /_fake/executions | /_fake/executions/<exec-id>   (pids, pgids, exit codes, log paths)
   POST /_fake/jobs {"name": J | "projects/P/locations/L/jobs/J", "command": str|list, "args",
                     "env": {}, "max_retries", "task_count", "timeout_seconds", "cwd",
-                    "restrict": bool}
+                    "restrict": bool, "runtime_only": bool (the job exists only once made by
+                    jobs.create; this gives the command and env its executions run with)}
   POST /_fake/buckets {"name"};  GET /_fake/objects?bucket=B;
   GET|PUT|DELETE /_fake/objects/<bucket>/<url-encoded name>   raw bytes, for seeding/inspection
   GET  /_fake/uploads   resumable sessions (persisted bytes, total, finished)
@@ -119,6 +125,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import discovery  # noqa: E402  (Google's discovery documents: the wire validator)
+import fake_gcp_admin  # noqa: E402  (what `ccr deploy` creates: registry, IAM, run jobs/services)
 
 JWT_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
 CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform'
@@ -353,12 +360,18 @@ def classify(path):
     if path.startswith(('/storage/v1/', '/upload/storage/v1/', '/download/storage/v1/',
                         '/resumable/upload/storage/v1/')) or path == '/storage/v1/b':
         return 'storage'
-    if path.startswith('/v1/') and '/keyRings/' in path:
+    if path.startswith('/v1/') and '/keyRings' in path:
         return 'kms'
-    if path.startswith('/v1/') and '/secrets/' in path:
+    if path.startswith('/v1/') and re.search(r'^/v1/projects/[^/]+(/locations/[^/]+)?/secrets', path):
         return 'secretmanager'
     if path.startswith('/v2/'):
         return 'run'
+    if path.startswith('/v1/') and ('/repositories' in path or '/operations/' in path):
+        return 'artifactregistry'
+    if path.startswith('/v1/') and '/serviceAccounts' in path:
+        return 'iam'
+    if path.startswith('/v3/projects/'):
+        return 'cloudresourcemanager'
     return 'unknown'
 
 
@@ -902,6 +915,7 @@ class State:
         self.exec_rng = random.Random()
         self.shutting_down = False
         self.task_threads = []
+        self.admin = None   # fake_gcp_admin.AdminService, set by main()
         master_path = os.path.join(self.state_dir, 'kms-master.key')
         if os.path.exists(master_path):
             with open(master_path, 'rb') as f:
@@ -1064,7 +1078,10 @@ class State:
             return None
         svc_host = {'storage': 'storage.googleapis.com', 'kms': 'cloudkms.googleapis.com',
                     'secretmanager': 'secretmanager.googleapis.com',
-                    'run': 'run.googleapis.com'}.get(service, 'googleapis.com')
+                    'run': 'run.googleapis.com', 'iam': 'iam.googleapis.com',
+                    'artifactregistry': 'artifactregistry.googleapis.com',
+                    'cloudresourcemanager': 'cloudresourcemanager.googleapis.com'
+                    }.get(service, 'googleapis.com')
         problem = None
         info = None
         if req.auth_type is None:
@@ -1159,17 +1176,31 @@ class State:
         job = {'key': key, 'command': cmd, 'args': list(spec.get('args') or []),
                'env': dict(spec.get('env') or {}), 'max_retries': int(spec.get('max_retries', 0)),
                'task_count': int(spec.get('task_count', 1)),
-               'timeout_seconds': spec.get('timeout_seconds'), 'cwd': spec.get('cwd')}
+               'timeout_seconds': spec.get('timeout_seconds'), 'cwd': spec.get('cwd'),
+               # only the command and env a job created through jobs.create runs with: until
+               # then the job does not exist
+               'runtime_only': bool(spec.get('runtime_only'))}
         with self.lock:
             self.jobs[key] = job
         return job
 
     def find_job(self, project, location, job):
+        made = self.admin.job_spec(project, location, job) if self.admin else None
+        if made is not None:   # created through jobs.create: its template, the registered command
+            with self.lock:
+                reg = self.jobs.get(('*', '*', job)) or self.jobs.get((project, location, job))
+            cmd = reg['command'] if reg else (shlex.split(self.default_job_command)
+                                              if self.default_job_command else None)
+            made.update({'key': (project, location, job), 'command': cmd,
+                         'args': list(reg['args']) if reg else [],
+                         'cwd': reg['cwd'] if reg else None,
+                         'env': dict(reg['env'] if reg else {}, **made['env'])})
+            return made
         with self.lock:
             for key in ((project, location, job), (self.norm_project(project), location, job),
                         ('*', '*', job)):
                 if key in self.jobs:
-                    return self.jobs[key]
+                    return None if self.jobs[key].get('runtime_only') else self.jobs[key]
         if self.config['restrict_jobs']:
             return None
         cmd = shlex.split(self.default_job_command) if self.default_job_command else None
@@ -1596,11 +1627,18 @@ class StorageService:
             raise ApiError(gcs_error(400, 'invalid', 'The object name is not valid UTF-8.'))
 
     def bucket_json(self, b):
-        return {'kind': 'storage#bucket', 'id': b.name, 'name': b.name,
-                'projectNumber': self.st.project_number, 'metageneration': '1',
-                'location': self.st.region.upper(), 'storageClass': 'STANDARD',
-                'etag': 'CAE=', 'timeCreated': rfc3339(b.created, 3),
-                'updated': rfc3339(b.created, 3), 'locationType': 'region'}
+        mg = getattr(b, 'metageneration', 1)
+        d = {'kind': 'storage#bucket', 'id': b.name, 'name': b.name,
+             'projectNumber': self.st.project_number, 'metageneration': str(mg),
+             'location': getattr(b, 'location', None) or self.st.region.upper(),
+             'storageClass': 'STANDARD', 'etag': b64e(f'{b.name}/{mg}'.encode())[:8],
+             'timeCreated': rfc3339(b.created, 3), 'updated': rfc3339(b.created, 3),
+             'locationType': 'region'}
+        for k in ('lifecycle', 'labels', 'iamConfiguration', 'versioning'):
+            v = getattr(b, 'meta_' + k, None)
+            if v:
+                d[k] = v
+        return d
 
     def insert_bucket(self, req, body):
         try:
@@ -1615,6 +1653,11 @@ class StorageService:
                 return gcs_error(409, 'conflict', 'Your previous request to create the named '
                                  'bucket succeeded and you already own it.')
             b = Bucket(name, req.query.get('project') or self.st.project, time.time())
+            for k in ('lifecycle', 'labels', 'iamConfiguration', 'versioning'):
+                if meta.get(k):
+                    setattr(b, 'meta_' + k, meta[k])
+            if meta.get('location'):
+                b.location = str(meta['location']).upper()
             self.st.buckets[name] = b
         return json_resp(200, self.bucket_json(b))
 
@@ -2651,6 +2694,7 @@ class RunService:
         st = self.st
         env = dict(os.environ)
         env.update({str(k): str(v) for k, v in ex.spec['env'].items()})
+        env.update(ex.spec.get('secret_env') or {})
         env.update(ex.resolved_env)
         env.update({'CLOUD_RUN_JOB': ex.job, 'CLOUD_RUN_EXECUTION': ex.exec_id,
                     'CLOUD_RUN_TASK_INDEX': str(task.index),
@@ -2979,6 +3023,8 @@ class ControlService:
             st.jobs = dict(st.initial_jobs)
             st.operations.clear()
             st.config = dict(st.initial_config)
+            if st.admin is not None:
+                st.admin.__init__(st, st.admin.h)
             # executions are kept until their processes are reaped, then dropped
             st.executions = {k: e for k, e in st.executions.items() if not e.done}
         return json_resp(200, {'ok': True})
@@ -3096,6 +3142,12 @@ def _minimal(obj):
     return obj
 
 
+# the discovery id of each service classify() names (Google tells them apart by host name)
+SERVICE_API = {'storage': 'storage:v1', 'kms': 'cloudkms:v1', 'secretmanager': 'secretmanager:v1',
+               'run': 'run:v2', 'artifactregistry': 'artifactregistry:v1', 'iam': 'iam:v1',
+               'cloudresourcemanager': 'cloudresourcemanager:v3'}
+
+
 class Wire:
     """Checks requests to storage/kms/secretmanager/run against Google's discovery documents
     (tests/fakes/discovery.py), validates every 2xx JSON answer against the method's response
@@ -3117,7 +3169,8 @@ class Wire:
         if self.st.config['validate'] == 'off':
             return None, []
         try:
-            call = self.api.match(req.method, req.raw_path, req.query)
+            call = self.api.match(req.method, req.raw_path, req.query,
+                                  SERVICE_API.get(classify(req.path)))
         except discovery.NoMethod as e:
             bad = [str(e)]
             self.record(req, 'request', bad)
@@ -3178,7 +3231,7 @@ class Wire:
             return _minimal(obj)
         if mode != 'full' or not ref:
             return obj
-        out = discovery.merge_full(self.api.generate(ref, skip=FULL_SKIP), obj)
+        out = discovery.merge_full(self.api.generate(ref, doc=call.doc, skip=FULL_SKIP), obj)
         if ref == 'GoogleLongrunningOperation':
             ex = self.api.generate('GoogleCloudRunV2Execution', skip=FULL_SKIP)
             for k in ('metadata', 'response'):
@@ -3460,7 +3513,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             entry['auth_ok'] = denied is None if req.auth_present else None
             if denied is not None:
                 return denied
-            return WIRE.response(req, call, SERVICES[service].handle(req, body), entry)
+            resp = SERVICES['admin'].handle(req, body)
+            if resp is None:
+                resp = SERVICES[service].handle(req, body) if service in SERVICES else \
+                    aip_error(404, 'Method not found.')
+            return WIRE.response(req, call, resp, entry)
         except ApiError as e:
             return e.resp
         except Exception:
@@ -3513,7 +3570,9 @@ def main(argv=None):
     WIRE = Wire(STATE)
     SERVICES.update({'auth': AuthService(STATE), 'storage': StorageService(STATE),
                      'kms': KmsService(STATE), 'secretmanager': SecretService(STATE),
-                     'run': RunService(STATE)})
+                     'run': RunService(STATE),
+                     'admin': fake_gcp_admin.AdminService(STATE, sys.modules[__name__])})
+    STATE.admin = SERVICES['admin']
     CONTROL = ControlService(STATE, SERVICES)
     httpd = Server((args.host, args.port), Handler)
     STATE.port = httpd.server_address[1]
