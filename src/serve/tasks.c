@@ -180,10 +180,22 @@ int tasks_write_active(struct backends *be, const struct submitted *s, int async
 	return rc;
 }
 
-int tasks_submit(struct backends *be, const cJSON *body, int async, struct submitted *out, struct err *e)
+void tasks_new_id(const cJSON *body, int async, char out[TASK_ID_MAX + 8])
 {
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "taskId");
-	char payload_key[200], meta_key[200], active_key[200], uuid[37], env_name[300];
+	char uuid[37];
+
+	uuid4(uuid);
+	if (async && truthy(id))
+		snprintf(out, TASK_ID_MAX + 8, "%s", id->valuestring);
+	else
+		snprintf(out, TASK_ID_MAX + 8, "%s%s", async ? "" : "sync-", uuid);
+}
+
+int tasks_submit(struct backends *be, const cJSON *body, int async, const char *task_id, struct submitted *out,
+		 struct err *e)
+{
+	char payload_key[200], meta_key[200], active_key[200], env_name[300];
 	const char *extra[2] = { env_name, NULL };
 	struct buf payload_url = BUF_INIT;
 	struct err ignore = ERR_INIT;
@@ -192,11 +204,10 @@ int tasks_submit(struct backends *be, const cJSON *body, int async, struct submi
 
 	memset(out, 0, sizeof(*out));
 	out->cancel_on_disconnect = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "cancelOnDisconnect"));
-	uuid4(uuid);
-	if (async && truthy(id))
-		snprintf(out->task_id, sizeof(out->task_id), "%s", id->valuestring);
+	if (task_id)
+		snprintf(out->task_id, sizeof(out->task_id), "%s", task_id);
 	else
-		snprintf(out->task_id, sizeof(out->task_id), "%s%s", async ? "" : "sync-", uuid);
+		tasks_new_id(body, async, out->task_id);
 	clock_iso(out->created_at);
 	snprintf(payload_key, sizeof(payload_key), "tasks/%s/payload.enc", out->task_id);
 	snprintf(meta_key, sizeof(meta_key), "sessions/%s/metadata.json", out->task_id);

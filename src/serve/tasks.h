@@ -34,8 +34,14 @@ struct submitted {
 int tasks_validate(const cJSON *body, int async, struct err *e);
 
 /* tasks_submit: seal the body, store it, write pending metadata, start
- * the execution.  On failure nothing is left behind (fixes B23). */
-int tasks_submit(struct backends *be, const cJSON *body, int async, struct submitted *out, struct err *e);
+ * the execution, as task_id (NULL: tasks_new_id's choice).  On failure
+ * nothing is left behind (fixes B23). */
+int tasks_submit(struct backends *be, const cJSON *body, int async, const char *task_id, struct submitted *out,
+		 struct err *e);
+
+/* tasks_new_id: the id a new task gets: the body's taskId (/run-async),
+ * else a random UUID ("sync-" + UUID for /run). */
+void tasks_new_id(const cJSON *body, int async, char out[TASK_ID_MAX + 8]);
 void submitted_free(struct submitted *s);
 
 struct reconciler;
