@@ -121,7 +121,7 @@ static int prompt_arg(struct prompt_arg *a, const char *flag, const char *field,
 static void build_argv(struct vec *v, const struct payload *p, const char *mcp_config,
 		       const struct prompt_arg *sys, const struct prompt_arg *append)
 {
-	char turns[32];
+	char turns[32], budget[48];
 
 	push(v, "claude");
 	push(v, "-p");
@@ -139,6 +139,10 @@ static void build_argv(struct vec *v, const struct payload *p, const char *mcp_c
 	if (p->max_turns > 0) {
 		snprintf(turns, sizeof(turns), "%d", p->max_turns);
 		push_opt(v, "--max-turns", turns);
+	}
+	if (p->max_budget_usd > 0) {
+		snprintf(budget, sizeof(budget), "%.10g", p->max_budget_usd);
+		push_opt(v, "--max-budget-usd", budget);
 	}
 	push_opt(v, sys->flag, sys->value);
 	push_opt(v, append->flag, append->value);

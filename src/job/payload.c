@@ -163,6 +163,21 @@ static int check_objects(struct payload *p, struct err *e)
 	return 0;
 }
 
+/* maxBudgetUsd: absent/0 (no budget of its own), or a positive number of
+ * US dollars, at most PAYLOAD_MAX_BUDGET_USD. */
+static int check_budget(struct payload *p, struct err *e)
+{
+	double b = 0;
+
+	if (want_number(p, "maxBudgetUsd", &b, e))
+		return -1;
+	if (b < 0 || b > PAYLOAD_MAX_BUDGET_USD)
+		return err_set(e, "maxBudgetUsd must be a number of US dollars above 0 and at most %g",
+			       PAYLOAD_MAX_BUDGET_USD);
+	p->max_budget_usd = b;
+	return 0;
+}
+
 static int check_numbers(struct payload *p, struct err *e)
 {
 	double turns = 0, depth = 1;
@@ -178,7 +193,7 @@ static int check_numbers(struct payload *p, struct err *e)
 	p->max_turns = (int)turns;
 	p->git_depth = (int)depth;
 	p->use_named_pipe = !cJSON_IsFalse(pipe);
-	return 0;
+	return check_budget(p, e);
 }
 
 /* cancelOnDisconnect: a boolean when given (a new field: no JavaScript

@@ -19,6 +19,7 @@
 
 #define PAYLOAD_DEFAULT_TIMEOUT_MIN 55.0
 #define PAYLOAD_MAX_TIMEOUT_MIN 1440.0
+#define PAYLOAD_MAX_BUDGET_USD 1000000.0
 
 struct payload {
 	cJSON *root;
@@ -28,6 +29,8 @@ struct payload {
 	const char *permission_mode, *model, *fallback_model;
 	const cJSON *allowed_tools, *disallowed_tools;   /* arrays of strings */
 	int max_turns;                       /* 0: not given */
+	double max_budget_usd;               /* maxBudgetUsd; 0: not given.  The job
+	                                      * lowers it to CCR_MAX_BUDGET_USD */
 	const char *cwd_relative;            /* default "." */
 	int use_named_pipe;                  /* default 1 (anything but false) */
 	const char *git_repo, *git_branch;   /* branch default "main" */

@@ -20,6 +20,7 @@
 #include "job/task_int.h"
 #include "job/webhook.h"
 #include "util/clock.h"
+#include "util/jscheck.h"
 #include "util/jsjson.h"
 #include "util/redact.h"
 
@@ -185,6 +186,22 @@ static void proxy_log(void *arg, const char *line)
 	task_log("WARNING", "%s", line);
 }
 
+/* The task's budget: the request's maxBudgetUsd, lowered to the
+ * operator's CCR_MAX_BUDGET_USD (the smaller wins; 0: none). */
+static int task_budget(struct task *t, struct err *e)
+{
+	const char *v = getenv("CCR_MAX_BUDGET_USD");
+	double cap;
+
+	if (!v || !*v)
+		return 0;
+	if (jsc_number(v, &cap) != 0 || !(cap > 0) || cap > PAYLOAD_MAX_BUDGET_USD)
+		return err_set(e, "CCR_MAX_BUDGET_USD must be a number of US dollars above 0 (such as 5 or 0.50)");
+	if (t->p.max_budget_usd <= 0 || cap < t->p.max_budget_usd)
+		t->p.max_budget_usd = cap;
+	return 0;
+}
+
 static int start_proxy(struct task *t, struct err *e)
 {
 	struct tp_config cfg;
@@ -193,6 +210,9 @@ static int start_proxy(struct task *t, struct err *e)
 	cfg.kind = t->p.api_key ? TP_CRED_API_KEY : TP_CRED_OAUTH;
 	cfg.credential = t->p.api_key ? t->p.api_key : t->p.oauth_token;
 	cfg.log = proxy_log;
+	if (task_budget(t, e) != 0)
+		return -1;
+	cfg.budget_usd = t->p.max_budget_usd;
 	if (tp_start(&t->proxy, &cfg, e) != 0)
 		return -1;
 	t->proxy_on = 1;
@@ -493,6 +513,29 @@ static void describe_end(struct task *t, const struct runner_result *res)
 		buf_adds(&t->rep.error, why[res->reason]);
 }
 
+/* A run the budget stopped: the token proxy refused a request because the
+ * metered cost had reached it, or the CLI ended on its own budget flag
+ * (result subtype error_max_budget_usd).  The task fails with reason
+ * budget_exceeded, whatever else happened after. */
+static void budget_outcome(struct task *t)
+{
+	const cJSON *sub = cJSON_GetObjectItemCaseSensitive(t->rep.result, "subtype");
+	struct tp_usage u;
+
+	if (!(t->p.max_budget_usd > 0) || strcmp(t->rep.reason, "cancelled") == 0)
+		return;
+	memset(&u, 0, sizeof(u));
+	if (t->proxy_on)
+		tp_usage(&t->proxy, &u);
+	if (u.budget_refused == 0 && !(cJSON_IsString(sub) && strcmp(sub->valuestring, "error_max_budget_usd") == 0))
+		return;
+	t->rep.reason = "budget_exceeded";
+	if (t->rep.exit_code == 0)
+		t->rep.exit_code = 1;
+	task_log("WARNING", "the task's budget of $%.4f is spent (metered cost $%.4f): the run was stopped",
+		 t->p.max_budget_usd, u.cost_usd);
+}
+
 static int run_claude(struct task *t, struct err *e)
 {
 	struct claude_cmd cmd;
@@ -534,6 +577,7 @@ static int run_claude(struct task *t, struct err *e)
 	keep_success(t, &res);
 	t->rep.reason = run_reason_name(res.reason);
 	t->rep.exit_code = res.exit_code;
+	budget_outcome(t);
 	if (!t->rep.stopped_after_result)
 		describe_end(t, &res);
 	runner_result_free(&res);
@@ -555,6 +599,11 @@ static void set_proxy_usage(struct task *t)
 	cJSON_AddNumberToObject(o, "output_tokens", (double)u.output_tokens);
 	cJSON_AddNumberToObject(o, "cache_creation_input_tokens", (double)u.cache_creation_input_tokens);
 	cJSON_AddNumberToObject(o, "cache_read_input_tokens", (double)u.cache_read_input_tokens);
+	cJSON_AddNumberToObject(o, "cost_usd", u.cost_usd);
+	if (t->p.max_budget_usd > 0) {
+		cJSON_AddNumberToObject(o, "budget_usd", t->p.max_budget_usd);
+		cJSON_AddNumberToObject(o, "budget_refused", (double)u.budget_refused);
+	}
 	cJSON_Delete(t->rep.proxy_usage);
 	t->rep.proxy_usage = o;
 }

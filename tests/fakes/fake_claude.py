@@ -29,6 +29,10 @@ the task's environmentSecrets):
   {"api": true}             POST one /v1/messages request through
                             $ANTHROPIC_BASE_URL with the dummy credential it was
                             given, and print the answer's text as a line
+  {"api_loop": n}           like the CLI's main loop: up to n /v1/messages requests
+                            through $ANTHROPIC_BASE_URL, one after another, each carrying
+                            the conversation so far; an HTTP error ends the loop with the
+                            CLI's error result line ("API Error: <status> <body>"), exit 1
   {"stderr": "text"}        write this to stderr
   {"sh": ["cmd", ...]}      first run each command through /bin/sh (cwd and environment
                             as given to the CLI, 60 s each) and record
@@ -58,6 +62,7 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
 
 
@@ -106,6 +111,29 @@ def call_api():
         answer = json.load(r)
     text = "".join(b.get("text", "") for b in answer.get("content", []))
     emit({"type": "assistant", "message": {"content": [{"type": "text", "text": text}]}})
+
+
+def api_loop(n):
+    base = os.environ["ANTHROPIC_BASE_URL"].rstrip("/")
+    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01",
+               "x-api-key": os.environ.get("ANTHROPIC_API_KEY", "")}
+    messages = [{"role": "user", "content": "count to a thousand, slowly"}]
+    for i in range(n):
+        body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": messages})
+        req = urllib.request.Request(base + "/v1/messages", data=body.encode(), headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                answer = json.load(r)
+        except urllib.error.HTTPError as e:
+            text = "API Error: %d %s" % (e.code, e.read().decode(errors="replace").strip())
+            emit({"type": "result", "subtype": "success", "is_error": True, "num_turns": i, "result": text,
+                  "session_id": "fake-session"})
+            sys.exit(1)
+        messages.append({"role": "assistant", "content": answer.get("content", [])})
+        messages.append({"role": "user", "content": "go on (%d)" % i})
+        emit({"type": "assistant", "message": answer})
+    emit({"type": "result", "subtype": "success", "is_error": False, "num_turns": n, "result": "done",
+          "session_id": "fake-session"})
 
 
 def bench_api(spec):
@@ -229,6 +257,8 @@ def main():
         leak(secret)
     if mode.get("api"):
         call_api()
+    if mode.get("api_loop"):
+        api_loop(int(mode["api_loop"]))
     if mode.get("bench_api"):
         bench_api(mode["bench_api"])
     if mode.get("stamp"):
