@@ -5,7 +5,7 @@ the fixtures of tests/test_e2e.py: a spend cap that holds, and Idempotency-Key.
 """
 import json
 
-from test_e2e import (SSE, Scenario, body, call, claude_bin, e2e, fake, lines_of, stored_meta,  # noqa: F401
+from test_e2e import (SSE, Scenario, body, call, claude_bin, e2e, fake, lines_of, stored, stored_meta,  # noqa: F401
                       task_ids, terminal, wait_status)
 
 
@@ -39,3 +39,50 @@ def test_budget_of_a_ten_thousandth_of_a_dollar_stops_the_task(e2e):
     # stopped by the CLI's own --max-budget-usd (its result subtype) or by the proxy's refusal
     assert (meta["result"].get("subtype") == "error_max_budget_usd") or u["budget_refused"] >= 1, meta
 
+
+
+def write_script(path, text):
+    return [{"tool_use": {"name": "Write", "input": {"file_path": path, "content": "from task one\n"}}},
+            {"text": text}]
+
+
+def messages_text(req):
+    return json.dumps(req["body"].get("messages", []))
+
+
+def test_resume_continues_the_conversation_in_a_new_task(e2e):
+    srv = e2e()
+    srv.fake.load_script(write_script("notes.txt", "Wrote notes.txt for you."))
+    with Scenario(srv, "resume: task 1"):
+        frames = SSE(srv, "POST", "/run", body(prompt="Please write notes.txt (first task marker 7c1e).")).read_all()
+    assert terminal(frames)[-1][1]["status"] == "completed", frames[-3:]
+    (t1,) = task_ids(srv)
+    m1 = stored_meta(srv, t1)
+    sid = m1["sessionId"]
+    assert sid == m1["result"]["session_id"] and m1["sessionTranscriptBytes"] > 0, m1
+    sealed = stored(srv, "sessions/%s/transcript.enc" % t1)
+    assert sealed.startswith(b'{"version":"v2-envelope"') and b"7c1e" not in sealed
+    print("transcript of task 1 [%s]: %d bytes (sealed %d)" % (srv.mode, m1["sessionTranscriptBytes"], len(sealed)))
+
+    # another credential may not resume it
+    st, data = call(srv, "POST", "/run", body(prompt="x", resumeTaskId=t1, anthropicApiKey="sk-ant-someone-else"))
+    assert st == 403 and "another credential" in json.loads(data)["error"], data
+    st, data = call(srv, "POST", "/run", body(prompt="x", resumeTaskId="no-such-task"))
+    assert st == 404, data
+
+    before = len(srv.fake.requests())
+    srv.fake.load_script([{"text": "You asked me to write notes.txt, and I did."}])
+    with Scenario(srv, "resume: task 2"):
+        frames = SSE(srv, "POST", "/run", body(prompt="What did I ask you before?", resumeTaskId=t1)).read_all()
+    done = terminal(frames)[-1][1]
+    assert done["status"] == "completed", frames[-3:]
+    t2 = [t for t in task_ids(srv) if t != t1][0]
+    m2 = stored_meta(srv, t2)
+    assert m2["resumedFrom"] == t1
+    main = [q for q in srv.fake.requests()[before:] if q.get("kind") == "main"]
+    assert main, "task 2 asked the model"
+    text = messages_text(main[0])
+    # task 1's conversation: its prompt, the Write call and its answer, then task 2's prompt
+    assert "first task marker 7c1e" in text and "notes.txt" in text and "Wrote notes.txt for you." in text, text[:2000]
+    assert "What did I ask you before?" in text
+    assert text.index("7c1e") < text.index("What did I ask you before?")

@@ -150,6 +150,7 @@ static void build_argv(struct vec *v, const struct payload *p, const char *mcp_c
 	push_opt(v, "--model", p->model);
 	push_opt(v, "--permission-mode", p->permission_mode);
 	push_opt(v, "--mcp-config", mcp_config);
+	push_opt(v, "--resume", p->resume_session_id);
 }
 
 int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct ae_ctx *env,

@@ -137,6 +137,7 @@ static int check_strings(const struct payload *p, struct err *e)
 		{ "gitBranch", offsetof(struct payload, git_branch) },
 		{ "sshKey", offsetof(struct payload, ssh_key) },
 		{ "callbackUrl", offsetof(struct payload, callback_url) },
+		{ "resumeTaskId", offsetof(struct payload, resume_task_id) },
 	};
 	size_t i;
 
@@ -196,6 +197,22 @@ static int check_numbers(struct payload *p, struct err *e)
 	return check_budget(p, e);
 }
 
+/* resumeTaskId: a task id as the seed's taskId rule has it. */
+static int check_resume(const struct payload *p, struct err *e)
+{
+	const char *c = p->resume_task_id;
+
+	if (!c)
+		return 0;
+	if (strlen(c) > 128)
+		return err_set(e, "resumeTaskId must be a task id (at most 128 characters)");
+	for (; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+		      *c == '-'))
+			return err_set(e, "resumeTaskId must be a task id (alphanumeric, underscore, hyphen only)");
+	return 0;
+}
+
 /* cancelOnDisconnect: a boolean when given (a new field: no JavaScript
  * truthiness to keep). */
 static int check_flags(struct payload *p, struct err *e)
@@ -219,6 +236,7 @@ int payload_parse(struct payload *p, const char *json, size_t n, struct err *e)
 		return err_set(e, "the payload must be a JSON object");
 	}
 	if (check_strings(p, e) || check_objects(p, e) || check_numbers(p, e) || check_flags(p, e) ||
+	    check_resume(p, e) ||
 	    want_string_array(p, "allowedTools", &p->allowed_tools, e) ||
 	    want_string_array(p, "disallowedTools", &p->disallowed_tools, e) ||
 	    want_string_array(p, "preExecutionCommands", &p->pre_exec, e))

@@ -45,6 +45,8 @@ struct payload {
 	const cJSON *metadata;               /* any JSON value, echoed */
 	const cJSON *mcp_config, *slash_commands, *subagents, *external_test_repo;
 	const char *callback_url;
+	const char *resume_task_id;          /* resumeTaskId: continue that task's conversation */
+	char resume_session_id[72];          /* set by the job: the session --resume takes */
 };
 
 /* payload_parse: parse n bytes of JSON and check every known field. */

@@ -17,6 +17,7 @@
 #include "job/cliconf.h"
 #include "job/mcplog.h"
 #include "job/runner.h"
+#include "job/session.h"
 #include "job/task_int.h"
 #include "job/webhook.h"
 #include "util/clock.h"
@@ -171,6 +172,7 @@ static int load_payload(struct task *t, struct err *e)
 	payload_register_secrets(&t->p);
 	t->rep.callback_url = t->p.callback_url;
 	t->rep.metadata = t->p.metadata;
+	t->rep.resumed_from = t->p.resume_task_id;
 	rc = 0;
 out:
 	if (plain.p)
@@ -381,7 +383,7 @@ static int precmd_setup(struct task *t, struct err *e)
 static int setup(struct task *t, struct err *e)
 {
 	static int (*const steps[])(struct task *, struct err *) = {
-		start_proxy, ssh_setup, git_setup, tests_setup, files_setup, agent_setup, precmd_setup,
+		start_proxy, ssh_setup, git_setup, tests_setup, files_setup, agent_setup, sess_restore, precmd_setup,
 	};
 	size_t i;
 
@@ -792,6 +794,8 @@ int task_run(const struct task_env *env)
 		put_metadata(&t);
 		if (setup(&t, &e) != 0 || run_claude(&t, &e) != 0)
 			failed = 1;
+		else if (!task_cancelled)
+			sess_save(&t);
 	}
 	if (failed || retried) {
 		task_log("ERROR", "task %s failed: %s", env->task_id, e.msg);

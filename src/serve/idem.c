@@ -27,21 +27,10 @@ int idem_key_valid(const char *key)
 	return 1;
 }
 
-/* The request's Anthropic credential, as the job will use it. */
-static const char *credential(const cJSON *body)
-{
-	const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, "anthropicApiKey");
-
-	if (cJSON_IsString(k) && k->valuestring[0])
-		return k->valuestring;
-	k = cJSON_GetObjectItemCaseSensitive(body, "anthropicOAuthToken");
-	return cJSON_IsString(k) ? k->valuestring : "";
-}
-
 static int macs(struct backends *be, const char *endpoint, const char *key, const cJSON *body, struct idem *out,
 		struct err *e)
 {
-	const char *cred = credential(body);
+	const char *cred = tasks_credential(body);
 	const char *p1[2] = { cred, key };
 	size_t l1[2] = { strlen(cred), strlen(key) };
 	struct buf text = BUF_INIT;
