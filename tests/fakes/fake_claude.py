@@ -33,6 +33,11 @@ the task's environmentSecrets):
                             through $ANTHROPIC_BASE_URL, one after another, each carrying
                             the conversation so far; an HTTP error ends the loop with the
                             CLI's error result line ("API Error: <status> <body>"), exit 1
+  {"transcript": text}      like the real CLI, keep the session's transcript: write text to
+                            $CLAUDE_CONFIG_DIR/projects/<cwd, non-alphanumerics as '-'>/
+                            fake-session.jsonl.  With --resume ID, the CLI first prints
+                            {"type":"resumed","session_id":ID,"transcript":<that file's
+                            content for ID, or null>}
   {"stderr": "text"}        write this to stderr
   {"sh": ["cmd", ...]}      first run each command through /bin/sh (cwd and environment
                             as given to the CLI, 60 s each) and record
@@ -201,6 +206,30 @@ def prompt_files(argv):
     return got
 
 
+def project_file(session_id):
+    proj = "".join(c if c.isascii() and c.isalnum() else "-" for c in os.getcwd())
+    return os.path.join(os.environ["CLAUDE_CONFIG_DIR"], "projects", proj, session_id + ".jsonl")
+
+
+def resumed(argv):
+    if "--resume" not in argv:
+        return
+    sid = argv[argv.index("--resume") + 1]
+    try:
+        with open(project_file(sid)) as f:
+            text = f.read()
+    except OSError:
+        text = None
+    emit({"type": "resumed", "session_id": sid, "transcript": text})
+
+
+def keep_transcript(text):
+    path = project_file("fake-session")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def main():
     prompt = sys.stdin.read()
     mode = json.loads(os.environ.get("FAKE_CLAUDE_MODE") or "{}")
@@ -255,6 +284,9 @@ def main():
             emit({"type": "assistant", "i": i, "pad": "y" * n})
     for secret in mode.get("leak") or []:
         leak(secret)
+    resumed(sys.argv[1:])
+    if "transcript" in mode:
+        keep_transcript(mode["transcript"])
     if mode.get("api"):
         call_api()
     if mode.get("api_loop"):
