@@ -40,7 +40,8 @@ out:
 	return rc;
 }
 
-/* Make a key and store it create-only; losing the race is fine. */
+/* Make a key and store it create-only: 0 with sk_key set, 1 when another
+ * instance stored one first (read that), -1 on failure. */
 static int sk_create(struct backends *be, struct err *e)
 {
 	struct storage_put_opts o = { "application/json", NULL, 1 };
@@ -51,12 +52,16 @@ static int sk_create(struct backends *be, struct err *e)
 	if (cr_random(k, sizeof(k)) != 0)
 		return err_set(e, "no random bytes for the server key");
 	rc = envelope_seal(be->sealer, k, sizeof(k), &sealed, e);
-	cr_wipe(k, sizeof(k));
 	if (rc == 0)
 		rc = be->storage->ops->put(be->storage, SERVERKEY_OBJECT, sealed.p, sealed.len, &o, e);
 	buf_free(&sealed);
-	if (rc != 0 && e->http == 412)
-		return 0;
+	if (rc == 0)
+		memcpy(sk_key, k, sizeof(k));
+	cr_wipe(k, sizeof(k));
+	if (rc != 0 && e->http == 412) {
+		e->http = 0, e->msg[0] = 0;
+		return 1;
+	}
 	return rc;
 }
 
@@ -69,7 +74,7 @@ static int sk_load(struct backends *be, struct err *e)
 	if (rc != 0 && e->http == 404) {
 		e->http = 0, e->msg[0] = 0;
 		rc = sk_create(be, e);
-		if (rc == 0)
+		if (rc == 1)
 			rc = sk_read(be, e);
 	}
 	if (rc == 0)
