@@ -128,6 +128,12 @@ static void build_argv(struct vec *v, const struct payload *p, const char *mcp_c
 	push(v, "--verbose");
 	push(v, "--output-format");
 	push(v, "stream-json");
+	if (p->idle_after_result_s > 0) {
+		/* follow-up messages and interrupts on stdin (job/convo.h) */
+		push(v, "--input-format");
+		push(v, "stream-json");
+		push(v, "--replay-user-messages");
+	}
 	if (env_true("DANGEROUSLY_SKIP_PERMISSIONS")) {
 		push(v, "--dangerously-skip-permissions");
 	} else {

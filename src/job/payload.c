@@ -165,7 +165,9 @@ static int check_objects(struct payload *p, struct err *e)
 }
 
 /* maxBudgetUsd: absent/0 (no budget of its own), or a positive number of
- * US dollars, at most PAYLOAD_MAX_BUDGET_USD. */
+ * US dollars, at most PAYLOAD_MAX_BUDGET_USD.  idleAfterResultSeconds:
+ * absent/0 (the CLI gets the prompt and ends), or how long a task that
+ * takes follow-up messages waits for one after each result. */
 static int check_budget(struct payload *p, struct err *e)
 {
 	double b = 0;
@@ -176,6 +178,12 @@ static int check_budget(struct payload *p, struct err *e)
 		return err_set(e, "maxBudgetUsd must be a number of US dollars above 0 and at most %g",
 			       PAYLOAD_MAX_BUDGET_USD);
 	p->max_budget_usd = b;
+	b = 0;
+	if (want_number(p, "idleAfterResultSeconds", &b, e))
+		return -1;
+	if (b < 0 || b > PAYLOAD_MAX_IDLE_AFTER_RESULT_S)
+		return err_set(e, "idleAfterResultSeconds must be between 0 and %g", PAYLOAD_MAX_IDLE_AFTER_RESULT_S);
+	p->idle_after_result_s = b;
 	return 0;
 }
 

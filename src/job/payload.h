@@ -20,6 +20,7 @@
 #define PAYLOAD_DEFAULT_TIMEOUT_MIN 55.0
 #define PAYLOAD_MAX_TIMEOUT_MIN 1440.0
 #define PAYLOAD_MAX_BUDGET_USD 1000000.0
+#define PAYLOAD_MAX_IDLE_AFTER_RESULT_S 3600.0
 
 struct payload {
 	cJSON *root;
@@ -37,6 +38,9 @@ struct payload {
 	int git_depth;                       /* default 1 */
 	double timeout_minutes;              /* default 55, at most 1440 */
 	double idle_timeout_minutes;         /* 0: the operator's CCR_IDLE_TIMEOUT_S */
+	double idle_after_result_s;          /* idleAfterResultSeconds; > 0: the task takes
+	                                      * follow-up messages (stream-json input) and
+	                                      * waits this long for one after each result */
 	int cancel_on_disconnect;            /* POST /run: cancel when the client goes */
 	const cJSON *pre_exec;               /* array of strings */
 	const cJSON *post_actions;           /* object */

@@ -158,6 +158,8 @@ int report_metadata(const struct report *r, struct buf *out)
 			cJSON_AddStringToObject(o, "error", r->error.p);
 	}
 	add_dup(o, "metadata", r->metadata);
+	if (r->accepts_messages)
+		cJSON_AddTrueToObject(o, "acceptsMessages");
 	add_outcome(o, r);
 	add_dup(o, "webhook", r->webhook);
 	rc = jsj_print(out, o, 2);

@@ -45,6 +45,7 @@ struct report {
 	char session_id[72];             /* the CLI's session (init line; sessionId once its transcript is stored) */
 	long long transcript_bytes;      /* the stored transcript's size (plain), 0: none */
 	const char *resumed_from;        /* the request's resumeTaskId */
+	int accepts_messages;            /* idleAfterResultSeconds: POST /tasks/:id/messages */
 	/* post-execution */
 	cJSON *uploaded_files, *git_commit, *external_pr, *billing, *webhook;
 };

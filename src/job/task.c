@@ -173,6 +173,7 @@ static int load_payload(struct task *t, struct err *e)
 	t->rep.callback_url = t->p.callback_url;
 	t->rep.metadata = t->p.metadata;
 	t->rep.resumed_from = t->p.resume_task_id;
+	t->rep.accepts_messages = t->p.idle_after_result_s > 0;
 	rc = 0;
 out:
 	if (plain.p)
@@ -435,6 +436,8 @@ static void on_line(void *arg, const char *line, size_t n)
 	logsink_line(t->log, clean.p, clean.len);
 	report_line(&t->rep, clean.p, clean.len);
 	mcp_health(t, clean.p, clean.len);
+	if (t->cv_on)
+		cv_line(&t->cv, clean.p, clean.len);
 	buf_free(&clean);
 }
 
@@ -538,11 +541,48 @@ static void budget_outcome(struct task *t)
 		 t->p.max_budget_usd, u.cost_usd);
 }
 
+static void on_stdin(void *arg, int fd)
+{
+	struct task *t = arg;
+
+	if (t->cv_on)
+		cv_stdin(&t->cv, fd);
+	else if (fd >= 0)
+		close(fd);
+}
+
+/* A task that takes follow-up messages: the prompt becomes the first
+ * stream-json user message, the inbox thread starts, and the watchdogs
+ * that watch for a CLI lingering after its result or staying idle leave
+ * it the time it waits for the next message. */
+static int convo_setup(struct task *t, struct runner_config *rc, struct buf *first, struct err *e)
+{
+	long wait_ms = (long)(t->p.idle_after_result_s * 1000.0);
+	long poll_ms = env_int("CCR_INBOX_POLL_MS", t->env->be->mode == CFG_LOCAL ? 100 : 1000, 10, 60000);
+
+	if (!(t->p.idle_after_result_s > 0))
+		return 0;
+	if (cv_user_line(first, t->p.prompt) != 0)
+		return err_set(e, "out of memory");
+	if (cv_start(&t->cv, t->st, t->env->be->sealer, t->env->task_id, wait_ms, poll_ms, e) != 0)
+		return -1;
+	t->cv_on = 1;
+	rc->prompt = first->p;
+	rc->prompt_len = first->len;
+	rc->on_stdin = on_stdin;
+	rc->grace_ms += wait_ms;
+	if (rc->idle_ms < wait_ms + 30000)
+		rc->idle_ms = wait_ms + 30000;
+	return 0;
+}
+
 static int run_claude(struct task *t, struct err *e)
 {
 	struct claude_cmd cmd;
 	struct runner_config rc;
 	struct runner_result res;
+	struct buf first = BUF_INIT;
+	int rv;
 
 	if (claude_cmd_build(&cmd, &t->p, &t->agent, t->mcp_path[0] ? t->mcp_path : NULL, t->ws.dir, e) != 0)
 		return -1;
@@ -570,11 +610,17 @@ static int run_claude(struct task *t, struct err *e)
 	rc.on_stderr = on_stderr;
 	rc.arg = t;
 	set_cli_cache(t);
-	if (runner_run(&rc, &res, e) != 0) {
-		claude_cmd_free(&cmd);
-		return -1;
+	rv = convo_setup(t, &rc, &first, e);
+	if (rv == 0)
+		rv = runner_run(&rc, &res, e);
+	if (t->cv_on) {
+		cv_stop(&t->cv);
+		t->cv_on = 0;
 	}
+	buf_free(&first);
 	claude_cmd_free(&cmd);
+	if (rv != 0)
+		return -1;
 	mcp_explain(t);
 	keep_success(t, &res);
 	t->rep.reason = run_reason_name(res.reason);

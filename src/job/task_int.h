@@ -8,6 +8,7 @@
 
 #include "job/agentenv.h"
 #include "job/claudecfg.h"
+#include "job/convo.h"
 #include "job/git.h"
 #include "job/logsink.h"
 #include "job/payload.h"
@@ -26,6 +27,8 @@ struct task {
 	struct logsink *log;
 	struct tp_proxy proxy;
 	int proxy_on;
+	struct cv_ctx cv;            /* follow-up messages (idleAfterResultSeconds) */
+	int cv_on;
 	struct ws ws;
 	int ws_on;
 	struct gop_ctx git;          /* the SSH policy, and the clone's git operations */
