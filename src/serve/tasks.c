@@ -13,6 +13,7 @@
 #include "serve/tasks.h"
 #include "util/clock.h"
 #include "util/hex.h"
+#include "util/jscheck.h"
 #include "util/jsjson.h"
 
 static int truthy(const cJSON *v)
@@ -117,6 +118,19 @@ static int put_json(struct storage *st, const char *key, const cJSON *doc, unsig
 	return rc;
 }
 
+/* idleAfterResultSeconds > 0 (a number, or a string holding one). */
+static int accepts_messages(const cJSON *body)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "idleAfterResultSeconds");
+	double d = 0;
+
+	if (cJSON_IsNumber(v))
+		d = v->valuedouble;
+	else if (!cJSON_IsString(v) || jsc_number(v->valuestring, &d) != 0)
+		d = 0;
+	return d > 0;
+}
+
 static cJSON *pending_doc(const struct submitted *s, const cJSON *body, const char *payload_url, int async)
 {
 	const cJSON *md = cJSON_GetObjectItemCaseSensitive(body, "metadata");
@@ -131,6 +145,8 @@ static cJSON *pending_doc(const struct submitted *s, const cJSON *body, const ch
 				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "callbackUrl"), 1));
 	cJSON_AddStringToObject(o, "createdAt", s->created_at);
 	cJSON_AddStringToObject(o, "encryptedPayloadPath", payload_url);
+	if (accepts_messages(body))
+		cJSON_AddTrueToObject(o, "acceptsMessages");
 	if (async)
 		cJSON_AddItemToObject(o, "metadata", md && !cJSON_IsNull(md) ? cJSON_Duplicate(md, 1) : cJSON_CreateObject());
 	else

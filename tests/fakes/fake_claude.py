@@ -38,6 +38,14 @@ the task's environmentSecrets):
                             fake-session.jsonl.  With --resume ID, the CLI first prints
                             {"type":"resumed","session_id":ID,"transcript":<that file's
                             content for ID, or null>}
+  --input-format stream-json   (the flag, as the real CLI takes it) the prompt and every
+                            later message are stream-json lines on stdin: for each user
+                            message print (with --replay-user-messages) the message back
+                            with "t": time of receipt, then an assistant line "echo: <text>"
+                            and a result line; for {"type":"control_request", "request":
+                            {"subtype":"interrupt"}} a control_response and a result line
+                            ("interrupted": true); end at EOF (exit 0).  Mode "lines"
+                            (printed once, after the first message) still applies.
   {"stderr": "text"}        write this to stderr
   {"sh": ["cmd", ...]}      first run each command through /bin/sh (cwd and environment
                             as given to the CLI, 60 s each) and record
@@ -230,8 +238,39 @@ def keep_transcript(text):
         f.write(text)
 
 
+def conversation(mode, argv):
+    """The stream-json input loop (see the module doc)."""
+    replay = "--replay-user-messages" in argv
+    first = True
+    for raw in sys.stdin:
+        t = time.time()
+        msg = json.loads(raw)
+        if msg.get("type") == "control_request":
+            emit({"type": "control_response", "response": {"subtype": "success",
+                                                           "request_id": msg.get("request_id")}, "t": t})
+            emit({"type": "result", "subtype": "success", "is_error": False, "interrupted": True,
+                  "session_id": "fake-session", "result": ""})
+            continue
+        text = "".join(b.get("text", "") for b in msg["message"]["content"])
+        if first:
+            emit({"type": "system", "subtype": "init", "session_id": "fake-session", "tools": [], "mcp_servers": []})
+        if replay:
+            emit(dict(msg, session_id="fake-session", t=t))
+        if first:
+            for line in mode.get("lines") or []:
+                emit(line)
+        first = False
+        emit({"type": "assistant", "message": {"content": [{"type": "text", "text": "echo: " + text}]}})
+        emit({"type": "result", "subtype": "success", "is_error": False, "session_id": "fake-session",
+              "result": "echo: " + text})
+    sys.exit(0)
+
+
 def main():
-    prompt = sys.stdin.read()
+    if "--input-format" in sys.argv and sys.argv[sys.argv.index("--input-format") + 1] == "stream-json":
+        prompt = "(stream-json input)"
+    else:
+        prompt = sys.stdin.read()
     mode = json.loads(os.environ.get("FAKE_CLAUDE_MODE") or "{}")
     record = os.environ.get("FAKE_CLAUDE_RECORD")
     info = {"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ), "prompt": prompt, "pid": os.getpid(),
@@ -256,6 +295,8 @@ def main():
     if mode.get("stderr"):
         sys.stderr.write(mode["stderr"])
         sys.stderr.flush()
+    if prompt == "(stream-json input)":
+        conversation(mode, sys.argv[1:])
     if mode.get("silent"):
         time.sleep(mode["silent"])
     if mode.get("busy"):
