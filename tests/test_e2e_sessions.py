@@ -86,3 +86,68 @@ def test_resume_continues_the_conversation_in_a_new_task(e2e):
     assert "first task marker 7c1e" in text and "notes.txt" in text and "Wrote notes.txt for you." in text, text[:2000]
     assert "What did I ask you before?" in text
     assert text.index("7c1e") < text.index("What did I ask you before?")
+
+
+def test_follow_up_message_and_interrupt_reach_the_real_cli(e2e):
+    import datetime
+    import time
+    srv = e2e(CCR_INBOX_POLL_MS=200)
+    srv.fake.load_script([{"text": "first reply"}, {"text": "second reply"},
+                          {"text": "a reply that never comes", "stall": "forever", "stall_at": "start"},
+                          {"text": "after the interrupt"}])
+    stream = SSE(srv, "POST", "/run", body(prompt="Opening words.", idleAfterResultSeconds=60))
+    results, task, sent_at, lat = 0, None, {}, []
+    with Scenario(srv, "conversation: message + interrupt + end"):
+        for ev, _, data in stream:
+            if ev is not None:
+                continue
+            x = json.loads(data)
+            if x.get("type") == "user" and isinstance(x["message"]["content"], list) and \
+                    x["message"]["content"][0].get("text") in sent_at:
+                t = datetime.datetime.fromisoformat(x["timestamp"].replace("Z", "+00:00")).timestamp()
+                lat.append(t - sent_at[x["message"]["content"][0]["text"]])
+            if x.get("type") != "result":
+                continue
+            results += 1
+            task = task or [t for t in task_ids(srv)][0]
+            if results == 1:
+                sent_at["A follow-up, marker 9b3f."] = time.time()
+                st, data = call(srv, "POST", "/tasks/%s/messages" % task, {"text": "A follow-up, marker 9b3f."})
+                assert st == 202, data
+            elif results == 2:
+                st, data = call(srv, "POST", "/tasks/%s/messages" % task, {"text": "Now something slow."})
+                assert st == 202, data
+                deadline = time.time() + 30
+                while len([q for q in srv.fake.requests() if q.get("kind") == "main"]) < 3:
+                    assert time.time() < deadline, "the third turn never reached the model"
+                    time.sleep(0.05)
+                st, data = call(srv, "POST", "/tasks/%s/interrupt" % task)
+                assert st == 202, data
+            elif results == 3:
+                # the interrupted turn ended; the conversation goes on
+                st, data = call(srv, "POST", "/tasks/%s/messages" % task, {"text": "Carry on."})
+                assert st == 202, data
+            elif results == 4:
+                st, data = call(srv, "POST", "/tasks/%s/end" % task)
+                assert st == 202, data
+    frames = stream.frames
+    done = terminal(frames)[-1][1]
+    lines = lines_of(frames)
+    if done["status"] != "completed":
+        for x in lines:
+            print("LINE", json.dumps(x)[:400])
+        print("DONE", done)
+    assert done["status"] == "completed", done
+    res = [x for x in lines if x["type"] == "result"]
+    assert len(res) == 4, [x.get("result") for x in res]
+    assert res[0]["result"] == "first reply" and res[1]["result"] == "second reply"
+    assert res[3]["result"] == "after the interrupt"
+    assert any(x["type"] == "control_response" for x in lines)
+    assert any(x["type"] == "user" and "[Request interrupted by user]" in json.dumps(x) for x in lines)
+    main = [q for q in srv.fake.requests() if q.get("kind") == "main"]
+    assert "marker 9b3f" in json.dumps(main[1]["body"]["messages"]), "the follow-up reached the model"
+    assert len(main) == 4, "the interrupted turn was not retried"
+    assert "Carry on." in json.dumps(main[3]["body"]["messages"])
+    print("interrupted turn's result [%s]: %s" % (srv.mode, {k: res[2].get(k) for k in ("subtype", "is_error")}))
+    print("POST /tasks/:id/messages -> CLI took it [%s, real CLI]: %s ms"
+          % (srv.mode, ", ".join("%.0f" % (x * 1000) for x in lat)))
