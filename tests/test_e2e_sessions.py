@@ -1,7 +1,13 @@
 """End to end with the real Claude Code CLI (issue 16), in local mode and in cloud mode, on
-the fixtures of tests/test_e2e.py: a spend cap that holds, and Idempotency-Key.
+the fixtures of tests/test_e2e.py:
 
     client -> `ccr serve` -> `ccr job` -> token proxy -> `claude` -> fake Anthropic API
+
+a budget of $0.0001 stops a task with budget_exceeded; task 1 writes a file and ends, task 2
+resumes it (resumeTaskId) and the fake API receives task 1's conversation; a follow-up message
+sent mid-task reaches the model and an interrupt ends the turn; a repeated submit with the
+same Idempotency-Key gives the same task.  Figures (transcript size, overshoot, latency) are
+printed, never asserted.
 """
 import json
 
@@ -151,3 +157,21 @@ def test_follow_up_message_and_interrupt_reach_the_real_cli(e2e):
     print("interrupted turn's result [%s]: %s" % (srv.mode, {k: res[2].get(k) for k in ("subtype", "is_error")}))
     print("POST /tasks/:id/messages -> CLI took it [%s, real CLI]: %s ms"
           % (srv.mode, ", ".join("%.0f" % (x * 1000) for x in lat)))
+
+
+def test_idempotency_key_gives_the_same_task_with_the_real_cli(e2e, hook_url):
+    srv = e2e(CCR_ALLOW_PRIVATE_CALLBACKS=1)
+    srv.fake.load_script([{"text": "done once"}])
+    b = body(prompt="Do it once.", callbackUrl=hook_url)
+    with Scenario(srv, "Idempotency-Key repeat"):
+        st1, d1 = call(srv, "POST", "/run-async", b, {"Idempotency-Key": "e2e-once-1"})
+        st2, d2 = call(srv, "POST", "/run-async", b, {"Idempotency-Key": "e2e-once-1"})
+        assert st1 == st2 == 202, (d1, d2)
+        assert json.loads(d1) == json.loads(d2)
+        task = json.loads(d1)["taskId"]
+        meta = wait_status(srv, task, ("completed", "failed", "cancelled"))
+    assert meta["status"] == "completed", meta
+    assert task_ids(srv) == [task], "one task"
+    assert len([q for q in srv.fake.requests() if q.get("kind") == "main"]) == 1, "the model was asked once"
+    st3, d3 = call(srv, "POST", "/run-async", b, {"Idempotency-Key": "e2e-once-1"})
+    assert st3 == 202 and json.loads(d3)["taskId"] == task
