@@ -191,7 +191,8 @@ int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, cons
 	(void)m;
 	memset(&s, 0, sizeof(s));
 	memset(&im, 0, sizeof(im));
-	if (last_event_id(req, resp, &after) != 0)
+	/* Last-Event-ID only means something to a replay (Idempotency-Key). */
+	if (hs_req_header(req, "Idempotency-Key") && last_event_id(req, resp, &after) != 0)
 		return 0;
 	rc = submit(sc, req, resp, 0, &s, &im);
 	if (rc == 1 && !im.response) {
