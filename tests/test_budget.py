@@ -129,3 +129,18 @@ def test_bad_max_budget_is_400(local_serve, value, msg):
     srv = local_serve()
     st, _, d = http_request(srv, "POST", "/run", {"prompt": "x", "anthropicApiKey": "k", "maxBudgetUsd": value})
     assert st == 400 and json.loads(d) == {"error": msg}
+
+
+def test_one_hour_cache_writes_are_priced_at_twice_the_input_rate(job, fake_api):
+    usage = {"input_tokens": 1000000, "output_tokens": 0, "cache_read_input_tokens": 1000000,
+             "cache_creation_input_tokens": 2000000,
+             "cache_creation": {"ephemeral_5m_input_tokens": 1000000, "ephemeral_1h_input_tokens": 1000000}}
+    req = urllib.request.Request(fake_api + "/_fake/script", data=json.dumps(
+        {"turns": [{"text": "cached", "usage": usage}]}).encode(), headers={"content-type": "application/json"},
+        method="POST")
+    urllib.request.urlopen(req, timeout=10).read()
+    job.payload("b8", mode={"api_loop": 1, "lines": []})
+    rc, _, err = job.run("b8", CCR_ANTHROPIC_UPSTREAM=fake_api)
+    u = job.meta("b8")["proxyUsage"]
+    # claude-sonnet-4-5: $3 input, $0.30 cache read, $3.75 a 5-minute cache write, $6 a 1-hour one
+    assert abs(u["cost_usd"] - (3.0 + 0.30 + 3.75 + 6.0)) < 1e-9, u

@@ -45,3 +45,10 @@ double price_cost(const struct price_row *r, double input, double output, double
 	return (input * r->input + output * r->output + cache_write * r->cache_write + cache_read * r->cache_read) /
 	       1e6;
 }
+
+double price_1h_extra(const struct price_row *r, double n)
+{
+	double extra = 2.0 * r->input - r->cache_write;
+
+	return extra > 0 ? n * extra / 1e6 : 0;
+}

@@ -126,6 +126,7 @@ struct tp_meter {
 	struct buf json;        /* JSON body */
 	int json_over;
 	uint64_t seen[4];       /* usage values already counted in this response */
+	uint64_t seen_1h;       /* of which 1-hour cache writes (priced higher) */
 	char model[128];        /* the response's model, for its price */
 };
 
@@ -783,6 +784,24 @@ static int conn_check(struct tp_conn *c)
 static const char *const usage_names[4] = { "input_tokens", "output_tokens",
 	"cache_creation_input_tokens", "cache_read_input_tokens" };
 
+/* The increase of usage.cache_creation.ephemeral_1h_input_tokens (part of
+ * cache_creation_input_tokens, written to the 1-hour cache). */
+static double new_1h_writes(struct tp_conn *c, const cJSON *u)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(u, "cache_creation"),
+							  "ephemeral_1h_input_tokens");
+	uint64_t n;
+
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > 1e15)
+		return 0;
+	n = (uint64_t)v->valuedouble;
+	if (n <= c->meter.seen_1h)
+		return 0;
+	n -= c->meter.seen_1h;
+	c->meter.seen_1h += n;
+	return (double)n;
+}
+
 /* Add the increase of each usage field over what this response already
  * counted (stream usage values are cumulative). */
 static void meter_usage(struct tp_conn *c, const cJSON *u)
@@ -813,7 +832,8 @@ static void meter_usage(struct tp_conn *c, const cJSON *u)
 			c->meter.seen[i] = n;
 		}
 	}
-	p->usage.cost_usd += price_cost(price_for(c->meter.model), delta[0], delta[1], delta[2], delta[3]);
+	p->usage.cost_usd += price_cost(price_for(c->meter.model), delta[0], delta[1], delta[2], delta[3]) +
+			     price_1h_extra(price_for(c->meter.model), new_1h_writes(c, u));
 	pthread_mutex_unlock(&p->lock);
 }
 
