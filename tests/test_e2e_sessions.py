@@ -175,3 +175,21 @@ def test_idempotency_key_gives_the_same_task_with_the_real_cli(e2e, hook_url):
     assert len([q for q in srv.fake.requests() if q.get("kind") == "main"]) == 1, "the model was asked once"
     st3, d3 = call(srv, "POST", "/run-async", b, {"Idempotency-Key": "e2e-once-1"})
     assert st3 == 202 and json.loads(d3)["taskId"] == task
+
+
+def test_end_right_after_an_interrupt_completes_the_task(e2e):
+    import time
+    srv = e2e(CCR_INBOX_POLL_MS=200)
+    srv.fake.load_script([{"text": "a reply that never comes", "stall": "forever", "stall_at": "start"}])
+    stream = SSE(srv, "POST", "/run", body(prompt="Take your time.", idleAfterResultSeconds=60))
+    deadline = time.time() + 30
+    while not [q for q in srv.fake.requests() if q.get("kind") == "main"]:
+        assert time.time() < deadline, "the turn never reached the model"
+        time.sleep(0.05)
+    (task,) = task_ids(srv)
+    assert call(srv, "POST", "/tasks/%s/interrupt" % task)[0] == 202
+    for ev, _, data in stream:
+        if ev is None and json.loads(data).get("type") == "result":
+            assert call(srv, "POST", "/tasks/%s/end" % task)[0] == 202
+    done = terminal(stream.frames)[-1][1]
+    assert done["status"] == "completed" and done["exitCode"] == 0, done

@@ -30,9 +30,10 @@ int cv_user_line(struct buf *out, const char *text)
 }
 
 /* Close stdin (locked): the CLI finishes and exits. */
-static void end_locked(struct cv_ctx *c, const char *why)
+static void end_locked(struct cv_ctx *c, const char *why, int by_ccr)
 {
 	if (c->fd >= 0) {
+		c->closed_by_ccr = by_ccr;
 		close(c->fd);
 		c->fd = -1;
 		task_log("INFO", "conversation: stdin of the CLI closed (%s)", why);
@@ -69,7 +70,7 @@ static int send_line(struct cv_ctx *c, const char *line, size_t n)
 	if (off == n)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	end_locked(c, "the CLI no longer reads its input");
+	end_locked(c, "the CLI no longer reads its input", 0);
 	pthread_mutex_unlock(&c->lock);
 	return -1;
 }
@@ -96,11 +97,15 @@ static void act(struct cv_ctx *c, const char *json, size_t n, const char *key)
 		buf_printf(&line, "{\"type\":\"control_request\",\"request_id\":\"ccr-interrupt-%u\",\"request\":"
 				  "{\"subtype\":\"interrupt\"}}\n", c->interrupts);
 		pthread_mutex_unlock(&c->lock);
-		if (line.p && send_line(c, line.p, line.len) == 0)
+		if (line.p && send_line(c, line.p, line.len) == 0) {
+			pthread_mutex_lock(&c->lock);
+			c->interrupt_sent = 1;
+			pthread_mutex_unlock(&c->lock);
 			task_log("INFO", "conversation: interrupt %s passed to the CLI", key);
+		}
 	} else if (cJSON_IsString(type) && strcmp(type->valuestring, "end") == 0) {
 		pthread_mutex_lock(&c->lock);
-		end_locked(c, "POST /tasks/:id/end");
+		end_locked(c, "POST /tasks/:id/end", 1);
 		pthread_mutex_unlock(&c->lock);
 	} else {
 		task_log("WARNING", "conversation: inbox object %s is not a message, interrupt or end; ignored", key);
@@ -153,7 +158,7 @@ static void check_idle(struct cv_ctx *c)
 {
 	pthread_mutex_lock(&c->lock);
 	if (c->fd >= 0 && c->waiting && clock_mono_ms() - c->result_at >= c->idle_after_ms)
-		end_locked(c, "no message within idleAfterResultSeconds of the last result");
+		end_locked(c, "no message within idleAfterResultSeconds of the last result", 1);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -222,6 +227,8 @@ void cv_line(struct cv_ctx *c, const char *line, size_t n)
 		if (strcmp(type->valuestring, "result") == 0) {
 			c->waiting = 1;
 			c->result_at = clock_mono_ms();
+			c->last_interrupted = c->interrupt_sent;
+			c->interrupt_sent = 0;
 		} else if (strcmp(type->valuestring, "system") != 0 &&
 			   strcmp(type->valuestring, "control_response") != 0) {
 			c->waiting = 0;
@@ -248,7 +255,7 @@ void cv_stop(struct cv_ctx *c)
 	pthread_join(c->th, NULL);
 	c->th_on = 0;
 	pthread_mutex_lock(&c->lock);
-	end_locked(c, "the run ended");
+	end_locked(c, "the run ended", 0);
 	pthread_mutex_unlock(&c->lock);
 	close(c->wake[0]), close(c->wake[1]);
 	pthread_mutex_destroy(&c->lock);
@@ -258,4 +265,14 @@ void cv_stop(struct cv_ctx *c)
 				task_log("WARNING", "conversation: cannot delete %s: %s", l.items[i].key, e.msg);
 		storage_list_free(&l);
 	}
+}
+
+int cv_ended_on_interrupt(struct cv_ctx *c)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = c->closed_by_ccr && c->last_interrupted;
+	pthread_mutex_unlock(&c->lock);
+	return r;
 }

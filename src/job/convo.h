@@ -19,7 +19,9 @@
  * every CCR_INBOX_POLL_MS (default 100 in local mode, 1000 in cloud mode).
  * After a result line, when no message follows within idleAfterResultSeconds,
  * stdin is closed too, so a conversation nobody continues ends by itself.
- * Messages left when the run ends are deleted unread.
+ * Messages left when the run ends are deleted unread.  The CLI exits 1
+ * when its input ends right after an interrupted turn; a conversation
+ * ccr ended that way counts as completed (cv_ended_on_interrupt).
  */
 #ifndef CCR_JOB_CONVO_H
 #define CCR_JOB_CONVO_H
@@ -47,6 +49,9 @@ struct cv_ctx {
 	int stop;
 	int wake[2];
 	unsigned messages, interrupts;
+	int interrupt_sent;                /* an interrupt went out, its turn's result not yet in */
+	int last_interrupted;              /* the last result ended an interrupted turn */
+	int closed_by_ccr;                 /* stdin was closed on /end or idleAfterResultSeconds */
 };
 
 /* cv_user_line: one stream-json user message line for text (with '\n'). */
@@ -64,5 +69,10 @@ void cv_line(struct cv_ctx *c, const char *line, size_t n);
 
 /* cv_stop: stop the thread, close stdin, delete what is left in the inbox. */
 void cv_stop(struct cv_ctx *c);
+
+/* cv_ended_on_interrupt: 1 when the conversation was ended by ccr (/end or
+ * idleAfterResultSeconds) right after an interrupted turn: the CLI then
+ * exits 1 for that turn, but the task ended as asked. */
+int cv_ended_on_interrupt(struct cv_ctx *c);
 
 #endif

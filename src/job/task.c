@@ -614,6 +614,12 @@ static int run_claude(struct task *t, struct err *e)
 	if (rv == 0)
 		rv = runner_run(&rc, &res, e);
 	if (t->cv_on) {
+		if (rv == 0 && res.reason == RUN_FAILED && cv_ended_on_interrupt(&t->cv)) {
+			task_log("INFO", "the conversation was ended after an interrupted turn (the CLI exits %d for that "
+					 "turn); the task counts as completed", res.exit_code);
+			res.reason = RUN_COMPLETED;
+			res.exit_code = 0;
+		}
 		cv_stop(&t->cv);
 		t->cv_on = 0;
 	}

@@ -43,8 +43,9 @@ the task's environmentSecrets):
                             message print (with --replay-user-messages) the message back
                             with "t": time of receipt, then an assistant line "echo: <text>"
                             and a result line; for {"type":"control_request", "request":
-                            {"subtype":"interrupt"}} a control_response and a result line
-                            ("interrupted": true); end at EOF (exit 0).  Mode "lines"
+                            {"subtype":"interrupt"}} a control_response and an error result
+                            line ("interrupted": true); end at EOF (exit 0, or 1 when the
+                            last turn was interrupted, as the real CLI).  Mode "lines"
                             (printed once, after the first message) still applies.
   {"stderr": "text"}        write this to stderr
   {"sh": ["cmd", ...]}      first run each command through /bin/sh (cwd and environment
@@ -241,16 +242,18 @@ def keep_transcript(text):
 def conversation(mode, argv):
     """The stream-json input loop (see the module doc)."""
     replay = "--replay-user-messages" in argv
-    first = True
+    first, interrupted = True, False
     for raw in sys.stdin:
         t = time.time()
         msg = json.loads(raw)
         if msg.get("type") == "control_request":
             emit({"type": "control_response", "response": {"subtype": "success",
                                                            "request_id": msg.get("request_id")}, "t": t})
-            emit({"type": "result", "subtype": "success", "is_error": False, "interrupted": True,
+            emit({"type": "result", "subtype": "error_during_execution", "is_error": True, "interrupted": True,
                   "session_id": "fake-session", "result": ""})
+            interrupted = True
             continue
+        interrupted = False
         text = "".join(b.get("text", "") for b in msg["message"]["content"])
         if first:
             emit({"type": "system", "subtype": "init", "session_id": "fake-session", "tools": [], "mcp_servers": []})
@@ -263,7 +266,7 @@ def conversation(mode, argv):
         emit({"type": "assistant", "message": {"content": [{"type": "text", "text": "echo: " + text}]}})
         emit({"type": "result", "subtype": "success", "is_error": False, "session_id": "fake-session",
               "result": "echo: " + text})
-    sys.exit(0)
+    sys.exit(1 if interrupted else 0)   # as the real CLI: input that ends on an interrupted turn
 
 
 def main():
