@@ -349,10 +349,15 @@ def test_run_streams_via_cloud_run_and_leaves_only_sealed_secrets(cloud):
     # The request log: only the expected calls, all authorised with a bearer token, all 2xx.
     reqs = c.fake.requests()
     kms = f"/v1/projects/{c.fake.project}/locations/{c.fake.region}/keyRings/cloudrun-claude-code-keys/cryptoKeys/async-task-payload-key"
-    names_ok = re.compile(rf"^(sessions/{task}/(metadata\.json|\d{{6}}-\d+\.jsonl)|tasks/{task}/payload\.enc|active/{task})$")
+    names_ok = re.compile(rf"^(sessions/{task}/(metadata\.json|owner\.json|\d{{6}}-\d+\.jsonl)|tasks/{task}/payload\.enc|"
+                          rf"active/{task}|keys/serve-hmac\.enc)$")
     counts = {}
+    key_404 = f"/storage/v1/b/{BUCKET}/o/keys%2Fserve-hmac.enc"
     for q in reqs:
         p, m, svc = q["path"], q["method"], q["service"]
+        if q["status"] == 404 and m == "GET" and q["raw_path"].startswith(key_404):
+            counts["server-key-absent"] = counts.get("server-key-absent", 0) + 1
+            continue            # serve's first look for its server key, in a new bucket
         assert q["status"] is not None and 200 <= q["status"] < 300, q
         assert "assertion" not in q["raw_path"] and "access_token" not in q["raw_path"], q
         if svc == "oauth":
@@ -384,7 +389,9 @@ def test_run_streams_via_cloud_run_and_leaves_only_sealed_secrets(cloud):
             else:
                 raise AssertionError(f"unexpected call {q}")
         counts[kind] = counts.get(kind, 0) + 1
-    assert counts["run"] == 1 and counts["encrypt"] == 1 and counts["decrypt"] == 1, counts
+    # encrypt: the payload, and serve's server key (made once, in a new bucket: serve/serverkey.h)
+    assert counts["run"] == 1 and counts["encrypt"] == 2 and counts["decrypt"] == 1, counts
+    assert counts["server-key-absent"] == 1, counts
     assert counts["token"] == 2, "one token for serve, one for the job: %r" % counts
     assert counts["delete"] == 2, "the payload and the active marker"
     downloads = chunk_downloads(reqs, task)

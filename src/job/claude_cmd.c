@@ -121,13 +121,19 @@ static int prompt_arg(struct prompt_arg *a, const char *flag, const char *field,
 static void build_argv(struct vec *v, const struct payload *p, const char *mcp_config,
 		       const struct prompt_arg *sys, const struct prompt_arg *append)
 {
-	char turns[32];
+	char turns[32], budget[48];
 
 	push(v, "claude");
 	push(v, "-p");
 	push(v, "--verbose");
 	push(v, "--output-format");
 	push(v, "stream-json");
+	if (p->idle_after_result_s > 0) {
+		/* follow-up messages and interrupts on stdin (job/convo.h) */
+		push(v, "--input-format");
+		push(v, "stream-json");
+		push(v, "--replay-user-messages");
+	}
 	if (env_true("DANGEROUSLY_SKIP_PERMISSIONS")) {
 		push(v, "--dangerously-skip-permissions");
 	} else {
@@ -140,12 +146,17 @@ static void build_argv(struct vec *v, const struct payload *p, const char *mcp_c
 		snprintf(turns, sizeof(turns), "%d", p->max_turns);
 		push_opt(v, "--max-turns", turns);
 	}
+	if (p->max_budget_usd > 0) {
+		snprintf(budget, sizeof(budget), "%.10g", p->max_budget_usd);
+		push_opt(v, "--max-budget-usd", budget);
+	}
 	push_opt(v, sys->flag, sys->value);
 	push_opt(v, append->flag, append->value);
 	push_opt(v, "--fallback-model", p->fallback_model);
 	push_opt(v, "--model", p->model);
 	push_opt(v, "--permission-mode", p->permission_mode);
 	push_opt(v, "--mcp-config", mcp_config);
+	push_opt(v, "--resume", p->resume_session_id);
 }
 
 int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct ae_ctx *env,

@@ -121,7 +121,7 @@ static void usage(FILE *f)
 		   "Settings: CLAUDE_BIN, CLAUDE_CONFIG_DIR (default: one per task, in the workspace),\n"
 		   "CCR_WORKSPACE_ROOT, CCR_ANTHROPIC_UPSTREAM, CCR_IDLE_TIMEOUT_S, CCR_RESULT_GRACE_S,\n"
 		   "CCR_KILL_GRACE_MS, CCR_STORAGE_GIVE_UP_S, CCR_STOP_BUDGET_MS, CCR_MAX_LINE_BYTES,\n"
-		   "CCR_WEBHOOK_DEADLINE_S, CLOUDRUN_CALLBACK_SECRET;\n"
+		   "CCR_WEBHOOK_DEADLINE_S, CCR_MAX_BUDGET_USD, CCR_INBOX_POLL_MS, CLOUDRUN_CALLBACK_SECRET;\n"
 		   "the agent's egress proxy: CCR_EGRESS_ALLOW (hosts, *.suffix or IPs; the request's\n"
 		   "allowedHosts narrows it), CCR_EGRESS_ALLOW_PRIVATE (host:port admitted on private\n"
 		   "addresses), CCR_EGRESS_IDLE_S; the agent's ssh uses `ccr connect HOST PORT`;\n"

@@ -25,6 +25,8 @@
 #include "job/agentenv.h"
 #include "job/claudecfg.h"
 #include "job/mcplog.h"
+#include "job/prices.h"
+#include "job/session.h"
 #include "job/precmd.h"
 #include "job/upload.h"
 #include "job/workspace.h"
@@ -1157,6 +1159,42 @@ out:
 	return rc;
 }
 
+/* The price table: longest prefix wins, dated ids find their family, an
+ * unknown model pays the most expensive row, 1-hour cache writes 2 x input. */
+static int t_prices(char *why, size_t n)
+{
+	const struct price_row *s45 = price_for("claude-sonnet-4-5-20250929"), *unk = price_for("gpt-9");
+	double c = price_cost(price_for("claude-haiku-4-5"), 1e6, 1e6, 1e6, 1e6);
+
+	if (strcmp(s45->prefix, "claude-sonnet-4-5") != 0 || strcmp(price_for("claude-sonnet-4-20250514")->prefix,
+								      "claude-sonnet-4") != 0)
+		return st_fail(why, n, "prefix match: %s", s45->prefix);
+	if (unk->input < 15.0 || unk->output < 75.0 || price_for(NULL) != unk)
+		return st_fail(why, n, "an unknown model is not charged the highest rate");
+	if (c < 7.349 || c > 7.351)
+		return st_fail(why, n, "haiku 4.5, 1M of each: $%f, want $7.35", c);
+	if (price_1h_extra(s45, 1e6) < 2.249 || price_1h_extra(s45, 1e6) > 2.251)
+		return st_fail(why, n, "1-hour cache write extra: $%f, want $2.25", price_1h_extra(s45, 1e6));
+	return 0;
+}
+
+/* The CLI's project directory name for a working directory; session ids. */
+static int t_session_paths(char *why, size_t n)
+{
+	char out[64];
+
+	sess_project_dir("/tmp/ws-1/repo_x.y", out, sizeof(out));
+	if (strcmp(out, "-tmp-ws-1-repo-x-y") != 0)
+		return st_fail(why, n, "project dir: %s", out);
+	sess_project_dir("/abcdefgh", out, 5);
+	if (strcmp(out, "-abc") != 0)
+		return st_fail(why, n, "a short buffer is not cut cleanly: %s", out);
+	if (!sess_id_valid("c2747f98-96d1-4049-acd8-007026505aef") || sess_id_valid("../x") || sess_id_valid("") ||
+	    sess_id_valid(NULL))
+		return st_fail(why, n, "session id check");
+	return 0;
+}
+
 const struct st_case jobfiles_selftests[] = {
 	{ "ws_create", t_ws_create },
 	{ "ws_join", t_ws_join },
@@ -1175,5 +1213,7 @@ const struct st_case jobfiles_selftests[] = {
 	{ "glob", t_glob },
 	{ "upload", t_upload },
 	{ "mcplog", t_mcplog },
+	{ "prices", t_prices },
+	{ "session_paths", t_session_paths },
 	{ NULL, NULL },
 };

@@ -139,6 +139,7 @@ static int check_strings(const struct payload *p, struct err *e)
 		{ "gitBranch", offsetof(struct payload, git_branch) },
 		{ "sshKey", offsetof(struct payload, ssh_key) },
 		{ "callbackUrl", offsetof(struct payload, callback_url) },
+		{ "resumeTaskId", offsetof(struct payload, resume_task_id) },
 	};
 	size_t i;
 
@@ -165,6 +166,29 @@ static int check_objects(struct payload *p, struct err *e)
 	return 0;
 }
 
+/* maxBudgetUsd: absent/0 (no budget of its own), or a positive number of
+ * US dollars, at most PAYLOAD_MAX_BUDGET_USD.  idleAfterResultSeconds:
+ * absent/0 (the CLI gets the prompt and ends), or how long a task that
+ * takes follow-up messages waits for one after each result. */
+static int check_budget(struct payload *p, struct err *e)
+{
+	double b = 0;
+
+	if (want_number(p, "maxBudgetUsd", &b, e))
+		return -1;
+	if (b < 0 || b > PAYLOAD_MAX_BUDGET_USD)
+		return err_set(e, "maxBudgetUsd must be a number of US dollars above 0 and at most %g",
+			       PAYLOAD_MAX_BUDGET_USD);
+	p->max_budget_usd = b;
+	b = 0;
+	if (want_number(p, "idleAfterResultSeconds", &b, e))
+		return -1;
+	if (b < 0 || b > PAYLOAD_MAX_IDLE_AFTER_RESULT_S)
+		return err_set(e, "idleAfterResultSeconds must be between 0 and %g", PAYLOAD_MAX_IDLE_AFTER_RESULT_S);
+	p->idle_after_result_s = b;
+	return 0;
+}
+
 static int check_numbers(struct payload *p, struct err *e)
 {
 	double turns = 0, depth = 1;
@@ -180,6 +204,22 @@ static int check_numbers(struct payload *p, struct err *e)
 	p->max_turns = (int)turns;
 	p->git_depth = (int)depth;
 	p->use_named_pipe = !cJSON_IsFalse(pipe);
+	return check_budget(p, e);
+}
+
+/* resumeTaskId: a task id as the seed's taskId rule has it. */
+static int check_resume(const struct payload *p, struct err *e)
+{
+	const char *c = p->resume_task_id;
+
+	if (!c)
+		return 0;
+	if (strlen(c) > 128)
+		return err_set(e, "resumeTaskId must be a task id (at most 128 characters)");
+	for (; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+		      *c == '-'))
+			return err_set(e, "resumeTaskId must be a task id (alphanumeric, underscore, hyphen only)");
 	return 0;
 }
 
@@ -223,6 +263,7 @@ int payload_parse(struct payload *p, const char *json, size_t n, struct err *e)
 		return err_set(e, "the payload must be a JSON object");
 	}
 	if (check_strings(p, e) || check_objects(p, e) || check_numbers(p, e) || check_flags(p, e) ||
+	    check_resume(p, e) ||
 	    want_string_array(p, "allowedTools", &p->allowed_tools, e) ||
 	    want_string_array(p, "disallowedTools", &p->disallowed_tools, e) ||
 	    want_string_array(p, "preExecutionCommands", &p->pre_exec, e) || check_allowed_hosts(p, e))

@@ -19,6 +19,8 @@
 
 #define PAYLOAD_DEFAULT_TIMEOUT_MIN 55.0
 #define PAYLOAD_MAX_TIMEOUT_MIN 1440.0
+#define PAYLOAD_MAX_BUDGET_USD 1000000.0
+#define PAYLOAD_MAX_IDLE_AFTER_RESULT_S 3600.0
 
 struct payload {
 	cJSON *root;
@@ -28,12 +30,17 @@ struct payload {
 	const char *permission_mode, *model, *fallback_model;
 	const cJSON *allowed_tools, *disallowed_tools;   /* arrays of strings */
 	int max_turns;                       /* 0: not given */
+	double max_budget_usd;               /* maxBudgetUsd; 0: not given.  The job
+	                                      * lowers it to CCR_MAX_BUDGET_USD */
 	const char *cwd_relative;            /* default "." */
 	int use_named_pipe;                  /* default 1 (anything but false) */
 	const char *git_repo, *git_branch;   /* branch default "main" */
 	int git_depth;                       /* default 1 */
 	double timeout_minutes;              /* default 55, at most 1440 */
 	double idle_timeout_minutes;         /* 0: the operator's CCR_IDLE_TIMEOUT_S */
+	double idle_after_result_s;          /* idleAfterResultSeconds; > 0: the task takes
+	                                      * follow-up messages (stream-json input) and
+	                                      * waits this long for one after each result */
 	int cancel_on_disconnect;            /* POST /run: cancel when the client goes */
 	const cJSON *pre_exec;               /* array of strings */
 	const cJSON *post_actions;           /* object */
@@ -43,6 +50,8 @@ struct payload {
 	const cJSON *mcp_config, *slash_commands, *subagents, *external_test_repo;
 	const char *callback_url;
 	const cJSON *allowed_hosts;          /* array of host patterns (job/egpolicy.h), or NULL */
+	const char *resume_task_id;          /* resumeTaskId: continue that task's conversation */
+	char resume_session_id[72];          /* set by the job: the session --resume takes */
 };
 
 /* payload_parse: parse n bytes of JSON and check every known field. */

@@ -72,6 +72,7 @@
 #include "cJSON.h"
 #include "crypto/crypto.h"
 #include "http_parser.h"
+#include "job/prices.h"
 #include "job/proxy.h"
 #include "net/ca.h"
 #include "net/netinit.h"
@@ -125,6 +126,8 @@ struct tp_meter {
 	struct buf json;        /* JSON body */
 	int json_over;
 	uint64_t seen[4];       /* usage values already counted in this response */
+	uint64_t seen_1h;       /* of which 1-hour cache writes (priced higher) */
+	char model[128];        /* the response's model, for its price */
 };
 
 struct tp_conn {
@@ -684,6 +687,32 @@ static int method_allowed(int m)
 	       m == HTTP_DELETE || m == HTTP_OPTIONS;
 }
 
+/* 1 when the task's budget is spent and this is a Messages request (a
+ * call that costs money): refused with an Anthropic-style error, which
+ * the CLI reports as an API error and does not retry. */
+static int over_budget(struct tp_conn *c)
+{
+	struct tp_proxy *p = c->p;
+	const char *u = c->url.p ? c->url.p : "";
+	double cost;
+
+	if (!(p->budget_usd > 0) || c->method != HTTP_POST || strncmp(u, "/v1/messages", 12) != 0 ||
+	    strncmp(u, "/v1/messages/count_tokens", 25) == 0)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	cost = p->usage.cost_usd;
+	if (cost >= p->budget_usd)
+		p->usage.budget_refused++;
+	pthread_mutex_unlock(&p->lock);
+	if (cost < p->budget_usd)
+		return 0;
+	conn_refuse(c, 400, "invalid_request_error",
+		    "ccr token proxy: this task's budget of $%.4f is spent (metered cost $%.4f); the request was not "
+		    "sent (budget_exceeded)",
+		    p->budget_usd, cost);
+	return 1;
+}
+
 /* Check a request whose header section is complete.  0 to forward it;
  * -1 when it was refused (answer sent, connection to be closed). */
 static int conn_check(struct tp_conn *c)
@@ -733,6 +762,8 @@ static int conn_check(struct tp_conn *c)
 			    "environment");
 		return -1;
 	}
+	if (over_budget(c))
+		return -1;
 	expect = req_header(c, "expect");
 	if (expect) {
 		if (!ieq(expect, "100-continue")) {
@@ -753,12 +784,31 @@ static int conn_check(struct tp_conn *c)
 static const char *const usage_names[4] = { "input_tokens", "output_tokens",
 	"cache_creation_input_tokens", "cache_read_input_tokens" };
 
+/* The increase of usage.cache_creation.ephemeral_1h_input_tokens (part of
+ * cache_creation_input_tokens, written to the 1-hour cache). */
+static double new_1h_writes(struct tp_conn *c, const cJSON *u)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(u, "cache_creation"),
+							  "ephemeral_1h_input_tokens");
+	uint64_t n;
+
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > 1e15)
+		return 0;
+	n = (uint64_t)v->valuedouble;
+	if (n <= c->meter.seen_1h)
+		return 0;
+	n -= c->meter.seen_1h;
+	c->meter.seen_1h += n;
+	return (double)n;
+}
+
 /* Add the increase of each usage field over what this response already
  * counted (stream usage values are cumulative). */
 static void meter_usage(struct tp_conn *c, const cJSON *u)
 {
 	struct tp_proxy *p = c->p;
 	uint64_t *tot[4];
+	double delta[4];
 	int i;
 
 	if (!cJSON_IsObject(u))
@@ -772,15 +822,25 @@ static void meter_usage(struct tp_conn *c, const cJSON *u)
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(u, usage_names[i]);
 		uint64_t n;
 
+		delta[i] = 0;
 		if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > 1e15)
 			continue;
 		n = (uint64_t)v->valuedouble;
 		if (n > c->meter.seen[i]) {
+			delta[i] = (double)(n - c->meter.seen[i]);
 			*tot[i] += n - c->meter.seen[i];
 			c->meter.seen[i] = n;
 		}
 	}
+	p->usage.cost_usd += price_cost(price_for(c->meter.model), delta[0], delta[1], delta[2], delta[3]) +
+			     price_1h_extra(price_for(c->meter.model), new_1h_writes(c, u));
 	pthread_mutex_unlock(&p->lock);
+}
+
+/* Remember the response's model, which prices its usage. */
+static void meter_model(struct tp_conn *c, const cJSON *model)
+{
+	snprintf(c->meter.model, sizeof(c->meter.model), "%s", cJSON_IsString(model) ? model->valuestring : "");
 }
 
 /* The end of one SSE event: meter message_start / message_delta. */
@@ -793,9 +853,11 @@ static void meter_event(struct tp_conn *c)
 		j = cJSON_ParseWithLength(m->data.p, m->data.len);
 		if (j) {
 			if (m->event == 1) {
+				const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+
 				count(c->p, &c->p->usage.requests);
-				meter_usage(c, cJSON_GetObjectItemCaseSensitive(
-						       cJSON_GetObjectItemCaseSensitive(j, "message"), "usage"));
+				meter_model(c, cJSON_GetObjectItemCaseSensitive(msg, "model"));
+				meter_usage(c, cJSON_GetObjectItemCaseSensitive(msg, "usage"));
 			} else {
 				meter_usage(c, cJSON_GetObjectItemCaseSensitive(j, "usage"));
 			}
@@ -896,6 +958,7 @@ static void meter_finish(struct tp_conn *c)
 		return;
 	if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "usage"))) {
 		count(c->p, &c->p->usage.requests);
+		meter_model(c, cJSON_GetObjectItemCaseSensitive(j, "model"));
 		meter_usage(c, cJSON_GetObjectItemCaseSensitive(j, "usage"));
 	}
 	cJSON_Delete(j);
@@ -1880,6 +1943,7 @@ int tp_start(struct tp_proxy *p, const struct tp_config *cfg, struct err *e)
 	if (net_global_init(ierr, sizeof(ierr)) != 0)
 		return err_set(e, "token proxy: %s", ierr);
 	p->kind = cfg->kind;
+	p->budget_usd = cfg->budget_usd > 0 ? cfg->budget_usd : 0;
 	p->log = cfg->log;
 	p->log_arg = cfg->log_arg;
 	p->nslots = cfg->max_connections ? cfg->max_connections : TP_MAX_CONNECTIONS_DEFAULT;

@@ -47,6 +47,14 @@
  * new value adds only its increase over the last value seen in that
  * response.  tp_usage() returns the running totals.
  *
+ * Budget: each metered usage increase is priced with the table of
+ * job/prices.h (by the response's model) into cost_usd.  With
+ * cfg->budget_usd > 0, a POST /v1/messages... (count_tokens excepted)
+ * arriving when cost_usd >= budget_usd is answered 400
+ * invalid_request_error without reaching the upstream, so a task
+ * overshoots its budget by at most the requests already in flight when
+ * the budget was reached (one, for the CLI's sequential main loop).
+ *
  * Upstream: cfg->upstream, else $CCR_ANTHROPIC_UPSTREAM, else
  * TP_DEFAULT_UPSTREAM.  It must be https://host[:port][/path]; plain http
  * is accepted only to a loopback host (127.0.0.1, ::1, localhost: tests and
@@ -105,6 +113,8 @@ struct tp_config {
 	                             * Surrounding whitespace is trimmed. */
 	const char *upstream;       /* NULL: $CCR_ANTHROPIC_UPSTREAM or the default */
 	unsigned max_connections;   /* 0: TP_MAX_CONNECTIONS_DEFAULT */
+	double budget_usd;          /* > 0: refuse Messages requests once the
+	                             * metered cost reaches it (see Budget) */
 	/* Optional: one line per refused request or upstream failure (already
 	 * redacted, no trailing newline).  Called from proxy threads. */
 	void (*log)(void *arg, const char *line);
@@ -120,6 +130,8 @@ struct tp_usage {
 	uint64_t cache_read_input_tokens;
 	uint64_t forwarded;                     /* requests sent to the upstream */
 	uint64_t refused;                       /* requests answered by the proxy itself */
+	double cost_usd;                        /* the usage priced by job/prices.h */
+	uint64_t budget_refused;                /* Messages requests refused: budget spent */
 };
 
 struct tp_slot;
@@ -138,6 +150,7 @@ struct tp_proxy {
 	int wake[2];                    /* tp_stop() writes to wake[1] */
 	int port;
 	int stopping;                   /* read and written with __atomic builtins */
+	double budget_usd;              /* 0: no budget */
 	pthread_t listener;
 	pthread_mutex_t lock;           /* usage and slots */
 	struct tp_usage usage;

@@ -76,6 +76,10 @@ void report_line(struct report *r, const char *line, size_t n)
 	const cJSON *type = msg ? cJSON_GetObjectItemCaseSensitive(msg, "type") : NULL;
 
 	if (cJSON_IsString(type)) {
+		const cJSON *sid = cJSON_GetObjectItemCaseSensitive(msg, "session_id");
+
+		if (!r->session_id[0] && cJSON_IsString(sid) && strlen(sid->valuestring) < sizeof(r->session_id))
+			snprintf(r->session_id, sizeof(r->session_id), "%s", sid->valuestring);
 		if (strcmp(type->valuestring, "assistant") == 0)
 			count_turn(r, msg);
 		else if (strcmp(type->valuestring, "result") == 0)
@@ -104,6 +108,16 @@ static int terminal(const struct report *r)
 	       strcmp(r->status, "queued") != 0;
 }
 
+/* A stored session: its id (what --resume takes), and what it continued. */
+static void add_session(cJSON *o, const struct report *r)
+{
+	add_str(o, "resumedFrom", r->resumed_from);
+	if (r->transcript_bytes > 0) {
+		add_str(o, "sessionId", r->session_id);
+		cJSON_AddNumberToObject(o, "sessionTranscriptBytes", (double)r->transcript_bytes);
+	}
+}
+
 /* ccr's additions, after the seed's keys. */
 static void add_outcome(cJSON *o, const struct report *r)
 {
@@ -118,6 +132,7 @@ static void add_outcome(cJSON *o, const struct report *r)
 	cJSON_AddNumberToObject(o, "durationMs", (double)r->duration_ms);
 	add_dup(o, "result", r->result);
 	add_dup(o, "proxyUsage", r->proxy_usage);
+	add_session(o, r);
 	add_dup(o, "uploadedFiles", r->uploaded_files);
 	add_dup(o, "gitCommit", r->git_commit);
 	add_dup(o, "externalRepoPR", r->external_pr);
@@ -148,6 +163,8 @@ int report_metadata(const struct report *r, struct buf *out)
 			cJSON_AddStringToObject(o, "error", r->error.p);
 	}
 	add_dup(o, "metadata", r->metadata);
+	if (r->accepts_messages)
+		cJSON_AddTrueToObject(o, "acceptsMessages");
 	add_outcome(o, r);
 	add_dup(o, "webhook", r->webhook);
 	rc = jsj_print(out, o, 2);
@@ -189,6 +206,7 @@ int report_webhook(const struct report *r, struct buf *out)
 	add_str(o, "executionName", r->execution_name);
 	add_dup(o, "result", r->result);
 	add_dup(o, "proxyUsage", r->proxy_usage);
+	add_session(o, r);
 	rc = jsj_print(out, o, 0);
 	cJSON_Delete(o);
 	return rc;

@@ -43,6 +43,10 @@ struct report {
 	int stopped_after_result;        /* the CLI lingered after a success result and was stopped */
 	cJSON *result;                   /* session_id, num_turns, usage, modelUsage, total_cost_usd */
 	cJSON *proxy_usage;
+	char session_id[72];             /* the CLI's session (init line; sessionId once its transcript is stored) */
+	long long transcript_bytes;      /* the stored transcript's size (plain), 0: none */
+	const char *resumed_from;        /* the request's resumeTaskId */
+	int accepts_messages;            /* idleAfterResultSeconds: POST /tasks/:id/messages */
 	/* post-execution */
 	cJSON *uploaded_files, *git_commit, *external_pr, *billing, *webhook;
 };

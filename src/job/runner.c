@@ -613,6 +613,8 @@ int runner_run(const struct runner_config *cfg, struct runner_result *res, struc
 		return -1;
 	} else {
 		res->pid = r.pid;
+		if (cfg->on_stdin)
+			cfg->on_stdin(cfg->arg, r.in >= 0 ? fcntl(r.in, F_DUPFD_CLOEXEC, 0) : -1);
 		r.start = r.last_output = r.last_active = now_ms();
 		loop(&r);
 		classify(&r);

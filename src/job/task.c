@@ -18,9 +18,11 @@
 #include "job/cliconf.h"
 #include "job/mcplog.h"
 #include "job/runner.h"
+#include "job/session.h"
 #include "job/task_int.h"
 #include "job/webhook.h"
 #include "util/clock.h"
+#include "util/jscheck.h"
 #include "util/jsjson.h"
 #include "util/redact.h"
 
@@ -171,6 +173,8 @@ static int load_payload(struct task *t, struct err *e)
 	payload_register_secrets(&t->p);
 	t->rep.callback_url = t->p.callback_url;
 	t->rep.metadata = t->p.metadata;
+	t->rep.resumed_from = t->p.resume_task_id;
+	t->rep.accepts_messages = t->p.idle_after_result_s > 0;
 	rc = 0;
 out:
 	if (plain.p)
@@ -186,6 +190,22 @@ static void proxy_log(void *arg, const char *line)
 	task_log("WARNING", "%s", line);
 }
 
+/* The task's budget: the request's maxBudgetUsd, lowered to the
+ * operator's CCR_MAX_BUDGET_USD (the smaller wins; 0: none). */
+static int task_budget(struct task *t, struct err *e)
+{
+	const char *v = getenv("CCR_MAX_BUDGET_USD");
+	double cap;
+
+	if (!v || !*v)
+		return 0;
+	if (jsc_number(v, &cap) != 0 || !(cap > 0) || cap > PAYLOAD_MAX_BUDGET_USD)
+		return err_set(e, "CCR_MAX_BUDGET_USD must be a number of US dollars above 0 (such as 5 or 0.50)");
+	if (t->p.max_budget_usd <= 0 || cap < t->p.max_budget_usd)
+		t->p.max_budget_usd = cap;
+	return 0;
+}
+
 static int start_proxy(struct task *t, struct err *e)
 {
 	struct tp_config cfg;
@@ -194,6 +214,9 @@ static int start_proxy(struct task *t, struct err *e)
 	cfg.kind = t->p.api_key ? TP_CRED_API_KEY : TP_CRED_OAUTH;
 	cfg.credential = t->p.api_key ? t->p.api_key : t->p.oauth_token;
 	cfg.log = proxy_log;
+	if (task_budget(t, e) != 0)
+		return -1;
+	cfg.budget_usd = t->p.max_budget_usd;
 	if (tp_start(&t->proxy, &cfg, e) != 0)
 		return -1;
 	t->proxy_on = 1;
@@ -395,7 +418,8 @@ static int precmd_setup(struct task *t, struct err *e)
 static int setup(struct task *t, struct err *e)
 {
 	static int (*const steps[])(struct task *, struct err *) = {
-		start_proxy, start_egress, ssh_setup, git_setup, tests_setup, files_setup, agentbox_setup, agent_setup, precmd_setup,
+		start_proxy, start_egress, ssh_setup, git_setup, tests_setup, files_setup, agentbox_setup, agent_setup,
+		sess_restore, precmd_setup,
 	};
 	size_t i;
 
@@ -447,6 +471,8 @@ static void on_line(void *arg, const char *line, size_t n)
 	logsink_line(t->log, clean.p, clean.len);
 	report_line(&t->rep, clean.p, clean.len);
 	mcp_health(t, clean.p, clean.len);
+	if (t->cv_on)
+		cv_line(&t->cv, clean.p, clean.len);
 	buf_free(&clean);
 }
 
@@ -527,11 +553,71 @@ static void describe_end(struct task *t, const struct runner_result *res)
 		buf_adds(&t->rep.error, why[res->reason]);
 }
 
+/* A run the budget stopped: the token proxy refused a request because the
+ * metered cost had reached it, or the CLI ended on its own budget flag
+ * (result subtype error_max_budget_usd).  The task fails with reason
+ * budget_exceeded, whatever else happened after. */
+static void budget_outcome(struct task *t)
+{
+	const cJSON *sub = cJSON_GetObjectItemCaseSensitive(t->rep.result, "subtype");
+	struct tp_usage u;
+
+	if (!(t->p.max_budget_usd > 0) || strcmp(t->rep.reason, "cancelled") == 0)
+		return;
+	memset(&u, 0, sizeof(u));
+	if (t->proxy_on)
+		tp_usage(&t->proxy, &u);
+	if (u.budget_refused == 0 && !(cJSON_IsString(sub) && strcmp(sub->valuestring, "error_max_budget_usd") == 0))
+		return;
+	t->rep.reason = "budget_exceeded";
+	if (t->rep.exit_code == 0)
+		t->rep.exit_code = 1;
+	task_log("WARNING", "the task's budget of $%.4f is spent (metered cost $%.4f): the run was stopped",
+		 t->p.max_budget_usd, u.cost_usd);
+}
+
+static void on_stdin(void *arg, int fd)
+{
+	struct task *t = arg;
+
+	if (t->cv_on)
+		cv_stdin(&t->cv, fd);
+	else if (fd >= 0)
+		close(fd);
+}
+
+/* A task that takes follow-up messages: the prompt becomes the first
+ * stream-json user message, the inbox thread starts, and the watchdogs
+ * that watch for a CLI lingering after its result or staying idle leave
+ * it the time it waits for the next message. */
+static int convo_setup(struct task *t, struct runner_config *rc, struct buf *first, struct err *e)
+{
+	long wait_ms = (long)(t->p.idle_after_result_s * 1000.0);
+	long poll_ms = env_int("CCR_INBOX_POLL_MS", t->env->be->mode == CFG_LOCAL ? 100 : 1000, 10, 60000);
+
+	if (!(t->p.idle_after_result_s > 0))
+		return 0;
+	if (cv_user_line(first, t->p.prompt) != 0)
+		return err_set(e, "out of memory");
+	if (cv_start(&t->cv, t->st, t->env->be->sealer, t->env->task_id, wait_ms, poll_ms, e) != 0)
+		return -1;
+	t->cv_on = 1;
+	rc->prompt = first->p;
+	rc->prompt_len = first->len;
+	rc->on_stdin = on_stdin;
+	rc->grace_ms += wait_ms;
+	if (rc->idle_ms < wait_ms + 30000)
+		rc->idle_ms = wait_ms + 30000;
+	return 0;
+}
+
 static int run_claude(struct task *t, struct err *e)
 {
 	struct claude_cmd cmd;
 	struct runner_config rc;
 	struct runner_result res;
+	struct buf first = BUF_INIT;
+	int rv;
 
 	if (claude_cmd_build(&cmd, &t->p, &t->agent, t->mcp_path[0] ? t->mcp_path : NULL, t->ws.dir, e) != 0)
 		return -1;
@@ -560,15 +646,28 @@ static int run_claude(struct task *t, struct err *e)
 	rc.on_stderr = on_stderr;
 	rc.arg = t;
 	set_cli_cache(t);
-	if (runner_run(&rc, &res, e) != 0) {
-		claude_cmd_free(&cmd);
-		return -1;
+	rv = convo_setup(t, &rc, &first, e);
+	if (rv == 0)
+		rv = runner_run(&rc, &res, e);
+	if (t->cv_on) {
+		if (rv == 0 && res.reason == RUN_FAILED && cv_ended_on_interrupt(&t->cv)) {
+			task_log("INFO", "the conversation was ended after an interrupted turn (the CLI exits %d for that "
+					 "turn); the task counts as completed", res.exit_code);
+			res.reason = RUN_COMPLETED;
+			res.exit_code = 0;
+		}
+		cv_stop(&t->cv);
+		t->cv_on = 0;
 	}
+	buf_free(&first);
 	claude_cmd_free(&cmd);
+	if (rv != 0)
+		return -1;
 	mcp_explain(t);
 	keep_success(t, &res);
 	t->rep.reason = run_reason_name(res.reason);
 	t->rep.exit_code = res.exit_code;
+	budget_outcome(t);
 	if (!t->rep.stopped_after_result)
 		describe_end(t, &res);
 	runner_result_free(&res);
@@ -590,6 +689,11 @@ static void set_proxy_usage(struct task *t)
 	cJSON_AddNumberToObject(o, "output_tokens", (double)u.output_tokens);
 	cJSON_AddNumberToObject(o, "cache_creation_input_tokens", (double)u.cache_creation_input_tokens);
 	cJSON_AddNumberToObject(o, "cache_read_input_tokens", (double)u.cache_read_input_tokens);
+	cJSON_AddNumberToObject(o, "cost_usd", u.cost_usd);
+	if (t->p.max_budget_usd > 0) {
+		cJSON_AddNumberToObject(o, "budget_usd", t->p.max_budget_usd);
+		cJSON_AddNumberToObject(o, "budget_refused", (double)u.budget_refused);
+	}
 	cJSON_Delete(t->rep.proxy_usage);
 	t->rep.proxy_usage = o;
 }
@@ -780,6 +884,8 @@ int task_run(const struct task_env *env)
 		put_metadata(&t);
 		if (setup(&t, &e) != 0 || run_claude(&t, &e) != 0)
 			failed = 1;
+		else if (!task_cancelled)
+			sess_save(&t);
 	}
 	if (failed || retried) {
 		task_log("ERROR", "task %s failed: %s", env->task_id, e.msg);

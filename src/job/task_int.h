@@ -10,6 +10,7 @@
 #include "sandbox/sandbox.h"
 #include "job/claudecfg.h"
 #include "job/egress.h"
+#include "job/convo.h"
 #include "job/git.h"
 #include "job/logsink.h"
 #include "job/payload.h"
@@ -33,6 +34,8 @@ struct task {
 	 * loopback ports the sandbox relays. */
 	struct eg_proxy egress;
 	int egress_on;
+	struct cv_ctx cv;            /* follow-up messages (idleAfterResultSeconds) */
+	int cv_on;
 	struct ws ws;
 	int ws_on;
 	struct gop_ctx git;          /* the SSH policy, and the clone's git operations */

@@ -16,6 +16,7 @@
 
 #include <cJSON.h>
 
+#include "serve/idem.h"
 #include "serve/log.h"
 #include "serve/reconcile.h"
 #include "serve/serve.h"
@@ -120,21 +121,38 @@ static int send_buf(struct hs_resp *resp, int status, const struct buf *b)
 	return hs_send(resp, status, HS_JSON, b->p ? b->p : "{}", b->p ? b->len : 2);
 }
 
-static int submit(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, int async, struct submitted *s)
+/* Submit the request's task.  0: started (s filled); 1: an Idempotency-Key
+ * replay (im names the original task); -1: answered with an error.  With
+ * an Idempotency-Key, the key is claimed before the task is stored and
+ * released again when the task could not be started. */
+static int submit(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, int async, struct submitted *s,
+		  struct idem *im)
 {
+	const char *ikey = hs_req_header(req, "Idempotency-Key");
 	struct err e = ERR_INIT;
 	cJSON *body = json_body(req, resp);
-	int rc;
+	int rc, claimed = 0;
 
 	if (!body)
 		return -1;
 	rc = tasks_validate(body, async, &e);
+	if (rc == 0 && ikey) {
+		rc = idem_begin(sc->be, async ? "run-async" : "run", ikey, body, im, &e);
+		if (rc == IDEM_REPLAY) {
+			cJSON_Delete(body);
+			tlog(SLOG_INFO, im->task_id, "Idempotency-Key replay: answering with the original task");
+			return 1;
+		}
+		claimed = rc == IDEM_NEW;
+	}
 	if (rc == 0 && (rc = sysprompt_apply(body, &e)) != 0)
 		e.http = 503;
 	if (rc == 0)
-		rc = tasks_submit(sc->be, body, async, s, &e);
+		rc = tasks_submit(sc->be, body, async, claimed ? im->task_id : NULL, s, &e);
 	cJSON_Delete(body);
 	if (rc != 0) {
+		if (claimed)
+			idem_abort(sc->be, im);
 		tlog(SLOG_WARNING, s->task_id, "task not started: %s", e.msg);
 		hs_send_json_error(resp, e.http ? e.http : 500, e.msg);
 		return -1;
@@ -144,21 +162,57 @@ static int submit(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp
 	return 0;
 }
 
+/* The Last-Event-ID of req (header, or ?lastEventId=): 0 and *after, or
+ * -1 after answering a 400. */
+static int last_event_id(struct hs_req *req, struct hs_resp *resp, uint64_t *after)
+{
+	const char *last = hs_req_header(req, "Last-Event-ID");
+
+	*after = 0;
+	if (!last)
+		last = hs_req_query(req, "lastEventId");
+	if (last && sse_last_event_id(last, after) != 0) {
+		hs_send_json_error(resp, 400, "Last-Event-ID must be a line number (decimal digits)");
+		return -1;
+	}
+	return 0;
+}
+
 int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
 {
 	struct submitted s;
+	struct idem im;
+	uint64_t after = 0;
+	cJSON *o;
+	int rc;
 
 	if (!serve_authorized(req, resp))
 		return 0;
 	(void)m;
 	memset(&s, 0, sizeof(s));
-	if (submit(sc, req, resp, 0, &s) != 0) {
-		submitted_free(&s);
+	memset(&im, 0, sizeof(im));
+	/* Last-Event-ID only means something to a replay (Idempotency-Key). */
+	if (hs_req_header(req, "Idempotency-Key") && last_event_id(req, resp, &after) != 0)
 		return 0;
+	rc = submit(sc, req, resp, 0, &s, &im);
+	if (rc == 1 && !im.response) {
+		hs_send_json_error(resp, 409,
+				   "a request with this Idempotency-Key is still being processed; retry in a few seconds");
+	} else if (rc == 1) {
+		/* The original task's stream, from the start or Last-Event-ID. */
+		sse_stream(sc->be, resp, im.task_id, after, sc->rec, 0);
+	} else if (rc == 0) {
+		if (im.object[0] && (o = cJSON_CreateObject())) {
+			cJSON_AddStringToObject(o, "taskId", s.task_id);
+			idem_commit(sc->be, &im, o);
+			cJSON_Delete(o);
+		}
+		/* A client that goes away does not end the task: it can come back
+		 * with GET /tasks/:id/events and Last-Event-ID, unless it asked
+		 * otherwise. */
+		sse_stream(sc->be, resp, s.task_id, 0, sc->rec, s.cancel_on_disconnect);
 	}
-	/* A client that goes away does not end the task: it can come back with
-	 * GET /tasks/:id/events and Last-Event-ID, unless it asked otherwise. */
-	sse_stream(sc->be, resp, s.task_id, 0, sc->rec, s.cancel_on_disconnect);
+	idem_free(&im);
 	submitted_free(&s);
 	return 0;
 }
@@ -166,29 +220,39 @@ int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, cons
 int api_run_async(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
 {
 	struct submitted s;
+	struct idem im;
 	struct buf out = BUF_INIT;
 	cJSON *o;
+	int rc;
 
 	if (!serve_authorized(req, resp))
 		return 0;
 	(void)m;
 	memset(&s, 0, sizeof(s));
-	if (submit(sc, req, resp, 1, &s) != 0) {
-		submitted_free(&s);
-		return 0;
-	}
-	o = cJSON_CreateObject();
-	if (o) {
+	memset(&im, 0, sizeof(im));
+	rc = submit(sc, req, resp, 1, &s, &im);
+	if (rc == 1 && !im.response) {
+		hs_send_json_error(resp, 409,
+				   "a request with this Idempotency-Key is still being processed; retry in a few seconds");
+	} else if (rc == 1) {
+		jsj_print(&out, im.response, 0);
+		send_buf(resp, 202, &out);
+	} else if (rc == 0 && (o = cJSON_CreateObject())) {
 		cJSON_AddStringToObject(o, "taskId", s.task_id);
 		cJSON_AddStringToObject(o, "status", s.queued ? "queued" : "pending");
 		cJSON_AddStringToObject(o, "logsPath", s.logs_path.p ? s.logs_path.p : "");
 		cJSON_AddStringToObject(o, "createdAt", s.created_at);
 		cJSON_AddStringToObject(o, "executionName", s.execution_name.p ? s.execution_name.p : "");
 		jsj_print(&out, o, 0);
+		if (im.object[0])
+			idem_commit(sc->be, &im, o);
 		cJSON_Delete(o);
+		send_buf(resp, 202, &out);
+	} else if (rc == 0) {
+		send_buf(resp, 202, &out);
 	}
-	send_buf(resp, 202, &out);
 	buf_free(&out);
+	idem_free(&im);
 	submitted_free(&s);
 	return 0;
 }
@@ -246,17 +310,15 @@ int api_task(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, con
 
 int api_events(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
 {
-	const char *id = route_param(m, "taskId"), *last = hs_req_header(req, "Last-Event-ID");
+	const char *id = route_param(m, "taskId");
 	struct buf out = BUF_INIT;
 	uint64_t after = 0;
 	int status = 500;
 
 	if (!serve_authorized(req, resp))
 		return 0;
-	if (!last)
-		last = hs_req_query(req, "lastEventId");
-	if (last && sse_last_event_id(last, &after) != 0)
-		return hs_send_json_error(resp, 400, "Last-Event-ID must be a line number (decimal digits)"), 0;
+	if (last_event_id(req, resp, &after) != 0)
+		return 0;
 	reconcile_check(sc->rec, id);
 	tasks_get(sc->be, id, &status, &out);
 	buf_free(&out);

@@ -23,6 +23,9 @@ static const struct route routes[] = {
 	{ "GET", "/tasks/status", api_status },
 	{ "GET", "/tasks/:taskId", api_task },
 	{ "GET", "/tasks/:taskId/events", api_events },
+	{ "POST", "/tasks/:taskId/messages", api_message },
+	{ "POST", "/tasks/:taskId/interrupt", api_interrupt },
+	{ "POST", "/tasks/:taskId/end", api_end },
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -81,6 +81,11 @@ static void usage(FILE *f)
 		"  CCR_KMS_LOCATION           the Cloud KMS key ring's location (default REGION, as\n"
 		"                             the original; its KMS_LOCATION is ignored)\n"
 		"\n"
+		"Requests: an Idempotency-Key header on POST /run and /run-async answers a repeat\n"
+		"(same key and body within 24 h) with the original task; body fields maxBudgetUsd\n"
+		"(a spend cap), resumeTaskId (continue that task's conversation) and\n"
+		"idleAfterResultSeconds (talk to the running task: POST /tasks/:id/messages,\n"
+		"/interrupt, /end): README.md, \"Sessions, budgets and retries\".\n"
 		"Backends and the other settings: README.md, \"Configuration\".\n"
 		"Logs are JSON lines on stdout.  SIGTERM or SIGINT drains and exits 0.\n");
 }

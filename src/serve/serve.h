@@ -81,4 +81,9 @@ int api_status(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, c
 int api_task(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
 int api_events(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
 
+/* inbox.c: messages, interrupt and end for a running task. */
+int api_message(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
+int api_interrupt(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
+int api_end(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
+
 #endif

@@ -9,9 +9,11 @@
 #include "job/payload.h"
 #include "job/webhook.h"
 #include "serve/reconcile.h"
+#include "serve/serverkey.h"
 #include "serve/tasks.h"
 #include "util/clock.h"
 #include "util/hex.h"
+#include "util/jscheck.h"
 #include "util/jsjson.h"
 
 static int truthy(const cJSON *v)
@@ -116,6 +118,19 @@ static int put_json(struct storage *st, const char *key, const cJSON *doc, unsig
 	return rc;
 }
 
+/* idleAfterResultSeconds > 0 (a number, or a string holding one). */
+static int accepts_messages(const cJSON *body)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "idleAfterResultSeconds");
+	double d = 0;
+
+	if (cJSON_IsNumber(v))
+		d = v->valuedouble;
+	else if (!cJSON_IsString(v) || jsc_number(v->valuestring, &d) != 0)
+		d = 0;
+	return d > 0;
+}
+
 static cJSON *pending_doc(const struct submitted *s, const cJSON *body, const char *payload_url, int async)
 {
 	const cJSON *md = cJSON_GetObjectItemCaseSensitive(body, "metadata");
@@ -130,6 +145,8 @@ static cJSON *pending_doc(const struct submitted *s, const cJSON *body, const ch
 				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "callbackUrl"), 1));
 	cJSON_AddStringToObject(o, "createdAt", s->created_at);
 	cJSON_AddStringToObject(o, "encryptedPayloadPath", payload_url);
+	if (accepts_messages(body))
+		cJSON_AddTrueToObject(o, "acceptsMessages");
 	if (async)
 		cJSON_AddItemToObject(o, "metadata", md && !cJSON_IsNull(md) ? cJSON_Duplicate(md, 1) : cJSON_CreateObject());
 	else
@@ -180,10 +197,91 @@ int tasks_write_active(struct backends *be, const struct submitted *s, int async
 	return rc;
 }
 
-int tasks_submit(struct backends *be, const cJSON *body, int async, struct submitted *out, struct err *e)
+static int is_terminal(const cJSON *meta);
+
+const char *tasks_credential(const cJSON *body)
+{
+	const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, "anthropicApiKey");
+
+	if (cJSON_IsString(k) && k->valuestring[0])
+		return k->valuestring;
+	k = cJSON_GetObjectItemCaseSensitive(body, "anthropicOAuthToken");
+	return cJSON_IsString(k) ? k->valuestring : "";
+}
+
+/* The keyed hash of the request's credential: who may resume the task. */
+static int owner_mac(struct backends *be, const cJSON *body, char out[65], struct err *e)
+{
+	const char *cred = tasks_credential(body);
+	const char *parts[1] = { cred };
+	size_t lens[1] = { strlen(cred) };
+
+	return serverkey_mac(be, "task-owner", parts, lens, 1, out, e);
+}
+
+/* A request with resumeTaskId: that task must exist, belong to the same
+ * credential and have ended with a stored session. */
+static int check_resume(struct backends *be, const cJSON *body, const char *mac, struct err *e)
+{
+	const cJSON *rid = cJSON_GetObjectItemCaseSensitive(body, "resumeTaskId");
+	char key[300];
+	cJSON *owner, *meta;
+	const cJSON *v;
+	int rc = 0;
+
+	if (!cJSON_IsString(rid) || !rid->valuestring[0])
+		return 0;
+	snprintf(key, sizeof(key), "sessions/%s/metadata.json", rid->valuestring);
+	if (!(meta = tasks_read_json(be->storage, key)))
+		return err_http(e, 404, "resumeTaskId: task %s not found", rid->valuestring);
+	snprintf(key, sizeof(key), "sessions/%s/%s", rid->valuestring, TASKS_OWNER_OBJECT);
+	owner = tasks_read_json(be->storage, key);
+	v = cJSON_GetObjectItemCaseSensitive(owner, "credentialHmac");
+	if (!cJSON_IsString(v) || strcmp(v->valuestring, mac) != 0)
+		rc = err_http(e, 403, "resumeTaskId: task %s was started with another credential; only the holder of "
+				      "its anthropicApiKey or anthropicOAuthToken may resume it", rid->valuestring);
+	else if (!is_terminal(meta))
+		rc = err_http(e, 409, "resumeTaskId: task %s has not ended yet; resume it once it has",
+			      rid->valuestring);
+	else if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(meta, "sessionId")))
+		rc = err_http(e, 409, "resumeTaskId: task %s has no stored session to resume (its CLI never started, "
+				      "or its transcript could not be stored)", rid->valuestring);
+	cJSON_Delete(owner);
+	cJSON_Delete(meta);
+	return rc;
+}
+
+static int put_owner(struct backends *be, const char *task_id, const char *mac, struct err *e)
+{
+	char key[300];
+	cJSON *o = cJSON_CreateObject();
+	int rc;
+
+	if (!o)
+		return err_http(e, 500, "out of memory");
+	cJSON_AddStringToObject(o, "credentialHmac", mac);
+	snprintf(key, sizeof(key), "sessions/%s/%s", task_id, TASKS_OWNER_OBJECT);
+	rc = put_json(be->storage, key, o, 0, 0, e);
+	cJSON_Delete(o);
+	return rc;
+}
+
+void tasks_new_id(const cJSON *body, int async, char out[TASK_ID_MAX + 8])
 {
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "taskId");
-	char payload_key[200], meta_key[200], active_key[200], uuid[37], env_name[300];
+	char uuid[37];
+
+	uuid4(uuid);
+	if (async && truthy(id))
+		snprintf(out, TASK_ID_MAX + 8, "%s", id->valuestring);
+	else
+		snprintf(out, TASK_ID_MAX + 8, "%s%s", async ? "" : "sync-", uuid);
+}
+
+int tasks_submit(struct backends *be, const cJSON *body, int async, const char *task_id, struct submitted *out,
+		 struct err *e)
+{
+	char payload_key[200], meta_key[200], active_key[200], owner_key[300], env_name[300], mac[65];
 	const char *extra[2] = { env_name, NULL };
 	struct buf payload_url = BUF_INIT;
 	struct err ignore = ERR_INIT;
@@ -192,11 +290,10 @@ int tasks_submit(struct backends *be, const cJSON *body, int async, struct submi
 
 	memset(out, 0, sizeof(*out));
 	out->cancel_on_disconnect = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "cancelOnDisconnect"));
-	uuid4(uuid);
-	if (async && truthy(id))
-		snprintf(out->task_id, sizeof(out->task_id), "%s", id->valuestring);
+	if (task_id)
+		snprintf(out->task_id, sizeof(out->task_id), "%s", task_id);
 	else
-		snprintf(out->task_id, sizeof(out->task_id), "%s%s", async ? "" : "sync-", uuid);
+		tasks_new_id(body, async, out->task_id);
 	clock_iso(out->created_at);
 	snprintf(payload_key, sizeof(payload_key), "tasks/%s/payload.enc", out->task_id);
 	snprintf(meta_key, sizeof(meta_key), "sessions/%s/metadata.json", out->task_id);
@@ -209,6 +306,9 @@ int tasks_submit(struct backends *be, const cJSON *body, int async, struct submi
 		buf_free(&out->logs_path);
 		out->logs_path = lp;
 	}
+	snprintf(owner_key, sizeof(owner_key), "sessions/%s/%s", out->task_id, TASKS_OWNER_OBJECT);
+	if ((rc = owner_mac(be, body, mac, e)) != 0 || (rc = check_resume(be, body, mac, e)) != 0)
+		goto fail;
 	if (!(doc = pending_doc(out, body, payload_url.p ? payload_url.p : payload_key, async))) {
 		rc = err_http(e, 500, "out of memory");
 		goto fail;
@@ -220,7 +320,8 @@ int tasks_submit(struct backends *be, const cJSON *body, int async, struct submi
 		goto fail;
 	}
 	stage = 1;
-	if ((rc = store_payload(be, body, payload_key, out->task_id, e)) != 0)
+	if ((rc = put_owner(be, out->task_id, mac, e)) != 0 ||
+	    (rc = store_payload(be, body, payload_key, out->task_id, e)) != 0)
 		goto fail;
 	stage = 2;
 	snprintf(env_name, sizeof(env_name), "CCR_TASK_TYPE=%s", async ? "async" : "sync");
@@ -242,8 +343,10 @@ fail:
 		be->exec->ops->cancel(be->exec, out->execution_name.p, &ignore);
 	if (stage >= 2)
 		be->storage->ops->del(be->storage, payload_key, &ignore);
-	if (stage >= 1)
+	if (stage >= 1) {
+		be->storage->ops->del(be->storage, owner_key, &ignore);
 		be->storage->ops->del(be->storage, meta_key, &ignore);
+	}
 	cJSON_Delete(doc);
 	buf_free(&payload_url);
 	return -1;

@@ -17,6 +17,10 @@
 #include "backend/config.h"
 
 #define TASK_ID_MAX 128
+/* sessions/<id>/owner.json: {"credentialHmac"}, the server key's HMAC of
+ * the task's Anthropic credential (serve/serverkey.h): only a request with
+ * the same credential may resume the task (resumeTaskId). */
+#define TASKS_OWNER_OBJECT "owner.json"
 
 struct submitted {
 	char task_id[TASK_ID_MAX + 8];
@@ -33,9 +37,21 @@ struct submitted {
  * message (or ccr's own for checks the seed lacked) and e->http 400. */
 int tasks_validate(const cJSON *body, int async, struct err *e);
 
-/* tasks_submit: seal the body, store it, write pending metadata, start
- * the execution.  On failure nothing is left behind (fixes B23). */
-int tasks_submit(struct backends *be, const cJSON *body, int async, struct submitted *out, struct err *e);
+/* tasks_submit: seal the body, store it, write pending metadata and the
+ * owner record, start the execution, as task_id (NULL: tasks_new_id's
+ * choice).  With resumeTaskId, that task must exist (404), have the same
+ * credential (403) and have ended with a stored session (409).  On
+ * failure nothing is left behind (fixes B23). */
+int tasks_submit(struct backends *be, const cJSON *body, int async, const char *task_id, struct submitted *out,
+		 struct err *e);
+
+/* tasks_credential: the request's anthropicApiKey, else its
+ * anthropicOAuthToken, else "". */
+const char *tasks_credential(const cJSON *body);
+
+/* tasks_new_id: the id a new task gets: the body's taskId (/run-async),
+ * else a random UUID ("sync-" + UUID for /run). */
+void tasks_new_id(const cJSON *body, int async, char out[TASK_ID_MAX + 8]);
 void submitted_free(struct submitted *s);
 
 struct reconciler;

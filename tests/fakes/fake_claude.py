@@ -29,6 +29,24 @@ the task's environmentSecrets):
   {"api": true}             POST one /v1/messages request through
                             $ANTHROPIC_BASE_URL with the dummy credential it was
                             given, and print the answer's text as a line
+  {"api_loop": n}           like the CLI's main loop: up to n /v1/messages requests
+                            through $ANTHROPIC_BASE_URL, one after another, each carrying
+                            the conversation so far; an HTTP error ends the loop with the
+                            CLI's error result line ("API Error: <status> <body>"), exit 1
+  {"transcript": text}      like the real CLI, keep the session's transcript: write text to
+                            $CLAUDE_CONFIG_DIR/projects/<cwd, non-alphanumerics as '-'>/
+                            fake-session.jsonl.  With --resume ID, the CLI first prints
+                            {"type":"resumed","session_id":ID,"transcript":<that file's
+                            content for ID, or null>}
+  --input-format stream-json   (the flag, as the real CLI takes it) the prompt and every
+                            later message are stream-json lines on stdin: for each user
+                            message print (with --replay-user-messages) the message back
+                            with "t": time of receipt, then an assistant line "echo: <text>"
+                            and a result line; for {"type":"control_request", "request":
+                            {"subtype":"interrupt"}} a control_response and an error result
+                            line ("interrupted": true); end at EOF (exit 0, or 1 when the
+                            last turn was interrupted, as the real CLI).  Mode "lines"
+                            (printed once, after the first message) still applies.
   {"stderr": "text"}        write this to stderr
   {"sh": ["cmd", ...]}      first run each command through /bin/sh (cwd and environment
                             as given to the CLI, 60 s each) and record
@@ -65,6 +83,7 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
 
 
@@ -113,6 +132,29 @@ def call_api():
         answer = json.load(r)
     text = "".join(b.get("text", "") for b in answer.get("content", []))
     emit({"type": "assistant", "message": {"content": [{"type": "text", "text": text}]}})
+
+
+def api_loop(n):
+    base = os.environ["ANTHROPIC_BASE_URL"].rstrip("/")
+    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01",
+               "x-api-key": os.environ.get("ANTHROPIC_API_KEY", "")}
+    messages = [{"role": "user", "content": "count to a thousand, slowly"}]
+    for i in range(n):
+        body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": messages})
+        req = urllib.request.Request(base + "/v1/messages", data=body.encode(), headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                answer = json.load(r)
+        except urllib.error.HTTPError as e:
+            text = "API Error: %d %s" % (e.code, e.read().decode(errors="replace").strip())
+            emit({"type": "result", "subtype": "success", "is_error": True, "num_turns": i, "result": text,
+                  "session_id": "fake-session"})
+            sys.exit(1)
+        messages.append({"role": "assistant", "content": answer.get("content", [])})
+        messages.append({"role": "user", "content": "go on (%d)" % i})
+        emit({"type": "assistant", "message": answer})
+    emit({"type": "result", "subtype": "success", "is_error": False, "num_turns": n, "result": "done",
+          "session_id": "fake-session"})
 
 
 def bench_api(spec):
@@ -241,8 +283,65 @@ def read_record(path):
     return info
 
 
+def project_file(session_id):
+    proj = "".join(c if c.isascii() and c.isalnum() else "-" for c in os.getcwd())
+    return os.path.join(os.environ["CLAUDE_CONFIG_DIR"], "projects", proj, session_id + ".jsonl")
+
+
+def resumed(argv):
+    if "--resume" not in argv:
+        return
+    sid = argv[argv.index("--resume") + 1]
+    try:
+        with open(project_file(sid)) as f:
+            text = f.read()
+    except OSError:
+        text = None
+    emit({"type": "resumed", "session_id": sid, "transcript": text})
+
+
+def keep_transcript(text):
+    path = project_file("fake-session")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def conversation(mode, argv):
+    """The stream-json input loop (see the module doc)."""
+    replay = "--replay-user-messages" in argv
+    first, interrupted = True, False
+    for raw in sys.stdin:
+        t = time.time()
+        msg = json.loads(raw)
+        if msg.get("type") == "control_request":
+            emit({"type": "control_response", "response": {"subtype": "success",
+                                                           "request_id": msg.get("request_id")}, "t": t})
+            emit({"type": "result", "subtype": "error_during_execution", "is_error": True, "interrupted": True,
+                  "session_id": "fake-session", "result": ""})
+            interrupted = True
+            continue
+        interrupted = False
+        text = "".join(b.get("text", "") for b in msg["message"]["content"])
+        if first:
+            emit({"type": "system", "subtype": "init", "session_id": "fake-session", "tools": [], "mcp_servers": []})
+        if replay:
+            emit(dict(msg, session_id="fake-session", t=t))
+        if first:
+            for line in mode.get("lines") or []:
+                emit(line)
+        first = False
+        emit({"type": "assistant", "message": {"content": [{"type": "text", "text": "echo: " + text}]}})
+        emit({"type": "result", "subtype": "success", "is_error": False, "session_id": "fake-session",
+              "result": "echo: " + text})
+    sys.exit(1 if interrupted else 0)   # as the real CLI: input that ends on an interrupted turn
+
+
 def main():
-    prompt = sys.stdin.read()
+    if "--input-format" in sys.argv and sys.argv[sys.argv.index("--input-format") + 1] == "stream-json":
+        prompt = "(stream-json input)"
+    else:
+        prompt = sys.stdin.read()
     mode = json.loads(os.environ.get("FAKE_CLAUDE_MODE") or "{}")
     record = os.environ.get("FAKE_CLAUDE_RECORD")
     info = {"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ), "prompt": prompt, "pid": os.getpid(),
@@ -270,6 +369,8 @@ def main():
     if mode.get("stderr"):
         sys.stderr.write(mode["stderr"])
         sys.stderr.flush()
+    if prompt == "(stream-json input)":
+        conversation(mode, sys.argv[1:])
     if mode.get("silent"):
         time.sleep(mode["silent"])
     if mode.get("busy"):
@@ -298,8 +399,13 @@ def main():
             emit({"type": "assistant", "i": i, "pad": "y" * n})
     for secret in mode.get("leak") or []:
         leak(secret)
+    resumed(sys.argv[1:])
+    if "transcript" in mode:
+        keep_transcript(mode["transcript"])
     if mode.get("api"):
         call_api()
+    if mode.get("api_loop"):
+        api_loop(int(mode["api_loop"]))
     if mode.get("bench_api"):
         bench_api(mode["bench_api"])
     if mode.get("bench_egress"):

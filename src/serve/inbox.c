@@ -1,0 +1,159 @@
+/*
+ * inbox.c: POST /tasks/:taskId/messages, /interrupt and /end: talking to
+ * a running task that takes follow-up messages (idleAfterResultSeconds).
+ *
+ * serve does not reach the job directly: each accepted request is stored
+ * sealed (the payload envelope: a message is as private as a prompt) as
+ * inbox/<task id>/<13-digit ms>-<8 hex>.enc, and the job's inbox thread
+ * (job/convo.h) reads, acts on and deletes it.  So it works from any serve
+ * instance, in both modes.  A task is addressed only while its metadata
+ * says acceptsMessages and it has not ended.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "crypto/crypto.h"
+#include "serve/log.h"
+#include "serve/reconcile.h"
+#include "serve/serve.h"
+#include "serve/tasks.h"
+#include "util/clock.h"
+#include "util/hex.h"
+#include "util/jscheck.h"
+#include "util/jsjson.h"
+
+#define INBOX_TEXT_MAX (1u << 20)
+
+static int terminal_status(const cJSON *meta)
+{
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(meta, "status");
+
+	return cJSON_IsString(s) && (!strcmp(s->valuestring, "completed") || !strcmp(s->valuestring, "failed") ||
+				     !strcmp(s->valuestring, "cancelled"));
+}
+
+/* The task may take a message now: 0, or an answered 4xx (-1). */
+static int check_task(struct serve_ctx *sc, struct hs_resp *resp, const char *id)
+{
+	char key[300];
+	cJSON *meta;
+	int rc = 0;
+
+	if (!tasks_id_valid(id))
+		return hs_send_json_error(resp, 400, "Invalid taskId format. Must be alphanumeric with underscores and "
+						     "hyphens only."), -1;
+	reconcile_check(sc->rec, id);
+	snprintf(key, sizeof(key), "sessions/%s/metadata.json", id);
+	if (!(meta = tasks_read_json(sc->be->storage, key)))
+		return hs_send_json_error(resp, 404, "Task not found"), -1;
+	if (terminal_status(meta)) {
+		hs_send_json_error(resp, 409, "the task has ended; start a new task (resumeTaskId continues its "
+					      "conversation)");
+		rc = -1;
+	} else if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, "acceptsMessages"))) {
+		hs_send_json_error(resp, 409, "the task does not take messages: start it with idleAfterResultSeconds");
+		rc = -1;
+	}
+	cJSON_Delete(meta);
+	return rc;
+}
+
+/* Store {"type":type[,"text":text]} sealed in the task's inbox and answer 202. */
+static int post(struct serve_ctx *sc, struct hs_resp *resp, const char *id, const char *type, const char *text)
+{
+	const char *meta[] = { "taskId", id, "encrypted", "true", NULL };
+	struct storage_put_opts o = { "application/octet-stream", meta, 0 };
+	struct buf plain = BUF_INIT, sealed = BUF_INIT, out = BUF_INIT;
+	struct err e = ERR_INIT;
+	char key[300], msg_id[40], rnd_hex[9];
+	uint8_t rnd[4];
+	cJSON *j = cJSON_CreateObject(), *a;
+	int rc = -1;
+
+	if (!j || cr_random(rnd, sizeof(rnd)) != 0) {
+		cJSON_Delete(j);
+		return hs_send_json_error(resp, 500, "out of memory or no random bytes"), 0;
+	}
+	hex_fmt(rnd_hex, rnd, sizeof(rnd));
+	snprintf(msg_id, sizeof(msg_id), "%013lld-%s", (long long)clock_ms(), rnd_hex);
+	snprintf(key, sizeof(key), "inbox/%s/%s.enc", id, msg_id);
+	cJSON_AddStringToObject(j, "type", type);
+	if (text)
+		cJSON_AddStringToObject(j, "text", text);
+	cJSON_AddStringToObject(j, "id", msg_id);
+	if (jsj_print(&plain, j, 0) == 0 && envelope_seal(sc->be->sealer, plain.p, plain.len, &sealed, &e) == 0 &&
+	    sc->be->storage->ops->put(sc->be->storage, key, sealed.p, sealed.len, &o, &e) == 0)
+		rc = 0;
+	if (plain.p)
+		cr_wipe(plain.p, plain.len);
+	buf_free(&plain);
+	buf_free(&sealed);
+	cJSON_Delete(j);
+	if (rc != 0)
+		return hs_send_json_error(resp, 503, e.msg[0] ? e.msg : "cannot store the message"), 0;
+	if ((a = cJSON_CreateObject())) {
+		cJSON_AddStringToObject(a, "taskId", id);
+		cJSON_AddStringToObject(a, "messageId", msg_id);
+		cJSON_AddStringToObject(a, "type", type);
+		cJSON_AddStringToObject(a, "status", "queued");
+		jsj_print(&out, a, 0);
+		cJSON_Delete(a);
+	}
+	hs_send(resp, 202, HS_JSON, out.p ? out.p : "{}", out.p ? out.len : 2);
+	buf_free(&out);
+	{
+		char extra[300];
+		snprintf(extra, sizeof(extra), "\"task_id\":\"%s\",\"message_id\":\"%s\",\"kind\":\"%s\"", id, msg_id,
+			 type);
+		slog_fields(SLOG_INFO, "task inbox: accepted", extra);
+	}
+	return 0;
+}
+
+int api_message(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
+{
+	const char *id = route_param(m, "taskId");
+	size_t len = 0;
+	const char *body = hs_req_body(req, &len);
+	struct err e = ERR_INIT;
+	const cJSON *text;
+	cJSON *j;
+
+	if (!serve_authorized(req, resp))
+		return 0;
+	if (!body || len == 0 || jsc_json_check(body, len, &e) != 0 || !(j = cJSON_ParseWithLength(body, len)))
+		return hs_send_json_error(resp, 400, "the body must be JSON: {\"text\": \"...\"}"), 0;
+	text = cJSON_GetObjectItemCaseSensitive(j, "text");
+	if (!cJSON_IsString(text) || !text->valuestring[0] || strlen(text->valuestring) > INBOX_TEXT_MAX) {
+		cJSON_Delete(j);
+		return hs_send_json_error(resp, 400, "text is required: a non-empty string of at most 1 MiB"), 0;
+	}
+	if (check_task(sc, resp, id) == 0)
+		post(sc, resp, id, "message", text->valuestring);
+	cJSON_Delete(j);
+	return 0;
+}
+
+int api_interrupt(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
+{
+	const char *id = route_param(m, "taskId");
+
+	if (!serve_authorized(req, resp))
+		return 0;
+	if (check_task(sc, resp, id) == 0)
+		post(sc, resp, id, "interrupt", NULL);
+	return 0;
+}
+
+int api_end(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
+{
+	const char *id = route_param(m, "taskId");
+
+	if (!serve_authorized(req, resp))
+		return 0;
+	if (check_task(sc, resp, id) == 0)
+		post(sc, resp, id, "end", NULL);
+	return 0;
+}
