@@ -394,3 +394,14 @@ def test_an_idle_tunnel_is_closed(job, net):
     finally:
         os.killpg(p.pid, signal.SIGTERM)
         p.communicate(timeout=30)
+
+
+def test_refusals_are_logged_redacted(job):
+    from test_job import ENV_CANARY
+    # a secret of the task used as a host name: refused by allowedHosts before any DNS query
+    cmd = "curl -sS -w ' code=%%{http_code}' http://%s.example/" % ENV_CANARY
+    res, _, err = run_agent(job, "eg9", [cmd], allowedHosts=["127.0.0.2"])
+    assert "code=403" in res[cmd]["out"], res[cmd]
+    logged = refusals(err)
+    assert len(logged) == 1 and ".example:80" in logged[0] and "allowedHosts" in logged[0], logged
+    assert ENV_CANARY not in err

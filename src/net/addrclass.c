@@ -22,6 +22,8 @@ struct v4net {
 /* Most specific first: the metadata addresses sit inside larger ranges. */
 static const struct v4net v4nets[] = {
 	{ V4(169, 254, 169, 254), 32, AC_METADATA },
+	{ V4(169, 254, 170, 2), 32, AC_METADATA },      /* AWS ECS task credentials */
+	{ V4(169, 254, 170, 23), 32, AC_METADATA },     /* AWS EKS pod identity */
 	{ V4(100, 100, 100, 200), 32, AC_METADATA },
 	{ V4(0, 0, 0, 0), 8, AC_UNSPECIFIED },
 	{ V4(127, 0, 0, 0), 8, AC_LOOPBACK },
@@ -84,11 +86,12 @@ static enum ac_class classify_v6(const uint8_t *b)
 	static const uint8_t zero[16], local_nat64[6] = { 0, 0x64, 0xff, 0x9b, 0, 1 };
 	static const uint8_t teredo[4] = { 0x20, 0x01, 0, 0 };
 	static const uint8_t meta_aws[16] = { 0xfd, 0, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54 };
+	static const uint8_t meta_aws23[16] = { 0xfd, 0, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x23 };
 	static const uint8_t meta_gcp[16] = { 0xfd, 0x20, 0, 0xce, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54 };
 	uint32_t v4;
 	enum ac_class c;
 
-	if (memcmp(b, meta_aws, 16) == 0 || memcmp(b, meta_gcp, 16) == 0)
+	if (memcmp(b, meta_aws, 16) == 0 || memcmp(b, meta_aws23, 16) == 0 || memcmp(b, meta_gcp, 16) == 0)
 		return AC_METADATA;
 	if (memcmp(b, zero, 12) == 0)                    /* ::, ::1, IPv4-compatible */
 		return memcmp(b, zero, 15) == 0 && b[15] == 1 ? AC_LOOPBACK : AC_UNSPECIFIED;

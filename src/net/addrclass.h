@@ -14,9 +14,11 @@
  *                inside networks), 64:ff9b:1::/48 (local-use NAT64)
  *   shared       100.64.0.0/10 (carrier-grade NAT)
  *   link-local   169.254/16, fe80::/10
- *   metadata     the cloud metadata servers: 169.254.169.254, Alibaba's
- *                100.100.100.200, AWS's fd00:ec2::254, Google's
- *                fd20:ce::254 (never admitted, whatever an operator lists)
+ *   metadata     the cloud metadata and credential servers:
+ *                169.254.169.254, AWS's 169.254.170.2 (ECS), 169.254.170.23
+ *                and fd00:ec2::23 (EKS), fd00:ec2::254, Alibaba's
+ *                100.100.100.200, Google's fd20:ce::254 (never admitted,
+ *                whatever an operator lists)
  *   unique-local fc00::/7, and the deprecated site-local fec0::/10
  *   multicast    224/4, ff00::/8
  *   reserved     240/4 (255.255.255.255 included), Teredo 2001::/32
