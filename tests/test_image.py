@@ -192,6 +192,25 @@ def test_job_image_holds_exactly_the_locked_packages_ccr_and_the_cli(images, job
           % (j["manifest"], j["layers"], j["compressed"], j["unpacked"]))
 
 
+def test_build_refuses_a_package_whose_hash_is_not_the_locked_one(images, ccr_bin, tmp_path):
+    # a lock whose ripgrep hash is not the file's: the build stops before mmdebstrap, in one line
+    lines = LOCK.read_text().splitlines()
+    (i, rg), = [(i, ln) for i, ln in enumerate(lines) if ln.startswith("deb ripgrep ")]
+    f, real = rg.split()[4:6]
+    lines[i] = rg.replace(real, "0" * 64)
+    lock = tmp_path / "image.lock"
+    lock.write_text("\n".join(lines) + "\n")
+    r = subprocess.run([str(BUILD_IMAGE)], capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, CCR_BIN=str(ccr_bin), CCR_IMAGE_LOCK=str(lock),
+                                CCR_IMAGE_BUILD=str(tmp_path / "build"), CCR_IMAGE_OUT=str(tmp_path / "out")))
+    assert r.returncode == 1, r.stdout + r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("build-image: checksum mismatch for %s: lock says %s, file has %s (remove "
+                           % (f, "0" * 64, real)), line
+    assert line.endswith("/image-debs/%s to fetch it again)" % f), line
+    assert not (tmp_path / "out" / "job-oci").exists()
+
+
 def test_the_agent_can_create_a_user_namespace_inside_the_image(job):
     # what ccr job's sandbox needs: the runner's pivot_root (chroot would make this EPERM)
     root, _, _ = job
