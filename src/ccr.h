@@ -19,6 +19,7 @@ int selftest_main(int argc, char **argv);
 int version_main(int argc, char **argv);
 int gcp_main(int argc, char **argv);
 int git_main(int argc, char **argv);
+int sbx_init_main(int argc, char **argv);
 int help_main(int argc, char **argv);
 
 /* usage_print: the command list, for `ccr help` and usage errors. */

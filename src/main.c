@@ -24,6 +24,7 @@ static const struct command commands[] = {
 	{ "selftest", selftest_main, "run the built-in tests where the binary is deployed" },
 	{ "gcp", gcp_main, "operator tools for Google Cloud: token, gcs, kms, run, secret" },
 	{ "git", git_main, "operator tools for the job's git operations: clone, commit, push, tests repo" },
+	{ "sandbox-init", sbx_init_main, "(internal) pid 1 of the agent's sandbox: reaps until the agent exits" },
 	{ "version", version_main, "print ccr's version and each library's version" },
 	{ "help", help_main, "print this list" },
 };

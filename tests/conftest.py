@@ -170,7 +170,9 @@ def local_serve(ccr_bin, tmp_path):
     started = []
 
     def start(**env):
+        (tmp_path / "rec").mkdir(exist_ok=True)
         e = {"CCR_DATA_DIR": str(tmp_path / "data"), "CCR_WORKSPACE_ROOT": str(tmp_path / "ws"),
+             "CCR_SANDBOX_RW_PATHS": str(tmp_path / "rec"),
              "CLAUDE_BIN": str(ROOT / "tests" / "fakes" / "fake_claude.py"), "CCR_KILL_GRACE_MS": "500"}
         e.update({k: str(v) for k, v in env.items()})
         s = Serve(ccr_bin, e)

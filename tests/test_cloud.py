@@ -18,6 +18,7 @@ Each test starts its own fake and its own serve.  Run:
 import base64
 import hashlib
 import hmac
+from fakes.fake_claude import read_record  # noqa: E402
 import http.client
 import json
 import os
@@ -80,7 +81,10 @@ class Cloud:
             # webhook receivers are on loopback: serve checks callbackUrl at submit, the job at delivery
             "CCR_ALLOW_PRIVATE_CALLBACKS": "1",
         }
+        # the stand-in's records: the test's own tmp_path/rec, writable inside the sandbox
+        (tmp_path.parent / "rec").mkdir(exist_ok=True)
         self.job_env = dict(self.env, CLAUDE_BIN=FAKE_CLAUDE, CCR_WORKSPACE_ROOT=str(tmp_path / "ws"),
+                            CCR_SANDBOX_RW_PATHS=str(tmp_path.parent / "rec"),
                             CCR_KILL_GRACE_MS="500", CLOUDRUN_CALLBACK_SECRET=HOOK_SECRET)
         self.job_env.update(job_env or {})
         self.fake.register_job(JOB, command=[self.bin, "job"], env=self.job_env)
@@ -549,7 +553,7 @@ def test_cancel_from_a_second_instance_reaches_cloud_run(cloud, hook_url, tmp_pa
     c = cloud()
     a = c.serve()
     b = c.serve()
-    record = tmp_path / "claude.json"
+    record = tmp_path / "rec" / "claude.json"
     status, data = request(a, "POST", "/run-async",
                            body({"lines": [{"type": "system", "subtype": "init"}], "hang_after": True},
                                 callbackUrl=hook_url, taskId="cloud-cancel-1",
@@ -563,7 +567,7 @@ def test_cancel_from_a_second_instance_reaches_cloud_run(cloud, hook_url, tmp_pa
     while not c.log_lines("cloud-cancel-1"):        # claude is up and its first line is stored
         assert time.time() < deadline
         time.sleep(0.05)
-    claude_pid = json.loads(record.read_text())["pid"]
+    claude_pid = read_record(record)["pid"]
 
     mark = max([q["id"] for q in c.fake.requests()] or [0])
     t0 = time.time()

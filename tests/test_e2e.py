@@ -30,6 +30,7 @@ import base64
 import hashlib
 import hmac
 import http.client
+import http.server
 import json
 import os
 import pathlib
@@ -65,7 +66,10 @@ CLI_ENV = {
 # What ccr itself puts in the CLI's environment (src/job/claude_cmd.c).
 CLI_ALLOWED_ENV = {"ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "HOME", "PATH", "CLAUDE_CODE_ACTION",
                    "CLAUDE_CODE_ENTRYPOINT", "DISABLE_AUTOUPDATER", "IS_SANDBOX", "CLAUDE_CONFIG_DIR",
-                   "GIT_SSH_COMMAND"}
+                   "GIT_SSH_COMMAND", "TMPDIR", "TMP", "TEMP",
+                   # the egress proxy (the sandbox's only way out)
+                   "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
+                   "all_proxy"}
 
 TIMES = {}
 MODES = ("local", "cloud")
@@ -147,7 +151,12 @@ def e2e(request, ccr_bin, claude_bin, fake, tmp_path, monkeypatch):
         home.mkdir(exist_ok=True)
         e = {"CCR_WORKSPACE_ROOT": str(tmp_path / "ws"), "HOME": str(home), "CLAUDE_BIN": claude_bin,
              "CCR_ANTHROPIC_UPSTREAM": fake.url, "DANGEROUSLY_SKIP_PERMISSIONS": "true",
-             "CCR_KILL_GRACE_MS": "1000", "CCR_CANCEL_GRACE_MS": "5000"}
+             "CCR_KILL_GRACE_MS": "1000", "CCR_CANCEL_GRACE_MS": "5000",
+             # the MCP servers of these scenarios are scripts in the repository: shown read-only in the sandbox
+             "CCR_SANDBOX_RO_PATHS": str(ROOT / "tests" / "fakes"),
+             # what the scenarios' MCP servers record, read by the tests
+             "CCR_SANDBOX_RW_PATHS": str(tmp_path / "rec")}
+        (tmp_path / "rec").mkdir(exist_ok=True)
         e.update({k: str(v) for k, v in env.items()})
         cloud = None
         if mode == "local":
@@ -301,8 +310,17 @@ def stored_lines(srv, task_id):
 
 def everything_stored(srv):
     """(where, bytes) of every file and object ccr or the fakes kept."""
-    out = [(str(p), p.read_bytes()) for root in (srv.data, srv.home, srv.ws)
-           for p in pathlib.Path(root).rglob("*") if p.is_file() and not p.is_symlink()]
+    out = []
+    for root in (srv.data, srv.home, srv.ws):
+        # a task's workspace may be wiped while this walks it: what vanished is skipped
+        for dirpath, _, names in os.walk(root):
+            for n in names:
+                p = pathlib.Path(dirpath) / n
+                try:
+                    if p.is_file() and not p.is_symlink():
+                        out.append((str(p), p.read_bytes()))
+                except OSError:
+                    pass
     if srv.mode == "cloud":
         out += all_strings_of(srv.cloud)
     return out
@@ -537,7 +555,9 @@ def test_b_real_key_only_reaches_the_api_and_the_cli_holds_a_dummy(e2e):
         assert env["ANTHROPIC_BASE_URL"].startswith("http://127.0.0.1:")
         assert env["ANTHROPIC_BASE_URL"] != srv.fake.url, "the CLI must talk to the proxy"
         assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1", "environmentSecrets reach the CLI"
-        assert env["HOME"] == str(srv.home)
+        # inside the sandbox, HOME and TMPDIR are the task's own, in its workspace
+        assert env["HOME"].startswith(str(srv.ws) + "/ws-") and env["HOME"].endswith("/home"), env["HOME"]
+        assert env["TMPDIR"] == env["HOME"][:-len("home")] + "tmp", env["TMPDIR"]
         # the CLI's own files (transcripts...) live in the workspace and go with it
         assert env["CLAUDE_CONFIG_DIR"].startswith(str(srv.ws) + "/"), env["CLAUDE_CONFIG_DIR"]
         # an explicit environment: nothing of serve's (CCR_*, the webhook secret...)
@@ -562,7 +582,7 @@ def test_b_real_key_only_reaches_the_api_and_the_cli_holds_a_dummy(e2e):
 
 def test_d_mcp_server_is_connected(e2e, tmp_path):
     srv = e2e()
-    log = tmp_path / "mcp.log"
+    log = tmp_path / "rec" / "mcp.log"
     srv.fake.load_script([{"tool_use": {"name": "mcp__echo__echo", "input": {"text": "ping-42"}}},
                           {"text": "echoed"}])
     mcp = {"mcpServers": {"echo": {"command": PYTHON, "args": [str(MCP_ECHO)],
@@ -636,7 +656,12 @@ def test_e_cancel_mid_run_kills_the_process_group(e2e, tmp_path):
                  30, "the stalled main request")
         (pid,) = wait_for(lambda: claude_pids(srv), 10, "the CLI process")
         pgid = proc_stat(pid)[2]
-        assert pgid == pid, "the CLI leads its own process group"
+        up, chain = pid, []
+        while up and up > 1 and len(chain) < 5:
+            up = proc_stat(up)[1]
+            chain.append(up)
+        # the group is led by the CLI itself, or by the sandbox that holds it (the CLI's ancestor)
+        assert pgid == pid or pgid in chain, "the CLI's process group is its own or its sandbox's"
         members = group_members(pgid)
         (task,) = task_ids(srv)
         jpid = job_pid(srv, task)
@@ -961,7 +986,7 @@ def result_text(block):
 @pytest.mark.parametrize("e2e", ["local"], indirect=True)
 def test_mcp_config_references_are_expanded_by_the_cli_from_its_environment(e2e, tmp_path):
     srv = e2e()
-    log = tmp_path / "mcp-echo.log"
+    log = tmp_path / "rec" / "mcp-echo.log"
     token = "mcp-token-" + secrets.token_hex(8)
     srv.fake.load_script([
         {"tool_use": {"name": "Bash", "input": {"command": "cat .mcp.json", "description": "show the config"}}},
@@ -1039,3 +1064,67 @@ def test_operator_claude_home_is_seen_and_transcripts_stay_with_the_task(e2e):
         except FileNotFoundError:
             time.sleep(0.1)
     assert after == before
+
+
+# --------------------------------------------------------------------------
+# F: the agent's own network, from inside the sandbox, goes through ccr's egress proxy
+
+
+class _Metadata(http.server.BaseHTTPRequestHandler):
+    """A loopback stand-in for the metadata server: any request reaching it is a breach."""
+    hits = []
+
+    def do_GET(self):
+        _Metadata.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("git", "openssl", "curl")), reason="needs git, openssl, curl")
+def test_f_the_agents_git_and_downloads_go_through_the_egress_proxy(e2e, tmp_path, request):
+    from fakes.git_servers import GitHttps, make_ca
+    from test_git import make_origin
+    bare = make_origin(tmp_path / "srv")
+    ca, cert, key = make_ca(tmp_path / "tls")
+    token = "ghp_agentOwnToken_" + secrets.token_hex(8)
+    https = GitHttps(tmp_path / "srv", cert, key, token=token)
+    sshd = request.getfixturevalue("sshd")
+    _Metadata.hits = []
+    meta = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
+    threading.Thread(target=meta.serve_forever, daemon=True).start()
+    meta_port = meta.server_address[1]
+    user_key = pathlib.Path(sshd.keys["ed25519"]).read_text()
+    url = https.url("origin.git").replace("https://", "https://x:%s@" % token)
+    script = " ; ".join([
+        f"git -c http.sslCAInfo={ca} ls-remote {url} >/dev/null 2>&1; echo git-https=$?",
+        "git ls-remote origin >/dev/null 2>&1; echo git-ssh=$?",
+        f"curl -s -o /dev/null -w 'download=%{{http_code}}\\n' --cacert {ca} -u x:{token} "
+        f"'{https.url('origin.git/info/refs?service=git-upload-pack')}'",
+        f"curl -s -m 10 -o /dev/null -w 'metadata=%{{http_code}}\\n' http://127.0.0.1:{meta_port}/computeMetadata/v1/",
+        f"curl -s -m 10 --noproxy '*' -o /dev/null http://127.0.0.1:{meta_port}/ ; echo direct=$?",
+    ])
+    try:
+        srv = e2e(CCR_EGRESS_ALLOW_PRIVATE=f"127.0.0.1:{https.port},127.0.0.1:{sshd.port}",
+                  CCR_SANDBOX_RO_PATHS=f"{ROOT / 'tests' / 'fakes'}:{pathlib.Path(ca).parent}")
+        srv.fake.load_script([{"tool_use": {"name": "Bash", "input": {"command": script}}}, {"text": "probed"}])
+        with Scenario(srv, "F the agent's git (HTTPS, SSH) and download through the egress proxy"):
+            frames = SSE(srv, "POST", "/run", body(
+                gitRepo=sshd.url(str(bare)), sshKey=user_key, sshKnownHosts=sshd.known_hosts_line() + "\n",
+                allowedHosts=["127.0.0.1"])).read_all()
+        done = terminal(frames)[-1][1]
+        assert done["status"] == "completed", done
+        results = [b for x in lines_of(frames) if x["type"] == "user"
+                   for b in x["message"]["content"] if isinstance(b, dict) and b.get("type") == "tool_result"]
+        text = json.dumps(results)
+        assert "git-https=0" in text and "git-ssh=0" in text and "download=200" in text, text
+        assert "metadata=403" in text, text                 # refused by the proxy: a private address
+        assert "direct=0" not in text, text                  # no route around the proxy
+        assert not _Metadata.hits, _Metadata.hits
+    finally:
+        https.close()
+        meta.shutdown()

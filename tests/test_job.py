@@ -24,6 +24,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from conftest import ROOT  # noqa: E402
 from fakes import local_seal  # noqa: E402
+from fakes.fake_claude import read_record  # noqa: E402
 
 FAKE_CLAUDE = ROOT / "tests" / "fakes" / "fake_claude.py"
 CANARY = "sk-ant-canary-" + "7f3a9c1e5b2d4068"
@@ -39,7 +40,10 @@ class Job:
         self.data.mkdir()
         self.ws_root = tmp_path / "ws"
         self.key = local_seal.make_key(self.data / "ccr.key")
-        self.record = tmp_path / "claude-record.json"
+        # what the stand-in records must be writable inside the agent's sandbox
+        self.rec_dir = tmp_path / "rec"
+        self.rec_dir.mkdir()
+        self.record = self.rec_dir / "claude-record.json"
 
     def payload(self, task_id, **fields):
         mode = fields.pop("mode", {})
@@ -57,7 +61,8 @@ class Job:
         env = {"PATH": os.environ["PATH"], "HOME": str(self.data.parent), "TASK_ID": task_id,
                "ENCRYPTED_PAYLOAD_PATH": str(self.data / "tasks" / task_id / "payload.enc"),
                "CCR_DATA_DIR": str(self.data), "CCR_WORKSPACE_ROOT": str(self.ws_root),
-               "CLAUDE_BIN": str(FAKE_CLAUDE), "CCR_RETRY_BASE_MS": "20"}
+               "CLAUDE_BIN": str(FAKE_CLAUDE), "CCR_RETRY_BASE_MS": "20",
+               "CCR_SANDBOX_RW_PATHS": str(self.rec_dir)}
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
@@ -82,7 +87,7 @@ class Job:
         return [l for c in self.chunks(task_id) for l in c.read_text().splitlines()]
 
     def claude_record(self):
-        return json.loads(self.record.read_text())
+        return read_record(self.record)
 
 
 @pytest.fixture
@@ -515,7 +520,7 @@ def test_mcp_config_references_stay_for_the_cli_and_unknown_ones_only_warn(job):
 
 
 def test_pre_execution_commands_get_the_agent_environment_without_the_jobs_secrets(job, tmp_path):
-    dump = tmp_path / "precmd-env.json"
+    dump = job.rec_dir / "precmd-env.json"
     job.payload("e1", preExecutionCommands=[
         "/usr/bin/python3 -c 'import json, os; print(json.dumps(dict(os.environ)))' > %s" % dump])
     own = {"CLOUDRUN_CALLBACK_SECRET": "whsec_c2VjcmV0", "GOOGLE_APPLICATION_CREDENTIALS": "/creds.json",

@@ -7,6 +7,7 @@ or hostile requests, and draining on SIGTERM.
 """
 import http.client
 import json
+from fakes.fake_claude import read_record  # noqa: E402
 import os
 import signal
 import socket
@@ -326,14 +327,14 @@ def test_default_system_prompt_hot_reloads_from_secret_manager(local, tmp_path):
         env = dict(fake.env_vars(), CCR_SECRETMANAGER_ENDPOINT=fake.url, CCR_SYSTEM_PROMPT_SECRET="sysprompt",
                    CCR_SYSTEM_PROMPT_REFRESH_S="1", PROJECT_ID=fake.project)
         srv = local(**env)
-        record = tmp_path / "rec.json"
+        record = tmp_path / "rec" / "rec.json"
 
         def argv_of(**extra):
             b = body({}, **extra)
             b["environmentSecrets"]["FAKE_CLAUDE_RECORD"] = str(record)
             status, _, data = request(srv, "POST", "/run", b)
             assert status == 200, data
-            return json.loads(record.read_text())["argv"]
+            return read_record(record)["argv"]
 
         argv = argv_of()
         assert argv[argv.index("--system-prompt") + 1] == "be terse"
@@ -367,23 +368,23 @@ def run_recorded(srv, record, mode=None, **fields):
     b["environmentSecrets"]["FAKE_CLAUDE_RECORD"] = str(record)
     status, _, data = request(srv, "POST", "/run", b, timeout=60)
     assert status == 200, data
-    return parse_sse(data.decode()), json.loads(record.read_text())
+    return parse_sse(data.decode()), read_record(record)
 
 
 def test_numeric_fields_accept_strings_as_javascript_number_does(local, tmp_path):
     srv = local()
-    frames, rec = run_recorded(srv, tmp_path / "rec.json", maxTurns=" 7 ", gitDepth="3", timeoutMinutes="2.5")
+    frames, rec = run_recorded(srv, tmp_path / "rec" / "rec.json", maxTurns=" 7 ", gitDepth="3", timeoutMinutes="2.5")
     assert rec["argv"][rec["argv"].index("--max-turns") + 1] == "7"
     assert json.loads(frames[-1][2])["status"] == "completed"
     # the string's value really is the limit: 0.02 minutes stops a hanging CLI after 1.2 s
     t0 = time.monotonic()
-    frames, _ = run_recorded(srv, tmp_path / "rec2.json", {"lines": [{"type": "system"}], "hang_after": True},
+    frames, _ = run_recorded(srv, tmp_path / "rec" / "rec2.json", {"lines": [{"type": "system"}], "hang_after": True},
                              timeoutMinutes="0.02")
     done = json.loads(frames[-1][2])
     assert done["terminalReason"] == "timeout" and done["status"] == "failed", done
     assert time.monotonic() - t0 < 30
     # hex as in Number("0x10"); the stored payload keeps the string as sent
-    frames, rec = run_recorded(srv, tmp_path / "rec3.json", maxTurns="0x10")
+    frames, rec = run_recorded(srv, tmp_path / "rec" / "rec3.json", maxTurns="0x10")
     assert rec["argv"][rec["argv"].index("--max-turns") + 1] == "16"
 
 
@@ -392,7 +393,7 @@ def test_system_prompts_too_long_for_the_command_line_go_as_files(local, tmp_pat
     # Linux refuses any single argument over 128 KiB with E2BIG: these would not start the CLI
     system = "S" * 300_000 + " end-of-system"
     append = "A" * 200_000 + " end-of-append"
-    frames, rec = run_recorded(srv, tmp_path / "rec.json", systemPrompt=system, appendSystemPrompt=append)
+    frames, rec = run_recorded(srv, tmp_path / "rec" / "rec.json", systemPrompt=system, appendSystemPrompt=append)
     done = json.loads(frames[-1][2])
     assert done["status"] == "completed", done
     argv = rec["argv"]
@@ -406,7 +407,7 @@ def test_system_prompts_too_long_for_the_command_line_go_as_files(local, tmp_pat
             time.sleep(0.05)
         assert not os.path.exists(path), "wiped with the workspace"
     # a short prompt stays on the command line, as the original passed it
-    frames, rec = run_recorded(srv, tmp_path / "rec2.json", systemPrompt="be brief")
+    frames, rec = run_recorded(srv, tmp_path / "rec" / "rec2.json", systemPrompt="be brief")
     assert rec["argv"][rec["argv"].index("--system-prompt") + 1] == "be brief"
     assert rec["prompt_files"] == {}
 

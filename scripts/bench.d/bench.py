@@ -528,6 +528,28 @@ def m_e2e(run, srv, n):
     row("  of which: line written -> SSE client", ms(median(pipe)), "log sink debounce + storage + SSE")
 
 
+def m_sandbox_startup(run, n):
+    """POST /run -> the stand-in CLI running, with the agent's sandbox off and on."""
+    for mode in ("off", "auto"):
+        srv = Serve(run, "sandbox-" + mode, {"CCR_SANDBOX": mode})
+        spawn = []
+        try:
+            for i in range(n):
+                sse = SSE(srv.port, "POST", "/run", task_body({"stamp": True, "count": 1}, mark=run.mark))
+                try:
+                    for t, ev, _, data in sse.frames():
+                        if ev is None:
+                            spawn.append(json.loads(data)["t0"] - sse.t_send)
+                            break
+                finally:
+                    sse.close()
+        finally:
+            srv.stop()
+        level = "none" if mode == "off" else "namespaces+landlock where available"
+        row("task start-up, CCR_SANDBOX=%s" % mode, ms(median(spawn)) if spawn else "FAILED",
+            "POST /run -> stand-in CLI running, median of %d (%s)" % (len(spawn), level))
+
+
 def m_proxy_selftest(run):
     out = subprocess.run([run.ccr, "selftest", "proxy/overhead"], capture_output=True, text=True,
                          timeout=120).stdout
@@ -705,6 +727,7 @@ def main():
             step("latency burst", lambda: m_line_latency(run, srv, "lines 5 ms apart", 100 if q else 300, 0.005))
             step("e2e", lambda: m_e2e(run, srv, 5 if q else 10))
             srv.stop()
+        step("sandbox start-up", lambda: m_sandbox_startup(run, 5 if q else 15))
         step("sse fan-out", lambda: m_sse_fanout(run, 500, 6.0 if q else 15.0))
         step("proxy selftest", lambda: m_proxy_selftest(run))
         step("proxy job", lambda: m_proxy_job(run, 50 if q else 200))
@@ -714,7 +737,7 @@ def main():
         run.stop_all()
 
     order = ["cold start", "idle RSS", "/health req/s", "RSS after the wrk", "RSS with", "  serve CPU",
-             "  fan-out", "  stream errors", "  after they", "job line", "POST /run", "  of which", "proxy TTFB", "  whole", "real CLI, local",
+             "  fan-out", "  stream errors", "  after they", "job line", "POST /run", "  of which", "task start-up", "proxy TTFB", "  whole", "real CLI, local",
              "real CLI, cloud"]
 
     def key(r):

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "backend/exec.h"
+#include "util/secenv.h"
 
 extern char **environ;
 
@@ -174,7 +175,7 @@ static char **build_env(const char *id, const char *payload, const char *const *
 		n++;
 	for (i = 0; extra && extra[i]; i++)
 		n++;
-	env = calloc(n + 3, sizeof(*env));
+	env = calloc(n + 4, sizeof(*env));
 	if (!env)
 		return NULL;
 	for (i = 0; environ[i]; i++)
@@ -182,6 +183,11 @@ static char **build_env(const char *id, const char *payload, const char *const *
 		    !(env[k++] = strdup(environ[i])))
 			goto oom;
 	if (asprintf(&env[k++], "TASK_ID=%s", id) < 0 || asprintf(&env[k++], "ENCRYPTED_PAYLOAD_PATH=%s", payload) < 0)
+		goto oom;
+	/* serve took its secrets out of its environment (secenv.h); the job
+	 * needs the webhook's, and takes it out of its own at once. */
+	if (secenv_get("CLOUDRUN_CALLBACK_SECRET") &&
+	    asprintf(&env[k++], "CLOUDRUN_CALLBACK_SECRET=%s", secenv_get("CLOUDRUN_CALLBACK_SECRET")) < 0)
 		goto oom;
 	for (i = 0; extra && extra[i]; i++)
 		if (!(env[k++] = strdup(extra[i])))
@@ -336,6 +342,8 @@ static void *waiter(void *arg)
 
 /* The create-only claim of a start: 0, or -1 with e->http 409 when some
  * instance already started the task. */
+static int adopted_running(struct exec_local *x);
+
 static int claim(struct exec_local *x, const char *id, struct err *e)
 {
 	char path[4096];
@@ -363,7 +371,7 @@ static int lx_start(struct executor *ex, const char *id, const char *payload, co
 	if (buf_printf(name_out, "local/%s", id) != 0)
 		return err_set(e, "out of memory");
 	pthread_mutex_lock(&x->mu);
-	if (x->running >= x->max_running)
+	if (x->running + adopted_running(x) >= x->max_running)
 		goto out;                      /* no room: the caller queues it */
 	rc = -1;
 	if (claim(x, id, e) != 0)
@@ -390,13 +398,39 @@ out:
 	return rc;
 }
 
+/* Jobs still running that an earlier serve started (their <id>.pid is
+ * live and they are not our children): they hold slots too, so a restart
+ * never runs more than max_running tasks at once.  Called with x->mu. */
+static int adopted_running(struct exec_local *x)
+{
+	struct dirent *de;
+	DIR *d = opendir(x->run_dir);
+	char id[256];
+	pid_t pid;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		const char *dot = strrchr(de->d_name, '.');
+		if (!dot || strcmp(dot, ".pid") != 0 || (size_t)(dot - de->d_name) >= sizeof(id))
+			continue;
+		memcpy(id, de->d_name, (size_t)(dot - de->d_name));
+		id[dot - de->d_name] = 0;
+		if (valid_id(id) && !find(x, id) && read_pid(x, id, &pid) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 static int lx_free_slots(struct executor *ex)
 {
 	struct exec_local *x = (struct exec_local *)ex;
 	int n;
 
 	pthread_mutex_lock(&x->mu);
-	n = x->max_running - x->running;
+	n = x->max_running - x->running - adopted_running(x);
 	pthread_mutex_unlock(&x->mu);
 	return n;
 }

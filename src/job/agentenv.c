@@ -247,7 +247,9 @@ static int ae_base(const struct ae_ctx *c, struct envlist *l)
 	if (find_chromium(chrome, sizeof(chrome)) == 0 &&
 	    (set(l, "PLAYWRIGHT_MCP_EXECUTABLE_PATH", chrome) != 0 || set(l, "PLAYWRIGHT_MCP_SANDBOX", "false") != 0))
 		return -1;
-	if (set(l, "HOME", ae_home()) != 0 ||
+	if (c->tmpdir && (set(l, "TMPDIR", c->tmpdir) != 0 || set(l, "TMP", c->tmpdir) != 0 || set(l, "TEMP", c->tmpdir) != 0))
+		return -1;
+	if (set(l, "HOME", c->home ? c->home : ae_home()) != 0 ||
 	    set(l, "PATH", path && *path ? path : "/usr/local/bin:/usr/bin:/bin") != 0 ||
 	    set(l, "CLAUDE_CODE_ACTION", "1") != 0 || set(l, "CLAUDE_CODE_ENTRYPOINT", "cli") != 0 ||
 	    set(l, "DISABLE_AUTOUPDATER", "1") != 0)
@@ -301,6 +303,6 @@ int ae_precmd_env(const struct ae_ctx *c, char ***envp, struct err *e)
 	if (rc == 0)
 		rc = ae_base(c, &l);
 	if (rc == 0)
-		rc = set(&l, "CI", "true") || set(&l, "HOME", ae_home()) || set(&l, "NODE_ENV", "") ? -1 : 0;
+		rc = set(&l, "CI", "true") || set(&l, "HOME", c->home ? c->home : ae_home()) || set(&l, "NODE_ENV", "") ? -1 : 0;
 	return finish(&l, envp, rc);
 }

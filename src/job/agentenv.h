@@ -56,6 +56,8 @@ struct ae_ctx {
 	const char *git_ssh;          /* GIT_SSH_COMMAND, or NULL */
 	int git_ssh_forced;           /* 1: replaces environmentSecrets' GIT_SSH_COMMAND (an sshKey is used) */
 	const char *config_dir;       /* CLAUDE_CONFIG_DIR, or NULL */
+	const char *home;             /* HOME inside the sandbox, or NULL: ae_home() */
+	const char *tmpdir;           /* TMPDIR inside the sandbox, or NULL: inherited */
 };
 
 /* ae_claude_env: the CLI's environment (the base). */

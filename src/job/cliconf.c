@@ -76,6 +76,11 @@ static int write_new(const char *path, const char *data, size_t n, struct err *e
 	return 0;
 }
 
+const char *cf_linked_dir(size_t i)
+{
+	return i < sizeof(linked_dirs) / sizeof(linked_dirs[0]) ? linked_dirs[i] : NULL;
+}
+
 static int link_dirs(const char *src, const char *dir, struct err *e)
 {
 	char from[4096], to[4096];

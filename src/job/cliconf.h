@@ -34,4 +34,9 @@
 
 int cf_populate(const char *home, const char *dir, void (*warn)(const char *msg), struct err *e);
 
+/* cf_linked_dir: the i-th directory name of $HOME/.claude that
+ * cf_populate() links (not copies) into the per-task directory, or NULL
+ * past the end: a sandbox must show those read-only. */
+const char *cf_linked_dir(size_t i);
+
 #endif

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/secenv.h"
 #include "backend/config.h"
 #include "ccr.h"
 #include "gcp/run.h"
@@ -135,6 +136,9 @@ int job_main(int argc, char **argv)
 	char self[4096], exec_name[512];
 	int rc;
 
+	static const char *const secrets[] = { "CLOUDRUN_CALLBACK_SECRET", "CCR_API_KEYS" };
+
+	secenv_take(secrets, 2);
 	if (argc > 1) {
 		usage(strcmp(argv[1], "--help") == 0 ? stdout : stderr);
 		return strcmp(argv[1], "--help") == 0 ? 0 : 2;

@@ -658,7 +658,7 @@ out:
 static int t_pre_timeout(char *why, size_t n)
 {
 	static const char cmd[] = "(while :; do :; done) & while :; do :; done";
-	struct pc_opts o = { 300, 0, 500, NULL, NULL };
+	struct pc_opts o = { 300, 0, 500, NULL, NULL, NULL };
 	struct pc_result r;
 	struct err e = ERR_INIT;
 	char dir[PATH_MAX], *const envp[] = { "PATH=/usr/bin:/bin", NULL };

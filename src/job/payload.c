@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "crypto/crypto.h"
 #include "job/payload.h"
 #include "util/jscheck.h"
 #include "util/redact.h"
@@ -228,8 +229,24 @@ bad:
 	return -1;
 }
 
+/* Every string of the request (keys, secrets, the SSH key) is wiped
+ * before the tree goes back to the allocator. */
+static void wipe_strings(cJSON *v)
+{
+	cJSON *it;
+
+	for (it = v; it; it = it->next) {
+		if (it->valuestring)
+			cr_wipe(it->valuestring, strlen(it->valuestring));
+		if (it->child)
+			wipe_strings(it->child);
+	}
+}
+
 void payload_free(struct payload *p)
 {
+	if (p->root)
+		wipe_strings(p->root);
 	cJSON_Delete(p->root);
 	memset(p, 0, sizeof(*p));
 }

@@ -210,13 +210,16 @@ static long default_timeout_ms(void)
 }
 
 /* In the child, after fork: only async-signal-safe calls. */
-static void child(const char *cwd, char *const *argv, char *const *envp, int in, int out, int errfd, int maxfd)
+static void child(struct sbx_spawn *box, const char *cwd, char *const *argv, char *const *envp, int in, int out, int errfd,
+		  int maxfd)
 {
 	struct sigaction sa;
 	sigset_t none;
 	int s, err, fd;
 
 	setpgid(0, 0);
+	if (sbx_child(box) != 0)
+		goto bad;
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
 		goto bad;
 	/* Nothing else of ccr's (sockets, log files, pipes) reaches the command. */
@@ -258,8 +261,11 @@ int pc_run(const char *cwd, const char *command, char *const *envp, const struct
 	int child_err = 0, status = 0, exited = 0, open_out = 1, maxfd;
 	ssize_t n;
 	pid_t pid;
+	struct sbx_spawn box;
 
 	memset(r, 0, sizeof(*r));
+	memset(&box, 0, sizeof(box));
+	box.chan[0] = box.chan[1] = -1;
 	r->status = -1;
 	if (!command)
 		return err_set(e, "no command");
@@ -271,17 +277,28 @@ int pc_run(const char *cwd, const char *command, char *const *envp, const struct
 		long m = sysconf(_SC_OPEN_MAX);
 		maxfd = m > 0 && m < 65536 ? (int)m : 65536;
 	}
+	if (o && o->sandbox && sbx_prepare(&box, o->sandbox, "/bin/sh", e) != 0)
+		goto close_all;
 	pid = fork();
 	if (pid < 0) {
 		err_set(e, "cannot start a pre-execution command: %s", strerror(errno));
 		goto close_all;
 	}
 	if (pid == 0)
-		child(cwd, argv, envp, in[0], out[1], ex[1], maxfd);
+		child(&box, cwd, argv, envp, in[0], out[1], ex[1], maxfd);
 	setpgid(pid, pid);      /* also done by the child; whichever runs first */
 	r->pgid = pid;
 	close(in[0]), close(in[1]), close(out[1]), close(ex[1]);
 	in[0] = in[1] = out[1] = ex[1] = -1;
+	if (sbx_started(&box, e) != 0) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		close(ex[0]), close(out[0]);
+		sbx_finish(&box);
+		return err_prefix(e, "cannot run /bin/sh -c in %s", cwd), fail(e);
+	}
 	while ((n = read(ex[0], &child_err, sizeof(child_err))) < 0 && errno == EINTR)
 		;
 	close(ex[0]);
@@ -290,6 +307,7 @@ int pc_run(const char *cwd, const char *command, char *const *envp, const struct
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 		close(out[0]);
+		sbx_finish(&box);
 		return err_set(e, "cannot run /bin/sh -c in %s: %s", cwd, strerror(child_err)), fail(e);
 	}
 
@@ -359,9 +377,11 @@ int pc_run(const char *cwd, const char *command, char *const *envp, const struct
 	if (exited && WIFSIGNALED(status))
 		r->term_signal = WTERMSIG(status);
 	r->duration_ms = now_ms() - t0;
+	sbx_finish(&box);
 	return 0;
 
 close_all:
+	sbx_finish(&box);
 	{
 		int *fds[] = { in, out, ex }, i, j;
 		for (i = 0; i < 3; i++)

@@ -32,6 +32,7 @@
 
 #include <cJSON.h>
 
+#include "sandbox/sandbox.h"
 #include "util/buf.h"
 #include "util/err.h"
 
@@ -48,6 +49,9 @@ struct pc_opts {
 	 * already redacted; NULL: silent. */
 	void (*log)(void *arg, const char *line);
 	void *arg;
+	/* The box each command runs in (NULL: none).  A command's background
+	 * processes end with it then: the box goes when its shell exits. */
+	const struct sbx_config *sandbox;
 };
 
 struct pc_result {

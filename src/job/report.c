@@ -108,8 +108,11 @@ static int terminal(const struct report *r)
 static void add_outcome(cJSON *o, const struct report *r)
 {
 	add_str(o, "executionName", r->execution_name);
-	if (!terminal(r))
+	if (!terminal(r)) {
+		if (r->sandbox)
+			add_str(o, "sandbox", r->sandbox);
 		return;
+	}
 	add_str(o, "terminalReason", r->reason);
 	cJSON_AddNumberToObject(o, "exitCode", r->exit_code);
 	cJSON_AddNumberToObject(o, "durationMs", (double)r->duration_ms);
@@ -121,6 +124,8 @@ static void add_outcome(cJSON *o, const struct report *r)
 	add_dup(o, "billing", r->billing);
 	if (r->stopped_after_result)
 		cJSON_AddTrueToObject(o, "stoppedAfterResult");
+	if (r->sandbox)
+		add_str(o, "sandbox", r->sandbox);
 }
 
 int report_metadata(const struct report *r, struct buf *out)

@@ -27,6 +27,7 @@ struct report {
 	const cJSON *metadata;           /* the request's metadata, echoed */
 	char created_at[32], started_at[32], completed_at[32];
 	char execution_name[512];
+	const char *sandbox;             /* the agent's sandbox level (sandbox.h), NULL before it is known */
 	const char *logs_path;           /* gs://bucket/sessions/<id>/ or a directory */
 	/* outcome */
 	const char *status;              /* pending running completed failed cancelled */

@@ -107,6 +107,7 @@ struct run {
 	unsigned long long cpu_seen;         /* CPU ticks of the agent's processes at last_active */
 	int result_seen, killing, reaped, group_killed, status;
 	enum run_reason why;                 /* set when a watchdog or cancel fired */
+	struct sbx_spawn box;                /* level SBX_NONE when there is no sandbox */
 };
 
 static void close_fd(int *fd)
@@ -501,11 +502,14 @@ static void classify(struct run *r)
 }
 
 /* In the child: wire stdio, then exec.  Reports errno on failpipe. */
-static void child(const struct runner_config *c, const char *exe, int in, int out, int err, int failpipe)
+static void child(struct run *r, const char *exe, int in, int out, int err, int failpipe)
 {
+	const struct runner_config *c = r->cfg;
 	int e;
 
 	setpgid(0, 0);
+	if (sbx_child(&r->box) != 0)
+		goto fail;
 	if (chdir(c->cwd) != 0)
 		goto fail;
 	if (c->fifo_name && (in = open(c->fifo_name, O_RDONLY)) < 0)
@@ -542,17 +546,27 @@ static int spawn(struct run *r, const char *exe, struct err *e)
 	} else if (pipe2(pin, O_CLOEXEC)) {
 		return err_set(e, "cannot create pipes for the Claude CLI: %s", strerror(errno));
 	}
+	if (c->sandbox && sbx_prepare(&r->box, c->sandbox, exe, e) != 0)
+		return -1;
 	r->pid = fork();
 	if (r->pid < 0)
 		return err_set(e, "cannot start the Claude CLI: fork failed: %s", strerror(errno));
 	if (r->pid == 0)
-		child(c, exe, pin[0], pout[1], perr[1], pfail[1]);
+		child(r, exe, pin[0], pout[1], perr[1], pfail[1]);
 	setpgid(r->pid, r->pid);
 	close(pout[1]);
 	close(perr[1]);
 	close(pfail[1]);
 	if (pin[0] >= 0)
 		close(pin[0]);
+	if (sbx_started(&r->box, e) != 0) {
+		kill(-r->pid, SIGKILL);
+		kill(r->pid, SIGKILL);
+		waitpid(r->pid, NULL, 0);
+		close(pfail[0]);
+		close(pout[0]), close(perr[0]), close(pin[1]);
+		return err_prefix(e, "Failed to start Claude CLI");
+	}
 	if (read(pfail[0], &ferr, sizeof(ferr)) == (ssize_t)sizeof(ferr)) {
 		close(pfail[0]);
 		close(pout[0]), close(perr[0]), close(pin[1]);
@@ -581,6 +595,7 @@ int runner_run(const struct runner_config *cfg, struct runner_result *res, struc
 	r.cfg = cfg;
 	r.res = res;
 	r.out = r.err = r.in = -1;
+	r.box.chan[0] = r.box.chan[1] = -1;
 	if (resolve(cfg->path, cfg->envp, exe, sizeof(exe)) != 0)
 		return err_set(e, "Failed to start Claude CLI: %s not found or not executable (set CLAUDE_BIN)", cfg->path);
 	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0)
@@ -593,6 +608,7 @@ int runner_run(const struct runner_config *cfg, struct runner_result *res, struc
 		res->exit_code = 130;
 	} else if (spawn(&r, exe, e) != 0) {
 		wake_fd = -1;
+		sbx_finish(&r.box);
 		close(wake[0]), close(wake[1]);
 		return -1;
 	} else {
@@ -602,6 +618,7 @@ int runner_run(const struct runner_config *cfg, struct runner_result *res, struc
 		classify(&r);
 	}
 	wake_fd = -1;
+	sbx_finish(&r.box);
 	close(wake[0]);
 	close(wake[1]);
 	close_fd(&r.out), close_fd(&r.err), close_fd(&r.in);

@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 
+#include "sandbox/sandbox.h"
 #include "util/buf.h"
 #include "util/err.h"
 
@@ -53,6 +54,7 @@ struct runner_config {
 	 * that escaped the CLI's group are re-parented here and go too. */
 	int kill_orphans;
 	size_t max_line;                  /* longer lines are truncated (0: no limit) */
+	const struct sbx_config *sandbox; /* the box the CLI runs in (NULL: none) */
 	void (*on_line)(void *arg, const char *line, size_t n);
 	/* A line of `total` bytes was cut to max_line (on_line got it with a marker). */
 	void (*on_truncated)(void *arg, unsigned long long total);

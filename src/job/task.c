@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/secenv.h"
 #include "backend/seal.h"
 #include "job/claude_cmd.h"
 #include "job/cliconf.h"
@@ -77,7 +78,7 @@ static void register_operator_secrets(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		const char *v = getenv(names[i]);
+		const char *v = secenv_get(names[i]);
 		char *copy, *tok, *save = NULL;
 		if (!v || !*v || !(copy = strdup(v)))
 			continue;
@@ -351,6 +352,7 @@ static int precmd_setup(struct task *t, struct err *e)
 		return 0;
 	memset(&o, 0, sizeof(o));
 	o.log = precmd_log;
+	o.sandbox = agentbox(t);
 	if (ae_precmd_env(&t->agent, &envp, e) != 0)
 		return -1;
 	rc = pc_run_all(t->ws.root, t->p.pre_exec, envp, &o, &t->left, e);
@@ -361,7 +363,7 @@ static int precmd_setup(struct task *t, struct err *e)
 static int setup(struct task *t, struct err *e)
 {
 	static int (*const steps[])(struct task *, struct err *) = {
-		start_proxy, ssh_setup, git_setup, tests_setup, files_setup, agent_setup, precmd_setup,
+		start_proxy, ssh_setup, git_setup, tests_setup, files_setup, agentbox_setup, agent_setup, precmd_setup,
 	};
 	size_t i;
 
@@ -434,7 +436,7 @@ static void set_cli_cache(struct task *t)
 {
 	const cJSON *xdg = cJSON_GetObjectItemCaseSensitive(t->p.env_secrets, "XDG_CACHE_HOME");
 
-	if (ml_cache_dir(cJSON_IsString(xdg) ? xdg->valuestring : NULL, ae_home(), t->cli_cache,
+	if (ml_cache_dir(cJSON_IsString(xdg) ? xdg->valuestring : NULL, t->agent.home ? t->agent.home : ae_home(), t->cli_cache,
 			 sizeof(t->cli_cache)) != 0)
 		t->cli_cache[0] = 0;
 }
@@ -520,6 +522,7 @@ static int run_claude(struct task *t, struct err *e)
 	rc.kill_grace_ms = env_int("CCR_KILL_GRACE_MS", 5000, 1, 600000);
 	rc.kill_orphans = 1;
 	rc.max_line = (size_t)env_int("CCR_MAX_LINE_BYTES", 4L << 20, 4096, 1L << 30);
+	rc.sandbox = agentbox(t);
 	rc.on_line = on_line;
 	rc.on_truncated = on_truncated;
 	rc.on_stderr = on_stderr;
@@ -568,7 +571,7 @@ static long bounded(long ms)
 
 static void send_webhook(struct task *t)
 {
-	const char *secret = getenv("CLOUDRUN_CALLBACK_SECRET");
+	const char *secret = secenv_get("CLOUDRUN_CALLBACK_SECRET");
 	struct buf body = BUF_INIT, clean = BUF_INIT;
 	struct wh_result wr;
 	struct err e = ERR_INIT;

@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include "job/agentenv.h"
+#include "sandbox/sandbox.h"
 #include "job/claudecfg.h"
 #include "job/git.h"
 #include "job/logsink.h"
@@ -39,6 +40,9 @@ struct task {
 	char confdir[4096];          /* the CLI's CLAUDE_CONFIG_DIR */
 	char base_url[64];           /* the token proxy */
 	struct ae_ctx agent;         /* what the CLI's and pre-exec environments are built from */
+	struct sbx_config box;       /* the agent's sandbox (agentbox.c) */
+	char box_home[4200], box_tmp[4200], self_exe[4096];
+	char box_ro[SBX_MAX_MORE][1024];  /* the operator's $HOME/.claude directories the CLI's config links to */
 	char payload_key[600];
 	char cli_cache[4096];        /* the CLI's cache dir (its MCP logs), "" before it ran */
 	struct buf mcp_failed;       /* MCP servers the init line reported not connected, '\n'-separated */
@@ -54,6 +58,11 @@ void task_log(const char *severity, const char *fmt, ...) __attribute__((format(
 
 /* task_error_line: append {"type":"error","error":msg,"timestamp":...}. */
 void task_error_line(struct task *t, const char *msg);
+
+/* agentbox_setup: the agent's sandbox for this task (agentbox.c);
+ * agentbox: the config to run agent programs in, or NULL for none. */
+int agentbox_setup(struct task *t, struct err *e);
+const struct sbx_config *agentbox(const struct task *t);
 
 /* postexec_run: uploads, external test repo, git (seed-spec §11). */
 void postexec_run(struct task *t);

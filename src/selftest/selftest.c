@@ -34,6 +34,7 @@ static const struct suite suites[] = {
 	{ "proxy", proxy_selftests },
 	{ "git", git_selftests },
 	{ "jobfiles", jobfiles_selftests },
+	{ "sandbox", sandbox_selftests },
 };
 
 #define N_SUITES (sizeof(suites) / sizeof(suites[0]))

@@ -19,5 +19,6 @@ extern const struct st_case redact_selftests[];
 extern const struct st_case proxy_selftests[];
 extern const struct st_case git_selftests[];
 extern const struct st_case jobfiles_selftests[];
+extern const struct st_case sandbox_selftests[];
 
 #endif

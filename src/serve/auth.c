@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/secenv.h"
 #include "backend/config.h"
 #include "crypto/crypto.h"
 #include "serve/log.h"
@@ -64,7 +65,7 @@ static int loopback(const char *addr)
 
 int serve_auth_init(const struct backends *be, const char *bind_addr)
 {
-	const char *spec = getenv("CCR_API_KEYS");
+	const char *spec = secenv_get("CCR_API_KEYS");
 
 	if (spec && *spec && load(spec) != 0)
 		return -1;

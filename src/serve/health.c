@@ -30,6 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sandbox/sandbox.h"
+#include "util/jsjson.h"
+#include "util/secenv.h"
 #include "serve/log.h"
 #include "serve/serve.h"
 #include "util/buf.h"
@@ -214,11 +217,33 @@ static int cli_check_cached(unsigned timeout_ms)
 	return ok;
 }
 
+/* "sandbox":{...}}: what this machine allows the agent's sandbox
+ * (sandbox.h).  In cloud mode each job reports its own level in its
+ * task's metadata. */
+static int sandbox_json(struct buf *b)
+{
+	const struct sbx_probe *p = sbx_probe();
+	enum sbx_mode mode;
+	enum sbx_level level = SBX_NONE;
+	struct err e = ERR_INIT;
+	int ok = sbx_mode_parse(getenv("CCR_SANDBOX"), &mode, &e) == 0 && sbx_level_for(mode, &level, &e) == 0;
+
+	if (buf_printf(b, "\"sandbox\":{\"mode\":\"%s\",\"level\":\"%s\",\"userNamespaces\":%s,\"landlockAbi\":%d",
+		       ok ? sbx_mode_name(mode) : "invalid", ok ? sbx_level_name(level) : "none",
+		       p->userns ? "true" : "false", p->landlock_abi) != 0)
+		return -1;
+	if (!ok || p->why[0]) {
+		if (buf_adds(b, ",\"reason\":") != 0 || jsj_string(b, ok ? p->why : e.msg, strlen(ok ? p->why : e.msg)) != 0)
+			return -1;
+	}
+	return buf_adds(b, "}}");
+}
+
 int health_check(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
 {
 	const char *verbose = hs_req_query(req, "verbose");
-	const char *key = getenv("ANTHROPIC_API_KEY");
-	const char *tok = getenv("CLAUDE_CODE_OAUTH_TOKEN");
+	const char *key = secenv_get("ANTHROPIC_API_KEY");
+	const char *tok = secenv_get("CLAUDE_CODE_OAUTH_TOKEN");
 	struct buf b = BUF_INIT;
 	int cli, rc;
 
@@ -233,9 +258,9 @@ int health_check(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp,
 	cli = cli_check_cached(sc->cli_check_timeout_ms);
 	if (buf_printf(&b,
 		       "{\"status\":\"healthy\",\"server\":\"running\",\"auth\":{\"hasApiKey\":%s,"
-		       "\"hasAuthToken\":%s,\"tokenLength\":%zu},\"claude\":{\"cliAvailable\":%s}}",
+		       "\"hasAuthToken\":%s,\"tokenLength\":%zu},\"claude\":{\"cliAvailable\":%s},",
 		       key && *key ? "true" : "false", tok && *tok ? "true" : "false",
-		       tok ? js_length(tok) : 0, cli ? "true" : "false") != 0) {
+		       tok ? js_length(tok) : 0, cli ? "true" : "false") != 0 || sandbox_json(&b) != 0) {
 		buf_free(&b);
 		return hs_send_json_error(resp, 500, "out of memory");
 	}

@@ -25,6 +25,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "sandbox/sandbox.h"
+#include "util/secenv.h"
 #include "backend/config.h"
 #include "ccr.h"
 #include "http/server.h"
@@ -213,8 +215,13 @@ int serve_main(int argc, char **argv)
 	struct buf extra = BUF_INIT;
 	unsigned long port, maxconn, rto, ito, wto, dto, cto, rint, whd;
 	struct reconcile_cfg rcfg;
+	static const char *const secrets[] = { "CCR_API_KEYS", "CLOUDRUN_CALLBACK_SECRET", "ANTHROPIC_API_KEY",
+					       "CLAUDE_CODE_OAUTH_TOKEN" };
 	const char *bind_addr = getenv("CCR_BIND");
+	enum sbx_mode box_mode;
 	int sig, rc, i;
+
+	secenv_take(secrets, 4);
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -226,6 +233,10 @@ int serve_main(int argc, char **argv)
 		return 2;
 	}
 	slog_init();
+	if (sbx_mode_parse(getenv("CCR_SANDBOX"), &box_mode, &e) != 0) {
+		fprintf(stderr, "ccr serve: %s\n", e.msg);
+		return 2;
+	}
 	if (open_backends(&be, argv[0]) != 0)
 		return 1;
 	if (!bind_addr || !*bind_addr)
@@ -247,7 +258,7 @@ int serve_main(int argc, char **argv)
 	memset(&rcfg, 0, sizeof(rcfg));
 	rcfg.interval_ms = (long)rint * 1000;
 	rcfg.webhook_deadline_ms = (long)whd * 1000;
-	rcfg.callback_secret = getenv("CLOUDRUN_CALLBACK_SECRET");
+	rcfg.callback_secret = secenv_get("CLOUDRUN_CALLBACK_SECRET");
 	rcfg.workspace_root = getenv("CCR_WORKSPACE_ROOT");
 
 	memset(&sc, 0, sizeof(sc));

@@ -173,6 +173,35 @@ def prompt_files(argv):
     return got
 
 
+def start_time(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[19]
+
+
+def host_pid(ns_pid, start):
+    """The host's pid of the process that its own pid namespace calls ns_pid (None when gone)."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/status") as f:
+                ns = [l.split()[1:] for l in f if l.startswith("NSpid:")]
+            if ns and ns[0] and int(ns[0][-1]) == ns_pid and start_time(int(d)) == start:
+                return int(d)
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+def read_record(path):
+    """A record written by this stand-in, its pids translated to the host's view."""
+    with open(path) as f:
+        info = json.load(f)
+    for k, start in info.get("pid_starts", {}).items():
+        info[k] = host_pid(info[k], start) or -1
+    return info
+
+
 def main():
     prompt = sys.stdin.read()
     mode = json.loads(os.environ.get("FAKE_CLAUDE_MODE") or "{}")
@@ -194,6 +223,9 @@ def main():
         esc = subprocess.Popen(["sleep", "1000"], start_new_session=True)
         info["escaped_pid"] = esc.pid
     if record:
+        # Inside ccr's sandbox these pids are the box's own; their start
+        # times let a test find the same processes on the host (read_record).
+        info["pid_starts"] = {k: start_time(info[k]) for k in ("pid", "child_pid", "escaped_pid") if k in info}
         with open(record, "w") as f:
             json.dump(info, f)
     if mode.get("stderr"):

@@ -1,0 +1,60 @@
+/*
+ * secenv.c: see secenv.h.  A small fixed table: ccr has a handful of
+ * operator secrets, each taken once at start-up and kept until exit.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/secenv.h"
+
+#define SECENV_MAX 8
+
+extern char **environ;
+
+static struct {
+	const char *name;
+	char *value;
+} taken[SECENV_MAX];
+static int ntaken;
+
+/* Overwrite NAME's value bytes wherever environ still points at them. */
+static void scrub(const char *name, size_t nl)
+{
+	char **p;
+
+	for (p = environ; p && *p; p++)
+		if (strncmp(*p, name, nl) == 0 && (*p)[nl] == '=') {
+			volatile char *v = *p + nl + 1;
+			while (*v)
+				*v++ = 0;
+		}
+}
+
+void secenv_take(const char *const *names, int n)
+{
+	int i;
+
+	for (i = 0; i < n && ntaken < SECENV_MAX; i++) {
+		const char *v = getenv(names[i]);
+		char *copy;
+
+		if (!v || secenv_get(names[i]))
+			continue;
+		if (!(copy = strdup(v)))
+			continue;
+		scrub(names[i], strlen(names[i]));
+		unsetenv(names[i]);
+		taken[ntaken].name = names[i];
+		taken[ntaken++].value = copy;
+	}
+}
+
+const char *secenv_get(const char *name)
+{
+	int i;
+
+	for (i = 0; i < ntaken; i++)
+		if (strcmp(taken[i].name, name) == 0)
+			return taken[i].value;
+	return NULL;
+}
