@@ -117,7 +117,8 @@ def export_rootfs(layout, dest):
 def job(images, tmp_path_factory):
     root = tmp_path_factory.mktemp("job-image") / "rootfs"
     manifest, config = export_rootfs(ROOT / "zig-out" / "image" / "job-oci", root)
-    return root, manifest, config
+    yield root, manifest, config
+    shutil.rmtree(root.parent, ignore_errors=True)  # 600 MB
 
 
 def lock_packages():
@@ -225,7 +226,7 @@ def test_the_agent_can_create_a_user_namespace_inside_the_image(job):
 # a task in cloud mode, with the real CLI inside the job image
 
 
-TOOLS = ("id -u; cat /etc/debian_version; git --version; rg --version | head -n 1; ssh -V 2>&1; "
+TOOLS = ("id -u; git --version; rg --version | head -n 1; ssh -V 2>&1; "
          "command -v claude ccr")
 
 
@@ -253,7 +254,8 @@ def cloud_with_image_job(job, ccr_bin, tmp_path, monkeypatch):
         shutil.copyfile(cloud.fake.sa_path, secrets_dir / "sa.json")
         os.chmod(secrets_dir / "sa.json", 0o644)
         job_env.update(GOOGLE_APPLICATION_CREDENTIALS="/run/secrets/sa.json", CCR_ANTHROPIC_UPSTREAM=fake.url,
-                       DANGEROUSLY_SKIP_PERMISSIONS="true", CCR_KILL_GRACE_MS="1000")
+                       DANGEROUSLY_SKIP_PERMISSIONS="true", CCR_KILL_GRACE_MS="1000",
+                       CCR_SANDBOX="required")
         keep = sorted(job_env) + ["TASK_ID", "ENCRYPTED_PAYLOAD_PATH"]
         command = ([PYTHON, str(RUNNER), "--user", "1001:1001", "--keep-prefix", "CLOUD_RUN_"]
                    + ["--env=" + e for e in config["config"]["Env"]] + ["--keep=" + k for k in keep]
@@ -310,16 +312,18 @@ def test_real_cli_runs_a_task_inside_the_job_image_in_cloud_mode(job, cloud_with
     versions = {p: v for p, v, _ in lock_packages()}
     out = tools.splitlines()
     assert out[0] == "1001", tools
-    assert out[1].startswith("13."), tools + " (the host is %s)" % pathlib.Path("/etc/debian_version").read_text()
-    assert out[2] == "git version " + versions["git"].split(":")[-1].split("-")[0], tools
-    assert out[3].startswith("ripgrep " + versions["ripgrep"].split("-")[0]), tools
+    assert out[1] == "git version " + versions["git"].split(":")[-1].split("-")[0], tools
+    assert out[2].startswith("ripgrep " + versions["ripgrep"].split("-")[0]), tools
     # OpenSSH names Debian's revision, not the upstream version Debian packaged (10.0p1 says 10.0p2)
-    assert out[4].startswith("OpenSSH_") and " Debian-%s," % versions["openssh-client"].rsplit("-", 1)[1] in out[4], tools
-    assert out[5:] == ["/usr/local/bin/claude", "/usr/local/bin/ccr"], tools
+    assert out[3].startswith("OpenSSH_") and " Debian-%s," % versions["openssh-client"].rsplit("-", 1)[1] in out[3], tools
+    assert out[4:] == ["/usr/local/bin/claude", "/usr/local/bin/ccr"], tools
 
     # the real key went only to the API, the CLI used the proxy's dummy
     assert reqs and all(q["credential"]["value"] == REAL_KEY for q in reqs)
-    assert cloud.meta(task)["status"] == "completed"
+    meta = cloud.meta(task)
+    assert meta["status"] == "completed"
+    # the agent ran boxed: user, pid, mount and network namespaces built inside the image
+    assert meta["sandbox"] == "namespaces+landlock", meta.get("sandbox")
     # the workspace inside the image is wiped, and the key is nowhere in its files
     deadline = time.monotonic() + 15
     while os.listdir(root / "tmp/workspaces") and time.monotonic() < deadline:
