@@ -84,3 +84,36 @@ apt_checksums() {
 		/^[A-Za-z0-9-]+:/ { inside = ($1 == "Checksums-Sha256:") }
 		inside && /^ / && p == P && v == V { print $3, $1 }' | sort -u
 }
+
+# apt_setup_debs SUITE ARCH: like apt_setup, but for binary packages of one
+# suite (SUITE, SUITE-updates, SUITE-security) and one architecture, with
+# state under $CCR_CACHE_DIR/apt-debs.  Used by vendor/update-image-lock
+# (its sources list is mmdebstrap's mirror) and scripts/build-image.
+apt_setup_debs() {
+	local suite=$1 arch=$2
+	command -v apt-get >/dev/null || die "apt-get not found: this script needs a Debian machine"
+	[ -r "$APT_KEYRING" ] || die "keyring $APT_KEYRING missing: apt-get install debian-archive-keyring"
+	apt_pick_uris
+	CCR_SUITES=$suite
+	APT_DIR=$CCR_CACHE_DIR/apt-debs
+	mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" || die "cannot create $APT_DIR"
+	{
+		echo "deb [signed-by=$APT_KEYRING] $DEB_URI $suite main"
+		echo "deb [signed-by=$APT_KEYRING] $DEB_URI $suite-updates main"
+		echo "deb [signed-by=$APT_KEYRING] $SEC_URI $suite-security main"
+	} >"$APT_DIR/sources.list"
+	APT_OPTS=(
+		-o "Dir::Etc::SourceList=$APT_DIR/sources.list"
+		-o "Dir::Etc::SourceParts=/dev/null"
+		-o "Dir::State::Lists=$APT_DIR/lists"
+		-o "Dir::State::status=/dev/null"
+		-o "Dir::Cache=$APT_DIR/cache"
+		-o "Dir::Cache::pkgcache="
+		-o "Dir::Cache::srcpkgcache="
+		-o "APT::Architecture=$arch"
+		-o "APT::Architectures=$arch"
+		-o "APT::Sandbox::User=root"
+		-o "Acquire::Retries=3"
+		-o "Acquire::Languages=none"
+	)
+}

@@ -198,7 +198,9 @@ static int mount_point(const char *dst, int is_dir)
 		return -1;
 	if (is_dir)
 		return mkdir(dst, 0755) == 0 || errno == EEXIST ? 0 : -1;
-	if ((fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) < 0)
+	/* A file an earlier bind shows already (ccr under /usr in the job image)
+	 * is its own mount point: opening it for writing would be refused. */
+	if ((fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
 		return errno == EEXIST ? 0 : -1;
 	close(fd);
 	return 0;
