@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -685,6 +686,54 @@ def start_fake_cloud(run, job_env):
     return fake, env
 
 
+def m_cloud_latency(run, streams_list, count, delay):
+    """Cloud mode on the fake: job line -> SSE client while lines flow, and
+    the storage calls serve makes per stream, with 1 and with N streams."""
+    fake, cenv = start_fake_cloud(run, {})
+    srv = Serve(run, "cloud-lat", cenv)
+    try:
+        for n in streams_list:
+            task = start_async(run, srv, {"silent": 1.0, "stamp": True, "count": count, "delay": delay},
+                               "bench-cloud-%d" % n)
+            fake.clear_requests()
+            t0 = time.time()
+            lat, lock = [], threading.Lock()
+
+            def follow():
+                sse = SSE(srv.port, "GET", "/tasks/%s/events" % task, timeout=120)
+                try:
+                    for t, ev, _, data in sse.frames():
+                        if ev is None:
+                            doc = json.loads(data)
+                            if doc.get("type") == "stamp":
+                                with lock:
+                                    lat.append(t - doc["t"])
+                        elif ev == "done":
+                            break
+                finally:
+                    sse.close()
+            ths = [threading.Thread(target=follow) for _ in range(n)]
+            for th in ths:
+                th.start()
+            for th in ths:
+                th.join(timeout=180)
+            secs = time.time() - t0
+            reqs = fake.requests(service="storage")
+            reads = [q for q in reqs if q.get("method") == "GET"]
+            writes = [q for q in reqs if q.get("method") in ("POST", "PUT", "PATCH")]
+            if not lat:
+                row("cloud: job line -> SSE client, %d stream(s)" % n, "FAILED", "no stamp frames")
+                continue
+            row("cloud: job line -> SSE client, %d stream(s)" % n, ms(median(lat)),
+                "median; p90 %s; lines %d ms apart; %d storage reads (%.0f per stream per minute), "
+                "%d writes (%.0f per minute) in %.0f s" % (ms(pct(lat, 0.9)), int(delay * 1000), len(reads),
+                                                          len(reads) / n / secs * 60, len(writes),
+                                                          len(writes) / secs * 60, secs))
+    finally:
+        srv.stop()
+        fake.stop()
+
+
 def m_real_cli(run, n, mode):
     """POST /run -> the CLI's init line, and -> `event: done`, with the real CLI."""
     label = "real CLI, %s mode" % mode
@@ -773,13 +822,14 @@ def main():
         step("proxy selftest", lambda: m_proxy_selftest(run))
         step("proxy job", lambda: m_proxy_job(run, 50 if q else 200))
         step("egress proxy", lambda: m_egress(run, 5 if q else 20))
+        step("cloud latency", lambda: m_cloud_latency(run, (1, 10) if q else (1, 50), 20 if q else 60, 0.2))
         step("real CLI local", lambda: m_real_cli(run, 3 if q else 10, "local"))
         step("real CLI cloud", lambda: m_real_cli(run, 3 if q else 10, "cloud"))
     finally:
         run.stop_all()
 
     order = ["cold start", "idle RSS", "/health req/s", "RSS after the wrk", "RSS with", "  serve CPU",
-             "  fan-out", "  stream errors", "  after they", "job line", "POST /run", "  of which", "task start-up", "proxy TTFB", "  whole", "egress proxy", "real CLI, local",
+             "  fan-out", "  stream errors", "  after they", "job line", "POST /run", "  of which", "task start-up", "proxy TTFB", "  whole", "egress proxy", "cloud: job line", "real CLI, local",
              "real CLI, cloud"]
 
     def key(r):

@@ -1,9 +1,11 @@
 /*
  * logsink.c: see logsink.h.  One mutex guards the pending buffer; the
  * flusher thread waits on a condition variable with a timeout, so a line
- * wakes it at once when the buffer reaches 100 lines and otherwise the
- * interval runs from the oldest pending line (not the newest: a steady
- * trickle of lines must not hold the log back until 100 have piled up).
+ * wakes it at once.  It stores at once when the buffer reaches 100 lines,
+ * or when the last store is at least the interval old; otherwise when the
+ * interval since the last store has passed.  So a line after a quiet
+ * spell goes out immediately, a steady stream goes out at most once per
+ * interval, and a trickle is never held back until 100 lines piled up.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -33,6 +35,7 @@ struct logsink {
 	void *give_up_arg;
 	struct timespec last_line;
 	struct timespec first_pending;   /* arrival of the oldest pending line */
+	struct timespec last_store;      /* when the last chunk was stored (0: never) */
 	struct err last_err;
 };
 
@@ -110,6 +113,7 @@ static void flush_locked(struct logsink *ls)
 	if (rc == 0) {
 		ls->chunk++;
 		ls->failures = 0;
+		clock_gettime(CLOCK_REALTIME, &ls->last_store);
 		buf_free(&data);
 		return;
 	}
@@ -149,7 +153,7 @@ static void *flusher(void *arg)
 			if (ls->failures)
 				now_plus(&due, &ls->last_line, backoff_ms(ls->failures));
 			else
-				now_plus(&due, &ls->first_pending, ls->interval_ms);
+				now_plus(&due, &ls->last_store, ls->interval_ms);
 			if (pthread_cond_timedwait(&ls->cv, &ls->mu, &due) != ETIMEDOUT)
 				continue;
 		}

@@ -863,7 +863,7 @@ int task_run(const struct task_env *env)
 		buf_free(&logs);
 		return rc;
 	}
-	t.log = logsink_open(t.st, env->task_id, (int)env_int("CCR_LOG_FLUSH_MS", env->be->mode == CFG_LOCAL ? 20 : 500,
+	t.log = logsink_open(t.st, env->task_id, (int)env_int("CCR_LOG_FLUSH_MS", env->be->mode == CFG_LOCAL ? 20 : 250,
 								     1, 60000), &e);
 	if (t.log)
 		logsink_set_give_up(t.log, env_int("CCR_STORAGE_GIVE_UP_S", 180, 5, 3600) * 1000L, storage_gone, &t);
