@@ -418,9 +418,14 @@ def test_connection_cap_503(serve):
     srv = serve({'CCR_MAX_CONNECTIONS': '3'})
     held = [srv.connect() for _ in range(3)]
     time.sleep(0.2)
-    st, h, body, _ = exchange(srv, b'GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n')
+    st, h, body, _ = exchange(srv, b'GET /tasks/x HTTP/1.1\r\nHost: localhost\r\n\r\n')
     assert st == 503 and h['connection'] == 'close' and h['retry-after'] == '1'
     assert 'connection limit' in json.loads(body)['error']
+    # a load balancer's plain health probe is still answered at the cap
+    st, h, body, _ = exchange(srv, b'GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n')
+    assert (st, body, h['connection']) == (200, b'ok', 'close'), (st, body)
+    st, _, body, _ = exchange(srv, b'GET /health?verbose=true HTTP/1.1\r\nHost: localhost\r\n\r\n')
+    assert st == 503, "only the plain form is exempt"
     held.pop().close()
     deadline = time.monotonic() + 5
     while True:                         # the slot frees once the server sees the close
@@ -432,6 +437,38 @@ def test_connection_cap_503(serve):
     for s in held:
         s.close()
     assert any(d['httpRequest']['status'] == 503 for d in srv.access_logs())
+    srv.stop()
+
+
+def connect_from(srv, source):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.bind((source, 0))
+    s.connect(('127.0.0.1', srv.port))
+    return s
+
+
+def exchange_from(srv, source, raw):
+    with connect_from(srv, source) as s:
+        s.sendall(raw)
+        return Reader(s).response()
+
+
+def test_one_client_at_its_cap_does_not_block_another(serve):
+    srv = serve({'CCR_MAX_CONNECTIONS': '10', 'CCR_MAX_CONNECTIONS_PER_CLIENT': '4'})
+    held = [connect_from(srv, '127.0.0.1') for _ in range(4)]
+    time.sleep(0.2)
+    st, _, body, _ = exchange_from(srv, '127.0.0.1', b'GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n')
+    assert st == 503 and 'this client address' in json.loads(body)['error'], body
+    # another address still gets real answers, while the first holds its four
+    st, _, body, _ = exchange_from(srv, '127.0.0.2', b'GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n')
+    assert st == 404, (st, body)
+    more = [connect_from(srv, '127.0.0.2') for _ in range(4)]
+    time.sleep(0.2)
+    st, _, _, _ = exchange_from(srv, '127.0.0.3', b'GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n')
+    assert st == 404, "two clients at their caps leave room for a third"
+    for s in held + more:
+        s.close()
     srv.stop()
 
 

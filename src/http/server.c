@@ -48,9 +48,11 @@
  * 505) are answered with a JSON body and Connection: close, then the
  * connection "lingers": our write side is shut down and the client's
  * remaining bytes are read and dropped for up to a second, so that the
- * client reads the answer instead of a TCP reset.  503s past the
- * connection cap are written by the acceptor without blocking and the
- * socket lingers in the acceptor's poll set.
+ * client reads the answer instead of a TCP reset.  Past the connection
+ * cap (global, or max_per_client from one address) the acceptor keeps the
+ * socket in its poll set until its request line starts (at most
+ * AWAIT_MS): a cap_exempt request (serve's plain /health) is answered 200,
+ * any other 503, both without blocking; then the socket lingers there.
  *
  * Shutdown: hs_shutdown sets the draining flag and writes the drain pipe;
  * the acceptor closes the listeners and exits; idle keep-alive
@@ -90,6 +92,7 @@
 #define LINGER_SLOTS 64           /* lingering 503 sockets the acceptor tracks */
 #define LINGER_MS 1000            /* how long a refused socket lingers */
 #define LINGER_MAX_BYTES (8u << 20) /* bytes dropped while lingering */
+#define AWAIT_MS 500              /* how long a refused socket may take to send its request line */
 #define ACCEPT_BATCH 64           /* accepts per wake-up before polling again */
 #define MAX_QUERY_PARAMS 256
 #define ARENA_KEEP (64u << 10)    /* larger arenas/bodies are freed between requests */
@@ -170,6 +173,13 @@ struct linger_slot {
 	int fd;
 	uint64_t deadline;         /* ms */
 	size_t dropped;
+	/* A refused socket first waits (AWAIT_MS) for its request line, to
+	 * tell a cap_exempt request from the rest; then it is answered. */
+	int awaiting;
+	char head[40];
+	size_t hlen;
+	const char *why;           /* the 503's reason (a string constant) */
+	struct sockaddr_storage ss;
 };
 
 struct hs_server {
@@ -1400,16 +1410,92 @@ static void *conn_main(void *arg)
 
 /* ---- the acceptor ----------------------------------------------------- */
 
-static void linger_add(struct hs_server *s, int fd)
+/* The access-log line of an answer the acceptor wrote itself. */
+static void log_refused(struct hs_server *s, const struct sockaddr_storage *ss, int status)
 {
-	if (shutdown(fd, SHUT_WR) != 0 || s->nlinger >= LINGER_SLOTS) {
+	struct hs_conn fake;
+	struct hs_access a;
+
+	if (!s->cfg.on_access)
+		return;
+	memset(&fake, 0, sizeof(fake));
+	set_remote(&fake, ss);
+	memset(&a, 0, sizeof(a));
+	a.method = a.target = a.path = a.user_agent = a.trace = "";
+	a.status = status;
+	a.http_minor = 1;
+	a.remote_addr = fake.remote;
+	s->cfg.on_access(&a, s->cfg.app);
+}
+
+/* Write a whole answer on a refused socket without blocking (a fresh
+ * socket's buffer holds it; if not, the client is gone). */
+static void answer_refused(struct hs_server *s, int fd, const struct sockaddr_storage *ss, int status,
+			   const char *type, const char *body)
+{
+	struct buf b = BUF_INIT;
+	char date[30];
+
+	hs_http_date(date, (int64_t)time(NULL));
+	if (buf_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n%sConnection: close\r\n"
+			   "Content-Length: %zu\r\n\r\n%s",
+		       status, status == 200 ? "OK" : "Service Unavailable", date, type,
+		       status == 503 ? "Retry-After: 1\r\n" : "", strlen(body), body) == 0)
+		(void)!send(fd, b.p, b.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	buf_free(&b);
+	log_refused(s, ss, status);
+}
+
+static void answer_503(struct hs_server *s, int fd, const struct sockaddr_storage *ss, const char *why)
+{
+	struct buf body = BUF_INIT;
+
+	if (buf_adds(&body, "{\"error\":") == 0 && jsj_string(&body, why, strlen(why)) == 0 && buf_addc(&body, '}') == 0)
+		answer_refused(s, fd, ss, 503, HS_JSON, body.p);
+	buf_free(&body);
+}
+
+/* 1 when the request line starts with a cap_exempt prefix, 0 when it
+ * cannot, -1 while too few bytes have arrived to tell. */
+static int cap_exempt(const struct hs_server *s, const char *head, size_t n)
+{
+	const char *const *p;
+	int undecided = 0;
+
+	for (p = s->cfg.cap_exempt; p && *p; p++) {
+		size_t k = strlen(*p);
+		if (n >= k && memcmp(head, *p, k) == 0)
+			return 1;
+		if (n < k && memcmp(head, *p, n) == 0)
+			undecided = 1;
+	}
+	return undecided ? -1 : 0;
+}
+
+/* Keep a refused socket in the acceptor's poll set: `await` first waits
+ * for its request line (see struct linger_slot), otherwise it has been
+ * answered already and only lingers. */
+static void linger_add(struct hs_server *s, int fd, const struct sockaddr_storage *ss, const char *why, int await)
+{
+	struct linger_slot *l;
+
+	if (s->nlinger >= LINGER_SLOTS) {
+		if (await)
+			answer_503(s, fd, ss, why);
 		close(fd);
 		return;
 	}
-	s->linger[s->nlinger].fd = fd;
-	s->linger[s->nlinger].deadline = now_ms() + LINGER_MS;
-	s->linger[s->nlinger].dropped = 0;
-	s->nlinger++;
+	if (!await && shutdown(fd, SHUT_WR) != 0) {
+		close(fd);
+		return;
+	}
+	l = &s->linger[s->nlinger++];
+	memset(l, 0, sizeof(*l));
+	l->fd = fd;
+	l->deadline = now_ms() + (await ? AWAIT_MS : LINGER_MS);
+	l->awaiting = await;
+	l->why = why;
+	l->ss = *ss;
 }
 
 static void linger_drop(struct hs_server *s, int i)
@@ -1418,12 +1504,43 @@ static void linger_drop(struct hs_server *s, int i)
 	s->linger[i] = s->linger[--s->nlinger];
 }
 
+/* An awaiting socket: read the start of its request line, then answer. */
+static void await_service(struct hs_server *s, int i, int readable)
+{
+	struct linger_slot *l = &s->linger[i];
+	int eof = 0, d;
+
+	if (readable) {
+		ssize_t n = recv(l->fd, l->head + l->hlen, sizeof(l->head) - 1 - l->hlen, 0);
+		if (n > 0)
+			l->hlen += (size_t)n;
+		else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			eof = 1;
+	}
+	d = cap_exempt(s, l->head, l->hlen);
+	if (d < 0 && !eof && l->hlen < sizeof(l->head) - 1 && now_ms() < l->deadline)
+		return;
+	if (d == 1)
+		answer_refused(s, l->fd, &l->ss, 200, s->cfg.cap_exempt_type ? s->cfg.cap_exempt_type : "text/plain",
+			       s->cfg.cap_exempt_body ? s->cfg.cap_exempt_body : "");
+	else
+		answer_503(s, l->fd, &l->ss, l->why);
+	l->awaiting = 0;
+	l->deadline = now_ms() + LINGER_MS;
+	if (eof || shutdown(l->fd, SHUT_WR) != 0)
+		linger_drop(s, i);
+}
+
 /* Read what a lingering socket sent; drop it at EOF, error or deadline. */
 static void linger_service(struct hs_server *s, int i, int readable)
 {
 	struct linger_slot *l = &s->linger[i];
 	char sink[4096];
 
+	if (l->awaiting) {
+		await_service(s, i, readable);
+		return;
+	}
 	while (readable) {
 		ssize_t n = recv(l->fd, sink, sizeof(sink), 0);
 
@@ -1446,42 +1563,29 @@ static void linger_service(struct hs_server *s, int i, int readable)
 /* Answer 503 on a fresh socket without blocking, then let it linger. */
 static void refuse(struct hs_server *s, int fd, const struct sockaddr_storage *ss, const char *why)
 {
-	struct hs_conn fake;
-	struct buf b = BUF_INIT;
-	char date[30];
 	char sink[4096];
-	ssize_t n;
 
-	while ((n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0)
+	while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
 		;     /* whatever request bytes already arrived */
-	hs_http_date(date, (int64_t)time(NULL));
-	if (buf_printf(&b, "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\nContent-Type: %s\r\n"
-		       "Retry-After: 1\r\nConnection: close\r\nContent-Length: ",
-		       date, HS_JSON) == 0) {
-		struct buf body = BUF_INIT;
+	answer_503(s, fd, ss, why);
+	linger_add(s, fd, ss, why, 0);
+}
 
-		if (buf_adds(&body, "{\"error\":") == 0 && jsj_string(&body, why, strlen(why)) == 0 &&
-		    buf_addc(&body, '}') == 0 && buf_printf(&b, "%zu\r\n\r\n", body.len) == 0 &&
-		    buf_add(&b, body.p, body.len) == 0) {
-			n = send(fd, b.p, b.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-			(void)n;    /* a fresh socket's buffer holds it; if not, the client is gone */
-		}
-		buf_free(&body);
-	}
-	buf_free(&b);
-	if (s->cfg.on_access) {
-		struct hs_access a;
+/* How many open connections come from the address of ss (s->mu held). */
+static unsigned from_same_client(struct hs_server *s, const struct sockaddr_storage *ss)
+{
+	struct hs_conn probe;
+	struct hs_conn *c;
+	unsigned n = 0;
 
-		memset(&fake, 0, sizeof(fake));
-		set_remote(&fake, ss);
-		memset(&a, 0, sizeof(a));
-		a.method = a.target = a.path = a.user_agent = a.trace = "";
-		a.status = 503;
-		a.http_minor = 1;
-		a.remote_addr = fake.remote;
-		s->cfg.on_access(&a, s->cfg.app);
-	}
-	linger_add(s, fd);
+	memset(&probe, 0, sizeof(probe));
+	set_remote(&probe, ss);
+	if (!probe.remote[0])
+		return 0;                  /* a socketpair or unknown family: no client address */
+	for (c = s->conns; c; c = c->next)
+		if (strcmp(c->remote, probe.remote) == 0)
+			n++;
+	return n;
 }
 
 static struct hs_conn *conn_new(struct hs_server *s, int fd, const struct sockaddr_storage *ss)
@@ -1528,10 +1632,14 @@ static void accept_one(struct hs_server *s, int lfd, int *more)
 		/* not fatal: responses are written in one piece anyway */
 	}
 	pthread_mutex_lock(&s->mu);
-	full = s->nconn >= s->cfg.max_connections;
+	full = s->nconn >= s->cfg.max_connections ? 1 : from_same_client(s, &ss) >= s->cfg.max_per_client ? 2 : 0;
 	pthread_mutex_unlock(&s->mu);
 	if (full) {
-		refuse(s, fd, &ss, "too many connections: the server is at its connection limit, retry later");
+		/* At a cap, a cap_exempt request (/health) is still answered. */
+		linger_add(s, fd, &ss,
+			   full == 1 ? "too many connections: the server is at its connection limit, retry later"
+				     : "too many connections from this client address: close some, or retry later",
+			   1);
 		return;
 	}
 	c = conn_new(s, fd, &ss);
@@ -1703,6 +1811,8 @@ struct hs_server *hs_new(const struct hs_config *cfg, struct err *e)
 		s->cfg.max_url = 65535;
 	if (s->cfg.stack_size < 64u << 10)
 		s->cfg.stack_size = 64u << 10;
+	if (!s->cfg.max_per_client)      /* one client never takes every slot */
+		s->cfg.max_per_client = s->cfg.max_connections - s->cfg.max_connections / 4;
 	s->port = -1;
 	s->drain_pipe[0] = s->drain_pipe[1] = -1;
 	if (pipe2(s->drain_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {

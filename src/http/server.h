@@ -17,7 +17,9 @@
  *   417  an Expect other than 100-continue
  *   431  header section larger than max_header_bytes, or too many fields
  *   501  a Transfer-Encoding other than "chunked"
- *   503  more than max_connections connections (answered by the acceptor)
+ *   503  more than max_connections connections, or more than max_per_client
+ *        from one client address (answered by the acceptor; a request
+ *        listed in cap_exempt gets its fixed 200 instead)
  *   505  an HTTP major version other than 1
  *
  * After such an error the connection is closed (Connection: close), with
@@ -74,6 +76,7 @@ struct hs_config {
 	size_t max_header_bytes;       /* 32 KiB: request line + header section */
 	unsigned max_headers;          /* 100 header fields */
 	unsigned max_connections;      /* 1024 open connections */
+	unsigned max_per_client;       /* 0: 3/4 of max_connections, from one client address */
 	unsigned header_timeout_ms;    /* 10 s: first request byte -> end of headers */
 	unsigned body_timeout_ms;      /* 30 s: end of headers -> end of body */
 	unsigned idle_timeout_ms;      /* 65 s: keep-alive wait for the next request */
@@ -89,6 +92,12 @@ struct hs_config {
 	 * waiting: tell long-lived streams to send a last event and end.
 	 * May be NULL. */
 	void (*on_drain)(void *app);
+	/* Requests answered by the acceptor itself, even past the connection
+	 * cap: a refused socket whose request line starts with one of these
+	 * prefixes ("GET /health ") gets 200 with `body` instead of the 503.
+	 * NULL-terminated; may be NULL. */
+	const char *const *cap_exempt;
+	const char *cap_exempt_type, *cap_exempt_body;
 };
 
 /* Fill c with the defaults above (handler and hooks NULL). */

@@ -61,6 +61,8 @@ static void usage(FILE *f)
 		"  CCR_BIND                   address to listen on (default 127.0.0.1; \"::\" or\n"
 		"                             \"0.0.0.0\" for all interfaces)\n"
 		"  CCR_MAX_CONNECTIONS        open connections before answering 503 (default 1024)\n"
+		"  CCR_MAX_CONNECTIONS_PER_CLIENT  from one client address (default 3/4 of the above);\n"
+		"                             past either cap, a plain GET /health is still answered\n"
 		"  CCR_HTTP_READ_TIMEOUT_MS   deadline for a request's headers, and for its body\n"
 		"                             (defaults 10000 and 30000)\n"
 		"  CCR_HTTP_IDLE_TIMEOUT_MS   keep-alive idle time (default 65000)\n"
@@ -218,7 +220,8 @@ int serve_main(int argc, char **argv)
 	struct hs_config cfg;
 	struct err e = ERR_INIT;
 	struct buf extra = BUF_INIT;
-	unsigned long port, maxconn, rto, ito, wto, dto, cto, rint, whd;
+	static const char *const plain_health[] = { "GET /health ", "GET /healthz ", NULL };
+	unsigned long port, maxconn, percl, rto, ito, wto, dto, cto, rint, whd;
 	struct reconcile_cfg rcfg;
 	static const char *const secrets[] = { "CCR_API_KEYS", "CLOUDRUN_CALLBACK_SECRET", "ANTHROPIC_API_KEY",
 					       "CLAUDE_CODE_OAUTH_TOKEN" };
@@ -258,7 +261,8 @@ int serve_main(int argc, char **argv)
 	    env_uint("CCR_DRAIN_TIMEOUT_MS", 0, 3600000, 8000, &dto) != 0 ||
 	    env_uint("CCR_CLI_CHECK_TIMEOUT_MS", 1, 600000, 5000, &cto) != 0 ||
 	    env_uint("CCR_RECONCILE_INTERVAL_S", 1, 3600, 10, &rint) != 0 ||
-	    env_uint("CCR_WEBHOOK_DEADLINE_S", 1, 86400, 600, &whd) != 0)
+	    env_uint("CCR_WEBHOOK_DEADLINE_S", 1, 86400, 600, &whd) != 0 ||
+	    env_uint("CCR_MAX_CONNECTIONS_PER_CLIENT", 0, 100000, 0, &percl) != 0)
 		goto fail;
 	memset(&rcfg, 0, sizeof(rcfg));
 	rcfg.interval_ms = (long)rint * 1000;
@@ -271,6 +275,10 @@ int serve_main(int argc, char **argv)
 	sc.cli_check_timeout_ms = (unsigned)cto;
 	hs_config_defaults(&cfg);
 	cfg.max_connections = (unsigned)maxconn;
+	cfg.max_per_client = (unsigned)percl;      /* 0: 3/4 of the global cap */
+	cfg.cap_exempt = plain_health;            /* answered even at a cap (health.c's plain form) */
+	cfg.cap_exempt_type = "text/html; charset=utf-8";
+	cfg.cap_exempt_body = "ok";
 	if (rto)
 		cfg.header_timeout_ms = cfg.body_timeout_ms = (unsigned)rto;
 	cfg.idle_timeout_ms = (unsigned)ito;
