@@ -421,6 +421,41 @@ def m_idle_and_wrk(run, wrk, seconds):
     return srv
 
 
+def wrk_rps(wrk, url, seconds):
+    cmd = [wrk, "-t2", "-c50", "-d%ds" % seconds, "--timeout", "5s", "--latency", url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"\n\s+50%\s+(\S+)", out)
+    return (rps.group(1) if rps else None), (p50.group(1) if p50 else "?")
+
+
+def m_nginx(run, nginx, wrk, seconds):
+    """The same /health load on nginx (one worker, `return 200 ok`), for comparison."""
+    if not nginx or not wrk:
+        row("/health req/s, nginx", "SKIPPED", "nginx-light or wrk not installed (apt-get install nginx-light wrk)")
+        return
+    d = os.path.join(run.tmp, "nginx")
+    os.makedirs(d, exist_ok=True)
+    port = free_port()
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("daemon off; worker_processes 1; pid %s/nginx.pid; error_log %s/error.log;\n"
+                "events { worker_connections 1024; }\n"
+                "http { access_log off; server { listen %s:%d; location /health { return 200 ok; } } }\n"
+                % (d, d, HOST, port))
+    p = run.track(subprocess.Popen([nginx, "-c", conf, "-p", d], stdout=subprocess.DEVNULL,
+                                   stderr=open(os.path.join(d, "stderr"), "wb")))
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not health_once(port):
+            time.sleep(0.05)
+        rps, p50 = wrk_rps(wrk, "http://%s:%d/health" % (HOST, port), seconds)
+        row("/health req/s, nginx", rps or "FAILED",
+            "nginx-light, 1 worker, `return 200 ok`, same wrk load as the row above; p50 %s" % p50)
+    finally:
+        stop(p)
+
+
 def m_sse_fanout(run, n, hold):
     srv = Serve(run, "sse")
     health_once(srv.port)
@@ -789,6 +824,7 @@ def main():
     ap.add_argument("--mark")
     ap.add_argument("--ccr")
     ap.add_argument("--wrk", default="")
+    ap.add_argument("--nginx", default="")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reap")
     a = ap.parse_args()
@@ -812,6 +848,7 @@ def main():
     try:
         step("cold start", lambda: m_cold_start(run, 5 if q else 10))
         srv = step("idle/wrk", lambda: m_idle_and_wrk(run, a.wrk, 3 if q else 10))
+        step("nginx", lambda: m_nginx(run, a.nginx, a.wrk, 3 if q else 10))
         if srv is not None:
             step("latency spaced", lambda: m_line_latency(run, srv, "lines 100 ms apart", 20 if q else 60, 0.1))
             step("latency burst", lambda: m_line_latency(run, srv, "lines 5 ms apart", 100 if q else 300, 0.005))
@@ -828,7 +865,7 @@ def main():
     finally:
         run.stop_all()
 
-    order = ["cold start", "idle RSS", "/health req/s", "RSS after the wrk", "RSS with", "  serve CPU",
+    order = ["cold start", "idle RSS", "/health req/s, 50", "/health req/s, nginx", "RSS after the wrk", "RSS with", "  serve CPU",
              "  fan-out", "  stream errors", "  after they", "job line", "POST /run", "  of which", "task start-up", "proxy TTFB", "  whole", "egress proxy", "cloud: job line", "real CLI, local",
              "real CLI, cloud"]
 
