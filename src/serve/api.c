@@ -200,7 +200,7 @@ int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, cons
 				   "a request with this Idempotency-Key is still being processed; retry in a few seconds");
 	} else if (rc == 1) {
 		/* The original task's stream, from the start or Last-Event-ID. */
-		sse_stream(sc->be, resp, im.task_id, after, sc->rec, 0);
+		sse_stream(sc, resp, im.task_id, after, 0);
 	} else if (rc == 0) {
 		if (im.object[0] && (o = cJSON_CreateObject())) {
 			cJSON_AddStringToObject(o, "taskId", s.task_id);
@@ -210,7 +210,7 @@ int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, cons
 		/* A client that goes away does not end the task: it can come back
 		 * with GET /tasks/:id/events and Last-Event-ID, unless it asked
 		 * otherwise. */
-		sse_stream(sc->be, resp, s.task_id, 0, sc->rec, s.cancel_on_disconnect);
+		sse_stream(sc, resp, s.task_id, 0, s.cancel_on_disconnect);
 	}
 	idem_free(&im);
 	submitted_free(&s);
@@ -324,6 +324,6 @@ int api_events(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, c
 	buf_free(&out);
 	if (status != 200)
 		return hs_send_json_error(resp, status, status == 404 ? "Task not found" : "Invalid taskId format"), 0;
-	sse_stream(sc->be, resp, id, after, sc->rec, 0);
+	sse_stream(sc, resp, id, after, 0);
 	return 0;
 }

@@ -34,6 +34,7 @@
 #include "serve/log.h"
 #include "serve/reconcile.h"
 #include "serve/serve.h"
+#include "serve/topic.h"
 #include "serve/sysprompt.h"
 #include "util/buf.h"
 #include "util/jsjson.h"
@@ -62,6 +63,8 @@ static void usage(FILE *f)
 		"                             \"0.0.0.0\" for all interfaces)\n"
 		"  CCR_MAX_CONNECTIONS        open connections before answering 503 (default 1024)\n"
 		"  CCR_MAX_CONNECTIONS_PER_CLIENT  from one client address (default 3/4 of the above);\n"
+		"  CCR_SSE_BACKLOG            recent lines kept per followed task (default 4096); a\n"
+		"                             stream that falls further behind gets event: reconnect\n"
 		"                             past either cap, a plain GET /health is still answered\n"
 		"  CCR_HTTP_READ_TIMEOUT_MS   deadline for a request's headers, and for its body\n"
 		"                             (defaults 10000 and 30000)\n"
@@ -221,7 +224,7 @@ int serve_main(int argc, char **argv)
 	struct err e = ERR_INIT;
 	struct buf extra = BUF_INIT;
 	static const char *const plain_health[] = { "GET /health ", "GET /healthz ", NULL };
-	unsigned long port, maxconn, percl, rto, ito, wto, dto, cto, rint, whd;
+	unsigned long port, maxconn, percl, backlog, rto, ito, wto, dto, cto, rint, whd;
 	struct reconcile_cfg rcfg;
 	static const char *const secrets[] = { "CCR_API_KEYS", "CLOUDRUN_CALLBACK_SECRET", "ANTHROPIC_API_KEY",
 					       "CLAUDE_CODE_OAUTH_TOKEN" };
@@ -262,7 +265,8 @@ int serve_main(int argc, char **argv)
 	    env_uint("CCR_CLI_CHECK_TIMEOUT_MS", 1, 600000, 5000, &cto) != 0 ||
 	    env_uint("CCR_RECONCILE_INTERVAL_S", 1, 3600, 10, &rint) != 0 ||
 	    env_uint("CCR_WEBHOOK_DEADLINE_S", 1, 86400, 600, &whd) != 0 ||
-	    env_uint("CCR_MAX_CONNECTIONS_PER_CLIENT", 0, 100000, 0, &percl) != 0)
+	    env_uint("CCR_MAX_CONNECTIONS_PER_CLIENT", 0, 100000, 0, &percl) != 0 ||
+	    env_uint("CCR_SSE_BACKLOG", 256, 1000000, 4096, &backlog) != 0)
 		goto fail;
 	memset(&rcfg, 0, sizeof(rcfg));
 	rcfg.interval_ms = (long)rint * 1000;
@@ -273,6 +277,10 @@ int serve_main(int argc, char **argv)
 	memset(&sc, 0, sizeof(sc));
 	sc.be = &be;
 	sc.cli_check_timeout_ms = (unsigned)cto;
+	if (!(sc.topics = topics_new(be.storage, (size_t)backlog))) {
+		slog(SLOG_ERROR, "out of memory");
+		goto fail;
+	}
 	hs_config_defaults(&cfg);
 	cfg.max_connections = (unsigned)maxconn;
 	cfg.max_per_client = (unsigned)percl;      /* 0: 3/4 of the global cap */
@@ -331,6 +339,7 @@ int serve_main(int argc, char **argv)
 	if (rc < 2) {
 		reconcile_stop(sc.rec);
 		hs_free(sc.srv);
+		topics_free(sc.topics);
 		backends_close(&be);
 	}
 	return 0;

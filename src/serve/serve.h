@@ -24,6 +24,7 @@ struct serve_ctx {
 	struct backends *be;               /* storage, sealing, execution */
 	struct reconciler *rec;            /* finalises tasks whose job is gone */
 	unsigned cli_check_timeout_ms;     /* `claude --version` for /health?verbose=true */
+	struct topics *topics;             /* one reader per followed task (topic.h) */
 };
 
 #define ROUTE_MAX_PARAMS 4

@@ -1,11 +1,11 @@
 /*
- * sse.c: see sse.h.  The loop waits on the storage's change notification
- * when the backend has one (local: a wait on the task's log directory,
- * armed before the first read; all streams share one inotify instance),
- * otherwise it polls, fast while lines flow and backing off to 2 s when
- * idle (also when the system's inotify watch limit is reached); between
- * waits it checks the client, so a disconnect is noticed within a wait
- * (at most 250 ms with a watch).
+ * sse.c: see sse.h.  A stream never reads storage for live lines: it
+ * joins the task's topic (topic.h), whose one reader renders each line
+ * once, and writes the shared frames in order.  Only lines older than the
+ * topic's window are read here, for this stream alone.  Between frames it
+ * checks its client once a second: a disconnect (which cancels the task
+ * for cancelOnDisconnect), a draining server (`event: reconnect`), and
+ * the 15 s keep-alive comment.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -13,13 +13,14 @@
 #include <unistd.h>
 
 #include "serve/follow.h"
+#include "serve/serve.h"
+#include "serve/topic.h"
 #include "serve/sse.h"
 #include "serve/tasks.h"
 #include "util/clock.h"
 #include "util/jsjson.h"
 
 #define HEARTBEAT_MS 15000
-#define IDLE_POLL_MAX_MS 2000
 
 int sse_last_event_id(const char *s, uint64_t *out)
 {
@@ -49,30 +50,8 @@ int sse_frame(struct buf *out, uint64_t id, const char *line, size_t n)
 	return rc || buf_adds(out, "\n\n") ? -1 : 0;
 }
 
-struct emit_ctx {
-	struct hs_resp *resp;
-	struct buf frames;
-};
-
-static int emit(void *arg, uint64_t id, const char *line, size_t n)
-{
-	struct emit_ctx *c = arg;
-
-	return sse_frame(&c->frames, id, line, n);
-}
-
-static int flush_frames(struct emit_ctx *c)
-{
-	int rc = 0;
-
-	if (c->frames.len)
-		rc = hs_stream_write(c->resp, c->frames.p, c->frames.len);
-	buf_reset(&c->frames);
-	return rc;
-}
-
 /* The seed's terminal event (if any), then ccr's `done`. */
-static void final_events(struct hs_resp *resp, const cJSON *meta)
+int sse_final(struct buf *out_buf, const cJSON *meta)
 {
 	const cJSON *st = cJSON_GetObjectItemCaseSensitive(meta, "status");
 	const cJSON *err = cJSON_GetObjectItemCaseSensitive(meta, "error");
@@ -80,6 +59,7 @@ static void final_events(struct hs_resp *resp, const cJSON *meta)
 	cJSON *done = cJSON_CreateObject();
 	static const char *keys[] = { "status", "terminalReason", "exitCode", "durationMs", "error" };
 	size_t i;
+	int rc;
 
 	if (cJSON_IsString(st) && strcmp(st->valuestring, "cancelled") == 0) {
 		buf_adds(&out, "event: cancelled\ndata: {\"message\":\"Task cancelled by user\"}\n\n");
@@ -110,108 +90,155 @@ static void final_events(struct hs_resp *resp, const cJSON *meta)
 		buf_adds(&out, "\n\n");
 		cJSON_Delete(done);
 	}
-	if (out.p)
-		hs_stream_write(resp, out.p, out.len);
+	rc = out.p ? buf_add(out_buf, out.p, out.len) : 0;
 	buf_free(&out);
+	return rc;
 }
 
-/* Wait up to ms for the watch to fire, then drain its events. */
-static void wait_watch(int fd, int ms)
-{
-	struct pollfd p = { fd, POLLIN, 0 };
-	char drain[4096];
-
-	if (poll(&p, 1, ms) > 0)
-		while (read(fd, drain, sizeof(drain)) > 0)
-			;
-}
-
-static void cancel_task(struct backends *be, struct reconciler *rec, const char *task_id)
+static void cancel_task(struct serve_ctx *sc, const char *task_id)
 {
 	struct buf body = BUF_INIT;
 	int status;
 
-	tasks_cancel(be, rec, task_id, &status, &body);
+	tasks_cancel(sc->be, sc->rec, task_id, &status, &body);
 	buf_free(&body);
 }
 
-int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, uint64_t resume_after,
-	       struct reconciler *rec, int cancel_on_disconnect)
+/* Lines older than the topic's window, read from storage for this
+ * stream alone (a resume from an old Last-Event-ID). */
+struct history {
+	struct hs_resp *resp;
+	uint64_t *want, limit;
+	int stopped, gone;
+};
+
+static int history_line(void *arg, uint64_t id, const char *line, size_t n)
+{
+	struct history *h = arg;
+	struct buf b = BUF_INIT;
+
+	if (id >= h->limit) {
+		h->stopped = 1;
+		return 1;                          /* the window has it from here */
+	}
+	if (sse_frame(&b, id, line, n) != 0 || hs_stream_write(h->resp, b.p, b.len) != 0) {
+		buf_free(&b);
+		h->gone = 1;
+		return 1;
+	}
+	buf_free(&b);
+	*h->want = id + 1;
+	return 0;
+}
+
+/* 0, or -1 when the client is gone. */
+static int read_history(struct serve_ctx *sc, struct hs_resp *resp, struct topic *t, const char *task_id,
+			uint64_t *want)
+{
+	struct history h = { resp, want, topic_first(t), 0, 0 };
+	struct follow f;
+	struct err e = ERR_INIT;
+	uint64_t before = *want;
+
+	follow_init(&f, sc->be->storage, task_id, *want - 1);
+	while (!h.stopped && !h.gone && follow_poll(&f, history_line, &h, &e) > 0)
+		;
+	if (h.gone)
+		return -1;
+	if (*want == before && !h.stopped)
+		usleep(100000);                    /* storage failing, or behind the reader: retry */
+	return 0;
+}
+
+static int write_reconnect(struct hs_resp *resp, const char *task_id, uint64_t last, const char *why)
+{
+	struct buf b = BUF_INIT;
+	int rc = buf_printf(&b, "event: reconnect\ndata: {\"message\":\"%s; reconnect with Last-Event-ID\","
+				"\"taskId\":\"%s\",\"lastEventId\":%llu}\n\n",
+			    why, task_id, (unsigned long long)last);
+
+	if (rc == 0)
+		rc = hs_stream_write(resp, b.p, b.len);
+	buf_free(&b);
+	return rc;
+}
+
+/* Write one frame of the topic; 0, or -1 when the client is gone. */
+static int write_frame(struct hs_resp *resp, struct topic_frame *f)
+{
+	size_t len;
+	const char *data = topic_frame_data(f, &len);
+	int rc = len ? hs_stream_write(resp, data, len) : 0;
+
+	topic_frame_put(f);
+	return rc;
+}
+
+int sse_stream(struct serve_ctx *sc, struct hs_resp *resp, const char *task_id, uint64_t resume_after,
+	       int cancel_on_disconnect)
 {
 	static const char *const headers[] = { "Content-Type", "text/event-stream", "Cache-Control",
 					       "no-cache, no-transform", "X-Accel-Buffering", "no", NULL };
-	struct emit_ctx c = { resp, BUF_INIT };
-	struct follow f;
-	struct err e = ERR_INIT;
 	int64_t last_write = clock_mono_ms();
-	int idle_ms = 50, n, w, watch;
-	char prefix[300];
-	cJSON *meta = NULL;
+	uint64_t want = resume_after + 1;
+	struct topic_frame *f;
+	struct topic *t;
+	int live = 0, gone = 0, w;
 
 	if (hs_stream_begin(resp, 200, headers) != 0)
 		return -1;
 	if (hs_stream_write(resp, "retry: 3000\n\n", 13) != 0)
 		return -1;
-	follow_init(&f, be->storage, task_id, resume_after);
-	snprintf(prefix, sizeof(prefix), "sessions/%s/", task_id);
-	/* Armed before the first read, so no new chunk can slip between a
-	 * read and the next wait. */
-	watch = be->storage->ops->watch ? be->storage->ops->watch(be->storage, prefix) : -1;
+	if (!(t = topic_join(sc->topics, task_id)))
+		return hs_stream_end(resp);
 	for (;;) {
-		n = follow_poll(&f, emit, &c, &e);
-		if (n > 0) {
-			if (flush_frames(&c) != 0) {
-				if (cancel_on_disconnect)
-					cancel_task(be, rec, task_id);
+		enum topic_wait r = topic_next(t, want, live, 1000, &f);
+
+		if (r == TOPIC_FRAME) {
+			want++;
+			live = 1;
+			last_write = clock_mono_ms();
+			if (write_frame(resp, f) != 0) {
+				gone = 1;
 				break;
 			}
-			last_write = clock_mono_ms();
-			idle_ms = 50;
 			continue;
 		}
-		/* Nothing new: is the task over?  Then one last read. */
-		cJSON_Delete(meta);
-		meta = follow_metadata(&f, &e);
-		if (follow_is_terminal(meta)) {
-			if (follow_poll(&f, emit, &c, &e) >= 0) {
-				flush_frames(&c);
-				final_events(resp, meta);
+		if (r == TOPIC_ENDED) {
+			write_frame(resp, f);
+			break;
+		}
+		if (r == TOPIC_HISTORY) {
+			if (read_history(sc, resp, t, task_id, &want) != 0) {
+				gone = 1;
 				break;
 			}
-			/* The log could not be read (storage failing past the
-			 * client's retries): never end the stream short of a line;
-			 * wait and read again. */
+			continue;
+		}
+		if (r == TOPIC_BEHIND) {
+			/* Too slow for the window: resume from storage, the others go on. */
+			write_reconnect(resp, task_id, want - 1, "this stream fell behind");
+			break;
 		}
 		if (clock_mono_ms() - last_write >= HEARTBEAT_MS) {
-			if (hs_stream_write(resp, ": keepalive\n\n", 13) != 0)
+			if (hs_stream_write(resp, ": keepalive\n\n", 13) != 0) {
+				gone = 1;
 				break;
+			}
 			last_write = clock_mono_ms();
 		}
-		if (watch >= 0) {
-			/* A new object wakes us at once; check the client meanwhile. */
-			w = hs_stream_wait_closed(resp, 1);
-			if (w == HS_WAIT_TIMEOUT)
-				wait_watch(watch, 250);
-		} else {
-			w = hs_stream_wait_closed(resp, (unsigned)idle_ms);
-			idle_ms = idle_ms * 2 > IDLE_POLL_MAX_MS ? IDLE_POLL_MAX_MS : idle_ms * 2;
-		}
+		w = hs_stream_wait_closed(resp, 1);
 		if (w == HS_WAIT_GONE) {
-			if (cancel_on_disconnect)
-				cancel_task(be, rec, task_id);
+			gone = 1;
 			break;
 		}
 		if (w == HS_WAIT_DRAINING) {
-			buf_printf(&c.frames, "event: reconnect\ndata: {\"message\":\"server shutting down; reconnect "
-					      "with Last-Event-ID\",\"taskId\":\"%s\",\"lastEventId\":%llu}\n\n",
-				   task_id, (unsigned long long)f.line_no);
-			flush_frames(&c);
+			write_reconnect(resp, task_id, want - 1, "server shutting down");
 			break;
 		}
 	}
-	if (watch >= 0)
-		be->storage->ops->unwatch(be->storage, watch);
-	cJSON_Delete(meta);
-	buf_free(&c.frames);
+	topic_leave(sc->topics, t);
+	if (gone && cancel_on_disconnect)
+		cancel_task(sc, task_id);
 	return hs_stream_end(resp);
 }

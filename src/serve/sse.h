@@ -9,12 +9,16 @@
  * comment every 15 s, and ends with the seed's `event: cancelled` or
  * `event: error` when they apply, then `event: done` carrying the status,
  * terminal reason, exit code and usage.  When the server drains, open
- * streams get `event: reconnect` and end; the task goes on.
+ * streams get `event: reconnect` and end; the task goes on.  So does a
+ * stream whose client reads too slowly to stay within the task's window
+ * of recent lines (topic.h): it resumes from storage with Last-Event-ID.
  */
 #ifndef CCR_SSE_H
 #define CCR_SSE_H
 
 #include <stdint.h>
+
+#include <cJSON.h>
 
 #include "backend/config.h"
 #include "http/server.h"
@@ -23,9 +27,13 @@
  * is terminal.  cancel_on_disconnect: a client that goes away cancels the
  * task (POST /run with cancelOnDisconnect: true); otherwise the task runs
  * on and the client may resume.  Returns when the stream ended. */
-struct reconciler;
-int sse_stream(struct backends *be, struct hs_resp *resp, const char *task_id, uint64_t resume_after,
-	       struct reconciler *rec, int cancel_on_disconnect);
+struct serve_ctx;
+int sse_stream(struct serve_ctx *sc, struct hs_resp *resp, const char *task_id, uint64_t resume_after,
+	       int cancel_on_disconnect);
+
+/* sse_final: the closing events for a terminal task's metadata (appended
+ * to out): the seed's `event: cancelled` or `event: error`, then `done`. */
+int sse_final(struct buf *out, const cJSON *meta);
 
 /* sse_last_event_id: a Last-Event-ID (or ?lastEventId=) value as the line
  * number to resume after: "" is 0, else only decimal digits whose value

@@ -1,0 +1,390 @@
+/*
+ * topic.c: see topic.h.
+ *
+ * A topic is a ring of frame pointers guarded by one mutex, with a
+ * condition variable the reader broadcasts on each new frame.  Frames are
+ * refcounted with atomics so a stream can write one to its socket without
+ * holding the lock, while the reader drops it from the ring.  The registry
+ * is a short list under its own mutex; the reader thread is detached and
+ * frees its topic when it stops, which happens when the last stream left
+ * (the topic is out of the registry by then, so nobody can join it).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "serve/follow.h"
+#include "serve/sse.h"
+#include "serve/topic.h"
+
+#define DEFAULT_WINDOW 4096
+#define WINDOW_BYTES (16u << 20)
+#define IDLE_POLL_MAX_MS 2000
+
+struct topic_frame {
+	int refs;
+	uint64_t id;                       /* 0: the closing events */
+	size_t len;
+	char data[];
+};
+
+struct topic {
+	struct topics *reg;
+	struct topic *next_t;
+	char task_id[256];
+	int users;                         /* under reg->mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct topic_frame **win;
+	size_t cap, bytes;
+	uint64_t first, next;              /* ids in the window: [first, next) */
+	struct topic_frame *final;         /* the closing events, once terminal */
+	int stop;
+};
+
+struct topics {
+	pthread_mutex_t mu;
+	pthread_cond_t gone;               /* signalled as each reader exits */
+	int readers;                       /* reader threads still running */
+	struct storage *st;
+	size_t window;
+	struct topic *list;
+};
+
+static struct topic_frame *frame_new(uint64_t id, const char *data, size_t len)
+{
+	struct topic_frame *f = malloc(sizeof(*f) + len);
+
+	if (!f)
+		return NULL;
+	f->refs = 1;
+	f->id = id;
+	f->len = len;
+	memcpy(f->data, data, len);
+	return f;
+}
+
+void topic_frame_put(struct topic_frame *f)
+{
+	if (f && __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(f);
+}
+
+const char *topic_frame_data(const struct topic_frame *f, size_t *len)
+{
+	*len = f->len;
+	return f->data;
+}
+
+uint64_t topic_frame_id(const struct topic_frame *f)
+{
+	return f->id;
+}
+
+/* ---- the reader ---- */
+
+/* Add a frame at the window's end, dropping the oldest past its bounds. */
+static void push(struct topic *t, struct topic_frame *f)
+{
+	pthread_mutex_lock(&t->mu);
+	while (t->next > t->first && (t->next - t->first >= t->cap || t->bytes + f->len > WINDOW_BYTES)) {
+		struct topic_frame **slot = &t->win[t->first % t->cap];
+		t->bytes -= (*slot)->len;
+		topic_frame_put(*slot);
+		*slot = NULL;
+		t->first++;
+	}
+	t->win[t->next % t->cap] = f;
+	t->bytes += f->len;
+	t->next++;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+}
+
+static int on_line(void *arg, uint64_t id, const char *line, size_t n)
+{
+	struct topic *t = arg;
+	struct buf b = BUF_INIT;
+	struct topic_frame *f;
+
+	if (sse_frame(&b, id, line, n) != 0 || !(f = frame_new(id, b.p, b.len))) {
+		buf_free(&b);
+		return -1;
+	}
+	buf_free(&b);
+	push(t, f);
+	return 0;
+}
+
+static int stopping(struct topic *t)
+{
+	int s;
+
+	pthread_mutex_lock(&t->mu);
+	s = t->stop;
+	pthread_mutex_unlock(&t->mu);
+	return s;
+}
+
+/* Sleep up to ms, or until topic_leave stops the reader. */
+static void pause_ms(struct topic *t, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&t->mu);
+	if (!t->stop)
+		pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+	pthread_mutex_unlock(&t->mu);
+}
+
+static void wait_watch(struct topic *t, int fd)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	char drain[4096];
+
+	if (poll(&p, 1, 250) > 0)
+		while (read(fd, drain, sizeof(drain)) > 0)
+			;
+	(void)t;
+}
+
+/* The task is over: the closing events become the last frame. */
+static int finish(struct topic *t, const cJSON *meta)
+{
+	struct buf b = BUF_INIT;
+	struct topic_frame *f;
+
+	if (sse_final(&b, meta) != 0 || !(f = frame_new(0, b.p ? b.p : "", b.len))) {
+		buf_free(&b);
+		return -1;
+	}
+	buf_free(&b);
+	pthread_mutex_lock(&t->mu);
+	t->final = f;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+	return 0;
+}
+
+static void topic_free(struct topic *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->cap; i++)
+		topic_frame_put(t->win[i]);
+	topic_frame_put(t->final);
+	free(t->win);
+	pthread_mutex_destroy(&t->mu);
+	pthread_cond_destroy(&t->cv);
+	free(t);
+}
+
+static void *reader_main(void *arg)
+{
+	struct topic *t = arg;
+	struct storage *st = t->reg->st;
+	struct follow f;
+	struct err e = ERR_INIT;
+	char prefix[300];
+	int idle = 50, n, watch;
+	cJSON *meta;
+
+	follow_init(&f, st, t->task_id, 0);
+	snprintf(prefix, sizeof(prefix), "sessions/%s/", t->task_id);
+	watch = st->ops->watch ? st->ops->watch(st, prefix) : -1;
+	while (!stopping(t)) {
+		if ((n = follow_poll(&f, on_line, t, &e)) > 0) {
+			idle = 50;
+			continue;
+		}
+		meta = follow_metadata(&f, &e);
+		if (follow_is_terminal(meta) && follow_poll(&f, on_line, t, &e) >= 0 && finish(t, meta) == 0) {
+			cJSON_Delete(meta);
+			break;
+		}
+		cJSON_Delete(meta);
+		if (watch >= 0) {
+			wait_watch(t, watch);
+		} else {
+			pause_ms(t, idle);
+			idle = idle * 2 > IDLE_POLL_MAX_MS ? IDLE_POLL_MAX_MS : idle * 2;
+		}
+	}
+	if (watch >= 0)
+		st->ops->unwatch(st, watch);
+	/* Still in the registry while streams follow: wait for the last one. */
+	pthread_mutex_lock(&t->mu);
+	while (!t->stop)
+		pthread_cond_wait(&t->cv, &t->mu);
+	pthread_mutex_unlock(&t->mu);
+	{
+		struct topics *r = t->reg;
+		topic_free(t);
+		pthread_mutex_lock(&r->mu);
+		r->readers--;
+		pthread_cond_broadcast(&r->gone);
+		pthread_mutex_unlock(&r->mu);
+	}
+	return NULL;
+}
+
+/* ---- the registry ---- */
+
+struct topics *topics_new(struct storage *st, size_t window)
+{
+	struct topics *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->gone, NULL);
+	r->st = st;
+	r->window = window ? window : DEFAULT_WINDOW;
+	return r;
+}
+
+void topics_free(struct topics *r)
+{
+	if (!r)
+		return;
+	/* Every stream has ended, so every reader was told to stop: wait
+	 * until none uses the storage any more. */
+	pthread_mutex_lock(&r->mu);
+	while (r->readers > 0)
+		pthread_cond_wait(&r->gone, &r->mu);
+	pthread_mutex_unlock(&r->mu);
+	pthread_cond_destroy(&r->gone);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+static struct topic *topic_new(struct topics *r, const char *task_id)
+{
+	struct topic *t = calloc(1, sizeof(*t));
+	pthread_attr_t a;
+	pthread_t th;
+	int rc;
+
+	if (!t || !(t->win = calloc(r->window, sizeof(*t->win)))) {
+		free(t);
+		return NULL;
+	}
+	t->reg = r;
+	t->cap = r->window;
+	t->first = t->next = 1;
+	snprintf(t->task_id, sizeof(t->task_id), "%s", task_id);
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->cv, NULL);
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&a, 256u << 10);
+	rc = pthread_create(&th, &a, reader_main, t);
+	pthread_attr_destroy(&a);
+	if (rc != 0) {
+		topic_free(t);
+		return NULL;
+	}
+	r->readers++;                      /* under r->mu (topic_join) */
+	return t;
+}
+
+struct topic *topic_join(struct topics *r, const char *task_id)
+{
+	struct topic *t;
+
+	pthread_mutex_lock(&r->mu);
+	for (t = r->list; t && strcmp(t->task_id, task_id) != 0; t = t->next_t)
+		;
+	if (!t && (t = topic_new(r, task_id))) {
+		t->next_t = r->list;
+		r->list = t;
+	}
+	if (t)
+		t->users++;
+	pthread_mutex_unlock(&r->mu);
+	return t;
+}
+
+void topic_leave(struct topics *r, struct topic *t)
+{
+	struct topic **p;
+	int last;
+
+	pthread_mutex_lock(&r->mu);
+	last = --t->users == 0;
+	if (last)
+		for (p = &r->list; *p; p = &(*p)->next_t)
+			if (*p == t) {
+				*p = t->next_t;
+				break;
+			}
+	pthread_mutex_unlock(&r->mu);
+	if (!last)
+		return;
+	pthread_mutex_lock(&t->mu);
+	t->stop = 1;                       /* the reader frees it */
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* ---- a stream's view ---- */
+
+uint64_t topic_first(struct topic *t)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&t->mu);
+	v = t->first;
+	pthread_mutex_unlock(&t->mu);
+	return v;
+}
+
+enum topic_wait topic_next(struct topic *t, uint64_t want, int live, int ms, struct topic_frame **out)
+{
+	struct timespec ts;
+	enum topic_wait r = TOPIC_TIMEOUT;
+
+	*out = NULL;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&t->mu);
+	for (;;) {
+		if (want < t->first) {
+			r = live ? TOPIC_BEHIND : TOPIC_HISTORY;
+			break;
+		}
+		if (want < t->next) {
+			*out = t->win[want % t->cap];
+			__atomic_add_fetch(&(*out)->refs, 1, __ATOMIC_ACQ_REL);
+			r = TOPIC_FRAME;
+			break;
+		}
+		if (t->final) {
+			*out = t->final;
+			__atomic_add_fetch(&(*out)->refs, 1, __ATOMIC_ACQ_REL);
+			r = TOPIC_ENDED;
+			break;
+		}
+		if (pthread_cond_timedwait(&t->cv, &t->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return r;
+}
