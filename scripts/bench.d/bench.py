@@ -457,7 +457,8 @@ def m_nginx(run, nginx, wrk, seconds):
 
 
 def m_sse_fanout(run, n, hold):
-    srv = Serve(run, "sse")
+    # every stream comes from this one client address: lift the per-client cap for it
+    srv = Serve(run, "sse", {"CCR_MAX_CONNECTIONS": str(n + 100), "CCR_MAX_CONNECTIONS_PER_CLIENT": str(n + 100)})
     health_once(srv.port)
     time.sleep(0.5)
     base = proc_status(srv.pid)
@@ -855,7 +856,7 @@ def main():
             step("e2e", lambda: m_e2e(run, srv, 5 if q else 10))
             srv.stop()
         step("sandbox start-up", lambda: m_sandbox_startup(run, 5 if q else 15))
-        step("sse fan-out", lambda: m_sse_fanout(run, 500, 6.0 if q else 15.0))
+        step("sse fan-out", lambda: m_sse_fanout(run, 1000, 6.0 if q else 15.0))
         step("proxy selftest", lambda: m_proxy_selftest(run))
         step("proxy job", lambda: m_proxy_job(run, 50 if q else 200))
         step("egress proxy", lambda: m_egress(run, 5 if q else 20))
