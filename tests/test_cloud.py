@@ -339,7 +339,11 @@ def test_run_streams_via_cloud_run_and_leaves_only_sealed_secrets(cloud):
                                                             "encryptedData"}
     assert CANARY.encode() not in blob and CANARY.encode() not in base64.b64decode(env["encryptedData"])
 
-    # One execution, started with nothing but ids in its environment.
+    # One execution, started with nothing but ids in its environment.  The job
+    # exits just after its last cleanup (slower under ASan): wait for that.
+    deadline = time.time() + 30
+    while c.fake.executions()[0]["state"] == "RUNNING" and time.time() < deadline:
+        time.sleep(0.05)
     [ex] = c.fake.executions()
     assert ex["name"] == meta["executionName"] and ex["state"] == "SUCCEEDED"
     assert ex["env_overrides"] == [{"name": "TASK_ID", "value": task},
