@@ -601,6 +601,23 @@ def m_proxy_selftest(run):
         "median %s us direct vs %s us proxied; p90 %s / %s us; n=%s; C client, C fake" % (d, p, dp, pp, n))
 
 
+def task_line(srv, mode, kind, mark, timeout):
+    """Run a task with the stand-in in `mode` through POST /run; its first line of type `kind`."""
+    res = None
+    sse = SSE(srv.port, "POST", "/run", task_body(mode, mark=mark), timeout=timeout)
+    try:
+        for _, ev, _, data in sse.frames():
+            if ev is None:
+                doc = json.loads(data)
+                if doc.get("type") == kind and res is None:
+                    res = doc
+            elif ev == "done":
+                break
+    finally:
+        sse.close()
+    return res
+
+
 def m_proxy_job(run, n):
     fake = run.track(subprocess.Popen([PY, FAKE_ANTHROPIC, "--port", "0", "--expected-key", REAL_KEY],
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -610,20 +627,9 @@ def m_proxy_job(run, n):
         row("proxy TTFB through a real job", "FAILED", "fake Anthropic API did not start")
         return
     url = "http://%s:%s" % (HOST, line[1])
-    srv = Serve(run, "proxy", {"CCR_ANTHROPIC_UPSTREAM": url})
-    res = None
-    sse = SSE(srv.port, "POST", "/run", task_body({"bench_api": {"n": n, "direct": url, "key": REAL_KEY}},
-                                                   mark=run.mark), timeout=120)
-    try:
-        for _, ev, _, data in sse.frames():
-            if ev is None:
-                doc = json.loads(data)
-                if doc.get("type") == "bench_api":
-                    res = doc
-            elif ev == "done":
-                break
-    finally:
-        sse.close()
+    # the stand-in also measures the direct path, which the agent's sandbox (rightly) closes
+    srv = Serve(run, "proxy", {"CCR_ANTHROPIC_UPSTREAM": url, "CCR_SANDBOX": "off"})
+    res = task_line(srv, {"bench_api": {"n": n, "direct": url, "key": REAL_KEY}}, "bench_api", run.mark, 120)
     srv.stop()
     stop(fake)
     if not res or not res["direct"].get("n") or not res["proxy"].get("n"):
@@ -652,20 +658,10 @@ def m_egress(run, n):
         row(name, "FAILED", "the TLS test server did not start")
         return
     port, ca = line[1], line[2]
-    srv = Serve(run, "egress", {"CCR_EGRESS_ALLOW_PRIVATE": "127.0.0.2:%s" % port})
-    res = None
+    # the stand-in also measures the direct download, which the agent's sandbox (rightly) closes
+    srv = Serve(run, "egress", {"CCR_EGRESS_ALLOW_PRIVATE": "127.0.0.2:%s" % port, "CCR_SANDBOX": "off"})
     mode = {"bench_egress": {"n": n, "url": "https://127.0.0.2:%s/blob" % port, "ca": ca}}
-    sse = SSE(srv.port, "POST", "/run", task_body(mode, mark=run.mark), timeout=300)
-    try:
-        for _, ev, _, data in sse.frames():
-            if ev is None:
-                doc = json.loads(data)
-                if doc.get("type") == "bench_egress":
-                    res = doc
-            elif ev == "done":
-                break
-    finally:
-        sse.close()
+    res = task_line(srv, mode, "bench_egress", run.mark, 300)
     srv.stop()
     stop(srv_tls)
     if not res or not res["direct"].get("n") or not res["proxy"].get("n"):
