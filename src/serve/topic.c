@@ -131,25 +131,31 @@ static int stopping(struct topic *t)
 	return s;
 }
 
+/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
+static void deadline_in(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 /* Sleep up to ms, or until topic_leave stops the reader. */
 static void pause_ms(struct topic *t, int ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_in(&ts, ms);
 	pthread_mutex_lock(&t->mu);
 	if (!t->stop)
 		pthread_cond_timedwait(&t->cv, &t->mu, &ts);
 	pthread_mutex_unlock(&t->mu);
 }
 
-static void wait_watch(struct topic *t, int fd)
+static void wait_watch(int fd)
 {
 	struct pollfd p = { fd, POLLIN, 0 };
 	char drain[4096];
@@ -157,7 +163,6 @@ static void wait_watch(struct topic *t, int fd)
 	if (poll(&p, 1, 250) > 0)
 		while (read(fd, drain, sizeof(drain)) > 0)
 			;
-	(void)t;
 }
 
 /* The task is over: the closing events become the last frame. */
@@ -216,7 +221,7 @@ static void *reader_main(void *arg)
 		}
 		cJSON_Delete(meta);
 		if (watch >= 0) {
-			wait_watch(t, watch);
+			wait_watch(watch);
 		} else {
 			pause_ms(t, idle);
 			idle = idle * 2 > IDLE_POLL_MAX_MS ? IDLE_POLL_MAX_MS : idle * 2;
@@ -357,13 +362,7 @@ enum topic_wait topic_next(struct topic *t, uint64_t want, int live, int ms, str
 	enum topic_wait r = TOPIC_TIMEOUT;
 
 	*out = NULL;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_in(&ts, ms);
 	pthread_mutex_lock(&t->mu);
 	for (;;) {
 		if (want < t->first) {
