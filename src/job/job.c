@@ -125,6 +125,9 @@ static void usage(FILE *f)
 		   "the agent's egress proxy: CCR_EGRESS_ALLOW (hosts, *.suffix or IPs; the request's\n"
 		   "allowedHosts narrows it), CCR_EGRESS_ALLOW_PRIVATE (host:port admitted on private\n"
 		   "addresses), CCR_EGRESS_IDLE_S; the agent's ssh uses `ccr connect HOST PORT`;\n"
+		   "the agent's sandbox: CCR_SANDBOX (auto, required, landlock or off),\n"
+		   "CCR_SANDBOX_RO_PATHS, CCR_SANDBOX_RW_PATHS (':'-separated extra paths);\n"
+		   "CCR_LOG_FLUSH_MS (the shortest time between two stored log chunks);\n"
 		   "README.md lists them all.\n"
 		   "Exit status: 0 completed, 1 failed, 130 cancelled, 2 usage error.\n");
 }

@@ -63,6 +63,8 @@ static void usage(FILE *f)
 		"                             \"0.0.0.0\" for all interfaces)\n"
 		"  CCR_MAX_CONNECTIONS        open connections before answering 503 (default 1024)\n"
 		"  CCR_MAX_CONNECTIONS_PER_CLIENT  from one client address (default 3/4 of the above);\n"
+		"  CCR_SANDBOX                the agent's sandbox for local tasks: auto (default),\n"
+		"                             required, landlock or off (checked at start-up)\n"
 		"  CCR_SSE_BACKLOG            recent lines kept per followed task (default 4096); a\n"
 		"                             stream that falls further behind gets event: reconnect\n"
 		"                             past either cap, a plain GET /health is still answered\n"
