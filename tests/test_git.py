@@ -1,4 +1,4 @@
-"""Integration tests of the job's git operations (src/job/git*.c) through
+"""Integration tests of the job's git operations (src/git/git*.c) through
 `ccr git`, against real servers the tests start themselves:
 
 - `git http-backend` behind TLS with a throwaway CA (ccr runs with

@@ -1,6 +1,6 @@
 /*
  * git_cmd.c: `ccr git`, an operator/debug shell over the job's git
- * operations (src/job/git.h), so they can be tried by hand and driven by
+ * operations (src/git/git.h), so they can be tried by hand and driven by
  * the integration tests with exactly the code `ccr job` runs.
  *
  *   ccr git clone URL DEST [--branch B] [--depth N]
@@ -40,7 +40,7 @@
 #include <git2.h>
 
 #include "ccr.h"
-#include "job/git.h"
+#include "git/git.h"
 #include "util/redact.h"
 
 #define MAX_LIST 64

@@ -60,8 +60,8 @@
  * The process must ignore SIGPIPE (libgit2 writes to sockets without
  * MSG_NOSIGNAL); `ccr job` and `ccr git` do.  HTTP proxies are not used.
  */
-#ifndef CCR_JOB_GIT_H
-#define CCR_JOB_GIT_H
+#ifndef CCR_GIT_GIT_H
+#define CCR_GIT_GIT_H
 
 #include <stddef.h>
 

@@ -20,8 +20,8 @@
 #include <git2/sys/errors.h>
 
 #include "http/client.h"
-#include "job/git.h"
-#include "job/git_int.h"
+#include "git/git.h"
+#include "git/git_int.h"
 #include "util/buf.h"
 #include "util/redact.h"
 
