@@ -359,7 +359,7 @@ static int send_upload(struct gcs *g, const char *url, const char *const *hdrs, 
 	else if (lost_create(g, bucket, name, data, n, o, &rs))
 		rc = finish_lost_create(g, bucket, name, out, e);
 	else if (rs.status != 200 && rs.status != 201)
-		gcp_http_error(e, &rs, "upload of " NAME_FMT, bucket, name);
+		gcp_http_error(e, &rs, gauth_default_describe(), "upload of " NAME_FMT, bucket, name);
 	else
 		rc = finish_upload(&rs, bucket, name, crc, out, e);
 	hc_response_free(&rs);
@@ -559,7 +559,7 @@ static int initiate(struct upload *u, const struct gcs_put_opts *o, struct err *
 		goto out;
 	}
 	if (rs.status != 200 && rs.status != 201) {
-		gcp_http_error(e, &rs, "upload of " NAME_FMT ": starting the resumable session", u->bucket, u->name);
+		gcp_http_error(e, &rs, gauth_default_describe(), "upload of " NAME_FMT ": starting the resumable session", u->bucket, u->name);
 		goto out;
 	}
 	loc = hc_header(&rs, "Location");
@@ -649,14 +649,14 @@ static enum put_result session_put(struct upload *u, size_t n, int query, struct
 	} else if (rs->status == 200 || rs->status == 201) {
 		res = PUT_DONE;
 	} else if (hc_status_retryable(rs->status)) {
-		gcp_http_error(e, rs, "upload of " NAME_FMT, u->bucket, u->name);
+		gcp_http_error(e, rs, gauth_default_describe(), "upload of " NAME_FMT, u->bucket, u->name);
 		*retry_after = hc_retry_after_ms(rs);
 		res = PUT_TRANSIENT;
 	} else if (rs->status == 404 || rs->status == 410) {
-		gcp_http_error(e, rs, "upload of " NAME_FMT ": the upload session is gone (expired or "
+		gcp_http_error(e, rs, gauth_default_describe(), "upload of " NAME_FMT ": the upload session is gone (expired or "
 			"cancelled); upload again", u->bucket, u->name);
 	} else {
-		gcp_http_error(e, rs, "upload of " NAME_FMT, u->bucket, u->name);
+		gcp_http_error(e, rs, gauth_default_describe(), "upload of " NAME_FMT, u->bucket, u->name);
 	}
 out:
 	buf_free(&cr);
@@ -831,11 +831,11 @@ int gcs_get(struct gcs *g, const char *bucket, const char *name, uint64_t offset
 			goto out;
 		}
 		if (rs.status == 404) {
-			gcp_http_error(e, &rs, "download of " NAME_FMT ": no such object", bucket, name);
+			gcp_http_error(e, &rs, gauth_default_describe(), "download of " NAME_FMT ": no such object", bucket, name);
 			goto out;
 		}
 		if (rs.status != 200 && rs.status != 206) {
-			gcp_http_error(e, &rs, "download of " NAME_FMT, bucket, name);
+			gcp_http_error(e, &rs, gauth_default_describe(), "download of " NAME_FMT, bucket, name);
 			goto out;
 		}
 		if (rs.status == 200 && offset > 0)
@@ -892,7 +892,7 @@ int gcs_stat(struct gcs *g, const char *bucket, const char *name, struct gcs_obj
 		goto out;
 	}
 	if (rs.status != 200) {
-		gcp_http_error(e, &rs, "stat of " NAME_FMT "%s", bucket, name,
+		gcp_http_error(e, &rs, gauth_default_describe(), "stat of " NAME_FMT "%s", bucket, name,
 			rs.status == 404 ? ": no such object" : "");
 		goto out;
 	}
@@ -1037,7 +1037,7 @@ int gcs_list(struct gcs *g, const char *bucket, const struct gcs_list_opts *o,
 			goto out;
 		}
 		if (rs.status != 200) {
-			gcp_http_error(e, &rs, "list of gs://%.120s/%.200s", bucket, o && o->prefix ? o->prefix : "");
+			gcp_http_error(e, &rs, gauth_default_describe(), "list of gs://%.120s/%.200s", bucket, o && o->prefix ? o->prefix : "");
 			goto out;
 		}
 		free(token);
@@ -1082,7 +1082,7 @@ int gcs_delete(struct gcs *g, const char *bucket, const char *name, const struct
 		goto out;
 	}
 	if (rs.status < 200 || rs.status > 299) {
-		gcp_http_error(e, &rs, "delete of " NAME_FMT "%s", bucket, name,
+		gcp_http_error(e, &rs, gauth_default_describe(), "delete of " NAME_FMT "%s", bucket, name,
 			rs.status == 404 ? ": no such object" : "");
 		goto out;
 	}
@@ -1147,7 +1147,7 @@ int gcs_compose(struct gcs *g, const char *bucket, const char *dest, const char 
 		goto out;
 	}
 	if (rs.status != 200) {
-		gcp_http_error(e, &rs, "compose into " NAME_FMT, bucket, dest);
+		gcp_http_error(e, &rs, gauth_default_describe(), "compose into " NAME_FMT, bucket, dest);
 		goto out;
 	}
 	rc = finish_upload(&rs, bucket, dest, NULL, out, e);
