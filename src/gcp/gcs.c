@@ -170,7 +170,11 @@ int gcs_object_from_json(const void *json, size_t n, struct gcs_object *out)
 
 void gcs_crc32c_b64(const void *data, size_t n, char dst[9])
 {
-	uint32_t c = crc32c(data, n);
+	gcs_crc_b64(crc32c(data, n), dst);
+}
+
+void gcs_crc_b64(uint32_t c, char dst[9])
+{
 	unsigned char be[4] = { (unsigned char)(c >> 24), (unsigned char)(c >> 16),
 		(unsigned char)(c >> 8), (unsigned char)c };
 	struct buf b = BUF_INIT;

@@ -5,6 +5,8 @@
 #ifndef CCR_GCP_GCS_INT_H
 #define CCR_GCP_GCS_INT_H
 
+#include <stdint.h>
+
 #include "gcp/common.h"
 #include "gcp/gcs.h"
 #include "http/client.h"
@@ -32,6 +34,9 @@ int gcs_check_names(const char *what, const char *bucket, const char *name, stru
  * against want_crc (may be NULL).  0 or -1. */
 int gcs_finish_upload(const struct hc_response *rs, const char *bucket, const char *name,
 	const char *want_crc, struct gcs_object *out, struct err *e);
+
+/* A CRC32C as GCS writes it: base64 of the 4 big-endian bytes. */
+void gcs_crc_b64(uint32_t c, char dst[9]);
 
 /* The content type of an upload: the option, else application/octet-stream. */
 const char *gcs_ctype_of(const struct gcs_put_opts *o);

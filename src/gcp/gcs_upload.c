@@ -34,18 +34,6 @@
 #include "util/hex.h"
 #include "util/jsjson.h"
 
-static void crc_to_b64(uint32_t c, char dst[9])
-{
-	unsigned char be[4] = { (unsigned char)(c >> 24), (unsigned char)(c >> 16),
-		(unsigned char)(c >> 8), (unsigned char)c };
-	struct buf b = BUF_INIT;
-
-	dst[0] = 0;
-	if (b64_encode(&b, be, 4) == 0 && b.len == 8)
-		memcpy(dst, b.p, 9);
-	buf_free(&b);
-}
-
 /* Parse the answer of an upload into out (if wanted) and check its crc32c. */
 static int upload_url(struct buf *u, struct gcs *g, const char *bucket, const char *type,
 	const char *name, const struct gcs_put_opts *o)
@@ -408,7 +396,7 @@ static enum put_result session_put(struct upload *u, size_t n, int query, struct
 	hdrs[k++] = cr.p;
 	hdrs[k++] = ct.p;
 	if (final) {
-		crc_to_b64(u->crc, crc);
+		gcs_crc_b64(u->crc, crc);
 		if (buf_printf(&xh, "x-goog-hash: crc32c=%s", crc) != 0) {
 			GCS_OOM(e);
 			goto out;
@@ -510,7 +498,7 @@ int gcs_put_resumable(struct gcs *g, const char *bucket, const char *name, gcs_r
 					bucket, name);
 				goto out;
 			}
-			crc_to_b64(u.crc, crc);
+			gcs_crc_b64(u.crc, crc);
 			rc = gcs_finish_upload(&rs, bucket, name, crc, out, e);
 			goto out;
 		}
