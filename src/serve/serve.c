@@ -121,8 +121,7 @@ static int env_uint(const char *name, unsigned long lo, unsigned long hi, unsign
 
 static void access_hook(const struct hs_access *a, void *app)
 {
-	(void)app;
-	slog_access(a);
+	slog_access(a, ((struct serve_ctx *)app)->log_project);
 }
 
 static void drain_hook(void *app)
@@ -245,7 +244,7 @@ int serve_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	slog_init();
+	slog_init(1, NULL);
 	if (sbx_mode_parse(getenv("CCR_SANDBOX"), &box_mode, &e) != 0) {
 		fprintf(stderr, "ccr serve: %s\n", e.msg);
 		return 2;
@@ -277,6 +276,8 @@ int serve_main(int argc, char **argv)
 	rcfg.workspace_root = getenv("CCR_WORKSPACE_ROOT");
 
 	memset(&sc, 0, sizeof(sc));
+	slog_project(sc.log_project, sizeof(sc.log_project));
+	pthread_mutex_init(&sc.cli.mu, NULL);
 	sc.be = &be;
 	sc.cli_check_timeout_ms = (unsigned)cto;
 	if (!(sc.topics = topics_new(be.storage, (size_t)backlog))) {
