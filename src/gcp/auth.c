@@ -34,6 +34,7 @@
 #include "gcp/common.h"
 #include "util/b64.h"
 #include "util/jsjson.h"
+#include "util/clock.h"
 
 #define KEY_FILE_MAX (1u << 20)
 #define JWT_GRANT "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -53,7 +54,7 @@ struct gauth {
 	int md_explicit;
 	/* the cached access token */
 	char *token;
-	uint64_t expiry_ms;          /* hc_now_ms() clock */
+	uint64_t expiry_ms;          /* clock_mono_ms() clock */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -586,7 +587,7 @@ int gauth_token_from_json(const cJSON *j, const char **token, int64_t *ttl_s, st
 /* Fetch a new access token into g->token (lock held). */
 static int refresh_locked(struct gauth *g, struct err *e)
 {
-	uint64_t t0 = hc_now_ms();
+	uint64_t t0 = (uint64_t)clock_mono_ms();
 	const char *tok;
 	int64_t ttl = 3600;
 	cJSON *j = NULL;
@@ -645,7 +646,7 @@ int gauth_token(struct gauth *g, struct buf *out, struct err *e)
 	int rc = 0;
 
 	pthread_mutex_lock(&g->lock);
-	if (!g->token || hc_now_ms() + (uint64_t)GAUTH_REFRESH_MARGIN_S * 1000u >= g->expiry_ms)
+	if (!g->token || (uint64_t)clock_mono_ms() + (uint64_t)GAUTH_REFRESH_MARGIN_S * 1000u >= g->expiry_ms)
 		rc = refresh_locked(g, e);
 	if (rc == 0) {
 		buf_reset(out);

@@ -40,6 +40,7 @@
 #include "util/crc32c.h"
 #include "util/hex.h"
 #include "util/jsjson.h"
+#include "util/clock.h"
 
 struct gcs {
 	struct gcp_endpoint ep;
@@ -688,7 +689,7 @@ int gcs_put_resumable(struct gcs *g, const char *bucket, const char *name, gcs_r
 		u.eof = 1;
 	if (initiate(&u, o, e) != 0)
 		goto out;
-	deadline = hc_now_ms() + (uint64_t)hc_default_deadline_ms();
+	deadline = (uint64_t)clock_mono_ms() + (uint64_t)hc_default_deadline_ms();
 	for (;;) {
 		enum put_result r;
 		int64_t next = 0, before = u.ack;
@@ -730,7 +731,7 @@ int gcs_put_resumable(struct gcs *g, const char *bucket, const char *name, gcs_r
 		if (u.ack > before) {
 			retry = 0;
 			stalls = 0;
-			deadline = hc_now_ms() + (uint64_t)hc_default_deadline_ms();
+			deadline = (uint64_t)clock_mono_ms() + (uint64_t)hc_default_deadline_ms();
 		} else if (++stalls > 8) {
 			err_set(e, "upload of " NAME_FMT ": the session keeps refusing the data at offset %lld",
 				bucket, name, (long long)u.ack);
@@ -799,7 +800,7 @@ int gcs_get(struct gcs *g, const char *bucket, const char *name, uint64_t offset
 	struct hc_response rs = HC_RESPONSE_INIT;
 	struct buf url = BUF_INIT, range = BUF_INIT;
 	const char *hdrs[2] = { NULL, NULL };
-	uint64_t deadline = hc_now_ms() + (uint64_t)hc_default_deadline_ms();
+	uint64_t deadline = (uint64_t)clock_mono_ms() + (uint64_t)hc_default_deadline_ms();
 	unsigned attempt;
 	int rc = -1;
 

@@ -69,6 +69,7 @@
 #include "net/netinit.h"
 #include "util/b64.h"
 #include "util/jsjson.h"
+#include "util/clock.h"
 
 #define EXIT_USAGE 2
 #define MAX_ARGS 64
@@ -1007,7 +1008,7 @@ static int cmd_script(struct ctx *c, struct opts *o, struct err *e)
 	struct pool p;
 	pthread_t tids[64];
 	unsigned long long threads = 1, r0 = hc_retries_total();
-	uint64_t t0 = hc_now_ms();
+	uint64_t t0 = (uint64_t)clock_mono_ms();
 	size_t cap = 0, lcap = 0, i;
 	ssize_t len;
 	char *line = NULL;
@@ -1086,7 +1087,7 @@ static int cmd_script(struct ctx *c, struct opts *o, struct err *e)
 		}
 	}
 	fprintf(c->out, "# ops=%zu failed=%d retries=%llu ms=%llu\n", p.n, failed, hc_retries_total() - r0,
-		(unsigned long long)(hc_now_ms() - t0));
+		(unsigned long long)((uint64_t)clock_mono_ms() - t0));
 	if (failed)
 		err_set(e, "script %s: %d of %zu operations failed", o->pos[1], failed, p.n);
 	else
