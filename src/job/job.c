@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,9 @@
 #include "gcp/run.h"
 #include "job/task.h"
 #include "net/netinit.h"
+#include "util/log.h"
 
+/* Static: the SIGTERM handler writes to it, and has no context. */
 static int stop_pipe[2] = { -1, -1 };
 
 static void on_term(int sig)
@@ -51,7 +54,7 @@ static void on_term(int sig)
  * the task as cancelled if the job could not). */
 static void *stop_watch(void *arg)
 {
-	long budget = *(long *)arg;
+	long budget = (long)(intptr_t)arg;
 	char c;
 	struct timespec ts = { budget / 1000, (budget % 1000) * 1000000L };
 
@@ -59,15 +62,14 @@ static void *stop_watch(void *arg)
 		;
 	while (nanosleep(&ts, &ts) != 0)
 		;
-	fprintf(stderr, "{\"severity\":\"ERROR\",\"message\":\"ccr job: still running %ld ms after SIGTERM; exiting\"}\n",
-		budget);
+	slog(SLOG_ERROR, "ccr job: still running %ld ms after SIGTERM; exiting", budget);
 	_exit(130);
 	return NULL;
 }
 
 static int arm_stop_watch(void)
 {
-	static long budget;
+	long budget;
 	pthread_attr_t attr;
 	pthread_t th;
 	int rc;
@@ -77,7 +79,7 @@ static int arm_stop_watch(void)
 		return -1;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&th, &attr, stop_watch, &budget);
+	rc = pthread_create(&th, &attr, stop_watch, (void *)(intptr_t)budget);
 	pthread_attr_destroy(&attr);
 	return rc == 0 ? 0 : -1;
 }
