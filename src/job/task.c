@@ -5,25 +5,20 @@
  * stores the logs, the terminal metadata and sends the webhook.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/secenv.h"
 #include "backend/seal.h"
 #include "job/claude_cmd.h"
-#include "job/cliconf.h"
 #include "job/mcplog.h"
 #include "job/runner.h"
 #include "job/session.h"
 #include "job/task_int.h"
 #include "job/webhook.h"
 #include "util/clock.h"
-#include "util/jscheck.h"
-#include "util/jsjson.h"
 #include "util/redact.h"
 
 /* Static flags: set by task_cancel() from the SIGTERM handler and by the
