@@ -2,10 +2,11 @@
  * exec_local.c: the local execution backend: each task is a child
  * process `ccr job` of this binary.
  *
- * A child starts in its own session (setsid), so it leads a process group
- * that cancel can signal as a whole and survives the serve process that
- * started it.  Its stdout and stderr go to <run_dir>/<task>.log, removed
- * when the job succeeds and kept for a week when it fails.  At
+ * A child starts (child_spawn, util/child.h) in its own session, so it
+ * leads a process group that cancel can signal as a whole and survives
+ * the serve process that started it.  Its stdout and stderr go to
+ * <run_dir>/<task>.log, removed when the job succeeds and kept for a
+ * week when it fails.  At
  * most max_running children run at once; start() answers "no room" (1)
  * beyond that and keeps nothing: queued tasks wait in storage
  * (serve/queue.h).  One small waiter thread per child reaps it.

@@ -7,6 +7,8 @@
  * a self-pipe that runner_cancel() writes to, and the watchdog deadlines,
  * which set the poll timeout.  No threads and no signal handlers of its
  * own, so the caller's SIGTERM handler only has to call runner_cancel().
+ * The CLI is started by child_spawn (util/child.h), with the sandbox's
+ * sbx_child and sbx_started as its hooks around the fork.
  */
 #include <dirent.h>
 #include <errno.h>
