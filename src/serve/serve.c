@@ -185,7 +185,7 @@ static int wait_signal(void)
 }
 
 /* The storage, sealing and execution backends (local or cloud mode). */
-static int open_backends(struct backends *be, const char *argv0)
+static int open_backends(struct backends *be, struct sysprompt *prompt, const char *argv0)
 {
 	char self[4096], err[512];
 	struct err e = ERR_INIT;
@@ -203,7 +203,7 @@ static int open_backends(struct backends *be, const char *argv0)
 		slog(SLOG_ERROR, "cannot start: %s", e.msg);
 		return -1;
 	}
-	if (sysprompt_init(&e) != 0) {
+	if (sysprompt_init(prompt, &e) != 0) {
 		slog(SLOG_ERROR, "cannot start: %s", e.msg);
 		backends_close(be);
 		return -1;
@@ -221,6 +221,7 @@ int serve_main(int argc, char **argv)
 {
 	struct serve_ctx sc;
 	struct backends be;
+	struct sysprompt prompt;
 	struct hs_config cfg;
 	struct err e = ERR_INIT;
 	struct buf extra = BUF_INIT;
@@ -249,7 +250,7 @@ int serve_main(int argc, char **argv)
 		fprintf(stderr, "ccr serve: %s\n", e.msg);
 		return 2;
 	}
-	if (open_backends(&be, argv[0]) != 0)
+	if (open_backends(&be, &prompt, argv[0]) != 0)
 		return 1;
 	if (!bind_addr || !*bind_addr)
 		bind_addr = be.mode == CFG_CLOUD ? "0.0.0.0" : "127.0.0.1";
@@ -276,6 +277,7 @@ int serve_main(int argc, char **argv)
 	rcfg.workspace_root = getenv("CCR_WORKSPACE_ROOT");
 
 	memset(&sc, 0, sizeof(sc));
+	sc.prompt = &prompt;
 	slog_project(sc.log_project, sizeof(sc.log_project));
 	pthread_mutex_init(&sc.cli.mu, NULL);
 	sc.be = &be;

@@ -22,6 +22,8 @@
 struct backends;
 struct reconciler;
 
+struct sysprompt;
+
 /* The last `claude --version` check: one at a time, kept for a while. */
 struct health_cli {
 	pthread_mutex_t mu;
@@ -37,6 +39,7 @@ struct serve_ctx {
 	struct topics *topics;             /* one reader per followed task (topic.h) */
 	char log_project[128];             /* trace names in the access log (serve/log.h) */
 	struct health_cli cli;             /* the cached `claude --version` check (health.c) */
+	const struct sysprompt *prompt;    /* the default system prompt (sysprompt.h) */
 };
 
 #define ROUTE_MAX_PARAMS 4
