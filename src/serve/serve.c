@@ -39,6 +39,7 @@
 #include "util/buf.h"
 #include "util/jsjson.h"
 
+/* Static: the SIGTERM handler writes to it, and has no context. */
 static int sig_pipe[2] = { -1, -1 };
 
 static void on_signal(int sig)
