@@ -31,6 +31,7 @@
 #include "job/task.h"
 #include "net/netinit.h"
 #include "util/log.h"
+#include "util/redact.h"
 
 /* Static: the SIGTERM handler writes to it, and has no context. */
 static int stop_pipe[2] = { -1, -1 };
@@ -156,6 +157,7 @@ int job_main(int argc, char **argv)
 			id && *id ? " (set)" : " (missing)", path && *path ? " (set)" : " (missing)");
 		return 1;
 	}
+	slog_init(2, redact_apply);     /* the job's log: stderr, redacted (util/log.h) */
 	if (arm_stop_watch() != 0) {
 		fprintf(stderr, "ccr job: cannot start the stop watchdog: %s\n", strerror(errno));
 		return 1;

@@ -544,7 +544,6 @@ int task_run(const struct task_env *env)
 	struct err e = ERR_INIT;
 	int failed = 0, retried = 0, rc;
 
-	slog_init(2, redact_apply);
 	memset(&t, 0, sizeof(t));
 	t.env = env;
 	t.st = env->be->storage;
