@@ -2,10 +2,11 @@
  * exec_local.c: the local execution backend: each task is a child
  * process `ccr job` of this binary.
  *
- * A child starts in its own session (setsid), so it leads a process group
- * that cancel can signal as a whole and survives the serve process that
- * started it.  Its stdout and stderr go to <run_dir>/<task>.log, removed
- * when the job succeeds and kept for a week when it fails.  At
+ * A child starts (child_spawn, util/child.h) in its own session, so it
+ * leads a process group that cancel can signal as a whole and survives
+ * the serve process that started it.  Its stdout and stderr go to
+ * <run_dir>/<task>.log, removed when the job succeeds and kept for a
+ * week when it fails.  At
  * most max_running children run at once; start() answers "no room" (1)
  * beyond that and keeps nothing: queued tasks wait in storage
  * (serve/queue.h).  One small waiter thread per child reaps it.
@@ -33,6 +34,7 @@
 #include <unistd.h>
 
 #include "backend/exec.h"
+#include "util/child.h"
 #include "util/secenv.h"
 
 extern char **environ;
@@ -236,6 +238,7 @@ static int watch_child(struct exec_local *x, pid_t pid, struct err *e)
 static int spawn(struct exec_local *x, struct lx_task *t, char **env, struct err *e)
 {
 	char log[4096], *argv[] = { x->self, "job", NULL };
+	struct child_spec s = { 0 };
 	pid_t pid;
 	int fd;
 
@@ -243,20 +246,15 @@ static int spawn(struct exec_local *x, struct lx_task *t, char **env, struct err
 	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_set(e, "cannot open the job log %s: %s", log, strerror(errno));
-	pid = fork();
-	if (pid < 0) {
+	s.exe = x->self;
+	s.argv = argv;
+	s.envp = env;
+	s.fd_in = -1;
+	s.fd_out = s.fd_err = fd;
+	s.new_session = 1;
+	if (child_spawn(&s, &pid, e) != 0) {
 		close(fd);
-		return err_set(e, "cannot start `ccr job`: fork failed: %s", strerror(errno));
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-		setsid();
-		if (null >= 0)
-			dup2(null, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execve(x->self, argv, env);
-		_exit(127);
+		return err_prefix(e, "cannot start `ccr job`");
 	}
 	close(fd);
 	t->pid = pid;

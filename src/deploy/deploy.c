@@ -31,6 +31,7 @@
 #include "gcp/common.h"
 #include "http/client.h"
 #include "net/netinit.h"
+#include "util/clock.h"
 
 #define EXIT_USAGE 2
 #define MAX_FILE_OPTS 128
@@ -420,7 +421,7 @@ static int run(struct opts *o)
 {
 	struct dp_ctx c;
 	struct err e = ERR_INIT;
-	uint64_t t0 = hc_now_ms();
+	uint64_t t0 = (uint64_t)clock_mono_ms();
 	char why[256];
 	int i, rc;
 
@@ -441,7 +442,7 @@ static int run(struct opts *o)
 	rc = steps(&c, &e);
 	fprintf(c.out, "deploy %s: %u calls, %u writes, %u images pushed, %llu ms\n", rc == 0 ?
 		(o->cf.dry_run ? "planned" : "done") : "failed", c.calls, c.writes, c.pushes,
-		(unsigned long long)(hc_now_ms() - t0));
+		(unsigned long long)((uint64_t)clock_mono_ms() - t0));
 	if (fflush(c.out) != 0 && rc == 0) {
 		fprintf(stderr, "ccr deploy: writing the output: %s\n", strerror(errno));
 		return 1;

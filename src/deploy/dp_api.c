@@ -14,6 +14,7 @@
 
 #include "deploy/deploy.h"
 #include "gcp/common.h"
+#include "util/clock.h"
 
 #define OP_WAIT_MS (20 * 60 * 1000)
 
@@ -104,7 +105,7 @@ static void sleep_ms(long ms)
 int dp_wait_op(struct dp_ctx *c, enum grest_api api, const char *version, cJSON *op, const char *what,
 	cJSON **response, struct err *e)
 {
-	uint64_t deadline = hc_now_ms() + OP_WAIT_MS;
+	uint64_t deadline = (uint64_t)clock_mono_ms() + OP_WAIT_MS;
 	cJSON *cur = op, *fresh = NULL;
 	struct buf path = BUF_INIT;
 	long wait = 100;
@@ -133,7 +134,7 @@ int dp_wait_op(struct dp_ctx *c, enum grest_api api, const char *version, cJSON 
 			err_set(e, "%s: the answer is not a long-running operation (no name)", what);
 			break;
 		}
-		if (hc_now_ms() > deadline) {
+		if ((uint64_t)clock_mono_ms() > deadline) {
 			err_set(e, "%s: operation %.200s still not done after %d minutes", what, name,
 				OP_WAIT_MS / 60000);
 			break;

@@ -27,6 +27,7 @@
 #include "gcp/common.h"
 #include "util/b64.h"
 #include "util/jsjson.h"
+#include "util/clock.h"
 
 #define KEY_FILE_MAX (1u << 20)
 

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "util/clock.h"
 #include "gcp/auth.h"
 #include "util/buf.h"
 
@@ -26,7 +27,7 @@ struct gauth {
 	int md_explicit;
 	/* the cached access token */
 	char *token;
-	uint64_t expiry_ms;          /* hc_now_ms() clock */
+	uint64_t expiry_ms;          /* clock_mono_ms() clock */
 };
 
 /* Wipe and free a secret string (set to NULL) / a buffer's whole capacity. */

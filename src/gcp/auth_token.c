@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "cJSON.h"
 #include "crypto/crypto.h"
 #include "gcp/auth.h"
@@ -213,7 +214,7 @@ int gauth_token_from_json(const cJSON *j, const char **token, int64_t *ttl_s, st
 /* Fetch a new access token into g->token (lock held). */
 static int refresh_locked(struct gauth *g, struct err *e)
 {
-	uint64_t t0 = hc_now_ms();
+	uint64_t t0 = (uint64_t)clock_mono_ms();
 	const char *tok;
 	int64_t ttl = 3600;
 	cJSON *j = NULL;
@@ -272,7 +273,7 @@ int gauth_token(struct gauth *g, struct buf *out, struct err *e)
 	int rc = 0;
 
 	pthread_mutex_lock(&g->lock);
-	if (!g->token || hc_now_ms() + (uint64_t)GAUTH_REFRESH_MARGIN_S * 1000u >= g->expiry_ms)
+	if (!g->token || (uint64_t)clock_mono_ms() + (uint64_t)GAUTH_REFRESH_MARGIN_S * 1000u >= g->expiry_ms)
 		rc = refresh_locked(g, e);
 	if (rc == 0) {
 		buf_reset(out);

@@ -32,6 +32,7 @@
 #include "util/crc32c.h"
 #include "util/hex.h"
 #include "util/jsjson.h"
+#include "util/clock.h"
 
 /* ---- client ------------------------------------------------------------ */
 
@@ -258,7 +259,7 @@ int gcs_get(struct gcs *g, const char *bucket, const char *name, uint64_t offset
 	struct hc_response rs = HC_RESPONSE_INIT;
 	struct buf url = BUF_INIT, range = BUF_INIT;
 	const char *hdrs[2] = { NULL, NULL };
-	uint64_t deadline = hc_now_ms() + (uint64_t)hc_default_deadline_ms();
+	uint64_t deadline = (uint64_t)clock_mono_ms() + (uint64_t)hc_default_deadline_ms();
 	unsigned attempt;
 	int rc = -1;
 

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/clock.h"
 #include "cJSON.h"
 #include "crypto/crypto.h"
 #include "gcp/auth.h"
@@ -465,7 +466,7 @@ int gcs_put_resumable(struct gcs *g, const char *bucket, const char *name, gcs_r
 		u.eof = 1;
 	if (initiate(&u, o, e) != 0)
 		goto out;
-	deadline = hc_now_ms() + (uint64_t)hc_default_deadline_ms();
+	deadline = (uint64_t)clock_mono_ms() + (uint64_t)hc_default_deadline_ms();
 	for (;;) {
 		enum put_result r;
 		int64_t next = 0, before = u.ack;
@@ -507,7 +508,7 @@ int gcs_put_resumable(struct gcs *g, const char *bucket, const char *name, gcs_r
 		if (u.ack > before) {
 			retry = 0;
 			stalls = 0;
-			deadline = hc_now_ms() + (uint64_t)hc_default_deadline_ms();
+			deadline = (uint64_t)clock_mono_ms() + (uint64_t)hc_default_deadline_ms();
 		} else if (++stalls > 8) {
 			err_set(e, "upload of " GCS_NAME_FMT ": the session keeps refusing the data at offset %lld",
 				bucket, name, (long long)u.ack);

@@ -20,6 +20,7 @@
 #include "gcp/common.h"
 #include "gcp/run.h"
 #include "util/jsjson.h"
+#include "util/clock.h"
 
 struct crun {
 	struct gcp_endpoint ep;
@@ -397,7 +398,7 @@ int crun_run_job(struct crun *c, const char *job, const char *task_id, const cha
 	struct buf url = BUF_INIT, body = BUF_INIT, path = BUF_INIT;
 	const char *short_job = job ? strrchr(job, '/') : NULL;
 	const char *const *v;
-	uint64_t deadline = hc_now_ms() + (uint64_t)hc_default_deadline_ms();
+	uint64_t deadline = (uint64_t)clock_mono_ms() + (uint64_t)hc_default_deadline_ms();
 	unsigned n;
 	int rc = -1;
 

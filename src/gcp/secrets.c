@@ -22,6 +22,7 @@
 #include "gcp/secrets.h"
 #include "util/b64.h"
 #include "util/crc32c.h"
+#include "util/clock.h"
 
 #define STALE_FACTOR 10
 
@@ -233,7 +234,7 @@ int gsm_access(struct gsm *s, const char *secret, const char *version, struct bu
 {
 	struct buf name = BUF_INIT, project = BUF_INIT, fresh = BUF_INIT;
 	struct entry *en;
-	uint64_t now = hc_now_ms(), life = (uint64_t)s->refresh_s * 1000u;
+	uint64_t now = (uint64_t)clock_mono_ms(), life = (uint64_t)s->refresh_s * 1000u;
 	int rc = -1;
 
 	if (!s->project && strncmp(secret ? secret : "", "projects/", 9) != 0) {

@@ -27,16 +27,9 @@
 #include "git/git_int.h"
 #include "net/netinit.h"
 #include "util/redact.h"
+#include "util/clock.h"
 
 /* ---- small helpers ------------------------------------------------------ */
-
-uint64_t gop_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 int gop_errf(struct err *e, const char *fmt, ...)
 {

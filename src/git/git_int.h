@@ -44,9 +44,6 @@ struct gop_op {
 	int pushed_set;
 };
 
-/* Monotonic milliseconds. */
-uint64_t gop_now_ms(void);
-
 /* Start an operation: deadline, libgit2 socket timeouts, watchdog, empty
  * ssh bookkeeping files.  url picks the host credentials may go to; user
  * and token may be NULL (anonymous).  0 or -1 (with e). */

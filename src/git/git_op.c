@@ -20,6 +20,7 @@
 #include <git2.h>
 #include <git2/sys/errors.h>
 
+#include "util/clock.h"
 #include "git/git.h"
 #include "git/git_int.h"
 #include "util/redact.h"
@@ -134,7 +135,7 @@ int op_begin(struct gop_ctx *c, struct gop_op *op, const char *url, const char *
 	if (git_libgit2_opts(GIT_OPT_SET_SERVER_TIMEOUT, (int)idle) < 0 ||
 	    git_libgit2_opts(GIT_OPT_SET_SERVER_CONNECT_TIMEOUT, (int)(idle < 30000 ? idle : 30000)) < 0)
 		return gop_giterr(c, e, "cannot set the git network timeouts", -1);
-	op->deadline = gop_now_ms() + (uint64_t)c->timeout_ms;
+	op->deadline = (uint64_t)clock_mono_ms() + (uint64_t)c->timeout_ms;
 	if (pthread_mutex_init(&op->mu, NULL) != 0)
 		return err_set(e, "git: cannot create a mutex");
 	pthread_condattr_init(&ca);
@@ -219,7 +220,7 @@ void op_free_msgs(struct gop_op *op)
 
 static int past_deadline(struct gop_op *op)
 {
-	if (__atomic_load_n(&op->timed_out, __ATOMIC_SEQ_CST) || gop_now_ms() > op->deadline) {
+	if (__atomic_load_n(&op->timed_out, __ATOMIC_SEQ_CST) || (uint64_t)clock_mono_ms() > op->deadline) {
 		__atomic_store_n(&op->timed_out, 1, __ATOMIC_SEQ_CST);
 		git_error_set_str(GIT_ERROR_NET, "operation timed out");
 		return 1;

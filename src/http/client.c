@@ -39,6 +39,7 @@
 #include "crypto/crypto.h"
 #include "http/client.h"
 #include "net/ca.h"
+#include "util/clock.h"
 
 #define HC_DEFAULT_CONNECT_MS 10000L
 #define HC_DEFAULT_TIMEOUT_MS 60000L
@@ -179,14 +180,6 @@ long hc_retry_after_ms(const struct hc_response *rs)
 	return secs < 0 ? -1 : secs * hc_retry_base_ms();
 }
 
-uint64_t hc_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void sleep_ms(uint64_t ms)
 {
 	struct timespec ts;
@@ -203,11 +196,11 @@ int hc_backoff_wait(unsigned n, long retry_after_ms, uint64_t deadline)
 	uint64_t wait, now;
 
 	if (cr_random(&rnd, sizeof rnd) != 0)
-		rnd = (uint32_t)(hc_now_ms() * 2654435761u);
+		rnd = (uint32_t)((uint64_t)clock_mono_ms() * 2654435761u);
 	wait = hc_backoff_pick_ms(hc_backoff_ceiling_ms(n, hc_retry_base_ms()), rnd);
 	if (retry_after_ms >= 0 && (uint64_t)retry_after_ms > wait)
 		wait = (uint64_t)retry_after_ms;
-	now = hc_now_ms();
+	now = (uint64_t)clock_mono_ms();
 	if (now >= deadline || wait > deadline - now)
 		return -1;
 	atomic_fetch_add(&hc_retries, 1);
@@ -423,7 +416,7 @@ int hc_do(const struct hc_request *rq, struct hc_response *rs, struct err *e)
 	if (strncmp(rq->url, "https://", 8) != 0 && !(is_http && rq->allow_http))
 		return err_set(e, "%s %s: refused: only https:// URLs are allowed here "
 			"(http:// only for explicit endpoint overrides)", method, shown);
-	deadline = hc_now_ms() + (uint64_t)(rq->deadline_ms > 0 ? rq->deadline_ms : hc_default_deadline_ms());
+	deadline = (uint64_t)clock_mono_ms() + (uint64_t)(rq->deadline_ms > 0 ? rq->deadline_ms : hc_default_deadline_ms());
 	pthread_once(&share_once, share_init);
 	c = curl_easy_init();
 	if (!c)

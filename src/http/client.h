@@ -132,14 +132,12 @@ long hc_retry_after_ms(const struct hc_response *rs);
 /* A Retry-After value in seconds at time now: delay-seconds, or an
  * IMF-fixdate HTTP-date (0 when past); capped at 3600; -1 when invalid. */
 long hc_retry_after_parse(const char *value, time_t now);
-/* Monotonic clock in ms. */
-uint64_t hc_now_ms(void);
 /* The default deadline length: 120 * base. */
 long hc_default_deadline_ms(void);
 /*
  * Wait before retry n (at least retry_after_ms when that is >= 0), and
  * count the retry.  Returns 0 after waiting, or -1 without waiting when
- * the wait would end after deadline (an hc_now_ms() value).
+ * the wait would end after deadline (a clock_mono_ms() value).
  */
 int hc_backoff_wait(unsigned n, long retry_after_ms, uint64_t deadline);
 

@@ -84,6 +84,7 @@
 #include "http_parser.h"
 
 #include "http/server.h"
+#include "util/clock.h"
 #include "util/buf.h"
 #include "util/jsjson.h"
 
@@ -203,19 +204,6 @@ struct hs_server {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t now_ms(void)
-{
-	return now_us() / 1000u;
-}
-
 static int is_draining(const struct hs_server *s)
 {
 	return __atomic_load_n(&s->draining, __ATOMIC_ACQUIRE);
@@ -319,7 +307,7 @@ static int wait_io(struct hs_conn *c, short events, uint64_t deadline, int watch
 	for (;;) {
 		struct pollfd pf[2];
 		int timeout = -1, n, r;
-		uint64_t now = now_ms();
+		uint64_t now = (uint64_t)clock_mono_ms();
 
 		if (deadline) {
 			if (now >= deadline)
@@ -359,7 +347,7 @@ static int wait_io(struct hs_conn *c, short events, uint64_t deadline, int watch
  * progress for write_timeout_ms. */
 static int conn_writev(struct hs_conn *c, struct iovec *iov, int n)
 {
-	uint64_t deadline = now_ms() + c->srv->cfg.write_timeout_ms;
+	uint64_t deadline = (uint64_t)clock_mono_ms() + c->srv->cfg.write_timeout_ms;
 
 	if (c->gone)
 		return -1;
@@ -385,7 +373,7 @@ static int conn_writev(struct hs_conn *c, struct iovec *iov, int n)
 			}
 			goto gone;
 		}
-		deadline = now_ms() + c->srv->cfg.write_timeout_ms;
+		deadline = (uint64_t)clock_mono_ms() + c->srv->cfg.write_timeout_ms;
 		while (w > 0 && n > 0) {
 			if ((size_t)w >= iov->iov_len) {
 				w -= (ssize_t)iov->iov_len;
@@ -417,7 +405,7 @@ static int conn_write(struct hs_conn *c, const void *p, size_t n)
  * up to LINGER_MS, so that it reads our answer rather than a reset. */
 static void conn_linger(struct hs_conn *c)
 {
-	uint64_t deadline = now_ms() + LINGER_MS;
+	uint64_t deadline = (uint64_t)clock_mono_ms() + LINGER_MS;
 	size_t dropped = 0;
 	char sink[4096];
 
@@ -700,7 +688,7 @@ static int watch_client(struct hs_conn *c, int timeout, int watch_drain)
 int hs_stream_wait_closed(struct hs_resp *r, unsigned ms)
 {
 	struct hs_conn *c = r->c;
-	uint64_t deadline = now_ms() + ms;
+	uint64_t deadline = (uint64_t)clock_mono_ms() + ms;
 
 	for (;;) {
 		uint64_t now;
@@ -710,7 +698,7 @@ int hs_stream_wait_closed(struct hs_resp *r, unsigned ms)
 			return HS_WAIT_GONE;
 		if (is_draining(c->srv))
 			return HS_WAIT_DRAINING;
-		now = now_ms();
+		now = (uint64_t)clock_mono_ms();
 		if (now >= deadline)
 			return HS_WAIT_TIMEOUT;
 		w = watch_client(c, (int)(deadline - now), 1);
@@ -878,7 +866,7 @@ static int cb_message_begin(http_parser *p)
 	struct hs_conn *c = p->data;
 
 	if (!c->req.t_start)
-		c->req.t_start = now_us();
+		c->req.t_start = (uint64_t)clock_mono_us();
 	return 0;
 }
 
@@ -989,7 +977,7 @@ static int cb_headers_complete(http_parser *p)
 	if (end_element(q) != 0)
 		return -1;
 	q->headers_done = 1;
-	q->t_headers = now_us();
+	q->t_headers = (uint64_t)clock_mono_us();
 	if (p->http_major != 1)
 		return fail(q, 505, "HTTP version not supported");
 	if (p->method == HTTP_CONNECT)
@@ -1209,7 +1197,7 @@ static int read_request(struct hs_conn *c, uint64_t idle_deadline)
 			enum http_errno en;
 
 			if (!q->t_start)
-				q->t_start = now_us();
+				q->t_start = (uint64_t)clock_mono_us();
 			used = http_parser_execute(&c->parser, &parser_settings, c->rbuf + c->rpos, avail);
 			c->rpos += used;
 			en = HTTP_PARSER_ERRNO(&c->parser);
@@ -1235,7 +1223,7 @@ static int read_request(struct hs_conn *c, uint64_t idle_deadline)
 			deadline = q->t_start / 1000u + cfg->header_timeout_ms;
 		else
 			deadline = q->t_headers / 1000u + cfg->body_timeout_ms;
-		if (now_ms() >= deadline)
+		if ((uint64_t)clock_mono_ms() >= deadline)
 			goto timeout;
 		n = recv(c->fd, c->rbuf, RBUF_SIZE, 0);
 		if (n > 0) {
@@ -1316,7 +1304,7 @@ static void access_log(struct hs_conn *c)
 	a.status = c->resp.status;
 	a.http_minor = c->parser.http_minor;
 	a.body_bytes = c->resp.body_bytes;
-	a.latency_us = q->t_start ? now_us() - q->t_start : 0;
+	a.latency_us = q->t_start ? (uint64_t)clock_mono_us() - q->t_start : 0;
 	v = hs_req_header(q, "user-agent");
 	a.user_agent = v ? v : "";
 	a.remote_addr = c->remote;
@@ -1357,7 +1345,7 @@ static void serve_connection(struct hs_conn *c)
 {
 	struct hs_server *s = c->srv;
 	const struct hs_config *cfg = &s->cfg;
-	uint64_t idle_deadline = now_ms() + cfg->header_timeout_ms;
+	uint64_t idle_deadline = (uint64_t)clock_mono_ms() + cfg->header_timeout_ms;
 
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
@@ -1393,7 +1381,7 @@ static void serve_connection(struct hs_conn *c)
 		access_log(c);
 		if (c->gone || conn_closing(c))
 			return;
-		idle_deadline = now_ms() + cfg->idle_timeout_ms;
+		idle_deadline = (uint64_t)clock_mono_ms() + cfg->idle_timeout_ms;
 	}
 }
 
@@ -1492,7 +1480,7 @@ static void linger_add(struct hs_server *s, int fd, const struct sockaddr_storag
 	l = &s->linger[s->nlinger++];
 	memset(l, 0, sizeof(*l));
 	l->fd = fd;
-	l->deadline = now_ms() + (await ? AWAIT_MS : LINGER_MS);
+	l->deadline = (uint64_t)clock_mono_ms() + (await ? AWAIT_MS : LINGER_MS);
 	l->awaiting = await;
 	l->why = why;
 	l->ss = *ss;
@@ -1518,7 +1506,7 @@ static void await_service(struct hs_server *s, int i, int readable)
 			eof = 1;
 	}
 	d = cap_exempt(s, l->head, l->hlen);
-	if (d < 0 && !eof && l->hlen < sizeof(l->head) - 1 && now_ms() < l->deadline)
+	if (d < 0 && !eof && l->hlen < sizeof(l->head) - 1 && (uint64_t)clock_mono_ms() < l->deadline)
 		return;
 	if (d == 1)
 		answer_refused(s, l->fd, &l->ss, 200, s->cfg.cap_exempt_type ? s->cfg.cap_exempt_type : "text/plain",
@@ -1526,7 +1514,7 @@ static void await_service(struct hs_server *s, int i, int readable)
 	else
 		answer_503(s, l->fd, &l->ss, l->why);
 	l->awaiting = 0;
-	l->deadline = now_ms() + LINGER_MS;
+	l->deadline = (uint64_t)clock_mono_ms() + LINGER_MS;
 	if (eof || shutdown(l->fd, SHUT_WR) != 0)
 		linger_drop(s, i);
 }
@@ -1556,7 +1544,7 @@ static void linger_service(struct hs_server *s, int i, int readable)
 			readable = 0;
 		break;
 	}
-	if (readable || now_ms() >= l->deadline)
+	if (readable || (uint64_t)clock_mono_ms() >= l->deadline)
 		linger_drop(s, i);
 }
 
@@ -1624,7 +1612,7 @@ static void accept_one(struct hs_server *s, int lfd, int *more)
 		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 			*more = 1;
 		else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-			s->accept_pause_until = now_ms() + 100;
+			s->accept_pause_until = (uint64_t)clock_mono_ms() + 100;
 		return;
 	}
 	*more = 1;
@@ -1705,7 +1693,7 @@ static void *acceptor_main(void *arg)
 
 	for (;;) {
 		int n = 0, nl = 0, timeout = -1, r, listening;
-		uint64_t now = now_ms();
+		uint64_t now = (uint64_t)clock_mono_ms();
 
 		listening = now >= s->accept_pause_until;
 		if (listening) {
@@ -1947,7 +1935,7 @@ static int wait_conns(struct hs_server *s, uint64_t deadline)
 {
 	while (s->nconn > 0) {
 		struct timespec ts;
-		uint64_t now = now_ms();
+		uint64_t now = (uint64_t)clock_mono_ms();
 
 		if (now >= deadline)
 			return 1;
@@ -1966,7 +1954,7 @@ static int wait_conns(struct hs_server *s, uint64_t deadline)
 
 int hs_shutdown(struct hs_server *s, unsigned deadline_ms)
 {
-	uint64_t deadline = now_ms() + deadline_ms;
+	uint64_t deadline = (uint64_t)clock_mono_ms() + deadline_ms;
 	struct hs_conn *c;
 	ssize_t w;
 	int forced = 0;
@@ -1987,7 +1975,7 @@ int hs_shutdown(struct hs_server *s, unsigned deadline_ms)
 			if (c->fd >= 0 && shutdown(c->fd, SHUT_RDWR) != 0) {
 				/* already disconnected: its thread will notice */
 			}
-		if (wait_conns(s, now_ms() + 1000))
+		if (wait_conns(s, (uint64_t)clock_mono_ms() + 1000))
 			forced = 2;
 	}
 	pthread_mutex_unlock(&s->mu);

@@ -36,14 +36,14 @@ static void say_level(enum sbx_mode mode, enum sbx_level level)
 	const struct sbx_probe *p = sbx_probe();
 
 	if (mode == SBX_MODE_OFF)
-		task_log("WARNING", "CCR_SANDBOX=off: the agent runs without a sandbox and can read what ccr job can");
+		slog(SLOG_WARNING, "CCR_SANDBOX=off: the agent runs without a sandbox and can read what ccr job can");
 	else if (level == SBX_NAMESPACES)
-		task_log("WARNING", "sandbox: namespaces only; this kernel has no Landlock for the second layer");
+		slog(SLOG_WARNING, "sandbox: namespaces only; this kernel has no Landlock for the second layer");
 	else if (level == SBX_LANDLOCK)
-		task_log("WARNING", "sandbox: Landlock only (no user namespaces here: %s); the agent shares the host's "
+		slog(SLOG_WARNING, "sandbox: Landlock only (no user namespaces here: %s); the agent shares the host's "
 				    "network and process view", p->why[0] ? p->why : "unavailable");
 	else if (level == SBX_NONE)
-		task_log("WARNING", "sandbox: none could be built here (no user namespaces: %s; no Landlock); set "
+		slog(SLOG_WARNING, "sandbox: none could be built here (no user namespaces: %s; no Landlock); set "
 				    "CCR_SANDBOX=off to run like this on purpose", p->why[0] ? p->why : "unavailable");
 }
 

@@ -98,7 +98,7 @@ static void add_run(struct task *t, cJSON *bill, const char *path)
 	m = text.p ? cJSON_ParseWithLength(text.p, text.len) : NULL;
 	buf_free(&text);
 	if (!m) {
-		task_log("WARNING", "billing: %s is not JSON", path);
+		slog(SLOG_WARNING, "billing: %s is not JSON", path);
 		return;
 	}
 	run = cJSON_CreateObject();

@@ -36,7 +36,7 @@ static void end_locked(struct cv_ctx *c, const char *why, int by_ccr)
 		c->closed_by_ccr = by_ccr;
 		close(c->fd);
 		c->fd = -1;
-		task_log("INFO", "conversation: stdin of the CLI closed (%s)", why);
+		slog(SLOG_INFO, "conversation: stdin of the CLI closed (%s)", why);
 	}
 	c->ended = 1;
 }
@@ -89,7 +89,7 @@ static void act(struct cv_ctx *c, const char *json, size_t n, const char *key)
 			c->messages++;
 			c->waiting = 0;
 			pthread_mutex_unlock(&c->lock);
-			task_log("INFO", "conversation: message %s passed to the CLI", key);
+			slog(SLOG_INFO, "conversation: message %s passed to the CLI", key);
 		}
 	} else if (cJSON_IsString(type) && strcmp(type->valuestring, "interrupt") == 0) {
 		pthread_mutex_lock(&c->lock);
@@ -101,14 +101,14 @@ static void act(struct cv_ctx *c, const char *json, size_t n, const char *key)
 			pthread_mutex_lock(&c->lock);
 			c->interrupt_sent = 1;
 			pthread_mutex_unlock(&c->lock);
-			task_log("INFO", "conversation: interrupt %s passed to the CLI", key);
+			slog(SLOG_INFO, "conversation: interrupt %s passed to the CLI", key);
 		}
 	} else if (cJSON_IsString(type) && strcmp(type->valuestring, "end") == 0) {
 		pthread_mutex_lock(&c->lock);
 		end_locked(c, "POST /tasks/:id/end", 1);
 		pthread_mutex_unlock(&c->lock);
 	} else {
-		task_log("WARNING", "conversation: inbox object %s is not a message, interrupt or end; ignored", key);
+		slog(SLOG_WARNING, "conversation: inbox object %s is not a message, interrupt or end; ignored", key);
 	}
 	if (line.p)
 		cr_wipe(line.p, line.len);
@@ -138,11 +138,11 @@ static void drain(struct cv_ctx *c)
 		    envelope_open(c->sealer, sealed.p, sealed.len, &plain, &e) == 0)
 			act(c, plain.p ? plain.p : "", plain.len, key);
 		else if (!ended)
-			task_log("WARNING", "conversation: cannot read %s: %s", key, e.msg);
+			slog(SLOG_WARNING, "conversation: cannot read %s: %s", key, e.msg);
 		else
-			task_log("WARNING", "conversation: %s arrived after the conversation ended; dropped", key);
+			slog(SLOG_WARNING, "conversation: %s arrived after the conversation ended; dropped", key);
 		if (c->st->ops->del(c->st, key, &e) != 0)
-			task_log("WARNING", "conversation: cannot delete %s: %s", key, e.msg);
+			slog(SLOG_WARNING, "conversation: cannot delete %s: %s", key, e.msg);
 		if (plain.p)
 			cr_wipe(plain.p, plain.len);
 		buf_free(&plain);
@@ -262,7 +262,7 @@ void cv_stop(struct cv_ctx *c)
 	if (c->st->ops->list(c->st, c->prefix, NULL, &l, &e) == 0) {
 		for (i = 0; i < l.n; i++)
 			if (c->st->ops->del(c->st, l.items[i].key, &e) != 0)
-				task_log("WARNING", "conversation: cannot delete %s: %s", l.items[i].key, e.msg);
+				slog(SLOG_WARNING, "conversation: cannot delete %s: %s", l.items[i].key, e.msg);
 		storage_list_free(&l);
 	}
 }

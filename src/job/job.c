@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,10 @@
 #include "gcp/run.h"
 #include "job/task.h"
 #include "net/netinit.h"
+#include "util/log.h"
+#include "util/redact.h"
 
+/* Static: the SIGTERM handler writes to it, and has no context. */
 static int stop_pipe[2] = { -1, -1 };
 
 static void on_term(int sig)
@@ -51,7 +55,7 @@ static void on_term(int sig)
  * the task as cancelled if the job could not). */
 static void *stop_watch(void *arg)
 {
-	long budget = *(long *)arg;
+	long budget = (long)(intptr_t)arg;
 	char c;
 	struct timespec ts = { budget / 1000, (budget % 1000) * 1000000L };
 
@@ -59,15 +63,14 @@ static void *stop_watch(void *arg)
 		;
 	while (nanosleep(&ts, &ts) != 0)
 		;
-	fprintf(stderr, "{\"severity\":\"ERROR\",\"message\":\"ccr job: still running %ld ms after SIGTERM; exiting\"}\n",
-		budget);
+	slog(SLOG_ERROR, "ccr job: still running %ld ms after SIGTERM; exiting", budget);
 	_exit(130);
 	return NULL;
 }
 
 static int arm_stop_watch(void)
 {
-	static long budget;
+	long budget;
 	pthread_attr_t attr;
 	pthread_t th;
 	int rc;
@@ -77,7 +80,7 @@ static int arm_stop_watch(void)
 		return -1;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&th, &attr, stop_watch, &budget);
+	rc = pthread_create(&th, &attr, stop_watch, (void *)(intptr_t)budget);
 	pthread_attr_destroy(&attr);
 	return rc == 0 ? 0 : -1;
 }
@@ -154,6 +157,7 @@ int job_main(int argc, char **argv)
 			id && *id ? " (set)" : " (missing)", path && *path ? " (set)" : " (missing)");
 		return 1;
 	}
+	slog_init(2, redact_apply);     /* the job's log: stderr, redacted (util/log.h) */
 	if (arm_stop_watch() != 0) {
 		fprintf(stderr, "ccr job: cannot start the stop watchdog: %s\n", strerror(errno));
 		return 1;

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "job/logsink.h"
+#include "util/clock.h"
 
 #define LINES_PER_CHUNK 100
 #define CHUNK_BYTES (1 << 20)            /* a chunk is cut here too (one longer line: alone) */
@@ -30,7 +31,7 @@ struct logsink {
 	unsigned chunk;                  /* index of the last stored chunk */
 	int interval_ms, closing, stopped, failures, given_up;
 	long give_up_ms;                 /* failing this long: give up (0: never) */
-	struct timespec failing_since;   /* first failure of the current streak */
+	int64_t failing_since;           /* clock_mono_ms() of the first failure of the current streak */
 	void (*on_give_up)(void *arg);
 	void *give_up_arg;
 	struct timespec last_line;
@@ -69,13 +70,11 @@ static int store_chunk(struct logsink *ls, unsigned index, const struct buf *dat
  * so once (the job then ends the task), and stop retrying. */
 static void check_give_up(struct logsink *ls)
 {
-	struct timespec now;
 	long ms;
 
 	if (ls->given_up || ls->give_up_ms <= 0)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (now.tv_sec - ls->failing_since.tv_sec) * 1000 + (now.tv_nsec - ls->failing_since.tv_nsec) / 1000000;
+	ms = (long)(clock_mono_ms() - ls->failing_since);
 	if (ms < ls->give_up_ms)
 		return;
 	ls->given_up = 1;
@@ -119,7 +118,7 @@ static void flush_locked(struct logsink *ls)
 	}
 	/* Put the lines back in front of anything that arrived meanwhile. */
 	if (ls->failures++ == 0)
-		clock_gettime(CLOCK_MONOTONIC, &ls->failing_since);
+		ls->failing_since = clock_mono_ms();
 	ls->last_err = e;
 	check_give_up(ls);
 	if (buf_add(&data, ls->pending.p, ls->pending.len) == 0) {
@@ -254,10 +253,9 @@ int logsink_line(struct logsink *ls, const char *line, size_t n)
 
 int logsink_close(struct logsink *ls, int deadline_ms, struct err *e)
 {
-	struct timespec start, now;
+	int64_t start = clock_mono_ms();
 	int rc = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	pthread_mutex_lock(&ls->mu);
 	ls->closing = 1;
 	pthread_cond_signal(&ls->cv);
@@ -265,8 +263,7 @@ int logsink_close(struct logsink *ls, int deadline_ms, struct err *e)
 		deadline_ms = 2000;          /* one last try, not another long wait */
 	while (ls->pending_lines > 0) {
 		pthread_mutex_unlock(&ls->mu);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 > deadline_ms) {
+		if (clock_mono_ms() - start > deadline_ms) {
 			pthread_mutex_lock(&ls->mu);
 			break;
 		}

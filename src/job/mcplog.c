@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -126,6 +127,7 @@ struct explain {
 	struct buf *out;
 	int found;               /* 1 explained, 0 not yet, -1 out of memory */
 	char why[300];           /* when not found */
+	char *text;              /* ML_MAX_FILE + 1 bytes: the log file read */
 };
 
 /* Append one message, newlines as spaces, within ML_MAX_TEXT. */
@@ -230,7 +232,7 @@ static int explain_dir(const char *dir, void *arg)
 {
 	struct explain *x = arg;
 	char logdir[PATH_MAX], name[NAME_MAX + 1], file[PATH_MAX + NAME_MAX + 2];
-	static char text[ML_MAX_FILE + 1];
+	char *text = x->text;
 	struct stat st;
 	ssize_t n;
 	size_t len = 0;
@@ -256,11 +258,14 @@ static int explain_dir(const char *dir, void *arg)
 
 int ml_explain(const char *cache, const char *cwd, const char *server, struct buf *out)
 {
-	struct explain x = { server, out, 0, "no MCP log directory for it" };
+	struct explain x = { server, out, 0, "no MCP log directory for it", NULL };
 
 	if (!server[0] || strchr(server, '/') || strcmp(server, ".") == 0 || strcmp(server, "..") == 0)
 		return buf_adds(out, "not a valid server name") == 0 ? 0 : -1;
+	if (!(x.text = malloc(ML_MAX_FILE + 1)))
+		return -1;
 	each_dir(cache, cwd, explain_dir, &x);
+	free(x.text);
 	if (x.found < 0)
 		return -1;
 	if (x.found == 0 && buf_adds(out, x.why) != 0)

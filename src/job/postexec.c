@@ -13,7 +13,7 @@
 static void warn(void *arg, const char *msg)
 {
 	(void)arg;
-	task_log("WARNING", "upload: %s", msg);
+	slog(SLOG_WARNING, "upload: %s", msg);
 }
 
 static void uploads(struct task *t, const cJSON *spec)
@@ -31,7 +31,7 @@ static void uploads(struct task *t, const cJSON *spec)
 	c.warn = warn;
 	if (up_run(&c, spec, &done, &e) != 0) {
 		task_error_line(t, e.msg);
-		task_log("ERROR", "file uploads failed: %s", e.msg);
+		slog(SLOG_ERROR, "file uploads failed: %s", e.msg);
 	}
 	if (done) {
 		cJSON_Delete(t->rep.uploaded_files);
@@ -67,7 +67,7 @@ static void tests_publish(struct task *t)
 	}
 	if (gop_tests_publish(&t->git, t->ws.root, &tr, t->env->task_id, slug, name, &pr, &e) < 0) {
 		task_error_line(t, e.msg);
-		task_log("ERROR", "external test repo: %s", e.msg);
+		slog(SLOG_ERROR, "external test repo: %s", e.msg);
 		return;
 	}
 	if (pr.created && (o = cJSON_CreateObject())) {
@@ -160,10 +160,10 @@ static void git_actions(struct task *t, const cJSON *g)
 	free(files);
 	free(ex);
 	if (rc == GOP_NOTHING) {
-		task_log("INFO", "git: nothing to commit");
+		slog(SLOG_INFO, "git: nothing to commit");
 	} else if (rc != 0) {
 		task_error_line(t, e.msg);
-		task_log("ERROR", "git commit: %s", e.msg);
+		slog(SLOG_ERROR, "git commit: %s", e.msg);
 	} else if ((gc = cJSON_CreateObject())) {
 		cJSON_AddStringToObject(gc, "sha", sha);
 		cJSON_AddStringToObject(gc, "message", message.p);
@@ -180,7 +180,7 @@ static void git_actions(struct task *t, const cJSON *g)
 				record_push(gc, &pr);
 			else {
 				task_error_line(t, e.msg);
-				task_log("ERROR", "git push: %s", e.msg);
+				slog(SLOG_ERROR, "git push: %s", e.msg);
 			}
 			gop_push_result_free(&pr);
 		}

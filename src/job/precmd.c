@@ -1,24 +1,18 @@
 /*
  * precmd.c: see precmd.h.
  *
- * Design.  One fork/execve per command, nothing else in the child but
- * async-signal-safe calls (ccr has threads: the log sink, the proxy): the
- * argv, the environment and the cwd are all prepared before fork.  The
- * child makes itself a process-group leader (the parent does the same
- * setpgid, so there is no window where a timeout could miss it), resets
- * the signal mask and ignored signals, closes every descriptor above
- * stderr (close_range, or a loop where the kernel lacks it) so no socket or
- * file of ccr's leaks into the command, and execs /bin/sh.  A close-on-exec
- * pipe carries errno back when chdir or execve fails, so "no /bin/sh" is a
+ * Design.  One child per command, started by child_spawn (util/child.h):
+ * its own process group, the sandbox's hooks around the fork, every
+ * descriptor of ccr's closed and the signals reset in the child, and
+ * errno carried back when chdir or execve fails, so "no /bin/sh" is a
  * start-up error rather than a mysterious exit status 127.
  *
  * The parent polls the single output pipe (stdout and stderr share it, so
  * the captured text is interleaved as a terminal would show it) until end
  * of file, the deadline, or the cap; then waits for the shell, still under
- * the deadline.  Killing targets the group (-pgid): SIGTERM, a grace
- * period checked with kill(-pgid, 0), then SIGKILL.  While waiting, any of
- * our children in the group is reaped (when ccr runs as PID 1, orphaned
- * grandchildren are ours), so zombies do not keep the group alive.
+ * the deadline.  Killing targets the group: child_kill_group (SIGTERM, a
+ * grace period, then SIGKILL, reaping our children in the group, since
+ * when ccr runs as PID 1 orphaned grandchildren are ours).
  *
  * Time is CLOCK_MONOTONIC throughout.  Secrets: the .env text is wiped
  * when freed (the environment is the caller's: agentenv.c builds and
@@ -34,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +35,8 @@
 #include "crypto/crypto.h"
 #include "job/precmd.h"
 #include "job/workspace.h"
+#include "util/child.h"
+#include "util/clock.h"
 #include "util/redact.h"
 
 static int fail(struct err *e)
@@ -52,22 +47,6 @@ static int fail(struct err *e)
 		snprintf(e->msg, sizeof(e->msg), "%s", b.p);
 	buf_free(&b);
 	return -1;
-}
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
 }
 
 int pc_env_name_valid(const char *name)
@@ -151,42 +130,12 @@ int pc_write_env(const char *root, const cJSON *secrets, int *written, struct er
 
 /* ---- running ------------------------------------------------------------ */
 
-/* Reap whichever of our children belong to the group; 1 once the group
- * has no process left at all. */
-static int group_gone(int pgid)
-{
-	int st;
-
-	while (waitpid(-pgid, &st, WNOHANG) > 0)
-		;
-	return kill(-pgid, 0) != 0 && errno == ESRCH;
-}
-
-int pc_kill_group(int pgid, long grace_ms)
-{
-	long t;
-
-	if (pgid <= 1)
-		return -1;
-	if (group_gone(pgid))
-		return 0;
-	kill(-pgid, SIGTERM);
-	for (t = now_ms() + grace_ms; now_ms() < t; sleep_ms(10))
-		if (group_gone(pgid))
-			return 0;
-	kill(-pgid, SIGKILL);
-	for (t = now_ms() + 1000; now_ms() < t; sleep_ms(10))
-		if (group_gone(pgid))
-			return 0;
-	return group_gone(pgid) ? 0 : -1;
-}
-
 void pc_leftovers_kill(struct pc_leftovers *l, long grace_ms)
 {
 	size_t i;
 
 	for (i = 0; i < l->n; i++)
-		pc_kill_group(l->pgid[i], grace_ms);
+		child_kill_group(l->pgid[i], grace_ms);
 	l->n = 0;
 }
 
@@ -209,59 +158,66 @@ static long default_timeout_ms(void)
 	return (long)(v * 1000);
 }
 
-/* In the child, after fork: only async-signal-safe calls. */
-static void child(struct sbx_spawn *box, const char *cwd, char *const *argv, char *const *envp, int in, int out, int errfd,
-		  int maxfd)
+static int box_child(void *arg)
 {
-	struct sigaction sa;
-	sigset_t none;
-	int s, err, fd;
+	return sbx_child(arg);
+}
 
-	setpgid(0, 0);
-	if (sbx_child(box) != 0)
-		goto bad;
-	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
-		goto bad;
-	/* Nothing else of ccr's (sockets, log files, pipes) reaches the command. */
-	if (errfd != 3) {
-		if (dup3(errfd, 3, O_CLOEXEC) < 0)
-			goto bad;
-		errfd = 3;
+static int box_started(void *arg, struct err *e)
+{
+	return sbx_started(arg, e);
+}
+
+/* Read the output until end of file, the deadline or the cap. */
+static void read_output(int fd, int64_t deadline, size_t cap, struct pc_result *r)
+{
+	char chunk[16384];
+
+	for (;;) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		int64_t left = deadline - clock_mono_ms();
+		size_t want = cap + 1 - r->output.len;
+		ssize_t n;
+		int pr;
+
+		if (left <= 0) {
+			r->timed_out = 1;
+			return;
+		}
+		pr = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
+		if (pr < 0 && errno != EINTR)
+			return;
+		if (pr <= 0)
+			continue;
+		n = read(fd, chunk, want < sizeof(chunk) ? want : sizeof(chunk));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return;
+		if (r->output.len + (size_t)n > cap) {
+			buf_add(&r->output, chunk, cap - r->output.len);
+			r->overflow = 1;
+			return;
+		}
+		if (buf_add(&r->output, chunk, (size_t)n) != 0) {
+			r->overflow = 1;
+			return;
+		}
 	}
-#ifdef SYS_close_range
-	if (syscall(SYS_close_range, 4U, ~0U, 0U) != 0)
-#endif
-		for (fd = 4; fd < maxfd; fd++)
-			close(fd);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	for (s = 1; s < 32; s++)
-		if (s != SIGKILL && s != SIGSTOP)
-			sigaction(s, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (chdir(cwd) != 0)
-		goto bad;
-	execve("/bin/sh", argv, envp);
-bad:
-	err = errno;
-	(void)!write(errfd, &err, sizeof(err));
-	_exit(127);
 }
 
 int pc_run(const char *cwd, const char *command, char *const *envp, const struct pc_opts *o,
 	   struct pc_result *r, struct err *e)
 {
 	char *argv[] = { "sh", "-c", (char *)command, NULL };
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, ex[2] = { -1, -1 };
+	int out[2] = { -1, -1 }, status = 0, exited = 0;
 	long timeout = o && o->timeout_ms > 0 ? o->timeout_ms : default_timeout_ms();
 	long grace = o && o->kill_grace_ms > 0 ? o->kill_grace_ms : PC_KILL_GRACE_MS;
 	size_t cap = o && o->output_cap ? o->output_cap : PC_OUTPUT_CAP;
-	long t0 = now_ms(), deadline = t0 + timeout;
-	int child_err = 0, status = 0, exited = 0, open_out = 1, maxfd;
-	ssize_t n;
-	pid_t pid;
+	int64_t t0 = clock_mono_ms(), deadline = t0 + timeout;
+	struct child_spec s = { 0 };
 	struct sbx_spawn box;
+	pid_t pid;
 
 	memset(r, 0, sizeof(*r));
 	memset(&box, 0, sizeof(box));
@@ -269,127 +225,50 @@ int pc_run(const char *cwd, const char *command, char *const *envp, const struct
 	r->status = -1;
 	if (!command)
 		return err_set(e, "no command");
-	if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(ex, O_CLOEXEC) != 0) {
-		err_set(e, "cannot create pipes for a pre-execution command: %s", strerror(errno));
-		goto close_all;
+	if (pipe2(out, O_CLOEXEC) != 0)
+		return err_set(e, "cannot create pipes for a pre-execution command: %s", strerror(errno));
+	if (o && o->sandbox && sbx_prepare(&box, o->sandbox, "/bin/sh", e) != 0) {
+		close(out[0]), close(out[1]);
+		sbx_finish(&box);
+		return -1;
 	}
-	{
-		long m = sysconf(_SC_OPEN_MAX);
-		maxfd = m > 0 && m < 65536 ? (int)m : 65536;
-	}
-	if (o && o->sandbox && sbx_prepare(&box, o->sandbox, "/bin/sh", e) != 0)
-		goto close_all;
-	pid = fork();
-	if (pid < 0) {
-		err_set(e, "cannot start a pre-execution command: %s", strerror(errno));
-		goto close_all;
-	}
-	if (pid == 0)
-		child(&box, cwd, argv, envp, in[0], out[1], ex[1], maxfd);
-	setpgid(pid, pid);      /* also done by the child; whichever runs first */
-	r->pgid = pid;
-	close(in[0]), close(in[1]), close(out[1]), close(ex[1]);
-	in[0] = in[1] = out[1] = ex[1] = -1;
-	if (sbx_started(&box, e) != 0) {
-		kill(-pid, SIGKILL);
-		kill(pid, SIGKILL);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		close(ex[0]), close(out[0]);
+	s.exe = "/bin/sh";
+	s.argv = argv;
+	s.envp = envp;
+	s.cwd = cwd;
+	s.fd_in = -1;
+	s.fd_out = s.fd_err = out[1];
+	s.in_child = box_child;
+	s.after_fork = box_started;
+	s.arg = &box;
+	if (child_spawn(&s, &pid, e) != 0) {
+		close(out[0]), close(out[1]);
 		sbx_finish(&box);
 		return err_prefix(e, "cannot run /bin/sh -c in %s", cwd), fail(e);
 	}
-	while ((n = read(ex[0], &child_err, sizeof(child_err))) < 0 && errno == EINTR)
-		;
-	close(ex[0]);
-	ex[0] = -1;
-	if (n == (ssize_t)sizeof(child_err)) {
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		close(out[0]);
-		sbx_finish(&box);
-		return err_set(e, "cannot run /bin/sh -c in %s: %s", cwd, strerror(child_err)), fail(e);
-	}
-
-	/* Read until end of file, the deadline or the cap. */
-	while (open_out) {
-		struct pollfd pfd = { out[0], POLLIN, 0 };
-		long left = deadline - now_ms();
-		int pr;
-
-		if (left <= 0) {
-			r->timed_out = 1;
-			break;
-		}
-		pr = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
-		if (pr < 0 && errno != EINTR)
-			break;
-		if (pr <= 0)
-			continue;
-		{
-			char chunk[16384];
-			size_t want = cap + 1 - r->output.len;
-
-			n = read(out[0], chunk, want < sizeof(chunk) ? want : sizeof(chunk));
-			if (n < 0 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (n <= 0) {
-				open_out = 0;
-				break;
-			}
-			if (r->output.len + (size_t)n > cap) {
-				buf_add(&r->output, chunk, cap - r->output.len);
-				r->overflow = 1;
-				break;
-			}
-			if (buf_add(&r->output, chunk, (size_t)n) != 0) {
-				r->overflow = 1;
-				break;
-			}
-		}
-	}
+	close(out[1]);
+	r->pgid = pid;
+	read_output(out[0], deadline, cap, r);
 	/* Then wait for the shell itself, still under the deadline. */
-	while (!r->timed_out && !r->overflow) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-
-		if (w == pid) {
-			exited = 1;
-			break;
-		}
-		if (w < 0 && errno != EINTR)
-			break;
-		if (now_ms() >= deadline) {
-			r->timed_out = 1;
-			break;
-		}
-		sleep_ms(10);
+	if (!r->timed_out && !r->overflow) {
+		exited = child_wait(pid, deadline, &status) == 1;
+		r->timed_out = !exited && clock_mono_ms() >= deadline;
 	}
 	if (r->timed_out || r->overflow || !exited) {
-		pc_kill_group(pid, grace);
+		child_kill_group(pid, grace);
 		if (!exited && waitpid(pid, &status, WNOHANG) == pid)
 			exited = 1;
 	} else {
-		r->left_running = !group_gone(pid);
+		r->left_running = !child_group_gone(pid);
 	}
 	close(out[0]);
 	if (exited)
-		r->status = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+		r->status = child_exit_code(status);
 	if (exited && WIFSIGNALED(status))
 		r->term_signal = WTERMSIG(status);
-	r->duration_ms = now_ms() - t0;
+	r->duration_ms = (long)(clock_mono_ms() - t0);
 	sbx_finish(&box);
 	return 0;
-
-close_all:
-	sbx_finish(&box);
-	{
-		int *fds[] = { in, out, ex }, i, j;
-		for (i = 0; i < 3; i++)
-			for (j = 0; j < 2; j++)
-				if (fds[i][j] >= 0)
-					close(fds[i][j]);
-	}
-	return -1;
 }
 
 /* The failure message: command, reason, then as much of the (redacted)

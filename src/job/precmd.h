@@ -94,12 +94,7 @@ void pc_result_free(struct pc_result *r);
 int pc_run_all(const char *cwd, const cJSON *commands, char *const *envp, const struct pc_opts *o,
 	       struct pc_leftovers *left, struct err *e);
 
-/* pc_kill_group: SIGTERM the group, wait up to grace_ms for it to go,
- * SIGKILL, wait up to one more second.  Reaps any of our children in it.
- * Returns 0 when the group is gone. */
-int pc_kill_group(int pgid, long grace_ms);
-
-/* pc_leftovers_kill: pc_kill_group() on each recorded group; empties l. */
+/* pc_leftovers_kill: child_kill_group() on each recorded group; empties l. */
 void pc_leftovers_kill(struct pc_leftovers *l, long grace_ms);
 
 #endif

@@ -74,6 +74,7 @@
 #include "http_parser.h"
 #include "job/prices.h"
 #include "job/proxy.h"
+#include "util/clock.h"
 #include "net/ca.h"
 #include "net/netinit.h"
 #include "util/buf.h"
@@ -178,14 +179,6 @@ static int stopping(const struct tp_proxy *p)
 	return __atomic_load_n(&p->stopping, __ATOMIC_ACQUIRE);
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static void tp_log(struct tp_proxy *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void tp_log(struct tp_proxy *p, const char *fmt, ...)
@@ -219,7 +212,7 @@ static int ieq(const char *a, const char *b)
 /* Send every byte of iov[0..n) to the client, waiting in slices. */
 static int conn_sendv(struct tp_conn *c, struct iovec *iov, int n)
 {
-	double deadline = now_ms() + TP_STALL_MS;
+	double deadline = clock_mono_ms() + TP_STALL_MS;
 
 	while (n > 0) {
 		struct msghdr mh;
@@ -236,7 +229,7 @@ static int conn_sendv(struct tp_conn *c, struct iovec *iov, int n)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return -1;
-			if (stopping(c->p) || now_ms() > deadline)
+			if (stopping(c->p) || clock_mono_ms() > deadline)
 				return -1;
 			pf.fd = c->fd;
 			pf.events = POLLOUT;
@@ -270,7 +263,7 @@ static int conn_send(struct tp_conn *c, const void *data, size_t len)
  * 0: end of stream, -1: error or stop, -2: timeout. */
 static int conn_recv(struct tp_conn *c, int timeout_ms)
 {
-	double deadline = now_ms() + timeout_ms;
+	double deadline = clock_mono_ms() + timeout_ms;
 
 	for (;;) {
 		struct pollfd pf;
@@ -289,7 +282,7 @@ static int conn_recv(struct tp_conn *c, int timeout_ms)
 			return -1;
 		if (stopping(c->p))
 			return -1;
-		if (now_ms() > deadline)
+		if (clock_mono_ms() > deadline)
 			return -2;
 		pf.fd = c->fd;
 		pf.events = POLLIN;
@@ -304,12 +297,12 @@ static int conn_recv(struct tp_conn *c, int timeout_ms)
  * data does not turn into a reset that destroys the answer in flight. */
 static void conn_linger(struct tp_conn *c)
 {
-	double deadline = now_ms() + 500;
+	double deadline = clock_mono_ms() + 500;
 	size_t dropped = 0;
 
 	if (shutdown(c->fd, SHUT_WR) != 0)
 		return;
-	while (dropped < (1u << 20) && now_ms() < deadline && !stopping(c->p)) {
+	while (dropped < (1u << 20) && clock_mono_ms() < deadline && !stopping(c->p)) {
 		struct pollfd pf;
 		ssize_t r;
 

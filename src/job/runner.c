@@ -7,6 +7,8 @@
  * a self-pipe that runner_cancel() writes to, and the watchdog deadlines,
  * which set the poll timeout.  No threads and no signal handlers of its
  * own, so the caller's SIGTERM handler only has to call runner_cancel().
+ * The CLI is started by child_spawn (util/child.h), with the sandbox's
+ * sbx_child and sbx_started as its hooks around the fork.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,10 +27,14 @@
 
 #include "job/proctree.h"
 #include "job/runner.h"
+#include "util/child.h"
+#include "util/clock.h"
 
 #define STDERR_CAP (1024 * 1024)
 #define NEVER (~0ULL >> 1)
 
+/* Static, not in struct run: runner_cancel() is called from the job's
+ * SIGTERM handler, which has no context to reach the run through. */
 static volatile sig_atomic_t cancel_requested, abort_requested;
 static volatile int wake_fd = -1;
 
@@ -60,39 +66,6 @@ const char *run_reason_name(enum run_reason r)
 				       "idle_timeout", "hang_after_result", "storage_failed" };
 
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "failed";
-}
-
-static unsigned long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000ULL;
-}
-
-/* Resolve path against PATH from envp, like execvp but with envp's PATH. */
-static int resolve(const char *path, char *const *envp, char *out, size_t n)
-{
-	const char *p = NULL, *seg;
-	size_t i;
-
-	if (strchr(path, '/')) {
-		snprintf(out, n, "%s", path);
-		return access(out, X_OK);
-	}
-	for (i = 0; envp && envp[i]; i++)
-		if (strncmp(envp[i], "PATH=", 5) == 0)
-			p = envp[i] + 5;
-	for (seg = p ? p : "/usr/local/bin:/usr/bin:/bin"; *seg;) {
-		const char *end = strchr(seg, ':');
-		size_t len = end ? (size_t)(end - seg) : strlen(seg);
-		if (len > 0 && (size_t)snprintf(out, n, "%.*s/%s", (int)len, seg, path) < n && access(out, X_OK) == 0)
-			return 0;
-		if (!end)
-			break;
-		seg = end + 1;
-	}
-	return -1;
 }
 
 struct run {
@@ -183,7 +156,7 @@ static void read_out(struct run *r)
 		close_fd(&r->out);
 		return;
 	}
-	r->last_output = r->last_active = now_ms();
+	r->last_output = r->last_active = (unsigned long long)clock_mono_ms();
 	take_output(r, chunk, (size_t)n);
 }
 
@@ -199,7 +172,7 @@ static void read_err(struct run *r)
 		close_fd(&r->err);
 		return;
 	}
-	r->last_output = r->last_active = now_ms();
+	r->last_output = r->last_active = (unsigned long long)clock_mono_ms();
 	if (r->cfg->on_stderr)
 		r->cfg->on_stderr(r->cfg->arg, chunk, (size_t)n);
 	if (buf_add(b, chunk, (size_t)n) == 0 && b->len > STDERR_CAP) {
@@ -230,7 +203,7 @@ static void terminate(struct run *r, enum run_reason why)
 		return;
 	r->why = why;
 	r->killing = 1;
-	r->term_at = now_ms();
+	r->term_at = (unsigned long long)clock_mono_ms();
 	kill(-r->pid, SIGTERM);
 }
 
@@ -256,7 +229,7 @@ static int busy(struct run *r, unsigned long long now)
 static unsigned long long next_deadline(struct run *r)
 {
 	const struct runner_config *c = r->cfg;
-	unsigned long long now = now_ms(), due = NEVER, t;
+	unsigned long long now = (unsigned long long)clock_mono_ms(), due = NEVER, t;
 
 	if (cancel_requested)
 		terminate(r, RUN_CANCELLED);
@@ -449,7 +422,7 @@ static void loop(struct run *r)
 	while (r->out >= 0 || r->err >= 0 || !r->reaped) {
 		struct pollfd p[4];
 		nfds_t n = 0;
-		unsigned long long due = next_deadline(r), now = now_ms();
+		unsigned long long due = next_deadline(r), now = (unsigned long long)clock_mono_ms();
 		int timeout = due == NEVER ? 1000 : (int)(due > now ? (due - now > 1000 ? 1000 : due - now) : 0);
 		char drain[64];
 
@@ -498,82 +471,75 @@ static void classify(struct run *r)
 		res->reason = RUN_FAILED;
 	if (res->reason == RUN_TIMEOUT)
 		res->exit_code = 124;
-	res->duration_ms = (long)(now_ms() - r->start);
+	res->duration_ms = (long)((unsigned long long)clock_mono_ms() - r->start);
 }
 
-/* In the child: wire stdio, then exec.  Reports errno on failpipe. */
-static void child(struct run *r, const char *exe, int in, int out, int err, int failpipe)
+static int box_child(void *arg)
 {
-	const struct runner_config *c = r->cfg;
-	int e;
+	return sbx_child(&((struct run *)arg)->box);
+}
 
-	setpgid(0, 0);
-	if (sbx_child(&r->box) != 0)
-		goto fail;
-	if (chdir(c->cwd) != 0)
-		goto fail;
-	if (c->fifo_name && (in = open(c->fifo_name, O_RDONLY)) < 0)
-		goto fail;
-	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-		goto fail;
-	signal(SIGPIPE, SIG_DFL);
-	execve(exe, c->argv, c->envp);
-fail:
-	e = errno;
-	if (write(failpipe, &e, sizeof(e)) < 0)
-		_exit(126);
-	_exit(127);
+static int box_started(void *arg, struct err *e)
+{
+	return sbx_started(&((struct run *)arg)->box, e);
+}
+
+/* The prompt's way in: a pipe, or the FIFO named fifo_name in cwd. */
+static int stdin_pipe(const struct runner_config *c, int pin[2], struct err *e)
+{
+	char fifo[4096];
+
+	if (!c->fifo_name)
+		return pipe2(pin, O_CLOEXEC) ? err_set(e, "cannot create pipes for the Claude CLI: %s", strerror(errno)) : 0;
+	snprintf(fifo, sizeof(fifo), "%s/%s", c->cwd, c->fifo_name);
+	unlink(fifo);
+	if (mkfifo(fifo, 0600) != 0)
+		return err_set(e, "cannot create the prompt pipe %s: %s", fifo, strerror(errno));
+	/* O_RDWR never blocks on a FIFO (Linux), so the child's read-side
+	 * open finds a writer at once. */
+	pin[1] = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (pin[1] < 0)
+		return err_set(e, "cannot open the prompt pipe %s: %s", fifo, strerror(errno));
+	return 0;
+}
+
+static void close_pair(int p[2])
+{
+	close_fd(&p[0]);
+	close_fd(&p[1]);
 }
 
 static int spawn(struct run *r, const char *exe, struct err *e)
 {
 	const struct runner_config *c = r->cfg;
-	int pin[2] = { -1, -1 }, pout[2], perr[2], pfail[2], ferr = 0;
-	char fifo[4096];
+	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 }, rc;
+	struct child_spec s = { 0 };
 
-	if (pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC) || pipe2(pfail, O_CLOEXEC))
-		return err_set(e, "cannot create pipes for the Claude CLI: %s", strerror(errno));
-	if (c->fifo_name) {
-		snprintf(fifo, sizeof(fifo), "%s/%s", c->cwd, c->fifo_name);
-		unlink(fifo);
-		if (mkfifo(fifo, 0600) != 0)
-			return err_set(e, "cannot create the prompt pipe %s: %s", fifo, strerror(errno));
-		/* O_RDWR never blocks on a FIFO (Linux), so the child's
-		 * read-side open finds a writer at once. */
-		pin[1] = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-		if (pin[1] < 0)
-			return err_set(e, "cannot open the prompt pipe %s: %s", fifo, strerror(errno));
-	} else if (pipe2(pin, O_CLOEXEC)) {
+	if (pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC)) {
+		close_pair(pout);
 		return err_set(e, "cannot create pipes for the Claude CLI: %s", strerror(errno));
 	}
-	if (c->sandbox && sbx_prepare(&r->box, c->sandbox, exe, e) != 0)
+	if (stdin_pipe(c, pin, e) != 0 || (c->sandbox && sbx_prepare(&r->box, c->sandbox, exe, e) != 0)) {
+		close_pair(pin), close_pair(pout), close_pair(perr);
 		return -1;
-	r->pid = fork();
-	if (r->pid < 0)
-		return err_set(e, "cannot start the Claude CLI: fork failed: %s", strerror(errno));
-	if (r->pid == 0)
-		child(r, exe, pin[0], pout[1], perr[1], pfail[1]);
-	setpgid(r->pid, r->pid);
-	close(pout[1]);
-	close(perr[1]);
-	close(pfail[1]);
-	if (pin[0] >= 0)
-		close(pin[0]);
-	if (sbx_started(&r->box, e) != 0) {
-		kill(-r->pid, SIGKILL);
-		kill(r->pid, SIGKILL);
-		waitpid(r->pid, NULL, 0);
-		close(pfail[0]);
-		close(pout[0]), close(perr[0]), close(pin[1]);
-		return err_prefix(e, "Failed to start Claude CLI");
 	}
-	if (read(pfail[0], &ferr, sizeof(ferr)) == (ssize_t)sizeof(ferr)) {
-		close(pfail[0]);
-		close(pout[0]), close(perr[0]), close(pin[1]);
-		waitpid(r->pid, NULL, 0);
-		return err_set(e, "Failed to start Claude CLI: %s: %s", exe, strerror(ferr));
+	s.exe = exe;
+	s.argv = c->argv;
+	s.envp = c->envp;
+	s.cwd = c->cwd;
+	s.stdin_path = c->fifo_name;
+	s.fd_in = pin[0];
+	s.fd_out = pout[1];
+	s.fd_err = perr[1];
+	s.in_child = box_child;
+	s.after_fork = box_started;
+	s.arg = r;
+	rc = child_spawn(&s, &r->pid, e);
+	close_fd(&pout[1]), close_fd(&perr[1]), close_fd(&pin[0]);
+	if (rc != 0) {
+		close_pair(pin), close_pair(pout), close_pair(perr);
+		return err_prefix(e, "Failed to start Claude CLI: %s", exe);
 	}
-	close(pfail[0]);
 	start_guard(r);
 	r->out = pout[0];
 	r->err = perr[0];
@@ -596,7 +562,7 @@ int runner_run(const struct runner_config *cfg, struct runner_result *res, struc
 	r.res = res;
 	r.out = r.err = r.in = -1;
 	r.box.chan[0] = r.box.chan[1] = -1;
-	if (resolve(cfg->path, cfg->envp, exe, sizeof(exe)) != 0)
+	if (child_which(cfg->path, cfg->envp, exe, sizeof(exe)) != 0)
 		return err_set(e, "Failed to start Claude CLI: %s not found or not executable (set CLAUDE_BIN)", cfg->path);
 	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0)
 		return err_set(e, "cannot create a pipe: %s", strerror(errno));
@@ -615,7 +581,7 @@ int runner_run(const struct runner_config *cfg, struct runner_result *res, struc
 		res->pid = r.pid;
 		if (cfg->on_stdin)
 			cfg->on_stdin(cfg->arg, r.in >= 0 ? fcntl(r.in, F_DUPFD_CLOEXEC, 0) : -1);
-		r.start = r.last_output = r.last_active = now_ms();
+		r.start = r.last_output = r.last_active = (unsigned long long)clock_mono_ms();
 		loop(&r);
 		classify(&r);
 	}

@@ -99,7 +99,7 @@ int sess_restore(struct task *t, struct err *e)
 		err_prefix(e, "cannot restore the session of task %s", t->p.resume_task_id);
 		goto out;
 	}
-	task_log("INFO", "resuming session %s of task %s (%zu bytes of transcript)", t->p.resume_session_id,
+	slog(SLOG_INFO, "resuming session %s of task %s (%zu bytes of transcript)", t->p.resume_session_id,
 		 t->p.resume_task_id, plain.len);
 	rc = 0;
 out:
@@ -159,14 +159,14 @@ void sess_save(struct task *t)
 	if (!t->confdir[0] || !sess_id_valid(sid))
 		return;
 	if (find_transcript(t->confdir, sid, &plain, path, sizeof(path)) != 0) {
-		task_log("WARNING", "the CLI's transcript of session %s was not found under %s/projects; the task "
+		slog(SLOG_WARNING, "the CLI's transcript of session %s was not found under %s/projects; the task "
 				    "cannot be resumed", sid, t->confdir);
 		goto out;
 	}
 	snprintf(key, sizeof(key), "sessions/%s/%s", t->env->task_id, SESS_TRANSCRIPT);
 	if (envelope_seal(t->env->be->sealer, plain.p ? plain.p : "", plain.len, &sealed, &e) != 0 ||
 	    t->st->ops->put(t->st, key, sealed.p, sealed.len, &o, &e) != 0) {
-		task_log("WARNING", "cannot store the session transcript %s: %s; the task cannot be resumed", key, e.msg);
+		slog(SLOG_WARNING, "cannot store the session transcript %s: %s; the task cannot be resumed", key, e.msg);
 		goto out;
 	}
 	snprintf(t->rep.session_id, sizeof(t->rep.session_id), "%s", sid);

@@ -1,75 +1,34 @@
 /*
- * task.c: see task.h.  Each step is one function that returns 0 or -1
- * with a message; task_run strings them together and always ends in
- * finish(), which stores the logs, the terminal metadata and sends the
- * webhook.
+ * task.c: see task.h.  task_run strings the stages together: the setup
+ * steps (tasksetup.c), the CLI's run, the post-execution actions
+ * (postexec.c), billing (billing.c), and always ends in finish(), which
+ * stores the logs, the terminal metadata and sends the webhook.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/secenv.h"
 #include "backend/seal.h"
 #include "job/claude_cmd.h"
-#include "job/cliconf.h"
 #include "job/mcplog.h"
 #include "job/runner.h"
 #include "job/session.h"
 #include "job/task_int.h"
 #include "job/webhook.h"
 #include "util/clock.h"
-#include "util/jscheck.h"
-#include "util/jsjson.h"
 #include "util/redact.h"
 
+/* Static flags: set by task_cancel() from the SIGTERM handler and by the
+ * log sink's thread, which have no task to reach. */
 volatile sig_atomic_t task_cancelled, task_storage_failed;
 
 void task_cancel(void)
 {
 	task_cancelled = 1;
 	runner_cancel();
-}
-
-void task_log(const char *severity, const char *fmt, ...)
-{
-	struct buf line = BUF_INIT, msg = BUF_INIT;
-	char ts[32];
-	va_list ap;
-
-	va_start(ap, fmt);
-	buf_vprintf(&msg, fmt, ap);
-	va_end(ap);
-	redact_apply(&msg);
-	clock_iso(ts);
-	buf_printf(&line, "{\"severity\":\"%s\",\"time\":\"%s\",\"message\":", severity, ts);
-	jsj_string(&line, msg.p ? msg.p : "", msg.len);
-	buf_adds(&line, "}\n");
-	if (line.p && write(2, line.p, line.len) < 0) {
-		/* nowhere else to report it */
-	}
-	buf_free(&line);
-	buf_free(&msg);
-}
-
-void task_error_line(struct task *t, const char *msg)
-{
-	struct buf line = BUF_INIT, clean = BUF_INIT;
-	char ts[32];
-
-	clock_iso(ts);
-	redact_str(&clean, msg);
-	buf_adds(&line, "{\"type\":\"error\",\"error\":");
-	jsj_string(&line, clean.p ? clean.p : "", clean.len);
-	buf_printf(&line, ",\"timestamp\":\"%s\"}", ts);
-	if (t->log && line.p)
-		logsink_line(t->log, line.p, line.len);
-	t->rep.errors++;
-	buf_free(&line);
-	buf_free(&clean);
 }
 
 /* The operator's secrets that the job's environment may hold are never
@@ -105,7 +64,7 @@ static int put_metadata(struct task *t)
 	}
 	rc = t->st->ops->put(t->st, key.p, doc.p, doc.len, &opts, &e);
 	if (rc != 0)
-		task_log("ERROR", "cannot store %s: %s", key.p, e.msg);
+		slog(SLOG_ERROR, "cannot store %s: %s", key.p, e.msg);
 	buf_free(&doc);
 	buf_free(&key);
 	return rc;
@@ -184,259 +143,6 @@ out:
 	return rc;
 }
 
-static void proxy_log(void *arg, const char *line)
-{
-	(void)arg;
-	task_log("WARNING", "%s", line);
-}
-
-/* The task's budget: the request's maxBudgetUsd, lowered to the
- * operator's CCR_MAX_BUDGET_USD (the smaller wins; 0: none). */
-static int task_budget(struct task *t, struct err *e)
-{
-	const char *v = getenv("CCR_MAX_BUDGET_USD");
-	double cap;
-
-	if (!v || !*v)
-		return 0;
-	if (jsc_number(v, &cap) != 0 || !(cap > 0) || cap > PAYLOAD_MAX_BUDGET_USD)
-		return err_set(e, "CCR_MAX_BUDGET_USD must be a number of US dollars above 0 (such as 5 or 0.50)");
-	if (t->p.max_budget_usd <= 0 || cap < t->p.max_budget_usd)
-		t->p.max_budget_usd = cap;
-	return 0;
-}
-
-static int start_proxy(struct task *t, struct err *e)
-{
-	struct tp_config cfg;
-
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.kind = t->p.api_key ? TP_CRED_API_KEY : TP_CRED_OAUTH;
-	cfg.credential = t->p.api_key ? t->p.api_key : t->p.oauth_token;
-	cfg.log = proxy_log;
-	if (task_budget(t, e) != 0)
-		return -1;
-	cfg.budget_usd = t->p.max_budget_usd;
-	if (tp_start(&t->proxy, &cfg, e) != 0)
-		return -1;
-	t->proxy_on = 1;
-	return 0;
-}
-
-static void egress_log(void *arg, const char *line)
-{
-	(void)arg;
-	task_log("WARNING", "%s", line);
-}
-
-/* The egress proxy (egress.h), for every task: the operator's lists from
- * the environment, the task's allowedHosts from the payload. */
-static int start_egress(struct task *t, struct err *e)
-{
-	struct eg_config cfg;
-	ssize_t n;
-
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.allow = getenv("CCR_EGRESS_ALLOW");
-	cfg.allow_private = getenv("CCR_EGRESS_ALLOW_PRIVATE");
-	cfg.allowed_hosts = t->p.allowed_hosts;
-	cfg.idle_ms = env_int("CCR_EGRESS_IDLE_S", EG_IDLE_MS_DEFAULT / 1000, 1, 86400) * 1000;
-	cfg.log = egress_log;
-	if (eg_start(&t->egress, &cfg, e) != 0)
-		return -1;
-	t->egress_on = 1;
-	snprintf(t->egress_url, sizeof(t->egress_url), "http://127.0.0.1:%d", eg_port(&t->egress));
-	n = readlink("/proc/self/exe", t->self_exe, sizeof(t->self_exe) - 1);
-	t->self_exe[n > 0 ? n : 0] = 0;
-	if (n <= 0)
-		task_log("WARNING", "cannot read /proc/self/exe: the agent's ssh gets no ProxyCommand");
-	return 0;
-}
-
-/* The SSH policy (git.h), for every task: the key, and known_hosts for
- * libgit2's clone and push and for the agent's own git, which gets the
- * same options through its GIT_SSH_COMMAND. */
-static int ssh_setup(struct task *t, struct err *e)
-{
-	const cJSON *kh = cJSON_GetObjectItemCaseSensitive(t->p.root, "sshKnownHosts");
-	const cJSON *strict = cJSON_GetObjectItemCaseSensitive(t->p.root, "sshStrictHostKeyChecking");
-	struct buf cmd = BUF_INIT;
-	int rc;
-
-	if (t->p.ssh_key && ws_write_ssh_key(&t->ws, t->p.ssh_key, e) != 0)
-		return -1;
-	if (gop_ctx_init(&t->git, t->ws.dir, e) != 0)
-		return -1;
-	t->gctx_on = 1;
-	t->git.ssh_key_path = t->ws.key_path[0] ? t->ws.key_path : NULL;
-	t->git.known_hosts = cJSON_IsString(kh) ? kh->valuestring : NULL;
-	if (cJSON_IsFalse(strict))
-		t->git.ssh_insecure = 1;
-	rc = gop_agent_ssh_command(&t->git, &cmd, e);
-	if (rc == 0 && snprintf(t->ssh_cmd, sizeof(t->ssh_cmd), "%s", cmd.p) >= (int)sizeof(t->ssh_cmd))
-		rc = err_set(e, "the workspace path is too long for GIT_SSH_COMMAND");
-	buf_free(&cmd);
-	return rc;
-}
-
-static int git_setup(struct task *t, struct err *e)
-{
-	struct buf dest = BUF_INIT;
-	int rc;
-
-	if (!t->p.git_repo)
-		return 0;
-	t->git_on = 1;
-	buf_printf(&dest, "%s/repo", t->ws.dir);
-	rc = gop_clone(&t->git, t->p.git_repo, t->p.git_branch, t->p.git_depth, dest.p, e);
-	buf_free(&dest);
-	if (rc != 0)
-		return -1;
-	return ws_use_subdir(&t->ws, "repo", e);
-}
-
-static int tests_setup(struct task *t, struct err *e)
-{
-	const cJSON *x = t->p.external_test_repo;
-	struct gop_tests_repo tr;
-	const cJSON *v;
-
-	if (!x || !t->p.git_repo)
-		return 0;
-	memset(&tr, 0, sizeof(tr));
-	tr.url = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "url")) ? v->valuestring : NULL;
-	tr.branch = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "branch")) ? v->valuestring : NULL;
-	tr.token = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "installationAccessToken")) ? v->valuestring
-												       : NULL;
-	tr.existing_pr_branch =
-		cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "existingPrBranch")) ? v->valuestring : NULL;
-	tr.depth = t->p.git_depth;
-	if (!tr.url)
-		return err_set(e, "externalTestRepo.url is required");
-	return gop_tests_setup(&t->git, t->ws.root, &tr, e);
-}
-
-static void log_lines(const char *severity, const struct buf *lines)
-{
-	const char *p = lines->p, *nl;
-
-	for (; p && *p && (nl = strchr(p, '\n')) != NULL; p = nl + 1)
-		task_log(severity, "%.*s", (int)(nl - p), p);
-}
-
-static int files_setup(struct task *t, struct err *e)
-{
-	struct buf cwd = BUF_INIT;
-	int written = 0;
-
-	if (cc_write(t->ws.root, t->p.mcp_config, t->p.slash_commands, t->p.subagents, t->p.env_secrets, &t->files, e))
-		return -1;
-	log_lines("WARNING", &t->files.warnings);
-	snprintf(t->mcp_path, sizeof(t->mcp_path), "%s/.mcp.json", t->ws.root);
-	if (access(t->mcp_path, R_OK) != 0)
-		t->mcp_path[0] = 0;
-	if (ws_mkdir(&t->ws, t->p.cwd_relative, &cwd, e) != 0) {
-		buf_free(&cwd);
-		return -1;
-	}
-	snprintf(t->claude_cwd, sizeof(t->claude_cwd), "%s", cwd.p);
-	buf_free(&cwd);
-	return pc_write_env(t->ws.root, t->p.env_secrets, &written, e);
-}
-
-static void cliconf_warn(const char *msg)
-{
-	task_log("WARNING", "%s", msg);
-}
-
-/*
- * The CLI's configuration directory (CLAUDE_CONFIG_DIR).  When the
- * operator set one for ccr, it is shared by every task (a managed
- * settings.json, say).  Otherwise each task gets <workspace>/.claude-config,
- * 0700, so that what the CLI keeps there -- session transcripts with the
- * whole conversation and every tool's output, todos, shell snapshots --
- * is wiped with the workspace instead of piling up under HOME; what the
- * operator installed in $HOME/.claude is made visible in it (cliconf.h).
- */
-static int cli_config_dir(struct task *t, char *out, size_t size, struct err *e)
-{
-	const char *shared = getenv("CLAUDE_CONFIG_DIR");
-
-	if (shared && *shared)
-		return snprintf(out, size, "%s", shared) < (int)size ? 0
-			: err_set(e, "CLAUDE_CONFIG_DIR is too long");
-	if (snprintf(out, size, "%s/.claude-config", t->ws.dir) >= (int)size)
-		return err_set(e, "the workspace path is too long");
-	if (mkdir(out, 0700) != 0)
-		return err_set(e, "cannot create %s: %s", out, strerror(errno));
-	return cf_populate(ae_home(), out, cliconf_warn, e);
-}
-
-/* What the CLI's and the pre-execution commands' environments are built
- * from (agentenv.h). */
-static int agent_setup(struct task *t, struct err *e)
-{
-	if (cli_config_dir(t, t->confdir, sizeof(t->confdir), e) != 0)
-		return -1;
-	snprintf(t->base_url, sizeof(t->base_url), "http://127.0.0.1:%d", tp_port(&t->proxy));
-	t->agent.secrets = t->p.env_secrets;
-	t->agent.base_url = t->base_url;
-	t->agent.cred_name = tp_cred_env(&t->proxy);
-	t->agent.cred_value = tp_dummy(&t->proxy);
-	t->agent.git_ssh = t->ssh_cmd[0] ? t->ssh_cmd : NULL;
-	t->agent.git_ssh_forced = t->ws.key_path[0] != 0;
-	t->agent.config_dir = t->confdir;
-	t->agent.egress_url = t->egress_on ? t->egress_url : NULL;
-	t->agent.connect_exe = t->self_exe[0] ? t->self_exe : NULL;
-	return 0;
-}
-
-static void precmd_log(void *arg, const char *line)
-{
-	(void)arg;
-	task_log("INFO", "%s", line);
-}
-
-static int precmd_setup(struct task *t, struct err *e)
-{
-	struct pc_opts o;
-	char **envp = NULL;
-	int rc;
-
-	if (!t->p.pre_exec)
-		return 0;
-	memset(&o, 0, sizeof(o));
-	o.log = precmd_log;
-	o.sandbox = agentbox(t);
-	if (ae_precmd_env(&t->agent, &envp, e) != 0)
-		return -1;
-	rc = pc_run_all(t->ws.root, t->p.pre_exec, envp, &o, &t->left, e);
-	ae_free(envp);
-	return rc;
-}
-
-static int setup(struct task *t, struct err *e)
-{
-	static int (*const steps[])(struct task *, struct err *) = {
-		start_proxy, start_egress, ssh_setup, git_setup, tests_setup, files_setup, agentbox_setup, agent_setup,
-		sess_restore, precmd_setup,
-	};
-	size_t i;
-
-	if (ws_create_for(&t->ws, t->env->task_id, e) != 0)
-		return -1;
-	t->ws_on = 1;
-	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		if (task_cancelled)
-			return err_set(e, "Task cancelled by user");
-		if (task_storage_failed)
-			return err_set(e, "storage kept failing: the task's log cannot be stored");
-		if (steps[i](t, e) != 0)
-			return -1;
-	}
-	return 0;
-}
-
 /* The CLI's init line lists its MCP servers: log how many connected
  * (seed-spec §10.2; logging only, it does not change the result), and
  * remember the ones that did not for mcp_explain(). */
@@ -447,9 +153,9 @@ static void mcp_health(struct task *t, const char *line, size_t n)
 
 	if (ml_init_line(line, n, &ok, &total, &names, &t->mcp_failed) == 1) {
 		if (total == 0)
-			task_log("INFO", "No MCP servers configured");
+			slog(SLOG_INFO, "No MCP servers configured");
 		else
-			task_log(ok == total ? "INFO" : ok ? "WARNING" : "ERROR", "MCP servers: %d/%d connected (%s)", ok,
+			slog(ok == total ? SLOG_INFO : ok ? SLOG_WARNING : SLOG_ERROR, "MCP servers: %d/%d connected (%s)", ok,
 				 total, names.p ? names.p : "");
 	}
 	buf_free(&names);
@@ -479,14 +185,14 @@ static void on_line(void *arg, const char *line, size_t n)
 static void on_truncated(void *arg, unsigned long long total)
 {
 	(void)arg;
-	task_log("WARNING", "the Claude CLI printed a line of %llu bytes; it is stored truncated to "
+	slog(SLOG_WARNING, "the Claude CLI printed a line of %llu bytes; it is stored truncated to "
 			    "CCR_MAX_LINE_BYTES, with a marker", total);
 }
 
 static void on_stderr(void *arg, const char *data, size_t n)
 {
 	(void)arg;
-	task_log("WARNING", "claude stderr: %.*s", (int)(n > 2000 ? 2000 : n), data);
+	slog(SLOG_WARNING, "claude stderr: %.*s", (int)(n > 2000 ? 2000 : n), data);
 }
 
 /* Where the CLI keeps its caches: from the environment it was given. */
@@ -513,7 +219,7 @@ static void mcp_explain(struct task *t)
 			buf_adds(&why, "the CLI's cache directory is unknown (no HOME)");
 		else if (ml_explain(t->cli_cache, t->claude_cwd, name, &why) < 0)
 			break;
-		task_log("WARNING", "MCP server '%s' did not connect: %s", name, why.p ? why.p : "");
+		slog(SLOG_WARNING, "MCP server '%s' did not connect: %s", name, why.p ? why.p : "");
 	}
 	buf_free(&why);
 	buf_reset(&t->mcp_failed);
@@ -527,7 +233,7 @@ static void keep_success(struct task *t, struct runner_result *res)
 {
 	if (res->reason != RUN_HANG_AFTER_RESULT || !t->rep.result_ok)
 		return;
-	task_log("WARNING", "the Claude CLI did not exit within the grace after its success result and was stopped "
+	slog(SLOG_WARNING, "the Claude CLI did not exit within the grace after its success result and was stopped "
 			    "(exit %d); the task counts as completed", res->exit_code);
 	res->reason = RUN_COMPLETED;
 	res->exit_code = 0;
@@ -572,7 +278,7 @@ static void budget_outcome(struct task *t)
 	t->rep.reason = "budget_exceeded";
 	if (t->rep.exit_code == 0)
 		t->rep.exit_code = 1;
-	task_log("WARNING", "the task's budget of $%.4f is spent (metered cost $%.4f): the run was stopped",
+	slog(SLOG_WARNING, "the task's budget of $%.4f is spent (metered cost $%.4f): the run was stopped",
 		 t->p.max_budget_usd, u.cost_usd);
 }
 
@@ -651,7 +357,7 @@ static int run_claude(struct task *t, struct err *e)
 		rv = runner_run(&rc, &res, e);
 	if (t->cv_on) {
 		if (rv == 0 && res.reason == RUN_FAILED && cv_ended_on_interrupt(&t->cv)) {
-			task_log("INFO", "the conversation was ended after an interrupted turn (the CLI exits %d for that "
+			slog(SLOG_INFO, "the conversation was ended after an interrupted turn (the CLI exits %d for that "
 					 "turn); the task counts as completed", res.exit_code);
 			res.reason = RUN_COMPLETED;
 			res.exit_code = 0;
@@ -718,13 +424,13 @@ static void send_webhook(struct task *t)
 		return;
 	if (!secret || !*secret) {
 		w = wh_not_sent("CLOUDRUN_CALLBACK_SECRET is not set: the webhook was not sent");
-		task_log("ERROR", "CLOUDRUN_CALLBACK_SECRET is not set: the webhook for %s was not sent", t->env->task_id);
+		slog(SLOG_ERROR, "CLOUDRUN_CALLBACK_SECRET is not set: the webhook for %s was not sent", t->env->task_id);
 	} else if (report_webhook(&t->rep, &body) == 0) {
 		rc = wh_deliver(t->rep.callback_url, secret, body.p, body.len,
 				bounded(env_int("CCR_WEBHOOK_DEADLINE_S", 600, 1, 86400) * 1000), &wr, &e);
 		if (rc != 0) {
 			redact_str(&clean, e.msg);
-			task_log("ERROR", "%s", e.msg);
+			slog(SLOG_ERROR, "%s", e.msg);
 		}
 		w = wh_report(&wr, rc, clean.p);
 	}
@@ -755,7 +461,7 @@ static int finish(struct task *t)
 	t->rep.duration_ms = clock_mono_ms() - t->t0;
 	set_proxy_usage(t);
 	if (t->log && logsink_close(t->log, (int)bounded(env_int("CCR_LOG_FLUSH_DEADLINE_MS", 60000, 100, 3600000)), &e) != 0)
-		task_log("ERROR", "%s", e.msg);
+		slog(SLOG_ERROR, "%s", e.msg);
 	t->log = NULL;
 	rc = put_metadata(t);
 	send_webhook(t);
@@ -811,18 +517,18 @@ static void cleanup(struct task *t)
 		gop_ctx_free(&t->git);
 	cc_files_free(&t->files);
 	if (t->ws_on && ws_wipe(&t->ws, &e) != 0)
-		task_log("ERROR", "cannot remove the workspace: %s", e.msg);
+		slog(SLOG_ERROR, "cannot remove the workspace: %s", e.msg);
 	/* the CLI's MCP logs of this workspace hold the servers' stderr */
 	if (t->cli_cache[0] && t->claude_cwd[0] && ml_forget(t->cli_cache, t->claude_cwd) < 0)
-		task_log("WARNING", "cannot remove the CLI's MCP logs under %s", t->cli_cache);
+		slog(SLOG_WARNING, "cannot remove the CLI's MCP logs under %s", t->cli_cache);
 	buf_free(&t->mcp_failed);
 	if (t->payload_key[0] && t->st->ops->del(t->st, t->payload_key, &e) != 0)
-		task_log("ERROR", "cannot delete the payload %s: %s", t->payload_key, e.msg);
+		slog(SLOG_ERROR, "cannot delete the payload %s: %s", t->payload_key, e.msg);
 	{
 		char active[200];
 		snprintf(active, sizeof(active), "active/%s", t->env->task_id);
 		if (t->st->ops->del(t->st, active, &e) != 0)
-			task_log("WARNING", "cannot remove %s: %s", active, e.msg);
+			slog(SLOG_WARNING, "cannot remove %s: %s", active, e.msg);
 	}
 	if (t->have_payload)
 		payload_free(&t->p);
@@ -855,7 +561,7 @@ int task_run(const struct task_env *env)
 		memcpy(t.rep.created_at, t.rep.started_at, sizeof(t.rep.created_at));
 	if (env->attempt > 0 && is_terminal_status(t.prior_status)) {
 		/* An earlier attempt finished the task and then died: tidy up. */
-		task_log("WARNING", "task %s was already %s before this retried attempt; nothing to run", env->task_id,
+		slog(SLOG_WARNING, "task %s was already %s before this retried attempt; nothing to run", env->task_id,
 			 t.prior_status);
 		rc = status_exit(t.prior_status);
 		payload_key(&t);
@@ -868,7 +574,7 @@ int task_run(const struct task_env *env)
 	if (t.log)
 		logsink_set_give_up(t.log, env_int("CCR_STORAGE_GIVE_UP_S", 180, 5, 3600) * 1000L, storage_gone, &t);
 	if (!t.log) {
-		task_log("ERROR", "%s", e.msg);
+		slog(SLOG_ERROR, "%s", e.msg);
 		cleanup(&t);
 		buf_free(&logs);
 		return TASK_EXIT_FAILED;
@@ -882,13 +588,13 @@ int task_run(const struct task_env *env)
 	} else {
 		t.rep.status = "running";
 		put_metadata(&t);
-		if (setup(&t, &e) != 0 || run_claude(&t, &e) != 0)
+		if (task_setup(&t, &e) != 0 || run_claude(&t, &e) != 0)
 			failed = 1;
 		else if (!task_cancelled)
 			sess_save(&t);
 	}
 	if (failed || retried) {
-		task_log("ERROR", "task %s failed: %s", env->task_id, e.msg);
+		slog(SLOG_ERROR, "task %s failed: %s", env->task_id, e.msg);
 		task_error_line(&t, e.msg);
 	}
 	if (retried)
@@ -900,7 +606,7 @@ int task_run(const struct task_env *env)
 	if (!failed && strcmp(t.rep.status, "completed") == 0)
 		billing_collect(&t);
 	rc = finish(&t) == 0 ? status_exit(t.rep.status) : TASK_EXIT_FAILED;
-	task_log(strcmp(t.rep.status, "completed") == 0 ? "INFO" : "WARNING", "task %s %s (%s, exit %d) in %lld ms",
+	slog(strcmp(t.rep.status, "completed") == 0 ? SLOG_INFO : SLOG_WARNING, "task %s %s (%s, exit %d) in %lld ms",
 		 env->task_id, t.rep.status, t.rep.reason, t.rep.exit_code, (long long)t.rep.duration_ms);
 	cleanup(&t);
 	buf_free(&logs);

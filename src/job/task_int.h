@@ -1,5 +1,8 @@
 /*
- * task_int.h: the state shared by task.c and postexec.c (private to ccr job).
+ * task_int.h: the state shared by task.c (the run), tasksetup.c (the
+ * steps before the agent), postexec.c and billing.c (after it), agentbox.c
+ * (the sandbox) -- private to ccr job.  task.c calls the others; none of
+ * them calls task.c (the job writes its log through util/log.h).
  */
 #ifndef CCR_TASK_INT_H
 #define CCR_TASK_INT_H
@@ -19,6 +22,7 @@
 #include "job/report.h"
 #include "job/task.h"
 #include "job/workspace.h"
+#include "util/log.h"
 
 struct task {
 	const struct task_env *env;
@@ -64,11 +68,11 @@ struct task {
 
 extern volatile sig_atomic_t task_cancelled, task_storage_failed;
 
-/* task_log: one line on the job's own log (stderr), redacted. */
-void task_log(const char *severity, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* task_error_line: append {"type":"error","error":msg,"timestamp":...}. */
+/* tasksetup.c.  task_error_line: append {"type":"error","error":msg,
+ * "timestamp":...} to the task's log (redacted) and count it;
+ * task_setup: every step before the agent runs. */
 void task_error_line(struct task *t, const char *msg);
+int task_setup(struct task *t, struct err *e);
 
 /* agentbox_setup: the agent's sandbox for this task (agentbox.c);
  * agentbox: the config to run agent programs in, or NULL for none. */

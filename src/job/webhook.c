@@ -20,6 +20,7 @@
 #include "net/ca.h"
 #include "util/b64.h"
 #include "util/hex.h"
+#include "util/clock.h"
 
 /* The shared deny-list (net/addrclass.h): anything but a public address. */
 static int forbidden(const struct sockaddr *sa)
@@ -323,7 +324,7 @@ int wh_deliver(const char *url, const char *secret, const char *body, size_t len
 	snprintf(out->webhook_id, sizeof(out->webhook_id), "msg_%s", hexid);
 	if (wh_check_url(url, "callbackUrl", 0, resolve, sizeof(resolve), e) != 0)
 		return -1;
-	deadline = hc_now_ms() + (uint64_t)(deadline_ms > 0 ? deadline_ms : 600000);
+	deadline = (uint64_t)clock_mono_ms() + (uint64_t)(deadline_ms > 0 ? deadline_ms : 600000);
 	for (n = 0;; n++) {
 		out->last_status = attempt(&s, url, resolve, e);
 		out->attempts++;

@@ -12,7 +12,7 @@
 
 int net_global_init(char *err, size_t errlen)
 {
-	static int done;
+	static int done;     /* the libraries' global init runs once per process */
 	psa_status_t ps;
 	CURLcode cc;
 	int gr;

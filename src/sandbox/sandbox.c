@@ -277,6 +277,7 @@ static void probe_userns(struct sbx_probe *pr)
 	rmdir(dir);
 }
 
+/* Static: what this machine allows, computed once per process. */
 static struct sbx_probe probe_result;
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 

@@ -31,6 +31,7 @@ static const struct suite suites[] = {
 	{ "backend", backend_selftests },
 	{ "http", http_selftests },
 	{ "redact", redact_selftests },
+	{ "child", child_selftests },
 	{ "proxy", proxy_selftests },
 	{ "git", git_selftests },
 	{ "jobfiles", jobfiles_selftests },

@@ -8,6 +8,7 @@
 #include "selftest/selftest.h"
 
 extern const struct st_case util_selftests[];
+extern const struct st_case child_selftests[];
 extern const struct st_case crypto_selftests[];
 extern const struct st_case jsjson_selftests[];
 extern const struct st_case jscheck_selftests[];

@@ -145,7 +145,7 @@ static int submit(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp
 		}
 		claimed = rc == IDEM_NEW;
 	}
-	if (rc == 0 && (rc = sysprompt_apply(body, &e)) != 0)
+	if (rc == 0 && (rc = sysprompt_apply(sc->prompt, body, &e)) != 0)
 		e.http = 503;
 	if (rc == 0)
 		rc = tasks_submit(sc->be, body, async, claimed ? im->task_id : NULL, s, &e);

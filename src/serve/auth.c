@@ -19,6 +19,8 @@
 
 #define MAX_KEYS 64
 
+/* Static: set once by serve_auth_init before the server starts, read-only
+ * afterwards.  (serve_ctx would carry it once serve_authorized takes sc.) */
 static uint8_t key_hash[MAX_KEYS][32];
 static size_t n_keys;
 static int loopback_hosts_only;         /* local mode without keys */

@@ -13,7 +13,8 @@
  * spawned `claude --version` with no timeout, so a hanging CLI hung the
  * request; here the child runs in its own process group with stdin and
  * stderr on /dev/null (when it exists) and stdout on a pipe that is
- * drained and ignored, and the whole group is killed after the timeout.
+ * drained and ignored, and the whole group is killed after the timeout
+ * (child_spawn and child_kill_group, util/child.h).
  * tokenLength is JavaScript's String length (UTF-16 code units) of
  * CLAUDE_CODE_OAUTH_TOKEN.
  */
@@ -22,7 +23,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +36,8 @@
 #include "serve/log.h"
 #include "serve/serve.h"
 #include "util/buf.h"
+#include "util/child.h"
+#include "util/clock.h"
 
 #define TEXT_HTML "text/html; charset=utf-8"
 
@@ -76,144 +78,94 @@ static size_t js_length(const char *s)
 	return n;
 }
 
-static uint64_t mono_ms(void)
+/* Drain the pipe (the output is ignored) until the child exits or the
+ * deadline passes: 1 when it exited, its status in *status. */
+static int drain_until_exit(pid_t pid, int fd, int64_t deadline, int *status)
 {
-	struct timespec ts;
+	for (;;) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		int w = child_wait(pid, clock_mono_ms(), status);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+		if (w != 0 || clock_mono_ms() >= deadline) {
+			if (fd >= 0)
+				close(fd);
+			return w == 1;     /* -1: someone else reaped it: unknown, unavailable */
+		}
+		if (fd >= 0 && poll(&pf, 1, 20) > 0) {
+			char sink[512];
+			ssize_t n = read(fd, sink, sizeof(sink));
+
+			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+				close(fd);
+				fd = -1;
+			}
+		} else if (fd < 0) {
+			child_sleep_ms(20);
+		}
+	}
 }
 
 int health_cli_available(unsigned timeout_ms)
 {
 	const char *bin = getenv("CLAUDE_BIN");
-	char *argv[3];
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, deflt;
-	int pfd[2], devnull, rc, status = 0, ok = 0, reaped = 0;
+	char *argv[3], exe[4096];
+	struct child_spec s = { 0 };
+	struct err e = ERR_INIT;
+	int pfd[2], status = 0, exited;
 	pid_t pid;
-	uint64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = clock_mono_ms() + timeout_ms;
 
 	if (!bin || !*bin)
 		bin = "claude";
 	argv[0] = (char *)bin;
 	argv[1] = "--version";
 	argv[2] = NULL;
+	if (child_which(bin, NULL, exe, sizeof(exe)) != 0) {
+		slog(SLOG_DEBUG, "cli check: cannot run %s: not found or not executable", bin);
+		return 0;
+	}
 	if (pipe2(pfd, O_CLOEXEC) != 0) {
 		slog(SLOG_WARNING, "cli check: pipe: %s", strerror(errno));
 		return 0;
 	}
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (posix_spawn_file_actions_init(&fa) != 0) {
+	s.exe = exe;
+	s.argv = argv;
+	s.envp = environ;
+	s.fd_in = s.fd_err = -1;
+	s.fd_out = pfd[1];
+	if (child_spawn(&s, &pid, &e) != 0) {
 		close(pfd[0]);
 		close(pfd[1]);
-		if (devnull >= 0)
-			close(devnull);
+		slog(SLOG_DEBUG, "cli check: cannot run %s: %s", bin, e.msg);
 		return 0;
 	}
-	if (posix_spawnattr_init(&at) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		close(pfd[0]);
-		close(pfd[1]);
-		if (devnull >= 0)
-			close(devnull);
-		return 0;
-	}
-	sigemptyset(&none);
-	sigemptyset(&deflt);
-	sigaddset(&deflt, SIGPIPE);
-	sigaddset(&deflt, SIGTERM);
-	sigaddset(&deflt, SIGINT);
-	rc = posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-	if (rc == 0 && devnull >= 0)
-		rc = posix_spawn_file_actions_adddup2(&fa, devnull, 0);
-	if (rc == 0 && devnull >= 0)
-		rc = posix_spawn_file_actions_adddup2(&fa, devnull, 2);
-	if (rc == 0)
-		rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-						   POSIX_SPAWN_SETSIGDEF);
-	if (rc == 0)
-		rc = posix_spawnattr_setpgroup(&at, 0);
-	if (rc == 0)
-		rc = posix_spawnattr_setsigmask(&at, &none);
-	if (rc == 0)
-		rc = posix_spawnattr_setsigdefault(&at, &deflt);
-	if (rc == 0)
-		rc = posix_spawnp(&pid, bin, &fa, &at, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
 	close(pfd[1]);
-	if (devnull >= 0)
-		close(devnull);
-	if (rc != 0) {
-		close(pfd[0]);
-		slog(SLOG_DEBUG, "cli check: cannot run %s: %s", bin, strerror(rc));
-		return 0;
-	}
-	/* Drain stdout and poll for the exit, until the deadline. */
-	for (;;) {
-		struct pollfd pf = { pfd[0], POLLIN, 0 };
-		uint64_t now = mono_ms();
-		pid_t w;
-
-		w = waitpid(pid, &status, WNOHANG);
-		if (w == pid) {
-			reaped = 1;
-			break;
-		}
-		if (w < 0 && errno != EINTR)
-			break;     /* someone else reaped it: unknown, treat as unavailable */
-		if (now >= deadline)
-			break;
-		if (pfd[0] >= 0 && poll(&pf, 1, 20) > 0) {
-			char sink[512];
-			ssize_t n = read(pfd[0], sink, sizeof(sink));
-
-			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
-				close(pfd[0]);
-				pfd[0] = -1;
-			}
-		} else if (pfd[0] < 0) {
-			struct timespec ts = { 0, 20 * 1000000L };
-
-			nanosleep(&ts, NULL);
-		}
-	}
-	if (pfd[0] >= 0)
-		close(pfd[0]);
-	if (!reaped) {
-		if (kill(-pid, SIGKILL) != 0 && kill(pid, SIGKILL) != 0) {
-			/* already gone */
-		}
+	exited = drain_until_exit(pid, pfd[0], deadline, &status);
+	if (!exited) {
+		child_kill_group(pid, 0);
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 		slog(SLOG_WARNING, "cli check: %s --version did not finish within %u ms", bin, timeout_ms);
 		return 0;
 	}
-	ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-	return ok;
+	return child_exit_code(status) == 0;
 }
 
 /* One `claude --version` at a time, and its answer kept for CLI_CHECK_TTL_MS:
  * a burst of verbose health checks never becomes a burst of processes. */
 #define CLI_CHECK_TTL_MS 30000
 
-static pthread_mutex_t cli_mu = PTHREAD_MUTEX_INITIALIZER;
-static int cli_cached;
-static uint64_t cli_checked_at;
-
-static int cli_check_cached(unsigned timeout_ms)
+static int cli_check_cached(struct health_cli *c, unsigned timeout_ms)
 {
 	int ok;
 
-	pthread_mutex_lock(&cli_mu);
-	if (cli_checked_at == 0 || mono_ms() - cli_checked_at >= CLI_CHECK_TTL_MS) {
-		cli_cached = health_cli_available(timeout_ms);
-		cli_checked_at = mono_ms();
+	pthread_mutex_lock(&c->mu);
+	if (c->checked_at == 0 || clock_mono_ms() - c->checked_at >= CLI_CHECK_TTL_MS) {
+		c->ok = health_cli_available(timeout_ms);
+		c->checked_at = clock_mono_ms();
 	}
-	ok = cli_cached;
-	pthread_mutex_unlock(&cli_mu);
+	ok = c->ok;
+	pthread_mutex_unlock(&c->mu);
 	return ok;
 }
 
@@ -255,7 +207,7 @@ int health_check(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp,
 	 * when keys are on, like the task endpoints. */
 	if (!serve_authorized(req, resp))
 		return 0;
-	cli = cli_check_cached(sc->cli_check_timeout_ms);
+	cli = cli_check_cached(&sc->cli, sc->cli_check_timeout_ms);
 	if (buf_printf(&b,
 		       "{\"status\":\"healthy\",\"server\":\"running\",\"auth\":{\"hasApiKey\":%s,"
 		       "\"hasAuthToken\":%s,\"tokenLength\":%zu},\"claude\":{\"cliAvailable\":%s},",

@@ -39,6 +39,7 @@
 #include "util/buf.h"
 #include "util/jsjson.h"
 
+/* Static: the SIGTERM handler writes to it, and has no context. */
 static int sig_pipe[2] = { -1, -1 };
 
 static void on_signal(int sig)
@@ -121,8 +122,7 @@ static int env_uint(const char *name, unsigned long lo, unsigned long hi, unsign
 
 static void access_hook(const struct hs_access *a, void *app)
 {
-	(void)app;
-	slog_access(a);
+	slog_access(a, ((struct serve_ctx *)app)->log_project);
 }
 
 static void drain_hook(void *app)
@@ -186,7 +186,7 @@ static int wait_signal(void)
 }
 
 /* The storage, sealing and execution backends (local or cloud mode). */
-static int open_backends(struct backends *be, const char *argv0)
+static int open_backends(struct backends *be, struct sysprompt *prompt, const char *argv0)
 {
 	char self[4096], err[512];
 	struct err e = ERR_INIT;
@@ -204,7 +204,7 @@ static int open_backends(struct backends *be, const char *argv0)
 		slog(SLOG_ERROR, "cannot start: %s", e.msg);
 		return -1;
 	}
-	if (sysprompt_init(&e) != 0) {
+	if (sysprompt_init(prompt, &e) != 0) {
 		slog(SLOG_ERROR, "cannot start: %s", e.msg);
 		backends_close(be);
 		return -1;
@@ -222,6 +222,7 @@ int serve_main(int argc, char **argv)
 {
 	struct serve_ctx sc;
 	struct backends be;
+	struct sysprompt prompt;
 	struct hs_config cfg;
 	struct err e = ERR_INIT;
 	struct buf extra = BUF_INIT;
@@ -245,12 +246,12 @@ int serve_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	slog_init();
+	slog_init(1, NULL);
 	if (sbx_mode_parse(getenv("CCR_SANDBOX"), &box_mode, &e) != 0) {
 		fprintf(stderr, "ccr serve: %s\n", e.msg);
 		return 2;
 	}
-	if (open_backends(&be, argv[0]) != 0)
+	if (open_backends(&be, &prompt, argv[0]) != 0)
 		return 1;
 	if (!bind_addr || !*bind_addr)
 		bind_addr = be.mode == CFG_CLOUD ? "0.0.0.0" : "127.0.0.1";
@@ -277,6 +278,9 @@ int serve_main(int argc, char **argv)
 	rcfg.workspace_root = getenv("CCR_WORKSPACE_ROOT");
 
 	memset(&sc, 0, sizeof(sc));
+	sc.prompt = &prompt;
+	slog_project(sc.log_project, sizeof(sc.log_project));
+	pthread_mutex_init(&sc.cli.mu, NULL);
 	sc.be = &be;
 	sc.cli_check_timeout_ms = (unsigned)cto;
 	if (!(sc.topics = topics_new(be.storage, (size_t)backlog))) {

@@ -14,10 +14,22 @@
 #ifndef CCR_SERVE_H
 #define CCR_SERVE_H
 
+#include <pthread.h>
+#include <stdint.h>
+
 #include "http/server.h"
 
 struct backends;
 struct reconciler;
+
+struct sysprompt;
+
+/* The last `claude --version` check: one at a time, kept for a while. */
+struct health_cli {
+	pthread_mutex_t mu;
+	int ok;
+	int64_t checked_at;                /* clock_mono_ms(); 0: never */
+};
 
 struct serve_ctx {
 	struct hs_server *srv;
@@ -25,6 +37,9 @@ struct serve_ctx {
 	struct reconciler *rec;            /* finalises tasks whose job is gone */
 	unsigned cli_check_timeout_ms;     /* `claude --version` for /health?verbose=true */
 	struct topics *topics;             /* one reader per followed task (topic.h) */
+	char log_project[128];             /* trace names in the access log (serve/log.h) */
+	struct health_cli cli;             /* the cached `claude --version` check (health.c) */
+	const struct sysprompt *prompt;    /* the default system prompt (sysprompt.h) */
 };
 
 #define ROUTE_MAX_PARAMS 4

@@ -9,6 +9,8 @@
 #include "serve/serverkey.h"
 #include "util/hex.h"
 
+/* Static: one key per process, loaded at first use.  (Its home would be
+ * struct backends, which every caller passes.) */
 static pthread_mutex_t sk_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t sk_key[32];
 static int sk_loaded;

@@ -9,32 +9,31 @@
 #include "gcp/secrets.h"
 #include "serve/sysprompt.h"
 
-static struct gsm *client;
-static const char *secret;
-
-int sysprompt_init(struct err *e)
+int sysprompt_init(struct sysprompt *sp, struct err *e)
 {
 	const char *name = getenv("CCR_SYSTEM_PROMPT_SECRET");
 
+	sp->client = NULL;
+	sp->secret = NULL;
 	if (!name || !*name)
 		return 0;
-	client = gsm_new(NULL, (unsigned)env_int("CCR_SYSTEM_PROMPT_REFRESH_S", 60, 1, 86400), e);
-	if (!client)
+	sp->client = gsm_new(NULL, (unsigned)env_int("CCR_SYSTEM_PROMPT_REFRESH_S", 60, 1, 86400), e);
+	if (!sp->client)
 		return err_prefix(e, "CCR_SYSTEM_PROMPT_SECRET");
-	secret = name;
+	sp->secret = name;
 	return 0;
 }
 
-int sysprompt_apply(cJSON *body, struct err *e)
+int sysprompt_apply(const struct sysprompt *sp, cJSON *body, struct err *e)
 {
 	const cJSON *have = cJSON_GetObjectItemCaseSensitive(body, "systemPrompt");
 	struct buf value = BUF_INIT;
 
-	if (!client || (cJSON_IsString(have) && have->valuestring[0]))
+	if (!sp->client || (cJSON_IsString(have) && have->valuestring[0]))
 		return 0;
 	if (have && !cJSON_IsNull(have) && !cJSON_IsString(have))
 		return 0;      /* the type check reports it */
-	if (gsm_access(client, secret, NULL, &value, e) != 0) {
+	if (gsm_access(sp->client, sp->secret, NULL, &value, e) != 0) {
 		buf_free(&value);
 		return err_prefix(e, "the default system prompt (CCR_SYSTEM_PROMPT_SECRET) is unavailable");
 	}

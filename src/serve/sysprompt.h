@@ -16,11 +16,20 @@
 
 #include "util/err.h"
 
-/* sysprompt_init: 0 (also when not configured), or -1 with e set. */
-int sysprompt_init(struct err *e);
+struct gsm;
+
+/* What the service keeps: Secret Manager's client (NULL: not configured)
+ * and the secret's name. */
+struct sysprompt {
+	struct gsm *client;
+	const char *secret;
+};
+
+/* sysprompt_init: sp set up; 0 (also when not configured), or -1 with e set. */
+int sysprompt_init(struct sysprompt *sp, struct err *e);
 
 /* sysprompt_apply: add the default systemPrompt to body when it has none.
  * 0, or -1 with e set when a default is configured but unavailable. */
-int sysprompt_apply(cJSON *body, struct err *e);
+int sysprompt_apply(const struct sysprompt *sp, cJSON *body, struct err *e);
 
 #endif

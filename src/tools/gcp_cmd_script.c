@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "gcp/gcs.h"
 #include "http/client.h"
 #include "util/jsjson.h"
@@ -166,7 +167,7 @@ int gcpc_script(struct gcpc_ctx *c, struct gcpc_opts *o, struct err *e)
 	struct pool p;
 	pthread_t tids[64];
 	unsigned long long threads = 1, r0 = hc_retries_total();
-	uint64_t t0 = hc_now_ms();
+	uint64_t t0 = (uint64_t)clock_mono_ms();
 	size_t cap = 0, lcap = 0, i;
 	ssize_t len;
 	char *line = NULL;
@@ -245,7 +246,7 @@ int gcpc_script(struct gcpc_ctx *c, struct gcpc_opts *o, struct err *e)
 		}
 	}
 	fprintf(c->out, "# ops=%zu failed=%d retries=%llu ms=%llu\n", p.n, failed, hc_retries_total() - r0,
-		(unsigned long long)(hc_now_ms() - t0));
+		(unsigned long long)((uint64_t)clock_mono_ms() - t0));
 	if (failed)
 		err_set(e, "script %s: %d of %zu operations failed", o->pos[1], failed, p.n);
 	else

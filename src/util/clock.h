@@ -1,5 +1,6 @@
 /*
- * clock.h: wall-clock times in the formats the seed's documents use.
+ * clock.h: wall-clock times in the formats the seed's documents use, and
+ * the one monotonic clock every deadline and duration of ccr reads.
  */
 #ifndef CCR_CLOCK_H
 #define CCR_CLOCK_H
@@ -14,5 +15,8 @@ int64_t clock_ms(void);
 
 /* clock_mono_ms: a monotonic clock in milliseconds, for durations. */
 int64_t clock_mono_ms(void);
+
+/* clock_mono_us: the same clock in microseconds, for latencies. */
+int64_t clock_mono_us(void);
 
 #endif

@@ -15,6 +15,8 @@
  * ordinary base64 or text by chance. */
 #define ENCODED_MIN 16
 
+/* Static: the process-wide registry every log line and error message is
+ * checked against, from any thread and module, with no context to pass. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static char **secrets;
 static size_t n_secrets, cap_secrets;

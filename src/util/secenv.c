@@ -11,6 +11,8 @@
 
 extern char **environ;
 
+/* Static: the secrets taken out of the process's own environ, which is
+ * itself process-wide. */
 static struct {
 	const char *name;
 	char *value;

@@ -1,0 +1,41 @@
+/*
+ * log.h: the one log of ccr (prefix slog_), for `ccr serve` and `ccr job`:
+ * one JSON object per line, in the shape Cloud Logging's structured
+ * logging understands ({"severity":..,"message":..,"time":..} plus any
+ * fields the caller adds: httpRequest, logging.googleapis.com/trace, ...).
+ *
+ * Lines are written whole under a mutex with one write(2) loop, so lines
+ * from concurrent threads never interleave.  LOG_LEVEL (debug, info, warn
+ * or warning, error; default info) drops less severe lines.  The output
+ * descriptor is stdout for serve (its stdout is the container's log) and
+ * stderr for the job (its stdout is left to the agent's tools); the job
+ * also sets a redaction hook, applied to each message and to the extra
+ * fields, so no registered secret reaches its log.  The settings are set
+ * once, before any thread logs, and only read afterwards.
+ */
+#ifndef CCR_UTIL_LOG_H
+#define CCR_UTIL_LOG_H
+
+#include <stddef.h>
+
+#include "util/buf.h"
+
+enum slog_level { SLOG_DEBUG, SLOG_INFO, SLOG_WARNING, SLOG_ERROR };
+
+/* slog_init: read LOG_LEVEL; lines go to fd (1 or 2), each message and
+ * field passed through redact first (NULL: none; it edits the buffer in
+ * place and returns 0, or -1 to drop the line).  Call once, before any
+ * thread logs. */
+void slog_init(int fd, int (*redact)(struct buf *text));
+
+/* 1 when lines of this level are written. */
+int slog_enabled(enum slog_level level);
+
+/* A line with a printf-formatted message. */
+void slog(enum slog_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A line with message plus extra, pre-rendered JSON members appended
+ * after "time" (e.g. "\"port\":8080"; NULL or "" for none). */
+void slog_fields(enum slog_level level, const char *message, const char *extra);
+
+#endif
