@@ -34,6 +34,7 @@ static const struct suite suites[] = {
 	{ "proxy", proxy_selftests },
 	{ "git", git_selftests },
 	{ "jobfiles", jobfiles_selftests },
+	{ "msgsock", msgsock_selftests },
 	{ "sandbox", sandbox_selftests },
 	{ "egress", egress_selftests },
 	{ "deploy", deploy_selftests },
