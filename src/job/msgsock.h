@@ -27,6 +27,10 @@
  * and takes one connection at a time, so a peer that stalls only delays
  * serve until it gives up and uses the storage inbox instead.
  *
+ * Since the path depends only on the data directory and the task id, any
+ * serve instance sharing that directory reaches the job, also one started
+ * after the serve that started the job.
+ *
  * The listener is optional everywhere: when msk_send fails (no job is
  * listening, an older job, a stall, cloud mode never tries), serve stores
  * the record in the inbox, which the job also reads (job/convo.h).
