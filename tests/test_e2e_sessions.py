@@ -6,8 +6,9 @@ the fixtures of tests/test_e2e.py:
 a budget of $0.0001 stops a task with budget_exceeded; task 1 writes a file and ends, task 2
 resumes it (resumeTaskId) and the fake API receives task 1's conversation; a follow-up message
 sent mid-task reaches the model and an interrupt ends the turn; a repeated submit with the
-same Idempotency-Key gives the same task.  Figures (transcript size, overshoot, latency) are
-printed, never asserted.
+same Idempotency-Key gives the same task; in local mode the follow-up requests reach the job
+over its message socket, in cloud mode through the storage inbox.  Figures (transcript size,
+overshoot, latency) are printed, never asserted.
 """
 import json
 
@@ -154,6 +155,10 @@ def test_follow_up_message_and_interrupt_reach_the_real_cli(e2e):
     assert "marker 9b3f" in json.dumps(main[1]["body"]["messages"]), "the follow-up reached the model"
     assert len(main) == 4, "the interrupted turn was not retried"
     assert "Carry on." in json.dumps(main[3]["body"]["messages"])
+    ways = [(x["kind"], x["via"]) for x in list(srv.lines)
+            if x.get("message") == "task inbox: accepted" and x.get("task_id") == task]
+    way = "socket" if srv.mode == "local" else "inbox"    # local: straight to the job; cloud: storage
+    assert ways == [("message", way), ("message", way), ("interrupt", way), ("message", way), ("end", way)], ways
     print("interrupted turn's result [%s]: %s" % (srv.mode, {k: res[2].get(k) for k in ("subtype", "is_error")}))
     print("POST /tasks/:id/messages -> CLI took it [%s, real CLI]: %s ms"
           % (srv.mode, ", ".join("%.0f" % (x * 1000) for x in lat)))

@@ -126,7 +126,7 @@ def world(local_serve, tmp_path, hook_url):
         auth = {"Authorization": f"Bearer {API_KEY}"}
         rec = tmp_path / "rec" / "victim.json"
         victim = {"prompt": "work", "anthropicApiKey": MARK + "-victim-key", "taskId": "victim1",
-                  "callbackUrl": hook_url,
+                  "callbackUrl": hook_url, "idleAfterResultSeconds": 3600,    # takes messages: has a socket
                   "environmentSecrets": {"FAKE_CLAUDE_MODE": json.dumps({"lines": [{"type": "system"}],
                                                                            "hang_after": True}),
                                          "FAKE_CLAUDE_RECORD": str(rec), "VICTIM_SECRET": MARK + "-victim-env"}}
@@ -140,7 +140,9 @@ def world(local_serve, tmp_path, hook_url):
         cli = read_record(rec)["pid"]
         assert cli > 0 and pid_alive(cli)
         job = next(p for p in ancestors(cli) if b"job" in pathlib.Path(f"/proc/{p}/cmdline").read_bytes())
+        (sock,) = (srv.data / ".run" / "msg").glob("*.sock")
         spec = {"marker": MARK, "data_dir": str(srv.data), "home": str(home), "ws_parent": str(srv.ws),
+                "msg_socket": str(sock), "victim_task": "victim1",
                 "pids": {"serve": srv.proc.pid, "victim_job": job, "victim_cli": cli},
                 "ports": {"metadata": meta_port, "serve": srv.port},
                 "allowed_url": f"https://127.0.0.1:{tls_port}/file", "ca_file": str(crt),
@@ -179,6 +181,8 @@ def test_hostile_agent_next_to_a_victim_is_contained(world, mode):
     assert results["allowed_download"].startswith("OPEN"), results["allowed_download"]
     assert MARK not in stream.replace(API_KEY, ""), "no secret in the hostile task's stream"
     assert not FakeMetadata.hits, FakeMetadata.hits
+    victim_log = b"".join(p.read_bytes() for p in (srv.data / "sessions" / "victim1").glob("*.jsonl"))
+    assert b"-forged" not in victim_log, "no forged message reached the victim's CLI"
     # Everything attacked is still alive and well.
     assert srv.proc.poll() is None and pid_alive(job) and pid_alive(cli)
     status, _, data = http_request(srv, "GET", "/tasks/victim1", headers=auth)

@@ -863,6 +863,63 @@ def m_real_cli(run, n, mode):
         "one text turn through the token proxy to the fake API; max %s" % ms(max(done)))
 
 
+def m_message_latency(run, n):
+    """POST /tasks/:id/messages -> the stand-in CLI reading it on stdin (the "t" of its replay),
+    n messages one after another: local mode over the job's socket, local mode through the
+    inbox (the socket removed; the job polls the inbox once a second while it listens), and
+    cloud mode through the inbox on the fake GCS (polled once a second)."""
+    def conversation(srv, task, steps):
+        st, data = http(srv.port, "POST", "/run-async", task_body({}, mark=run.mark, callbackUrl=CALLBACK,
+                                                                  taskId=task, idleAfterResultSeconds=120))
+        if st != 202:
+            raise RuntimeError("POST /run-async: %d %s" % (st, data[:300]))
+        sse = SSE(srv.port, "GET", "/tasks/%s/events" % task, timeout=120)
+        frames = sse.frames()
+
+        def wait_for(pred):
+            for _, ev, _, data in frames:
+                doc = json.loads(data) if ev is None else {}
+                if pred(doc):
+                    return doc
+            raise RuntimeError("the stream of %s ended early" % task)
+        try:
+            wait_for(lambda d: d.get("type") == "result")
+            for label, before in steps:
+                if before:
+                    before()
+                lat = []
+                for i in range(n):
+                    text = "%s %d" % (label, i)
+                    t0 = time.time()
+                    st, data = http(srv.port, "POST", "/tasks/%s/messages" % task, {"text": text})
+                    if st != 202:
+                        raise RuntimeError("POST /tasks/:id/messages: %d %s" % (st, data[:200]))
+                    lat.append(wait_for(lambda d: d.get("type") == "user" and
+                                        d["message"]["content"][0].get("text") == text)["t"] - t0)
+                    wait_for(lambda d: d.get("type") == "result")
+                row("message -> CLI stdin, %s" % label, ms(median(lat)),
+                    "median of %d (min %s, max %s)" % (len(lat), ms(min(lat)), ms(max(lat))))
+        finally:
+            http(srv.port, "POST", "/tasks/%s/end" % task)
+            sse.close()
+
+    srv = Serve(run, "msg-local")
+    sockdir = os.path.join(srv.dir, "data", ".run", "msg")
+    try:
+        conversation(srv, "bench-msg-local", [
+            ("local, job's socket", None),
+            ("local, inbox fallback", lambda: [os.unlink(os.path.join(sockdir, f)) for f in os.listdir(sockdir)])])
+    finally:
+        srv.stop()
+    fake, cenv = start_fake_cloud(run, {})
+    srv = Serve(run, "msg-cloud", cenv)
+    try:
+        conversation(srv, "bench-msg-cloud", [("cloud, inbox on the fake GCS", None)])
+    finally:
+        srv.stop()
+        fake.stop()
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -908,6 +965,7 @@ def main():
         step("proxy job", lambda: m_proxy_job(run, 50 if q else 200))
         step("egress proxy", lambda: m_egress(run, 5 if q else 20))
         step("cloud latency", lambda: m_cloud_latency(run, (1, 10) if q else (1, 50), 20 if q else 60, 0.2))
+        step("message latency", lambda: m_message_latency(run, 10 if q else 20))
         step("real CLI local", lambda: m_real_cli(run, 3 if q else 10, "local"))
         step("real CLI cloud", lambda: m_real_cli(run, 3 if q else 10, "cloud"))
     finally:

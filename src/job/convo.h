@@ -17,6 +17,18 @@
  *   {"type":"end"}               -> stdin is closed: the CLI exits
  * (formats checked against the pinned CLI, 2.1.332).  The inbox is polled
  * every CCR_INBOX_POLL_MS (default 100 in local mode, 1000 in cloud mode).
+ *
+ * In local mode the same sealed records also come directly: the job
+ * listens on its task's unix socket (job/msgsock.h) and serve tries that
+ * first.  A record taken there is queued in memory (never written to
+ * disk) and the inbox is then only the fallback, polled at most once a
+ * second (CV_POLL_LISTENING_MS).  One thread acts on both: each pass
+ * lists the inbox and merges its objects with the queued direct records
+ * by message id (serve makes ids in acceptance order), so order holds
+ * whichever way each message came, and nothing is acted on before the
+ * CLI's stdin is there.  The ids of direct records are remembered, so an
+ * inbox copy of one (serve gave up waiting for the job's answer and
+ * stored it) is deleted unread instead of sent twice.
  * After a result line, when no message follows within idleAfterResultSeconds,
  * stdin is closed too, so a conversation nobody continues ends by itself.
  * Messages left when the run ends are deleted unread.  The CLI exits 1
@@ -31,17 +43,30 @@
 
 #include "backend/seal.h"
 #include "backend/storage.h"
+#include "job/msgsock.h"
 #include "util/buf.h"
 #include "util/err.h"
+
+#define CV_SEEN 64
+#define CV_ID_MAX 40
+
+struct cv_direct;                      /* a record taken on the socket, not yet acted on */
 
 struct cv_ctx {
 	struct storage *st;
 	struct sealer *sealer;
-	char prefix[200];                  /* inbox/<task id>/ */
-	long idle_after_ms, poll_ms;
+	char task_id[200];
+	char prefix[220];                  /* inbox/<task id>/ */
+	long idle_after_ms;
 	pthread_t th;
 	int th_on;
+	struct msk_server ms;              /* the direct channel (local mode) */
+	int ms_on;
 	pthread_mutex_t lock;              /* everything below */
+	long poll_ms;
+	struct cv_direct *queue;           /* by id */
+	char seen[CV_SEEN][CV_ID_MAX];     /* ids of the last records taken on the socket */
+	unsigned nseen;
 	int fd;                            /* the CLI's stdin; -1 before it ran and once closed */
 	int ended;                         /* stdin was closed (end, idle, or the CLI went) */
 	int waiting;                       /* a result line came and no turn since */
@@ -57,9 +82,11 @@ struct cv_ctx {
 /* cv_user_line: one stream-json user message line for text (with '\n'). */
 int cv_user_line(struct buf *out, const char *text);
 
-/* cv_start: start the inbox thread of task_id. */
+/* cv_start: start the inbox thread of task_id; with data_dir (local
+ * mode) also listen on the task's socket (a failure there is logged and
+ * leaves the inbox alone). */
 int cv_start(struct cv_ctx *c, struct storage *st, struct sealer *s, const char *task_id, long idle_after_ms,
-	     long poll_ms, struct err *e);
+	     long poll_ms, const char *data_dir, struct err *e);
 
 /* cv_stdin: the CLI's stdin (runner's on_stdin); c owns fd from now on. */
 void cv_stdin(struct cv_ctx *c, int fd);
@@ -67,7 +94,8 @@ void cv_stdin(struct cv_ctx *c, int fd);
 /* cv_line: one line of the CLI's output (turns start and end). */
 void cv_line(struct cv_ctx *c, const char *line, size_t n);
 
-/* cv_stop: stop the thread, close stdin, delete what is left in the inbox. */
+/* cv_stop: stop listening and the thread, close stdin, drop what is left
+ * in the queue and the inbox. */
 void cv_stop(struct cv_ctx *c);
 
 /* cv_ended_on_interrupt: 1 when the conversation was ended by ccr (/end or

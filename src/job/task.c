@@ -305,7 +305,8 @@ static int convo_setup(struct task *t, struct runner_config *rc, struct buf *fir
 		return 0;
 	if (cv_user_line(first, t->p.prompt) != 0)
 		return err_set(e, "out of memory");
-	if (cv_start(&t->cv, t->st, t->env->be->sealer, t->env->task_id, wait_ms, poll_ms, e) != 0)
+	if (cv_start(&t->cv, t->st, t->env->be->sealer, t->env->task_id, wait_ms, poll_ms,
+		     t->env->be->mode == CFG_LOCAL ? t->env->be->data_dir : NULL, e) != 0)
 		return -1;
 	t->cv_on = 1;
 	rc->prompt = first->p;

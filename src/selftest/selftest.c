@@ -35,6 +35,7 @@ static const struct suite suites[] = {
 	{ "proxy", proxy_selftests },
 	{ "git", git_selftests },
 	{ "jobfiles", jobfiles_selftests },
+	{ "msgsock", msgsock_selftests },
 	{ "sandbox", sandbox_selftests },
 	{ "egress", egress_selftests },
 	{ "deploy", deploy_selftests },

@@ -20,6 +20,7 @@ extern const struct st_case redact_selftests[];
 extern const struct st_case proxy_selftests[];
 extern const struct st_case git_selftests[];
 extern const struct st_case jobfiles_selftests[];
+extern const struct st_case msgsock_selftests[];
 extern const struct st_case sandbox_selftests[];
 extern const struct st_case egress_selftests[];
 extern const struct st_case deploy_selftests[];

@@ -2,19 +2,30 @@
  * inbox.c: POST /tasks/:taskId/messages, /interrupt and /end: talking to
  * a running task that takes follow-up messages (idleAfterResultSeconds).
  *
- * serve does not reach the job directly: each accepted request is stored
- * sealed (the payload envelope: a message is as private as a prompt) as
- * inbox/<task id>/<13-digit ms>-<8 hex>.enc, and the job's inbox thread
- * (job/convo.h) reads, acts on and deletes it.  So it works from any serve
- * instance, in both modes.  A task is addressed only while its metadata
- * says acceptsMessages and it has not ended.
+ * Each accepted request becomes one record, sealed with the payload
+ * envelope (a message is as private as a prompt), with the id
+ * <13-digit ms>-<8 hex>; ids of one serve grow strictly in the order
+ * requests are accepted, and the job acts on records in id order.  In
+ * local mode serve first hands the sealed record to the task's job over
+ * its unix socket (job/msgsock.h; answered once the job has queued it);
+ * when that fails (no job listens yet, or any more, or it did not answer
+ * in time), and always in cloud mode, the record is stored as
+ * inbox/<task id>/<id>.enc, which the job's inbox thread (job/convo.h)
+ * reads, acts on and deletes.  So it works from any serve instance, in
+ * both modes, and nothing is written in plaintext.  The log line of each
+ * accepted request names the way it went ("via": "socket" or "inbox").
+ * A task is addressed only while its metadata says acceptsMessages and it
+ * has not ended.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <cJSON.h>
 
+#include "backend/config.h"
 #include "crypto/crypto.h"
+#include "job/msgsock.h"
 #include "serve/log.h"
 #include "serve/reconcile.h"
 #include "serve/serve.h"
@@ -25,6 +36,7 @@
 #include "util/jsjson.h"
 
 #define INBOX_TEXT_MAX (1u << 20)
+#define INBOX_DIRECT_TIMEOUT_MS 2000
 
 static int terminal_status(const cJSON *meta)
 {
@@ -60,14 +72,50 @@ static int check_task(struct serve_ctx *sc, struct hs_resp *resp, const char *id
 	return rc;
 }
 
-/* Store {"type":type[,"text":text]} sealed in the task's inbox and answer 202. */
-static int post(struct serve_ctx *sc, struct hs_resp *resp, const char *id, const char *type, const char *text)
+/* The time part of the next message id: the clock, but never the same
+ * or an earlier millisecond than the last id this process made. */
+static long long next_id_ms(void)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static long long last;
+	long long ms = (long long)clock_ms();
+
+	pthread_mutex_lock(&mu);
+	if (ms <= last)
+		ms = last + 1;
+	last = ms;
+	pthread_mutex_unlock(&mu);
+	return ms;
+}
+
+/* Hand the sealed record to the task's job (local mode), else store it in
+ * the inbox; *via says which.  0, or -1 with e set. */
+static int deliver(struct serve_ctx *sc, const char *id, const char *msg_id, const struct buf *sealed,
+		   const char **via, struct err *e)
 {
 	const char *meta[] = { "taskId", id, "encrypted", "true", NULL };
 	struct storage_put_opts o = { "application/octet-stream", meta, 0 };
+	struct err direct = ERR_INIT;
+	char key[300];
+
+	*via = "socket";
+	if (sc->be->mode == CFG_LOCAL &&
+	    msk_send(sc->be->data_dir, id, sealed->p, sealed->len, INBOX_DIRECT_TIMEOUT_MS, &direct) == 0)
+		return 0;
+	if (direct.msg[0] && strncmp(direct.msg, "no job listens", 14) != 0)
+		slog(SLOG_WARNING, "task inbox: %s; the message goes through the inbox", direct.msg);
+	*via = "inbox";
+	snprintf(key, sizeof(key), "inbox/%s/%s.enc", id, msg_id);
+	return sc->be->storage->ops->put(sc->be->storage, key, sealed->p, sealed->len, &o, e);
+}
+
+/* Pass {"type":type[,"text":text],"id","taskId"} sealed to the task and answer 202. */
+static int post(struct serve_ctx *sc, struct hs_resp *resp, const char *id, const char *type, const char *text)
+{
 	struct buf plain = BUF_INIT, sealed = BUF_INIT, out = BUF_INIT;
 	struct err e = ERR_INIT;
-	char key[300], msg_id[40], rnd_hex[9];
+	char msg_id[40], rnd_hex[9];
+	const char *via = "inbox";
 	uint8_t rnd[4];
 	cJSON *j = cJSON_CreateObject(), *a;
 	int rc = -1;
@@ -77,14 +125,14 @@ static int post(struct serve_ctx *sc, struct hs_resp *resp, const char *id, cons
 		return hs_send_json_error(resp, 500, "out of memory or no random bytes"), 0;
 	}
 	hex_fmt(rnd_hex, rnd, sizeof(rnd));
-	snprintf(msg_id, sizeof(msg_id), "%013lld-%s", (long long)clock_ms(), rnd_hex);
-	snprintf(key, sizeof(key), "inbox/%s/%s.enc", id, msg_id);
+	snprintf(msg_id, sizeof(msg_id), "%013lld-%s", next_id_ms(), rnd_hex);
 	cJSON_AddStringToObject(j, "type", type);
 	if (text)
 		cJSON_AddStringToObject(j, "text", text);
 	cJSON_AddStringToObject(j, "id", msg_id);
+	cJSON_AddStringToObject(j, "taskId", id);
 	if (jsj_print(&plain, j, 0) == 0 && envelope_seal(sc->be->sealer, plain.p, plain.len, &sealed, &e) == 0 &&
-	    sc->be->storage->ops->put(sc->be->storage, key, sealed.p, sealed.len, &o, &e) == 0)
+	    deliver(sc, id, msg_id, &sealed, &via, &e) == 0)
 		rc = 0;
 	if (plain.p)
 		cr_wipe(plain.p, plain.len);
@@ -105,8 +153,8 @@ static int post(struct serve_ctx *sc, struct hs_resp *resp, const char *id, cons
 	buf_free(&out);
 	{
 		char extra[300];
-		snprintf(extra, sizeof(extra), "\"task_id\":\"%s\",\"message_id\":\"%s\",\"kind\":\"%s\"", id, msg_id,
-			 type);
+		snprintf(extra, sizeof(extra), "\"task_id\":\"%s\",\"message_id\":\"%s\",\"kind\":\"%s\",\"via\":\"%s\"",
+			 id, msg_id, type, via);
 		slog_fields(SLOG_INFO, "task inbox: accepted", extra);
 	}
 	return 0;

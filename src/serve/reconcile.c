@@ -10,7 +10,8 @@
  * that cannot answer (an API error) is asked again at the next sweep:
  * doubt never finalises a task.  Before finalising, the metadata is read
  * once more, since a job that ended normally writes it just before it
- * exits.
+ * exits.  A finalised task also loses what its conversation left: its
+ * inbox objects and its message socket's file (job/msgsock.h).
  *
  * Webhooks of finalised tasks go out on a detached thread each, with the
  * same signatures and retries as the job's, so a slow receiver never
@@ -25,6 +26,7 @@
 
 #include "backend/exec.h"
 #include "job/logsink.h"
+#include "job/msgsock.h"
 #include "job/report.h"
 #include "job/webhook.h"
 #include "job/workspace.h"
@@ -73,6 +75,28 @@ static void drop_key(struct reconciler *r, const char *fmt, const char *id)
 	key_of(key, sizeof(key), fmt, id);
 	if (r->be->storage->ops->del(r->be->storage, key, &e) != 0)
 		slog(SLOG_WARNING, "reconcile: cannot delete %s: %s", key, e.msg);
+}
+
+/* A dead job's conversation leftovers: its inbox objects and, in local
+ * mode, its message socket's file (job/msgsock.h). */
+static void drop_inbox(struct reconciler *r, const char *id)
+{
+	struct storage_list l;
+	struct err e = ERR_INIT;
+	char prefix[400];
+	size_t i;
+
+	key_of(prefix, sizeof(prefix), "inbox/%s/", id);
+	if (r->be->storage->ops->list(r->be->storage, prefix, NULL, &l, &e) != 0) {
+		slog(SLOG_WARNING, "reconcile: cannot list %s: %s", prefix, e.msg);
+	} else {
+		for (i = 0; i < l.n; i++)
+			if (r->be->storage->ops->del(r->be->storage, l.items[i].key, &e) != 0)
+				slog(SLOG_WARNING, "reconcile: cannot delete %s: %s", l.items[i].key, e.msg);
+		storage_list_free(&l);
+	}
+	if (r->be->mode == CFG_LOCAL)
+		msk_remove(r->be->data_dir, id);
 }
 
 static const char *str_of(const cJSON *o, const char *k)
@@ -272,6 +296,7 @@ int reconcile_finalise(struct reconciler *r, const char *id, const char *reason,
 	if (rc != 0)
 		return rc;
 	meta = read_doc(r, "sessions/%s/metadata.json", id);
+	drop_inbox(r, id);
 	if (!meta || follow_is_terminal(meta)) {
 		drop_key(r, "active/%s", id);
 		cJSON_Delete(meta);

@@ -8,7 +8,8 @@ and prints one stream-json line {"type":"system","subtype":"probes",
 any OPEN probe except the ones that must work ("allowed_*").  Secrets are
 recognised by the marker in the prompt, never printed whole.
 
-Prompt fields: marker, data_dir, home, ws_parent, pids (name -> host pid),
+Prompt fields: marker, data_dir, home, ws_parent, msg_socket and victim_task (the
+victim's message socket, to forge a follow-up message), pids (name -> host pid),
 ports (name -> loopback port), allowed_url (https, through the proxy),
 denied_host (a name outside allowedHosts), ca_file.
 """
@@ -110,6 +111,29 @@ def probe_other_workspaces(parent):
         except OSError:
             pass
     return f"OPEN: {opened[:2]}" if opened else f"blocked: {len(others)} other workspaces, none readable"
+
+
+def probe_msg_socket(path, task):
+    """Forge a follow-up message to the victim over its job's message socket
+    (src/job/msgsock.h): the record unsealed, since the key is out of reach."""
+    if not path:
+        return "blocked: no socket named"
+    here = os.getcwd()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        os.chdir(os.path.dirname(path))   # the full path may not fit in sun_path
+        s.connect(os.path.basename(path))
+        rec = json.dumps({"type": "message", "text": MARK.decode() + "-forged", "id": "9999999999999-ffffffff",
+                          "taskId": task}).encode()
+        s.sendall(b"CCM1" + len(rec).to_bytes(4, "big") + rec)
+        ack = s.recv(1)
+        return "OPEN: the job took a forged message" if ack == b"k" else f"blocked: connected, the job answered {ack!r}"
+    except OSError as e:
+        return f"blocked: {e.strerror or e}"
+    finally:
+        s.close()
+        os.chdir(here)
 
 
 def probe_signal(pid):
@@ -219,6 +243,8 @@ def main():
     r["data_dir"] = probe_tree(spec["data_dir"])
     r["operator_home"] = probe_tree(spec["home"])
     r["other_workspaces"] = probe_other_workspaces(spec["ws_parent"])
+    if "msg_socket" in spec:
+        r["victim_msg_socket"] = probe_msg_socket(spec["msg_socket"], spec.get("victim_task", ""))
     for name, pid in spec.get("pids", {}).items():
         r[f"signal_{name}"] = probe_signal(pid)
         r[f"ptrace_{name}"] = probe_ptrace(pid)
