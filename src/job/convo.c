@@ -128,20 +128,20 @@ static void drain(struct cv_ctx *c)
 	started = c->fd >= 0 || c->ended;
 	ended = c->ended;
 	pthread_mutex_unlock(&c->lock);
-	if (!started || c->st->ops->list(c->st, c->prefix, NULL, &l, &e) != 0)
+	if (!started || storage_list(c->st, c->prefix, NULL, &l, &e) != 0)
 		return;
 	for (i = 0; i < l.n; i++) {
 		struct buf sealed = BUF_INIT, plain = BUF_INIT;
 		const char *key = l.items[i].key;
 
-		if (!ended && c->st->ops->get(c->st, key, 0, &sealed, &e) == 0 &&
+		if (!ended && storage_get(c->st, key, 0, &sealed, &e) == 0 &&
 		    envelope_open(c->sealer, sealed.p, sealed.len, &plain, &e) == 0)
 			act(c, plain.p ? plain.p : "", plain.len, key);
 		else if (!ended)
 			task_log("WARNING", "conversation: cannot read %s: %s", key, e.msg);
 		else
 			task_log("WARNING", "conversation: %s arrived after the conversation ended; dropped", key);
-		if (c->st->ops->del(c->st, key, &e) != 0)
+		if (storage_delete(c->st, key, &e) != 0)
 			task_log("WARNING", "conversation: cannot delete %s: %s", key, e.msg);
 		if (plain.p)
 			cr_wipe(plain.p, plain.len);
@@ -259,9 +259,9 @@ void cv_stop(struct cv_ctx *c)
 	pthread_mutex_unlock(&c->lock);
 	close(c->wake[0]), close(c->wake[1]);
 	pthread_mutex_destroy(&c->lock);
-	if (c->st->ops->list(c->st, c->prefix, NULL, &l, &e) == 0) {
+	if (storage_list(c->st, c->prefix, NULL, &l, &e) == 0) {
 		for (i = 0; i < l.n; i++)
-			if (c->st->ops->del(c->st, l.items[i].key, &e) != 0)
+			if (storage_delete(c->st, l.items[i].key, &e) != 0)
 				task_log("WARNING", "conversation: cannot delete %s: %s", l.items[i].key, e.msg);
 		storage_list_free(&l);
 	}

@@ -62,7 +62,7 @@ static int store_chunk(struct logsink *ls, unsigned index, const struct buf *dat
 	gmtime_r(&t, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
 	snprintf(key, sizeof(key), "sessions/%s/%06u-%s.jsonl", ls->task, index, stamp);
-	return ls->st->ops->put(ls->st, key, data->p, data->len, &opts, e);
+	return storage_put(ls->st, key, data->p, data->len, &opts, e);
 }
 
 /* Storage that has failed for give_up_ms is not coming back in time: say
@@ -187,7 +187,7 @@ static unsigned last_stored_chunk(struct storage *st, const char *task_id)
 
 	snprintf(prefix, sizeof(prefix), "sessions/%s/", task_id);
 	plen = strlen(prefix);
-	if (st->ops->list(st, prefix, NULL, &l, &e) != 0)
+	if (storage_list(st, prefix, NULL, &l, &e) != 0)
 		return 0;
 	for (i = 0; i < l.n; i++) {
 		const char *name = l.items[i].key + plen;

@@ -53,7 +53,7 @@ static int resumed_session_id(struct task *t, char out[SESS_ID_MAX + 1], struct 
 	int rc = -1;
 
 	snprintf(key, sizeof(key), "sessions/%s/metadata.json", t->p.resume_task_id);
-	if (t->st->ops->get(t->st, key, 0, &doc, e) != 0) {
+	if (storage_get(t->st, key, 0, &doc, e) != 0) {
 		err_prefix(e, "cannot read the metadata of task %s (resumeTaskId)", t->p.resume_task_id);
 		goto out;
 	}
@@ -82,7 +82,7 @@ int sess_restore(struct task *t, struct err *e)
 	if (resumed_session_id(t, t->p.resume_session_id, e) != 0)
 		return -1;
 	snprintf(key, sizeof(key), "sessions/%s/%s", t->p.resume_task_id, SESS_TRANSCRIPT);
-	if (t->st->ops->get(t->st, key, 0, &sealed, e) != 0) {
+	if (storage_get(t->st, key, 0, &sealed, e) != 0) {
 		err_prefix(e, "cannot read the session transcript of task %s (resumeTaskId)", t->p.resume_task_id);
 		goto out;
 	}
@@ -165,7 +165,7 @@ void sess_save(struct task *t)
 	}
 	snprintf(key, sizeof(key), "sessions/%s/%s", t->env->task_id, SESS_TRANSCRIPT);
 	if (envelope_seal(t->env->be->sealer, plain.p ? plain.p : "", plain.len, &sealed, &e) != 0 ||
-	    t->st->ops->put(t->st, key, sealed.p, sealed.len, &o, &e) != 0) {
+	    storage_put(t->st, key, sealed.p, sealed.len, &o, &e) != 0) {
 		task_log("WARNING", "cannot store the session transcript %s: %s; the task cannot be resumed", key, e.msg);
 		goto out;
 	}

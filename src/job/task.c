@@ -103,7 +103,7 @@ static int put_metadata(struct task *t)
 		buf_free(&doc);
 		return -1;
 	}
-	rc = t->st->ops->put(t->st, key.p, doc.p, doc.len, &opts, &e);
+	rc = storage_put(t->st, key.p, doc.p, doc.len, &opts, &e);
 	if (rc != 0)
 		task_log("ERROR", "cannot store %s: %s", key.p, e.msg);
 	buf_free(&doc);
@@ -139,7 +139,7 @@ static void read_pending(struct task *t)
 	cJSON *j, *v;
 
 	buf_printf(&key, "sessions/%s/metadata.json", t->env->task_id);
-	if (key.p && t->st->ops->get(t->st, key.p, 0, &doc, &e) == 0 && (j = cJSON_ParseWithLength(doc.p, doc.len))) {
+	if (key.p && storage_get(t->st, key.p, 0, &doc, &e) == 0 && (j = cJSON_ParseWithLength(doc.p, doc.len))) {
 		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "createdAt")))
 			snprintf(t->rep.created_at, sizeof(t->rep.created_at), "%s", v->valuestring);
 		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "executionName")))
@@ -159,7 +159,7 @@ static int load_payload(struct task *t, struct err *e)
 	int rc = -1;
 
 	payload_key(t);
-	if (t->st->ops->get(t->st, t->payload_key, 0, &blob, e) != 0) {
+	if (storage_get(t->st, t->payload_key, 0, &blob, e) != 0) {
 		err_prefix(e, "cannot read the task payload %s", t->payload_key);
 		goto out;
 	}
@@ -816,12 +816,12 @@ static void cleanup(struct task *t)
 	if (t->cli_cache[0] && t->claude_cwd[0] && ml_forget(t->cli_cache, t->claude_cwd) < 0)
 		task_log("WARNING", "cannot remove the CLI's MCP logs under %s", t->cli_cache);
 	buf_free(&t->mcp_failed);
-	if (t->payload_key[0] && t->st->ops->del(t->st, t->payload_key, &e) != 0)
+	if (t->payload_key[0] && storage_delete(t->st, t->payload_key, &e) != 0)
 		task_log("ERROR", "cannot delete the payload %s: %s", t->payload_key, e.msg);
 	{
 		char active[200];
 		snprintf(active, sizeof(active), "active/%s", t->env->task_id);
-		if (t->st->ops->del(t->st, active, &e) != 0)
+		if (storage_delete(t->st, active, &e) != 0)
 			task_log("WARNING", "cannot remove %s: %s", active, e.msg);
 	}
 	if (t->have_payload)
@@ -848,7 +848,7 @@ int task_run(const struct task_env *env)
 		snprintf(t.rep.execution_name, sizeof(t.rep.execution_name), "%s", env->execution_name);
 	read_pending(&t);
 	buf_printf(&logs, "sessions/%s/", env->task_id);
-	if (logs.p && t.st->ops->url(t.st, logs.p, &t.logs_url) == 0)
+	if (logs.p && storage_url(t.st, logs.p, &t.logs_url) == 0)
 		t.rep.logs_path = t.logs_url.p;
 	clock_iso(t.rep.started_at);
 	if (!t.rep.created_at[0])

@@ -528,12 +528,12 @@ static int upload_one(const struct up_config *c, const char *root_real, const ch
 				       "sizeBytes", size, NULL };
 		struct storage_put_opts po = { up_content_type(rel), meta, 0 };
 
-		if (c->st->ops->put(c->st, key.p, data.p ? data.p : "", data.len, &po, &pe) != 0) {
+		if (storage_put(c->st, key.p, data.p ? data.p : "", data.len, &po, &pe) != 0) {
 			warnf(c->warn, c->arg, "Failed to upload %s: %s", rel, pe.msg);
 			goto out;
 		}
 	}
-	if (c->st->ops->url(c->st, key.p, &url) != 0 || !(item = cJSON_CreateObject()) ||
+	if (storage_url(c->st, key.p, &url) != 0 || !(item = cJSON_CreateObject()) ||
 	    !cJSON_AddStringToObject(item, "originalPath", full.p) ||
 	    !cJSON_AddStringToObject(item, "gcsPath", url.p ? url.p : "") ||
 	    !cJSON_AddNumberToObject(item, "sizeBytes", (double)data.len) || !cJSON_AddItemToArray(list, item)) {

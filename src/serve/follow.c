@@ -79,7 +79,7 @@ int follow_poll(struct follow *f, follow_emit_fn emit, void *arg, struct err *e)
 
 	/* Our own 6-digit names sort as they are numbered: list after the
 	 * last one.  Seed names (3 digits) need the whole list, by index. */
-	if (f->st->ops->list(f->st, f->prefix, f->last_key[0] && !f->legacy ? f->last_key : NULL, &l, e) != 0)
+	if (storage_list(f->st, f->prefix, f->last_key[0] && !f->legacy ? f->last_key : NULL, &l, e) != 0)
 		return -1;
 	if (l.n && !(order = calloc(l.n, sizeof(*order)))) {
 		storage_list_free(&l);
@@ -101,7 +101,7 @@ int follow_poll(struct follow *f, follow_emit_fn emit, void *arg, struct err *e)
 		const char *key = l.items[order[i][1]].key;
 		int n;
 
-		if (f->st->ops->get(f->st, key, 0, &data, e) != 0) {
+		if (storage_get(f->st, key, 0, &data, e) != 0) {
 			buf_free(&data);
 			if (e->http == 404)
 				continue;       /* deleted by lifecycle: skip it */
@@ -127,7 +127,7 @@ cJSON *follow_metadata(struct follow *f, struct err *e)
 	cJSON *j = NULL;
 
 	snprintf(key, sizeof(key), "%smetadata.json", f->prefix);
-	if (f->st->ops->get(f->st, key, 0, &doc, e) == 0)
+	if (storage_get(f->st, key, 0, &doc, e) == 0)
 		j = cJSON_ParseWithLength(doc.p, doc.len);
 	buf_free(&doc);
 	return j;

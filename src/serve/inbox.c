@@ -84,7 +84,7 @@ static int post(struct serve_ctx *sc, struct hs_resp *resp, const char *id, cons
 		cJSON_AddStringToObject(j, "text", text);
 	cJSON_AddStringToObject(j, "id", msg_id);
 	if (jsj_print(&plain, j, 0) == 0 && envelope_seal(sc->be->sealer, plain.p, plain.len, &sealed, &e) == 0 &&
-	    sc->be->storage->ops->put(sc->be->storage, key, sealed.p, sealed.len, &o, &e) == 0)
+	    storage_put(sc->be->storage, key, sealed.p, sealed.len, &o, &e) == 0)
 		rc = 0;
 	if (plain.p)
 		cr_wipe(plain.p, plain.len);

@@ -37,7 +37,7 @@ static struct queued *read_queue(struct storage *st, size_t *n)
 	size_t i;
 
 	*n = 0;
-	if (st->ops->list(st, "active/", NULL, &l, &e) != 0)
+	if (storage_list(st, "active/", NULL, &l, &e) != 0)
 		return NULL;
 	if (!(q = calloc(l.n + 1, sizeof(*q)))) {
 		storage_list_free(&l);
@@ -101,10 +101,10 @@ static int start_one(struct backends *be, struct reconciler *r, const struct que
 	}
 	cJSON_Delete(meta);
 	snprintf(key, sizeof(key), "tasks/%s/payload.enc", q->id);
-	payload_url = be->storage->ops->url(be->storage, key, &url) == 0 && url.p ? url.p : key;
+	payload_url = storage_url(be->storage, key, &url) == 0 && url.p ? url.p : key;
 	snprintf(type_env, sizeof(type_env), "CCR_TASK_TYPE=%s", q->async ? "async" : "sync");
 	memset(&s, 0, sizeof(s));
-	rc = be->exec->ops->start(be->exec, q->id, payload_url, extra, &s.execution_name, &e);
+	rc = exec_start(be->exec, q->id, payload_url, extra, &s.execution_name, &e);
 	buf_free(&url);
 	if (rc == 1 || (rc < 0 && e.http == 409)) {
 		submitted_free(&s);
@@ -128,7 +128,7 @@ void queue_dispatch(struct backends *be, struct reconciler *r)
 	struct queued *q;
 	size_t n, i;
 
-	if (!be->exec->ops->free_slots || be->exec->ops->free_slots(be->exec) <= 0)
+	if (!exec_can_count_slots(be->exec) || exec_free_slots(be->exec) <= 0)
 		return;
 	q = read_queue(be->storage, &n);
 	for (i = 0; q && i < n; i++)

@@ -71,7 +71,7 @@ static void drop_key(struct reconciler *r, const char *fmt, const char *id)
 	char key[400];
 
 	key_of(key, sizeof(key), fmt, id);
-	if (r->be->storage->ops->del(r->be->storage, key, &e) != 0)
+	if (storage_delete(r->be->storage, key, &e) != 0)
 		slog(SLOG_WARNING, "reconcile: cannot delete %s: %s", key, e.msg);
 }
 
@@ -120,7 +120,7 @@ static void record_hook(struct storage *st, const char *id, cJSON *w)
 		cJSON_DeleteItemFromObject(meta, "webhook");
 		cJSON_AddItemToObject(meta, "webhook", w);
 		w = NULL;
-		if (jsj_print(&text, meta, 2) != 0 || st->ops->put(st, key, text.p, text.len, &o, &e) != 0)
+		if (jsj_print(&text, meta, 2) != 0 || storage_put(st, key, text.p, text.len, &o, &e) != 0)
 			slog(SLOG_WARNING, "reconcile: cannot record the webhook of %s: %s", id, e.msg);
 	}
 	cJSON_Delete(w);
@@ -190,7 +190,7 @@ static int claim(struct reconciler *r, const char *id, const char *reason, const
 	key_of(key, sizeof(key), "sessions/%s/reconciled.json", id);
 	if (c && cJSON_AddStringToObject(c, "terminalReason", reason) && cJSON_AddStringToObject(c, "observed", msg) &&
 	    cJSON_AddStringToObject(c, "at", now) && jsj_print(&text, c, 2) == 0)
-		rc = r->be->storage->ops->put(r->be->storage, key, text.p, text.len, &o, e);
+		rc = storage_put(r->be->storage, key, text.p, text.len, &o, e);
 	else
 		err_set(e, "out of memory");
 	cJSON_Delete(c);
@@ -215,7 +215,7 @@ static void fill_report(struct report *rep, const char *id, const cJSON *meta, c
 	copy_str(rep->execution_name, sizeof(rep->execution_name), str_of(meta, "executionName"));
 	clock_iso(rep->completed_at);
 	snprintf(prefix, sizeof(prefix), "sessions/%s/", id);
-	if (r->be->storage->ops->url(r->be->storage, prefix, logs_url) == 0)
+	if (storage_url(r->be->storage, prefix, logs_url) == 0)
 		rep->logs_path = logs_url->p;
 	rep->status = cancelled ? "cancelled" : "failed";
 	rep->reason = reason;
@@ -256,7 +256,7 @@ static int put_terminal(struct reconciler *r, const char *id, const struct repor
 	key_of(key, sizeof(key), "sessions/%s/metadata.json", id);
 	if (report_metadata(rep, &text) != 0)
 		return err_set(e, "out of memory");
-	rc = r->be->storage->ops->put(r->be->storage, key, text.p, text.len, &o, e);
+	rc = storage_put(r->be->storage, key, text.p, text.len, &o, e);
 	buf_free(&text);
 	return rc;
 }
@@ -304,7 +304,7 @@ static int execution_gone(struct reconciler *r, const char *name, int *cancelled
 	struct err e = ERR_INIT;
 
 	*cancelled = 0;
-	if (r->be->exec->ops->status(r->be->exec, name, &st, &e) != 0) {
+	if (exec_status(r->be->exec, name, &st, &e) != 0) {
 		if (e.http != 404)
 			return 0;
 		snprintf(msg, n, "the execution %s no longer exists", name);
@@ -365,7 +365,7 @@ static void sweep(struct reconciler *r)
 	struct err e = ERR_INIT;
 	size_t i;
 
-	if (r->be->storage->ops->list(r->be->storage, "active/", NULL, &l, &e) != 0) {
+	if (storage_list(r->be->storage, "active/", NULL, &l, &e) != 0) {
 		slog(SLOG_WARNING, "reconcile: cannot list active tasks: %s", e.msg);
 		return;
 	}
@@ -373,8 +373,7 @@ static void sweep(struct reconciler *r)
 		if (tasks_id_valid(l.items[i].key + 7))
 			check(r, l.items[i].key + 7);
 	storage_list_free(&l);
-	if (r->be->exec->ops->tidy)
-		r->be->exec->ops->tidy(r->be->exec);
+	exec_tidy(r->be->exec);
 }
 
 static unsigned long hash_id(const char *s)
@@ -470,8 +469,7 @@ struct reconciler *reconcile_start(struct backends *be, const struct reconcile_c
 		r->cfg.interval_ms = 100;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
-	if (be->exec->ops->notify)
-		be->exec->ops->notify(be->exec, wake_cb, r);
+	exec_notify(be->exec, wake_cb, r);
 	if (pthread_create(&r->thread, NULL, loop, r) != 0) {
 		err_set(e, "cannot start the reconciler thread: %s", strerror(errno));
 		pthread_mutex_destroy(&r->mu);
@@ -486,8 +484,7 @@ void reconcile_stop(struct reconciler *r)
 {
 	if (!r)
 		return;
-	if (r->be->exec->ops->notify)
-		r->be->exec->ops->notify(r->be->exec, NULL, NULL);
+	exec_notify(r->be->exec, NULL, NULL);
 	pthread_mutex_lock(&r->mu);
 	r->stop = 1;
 	pthread_cond_signal(&r->cv);

@@ -113,7 +113,7 @@ static int put_json(struct storage *st, const char *key, const cJSON *doc, unsig
 
 	if (jsj_print(&text, doc, indent) != 0)
 		return err_http(e, 500, "out of memory");
-	rc = st->ops->put(st, key, text.p, text.len, &o, e);
+	rc = storage_put(st, key, text.p, text.len, &o, e);
 	buf_free(&text);
 	return rc;
 }
@@ -169,7 +169,7 @@ static int store_payload(struct backends *be, const cJSON *body, const char *key
 	else if (envelope_seal(be->sealer, plain.p, plain.len, &sealed, e) != 0)
 		e->http = 500;
 	else
-		rc = be->storage->ops->put(be->storage, key, sealed.p, sealed.len, &o, e);
+		rc = storage_put(be->storage, key, sealed.p, sealed.len, &o, e);
 	cr_wipe(plain.p, plain.len);
 	buf_free(&plain);
 	buf_free(&sealed);
@@ -298,11 +298,11 @@ int tasks_submit(struct backends *be, const cJSON *body, int async, const char *
 	snprintf(payload_key, sizeof(payload_key), "tasks/%s/payload.enc", out->task_id);
 	snprintf(meta_key, sizeof(meta_key), "sessions/%s/metadata.json", out->task_id);
 	snprintf(active_key, sizeof(active_key), "active/%s", out->task_id);
-	be->storage->ops->url(be->storage, payload_key, &payload_url);
+	storage_url(be->storage, payload_key, &payload_url);
 	buf_printf(&out->logs_path, "sessions/%s/", out->task_id);
 	{
 		struct buf lp = BUF_INIT;
-		be->storage->ops->url(be->storage, out->logs_path.p, &lp);
+		storage_url(be->storage, out->logs_path.p, &lp);
 		buf_free(&out->logs_path);
 		out->logs_path = lp;
 	}
@@ -325,7 +325,7 @@ int tasks_submit(struct backends *be, const cJSON *body, int async, const char *
 		goto fail;
 	stage = 2;
 	snprintf(env_name, sizeof(env_name), "CCR_TASK_TYPE=%s", async ? "async" : "sync");
-	rc = be->exec->ops->start(be->exec, out->task_id, payload_url.p ? payload_url.p : payload_key, extra,
+	rc = exec_start(be->exec, out->task_id, payload_url.p ? payload_url.p : payload_key, extra,
 				  &out->execution_name, e);
 	if (rc < 0)
 		goto fail;
@@ -340,12 +340,12 @@ fail:
 	if (!e->http)
 		e->http = 500;
 	if (stage >= 3)
-		be->exec->ops->cancel(be->exec, out->execution_name.p, &ignore);
+		exec_cancel(be->exec, out->execution_name.p, &ignore);
 	if (stage >= 2)
-		be->storage->ops->del(be->storage, payload_key, &ignore);
+		storage_delete(be->storage, payload_key, &ignore);
 	if (stage >= 1) {
-		be->storage->ops->del(be->storage, owner_key, &ignore);
-		be->storage->ops->del(be->storage, meta_key, &ignore);
+		storage_delete(be->storage, owner_key, &ignore);
+		storage_delete(be->storage, meta_key, &ignore);
 	}
 	cJSON_Delete(doc);
 	buf_free(&payload_url);
@@ -364,7 +364,7 @@ cJSON *tasks_read_json(struct storage *st, const char *key)
 	struct err e = ERR_INIT;
 	cJSON *j = NULL;
 
-	if (st->ops->get(st, key, 0, &b, &e) == 0)
+	if (storage_get(st, key, 0, &b, &e) == 0)
 		j = cJSON_ParseWithLength(b.p, b.len);
 	buf_free(&b);
 	return j;
@@ -431,7 +431,7 @@ void tasks_cancel(struct backends *be, struct reconciler *rec, const char *id, i
 		*status = 200;
 		json_reply(body, NULL, "Task is already being cancelled", id, "cancelling");
 	} else if (!cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(active, "executionName")) ||
-		   be->exec->ops->cancel(be->exec, v->valuestring, &e) != 0) {
+		   exec_cancel(be->exec, v->valuestring, &e) != 0) {
 		*status = 500;
 		json_reply(body, "Failed to cancel task", "Task cancellation initiated but encountered an error", id, NULL);
 	} else {
@@ -461,7 +461,7 @@ int tasks_active(struct backends *be, size_t limit, struct buf *body, struct err
 		cJSON_Delete(o);
 		return err_http(e, 500, "out of memory");
 	}
-	if (be->storage->ops->list(be->storage, "active/", NULL, &l, e) != 0) {
+	if (storage_list(be->storage, "active/", NULL, &l, e) != 0) {
 		cJSON_Delete(o);
 		cJSON_Delete(arr);
 		return -1;
@@ -475,7 +475,7 @@ int tasks_active(struct backends *be, size_t limit, struct buf *body, struct err
 		m = tasks_read_json(be->storage, meta_key);
 		if (!a || is_terminal(m)) {
 			struct err ignore = ERR_INIT;
-			be->storage->ops->del(be->storage, l.items[i].key, &ignore);   /* finished: unmark */
+			storage_delete(be->storage, l.items[i].key, &ignore);   /* finished: unmark */
 		} else {
 			cJSON_DeleteItemFromObject(a, "queued");
 			cJSON_AddItemToArray(arr, a);

@@ -208,7 +208,7 @@ static void *reader_main(void *arg)
 
 	follow_init(&f, st, t->task_id, 0);
 	snprintf(prefix, sizeof(prefix), "sessions/%s/", t->task_id);
-	watch = st->ops->watch ? st->ops->watch(st, prefix) : -1;
+	watch = storage_can_watch(st) ? storage_watch(st, prefix) : -1;
 	while (!stopping(t)) {
 		if ((n = follow_poll(&f, on_line, t, &e)) > 0) {
 			idle = 50;
@@ -228,7 +228,7 @@ static void *reader_main(void *arg)
 		}
 	}
 	if (watch >= 0)
-		st->ops->unwatch(st, watch);
+		storage_unwatch(st, watch);
 	/* Still in the registry while streams follow: wait for the last one. */
 	pthread_mutex_lock(&t->mu);
 	while (!t->stop)
