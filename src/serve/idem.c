@@ -8,6 +8,7 @@
 #include "crypto/crypto.h"
 #include "serve/idem.h"
 #include "serve/serverkey.h"
+#include "task/record.h"
 #include "util/clock.h"
 #include "util/jsjson.h"
 
@@ -39,7 +40,7 @@ static int macs(struct backends *be, const char *endpoint, const char *key, cons
 
 	if (serverkey_mac(be, "idempotency-key", p1, l1, 2, mac, e) != 0)
 		return -1;
-	snprintf(out->object, sizeof(out->object), "idempotency/%s", mac);
+	tr_key_idempotency(out->object, mac);
 	if (jsj_stringify(&text, body) != 0)
 		return err_http(e, 500, "out of memory");
 	{
@@ -80,11 +81,10 @@ static int task_stored(struct backends *be, const char *task_id)
 {
 	struct buf b = BUF_INIT;
 	struct err e = ERR_INIT;
-	char key[200];
+	char key[TR_KEY_MAX];
 	int rc;
 
-	snprintf(key, sizeof(key), "sessions/%s/metadata.json", task_id);
-	rc = storage_get(be->storage, key, 0, &b, &e) == 0 || e.http != 404;
+	rc = storage_get(be->storage, tr_key_metadata(key, task_id), 0, &b, &e) == 0 || e.http != 404;
 	buf_free(&b);
 	return rc;
 }

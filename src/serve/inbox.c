@@ -19,6 +19,7 @@
 #include "serve/reconcile.h"
 #include "serve/serve.h"
 #include "serve/tasks.h"
+#include "task/record.h"
 #include "util/clock.h"
 #include "util/hex.h"
 #include "util/jscheck.h"
@@ -37,7 +38,7 @@ static int terminal_status(const cJSON *meta)
 /* The task may take a message now: 0, or an answered 4xx (-1). */
 static int check_task(struct serve_ctx *sc, struct hs_resp *resp, const char *id)
 {
-	char key[300];
+	char key[TR_KEY_MAX];
 	cJSON *meta;
 	int rc = 0;
 
@@ -45,8 +46,7 @@ static int check_task(struct serve_ctx *sc, struct hs_resp *resp, const char *id
 		return hs_send_json_error(resp, 400, "Invalid taskId format. Must be alphanumeric with underscores and "
 						     "hyphens only."), -1;
 	reconcile_check(sc->rec, id);
-	snprintf(key, sizeof(key), "sessions/%s/metadata.json", id);
-	if (!(meta = tasks_read_json(sc->be->storage, key)))
+	if (!(meta = tasks_read_json(sc->be->storage, tr_key_metadata(key, id))))
 		return hs_send_json_error(resp, 404, "Task not found"), -1;
 	if (terminal_status(meta)) {
 		hs_send_json_error(resp, 409, "the task has ended; start a new task (resumeTaskId continues its "
@@ -67,7 +67,7 @@ static int post(struct serve_ctx *sc, struct hs_resp *resp, const char *id, cons
 	struct storage_put_opts o = { "application/octet-stream", meta, 0 };
 	struct buf plain = BUF_INIT, sealed = BUF_INIT, out = BUF_INIT;
 	struct err e = ERR_INIT;
-	char key[300], msg_id[40], rnd_hex[9];
+	char key[TR_KEY_MAX], msg_id[40], rnd_hex[9];
 	uint8_t rnd[4];
 	cJSON *j = cJSON_CreateObject(), *a;
 	int rc = -1;
@@ -78,7 +78,7 @@ static int post(struct serve_ctx *sc, struct hs_resp *resp, const char *id, cons
 	}
 	hex_fmt(rnd_hex, rnd, sizeof(rnd));
 	snprintf(msg_id, sizeof(msg_id), "%013lld-%s", (long long)clock_ms(), rnd_hex);
-	snprintf(key, sizeof(key), "inbox/%s/%s.enc", id, msg_id);
+	tr_key_inbox_message(key, id, msg_id);
 	cJSON_AddStringToObject(j, "type", type);
 	if (text)
 		cJSON_AddStringToObject(j, "text", text);

@@ -24,17 +24,17 @@
 #include <time.h>
 
 #include "backend/exec.h"
-#include "job/logsink.h"
-#include "job/report.h"
-#include "job/webhook.h"
-#include "job/workspace.h"
 #include "serve/follow.h"
+#include "task/record.h"
 #include "serve/log.h"
 #include "serve/queue.h"
 #include "serve/reconcile.h"
 #include "serve/tasks.h"
+#include "task/logsink.h"
+#include "task/report.h"
 #include "util/clock.h"
 #include "util/jsjson.h"
+#include "webhook/webhook.h"
 
 #define RECENT 64
 #define RECHECK_MS 1000
@@ -52,25 +52,19 @@ struct reconciler {
 	} recent[RECENT];                /* on-demand checks, to rate-limit them */
 };
 
-static void key_of(char *out, size_t n, const char *fmt, const char *id)
+static cJSON *read_doc(struct reconciler *r, tr_key_fn key_fn, const char *id)
 {
-	snprintf(out, n, fmt, id);
+	char key[TR_KEY_MAX];
+
+	return tasks_read_json(r->be->storage, key_fn(key, id));
 }
 
-static cJSON *read_doc(struct reconciler *r, const char *fmt, const char *id)
-{
-	char key[400];
-
-	key_of(key, sizeof(key), fmt, id);
-	return tasks_read_json(r->be->storage, key);
-}
-
-static void drop_key(struct reconciler *r, const char *fmt, const char *id)
+static void drop_key(struct reconciler *r, tr_key_fn key_fn, const char *id)
 {
 	struct err e = ERR_INIT;
-	char key[400];
+	char key[TR_KEY_MAX];
 
-	key_of(key, sizeof(key), fmt, id);
+	key_fn(key, id);
 	if (storage_delete(r->be->storage, key, &e) != 0)
 		slog(SLOG_WARNING, "reconcile: cannot delete %s: %s", key, e.msg);
 }
@@ -110,11 +104,8 @@ static void record_hook(struct storage *st, const char *id, cJSON *w)
 	struct storage_put_opts o = { "application/json", NULL, 0 };
 	struct err e = ERR_INIT;
 	struct buf text = BUF_INIT;
-	char key[400];
-	cJSON *meta;
-
-	key_of(key, sizeof(key), "sessions/%s/metadata.json", id);
-	meta = tasks_read_json(st, key);
+	char key[TR_KEY_MAX];
+	cJSON *meta = tasks_read_json(st, tr_key_metadata(key, id));
 
 	if (meta && w) {
 		cJSON_DeleteItemFromObject(meta, "webhook");
@@ -182,12 +173,12 @@ static int claim(struct reconciler *r, const char *id, const char *reason, const
 {
 	struct storage_put_opts o = { "application/json", NULL, 1 };
 	struct buf text = BUF_INIT;
-	char key[400], now[32];
+	char key[TR_KEY_MAX], now[32];
 	cJSON *c = cJSON_CreateObject();
 	int rc = -1;
 
 	clock_iso(now);
-	key_of(key, sizeof(key), "sessions/%s/reconciled.json", id);
+	tr_key_reconciled(key, id);
 	if (c && cJSON_AddStringToObject(c, "terminalReason", reason) && cJSON_AddStringToObject(c, "observed", msg) &&
 	    cJSON_AddStringToObject(c, "at", now) && jsj_print(&text, c, 2) == 0)
 		rc = storage_put(r->be->storage, key, text.p, text.len, &o, e);
@@ -204,7 +195,7 @@ static int claim(struct reconciler *r, const char *id, const char *reason, const
 static void fill_report(struct report *rep, const char *id, const cJSON *meta, const char *reason, const char *msg,
 			struct buf *logs_url, struct reconciler *r)
 {
-	char prefix[300];
+	char prefix[TR_KEY_MAX];
 	int cancelled = strcmp(reason, "cancelled") == 0;
 
 	report_init(rep, id);
@@ -214,10 +205,9 @@ static void fill_report(struct report *rep, const char *id, const cJSON *meta, c
 	copy_str(rep->started_at, sizeof(rep->started_at), str_of(meta, "startedAt"));
 	copy_str(rep->execution_name, sizeof(rep->execution_name), str_of(meta, "executionName"));
 	clock_iso(rep->completed_at);
-	snprintf(prefix, sizeof(prefix), "sessions/%s/", id);
-	if (storage_url(r->be->storage, prefix, logs_url) == 0)
+	if (storage_url(r->be->storage, tr_key_logs(prefix, id), logs_url) == 0)
 		rep->logs_path = logs_url->p;
-	rep->status = cancelled ? "cancelled" : "failed";
+	rep->status = cancelled ? TR_CANCELLED : TR_FAILED;
 	rep->reason = reason;
 	rep->exit_code = cancelled ? 130 : 1;
 	buf_adds(&rep->error, cancelled ? "Task cancelled by user" : msg);
@@ -250,10 +240,10 @@ static int put_terminal(struct reconciler *r, const char *id, const struct repor
 {
 	struct storage_put_opts o = { "application/json", NULL, 0 };
 	struct buf text = BUF_INIT;
-	char key[400];
+	char key[TR_KEY_MAX];
 	int rc;
 
-	key_of(key, sizeof(key), "sessions/%s/metadata.json", id);
+	tr_key_metadata(key, id);
 	if (report_metadata(rep, &text) != 0)
 		return err_set(e, "out of memory");
 	rc = storage_put(r->be->storage, key, text.p, text.len, &o, e);
@@ -271,20 +261,21 @@ int reconcile_finalise(struct reconciler *r, const char *id, const char *reason,
 
 	if (rc != 0)
 		return rc;
-	meta = read_doc(r, "sessions/%s/metadata.json", id);
-	if (!meta || follow_is_terminal(meta)) {
-		drop_key(r, "active/%s", id);
+	meta = read_doc(r, tr_key_metadata, id);
+	if (!meta || tr_meta_terminal(meta)) {
+		drop_key(r, tr_key_active, id);
 		cJSON_Delete(meta);
 		return 1;
 	}
 	fill_report(&rep, id, meta, reason, msg, &logs_url, r);
 	close_log(r, id, msg);
 	rc = put_terminal(r, id, &rep, e);
-	drop_key(r, "tasks/%s/payload.enc", id);
-	drop_key(r, "active/%s", id);
-	if (r->be->mode == CFG_LOCAL && ws_remove_task(r->cfg.workspace_root, id, &ignore) < 0)
+	drop_key(r, tr_key_payload, id);
+	drop_key(r, tr_key_active, id);
+	if (r->be->mode == CFG_LOCAL && tr_remove_workspaces(r->cfg.workspace_root, id, &ignore) < 0)
 		slog(SLOG_WARNING, "reconcile: cannot remove the workspace of %s: %s", id, ignore.msg);
-	slog(rc == 0 ? SLOG_WARNING : SLOG_ERROR, "task %s finalised as %s (%s): %s", id, rep.status, reason, msg);
+	slog(rc == 0 ? SLOG_WARNING : SLOG_ERROR, "task %s finalised as %s (%s): %s", id, tr_status_name(rep.status),
+	     reason, msg);
 	if (rc == 0)
 		send_hook(r, id, &rep);
 	report_free(&rep);
@@ -328,7 +319,7 @@ static int execution_gone(struct reconciler *r, const char *name, int *cancelled
 
 static void check(struct reconciler *r, const char *id)
 {
-	cJSON *active = read_doc(r, "active/%s", id), *meta = NULL;
+	cJSON *active = read_doc(r, tr_key_active, id), *meta = NULL;
 	const char *name;
 	char msg[700];
 	int cancelled;
@@ -336,19 +327,19 @@ static void check(struct reconciler *r, const char *id)
 
 	if (!active || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "queued")))
 		goto out;
-	meta = read_doc(r, "sessions/%s/metadata.json", id);
+	meta = read_doc(r, tr_key_metadata, id);
 	if (!meta)
 		goto out;
-	if (follow_is_terminal(meta)) {
-		drop_key(r, "active/%s", id);
+	if (tr_meta_terminal(meta)) {
+		drop_key(r, tr_key_active, id);
 		goto out;
 	}
 	name = str_of(active, "executionName");
 	if (!name || !*name || !execution_gone(r, name, &cancelled, msg, sizeof(msg)))
 		goto out;
 	cJSON_Delete(meta);
-	meta = read_doc(r, "sessions/%s/metadata.json", id);     /* the job may have just finished */
-	if (!meta || follow_is_terminal(meta))
+	meta = read_doc(r, tr_key_metadata, id);     /* the job may have just finished */
+	if (!meta || tr_meta_terminal(meta))
 		goto out;
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "cancelling")))
 		cancelled = 1;
@@ -365,13 +356,13 @@ static void sweep(struct reconciler *r)
 	struct err e = ERR_INIT;
 	size_t i;
 
-	if (storage_list(r->be->storage, "active/", NULL, &l, &e) != 0) {
+	if (storage_list(r->be->storage, TR_ACTIVE_PREFIX, NULL, &l, &e) != 0) {
 		slog(SLOG_WARNING, "reconcile: cannot list active tasks: %s", e.msg);
 		return;
 	}
 	for (i = 0; i < l.n && !r->stop; i++)
-		if (tasks_id_valid(l.items[i].key + 7))
-			check(r, l.items[i].key + 7);
+		if (tasks_id_valid(tr_active_task(l.items[i].key)))
+			check(r, tr_active_task(l.items[i].key));
 	storage_list_free(&l);
 	exec_tidy(r->be->exec);
 }

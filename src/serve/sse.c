@@ -97,11 +97,9 @@ int sse_final(struct buf *out_buf, const cJSON *meta)
 
 static void cancel_task(struct serve_ctx *sc, const char *task_id)
 {
-	struct buf body = BUF_INIT;
-	int status;
+	struct tr_cancel_result r;
 
-	tasks_cancel(sc->be, sc->rec, task_id, &status, &body);
-	buf_free(&body);
+	tasks_cancel(sc->be, sc->rec, task_id, &r);
 }
 
 /* Lines older than the topic's window, read from storage for this

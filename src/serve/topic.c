@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "serve/follow.h"
+#include "task/record.h"
 #include "serve/sse.h"
 #include "serve/topic.h"
 
@@ -202,12 +203,12 @@ static void *reader_main(void *arg)
 	struct storage *st = t->reg->st;
 	struct follow f;
 	struct err e = ERR_INIT;
-	char prefix[300];
+	char prefix[TR_KEY_MAX];
 	int idle = 50, n, watch;
 	cJSON *meta;
 
 	follow_init(&f, st, t->task_id, 0);
-	snprintf(prefix, sizeof(prefix), "sessions/%s/", t->task_id);
+	tr_key_logs(prefix, t->task_id);
 	watch = storage_can_watch(st) ? storage_watch(st, prefix) : -1;
 	while (!stopping(t)) {
 		if ((n = follow_poll(&f, on_line, t, &e)) > 0) {
@@ -215,7 +216,7 @@ static void *reader_main(void *arg)
 			continue;
 		}
 		meta = follow_metadata(&f, &e);
-		if (follow_is_terminal(meta) && follow_poll(&f, on_line, t, &e) >= 0 && finish(t, meta) == 0) {
+		if (tr_meta_terminal(meta) && follow_poll(&f, on_line, t, &e) >= 0 && finish(t, meta) == 0) {
 			cJSON_Delete(meta);
 			break;
 		}

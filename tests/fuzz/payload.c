@@ -15,7 +15,7 @@
 
 #include "cJSON.h"
 #include "fuzz.h"
-#include "job/payload.h"
+#include "task/payload.h"
 #include "serve/tasks.h"
 #include "util/jsjson.h"
 

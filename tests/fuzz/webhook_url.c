@@ -17,7 +17,7 @@
 #include <netdb.h>
 
 #include "fuzz.h"
-#include "job/webhook.h"
+#include "webhook/webhook.h"
 
 typedef int (*gai_fn)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
 
