@@ -29,10 +29,7 @@
 
 static int terminal_status(const cJSON *meta)
 {
-	const cJSON *s = cJSON_GetObjectItemCaseSensitive(meta, "status");
-
-	return cJSON_IsString(s) && (!strcmp(s->valuestring, "completed") || !strcmp(s->valuestring, "failed") ||
-				     !strcmp(s->valuestring, "cancelled"));
+	return tr_meta_terminal(meta);
 }
 
 /* The task may take a message now: 0, or an answered 4xx (-1). */

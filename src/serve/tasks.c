@@ -471,12 +471,11 @@ void tasks_get(struct backends *be, const char *id, int *status, struct buf *bod
 {
 	char key[TR_KEY_MAX];
 	cJSON *meta, *active;
-	const cJSON *st;
 
 	if (!tasks_id_valid(id)) {
 		*status = 400;
-		tasks_json_reply(body, "Invalid taskId format. Must be alphanumeric with underscores and hyphens only.", NULL,
-			   NULL, NULL);
+		tasks_json_reply(body, "Invalid taskId format. Must be alphanumeric with underscores and hyphens only.",
+				 NULL, NULL, NULL);
 		return;
 	}
 	if (!(meta = tasks_read_json(be->storage, tr_key_metadata(key, id)))) {
@@ -488,9 +487,8 @@ void tasks_get(struct backends *be, const char *id, int *status, struct buf *bod
 	if (active && !cJSON_GetObjectItemCaseSensitive(meta, "executionName"))
 		cJSON_AddItemToObject(meta, "executionName",
 				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(active, "executionName"), 1));
-	st = cJSON_GetObjectItemCaseSensitive(meta, "status");
-	if (active && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "queued")) && cJSON_IsString(st) &&
-	    strcmp(st->valuestring, "pending") == 0)
+	if (active && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "queued")) &&
+	    tr_meta_status(meta) == TR_PENDING)
 		cJSON_ReplaceItemInObject(meta, "status", cJSON_CreateString("queued"));
 	*status = 200;
 	jsj_print(body, meta, 0);

@@ -33,7 +33,7 @@ struct submitted {
 
 /* tasks_validate: the seed's checks in the seed's order (for /run-async,
  * callbackUrl also against the webhook's deny-list of private addresses,
- * job/webhook.h), then type checks.  On failure e->msg is the seed's
+ * webhook/webhook.h), then type checks.  On failure e->msg is the seed's
  * message (or ccr's own for checks the seed lacked) and e->http 400. */
 int tasks_validate(const cJSON *body, int async, struct err *e);
 

@@ -70,6 +70,11 @@ const char *tr_key_inbox_message(char out[TR_KEY_MAX], const char *task_id, cons
 	return out;
 }
 
+const char *tr_key_files(char out[TR_KEY_MAX], const char *task_id)
+{
+	return key_of(out, "files/%s%s", task_id, "");
+}
+
 const char *tr_key_idempotency(char out[TR_KEY_MAX], const char *mac_hex)
 {
 	return key_of(out, "idempotency/%s%s", mac_hex, "");

@@ -14,6 +14,7 @@
  *   active/<id>                                 the running (or queued) mark
  *   inbox/<id>/<msgid>.enc                      messages for a running task
  *   idempotency/<hmac>                          an Idempotency-Key's record
+ *   files/<id>/...                              uploadFiles' default prefix
  *   keys/serve-hmac.enc                         serve's HMAC key, sealed
  *
  * Each builder writes into a TR_KEY_MAX buffer and returns it; task ids
@@ -58,6 +59,7 @@ const char *tr_key_payload(char out[TR_KEY_MAX], const char *task_id);
 const char *tr_key_active(char out[TR_KEY_MAX], const char *task_id);
 const char *tr_key_inbox(char out[TR_KEY_MAX], const char *task_id);         /* inbox/<id>/ */
 const char *tr_key_inbox_message(char out[TR_KEY_MAX], const char *task_id, const char *msg_id);
+const char *tr_key_files(char out[TR_KEY_MAX], const char *task_id);         /* files/<id> */
 const char *tr_key_idempotency(char out[TR_KEY_MAX], const char *mac_hex);
 
 /* The shape of the one-id builders above, for code that takes a key kind. */
