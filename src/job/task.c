@@ -140,7 +140,8 @@ static void read_pending(struct task *t)
 	char key[TR_KEY_MAX];
 	cJSON *j, *v;
 
-	if (storage_get(t->st, tr_key_metadata(key, t->env->task_id), 0, &doc, &e) == 0 && (j = cJSON_ParseWithLength(doc.p, doc.len))) {
+	if (storage_get(t->st, tr_key_metadata(key, t->env->task_id), 0, &doc, &e) == 0 &&
+	    (j = cJSON_ParseWithLength(doc.p, doc.len))) {
 		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "createdAt")))
 			snprintf(t->rep.created_at, sizeof(t->rep.created_at), "%s", v->valuestring);
 		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "executionName")))
