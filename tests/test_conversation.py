@@ -2,7 +2,7 @@
 scripted stand-in for claude (its stream-json input loop), in local mode and in cloud mode.
 
 POST /tasks/:id/messages seals the message; in local mode serve hands it to the job over the
-task's unix socket (src/job/msgsock.h), and stores it in the task's inbox (inbox/<id>/...) when
+task's unix socket (src/task/msgsock.h), and stores it in the task's inbox (inbox/<id>/...) when
 that is not possible, as it always does in cloud mode; serve's log says which ("via").  The job
 passes it to the CLI's stdin as a stream-json user message; the CLI's replay of it is in the
 task's log, so every SSE stream of the task shows it.  /interrupt sends the

@@ -66,7 +66,7 @@ static int t_envelope(char *why, size_t n)
 		fail = 0;
 	cJSON_Delete(env);
 	if (s)
-		s->ops->free(s);
+		seal_free(s);
 	buf_free(&sealed);
 	buf_free(&opened);
 	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
@@ -106,9 +106,9 @@ static int t_envelope_refusals(char *why, size_t n)
 			fail = 0;
 	}
 	if (a)
-		a->ops->free(a);
+		seal_free(a);
 	if (b)
-		b->ops->free(b);
+		seal_free(b);
 	buf_free(&sealed);
 	buf_free(&opened);
 	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
@@ -129,7 +129,7 @@ static int t_key_file_mode(char *why, size_t n)
 	if (!(s = seal_local_new(key, &e)))
 		st_fail(why, n, "%s", e.msg);
 	else {
-		s->ops->free(s);
+		seal_free(s);
 		if (stat(key, &st) != 0 || (st.st_mode & 0777) != 0600)
 			st_fail(why, n, "the key file is not mode 0600");
 		else if (chmod(key, 0644) != 0 || (s = seal_local_new(key, &e)) != NULL)
@@ -138,7 +138,7 @@ static int t_key_file_mode(char *why, size_t n)
 			fail = 0;
 	}
 	if (fail == 0 && s)
-		s->ops->free(s);
+		seal_free(s);
 	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	return fail;
 }
@@ -163,32 +163,32 @@ static int t_storage_local(char *why, size_t n)
 		return st_fail(why, n, "%s", e.msg);
 	}
 	for (i = 0; i < 4; i++)
-		if (s->ops->put(s, keys[i], keys[i], strlen(keys[i]), NULL, &e) != 0)
+		if (storage_put(s, keys[i], keys[i], strlen(keys[i]), NULL, &e) != 0)
 			break;
 	if (i < 4)
 		st_fail(why, n, "put: %s", e.msg);
-	else if (s->ops->put(s, keys[0], "x", 1, &once, &e) == 0 || e.http != 412)
+	else if (storage_put(s, keys[0], "x", 1, &once, &e) == 0 || e.http != 412)
 		st_fail(why, n, "create-only put over an existing object did not give 412");
-	else if (s->ops->get(s, keys[1], 9, &got, &e) != 0 || strcmp(got.p, keys[1] + 9) != 0)
+	else if (storage_get(s, keys[1], 9, &got, &e) != 0 || strcmp(got.p, keys[1] + 9) != 0)
 		st_fail(why, n, "ranged get returned the wrong bytes");
-	else if (s->ops->get(s, "sessions/none", 0, &got, &e) == 0 || e.http != 404)
+	else if (storage_get(s, "sessions/none", 0, &got, &e) == 0 || e.http != 404)
 		st_fail(why, n, "a missing object did not give 404");
-	else if (s->ops->list(s, "sessions/t1/", NULL, &l, &e) != 0 || l.n != 2 || strcmp(l.items[0].key, keys[0]) ||
+	else if (storage_list(s, "sessions/t1/", NULL, &l, &e) != 0 || l.n != 2 || strcmp(l.items[0].key, keys[0]) ||
 		 strcmp(l.items[1].key, keys[1]))
 		st_fail(why, n, "list of sessions/t1/ is wrong");
-	else if ((storage_list_free(&l), s->ops->list(s, "sessions/", keys[0], &l, &e)) != 0 || l.n != 2)
+	else if ((storage_list_free(&l), storage_list(s, "sessions/", keys[0], &l, &e)) != 0 || l.n != 2)
 		st_fail(why, n, "list with start_after is wrong");
-	else if (s->ops->del(s, keys[3], &e) != 0 || s->ops->del(s, keys[3], &e) != 0)
+	else if (storage_delete(s, keys[3], &e) != 0 || storage_delete(s, keys[3], &e) != 0)
 		st_fail(why, n, "delete (twice) failed: %s", e.msg);
-	else if (s->ops->put(s, "../escape", "x", 1, NULL, &e) == 0 || s->ops->get(s, "a//b", 0, &got, &e) == 0 ||
-		 s->ops->put(s, "/abs", "x", 1, NULL, &e) == 0 ||
-		 (storage_list_free(&l), s->ops->list(s, "../", NULL, &l, &e)) == 0)
+	else if (storage_put(s, "../escape", "x", 1, NULL, &e) == 0 || storage_get(s, "a//b", 0, &got, &e) == 0 ||
+		 storage_put(s, "/abs", "x", 1, NULL, &e) == 0 ||
+		 (storage_list_free(&l), storage_list(s, "../", NULL, &l, &e)) == 0)
 		st_fail(why, n, "an escaping key was accepted");
 	else
 		fail = 0;
 	storage_list_free(&l);
 	buf_free(&got);
-	s->ops->free(s);
+	storage_free(s);
 	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	return fail;
 }

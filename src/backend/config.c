@@ -102,11 +102,11 @@ int backends_open(struct backends *b, int want_exec, const char *self_exe, struc
 void backends_close(struct backends *b)
 {
 	if (b->exec)
-		b->exec->ops->free(b->exec);
+		exec_free(b->exec);
 	if (b->sealer)
-		b->sealer->ops->free(b->sealer);
+		seal_free(b->sealer);
 	if (b->storage)
-		b->storage->ops->free(b->storage);
+		storage_free(b->storage);
 	b->exec = NULL;
 	b->sealer = NULL;
 	b->storage = NULL;

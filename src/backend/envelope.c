@@ -34,7 +34,7 @@ int envelope_seal(struct sealer *s, const void *plain, size_t n, struct buf *out
 
 	if (cr_random(dek, sizeof(dek)) != 0 || cr_random(iv, sizeof(iv)) != 0)
 		return err_set(e, "Envelope encryption failed: no randomness from the kernel");
-	if (s->ops->wrap(s, dek, &wrapped, e) != 0) {
+	if (seal_wrap(s, dek, &wrapped, e) != 0) {
 		err_prefix(e, "Envelope encryption failed");
 		goto done;
 	}
@@ -90,7 +90,7 @@ static int open_v2(struct sealer *s, const cJSON *env, struct buf *out, struct e
 			tag.len);
 		goto done;
 	}
-	if (s->ops->unwrap(s, (const uint8_t *)wdek.p, wdek.len, dek, e) != 0) {
+	if (seal_unwrap(s, (const uint8_t *)wdek.p, wdek.len, dek, e) != 0) {
 		err_prefix(e, "Payload decryption failed");
 		goto done;
 	}
@@ -124,13 +124,13 @@ int envelope_open(struct sealer *s, const void *blob, size_t n, struct buf *out,
 
 	if (cJSON_IsObject(env) && cJSON_IsString(ver) && strcmp(ver->valuestring, "v2-envelope") == 0) {
 		rc = open_v2(s, env, out, e);
-	} else if (s->ops->decrypt_direct) {
-		rc = s->ops->decrypt_direct(s, blob, n, out, e);
+	} else if (seal_can_decrypt_direct(s)) {
+		rc = seal_decrypt_direct(s, blob, n, out, e);
 		if (rc != 0)
 			err_prefix(e, "Payload decryption failed");
 	} else {
 		rc = err_set(e, "Payload decryption failed: not a v2-envelope payload, and the %s sealing backend has no "
-				"legacy format", s->ops->name);
+				"legacy format", seal_backend_name(s));
 	}
 	cJSON_Delete(env);
 	return rc;

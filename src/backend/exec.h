@@ -51,6 +51,23 @@ struct executor {
 	const struct exec_ops *ops;
 };
 
+/* The calls code above the seam makes (exec_seam.c).  Optional
+ * operations are asked with a predicate; exec_tidy() and exec_notify()
+ * do nothing, and exec_free_slots() answers 0, when the backend has no
+ * such notion. */
+int exec_start(struct executor *x, const char *task_id, const char *payload_path, const char *const *extra_env,
+	       struct buf *name_out, struct err *e);
+int exec_status(struct executor *x, const char *exec_name, struct exec_status *out, struct err *e);
+int exec_cancel(struct executor *x, const char *exec_name, struct err *e);
+int exec_can_count_slots(const struct executor *x);
+int exec_free_slots(struct executor *x);
+int exec_can_tidy(const struct executor *x);
+void exec_tidy(struct executor *x);
+int exec_can_notify(const struct executor *x);
+void exec_notify(struct executor *x, void (*fn)(void *arg), void *arg);
+/* exec_free: release the backend (NULL is ignored). */
+void exec_free(struct executor *x);
+
 /* exec_local_new: run tasks as children `self_exe job`, at most
  * max_running at once: start() answers 1 ("no room") beyond that and
  * remembers nothing, since the queue lives in storage (serve/queue.h).

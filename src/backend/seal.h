@@ -36,6 +36,16 @@ struct sealer {
 	const struct seal_ops *ops;
 };
 
+/* The calls code above the seam makes (seal_seam.c); the optional legacy
+ * format is asked with seal_can_decrypt_direct(). */
+int seal_wrap(struct sealer *s, const uint8_t dek[32], struct buf *out, struct err *e);
+int seal_unwrap(struct sealer *s, const uint8_t *wrapped, size_t n, uint8_t dek[32], struct err *e);
+int seal_can_decrypt_direct(const struct sealer *s);
+int seal_decrypt_direct(struct sealer *s, const uint8_t *blob, size_t n, struct buf *out, struct err *e);
+const char *seal_backend_name(const struct sealer *s);
+/* seal_free: release the backend (NULL is ignored). */
+void seal_free(struct sealer *s);
+
 struct sealer *seal_local_new(const char *key_path, struct err *e);
 struct sealer *seal_kms_new(const char *key_name, struct err *e);
 

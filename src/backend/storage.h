@@ -67,6 +67,23 @@ struct storage {
 
 void storage_list_free(struct storage_list *l);
 
+/* The calls code above the seam makes (storage_seam.c): each forwards to
+ * the backend's operation, so no caller reaches through `ops`.  The
+ * optional watch is asked with storage_can_watch(); storage_watch()
+ * answers -1 (poll instead) when the backend cannot watch. */
+int storage_put(struct storage *s, const char *key, const void *data, size_t len,
+		const struct storage_put_opts *opts, struct err *e);
+int storage_get(struct storage *s, const char *key, uint64_t offset, struct buf *out, struct err *e);
+int storage_list(struct storage *s, const char *prefix, const char *start_after, struct storage_list *out,
+		 struct err *e);
+int storage_delete(struct storage *s, const char *key, struct err *e);
+int storage_can_watch(const struct storage *s);
+int storage_watch(struct storage *s, const char *prefix);
+void storage_unwatch(struct storage *s, int fd);
+int storage_url(struct storage *s, const char *key, struct buf *out);
+/* storage_free: release the backend (NULL is ignored). */
+void storage_free(struct storage *s);
+
 /* storage_key_valid: 1 when key is a safe object name (relative, no "."
  * or ".." or empty segments, no ".tmp-" names, at most 1024 bytes). */
 int storage_key_valid(const char *key);

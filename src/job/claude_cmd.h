@@ -9,7 +9,7 @@
 #define CCR_CLAUDE_CMD_H
 
 #include "job/agentenv.h"
-#include "job/payload.h"
+#include "task/payload.h"
 
 struct claude_cmd {
 	const char *path;        /* $CLAUDE_BIN or "claude" */

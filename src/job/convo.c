@@ -191,14 +191,14 @@ static void take_inbox(struct cv_ctx *c, const char *key, const char *id)
 	pthread_mutex_unlock(&c->lock);
 	if (dup)
 		slog(SLOG_INFO, "conversation: %s came on the socket already; its inbox copy is dropped", key);
-	else if (!ended && c->st->ops->get(c->st, key, 0, &sealed, &e) == 0 &&
+	else if (!ended && storage_get(c->st, key, 0, &sealed, &e) == 0 &&
 		 envelope_open(c->sealer, sealed.p, sealed.len, &plain, &e) == 0)
 		act(c, plain.p ? plain.p : "", plain.len, key, "inbox");
 	else if (!ended)
 		slog(SLOG_WARNING, "conversation: cannot read %s: %s", key, e.msg);
 	else
 		slog(SLOG_WARNING, "conversation: %s arrived after the conversation ended; dropped", key);
-	if (c->st->ops->del(c->st, key, &e) != 0)
+	if (storage_delete(c->st, key, &e) != 0)
 		slog(SLOG_WARNING, "conversation: cannot delete %s: %s", key, e.msg);
 	if (plain.p)
 		cr_wipe(plain.p, plain.len);
@@ -227,7 +227,7 @@ static void pass(struct cv_ctx *c)
 	pthread_mutex_lock(&c->lock);
 	started = c->fd >= 0 || c->ended;
 	pthread_mutex_unlock(&c->lock);
-	if (!started || c->st->ops->list(c->st, c->prefix, NULL, &l, &e) != 0)
+	if (!started || storage_list(c->st, c->prefix, NULL, &l, &e) != 0)
 		return;
 	for (;;) {
 		const char *key = i < l.n ? l.items[i].key : NULL;
@@ -329,7 +329,7 @@ static void *cv_main(void *arg)
 	return NULL;
 }
 
-/* Local mode: take records on the task's socket too (job/msgsock.h). */
+/* Local mode: take records on the task's socket too (task/msgsock.h). */
 static void listen_direct(struct cv_ctx *c, const char *data_dir)
 {
 	struct err e = ERR_INIT;
@@ -354,7 +354,7 @@ int cv_start(struct cv_ctx *c, struct storage *st, struct sealer *s, const char 
 	c->idle_after_ms = idle_after_ms;
 	c->poll_ms = poll_ms > 0 ? poll_ms : 1000;
 	snprintf(c->task_id, sizeof(c->task_id), "%s", task_id);
-	snprintf(c->prefix, sizeof(c->prefix), "inbox/%s/", task_id);
+	tr_key_inbox(c->prefix, task_id);
 	if (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) != 0)
 		return err_set(e, "cannot create a pipe for the conversation: %s", strerror(errno));
 	pthread_mutex_init(&c->lock, NULL);
@@ -431,9 +431,9 @@ void cv_stop(struct cv_ctx *c)
 	}
 	close(c->wake[0]), close(c->wake[1]);
 	pthread_mutex_destroy(&c->lock);
-	if (c->st->ops->list(c->st, c->prefix, NULL, &l, &e) == 0) {
+	if (storage_list(c->st, c->prefix, NULL, &l, &e) == 0) {
 		for (i = 0; i < l.n; i++)
-			if (c->st->ops->del(c->st, l.items[i].key, &e) != 0)
+			if (storage_delete(c->st, l.items[i].key, &e) != 0)
 				slog(SLOG_WARNING, "conversation: cannot delete %s: %s", l.items[i].key, e.msg);
 		storage_list_free(&l);
 	}

@@ -19,7 +19,7 @@
  * every CCR_INBOX_POLL_MS (default 100 in local mode, 1000 in cloud mode).
  *
  * In local mode the same sealed records also come directly: the job
- * listens on its task's unix socket (job/msgsock.h) and serve tries that
+ * listens on its task's unix socket (task/msgsock.h) and serve tries that
  * first.  A record taken there is queued in memory (never written to
  * disk) and the inbox is then only the fallback, polled at most once a
  * second (CV_POLL_LISTENING_MS).  One thread acts on both: each pass
@@ -43,7 +43,8 @@
 
 #include "backend/seal.h"
 #include "backend/storage.h"
-#include "job/msgsock.h"
+#include "task/msgsock.h"
+#include "task/record.h"
 #include "util/buf.h"
 #include "util/err.h"
 
@@ -56,7 +57,7 @@ struct cv_ctx {
 	struct storage *st;
 	struct sealer *sealer;
 	char task_id[200];
-	char prefix[220];                  /* inbox/<task id>/ */
+	char prefix[TR_KEY_MAX];           /* inbox/<task id>/ */
 	long idle_after_ms;
 	pthread_t th;
 	int th_on;

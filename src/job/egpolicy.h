@@ -1,7 +1,7 @@
 /*
  * egpolicy.h: who the egress proxy lets the agent reach (prefix egp_).
  * Pure decisions, no sockets: job/egress.c asks them for every
- * connection, job/payload.c validates `allowedHosts` with them, and the
+ * connection, task/payload.c validates `allowedHosts` with them, and the
  * selftests (egress_selftest.c) check them directly.
  *
  * A destination is the host as the client named it (a DNS name, or an

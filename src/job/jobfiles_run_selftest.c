@@ -529,15 +529,15 @@ int jft_upload(char *why, size_t n)
 	if (jsj_print(&text, res, 0) != 0)
 		goto out;
 	buf_printf(&want, "[{\"originalPath\":\"%s/sub/b.txt\",\"gcsPath\":\"", ws);
-	st->ops->url(st, "out/run/sub/b.txt", &want);
+	storage_url(st, "out/run/sub/b.txt", &want);
 	buf_printf(&want, "\",\"sizeBytes\":2},{\"originalPath\":\"%s/sub/deep/c.txt\",\"gcsPath\":\"", ws);
-	st->ops->url(st, "out/run/sub/deep/c.txt", &want);
+	storage_url(st, "out/run/sub/deep/c.txt", &want);
 	buf_adds(&want, "\",\"sizeBytes\":3}]");
 	if (strcmp(text.p, want.p) != 0) {
 		st_fail(why, n, "uploadedFiles %s, want %s", text.p, want.p);
 		goto out;
 	}
-	if (st->ops->get(st, "out/run/sub/deep/c.txt", 0, &got, &e) != 0 || strcmp(got.p, "CCC") != 0) {
+	if (storage_get(st, "out/run/sub/deep/c.txt", 0, &got, &e) != 0 || strcmp(got.p, "CCC") != 0) {
 		st_fail(why, n, "the stored object differs: %s", e.msg);
 		goto out;
 	}
@@ -553,7 +553,7 @@ int jft_upload(char *why, size_t n)
 	buf_reset(&text);
 	req = cJSON_Parse("{\"globPatterns\":[\"a.txt\"]}");
 	buf_reset(&got);
-	if (!req || up_run(&c, req, &res, &e) != 0 || st->ops->get(st, "files/task-1/a.txt", 0, &got, &e) != 0) {
+	if (!req || up_run(&c, req, &res, &e) != 0 || storage_get(st, "files/task-1/a.txt", 0, &got, &e) != 0) {
 		st_fail(why, n, "default prefix: %s", e.msg);
 		goto out;
 	}
@@ -578,7 +578,7 @@ out:
 	cJSON_Delete(req);
 	cJSON_Delete(res);
 	if (st)
-		st->ops->free(st);
+		storage_free(st);
 	buf_free(&warns);
 	buf_free(&got);
 	buf_free(&want);

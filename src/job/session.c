@@ -14,6 +14,7 @@
 #include "crypto/crypto.h"
 #include "job/session.h"
 #include "job/task_int.h"
+#include "task/record.h"
 
 /* Transcripts larger than this are not kept (a log line says so). */
 #define SESS_MAX_BYTES (256u << 20)
@@ -47,13 +48,12 @@ int sess_id_valid(const char *id)
 static int resumed_session_id(struct task *t, char out[SESS_ID_MAX + 1], struct err *e)
 {
 	struct buf doc = BUF_INIT;
-	char key[300];
+	char key[TR_KEY_MAX];
 	cJSON *j = NULL;
 	const cJSON *v;
 	int rc = -1;
 
-	snprintf(key, sizeof(key), "sessions/%s/metadata.json", t->p.resume_task_id);
-	if (t->st->ops->get(t->st, key, 0, &doc, e) != 0) {
+	if (storage_get(t->st, tr_key_metadata(key, t->p.resume_task_id), 0, &doc, e) != 0) {
 		err_prefix(e, "cannot read the metadata of task %s (resumeTaskId)", t->p.resume_task_id);
 		goto out;
 	}
@@ -74,15 +74,14 @@ out:
 int sess_restore(struct task *t, struct err *e)
 {
 	struct buf sealed = BUF_INIT, plain = BUF_INIT;
-	char key[300], proj[4096], rel[4300];
+	char key[TR_KEY_MAX], proj[4096], rel[4300];
 	int rc = -1;
 
 	if (!t->p.resume_task_id)
 		return 0;
 	if (resumed_session_id(t, t->p.resume_session_id, e) != 0)
 		return -1;
-	snprintf(key, sizeof(key), "sessions/%s/%s", t->p.resume_task_id, SESS_TRANSCRIPT);
-	if (t->st->ops->get(t->st, key, 0, &sealed, e) != 0) {
+	if (storage_get(t->st, tr_key_transcript(key, t->p.resume_task_id), 0, &sealed, e) != 0) {
 		err_prefix(e, "cannot read the session transcript of task %s (resumeTaskId)", t->p.resume_task_id);
 		goto out;
 	}
@@ -154,7 +153,7 @@ void sess_save(struct task *t)
 	struct storage_put_opts o = { "application/octet-stream", meta, 0 };
 	struct buf plain = BUF_INIT, sealed = BUF_INIT;
 	struct err e = ERR_INIT;
-	char key[300], path[4400];
+	char key[TR_KEY_MAX], path[4400];
 
 	if (!t->confdir[0] || !sess_id_valid(sid))
 		return;
@@ -163,9 +162,9 @@ void sess_save(struct task *t)
 				    "cannot be resumed", sid, t->confdir);
 		goto out;
 	}
-	snprintf(key, sizeof(key), "sessions/%s/%s", t->env->task_id, SESS_TRANSCRIPT);
+	tr_key_transcript(key, t->env->task_id);
 	if (envelope_seal(t->env->be->sealer, plain.p ? plain.p : "", plain.len, &sealed, &e) != 0 ||
-	    t->st->ops->put(t->st, key, sealed.p, sealed.len, &o, &e) != 0) {
+	    storage_put(t->st, key, sealed.p, sealed.len, &o, &e) != 0) {
 		slog(SLOG_WARNING, "cannot store the session transcript %s: %s; the task cannot be resumed", key, e.msg);
 		goto out;
 	}

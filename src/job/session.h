@@ -29,7 +29,6 @@
 
 struct task;
 
-#define SESS_TRANSCRIPT "transcript.enc"
 #define SESS_ID_MAX 64
 
 /* sess_project_dir: the CLI's project directory name for cwd. */

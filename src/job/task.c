@@ -17,7 +17,8 @@
 #include "job/runner.h"
 #include "job/session.h"
 #include "job/task_int.h"
-#include "job/webhook.h"
+#include "task/record.h"
+#include "webhook/webhook.h"
 #include "util/clock.h"
 #include "util/redact.h"
 
@@ -54,19 +55,19 @@ static void register_operator_secrets(void)
 static int put_metadata(struct task *t)
 {
 	struct storage_put_opts opts = { "application/json", NULL, 0 };
-	struct buf doc = BUF_INIT, key = BUF_INIT;
+	struct buf doc = BUF_INIT;
 	struct err e = ERR_INIT;
+	char key[TR_KEY_MAX];
 	int rc;
 
-	if (report_metadata(&t->rep, &doc) != 0 || buf_printf(&key, "sessions/%s/metadata.json", t->env->task_id)) {
+	if (report_metadata(&t->rep, &doc) != 0) {
 		buf_free(&doc);
 		return -1;
 	}
-	rc = t->st->ops->put(t->st, key.p, doc.p, doc.len, &opts, &e);
+	rc = storage_put(t->st, tr_key_metadata(key, t->env->task_id), doc.p, doc.len, &opts, &e);
 	if (rc != 0)
-		slog(SLOG_ERROR, "cannot store %s: %s", key.p, e.msg);
+		slog(SLOG_ERROR, "cannot store %s: %s", key, e.msg);
 	buf_free(&doc);
-	buf_free(&key);
 	return rc;
 }
 
@@ -87,18 +88,19 @@ static void payload_key(struct task *t)
 	if (key && storage_key_valid(key))
 		snprintf(t->payload_key, sizeof(t->payload_key), "%s", key);
 	else
-		snprintf(t->payload_key, sizeof(t->payload_key), "tasks/%s/payload.enc", t->env->task_id);
+		tr_key_payload(t->payload_key, t->env->task_id);
 }
 
 /* Carry createdAt and executionName over from the pending document. */
 static void read_pending(struct task *t)
 {
-	struct buf doc = BUF_INIT, key = BUF_INIT;
+	struct buf doc = BUF_INIT;
 	struct err e = ERR_INIT;
+	char key[TR_KEY_MAX];
 	cJSON *j, *v;
 
-	buf_printf(&key, "sessions/%s/metadata.json", t->env->task_id);
-	if (key.p && t->st->ops->get(t->st, key.p, 0, &doc, &e) == 0 && (j = cJSON_ParseWithLength(doc.p, doc.len))) {
+	if (storage_get(t->st, tr_key_metadata(key, t->env->task_id), 0, &doc, &e) == 0 &&
+	    (j = cJSON_ParseWithLength(doc.p, doc.len))) {
 		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "createdAt")))
 			snprintf(t->rep.created_at, sizeof(t->rep.created_at), "%s", v->valuestring);
 		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "executionName")))
@@ -108,7 +110,6 @@ static void read_pending(struct task *t)
 		cJSON_Delete(j);
 	}
 	buf_free(&doc);
-	buf_free(&key);
 }
 
 static int load_payload(struct task *t, struct err *e)
@@ -118,7 +119,7 @@ static int load_payload(struct task *t, struct err *e)
 	int rc = -1;
 
 	payload_key(t);
-	if (t->st->ops->get(t->st, t->payload_key, 0, &blob, e) != 0) {
+	if (storage_get(t->st, t->payload_key, 0, &blob, e) != 0) {
 		err_prefix(e, "cannot read the task payload %s", t->payload_key);
 		goto out;
 	}
@@ -471,7 +472,7 @@ static int finish(struct task *t)
 
 static void set_failed(struct task *t, const char *reason, const char *msg)
 {
-	t->rep.status = "failed";
+	t->rep.status = TR_FAILED;
 	t->rep.reason = reason;
 	t->rep.exit_code = 1;
 	buf_reset(&t->rep.error);
@@ -481,7 +482,7 @@ static void set_failed(struct task *t, const char *reason, const char *msg)
 static void set_outcome(struct task *t, int setup_failed, const char *msg)
 {
 	if (task_cancelled || (t->rep.reason && strcmp(t->rep.reason, "cancelled") == 0)) {
-		t->rep.status = "cancelled";
+		t->rep.status = TR_CANCELLED;
 		t->rep.reason = "cancelled";
 		t->rep.exit_code = 130;
 		buf_reset(&t->rep.error);
@@ -489,20 +490,15 @@ static void set_outcome(struct task *t, int setup_failed, const char *msg)
 	} else if (setup_failed) {
 		set_failed(t, "failed", msg);
 	} else {
-		t->rep.status = strcmp(t->rep.reason, "completed") == 0 ? "completed" : "failed";
+		t->rep.status = strcmp(t->rep.reason, "completed") == 0 ? TR_COMPLETED : TR_FAILED;
 	}
 }
 
-static int status_exit(const char *status)
+static int status_exit(enum tr_status status)
 {
-	if (strcmp(status, "completed") == 0)
+	if (status == TR_COMPLETED)
 		return TASK_EXIT_COMPLETED;
-	return strcmp(status, "cancelled") == 0 ? TASK_EXIT_CANCELLED : TASK_EXIT_FAILED;
-}
-
-static int is_terminal_status(const char *status)
-{
-	return !strcmp(status, "completed") || !strcmp(status, "failed") || !strcmp(status, "cancelled");
+	return status == TR_CANCELLED ? TASK_EXIT_CANCELLED : TASK_EXIT_FAILED;
 }
 
 static void cleanup(struct task *t)
@@ -523,12 +519,12 @@ static void cleanup(struct task *t)
 	if (t->cli_cache[0] && t->claude_cwd[0] && ml_forget(t->cli_cache, t->claude_cwd) < 0)
 		slog(SLOG_WARNING, "cannot remove the CLI's MCP logs under %s", t->cli_cache);
 	buf_free(&t->mcp_failed);
-	if (t->payload_key[0] && t->st->ops->del(t->st, t->payload_key, &e) != 0)
+	if (t->payload_key[0] && storage_delete(t->st, t->payload_key, &e) != 0)
 		slog(SLOG_ERROR, "cannot delete the payload %s: %s", t->payload_key, e.msg);
 	{
-		char active[200];
-		snprintf(active, sizeof(active), "active/%s", t->env->task_id);
-		if (t->st->ops->del(t->st, active, &e) != 0)
+		char active[TR_KEY_MAX];
+		tr_key_active(active, t->env->task_id);
+		if (storage_delete(t->st, active, &e) != 0)
 			slog(SLOG_WARNING, "cannot remove %s: %s", active, e.msg);
 	}
 	if (t->have_payload)
@@ -541,7 +537,7 @@ static void cleanup(struct task *t)
 int task_run(const struct task_env *env)
 {
 	struct task t;
-	struct buf logs = BUF_INIT;
+	char logs[TR_KEY_MAX];
 	struct err e = ERR_INIT;
 	int failed = 0, retried = 0, rc;
 
@@ -554,20 +550,18 @@ int task_run(const struct task_env *env)
 	if (env->execution_name)
 		snprintf(t.rep.execution_name, sizeof(t.rep.execution_name), "%s", env->execution_name);
 	read_pending(&t);
-	buf_printf(&logs, "sessions/%s/", env->task_id);
-	if (logs.p && t.st->ops->url(t.st, logs.p, &t.logs_url) == 0)
+	if (storage_url(t.st, tr_key_logs(logs, env->task_id), &t.logs_url) == 0)
 		t.rep.logs_path = t.logs_url.p;
 	clock_iso(t.rep.started_at);
 	if (!t.rep.created_at[0])
 		memcpy(t.rep.created_at, t.rep.started_at, sizeof(t.rep.created_at));
-	if (env->attempt > 0 && is_terminal_status(t.prior_status)) {
+	if (env->attempt > 0 && tr_status_terminal(tr_status_parse(t.prior_status))) {
 		/* An earlier attempt finished the task and then died: tidy up. */
 		slog(SLOG_WARNING, "task %s was already %s before this retried attempt; nothing to run", env->task_id,
 			 t.prior_status);
-		rc = status_exit(t.prior_status);
+		rc = status_exit(tr_status_parse(t.prior_status));
 		payload_key(&t);
 		cleanup(&t);
-		buf_free(&logs);
 		return rc;
 	}
 	t.log = logsink_open(t.st, env->task_id, (int)env_int("CCR_LOG_FLUSH_MS", env->be->mode == CFG_LOCAL ? 20 : 250,
@@ -577,7 +571,6 @@ int task_run(const struct task_env *env)
 	if (!t.log) {
 		slog(SLOG_ERROR, "%s", e.msg);
 		cleanup(&t);
-		buf_free(&logs);
 		return TASK_EXIT_FAILED;
 	}
 	if (load_payload(&t, &e) != 0) {
@@ -587,7 +580,7 @@ int task_run(const struct task_env *env)
 		err_set(&e, "the job was retried (attempt %d) after an attempt that ended without a terminal state; "
 			    "the agent is never run twice", env->attempt);
 	} else {
-		t.rep.status = "running";
+		t.rep.status = TR_RUNNING;
 		put_metadata(&t);
 		if (task_setup(&t, &e) != 0 || run_claude(&t, &e) != 0)
 			failed = 1;
@@ -602,14 +595,13 @@ int task_run(const struct task_env *env)
 		set_failed(&t, "job_retried", e.msg);
 	else
 		set_outcome(&t, failed, e.msg);
-	if (!failed && strcmp(t.rep.status, "completed") == 0 && t.p.post_actions)
+	if (!failed && t.rep.status == TR_COMPLETED && t.p.post_actions)
 		postexec_run(&t);
-	if (!failed && strcmp(t.rep.status, "completed") == 0)
+	if (!failed && t.rep.status == TR_COMPLETED)
 		billing_collect(&t);
 	rc = finish(&t) == 0 ? status_exit(t.rep.status) : TASK_EXIT_FAILED;
-	slog(strcmp(t.rep.status, "completed") == 0 ? SLOG_INFO : SLOG_WARNING, "task %s %s (%s, exit %d) in %lld ms",
-		 env->task_id, t.rep.status, t.rep.reason, t.rep.exit_code, (long long)t.rep.duration_ms);
+	slog(t.rep.status == TR_COMPLETED ? SLOG_INFO : SLOG_WARNING, "task %s %s (%s, exit %d) in %lld ms",
+		 env->task_id, tr_status_name(t.rep.status), t.rep.reason, t.rep.exit_code, (long long)t.rep.duration_ms);
 	cleanup(&t);
-	buf_free(&logs);
 	return rc;
 }

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "job/upload.h"
+#include "task/record.h"
 #include "util/buf.h"
 #include "util/redact.h"
 
@@ -528,12 +529,12 @@ static int upload_one(const struct up_config *c, const char *root_real, const ch
 				       "sizeBytes", size, NULL };
 		struct storage_put_opts po = { up_content_type(rel), meta, 0 };
 
-		if (c->st->ops->put(c->st, key.p, data.p ? data.p : "", data.len, &po, &pe) != 0) {
+		if (storage_put(c->st, key.p, data.p ? data.p : "", data.len, &po, &pe) != 0) {
 			warnf(c->warn, c->arg, "Failed to upload %s: %s", rel, pe.msg);
 			goto out;
 		}
 	}
-	if (c->st->ops->url(c->st, key.p, &url) != 0 || !(item = cJSON_CreateObject()) ||
+	if (storage_url(c->st, key.p, &url) != 0 || !(item = cJSON_CreateObject()) ||
 	    !cJSON_AddStringToObject(item, "originalPath", full.p) ||
 	    !cJSON_AddStringToObject(item, "gcsPath", url.p ? url.p : "") ||
 	    !cJSON_AddNumberToObject(item, "sizeBytes", (double)data.len) || !cJSON_AddItemToArray(list, item)) {
@@ -552,7 +553,7 @@ int up_run(const struct up_config *c, const cJSON *upload_files, cJSON **uploade
 {
 	const cJSON *patterns, *gp, *it;
 	struct buf prefix = BUF_INIT, probe = BUF_INIT;
-	char root_real[PATH_MAX];
+	char root_real[PATH_MAX], key[TR_KEY_MAX];
 	cJSON *list;
 	int rc = 0;
 
@@ -568,7 +569,7 @@ int up_run(const struct up_config *c, const cJSON *upload_files, cJSON **uploade
 	if (cJSON_IsString(gp) && gp->valuestring && *gp->valuestring)
 		rc = buf_adds(&prefix, gp->valuestring);
 	else
-		rc = buf_printf(&prefix, "files/%s", c->task_id ? c->task_id : "");
+		rc = buf_adds(&prefix, tr_key_files(key, c->task_id ? c->task_id : ""));
 	if (rc != 0)
 		return err_set(e, "out of memory");
 	while (prefix.len > 1 && prefix.p[prefix.len - 1] == '/')

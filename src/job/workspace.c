@@ -16,13 +16,7 @@
  * whatever non-directory was there, so a link, a hard link or a FIFO left
  * by a cloned repository is replaced instead of written through.
  *
- * Removal works on directory descriptors: fstatat(AT_SYMLINK_NOFOLLOW)
- * tells links and files (unlinked in place) from directories, which are
- * opened with O_NOFOLLOW|O_DIRECTORY, given mode 0700 through the
- * descriptor (so read-only and non-searchable directories can be emptied),
- * emptied recursively and removed.  A directory we cannot even open gets
- * fchmodat() on its name first; that is the only path-based step, and it
- * runs after the task's processes are gone.
+ * Removal is util/rmtree.h's; its messages are redacted here.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,8 +31,7 @@
 #include "job/workspace.h"
 #include "util/hex.h"
 #include "util/redact.h"
-
-#define MAX_DEPTH 256
+#include "util/rmtree.h"
 
 /* Redact the message in place (it may quote a path or name a secret went
  * into) and return -1. */
@@ -175,43 +168,6 @@ int ws_create_for(struct ws *ws, const char *task_id, struct err *e)
 	const char *parent = getenv("CCR_WORKSPACE_ROOT");
 
 	return create_named(ws, parent && *parent ? parent : WS_DEFAULT_PARENT, task_id, e);
-}
-
-/* 1 when name is "ws-<task>-" followed by exactly 16 hex digits. */
-static int is_task_ws(const char *name, const char *task)
-{
-	size_t t = strlen(task), i;
-
-	if (strncmp(name, "ws-", 3) != 0 || strncmp(name + 3, task, t) != 0 || name[3 + t] != '-' ||
-	    strlen(name + 4 + t) != 16)
-		return 0;
-	for (i = 4 + t; name[i]; i++)
-		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
-int ws_remove_task(const char *parent, const char *task_id, struct err *e)
-{
-	char path[PATH_MAX];
-	struct dirent *de;
-	DIR *d;
-	int n = 0, rc = 0;
-
-	if (!parent || !*parent)
-		parent = WS_DEFAULT_PARENT;
-	if (!(d = opendir(parent)))
-		return errno == ENOENT ? 0 : err_set(e, "cannot read %s: %s", parent, strerror(errno));
-	while ((de = readdir(d))) {
-		if (!is_task_ws(de->d_name, task_id) || snprintf(path, sizeof(path), "%s/%s", parent, de->d_name) >=
-								 (int)sizeof(path))
-			continue;
-		if ((rc = ws_remove_tree(path, e)) != 0)
-			break;
-		n++;
-	}
-	closedir(d);
-	return rc != 0 ? -1 : n;
 }
 
 static int is_js_space(char c)
@@ -497,109 +453,9 @@ out:
 	return rc == 0 ? 0 : fail(e);
 }
 
-/* Remove `name` in directory dfd (see the design note); `shown` holds the
- * path of dfd for messages and is extended in place while descending.
- * Keeps going after an error so as much as possible is removed, and
- * reports the first error. */
-static int rm_at(int dfd, const char *name, char *shown, size_t shown_cap, int depth, struct err *e)
-{
-	struct stat st, st2;
-	size_t sl = strlen(shown);
-	int fd, pass, rc = 0;
-
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-		return errno == ENOENT ? 0 : err_set(e, "cannot remove %s/%s: %s", shown, name, strerror(errno));
-	if (!S_ISDIR(st.st_mode)) {
-		if (unlinkat(dfd, name, 0) != 0 && errno != ENOENT)
-			return err_set(e, "cannot remove %s/%s: %s", shown, name, strerror(errno));
-		return 0;
-	}
-	if (depth >= MAX_DEPTH)
-		return err_set(e, "cannot remove %s/%s: directories nested deeper than %d levels", shown, name,
-			       MAX_DEPTH);
-	for (pass = 0; pass < 3; pass++) {
-		DIR *d;
-		struct dirent *de;
-
-		fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0 && (errno == EACCES || errno == EPERM)) {
-			/* No read/search permission: grant it by name (see the design note). */
-			if (fchmodat(dfd, name, 0700, 0) == 0)
-				fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		}
-		if (fd < 0)
-			return errno == ENOENT ? 0 : err_set(e, "cannot open %s/%s to remove it: %s", shown, name,
-							      strerror(errno));
-		if (fstat(fd, &st2) != 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
-			close(fd);
-			return err_set(e, "cannot remove %s/%s: it changed while being removed", shown, name);
-		}
-		if ((st2.st_mode & 0700) != 0700 && fchmod(fd, (st2.st_mode & 07777) | 0700) != 0) {
-			int saved = errno;
-			close(fd);
-			return err_set(e, "cannot make %s/%s writable to remove it: %s", shown, name, strerror(saved));
-		}
-		d = fdopendir(fd);
-		if (!d) {
-			int saved = errno;
-			close(fd);
-			return err_set(e, "cannot list %s/%s to remove it: %s", shown, name, strerror(saved));
-		}
-		/* Extend the shown path for the children (truncated if it does not fit). */
-		snprintf(shown + sl, shown_cap - sl, "/%s", name);
-		while ((de = readdir(d))) {
-			struct err scratch = ERR_INIT;
-
-			if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
-				continue;
-			if (rm_at(dirfd(d), de->d_name, shown, shown_cap, depth + 1, rc == 0 ? e : &scratch) != 0)
-				rc = -1;
-		}
-		shown[sl] = 0;
-		closedir(d);
-		if (rc != 0)
-			return rc;
-		if (unlinkat(dfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
-			return 0;
-		if (errno != ENOTEMPTY && errno != EEXIST)
-			return err_set(e, "cannot remove %s/%s: %s", shown, name, strerror(errno));
-		/* Something appeared meanwhile: go round again. */
-	}
-	return err_set(e, "cannot remove %s/%s: it keeps getting new entries", shown, name);
-}
-
 int ws_remove_tree(const char *path, struct err *e)
 {
-	char parent[PATH_MAX], shown[PATH_MAX], name[NAME_MAX + 1];
-	const char *slash;
-	size_t len;
-	int dfd, rc;
-
-	if (!path || !*path || copy_path(parent, sizeof(parent), path) != 0)
-		return err_set(e, "cannot remove '%s': bad path", path ? path : "(null)");
-	len = strlen(parent);
-	while (len > 1 && parent[len - 1] == '/')
-		parent[--len] = 0;
-	slash = strrchr(parent, '/');
-	if (copy_path(name, sizeof(name), slash ? slash + 1 : parent) != 0)
-		return err_set(e, "cannot remove '%s': name too long", path), fail(e);
-	if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-		return err_set(e, "refusing to remove '%s'", path), fail(e);
-	if (!slash)
-		strcpy(parent, ".");
-	else if (slash == parent)
-		strcpy(parent, "/");
-	else
-		parent[slash - parent] = 0;
-	dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return errno == ENOENT ? 0 : (err_set(e, "cannot remove %s: %s", path, strerror(errno)), fail(e));
-	memcpy(shown, parent, strlen(parent) + 1);
-	if (strcmp(shown, "/") == 0)
-		shown[0] = 0;
-	rc = rm_at(dfd, name, shown, sizeof(shown), 0, e);
-	close(dfd);
-	return rc == 0 ? 0 : fail(e);
+	return rmtree(path, e) == 0 ? 0 : fail(e);
 }
 
 int ws_wipe(struct ws *ws, struct err *e)

@@ -28,10 +28,11 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include "task/record.h"
 #include "util/buf.h"
 #include "util/err.h"
 
-#define WS_DEFAULT_PARENT "/tmp/workspaces"
+#define WS_DEFAULT_PARENT TR_WORKSPACE_ROOT_DEFAULT
 
 struct ws {
 	char dir[PATH_MAX];        /* absolute, symlink-free: <parent>/ws-<hex> */
@@ -46,12 +47,9 @@ struct ws {
 int ws_create(struct ws *ws, struct err *e);
 
 /* ws_create_for: the same, named ws-<task_id>-<hex> (task ids are
- * [A-Za-z0-9_-]), so ws_remove_task can find it if the job dies. */
+ * [A-Za-z0-9_-]), so tr_remove_workspaces (task/record.h) can find it
+ * if the job dies. */
 int ws_create_for(struct ws *ws, const char *task_id, struct err *e);
-
-/* ws_remove_task: remove every workspace of task_id under parent (NULL:
- * the default), as left by a job that was killed.  The count, or -1. */
-int ws_remove_task(const char *parent, const char *task_id, struct err *e);
 
 /* ws_create_in: the same under an explicit parent directory. */
 int ws_create_in(struct ws *ws, const char *parent, struct err *e);
@@ -98,11 +96,7 @@ int ws_write_file(const char *root, const char *rel, const void *data, size_t n,
  * paths.  Safe to call on a zeroed struct (does nothing). */
 int ws_wipe(struct ws *ws, struct err *e);
 
-/* ws_remove_tree: remove `path` (a directory or any other file) and, for a
- * directory, everything below it, without following symbolic links and
- * granting ourselves the permissions needed on the way.  A missing path
- * is not an error.  The last component of path itself must not be a
- * symbolic link that should be followed: a link is removed, not followed. */
+/* ws_remove_tree: util/rmtree.h's rmtree, with the message redacted. */
 int ws_remove_tree(const char *path, struct err *e);
 
 /* The selftest table, jobfiles_selftests (jobfiles_selftest.c), is declared

@@ -1,7 +1,7 @@
 /*
  * addrclass.h: which IP addresses ccr never contacts on a user's behalf
  * (prefix ac_).  One classification serves the webhook's SSRF guard
- * (job/webhook.h: callbackUrl and its redirect targets) and the egress
+ * (webhook/webhook.h: callbackUrl and its redirect targets) and the egress
  * proxy (job/egress.h: every connection the agent makes).
  *
  * ac_classify() names the class of an address; anything but AC_PUBLIC is

@@ -29,6 +29,7 @@ static const struct suite suites[] = {
 	{ "net", net_selftests },
 	{ "gcp", gcp_selftests },
 	{ "backend", backend_selftests },
+	{ "task", task_selftests },
 	{ "http", http_selftests },
 	{ "redact", redact_selftests },
 	{ "child", child_selftests },

@@ -15,6 +15,7 @@ extern const struct st_case jscheck_selftests[];
 extern const struct st_case net_selftests[];
 extern const struct st_case gcp_selftests[];
 extern const struct st_case backend_selftests[];
+extern const struct st_case task_selftests[];
 extern const struct st_case http_selftests[];
 extern const struct st_case redact_selftests[];
 extern const struct st_case proxy_selftests[];

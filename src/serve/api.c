@@ -259,14 +259,39 @@ int api_run_async(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp
 
 int api_cancel(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m)
 {
+	const char *id = route_param(m, "taskId");
+	struct tr_cancel_result r;
 	struct buf out = BUF_INIT;
-	int status = 500;
+	char msg[300];
+	int status = 200;
 
 	if (!serve_authorized(req, resp))
 		return 0;
 	(void)req;
-	reconcile_check(sc->rec, route_param(m, "taskId"));
-	tasks_cancel(sc->be, sc->rec, route_param(m, "taskId"), &status, &out);
+	reconcile_check(sc->rec, id);
+	tasks_cancel(sc->be, sc->rec, id, &r);
+	switch (r.outcome) {
+	case TR_CANCEL_BAD_ID:
+		status = 400;
+		tasks_json_reply(&out, "Invalid taskId format. Must be alphanumeric with underscores and hyphens only.",
+				 NULL, NULL, NULL);
+		break;
+	case TR_CANCEL_NOT_RUNNING:
+		status = 404;
+		snprintf(msg, sizeof(msg), "Task %s is not currently running or has already completed", id);
+		tasks_json_reply(&out, "Task not found", msg, id, NULL);
+		break;
+	case TR_CANCEL_DONE:
+		tasks_json_reply(&out, NULL, "Task cancelled successfully", id, "cancelled");
+		break;
+	case TR_CANCEL_ALREADY:
+		tasks_json_reply(&out, NULL, "Task is already being cancelled", id, "cancelling");
+		break;
+	case TR_CANCEL_FAILED:
+		status = 500;
+		tasks_json_reply(&out, "Failed to cancel task", r.msg, id, NULL);
+		break;
+	}
 	send_buf(resp, status, &out);
 	buf_free(&out);
 	return 0;

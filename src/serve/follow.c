@@ -6,36 +6,21 @@
 #include <string.h>
 
 #include "serve/follow.h"
+#include "task/record.h"
 
 void follow_init(struct follow *f, struct storage *st, const char *task_id, uint64_t resume_after)
 {
 	memset(f, 0, sizeof(*f));
 	f->st = st;
-	snprintf(f->prefix, sizeof(f->prefix), "sessions/%s/", task_id);
+	snprintf(f->task_id, sizeof(f->task_id), "%s", task_id);
+	tr_key_logs(f->prefix, task_id);
 	f->last_index = 0;
 	f->resume_after = resume_after;
 }
 
-long follow_chunk_index(const char *prefix, const char *key, int *width)
-{
-	size_t plen = strlen(prefix), n = strlen(key);
-	const char *s = key + plen, *d = s;
-
-	if (n < plen || strncmp(key, prefix, plen) != 0)
-		return -1;
-	if (n - plen < 6 || strcmp(key + n - 6, ".jsonl") != 0 || strchr(s, '/'))
-		return -1;
-	while (*d >= '0' && *d <= '9')
-		d++;
-	if (d == s || *d != '-' || d - s > FOLLOW_INDEX_DIGITS_MAX)
-		return -1;
-	*width = (int)(d - s);
-	return strtol(s, NULL, 10);
-}
-
 static long chunk_index(const struct follow *f, const char *key, int *width)
 {
-	return follow_chunk_index(f->prefix, key, width);
+	return tr_chunk_index(f->prefix, key, width);
 }
 
 static int by_index(const void *a, const void *b)
@@ -79,7 +64,7 @@ int follow_poll(struct follow *f, follow_emit_fn emit, void *arg, struct err *e)
 
 	/* Our own 6-digit names sort as they are numbered: list after the
 	 * last one.  Seed names (3 digits) need the whole list, by index. */
-	if (f->st->ops->list(f->st, f->prefix, f->last_key[0] && !f->legacy ? f->last_key : NULL, &l, e) != 0)
+	if (storage_list(f->st, f->prefix, f->last_key[0] && !f->legacy ? f->last_key : NULL, &l, e) != 0)
 		return -1;
 	if (l.n && !(order = calloc(l.n, sizeof(*order)))) {
 		storage_list_free(&l);
@@ -101,7 +86,7 @@ int follow_poll(struct follow *f, follow_emit_fn emit, void *arg, struct err *e)
 		const char *key = l.items[order[i][1]].key;
 		int n;
 
-		if (f->st->ops->get(f->st, key, 0, &data, e) != 0) {
+		if (storage_get(f->st, key, 0, &data, e) != 0) {
 			buf_free(&data);
 			if (e->http == 404)
 				continue;       /* deleted by lifecycle: skip it */
@@ -123,20 +108,12 @@ int follow_poll(struct follow *f, follow_emit_fn emit, void *arg, struct err *e)
 cJSON *follow_metadata(struct follow *f, struct err *e)
 {
 	struct buf doc = BUF_INIT;
-	char key[400];
+	char key[TR_KEY_MAX];
 	cJSON *j = NULL;
 
-	snprintf(key, sizeof(key), "%smetadata.json", f->prefix);
-	if (f->st->ops->get(f->st, key, 0, &doc, e) == 0)
+	tr_key_metadata(key, f->task_id);
+	if (storage_get(f->st, key, 0, &doc, e) == 0)
 		j = cJSON_ParseWithLength(doc.p, doc.len);
 	buf_free(&doc);
 	return j;
-}
-
-int follow_is_terminal(const cJSON *meta)
-{
-	const cJSON *s = cJSON_GetObjectItemCaseSensitive(meta, "status");
-
-	return cJSON_IsString(s) && (strcmp(s->valuestring, "completed") == 0 || strcmp(s->valuestring, "failed") == 0 ||
-				     strcmp(s->valuestring, "cancelled") == 0);
 }

@@ -7,7 +7,9 @@
  * and nothing is lost or repeated.  Chunks are listed with start-after
  * the last one read (GCS startOffset), so each poll fetches only new
  * objects.  Chunk names written by the seed (index padded to 3 digits,
- * which sorts wrongly past 999) are ordered by their parsed index.
+ * which sorts wrongly past 999) are ordered by their parsed index
+ * (tr_chunk_index, task/record.h); tr_meta_terminal says when a
+ * task's log has ended.
  */
 #ifndef CCR_FOLLOW_H
 #define CCR_FOLLOW_H
@@ -23,7 +25,8 @@ typedef int (*follow_emit_fn)(void *arg, uint64_t id, const char *line, size_t n
 
 struct follow {
 	struct storage *st;
-	char prefix[300];            /* sessions/<id>/ */
+	char task_id[160];         /* at most TASK_ID_MAX (serve/tasks.h) */
+	char prefix[400];            /* sessions/<id>/ (task/record.h) */
 	char last_key[600];          /* the last chunk read */
 	long last_index;             /* its parsed index */
 	uint64_t line_no;            /* lines seen so far */
@@ -38,16 +41,7 @@ void follow_init(struct follow *f, struct storage *st, const char *task_id, uint
  * of lines emitted, or -1 (e set, or emit returned non-zero: stop). */
 int follow_poll(struct follow *f, follow_emit_fn emit, void *arg, struct err *e);
 
-/* follow_chunk_index: the index of a chunk key "<prefix><digits>-<stamp>.jsonl"
- * (width: how many digits), or -1 when key is not one: another prefix,
- * a '/' after it, no digits, more than FOLLOW_INDEX_DIGITS_MAX of them. */
-#define FOLLOW_INDEX_DIGITS_MAX 18
-long follow_chunk_index(const char *prefix, const char *key, int *width);
-
 /* follow_metadata: the task's metadata.json, parsed (NULL: none yet). */
 cJSON *follow_metadata(struct follow *f, struct err *e);
-
-/* follow_is_terminal: 1 for completed, failed or cancelled. */
-int follow_is_terminal(const cJSON *meta);
 
 #endif

@@ -8,6 +8,7 @@
 #include "crypto/crypto.h"
 #include "serve/idem.h"
 #include "serve/serverkey.h"
+#include "task/record.h"
 #include "util/clock.h"
 #include "util/jsjson.h"
 
@@ -39,7 +40,7 @@ static int macs(struct backends *be, const char *endpoint, const char *key, cons
 
 	if (serverkey_mac(be, "idempotency-key", p1, l1, 2, mac, e) != 0)
 		return -1;
-	snprintf(out->object, sizeof(out->object), "idempotency/%s", mac);
+	tr_key_idempotency(out->object, mac);
 	if (jsj_stringify(&text, body) != 0)
 		return err_http(e, 500, "out of memory");
 	{
@@ -69,7 +70,7 @@ static int put_record(struct backends *be, const struct idem *im, const cJSON *r
 	cJSON_AddStringToObject(r, "createdAt", now);
 	if (response)
 		cJSON_AddItemToObject(r, "response", cJSON_Duplicate(response, 1));
-	rc = jsj_print(&text, r, 0) == 0 ? be->storage->ops->put(be->storage, im->object, text.p, text.len, &o, e)
+	rc = jsj_print(&text, r, 0) == 0 ? storage_put(be->storage, im->object, text.p, text.len, &o, e)
 					  : err_http(e, 500, "out of memory");
 	cJSON_Delete(r);
 	buf_free(&text);
@@ -80,11 +81,10 @@ static int task_stored(struct backends *be, const char *task_id)
 {
 	struct buf b = BUF_INIT;
 	struct err e = ERR_INIT;
-	char key[200];
+	char key[TR_KEY_MAX];
 	int rc;
 
-	snprintf(key, sizeof(key), "sessions/%s/metadata.json", task_id);
-	rc = be->storage->ops->get(be->storage, key, 0, &b, &e) == 0 || e.http != 404;
+	rc = storage_get(be->storage, tr_key_metadata(key, task_id), 0, &b, &e) == 0 || e.http != 404;
 	buf_free(&b);
 	return rc;
 }
@@ -105,7 +105,7 @@ static int judge(struct backends *be, const cJSON *rec, struct idem *out, struct
 	age = clock_ms() - (int64_t)at->valuedouble;
 	if (age > (int64_t)IDEM_TTL_S * 1000 ||
 	    (!cJSON_IsObject(resp) && age > IDEM_STALE_MS && !task_stored(be, id->valuestring))) {
-		if (be->storage->ops->del(be->storage, out->object, e) != 0)
+		if (storage_delete(be->storage, out->object, e) != 0)
 			return -1;
 		return 0;
 	}
@@ -138,7 +138,7 @@ int idem_begin(struct backends *be, const char *endpoint, const char *key, const
 		if (e->http != 412)
 			return -1;
 		e->http = 0, e->msg[0] = 0;
-		if (be->storage->ops->get(be->storage, out->object, 0, &b, e) != 0) {
+		if (storage_get(be->storage, out->object, 0, &b, e) != 0) {
 			buf_free(&b);
 			if (e->http == 404) {          /* deleted meanwhile: claim again */
 				e->http = 0, e->msg[0] = 0;
@@ -172,7 +172,7 @@ void idem_abort(struct backends *be, struct idem *im)
 {
 	struct err e = ERR_INIT;
 
-	be->storage->ops->del(be->storage, im->object, &e);
+	storage_delete(be->storage, im->object, &e);
 }
 
 void idem_free(struct idem *im)

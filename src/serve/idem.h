@@ -19,12 +19,13 @@
 
 #include "backend/config.h"
 #include "serve/tasks.h"
+#include "task/record.h"
 
 #define IDEM_TTL_S (24 * 3600)
 #define IDEM_KEY_MAX 255
 
 struct idem {
-	char object[120];                  /* idempotency/<mac> */
+	char object[TR_KEY_MAX];           /* idempotency/<mac> (tr_key_idempotency) */
 	char body_mac[65];
 	char task_id[TASK_ID_MAX + 8];     /* the task this key names */
 	cJSON *response;                   /* replay: the original 202 body, or NULL while in flight */

@@ -7,7 +7,7 @@
  * <13-digit ms>-<8 hex>; ids of one serve grow strictly in the order
  * requests are accepted, and the job acts on records in id order.  In
  * local mode serve first hands the sealed record to the task's job over
- * its unix socket (job/msgsock.h; answered once the job has queued it);
+ * its unix socket (task/msgsock.h; answered once the job has queued it);
  * when that fails (no job listens yet, or any more, or it did not answer
  * in time), and always in cloud mode, the record is stored as
  * inbox/<task id>/<id>.enc, which the job's inbox thread (job/convo.h)
@@ -25,11 +25,12 @@
 
 #include "backend/config.h"
 #include "crypto/crypto.h"
-#include "job/msgsock.h"
+#include "task/msgsock.h"
 #include "serve/log.h"
 #include "serve/reconcile.h"
 #include "serve/serve.h"
 #include "serve/tasks.h"
+#include "task/record.h"
 #include "util/clock.h"
 #include "util/hex.h"
 #include "util/jscheck.h"
@@ -40,16 +41,13 @@
 
 static int terminal_status(const cJSON *meta)
 {
-	const cJSON *s = cJSON_GetObjectItemCaseSensitive(meta, "status");
-
-	return cJSON_IsString(s) && (!strcmp(s->valuestring, "completed") || !strcmp(s->valuestring, "failed") ||
-				     !strcmp(s->valuestring, "cancelled"));
+	return tr_meta_terminal(meta);
 }
 
 /* The task may take a message now: 0, or an answered 4xx (-1). */
 static int check_task(struct serve_ctx *sc, struct hs_resp *resp, const char *id)
 {
-	char key[300];
+	char key[TR_KEY_MAX];
 	cJSON *meta;
 	int rc = 0;
 
@@ -57,8 +55,7 @@ static int check_task(struct serve_ctx *sc, struct hs_resp *resp, const char *id
 		return hs_send_json_error(resp, 400, "Invalid taskId format. Must be alphanumeric with underscores and "
 						     "hyphens only."), -1;
 	reconcile_check(sc->rec, id);
-	snprintf(key, sizeof(key), "sessions/%s/metadata.json", id);
-	if (!(meta = tasks_read_json(sc->be->storage, key)))
+	if (!(meta = tasks_read_json(sc->be->storage, tr_key_metadata(key, id))))
 		return hs_send_json_error(resp, 404, "Task not found"), -1;
 	if (terminal_status(meta)) {
 		hs_send_json_error(resp, 409, "the task has ended; start a new task (resumeTaskId continues its "
@@ -96,7 +93,7 @@ static int deliver(struct serve_ctx *sc, const char *id, const char *msg_id, con
 	const char *meta[] = { "taskId", id, "encrypted", "true", NULL };
 	struct storage_put_opts o = { "application/octet-stream", meta, 0 };
 	struct err direct = ERR_INIT;
-	char key[300];
+	char key[TR_KEY_MAX];
 
 	*via = "socket";
 	if (sc->be->mode == CFG_LOCAL &&
@@ -105,8 +102,8 @@ static int deliver(struct serve_ctx *sc, const char *id, const char *msg_id, con
 	if (direct.msg[0] && strncmp(direct.msg, "no job listens", 14) != 0)
 		slog(SLOG_WARNING, "task inbox: %s; the message goes through the inbox", direct.msg);
 	*via = "inbox";
-	snprintf(key, sizeof(key), "inbox/%s/%s.enc", id, msg_id);
-	return sc->be->storage->ops->put(sc->be->storage, key, sealed->p, sealed->len, &o, e);
+	tr_key_inbox_message(key, id, msg_id);
+	return storage_put(sc->be->storage, key, sealed->p, sealed->len, &o, e);
 }
 
 /* Pass {"type":type[,"text":text],"id","taskId"} sealed to the task and answer 202. */
@@ -149,14 +146,14 @@ static int post(struct serve_ctx *sc, struct hs_resp *resp, const char *id, cons
 		jsj_print(&out, a, 0);
 		cJSON_Delete(a);
 	}
-	hs_send(resp, 202, HS_JSON, out.p ? out.p : "{}", out.p ? out.len : 2);
-	buf_free(&out);
-	{
+	{	/* logged before the answer, so the log is complete when the client hears back */
 		char extra[300];
 		snprintf(extra, sizeof(extra), "\"task_id\":\"%s\",\"message_id\":\"%s\",\"kind\":\"%s\",\"via\":\"%s\"",
 			 id, msg_id, type, via);
 		slog_fields(SLOG_INFO, "task inbox: accepted", extra);
 	}
+	hs_send(resp, 202, HS_JSON, out.p ? out.p : "{}", out.p ? out.len : 2);
+	buf_free(&out);
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 
 #include "backend/exec.h"
 #include "serve/follow.h"
+#include "task/record.h"
 #include "serve/log.h"
 #include "serve/queue.h"
 #include "serve/reconcile.h"
@@ -37,7 +38,7 @@ static struct queued *read_queue(struct storage *st, size_t *n)
 	size_t i;
 
 	*n = 0;
-	if (st->ops->list(st, "active/", NULL, &l, &e) != 0)
+	if (storage_list(st, TR_ACTIVE_PREFIX, NULL, &l, &e) != 0)
 		return NULL;
 	if (!(q = calloc(l.n + 1, sizeof(*q)))) {
 		storage_list_free(&l);
@@ -47,9 +48,10 @@ static struct queued *read_queue(struct storage *st, size_t *n)
 		cJSON *a = tasks_read_json(st, l.items[i].key);
 		const cJSON *since = cJSON_GetObjectItemCaseSensitive(a, "startedAt");
 		const cJSON *type = cJSON_GetObjectItemCaseSensitive(a, "type");
+		const char *id = tr_active_task(l.items[i].key);
 
-		if (a && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "queued")) && tasks_id_valid(l.items[i].key + 7)) {
-			snprintf(q[*n].id, sizeof(q[*n].id), "%s", l.items[i].key + 7);
+		if (a && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "queued")) && tasks_id_valid(id)) {
+			snprintf(q[*n].id, sizeof(q[*n].id), "%s", id);
 			snprintf(q[*n].since, sizeof(q[*n].since), "%s", cJSON_IsString(since) ? since->valuestring : "");
 			q[*n].async = cJSON_IsString(type) && strcmp(type->valuestring, "async") == 0;
 			(*n)++;
@@ -78,33 +80,30 @@ static void mark_started(struct backends *be, const struct queued *q)
 /* Start one queued task: 0 started (or no longer startable), 1 no room. */
 static int start_one(struct backends *be, struct reconciler *r, const struct queued *q)
 {
-	char key[400], type_env[64], *payload_url;
+	char key[TR_KEY_MAX], type_env[64], *payload_url;
 	const char *extra[2] = { type_env, NULL };
 	struct submitted s;
 	struct buf url = BUF_INIT;
 	struct err e = ERR_INIT;
-	const cJSON *status;
 	cJSON *meta;
 	int rc;
 
-	snprintf(key, sizeof(key), "sessions/%s/metadata.json", q->id);
-	meta = tasks_read_json(be->storage, key);
-	status = cJSON_GetObjectItemCaseSensitive(meta, "status");
-	if (!meta || !cJSON_IsString(status) || strcmp(status->valuestring, "pending") != 0) {
+	meta = tasks_read_json(be->storage, tr_key_metadata(key, q->id));
+	if (!meta || tr_meta_status(meta) != TR_PENDING) {
 		/* Cancelled meanwhile (the canceller tidied up), or already
 		 * started by an instance that died before it could say so: the
 		 * reconciler watches it from now on. */
-		if (meta && !follow_is_terminal(meta))
+		if (meta && !tr_meta_terminal(meta))
 			mark_started(be, q);
 		cJSON_Delete(meta);
 		return 0;
 	}
 	cJSON_Delete(meta);
-	snprintf(key, sizeof(key), "tasks/%s/payload.enc", q->id);
-	payload_url = be->storage->ops->url(be->storage, key, &url) == 0 && url.p ? url.p : key;
+	tr_key_payload(key, q->id);
+	payload_url = storage_url(be->storage, key, &url) == 0 && url.p ? url.p : key;
 	snprintf(type_env, sizeof(type_env), "CCR_TASK_TYPE=%s", q->async ? "async" : "sync");
 	memset(&s, 0, sizeof(s));
-	rc = be->exec->ops->start(be->exec, q->id, payload_url, extra, &s.execution_name, &e);
+	rc = exec_start(be->exec, q->id, payload_url, extra, &s.execution_name, &e);
 	buf_free(&url);
 	if (rc == 1 || (rc < 0 && e.http == 409)) {
 		submitted_free(&s);
@@ -128,7 +127,7 @@ void queue_dispatch(struct backends *be, struct reconciler *r)
 	struct queued *q;
 	size_t n, i;
 
-	if (!be->exec->ops->free_slots || be->exec->ops->free_slots(be->exec) <= 0)
+	if (!exec_can_count_slots(be->exec) || exec_free_slots(be->exec) <= 0)
 		return;
 	q = read_queue(be->storage, &n);
 	for (i = 0; q && i < n; i++)

@@ -11,7 +11,7 @@
  * doubt never finalises a task.  Before finalising, the metadata is read
  * once more, since a job that ended normally writes it just before it
  * exits.  A finalised task also loses what its conversation left: its
- * inbox objects and its message socket's file (job/msgsock.h).
+ * inbox objects and its message socket's file (task/msgsock.h).
  *
  * Webhooks of finalised tasks go out on a detached thread each, with the
  * same signatures and retries as the job's, so a slow receiver never
@@ -25,18 +25,18 @@
 #include <time.h>
 
 #include "backend/exec.h"
-#include "job/logsink.h"
-#include "job/msgsock.h"
-#include "job/report.h"
-#include "job/webhook.h"
-#include "job/workspace.h"
 #include "serve/follow.h"
+#include "task/msgsock.h"
+#include "task/record.h"
 #include "serve/log.h"
 #include "serve/queue.h"
 #include "serve/reconcile.h"
 #include "serve/tasks.h"
+#include "task/logsink.h"
+#include "task/report.h"
 #include "util/clock.h"
 #include "util/jsjson.h"
+#include "webhook/webhook.h"
 
 #define RECENT 64
 #define RECHECK_MS 1000
@@ -54,44 +54,38 @@ struct reconciler {
 	} recent[RECENT];                /* on-demand checks, to rate-limit them */
 };
 
-static void key_of(char *out, size_t n, const char *fmt, const char *id)
+static cJSON *read_doc(struct reconciler *r, tr_key_fn key_fn, const char *id)
 {
-	snprintf(out, n, fmt, id);
+	char key[TR_KEY_MAX];
+
+	return tasks_read_json(r->be->storage, key_fn(key, id));
 }
 
-static cJSON *read_doc(struct reconciler *r, const char *fmt, const char *id)
-{
-	char key[400];
-
-	key_of(key, sizeof(key), fmt, id);
-	return tasks_read_json(r->be->storage, key);
-}
-
-static void drop_key(struct reconciler *r, const char *fmt, const char *id)
+static void drop_key(struct reconciler *r, tr_key_fn key_fn, const char *id)
 {
 	struct err e = ERR_INIT;
-	char key[400];
+	char key[TR_KEY_MAX];
 
-	key_of(key, sizeof(key), fmt, id);
-	if (r->be->storage->ops->del(r->be->storage, key, &e) != 0)
+	key_fn(key, id);
+	if (storage_delete(r->be->storage, key, &e) != 0)
 		slog(SLOG_WARNING, "reconcile: cannot delete %s: %s", key, e.msg);
 }
 
 /* A dead job's conversation leftovers: its inbox objects and, in local
- * mode, its message socket's file (job/msgsock.h). */
+ * mode, its message socket's file (task/msgsock.h). */
 static void drop_inbox(struct reconciler *r, const char *id)
 {
 	struct storage_list l;
 	struct err e = ERR_INIT;
-	char prefix[400];
+	char prefix[TR_KEY_MAX];
 	size_t i;
 
-	key_of(prefix, sizeof(prefix), "inbox/%s/", id);
-	if (r->be->storage->ops->list(r->be->storage, prefix, NULL, &l, &e) != 0) {
+	tr_key_inbox(prefix, id);
+	if (storage_list(r->be->storage, prefix, NULL, &l, &e) != 0) {
 		slog(SLOG_WARNING, "reconcile: cannot list %s: %s", prefix, e.msg);
 	} else {
 		for (i = 0; i < l.n; i++)
-			if (r->be->storage->ops->del(r->be->storage, l.items[i].key, &e) != 0)
+			if (storage_delete(r->be->storage, l.items[i].key, &e) != 0)
 				slog(SLOG_WARNING, "reconcile: cannot delete %s: %s", l.items[i].key, e.msg);
 		storage_list_free(&l);
 	}
@@ -134,17 +128,14 @@ static void record_hook(struct storage *st, const char *id, cJSON *w)
 	struct storage_put_opts o = { "application/json", NULL, 0 };
 	struct err e = ERR_INIT;
 	struct buf text = BUF_INIT;
-	char key[400];
-	cJSON *meta;
-
-	key_of(key, sizeof(key), "sessions/%s/metadata.json", id);
-	meta = tasks_read_json(st, key);
+	char key[TR_KEY_MAX];
+	cJSON *meta = tasks_read_json(st, tr_key_metadata(key, id));
 
 	if (meta && w) {
 		cJSON_DeleteItemFromObject(meta, "webhook");
 		cJSON_AddItemToObject(meta, "webhook", w);
 		w = NULL;
-		if (jsj_print(&text, meta, 2) != 0 || st->ops->put(st, key, text.p, text.len, &o, &e) != 0)
+		if (jsj_print(&text, meta, 2) != 0 || storage_put(st, key, text.p, text.len, &o, &e) != 0)
 			slog(SLOG_WARNING, "reconcile: cannot record the webhook of %s: %s", id, e.msg);
 	}
 	cJSON_Delete(w);
@@ -206,15 +197,15 @@ static int claim(struct reconciler *r, const char *id, const char *reason, const
 {
 	struct storage_put_opts o = { "application/json", NULL, 1 };
 	struct buf text = BUF_INIT;
-	char key[400], now[32];
+	char key[TR_KEY_MAX], now[32];
 	cJSON *c = cJSON_CreateObject();
 	int rc = -1;
 
 	clock_iso(now);
-	key_of(key, sizeof(key), "sessions/%s/reconciled.json", id);
+	tr_key_reconciled(key, id);
 	if (c && cJSON_AddStringToObject(c, "terminalReason", reason) && cJSON_AddStringToObject(c, "observed", msg) &&
 	    cJSON_AddStringToObject(c, "at", now) && jsj_print(&text, c, 2) == 0)
-		rc = r->be->storage->ops->put(r->be->storage, key, text.p, text.len, &o, e);
+		rc = storage_put(r->be->storage, key, text.p, text.len, &o, e);
 	else
 		err_set(e, "out of memory");
 	cJSON_Delete(c);
@@ -228,7 +219,7 @@ static int claim(struct reconciler *r, const char *id, const char *reason, const
 static void fill_report(struct report *rep, const char *id, const cJSON *meta, const char *reason, const char *msg,
 			struct buf *logs_url, struct reconciler *r)
 {
-	char prefix[300];
+	char prefix[TR_KEY_MAX];
 	int cancelled = strcmp(reason, "cancelled") == 0;
 
 	report_init(rep, id);
@@ -238,10 +229,9 @@ static void fill_report(struct report *rep, const char *id, const cJSON *meta, c
 	copy_str(rep->started_at, sizeof(rep->started_at), str_of(meta, "startedAt"));
 	copy_str(rep->execution_name, sizeof(rep->execution_name), str_of(meta, "executionName"));
 	clock_iso(rep->completed_at);
-	snprintf(prefix, sizeof(prefix), "sessions/%s/", id);
-	if (r->be->storage->ops->url(r->be->storage, prefix, logs_url) == 0)
+	if (storage_url(r->be->storage, tr_key_logs(prefix, id), logs_url) == 0)
 		rep->logs_path = logs_url->p;
-	rep->status = cancelled ? "cancelled" : "failed";
+	rep->status = cancelled ? TR_CANCELLED : TR_FAILED;
 	rep->reason = reason;
 	rep->exit_code = cancelled ? 130 : 1;
 	buf_adds(&rep->error, cancelled ? "Task cancelled by user" : msg);
@@ -274,13 +264,13 @@ static int put_terminal(struct reconciler *r, const char *id, const struct repor
 {
 	struct storage_put_opts o = { "application/json", NULL, 0 };
 	struct buf text = BUF_INIT;
-	char key[400];
+	char key[TR_KEY_MAX];
 	int rc;
 
-	key_of(key, sizeof(key), "sessions/%s/metadata.json", id);
+	tr_key_metadata(key, id);
 	if (report_metadata(rep, &text) != 0)
 		return err_set(e, "out of memory");
-	rc = r->be->storage->ops->put(r->be->storage, key, text.p, text.len, &o, e);
+	rc = storage_put(r->be->storage, key, text.p, text.len, &o, e);
 	buf_free(&text);
 	return rc;
 }
@@ -295,21 +285,22 @@ int reconcile_finalise(struct reconciler *r, const char *id, const char *reason,
 
 	if (rc != 0)
 		return rc;
-	meta = read_doc(r, "sessions/%s/metadata.json", id);
+	meta = read_doc(r, tr_key_metadata, id);
 	drop_inbox(r, id);
-	if (!meta || follow_is_terminal(meta)) {
-		drop_key(r, "active/%s", id);
+	if (!meta || tr_meta_terminal(meta)) {
+		drop_key(r, tr_key_active, id);
 		cJSON_Delete(meta);
 		return 1;
 	}
 	fill_report(&rep, id, meta, reason, msg, &logs_url, r);
 	close_log(r, id, msg);
 	rc = put_terminal(r, id, &rep, e);
-	drop_key(r, "tasks/%s/payload.enc", id);
-	drop_key(r, "active/%s", id);
-	if (r->be->mode == CFG_LOCAL && ws_remove_task(r->cfg.workspace_root, id, &ignore) < 0)
+	drop_key(r, tr_key_payload, id);
+	drop_key(r, tr_key_active, id);
+	if (r->be->mode == CFG_LOCAL && tr_remove_workspaces(r->cfg.workspace_root, id, &ignore) < 0)
 		slog(SLOG_WARNING, "reconcile: cannot remove the workspace of %s: %s", id, ignore.msg);
-	slog(rc == 0 ? SLOG_WARNING : SLOG_ERROR, "task %s finalised as %s (%s): %s", id, rep.status, reason, msg);
+	slog(rc == 0 ? SLOG_WARNING : SLOG_ERROR, "task %s finalised as %s (%s): %s", id, tr_status_name(rep.status),
+	     reason, msg);
 	if (rc == 0)
 		send_hook(r, id, &rep);
 	report_free(&rep);
@@ -329,7 +320,7 @@ static int execution_gone(struct reconciler *r, const char *name, int *cancelled
 	struct err e = ERR_INIT;
 
 	*cancelled = 0;
-	if (r->be->exec->ops->status(r->be->exec, name, &st, &e) != 0) {
+	if (exec_status(r->be->exec, name, &st, &e) != 0) {
 		if (e.http != 404)
 			return 0;
 		snprintf(msg, n, "the execution %s no longer exists", name);
@@ -353,7 +344,7 @@ static int execution_gone(struct reconciler *r, const char *name, int *cancelled
 
 static void check(struct reconciler *r, const char *id)
 {
-	cJSON *active = read_doc(r, "active/%s", id), *meta = NULL;
+	cJSON *active = read_doc(r, tr_key_active, id), *meta = NULL;
 	const char *name;
 	char msg[700];
 	int cancelled;
@@ -361,19 +352,19 @@ static void check(struct reconciler *r, const char *id)
 
 	if (!active || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "queued")))
 		goto out;
-	meta = read_doc(r, "sessions/%s/metadata.json", id);
+	meta = read_doc(r, tr_key_metadata, id);
 	if (!meta)
 		goto out;
-	if (follow_is_terminal(meta)) {
-		drop_key(r, "active/%s", id);
+	if (tr_meta_terminal(meta)) {
+		drop_key(r, tr_key_active, id);
 		goto out;
 	}
 	name = str_of(active, "executionName");
 	if (!name || !*name || !execution_gone(r, name, &cancelled, msg, sizeof(msg)))
 		goto out;
 	cJSON_Delete(meta);
-	meta = read_doc(r, "sessions/%s/metadata.json", id);     /* the job may have just finished */
-	if (!meta || follow_is_terminal(meta))
+	meta = read_doc(r, tr_key_metadata, id);     /* the job may have just finished */
+	if (!meta || tr_meta_terminal(meta))
 		goto out;
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "cancelling")))
 		cancelled = 1;
@@ -390,16 +381,15 @@ static void sweep(struct reconciler *r)
 	struct err e = ERR_INIT;
 	size_t i;
 
-	if (r->be->storage->ops->list(r->be->storage, "active/", NULL, &l, &e) != 0) {
+	if (storage_list(r->be->storage, TR_ACTIVE_PREFIX, NULL, &l, &e) != 0) {
 		slog(SLOG_WARNING, "reconcile: cannot list active tasks: %s", e.msg);
 		return;
 	}
 	for (i = 0; i < l.n && !r->stop; i++)
-		if (tasks_id_valid(l.items[i].key + 7))
-			check(r, l.items[i].key + 7);
+		if (tasks_id_valid(tr_active_task(l.items[i].key)))
+			check(r, tr_active_task(l.items[i].key));
 	storage_list_free(&l);
-	if (r->be->exec->ops->tidy)
-		r->be->exec->ops->tidy(r->be->exec);
+	exec_tidy(r->be->exec);
 }
 
 static unsigned long hash_id(const char *s)
@@ -495,8 +485,7 @@ struct reconciler *reconcile_start(struct backends *be, const struct reconcile_c
 		r->cfg.interval_ms = 100;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
-	if (be->exec->ops->notify)
-		be->exec->ops->notify(be->exec, wake_cb, r);
+	exec_notify(be->exec, wake_cb, r);
 	if (pthread_create(&r->thread, NULL, loop, r) != 0) {
 		err_set(e, "cannot start the reconciler thread: %s", strerror(errno));
 		pthread_mutex_destroy(&r->mu);
@@ -511,8 +500,7 @@ void reconcile_stop(struct reconciler *r)
 {
 	if (!r)
 		return;
-	if (r->be->exec->ops->notify)
-		r->be->exec->ops->notify(r->be->exec, NULL, NULL);
+	exec_notify(r->be->exec, NULL, NULL);
 	pthread_mutex_lock(&r->mu);
 	r->stop = 1;
 	pthread_cond_signal(&r->cv);

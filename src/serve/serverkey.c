@@ -21,7 +21,7 @@ static int sk_read(struct backends *be, struct err *e)
 	struct buf sealed = BUF_INIT, plain = BUF_INIT;
 	int rc = -1;
 
-	if (be->storage->ops->get(be->storage, SERVERKEY_OBJECT, 0, &sealed, e) != 0)
+	if (storage_get(be->storage, SERVERKEY_OBJECT, 0, &sealed, e) != 0)
 		goto out;
 	if (envelope_open(be->sealer, sealed.p, sealed.len, &plain, e) != 0) {
 		err_prefix(e, "cannot open the server key " SERVERKEY_OBJECT);
@@ -55,7 +55,7 @@ static int sk_create(struct backends *be, struct err *e)
 		return err_set(e, "no random bytes for the server key");
 	rc = envelope_seal(be->sealer, k, sizeof(k), &sealed, e);
 	if (rc == 0)
-		rc = be->storage->ops->put(be->storage, SERVERKEY_OBJECT, sealed.p, sealed.len, &o, e);
+		rc = storage_put(be->storage, SERVERKEY_OBJECT, sealed.p, sealed.len, &o, e);
 	buf_free(&sealed);
 	if (rc == 0)
 		memcpy(sk_key, k, sizeof(k));

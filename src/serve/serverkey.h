@@ -16,8 +16,9 @@
 #include <stdint.h>
 
 #include "backend/config.h"
+#include "task/record.h"
 
-#define SERVERKEY_OBJECT "keys/serve-hmac.enc"
+#define SERVERKEY_OBJECT TR_SERVERKEY_KEY
 
 /* serverkey_mac: HMAC-SHA256 under the server key of the parts (label,
  * then each part preceded by its length, so no two lists collide), as 64

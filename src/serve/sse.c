@@ -53,7 +53,6 @@ int sse_frame(struct buf *out, uint64_t id, const char *line, size_t n)
 /* The seed's terminal event (if any), then ccr's `done`. */
 int sse_final(struct buf *out_buf, const cJSON *meta)
 {
-	const cJSON *st = cJSON_GetObjectItemCaseSensitive(meta, "status");
 	const cJSON *err = cJSON_GetObjectItemCaseSensitive(meta, "error");
 	struct buf out = BUF_INIT;
 	cJSON *done = cJSON_CreateObject();
@@ -61,9 +60,9 @@ int sse_final(struct buf *out_buf, const cJSON *meta)
 	size_t i;
 	int rc;
 
-	if (cJSON_IsString(st) && strcmp(st->valuestring, "cancelled") == 0) {
+	if (tr_meta_status(meta) == TR_CANCELLED) {
 		buf_adds(&out, "event: cancelled\ndata: {\"message\":\"Task cancelled by user\"}\n\n");
-	} else if (cJSON_IsString(st) && strcmp(st->valuestring, "failed") == 0) {
+	} else if (tr_meta_status(meta) == TR_FAILED) {
 		buf_adds(&out, "event: error\ndata: {\"error\":");
 		if (cJSON_IsString(err) && err->valuestring[0])
 			jsj_string(&out, err->valuestring, strlen(err->valuestring));
@@ -97,11 +96,9 @@ int sse_final(struct buf *out_buf, const cJSON *meta)
 
 static void cancel_task(struct serve_ctx *sc, const char *task_id)
 {
-	struct buf body = BUF_INIT;
-	int status;
+	struct tr_cancel_result r;
 
-	tasks_cancel(sc->be, sc->rec, task_id, &status, &body);
-	buf_free(&body);
+	tasks_cancel(sc->be, sc->rec, task_id, &r);
 }
 
 /* Lines older than the topic's window, read from storage for this

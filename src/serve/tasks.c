@@ -6,15 +6,17 @@
 #include <string.h>
 
 #include "crypto/crypto.h"
-#include "job/payload.h"
-#include "job/webhook.h"
 #include "serve/reconcile.h"
 #include "serve/serverkey.h"
 #include "serve/tasks.h"
+#include "task/payload.h"
+#include "task/record.h"
+#include "task/report.h"
 #include "util/clock.h"
 #include "util/hex.h"
 #include "util/jscheck.h"
 #include "util/jsjson.h"
+#include "webhook/webhook.h"
 
 static int truthy(const cJSON *v)
 {
@@ -113,7 +115,7 @@ static int put_json(struct storage *st, const char *key, const cJSON *doc, unsig
 
 	if (jsj_print(&text, doc, indent) != 0)
 		return err_http(e, 500, "out of memory");
-	rc = st->ops->put(st, key, text.p, text.len, &o, e);
+	rc = storage_put(st, key, text.p, text.len, &o, e);
 	buf_free(&text);
 	return rc;
 }
@@ -131,27 +133,29 @@ static int accepts_messages(const cJSON *body)
 	return d > 0;
 }
 
-static cJSON *pending_doc(const struct submitted *s, const cJSON *body, const char *payload_url, int async)
+/* The pending metadata document (task/report.h builds every state). */
+static int put_pending(struct storage *st, const struct submitted *s, const cJSON *body, const char *payload_url,
+		       int async, struct err *e)
 {
-	const cJSON *md = cJSON_GetObjectItemCaseSensitive(body, "metadata");
-	cJSON *o = cJSON_CreateObject();
+	struct storage_put_opts o = { "application/json", NULL, 1 };
+	const cJSON *cb = cJSON_GetObjectItemCaseSensitive(body, "callbackUrl");
+	char key[TR_KEY_MAX];
+	struct report r;
+	struct buf text = BUF_INIT;
+	int rc;
 
-	if (!o)
-		return NULL;
-	cJSON_AddStringToObject(o, "taskId", s->task_id);
-	cJSON_AddStringToObject(o, "status", "pending");
-	if (async)
-		cJSON_AddItemToObject(o, "callbackUrl",
-				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "callbackUrl"), 1));
-	cJSON_AddStringToObject(o, "createdAt", s->created_at);
-	cJSON_AddStringToObject(o, "encryptedPayloadPath", payload_url);
-	if (accepts_messages(body))
-		cJSON_AddTrueToObject(o, "acceptsMessages");
-	if (async)
-		cJSON_AddItemToObject(o, "metadata", md && !cJSON_IsNull(md) ? cJSON_Duplicate(md, 1) : cJSON_CreateObject());
-	else
-		cJSON_AddStringToObject(o, "executionMode", "sync");
-	return o;
+	report_init(&r, s->task_id);
+	snprintf(r.created_at, sizeof(r.created_at), "%s", s->created_at);
+	r.callback_url = async && cJSON_IsString(cb) ? cb->valuestring : NULL;
+	r.metadata = cJSON_GetObjectItemCaseSensitive(body, "metadata");
+	r.payload_path = payload_url;
+	r.sync = !async;
+	r.accepts_messages = accepts_messages(body);
+	rc = report_metadata(&r, &text) == 0 ? storage_put(st, tr_key_metadata(key, s->task_id), text.p, text.len, &o, e)
+					      : err_http(e, 500, "out of memory");
+	report_free(&r);
+	buf_free(&text);
+	return rc;
 }
 
 static int store_payload(struct backends *be, const cJSON *body, const char *key, const char *task_id, struct err *e)
@@ -169,7 +173,7 @@ static int store_payload(struct backends *be, const cJSON *body, const char *key
 	else if (envelope_seal(be->sealer, plain.p, plain.len, &sealed, e) != 0)
 		e->http = 500;
 	else
-		rc = be->storage->ops->put(be->storage, key, sealed.p, sealed.len, &o, e);
+		rc = storage_put(be->storage, key, sealed.p, sealed.len, &o, e);
 	cr_wipe(plain.p, plain.len);
 	buf_free(&plain);
 	buf_free(&sealed);
@@ -178,7 +182,7 @@ static int store_payload(struct backends *be, const cJSON *body, const char *key
 
 int tasks_write_active(struct backends *be, const struct submitted *s, int async, int cancelling, struct err *e)
 {
-	char key[200];
+	char key[TR_KEY_MAX];
 	cJSON *o = cJSON_CreateObject();
 	int rc;
 
@@ -191,13 +195,10 @@ int tasks_write_active(struct backends *be, const struct submitted *s, int async
 	cJSON_AddBoolToObject(o, "cancelling", cancelling);
 	if (s->queued)
 		cJSON_AddTrueToObject(o, "queued");
-	snprintf(key, sizeof(key), "active/%s", s->task_id);
-	rc = put_json(be->storage, key, o, 0, 0, e);
+	rc = put_json(be->storage, tr_key_active(key, s->task_id), o, 0, 0, e);
 	cJSON_Delete(o);
 	return rc;
 }
-
-static int is_terminal(const cJSON *meta);
 
 const char *tasks_credential(const cJSON *body)
 {
@@ -224,23 +225,21 @@ static int owner_mac(struct backends *be, const cJSON *body, char out[65], struc
 static int check_resume(struct backends *be, const cJSON *body, const char *mac, struct err *e)
 {
 	const cJSON *rid = cJSON_GetObjectItemCaseSensitive(body, "resumeTaskId");
-	char key[300];
+	char key[TR_KEY_MAX];
 	cJSON *owner, *meta;
 	const cJSON *v;
 	int rc = 0;
 
 	if (!cJSON_IsString(rid) || !rid->valuestring[0])
 		return 0;
-	snprintf(key, sizeof(key), "sessions/%s/metadata.json", rid->valuestring);
-	if (!(meta = tasks_read_json(be->storage, key)))
+	if (!(meta = tasks_read_json(be->storage, tr_key_metadata(key, rid->valuestring))))
 		return err_http(e, 404, "resumeTaskId: task %s not found", rid->valuestring);
-	snprintf(key, sizeof(key), "sessions/%s/%s", rid->valuestring, TASKS_OWNER_OBJECT);
-	owner = tasks_read_json(be->storage, key);
+	owner = tasks_read_json(be->storage, tr_key_owner(key, rid->valuestring));
 	v = cJSON_GetObjectItemCaseSensitive(owner, "credentialHmac");
 	if (!cJSON_IsString(v) || strcmp(v->valuestring, mac) != 0)
 		rc = err_http(e, 403, "resumeTaskId: task %s was started with another credential; only the holder of "
 				      "its anthropicApiKey or anthropicOAuthToken may resume it", rid->valuestring);
-	else if (!is_terminal(meta))
+	else if (!tr_meta_terminal(meta))
 		rc = err_http(e, 409, "resumeTaskId: task %s has not ended yet; resume it once it has",
 			      rid->valuestring);
 	else if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(meta, "sessionId")))
@@ -253,15 +252,14 @@ static int check_resume(struct backends *be, const cJSON *body, const char *mac,
 
 static int put_owner(struct backends *be, const char *task_id, const char *mac, struct err *e)
 {
-	char key[300];
+	char key[TR_KEY_MAX];
 	cJSON *o = cJSON_CreateObject();
 	int rc;
 
 	if (!o)
 		return err_http(e, 500, "out of memory");
 	cJSON_AddStringToObject(o, "credentialHmac", mac);
-	snprintf(key, sizeof(key), "sessions/%s/%s", task_id, TASKS_OWNER_OBJECT);
-	rc = put_json(be->storage, key, o, 0, 0, e);
+	rc = put_json(be->storage, tr_key_owner(key, task_id), o, 0, 0, e);
 	cJSON_Delete(o);
 	return rc;
 }
@@ -281,11 +279,11 @@ void tasks_new_id(const cJSON *body, int async, char out[TASK_ID_MAX + 8])
 int tasks_submit(struct backends *be, const cJSON *body, int async, const char *task_id, struct submitted *out,
 		 struct err *e)
 {
-	char payload_key[200], meta_key[200], active_key[200], owner_key[300], env_name[300], mac[65];
+	char payload_key[TR_KEY_MAX], meta_key[TR_KEY_MAX], owner_key[TR_KEY_MAX], logs[TR_KEY_MAX];
+	char env_name[300], mac[65];
 	const char *extra[2] = { env_name, NULL };
 	struct buf payload_url = BUF_INIT;
 	struct err ignore = ERR_INIT;
-	cJSON *doc = NULL;
 	int stage = 0, rc;
 
 	memset(out, 0, sizeof(*out));
@@ -295,26 +293,15 @@ int tasks_submit(struct backends *be, const cJSON *body, int async, const char *
 	else
 		tasks_new_id(body, async, out->task_id);
 	clock_iso(out->created_at);
-	snprintf(payload_key, sizeof(payload_key), "tasks/%s/payload.enc", out->task_id);
-	snprintf(meta_key, sizeof(meta_key), "sessions/%s/metadata.json", out->task_id);
-	snprintf(active_key, sizeof(active_key), "active/%s", out->task_id);
-	be->storage->ops->url(be->storage, payload_key, &payload_url);
-	buf_printf(&out->logs_path, "sessions/%s/", out->task_id);
-	{
-		struct buf lp = BUF_INIT;
-		be->storage->ops->url(be->storage, out->logs_path.p, &lp);
-		buf_free(&out->logs_path);
-		out->logs_path = lp;
-	}
-	snprintf(owner_key, sizeof(owner_key), "sessions/%s/%s", out->task_id, TASKS_OWNER_OBJECT);
+	tr_key_payload(payload_key, out->task_id);
+	tr_key_metadata(meta_key, out->task_id);
+	tr_key_owner(owner_key, out->task_id);
+	storage_url(be->storage, payload_key, &payload_url);
+	storage_url(be->storage, tr_key_logs(logs, out->task_id), &out->logs_path);
 	if ((rc = owner_mac(be, body, mac, e)) != 0 || (rc = check_resume(be, body, mac, e)) != 0)
 		goto fail;
-	if (!(doc = pending_doc(out, body, payload_url.p ? payload_url.p : payload_key, async))) {
-		rc = err_http(e, 500, "out of memory");
-		goto fail;
-	}
 	/* A task id is used once: an existing task is never overwritten. */
-	if ((rc = put_json(be->storage, meta_key, doc, 2, 1, e)) != 0) {
+	if ((rc = put_pending(be->storage, out, body, payload_url.p ? payload_url.p : payload_key, async, e)) != 0) {
 		if (e->http == 412)
 			err_http(e, 409, "a task with taskId %s already exists", out->task_id);
 		goto fail;
@@ -325,7 +312,7 @@ int tasks_submit(struct backends *be, const cJSON *body, int async, const char *
 		goto fail;
 	stage = 2;
 	snprintf(env_name, sizeof(env_name), "CCR_TASK_TYPE=%s", async ? "async" : "sync");
-	rc = be->exec->ops->start(be->exec, out->task_id, payload_url.p ? payload_url.p : payload_key, extra,
+	rc = exec_start(be->exec, out->task_id, payload_url.p ? payload_url.p : payload_key, extra,
 				  &out->execution_name, e);
 	if (rc < 0)
 		goto fail;
@@ -333,21 +320,19 @@ int tasks_submit(struct backends *be, const cJSON *body, int async, const char *
 	stage = 3;
 	if ((rc = tasks_write_active(be, out, async, 0, e)) != 0)
 		goto fail;
-	cJSON_Delete(doc);
 	buf_free(&payload_url);
 	return 0;
 fail:
 	if (!e->http)
 		e->http = 500;
 	if (stage >= 3)
-		be->exec->ops->cancel(be->exec, out->execution_name.p, &ignore);
+		exec_cancel(be->exec, out->execution_name.p, &ignore);
 	if (stage >= 2)
-		be->storage->ops->del(be->storage, payload_key, &ignore);
+		storage_delete(be->storage, payload_key, &ignore);
 	if (stage >= 1) {
-		be->storage->ops->del(be->storage, owner_key, &ignore);
-		be->storage->ops->del(be->storage, meta_key, &ignore);
+		storage_delete(be->storage, owner_key, &ignore);
+		storage_delete(be->storage, meta_key, &ignore);
 	}
-	cJSON_Delete(doc);
 	buf_free(&payload_url);
 	return -1;
 }
@@ -364,21 +349,13 @@ cJSON *tasks_read_json(struct storage *st, const char *key)
 	struct err e = ERR_INIT;
 	cJSON *j = NULL;
 
-	if (st->ops->get(st, key, 0, &b, &e) == 0)
+	if (storage_get(st, key, 0, &b, &e) == 0)
 		j = cJSON_ParseWithLength(b.p, b.len);
 	buf_free(&b);
 	return j;
 }
 
-static int is_terminal(const cJSON *meta)
-{
-	const cJSON *s = cJSON_GetObjectItemCaseSensitive(meta, "status");
-
-	return cJSON_IsString(s) && (!strcmp(s->valuestring, "completed") || !strcmp(s->valuestring, "failed") ||
-				     !strcmp(s->valuestring, "cancelled"));
-}
-
-static void json_reply(struct buf *body, const char *fmt_err, const char *msg, const char *task_id, const char *status)
+void tasks_json_reply(struct buf *body, const char *fmt_err, const char *msg, const char *task_id, const char *status)
 {
 	cJSON *o = cJSON_CreateObject();
 
@@ -396,55 +373,53 @@ static void json_reply(struct buf *body, const char *fmt_err, const char *msg, c
 	cJSON_Delete(o);
 }
 
-void tasks_cancel(struct backends *be, struct reconciler *rec, const char *id, int *status, struct buf *body)
+/* Mark the running task's active record as cancelling. */
+static void mark_cancelling(struct backends *be, const char *id, const cJSON *active)
 {
-	char key[200], meta_key[200], msg[300];
 	struct submitted s;
+	struct err e = ERR_INIT;
+	const cJSON *v;
+
+	memset(&s, 0, sizeof(s));
+	snprintf(s.task_id, sizeof(s.task_id), "%s", id);
+	v = cJSON_GetObjectItemCaseSensitive(active, "startedAt");
+	snprintf(s.created_at, sizeof(s.created_at), "%s", cJSON_IsString(v) ? v->valuestring : "");
+	buf_adds(&s.execution_name, cJSON_GetObjectItemCaseSensitive(active, "executionName")->valuestring);
+	v = cJSON_GetObjectItemCaseSensitive(active, "type");
+	tasks_write_active(be, &s, cJSON_IsString(v) && !strcmp(v->valuestring, "async"), 1, &e);
+	submitted_free(&s);
+}
+
+void tasks_cancel(struct backends *be, struct reconciler *rec, const char *id, struct tr_cancel_result *out)
+{
+	char key[TR_KEY_MAX];
 	struct err e = ERR_INIT;
 	cJSON *active, *meta;
 	const cJSON *v;
 
+	memset(out, 0, sizeof(*out));
 	if (!tasks_id_valid(id)) {
-		*status = 400;
-		json_reply(body, "Invalid taskId format. Must be alphanumeric with underscores and hyphens only.", NULL,
-			   NULL, NULL);
+		out->outcome = TR_CANCEL_BAD_ID;
 		return;
 	}
-	snprintf(key, sizeof(key), "active/%s", id);
-	snprintf(meta_key, sizeof(meta_key), "sessions/%s/metadata.json", id);
-	active = tasks_read_json(be->storage, key);
-	meta = active ? tasks_read_json(be->storage, meta_key) : NULL;
-	if (!active || is_terminal(meta)) {
-		*status = 404;
-		snprintf(msg, sizeof(msg), "Task %s is not currently running or has already completed", id);
-		json_reply(body, "Task not found", msg, id, NULL);
+	active = tasks_read_json(be->storage, tr_key_active(key, id));
+	meta = active ? tasks_read_json(be->storage, tr_key_metadata(key, id)) : NULL;
+	if (!active || tr_meta_terminal(meta)) {
+		out->outcome = TR_CANCEL_NOT_RUNNING;
 	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "queued"))) {
 		/* Never started: it ends here, as cancelled, at once. */
-		if (reconcile_finalise(rec, id, "cancelled", "cancelled while queued", &e) < 0) {
-			*status = 500;
-			json_reply(body, "Failed to cancel task", e.msg, id, NULL);
-		} else {
-			*status = 200;
-			json_reply(body, NULL, "Task cancelled successfully", id, "cancelled");
-		}
+		out->outcome = reconcile_finalise(rec, id, "cancelled", "cancelled while queued", &e) < 0 ? TR_CANCEL_FAILED
+													    : TR_CANCEL_DONE;
+		snprintf(out->msg, sizeof(out->msg), "%s", e.msg);
 	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "cancelling"))) {
-		*status = 200;
-		json_reply(body, NULL, "Task is already being cancelled", id, "cancelling");
+		out->outcome = TR_CANCEL_ALREADY;
 	} else if (!cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(active, "executionName")) ||
-		   be->exec->ops->cancel(be->exec, v->valuestring, &e) != 0) {
-		*status = 500;
-		json_reply(body, "Failed to cancel task", "Task cancellation initiated but encountered an error", id, NULL);
+		   exec_cancel(be->exec, v->valuestring, &e) != 0) {
+		out->outcome = TR_CANCEL_FAILED;
+		snprintf(out->msg, sizeof(out->msg), "Task cancellation initiated but encountered an error");
 	} else {
-		memset(&s, 0, sizeof(s));
-		snprintf(s.task_id, sizeof(s.task_id), "%s", id);
-		v = cJSON_GetObjectItemCaseSensitive(active, "startedAt");
-		snprintf(s.created_at, sizeof(s.created_at), "%s", cJSON_IsString(v) ? v->valuestring : "");
-		buf_adds(&s.execution_name, cJSON_GetObjectItemCaseSensitive(active, "executionName")->valuestring);
-		v = cJSON_GetObjectItemCaseSensitive(active, "type");
-		tasks_write_active(be, &s, cJSON_IsString(v) && !strcmp(v->valuestring, "async"), 1, &e);
-		submitted_free(&s);
-		*status = 200;
-		json_reply(body, NULL, "Task cancelled successfully", id, "cancelled");
+		mark_cancelling(be, id, active);
+		out->outcome = TR_CANCEL_DONE;
 	}
 	cJSON_Delete(active);
 	cJSON_Delete(meta);
@@ -461,21 +436,20 @@ int tasks_active(struct backends *be, size_t limit, struct buf *body, struct err
 		cJSON_Delete(o);
 		return err_http(e, 500, "out of memory");
 	}
-	if (be->storage->ops->list(be->storage, "active/", NULL, &l, e) != 0) {
+	if (storage_list(be->storage, TR_ACTIVE_PREFIX, NULL, &l, e) != 0) {
 		cJSON_Delete(o);
 		cJSON_Delete(arr);
 		return -1;
 	}
 	for (i = 0; i < l.n && n < limit; i++) {
-		const char *id = l.items[i].key + 7;
-		char meta_key[200];
+		const char *id = tr_active_task(l.items[i].key);
+		char meta_key[TR_KEY_MAX];
 		cJSON *a = tasks_read_json(be->storage, l.items[i].key), *m;
 
-		snprintf(meta_key, sizeof(meta_key), "sessions/%s/metadata.json", id);
-		m = tasks_read_json(be->storage, meta_key);
-		if (!a || is_terminal(m)) {
+		m = id && tasks_id_valid(id) ? tasks_read_json(be->storage, tr_key_metadata(meta_key, id)) : NULL;
+		if (!a || tr_meta_terminal(m)) {
 			struct err ignore = ERR_INIT;
-			be->storage->ops->del(be->storage, l.items[i].key, &ignore);   /* finished: unmark */
+			storage_delete(be->storage, l.items[i].key, &ignore);   /* finished: unmark */
 		} else {
 			cJSON_DeleteItemFromObject(a, "queued");
 			cJSON_AddItemToArray(arr, a);
@@ -495,30 +469,26 @@ int tasks_active(struct backends *be, size_t limit, struct buf *body, struct err
 
 void tasks_get(struct backends *be, const char *id, int *status, struct buf *body)
 {
-	char key[200];
+	char key[TR_KEY_MAX];
 	cJSON *meta, *active;
-	const cJSON *st;
 
 	if (!tasks_id_valid(id)) {
 		*status = 400;
-		json_reply(body, "Invalid taskId format. Must be alphanumeric with underscores and hyphens only.", NULL,
-			   NULL, NULL);
+		tasks_json_reply(body, "Invalid taskId format. Must be alphanumeric with underscores and hyphens only.",
+				 NULL, NULL, NULL);
 		return;
 	}
-	snprintf(key, sizeof(key), "sessions/%s/metadata.json", id);
-	if (!(meta = tasks_read_json(be->storage, key))) {
+	if (!(meta = tasks_read_json(be->storage, tr_key_metadata(key, id)))) {
 		*status = 404;
-		json_reply(body, "Task not found", NULL, id, NULL);
+		tasks_json_reply(body, "Task not found", NULL, id, NULL);
 		return;
 	}
-	snprintf(key, sizeof(key), "active/%s", id);
-	active = tasks_read_json(be->storage, key);
+	active = tasks_read_json(be->storage, tr_key_active(key, id));
 	if (active && !cJSON_GetObjectItemCaseSensitive(meta, "executionName"))
 		cJSON_AddItemToObject(meta, "executionName",
 				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(active, "executionName"), 1));
-	st = cJSON_GetObjectItemCaseSensitive(meta, "status");
-	if (active && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "queued")) && cJSON_IsString(st) &&
-	    strcmp(st->valuestring, "pending") == 0)
+	if (active && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "queued")) &&
+	    tr_meta_status(meta) == TR_PENDING)
 		cJSON_ReplaceItemInObject(meta, "status", cJSON_CreateString("queued"));
 	*status = 200;
 	jsj_print(body, meta, 0);

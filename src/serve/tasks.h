@@ -15,12 +15,12 @@
 #include <cJSON.h>
 
 #include "backend/config.h"
+#include "task/record.h"
 
 #define TASK_ID_MAX 128
-/* sessions/<id>/owner.json: {"credentialHmac"}, the server key's HMAC of
- * the task's Anthropic credential (serve/serverkey.h): only a request with
- * the same credential may resume the task (resumeTaskId). */
-#define TASKS_OWNER_OBJECT "owner.json"
+/* sessions/<id>/owner.json (tr_key_owner): {"credentialHmac"}, the server
+ * key's HMAC of the task's Anthropic credential (serve/serverkey.h): only
+ * a request with the same credential may resume the task (resumeTaskId). */
 
 struct submitted {
 	char task_id[TASK_ID_MAX + 8];
@@ -33,7 +33,7 @@ struct submitted {
 
 /* tasks_validate: the seed's checks in the seed's order (for /run-async,
  * callbackUrl also against the webhook's deny-list of private addresses,
- * job/webhook.h), then type checks.  On failure e->msg is the seed's
+ * webhook/webhook.h), then type checks.  On failure e->msg is the seed's
  * message (or ccr's own for checks the seed lacked) and e->http 400. */
 int tasks_validate(const cJSON *body, int async, struct err *e);
 
@@ -56,9 +56,14 @@ void submitted_free(struct submitted *s);
 
 struct reconciler;
 
-/* tasks_cancel: the seed's /cancel answers: *status and a JSON body.  A
- * queued task is finalised as cancelled at once (through rec). */
-void tasks_cancel(struct backends *be, struct reconciler *rec, const char *task_id, int *status, struct buf *body);
+/* tasks_cancel: cancel task_id: what it came to in out (serve/api.c
+ * words the seed's answer).  A queued task is finalised as cancelled at
+ * once (through rec). */
+void tasks_cancel(struct backends *be, struct reconciler *rec, const char *task_id, struct tr_cancel_result *out);
+
+/* tasks_json_reply: the seed's small answer object, {"error","message",
+ * "taskId","status"}, each member only when not NULL (appended to body). */
+void tasks_json_reply(struct buf *body, const char *error, const char *msg, const char *task_id, const char *status);
 
 /* tasks_read_json: the object at key, parsed; NULL when missing or not JSON. */
 cJSON *tasks_read_json(struct storage *st, const char *key);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "serve/follow.h"
+#include "task/record.h"
 #include "serve/sse.h"
 #include "serve/topic.h"
 
@@ -202,20 +203,20 @@ static void *reader_main(void *arg)
 	struct storage *st = t->reg->st;
 	struct follow f;
 	struct err e = ERR_INIT;
-	char prefix[300];
+	char prefix[TR_KEY_MAX];
 	int idle = 50, n, watch;
 	cJSON *meta;
 
 	follow_init(&f, st, t->task_id, 0);
-	snprintf(prefix, sizeof(prefix), "sessions/%s/", t->task_id);
-	watch = st->ops->watch ? st->ops->watch(st, prefix) : -1;
+	tr_key_logs(prefix, t->task_id);
+	watch = storage_can_watch(st) ? storage_watch(st, prefix) : -1;
 	while (!stopping(t)) {
 		if ((n = follow_poll(&f, on_line, t, &e)) > 0) {
 			idle = 50;
 			continue;
 		}
 		meta = follow_metadata(&f, &e);
-		if (follow_is_terminal(meta) && follow_poll(&f, on_line, t, &e) >= 0 && finish(t, meta) == 0) {
+		if (tr_meta_terminal(meta) && follow_poll(&f, on_line, t, &e) >= 0 && finish(t, meta) == 0) {
 			cJSON_Delete(meta);
 			break;
 		}
@@ -228,7 +229,7 @@ static void *reader_main(void *arg)
 		}
 	}
 	if (watch >= 0)
-		st->ops->unwatch(st, watch);
+		storage_unwatch(st, watch);
 	/* Still in the registry while streams follow: wait for the last one. */
 	pthread_mutex_lock(&t->mu);
 	while (!t->stop)

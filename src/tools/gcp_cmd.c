@@ -419,7 +419,7 @@ static int cmd_kms(struct gcpc_ctx *c, struct gcpc_opts *o, struct err *e)
 	}
 out:
 	if (s)
-		s->ops->free(s);
+		seal_free(s);
 	kms_free(k);
 	if (out.p)
 		cr_wipe(out.p, out.cap);
@@ -446,11 +446,11 @@ static int cmd_run(struct gcpc_ctx *c, struct gcpc_opts *o, struct err *e)
 			return gcpc_usage(c, "run start");
 		if (!(x = exec_cloudrun_new(o->project, o->region, o->pos[2], e)))
 			return 1;
-		rc = x->ops->start(x, o->pos[3], o->pos[4], o->npos > 5 ? o->pos + 5 : NULL, &name, e);
+		rc = exec_start(x, o->pos[3], o->pos[4], o->npos > 5 ? o->pos + 5 : NULL, &name, e);
 		if (rc == 0)
 			fprintf(c->out, "%s\n", name.p);
 		buf_free(&name);
-		x->ops->free(x);
+		exec_free(x);
 		return rc == 0 ? 0 : 1;
 	}
 	if (strcmp(v, "status") == 0) {
@@ -536,7 +536,7 @@ static int cmd_store(struct gcpc_ctx *c, struct gcpc_opts *o, struct err *e)
 		}
 		if (gcpc_input(c, o, o->npos == 5 ? o->pos[4] : NULL, &data, e) != 0)
 			goto out;
-		rc = st->ops->put(st, o->pos[3], data.p ? data.p : "", data.len, &po, e) == 0 ? 0 : 1;
+		rc = storage_put(st, o->pos[3], data.p ? data.p : "", data.len, &po, e) == 0 ? 0 : 1;
 	} else if (strcmp(v, "get") == 0) {
 		unsigned long long off = 0;
 
@@ -544,7 +544,7 @@ static int cmd_store(struct gcpc_ctx *c, struct gcpc_opts *o, struct err *e)
 			rc = gcpc_usage(c, "store get");
 			goto out;
 		}
-		if (st->ops->get(st, o->pos[3], off, &data, e) == 0)
+		if (storage_get(st, o->pos[3], off, &data, e) == 0)
 			rc = gcpc_emit(c, data.p, data.len) == 0 ? 0 : 1;
 	} else if (strcmp(v, "ls") == 0) {
 		struct storage_list l;
@@ -554,7 +554,7 @@ static int cmd_store(struct gcpc_ctx *c, struct gcpc_opts *o, struct err *e)
 			rc = gcpc_usage(c, "store ls");
 			goto out;
 		}
-		if (st->ops->list(st, o->pos[3], o->after, &l, e) == 0) {
+		if (storage_list(st, o->pos[3], o->after, &l, e) == 0) {
 			for (i = 0; i < l.n; i++)
 				fprintf(c->out, "%s\t%llu\n", l.items[i].key, (unsigned long long)l.items[i].size);
 			storage_list_free(&l);
@@ -565,11 +565,11 @@ static int cmd_store(struct gcpc_ctx *c, struct gcpc_opts *o, struct err *e)
 			rc = gcpc_usage(c, "store rm");
 			goto out;
 		}
-		rc = st->ops->del(st, o->pos[3], e) == 0 ? 0 : 1;
+		rc = storage_delete(st, o->pos[3], e) == 0 ? 0 : 1;
 	}
 out:
 	buf_free(&data);
-	st->ops->free(st);
+	storage_free(st);
 	return rc;
 }
 

@@ -115,7 +115,7 @@ def probe_other_workspaces(parent):
 
 def probe_msg_socket(path, task):
     """Forge a follow-up message to the victim over its job's message socket
-    (src/job/msgsock.h): the record unsealed, since the key is out of reach."""
+    (src/task/msgsock.h): the record unsealed, since the key is out of reach."""
     if not path:
         return "blocked: no socket named"
     here = os.getcwd()

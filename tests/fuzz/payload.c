@@ -1,6 +1,6 @@
 /*
  * payload.c: a request body -> task validation (src/serve/tasks.c
- * tasks_validate, src/job/payload.c payload_parse).
+ * tasks_validate, src/task/payload.c payload_parse).
  *
  * Properties: payload_parse either fails with a message or yields a
  * payload whose fields have the documented types and ranges (prompt and a
@@ -15,7 +15,7 @@
 
 #include "cJSON.h"
 #include "fuzz.h"
-#include "job/payload.h"
+#include "task/payload.h"
 #include "serve/tasks.h"
 #include "util/jsjson.h"
 

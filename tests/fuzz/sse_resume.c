@@ -7,14 +7,14 @@
  *   - as a Last-Event-ID: sse_last_event_id() accepts exactly the strings
  *     of decimal digits whose value fits in 64 bits, compared with a
  *     reference parser written here;
- *   - as an object name under "sessions/t1/": follow_chunk_index() finds
+ *   - as an object name under "sessions/t1/": tr_chunk_index() finds
  *     an index only in "<prefix><1-18 digits>-<anything without '/'>.jsonl",
  *     and it is the value of those digits;
  *   - as a log line: sse_frame() writes exactly "id: N\ndata: X\n\n" where
  *     X holds no CR or LF (a line can never inject SSE fields).
  */
 #include "fuzz.h"
-#include "serve/follow.h"
+#include "task/record.h"
 #include "serve/sse.h"
 
 static int ref_last_event_id(const char *s, uint64_t *out)
@@ -52,10 +52,10 @@ static void chunk_name(const char *name)
 	const char *rest;
 
 	/* as a bare key, and as a key under the task's prefix */
-	(void)follow_chunk_index(prefix, name, &w);
+	(void)tr_chunk_index(prefix, name, &w);
 	if (snprintf(key, sizeof(key), "%s%s", prefix, name) >= (int)sizeof(key))
 		return;
-	idx = follow_chunk_index(prefix, key, &w);
+	idx = tr_chunk_index(prefix, key, &w);
 	rest = name;
 	n = strlen(rest);
 	for (d = 0; rest[d] >= '0' && rest[d] <= '9'; d++)
@@ -66,7 +66,7 @@ static void chunk_name(const char *name)
 			ref = ref * 10 + (rest[i] - '0');
 		rw = (int)d;
 	}
-	FUZZ_CHECK(idx == ref, "follow_chunk_index(\"%s\") = %ld, reference %ld", key, idx, ref);
+	FUZZ_CHECK(idx == ref, "tr_chunk_index(\"%s\") = %ld, reference %ld", key, idx, ref);
 	FUZZ_CHECK(idx < 0 || w == rw, "width %d, reference %d", w, rw);
 }
 

@@ -3,7 +3,7 @@
  *
  * The input is a sequence of lines as `claude -p --output-format
  * stream-json` prints them.  Each goes through report_line()
- * (src/job/report.c: turns, errors, the result line with usage and
+ * (src/task/report.c: turns, errors, the result line with usage and
  * cost), then the terminal documents are built from what was gathered:
  * report_metadata() (metadata.json) and report_webhook() (the webhook
  * body).  Each line is also read as the init line that lists the MCP
@@ -22,7 +22,7 @@
 #include "cJSON.h"
 #include "fuzz.h"
 #include "job/mcplog.h"
-#include "job/report.h"
+#include "task/report.h"
 
 static char cache[64], logdir[512], logfile[600];
 static const char *cwd = "/work/task";
@@ -107,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		p += n + 1;
 	}
 	FUZZ_CHECK(r.turns <= lines && r.errors <= lines, "turns %u errors %u of %u lines", r.turns, r.errors, lines);
-	r.status = "completed";
+	r.status = TR_COMPLETED;
 	r.reason = "completed";
 	r.exit_code = 0;
 	FUZZ_CHECK(report_metadata(&r, &meta) == 0, "report_metadata");

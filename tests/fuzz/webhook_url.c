@@ -1,5 +1,5 @@
 /*
- * webhook_url.c: the callback URL check (src/job/webhook.c wh_check_url:
+ * webhook_url.c: the callback URL check (src/webhook/webhook.c wh_check_url:
  * URL syntax, http/https only, the host's addresses against the deny-list
  * of loopback, private, link-local, unique-local, multicast, reserved and
  * unspecified ranges).
@@ -17,7 +17,7 @@
 #include <netdb.h>
 
 #include "fuzz.h"
-#include "job/webhook.h"
+#include "webhook/webhook.h"
 
 typedef int (*gai_fn)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
 

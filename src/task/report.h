@@ -10,6 +10,12 @@
  * labelled as the CLI's estimate) plus `proxyUsage` (tokens metered by the
  * token proxy).  Turns are counted from real assistant messages (distinct
  * message ids), not from an event the CLI never sends (fixes B18).
+ *
+ * report_metadata is the one builder of metadata.json, used by every
+ * writer: serve at submission (the pending document: payload_path set,
+ * with the seed's encryptedPayloadPath and, for a sync task,
+ * executionMode), the job as the task runs and ends, and serve's
+ * reconciler when it finalises a task whose job is gone.
  */
 #ifndef CCR_REPORT_H
 #define CCR_REPORT_H
@@ -19,6 +25,7 @@
 
 #include <cJSON.h>
 
+#include "task/record.h"
 #include "util/buf.h"
 
 struct report {
@@ -29,8 +36,10 @@ struct report {
 	char execution_name[512];
 	const char *sandbox;             /* the agent's sandbox level (sandbox.h), NULL before it is known */
 	const char *logs_path;           /* gs://bucket/sessions/<id>/ or a directory */
+	const char *payload_path;        /* submitted (pending): encryptedPayloadPath */
+	int sync;                        /* submitted: a sync task (executionMode "sync", no metadata) */
 	/* outcome */
-	const char *status;              /* pending running completed failed cancelled */
+	enum tr_status status;           /* TR_PENDING at report_init */
 	const char *reason;              /* terminal reason */
 	int exit_code;
 	int64_t duration_ms;

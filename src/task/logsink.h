@@ -3,9 +3,10 @@
  * JSONL chunk objects (seed-spec §5.1).
  *
  * Lines go into a buffer; a background thread writes the buffer as the
- * next chunk `sessions/<task>/<NNNNNN>-<YYYYMMDDhhmmss>.jsonl` when it holds
- * 100 lines, or as soon as a line is complete provided the last chunk was
- * stored at least `interval_ms` ago (else when that interval has passed).
+ * next chunk `sessions/<task>/<NNNNNN>-<YYYYMMDDhhmmss>.jsonl` (named by
+ * task/record.h's tr_key_chunk) when it holds 100 lines, or as soon as a
+ * line is complete provided the last chunk was stored at least
+ * `interval_ms` ago (else when that interval has passed).
  * Indexes are zero-padded to six digits so names sort correctly past 999
  * (seed readers parse the number, so they read these too).  A failed upload keeps its
  * lines and is retried with backoff; it never loses a line and never

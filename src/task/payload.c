@@ -7,7 +7,7 @@
 
 #include "crypto/crypto.h"
 #include "job/egpolicy.h"
-#include "job/payload.h"
+#include "task/payload.h"
 #include "util/jscheck.h"
 #include "util/redact.h"
 

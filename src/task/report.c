@@ -6,14 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "job/report.h"
+#include "task/report.h"
 #include "util/jsjson.h"
 
 void report_init(struct report *r, const char *task_id)
 {
 	memset(r, 0, sizeof(*r));
 	r->task_id = task_id;
-	r->status = "pending";
+	r->status = TR_PENDING;
 	r->exit_code = -1;
 }
 
@@ -104,8 +104,7 @@ static void add_dup(cJSON *o, const char *k, const cJSON *v)
 
 static int terminal(const struct report *r)
 {
-	return strcmp(r->status, "pending") != 0 && strcmp(r->status, "running") != 0 &&
-	       strcmp(r->status, "queued") != 0;
+	return tr_status_terminal(r->status);
 }
 
 /* A stored session: its id (what --resume takes), and what it continued. */
@@ -143,7 +142,9 @@ static void add_outcome(cJSON *o, const struct report *r)
 		add_str(o, "sandbox", r->sandbox);
 }
 
-int report_metadata(const struct report *r, struct buf *out)
+/* The document serve writes when a task is submitted (the seed's keys
+ * and order): a sync task says so instead of echoing metadata. */
+static int submitted_doc(const struct report *r, struct buf *out)
 {
 	cJSON *o = cJSON_CreateObject();
 	int rc;
@@ -151,13 +152,39 @@ int report_metadata(const struct report *r, struct buf *out)
 	if (!o)
 		return -1;
 	cJSON_AddStringToObject(o, "taskId", r->task_id);
-	cJSON_AddStringToObject(o, "status", r->status);
+	cJSON_AddStringToObject(o, "status", tr_status_name(r->status));
+	add_str(o, "callbackUrl", r->callback_url);
+	cJSON_AddStringToObject(o, "createdAt", r->created_at);
+	cJSON_AddStringToObject(o, "encryptedPayloadPath", r->payload_path);
+	if (r->accepts_messages)
+		cJSON_AddTrueToObject(o, "acceptsMessages");
+	if (!r->sync)
+		cJSON_AddItemToObject(o, "metadata", r->metadata && !cJSON_IsNull(r->metadata)
+							     ? cJSON_Duplicate(r->metadata, 1) : cJSON_CreateObject());
+	else
+		cJSON_AddStringToObject(o, "executionMode", "sync");
+	rc = jsj_print(out, o, 2);
+	cJSON_Delete(o);
+	return rc;
+}
+
+int report_metadata(const struct report *r, struct buf *out)
+{
+	cJSON *o;
+	int rc;
+
+	if (r->payload_path)
+		return submitted_doc(r, out);
+	if (!(o = cJSON_CreateObject()))
+		return -1;
+	cJSON_AddStringToObject(o, "taskId", r->task_id);
+	cJSON_AddStringToObject(o, "status", tr_status_name(r->status));
 	add_str(o, "callbackUrl", r->callback_url);
 	add_str(o, "createdAt", r->created_at);
 	add_str(o, "startedAt", r->started_at);
 	if (terminal(r)) {
 		add_str(o, "completedAt", r->completed_at);
-		if (strcmp(r->status, "cancelled") == 0)
+		if (r->status == TR_CANCELLED)
 			add_str(o, "cancelledAt", r->completed_at);
 		if (r->error.len)
 			cJSON_AddStringToObject(o, "error", r->error.p);
@@ -180,7 +207,7 @@ int report_webhook(const struct report *r, struct buf *out)
 	if (!o)
 		return -1;
 	cJSON_AddStringToObject(o, "taskId", r->task_id);
-	cJSON_AddStringToObject(o, "status", r->status);
+	cJSON_AddStringToObject(o, "status", tr_status_name(r->status));
 	cJSON_AddNumberToObject(o, "exitCode", r->exit_code);
 	add_str(o, "logsPath", r->logs_path);
 	sum = cJSON_AddObjectToObject(o, "summary");
@@ -192,7 +219,7 @@ int report_webhook(const struct report *r, struct buf *out)
 			cJSON_AddNumberToObject(sum, "errors", r->errors);
 		add_str(sum, "startedAt", r->started_at);
 		add_str(sum, "completedAt", r->completed_at);
-		if (strcmp(r->status, "cancelled") == 0)
+		if (r->status == TR_CANCELLED)
 			add_str(sum, "cancelledAt", r->completed_at);
 	}
 	if (r->error.len)

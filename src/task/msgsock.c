@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "crypto/crypto.h"
-#include "job/msgsock.h"
+#include "task/msgsock.h"
 #include "util/clock.h"
 #include "util/hex.h"
 

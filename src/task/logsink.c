@@ -14,7 +14,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "job/logsink.h"
+#include "task/logsink.h"
+#include "task/record.h"
 #include "util/clock.h"
 
 #define LINES_PER_CHUNK 100
@@ -56,14 +57,13 @@ static void now_plus(struct timespec *ts, const struct timespec *from, int ms)
 static int store_chunk(struct logsink *ls, unsigned index, const struct buf *data, struct err *e)
 {
 	struct storage_put_opts opts = { "application/x-ndjson", NULL, 0 };
-	char key[400], stamp[32];
+	char key[TR_KEY_MAX], stamp[32];
 	time_t t = time(NULL);
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
-	snprintf(key, sizeof(key), "sessions/%s/%06u-%s.jsonl", ls->task, index, stamp);
-	return ls->st->ops->put(ls->st, key, data->p, data->len, &opts, e);
+	return storage_put(ls->st, tr_key_chunk(key, ls->task, index, stamp), data->p, data->len, &opts, e);
 }
 
 /* Storage that has failed for give_up_ms is not coming back in time: say
@@ -180,21 +180,16 @@ static unsigned last_stored_chunk(struct storage *st, const char *task_id)
 {
 	struct storage_list l;
 	struct err e = ERR_INIT;
-	char prefix[300];
+	char prefix[TR_KEY_MAX];
 	unsigned best = 0;
-	size_t i, plen;
+	size_t i;
+	int width;
 
-	snprintf(prefix, sizeof(prefix), "sessions/%s/", task_id);
-	plen = strlen(prefix);
-	if (st->ops->list(st, prefix, NULL, &l, &e) != 0)
+	if (storage_list(st, tr_key_logs(prefix, task_id), NULL, &l, &e) != 0)
 		return 0;
 	for (i = 0; i < l.n; i++) {
-		const char *name = l.items[i].key + plen;
-		char *end;
-		unsigned long v = strtoul(name, &end, 10);
-		size_t n = strlen(name);
-		if (end != name && *end == '-' && n > 6 && strcmp(name + n - 6, ".jsonl") == 0 && v > best &&
-		    v < 100000000UL)
+		long v = tr_chunk_index(prefix, l.items[i].key, &width);
+		if (v > (long)best && v < 100000000L)
 			best = (unsigned)v;
 	}
 	storage_list_free(&l);

@@ -22,7 +22,7 @@
 #include "backend/seal.h"
 #include "backend/storage.h"
 #include "job/convo.h"
-#include "job/msgsock.h"
+#include "task/msgsock.h"
 #include "job/workspace.h"
 #include "selftest/selftest.h"
 #include "util/clock.h"

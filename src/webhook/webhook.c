@@ -15,7 +15,7 @@
 
 #include "crypto/crypto.h"
 #include "http/client.h"
-#include "job/webhook.h"
+#include "webhook/webhook.h"
 #include "net/addrclass.h"
 #include "net/ca.h"
 #include "util/b64.h"
