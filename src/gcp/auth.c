@@ -139,7 +139,7 @@ static void wipe_json_secrets(cJSON *j)
 
 static const char *metadata_host(int *explicit_host)
 {
-	const char *h = gcp_getenv("GCE_METADATA_HOST");
+	const char *h = gcp_setting("GCE_METADATA_HOST");
 
 	*explicit_host = h != NULL;
 	return h ? h : GAUTH_DEFAULT_METADATA_HOST;
@@ -220,8 +220,8 @@ out:
 
 static int gcloud_file(char *dst, size_t dstlen)
 {
-	const char *cfg = gcp_getenv("CLOUDSDK_CONFIG");
-	const char *home = gcp_getenv("HOME");
+	const char *cfg = gcp_setting("CLOUDSDK_CONFIG");
+	const char *home = gcp_setting("HOME");
 	int n;
 
 	if (cfg)
@@ -236,7 +236,7 @@ static int gcloud_file(char *dst, size_t dstlen)
 struct gauth *gauth_new(struct err *e)
 {
 	struct gauth *g = calloc(1, sizeof *g);
-	const char *env = gcp_getenv("GOOGLE_APPLICATION_CREDENTIALS");
+	const char *env = gcp_setting("GOOGLE_APPLICATION_CREDENTIALS");
 	char label[600], gpath[512];
 	int have_gpath;
 
@@ -675,7 +675,7 @@ int gauth_call(struct gauth *g, const struct hc_request *rq, struct hc_response 
 	if (!g)
 		return hc_do(rq, rs, e);
 	if (g->kind == GAUTH_AUTHORIZED_USER)
-		qp = gcp_getenv("GOOGLE_CLOUD_QUOTA_PROJECT") ? gcp_getenv("GOOGLE_CLOUD_QUOTA_PROJECT") : g->quota_project;
+		qp = gcp_setting("GOOGLE_CLOUD_QUOTA_PROJECT") ? gcp_setting("GOOGLE_CLOUD_QUOTA_PROJECT") : g->quota_project;
 	if (qp && buf_printf(&quota, "x-goog-user-project: %s", qp) != 0)
 		return err_set(e, "out of memory");
 	while (rq->headers && rq->headers[n])
@@ -783,9 +783,9 @@ int gauth_project_id(struct buf *out, struct err *e)
 	struct err e2 = ERR_INIT;
 
 	for (v = envs; *v; v++) {
-		if (gcp_getenv(*v)) {
+		if (gcp_setting(*v)) {
 			buf_reset(out);
-			return buf_adds(out, gcp_getenv(*v)) == 0 ? 0 : err_set(e, "out of memory");
+			return buf_adds(out, gcp_setting(*v)) == 0 ? 0 : err_set(e, "out of memory");
 		}
 	}
 	g = gauth_default(&e2);
@@ -812,7 +812,7 @@ int gauth_project_id(struct buf *out, struct err *e)
 
 int gauth_region(struct buf *out, struct err *e)
 {
-	const char *r = gcp_getenv("REGION");
+	const char *r = gcp_setting("REGION");
 	struct gauth *g;
 	struct err e2 = ERR_INIT;
 	char *slash;

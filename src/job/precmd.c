@@ -43,6 +43,7 @@
 #include "job/precmd.h"
 #include "job/workspace.h"
 #include "util/redact.h"
+#include "settings/settings.h"
 
 static int fail(struct err *e)
 {
@@ -197,7 +198,7 @@ void pc_result_free(struct pc_result *r)
 
 static long default_timeout_ms(void)
 {
-	const char *s = getenv("CCR_PRECMD_TIMEOUT_S");
+	const char *s = settings_str(SET_CCR_PRECMD_TIMEOUT_S);
 	char *end;
 	double v;
 

@@ -25,6 +25,7 @@
 #include "util/jscheck.h"
 #include "util/jsjson.h"
 #include "util/redact.h"
+#include "settings/settings.h"
 
 volatile sig_atomic_t task_cancelled, task_storage_failed;
 
@@ -194,7 +195,7 @@ static void proxy_log(void *arg, const char *line)
  * operator's CCR_MAX_BUDGET_USD (the smaller wins; 0: none). */
 static int task_budget(struct task *t, struct err *e)
 {
-	const char *v = getenv("CCR_MAX_BUDGET_USD");
+	const char *v = settings_str(SET_CCR_MAX_BUDGET_USD);
 	double cap;
 
 	if (!v || !*v)
@@ -237,10 +238,10 @@ static int start_egress(struct task *t, struct err *e)
 	ssize_t n;
 
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.allow = getenv("CCR_EGRESS_ALLOW");
-	cfg.allow_private = getenv("CCR_EGRESS_ALLOW_PRIVATE");
+	cfg.allow = settings_str(SET_CCR_EGRESS_ALLOW);
+	cfg.allow_private = settings_str(SET_CCR_EGRESS_ALLOW_PRIVATE);
 	cfg.allowed_hosts = t->p.allowed_hosts;
-	cfg.idle_ms = env_int("CCR_EGRESS_IDLE_S", EG_IDLE_MS_DEFAULT / 1000, 1, 86400) * 1000;
+	cfg.idle_ms = settings_int(SET_CCR_EGRESS_IDLE_S) * 1000;
 	cfg.log = egress_log;
 	if (eg_start(&t->egress, &cfg, e) != 0)
 		return -1;
@@ -360,7 +361,7 @@ static void cliconf_warn(const char *msg)
  */
 static int cli_config_dir(struct task *t, char *out, size_t size, struct err *e)
 {
-	const char *shared = getenv("CLAUDE_CONFIG_DIR");
+	const char *shared = settings_str(SET_CLAUDE_CONFIG_DIR);
 
 	if (shared && *shared)
 		return snprintf(out, size, "%s", shared) < (int)size ? 0
@@ -593,7 +594,7 @@ static void on_stdin(void *arg, int fd)
 static int convo_setup(struct task *t, struct runner_config *rc, struct buf *first, struct err *e)
 {
 	long wait_ms = (long)(t->p.idle_after_result_s * 1000.0);
-	long poll_ms = env_int("CCR_INBOX_POLL_MS", t->env->be->mode == CFG_LOCAL ? 100 : 1000, 10, 60000);
+	long poll_ms = settings_int_or(SET_CCR_INBOX_POLL_MS, t->env->be->mode == CFG_LOCAL ? 100 : 1000);
 
 	if (!(t->p.idle_after_result_s > 0))
 		return 0;
@@ -635,11 +636,11 @@ static int run_claude(struct task *t, struct err *e)
 	rc.fifo_name = t->p.use_named_pipe ? "claude_prompt_pipe" : NULL;
 	rc.timeout_ms = (long)(t->p.timeout_minutes * 60000.0);
 	rc.idle_ms = t->p.idle_timeout_minutes > 0 ? (long)(t->p.idle_timeout_minutes * 60000.0)
-						   : env_int("CCR_IDLE_TIMEOUT_S", 900, 1, 86400) * 1000;
-	rc.grace_ms = env_int("CCR_RESULT_GRACE_S", 60, 1, 3600) * 1000;
-	rc.kill_grace_ms = env_int("CCR_KILL_GRACE_MS", 5000, 1, 600000);
+						   : settings_int(SET_CCR_IDLE_TIMEOUT_S) * 1000;
+	rc.grace_ms = settings_int(SET_CCR_RESULT_GRACE_S) * 1000;
+	rc.kill_grace_ms = settings_int(SET_CCR_KILL_GRACE_MS);
 	rc.kill_orphans = 1;
-	rc.max_line = (size_t)env_int("CCR_MAX_LINE_BYTES", 4L << 20, 4096, 1L << 30);
+	rc.max_line = (size_t)settings_int(SET_CCR_MAX_LINE_BYTES);
 	rc.sandbox = agentbox(t);
 	rc.on_line = on_line;
 	rc.on_truncated = on_truncated;
@@ -721,7 +722,7 @@ static void send_webhook(struct task *t)
 		task_log("ERROR", "CLOUDRUN_CALLBACK_SECRET is not set: the webhook for %s was not sent", t->env->task_id);
 	} else if (report_webhook(&t->rep, &body) == 0) {
 		rc = wh_deliver(t->rep.callback_url, secret, body.p, body.len,
-				bounded(env_int("CCR_WEBHOOK_DEADLINE_S", 600, 1, 86400) * 1000), &wr, &e);
+				bounded(settings_int(SET_CCR_WEBHOOK_DEADLINE_S) * 1000), &wr, &e);
 		if (rc != 0) {
 			redact_str(&clean, e.msg);
 			task_log("ERROR", "%s", e.msg);
@@ -754,7 +755,7 @@ static int finish(struct task *t)
 	clock_iso(t->rep.completed_at);
 	t->rep.duration_ms = clock_mono_ms() - t->t0;
 	set_proxy_usage(t);
-	if (t->log && logsink_close(t->log, (int)bounded(env_int("CCR_LOG_FLUSH_DEADLINE_MS", 60000, 100, 3600000)), &e) != 0)
+	if (t->log && logsink_close(t->log, (int)bounded(settings_int(SET_CCR_LOG_FLUSH_DEADLINE_MS)), &e) != 0)
 		task_log("ERROR", "%s", e.msg);
 	t->log = NULL;
 	rc = put_metadata(t);
@@ -863,10 +864,9 @@ int task_run(const struct task_env *env)
 		buf_free(&logs);
 		return rc;
 	}
-	t.log = logsink_open(t.st, env->task_id, (int)env_int("CCR_LOG_FLUSH_MS", env->be->mode == CFG_LOCAL ? 20 : 250,
-								     1, 60000), &e);
+	t.log = logsink_open(t.st, env->task_id, (int)settings_int_or(SET_CCR_LOG_FLUSH_MS, env->be->mode == CFG_LOCAL ? 20 : 250), &e);
 	if (t.log)
-		logsink_set_give_up(t.log, env_int("CCR_STORAGE_GIVE_UP_S", 180, 5, 3600) * 1000L, storage_gone, &t);
+		logsink_set_give_up(t.log, settings_int(SET_CCR_STORAGE_GIVE_UP_S) * 1000L, storage_gone, &t);
 	if (!t.log) {
 		task_log("ERROR", "%s", e.msg);
 		cleanup(&t);

@@ -36,6 +36,7 @@
 #include "serve/log.h"
 #include "serve/serve.h"
 #include "util/buf.h"
+#include "settings/settings.h"
 
 #define TEXT_HTML "text/html; charset=utf-8"
 
@@ -86,7 +87,7 @@ static uint64_t mono_ms(void)
 
 int health_cli_available(unsigned timeout_ms)
 {
-	const char *bin = getenv("CLAUDE_BIN");
+	const char *bin = settings_str(SET_CLAUDE_BIN);
 	char *argv[3];
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
@@ -226,7 +227,7 @@ static int sandbox_json(struct buf *b)
 	enum sbx_mode mode;
 	enum sbx_level level = SBX_NONE;
 	struct err e = ERR_INIT;
-	int ok = sbx_mode_parse(getenv("CCR_SANDBOX"), &mode, &e) == 0 && sbx_level_for(mode, &level, &e) == 0;
+	int ok = sbx_mode_parse(settings_str(SET_CCR_SANDBOX), &mode, &e) == 0 && sbx_level_for(mode, &level, &e) == 0;
 
 	if (buf_printf(b, "\"sandbox\":{\"mode\":\"%s\",\"level\":\"%s\",\"userNamespaces\":%s,\"landlockAbi\":%d",
 		       ok ? sbx_mode_name(mode) : "invalid", ok ? sbx_level_name(level) : "none",

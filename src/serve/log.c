@@ -21,6 +21,7 @@
 #include "serve/log.h"
 #include "util/buf.h"
 #include "util/jsjson.h"
+#include "settings/settings.h"
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static enum slog_level min_level = SLOG_INFO;
@@ -30,8 +31,8 @@ static const char *const level_names[] = { "DEBUG", "INFO", "WARNING", "ERROR" }
 
 void slog_init(void)
 {
-	const char *v = getenv("LOG_LEVEL");
-	const char *p = getenv("GOOGLE_CLOUD_PROJECT");
+	const char *v = settings_str(SET_LOG_LEVEL);
+	const char *p = settings_str(SET_GOOGLE_CLOUD_PROJECT);
 
 	if (v && *v) {
 		if (strcasecmp(v, "debug") == 0)
@@ -44,7 +45,7 @@ void slog_init(void)
 			min_level = SLOG_ERROR;
 	}
 	if (!p || !*p)
-		p = getenv("PROJECT_ID");
+		p = settings_str(SET_PROJECT_ID);
 	if (p && strlen(p) < sizeof(project))
 		snprintf(project, sizeof(project), "%s", p);
 }

@@ -8,17 +8,18 @@
 #include "backend/config.h"
 #include "gcp/secrets.h"
 #include "serve/sysprompt.h"
+#include "settings/settings.h"
 
 static struct gsm *client;
 static const char *secret;
 
 int sysprompt_init(struct err *e)
 {
-	const char *name = getenv("CCR_SYSTEM_PROMPT_SECRET");
+	const char *name = settings_str(SET_CCR_SYSTEM_PROMPT_SECRET);
 
 	if (!name || !*name)
 		return 0;
-	client = gsm_new(NULL, (unsigned)env_int("CCR_SYSTEM_PROMPT_REFRESH_S", 60, 1, 86400), e);
+	client = gsm_new(NULL, (unsigned)settings_int(SET_CCR_SYSTEM_PROMPT_REFRESH_S), e);
 	if (!client)
 		return err_prefix(e, "CCR_SYSTEM_PROMPT_SECRET");
 	secret = name;

@@ -1,10 +1,13 @@
 /*
  * secenv.c: see secenv.h.  A small fixed table: ccr has a handful of
  * operator secrets, each taken once at start-up and kept until exit.
+ * Part of the settings code: the SECRET settings of settings_table.h are
+ * found here (settings_secret), never in the settings snapshot.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "settings/settings.h"
 #include "util/secenv.h"
 
 #define SECENV_MAX 8
@@ -35,7 +38,7 @@ void secenv_take(const char *const *names, int n)
 	int i;
 
 	for (i = 0; i < n && ntaken < SECENV_MAX; i++) {
-		const char *v = getenv(names[i]);
+		const char *v = settings_environ_value(names[i]);
 		char *copy;
 
 		if (!v || secenv_get(names[i]))
