@@ -87,6 +87,16 @@ static void readers(FILE *f, unsigned cmds)
 		}
 }
 
+/* s with the characters markdown would take as markup escaped. */
+static void md_text(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (strchr("<>*|", *s))
+			fputc('\\', f);
+		fputc(*s, f);
+	}
+}
+
 void settings_markdown(FILE *f)
 {
 	size_t i;
@@ -95,11 +105,17 @@ void settings_markdown(FILE *f)
 	for (i = 0; i < SET_COUNT; i++) {
 		const struct settings_def *d = &settings_table[i];
 
+		if (!d->cmds)     /* internal */
+			continue;
 		fprintf(f, "| `%s` | %s", d->name, type_name(d->type));
 		if (d->type == SETT_INT || d->type == SETT_DURATION)
 			fprintf(f, " %ld..%ld", d->lo, d->hi);
-		fprintf(f, " | %s | ", d->shown);
+		fprintf(f, " | ");
+		md_text(f, d->shown);
+		fprintf(f, " | ");
 		readers(f, d->cmds);
-		fprintf(f, " | %s |\n", d->meaning);
+		fprintf(f, " | ");
+		md_text(f, d->meaning);
+		fprintf(f, " |\n");
 	}
 }

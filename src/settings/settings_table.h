@@ -211,3 +211,7 @@ SETTING(PATH, LIST, "/usr/local/bin:/usr/bin:/bin", 0, 0, 0, SC_JOB,
 	"the agent's PATH")
 SETTING(TMPDIR, PATH, "/tmp", 0, 0, 0, SC_ANY_HTTP | SC_GIT,
 	"temporary files (the CA bundle's copy, ccr git's workspace, the sandbox probe)")
+
+/* ---- internal: read by no command, not documented ------------------------ */
+SETTING(CCR_SELFTEST_ENDPOINT, STRING, "none", 0, 0, 0, 0,
+	"the endpoint override that the selftest gcp/endpoints sets and reads")
