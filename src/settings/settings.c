@@ -131,8 +131,19 @@ int settings_load(unsigned mask, struct err *e)
 	return 0;
 }
 
+/* Earlier snapshots' copies: kept, and reachable, for pointers handed out. */
+static const char **kept;
+static size_t nkept;
+
 void settings_reload(void)
 {
+	const char **k = realloc(kept, (nkept + SET_COUNT) * sizeof(*k));
+
+	if (k) {
+		memcpy(k + nkept, snap, sizeof(snap));
+		kept = k;
+		nkept += SET_COUNT;
+	}
 	take();
 }
 
