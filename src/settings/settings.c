@@ -28,10 +28,15 @@ const struct settings_def settings_table[SET_COUNT] = {
 #undef SETTING
 };
 
-static const char *snap[SET_COUNT]; /* copies; NULL when unset or SECRET */
-static long nums[SET_COUNT];        /* INT and DURATION: the value */
-static unsigned char good[SET_COUNT]; /* set and well-formed */
-static int loaded;
+/* The snapshot: written by settings_load() (and settings_reload()) only. */
+static struct {
+	const char *str[SET_COUNT];      /* copies; NULL when unset or SECRET */
+	long num[SET_COUNT];             /* INT and DURATION: the value */
+	unsigned char good[SET_COUNT];   /* set and well-formed */
+	int loaded;
+	const char **kept;               /* earlier snapshots' copies, still reachable */
+	size_t nkept;
+} snap;
 
 static const struct {
 	const char *name;
@@ -93,15 +98,15 @@ static void take(void)
 		const struct settings_def *d = &settings_table[i];
 		const char *v = d->type == SETT_SECRET ? NULL : settings_environ_value(d->name);
 
-		snap[i] = v ? strdup(v) : NULL;  /* out of memory: reads as unset */
-		nums[i] = d->def;
-		good[i] = 0;
+		snap.str[i] = v ? strdup(v) : NULL;  /* out of memory: reads as unset */
+		snap.num[i] = d->def;
+		snap.good[i] = 0;
 		if (v && *v && is_number_type(d->type))
-			good[i] = parse_int(v, d->lo, d->hi, &nums[i]) == 0;
-		if (!good[i])
-			nums[i] = d->def;
+			snap.good[i] = parse_int(v, d->lo, d->hi, &snap.num[i]) == 0;
+		if (!snap.good[i])
+			snap.num[i] = d->def;
 	}
-	loaded = 1;
+	snap.loaded = 1;
 }
 
 static const char *unit_of(const char *name)
@@ -123,52 +128,48 @@ int settings_load(unsigned mask, struct err *e)
 	for (i = 0; i < SET_COUNT; i++) {
 		const struct settings_def *d = &settings_table[i];
 
-		if (!(d->cmds & mask) || !is_number_type(d->type) || !snap[i] || !*snap[i] || good[i])
+		if (!(d->cmds & mask) || !is_number_type(d->type) || !snap.str[i] || !*snap.str[i] || snap.good[i])
 			continue;
-		return err_set(e, "%s=%.40s: expected %s from %ld to %ld", d->name, snap[i],
+		return err_set(e, "%s=%.40s: expected %s from %ld to %ld", d->name, snap.str[i],
 			       d->type == SETT_DURATION ? unit_of(d->name) : "an integer", d->lo, d->hi);
 	}
 	return 0;
 }
 
-/* Earlier snapshots' copies: kept, and reachable, for pointers handed out. */
-static const char **kept;
-static size_t nkept;
-
 void settings_reload(void)
 {
-	const char **k = realloc(kept, (nkept + SET_COUNT) * sizeof(*k));
+	const char **k = realloc(snap.kept, (snap.nkept + SET_COUNT) * sizeof(*k));
 
-	if (k) {
-		memcpy(k + nkept, snap, sizeof(snap));
-		kept = k;
-		nkept += SET_COUNT;
+	if (k) {     /* pointers handed out stay valid */
+		memcpy(k + snap.nkept, snap.str, sizeof(snap.str));
+		snap.kept = k;
+		snap.nkept += SET_COUNT;
 	}
 	take();
 }
 
 static void ensure(void)
 {
-	if (!loaded)
+	if (!snap.loaded)
 		take();
 }
 
 const char *settings_str(enum settings_id id)
 {
 	ensure();
-	return id < SET_COUNT ? snap[id] : NULL;
+	return id < SET_COUNT ? snap.str[id] : NULL;
 }
 
 long settings_int(enum settings_id id)
 {
 	ensure();
-	return id < SET_COUNT ? nums[id] : 0;
+	return id < SET_COUNT ? snap.num[id] : 0;
 }
 
 long settings_int_or(enum settings_id id, long dflt)
 {
 	ensure();
-	return id < SET_COUNT && good[id] ? nums[id] : dflt;
+	return id < SET_COUNT && snap.good[id] ? snap.num[id] : dflt;
 }
 
 const char *settings_env(const char *name)

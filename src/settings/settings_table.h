@@ -47,7 +47,7 @@ SETTING(CCR_SYSTEM_PROMPT_SECRET, STRING, "none", 0, 0, 0, SC_SERVE,
 	"a Secret Manager secret whose value is the default systemPrompt of every task")
 SETTING(CCR_SYSTEM_PROMPT_REFRESH_S, DURATION, "60", 60, 1, 86400, SC_SERVE,
 	"how often CCR_SYSTEM_PROMPT_SECRET is read again")
-SETTING(LOG_LEVEL, STRING, "info", 0, 0, 0, SC_SERVE | SC_JOB,
+SETTING(LOG_LEVEL, STRING, "info", 0, 0, 0, SC_SERVE,
 	"debug, info, warn or error: JSON log lines on stdout (Cloud Logging fields); another value means info")
 
 /* ---- backends: local or cloud -------------------------------------------- */

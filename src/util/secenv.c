@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "settings/settings.h"
 #include "util/secenv.h"
 
 #define SECENV_MAX 8
@@ -20,17 +19,25 @@ static struct {
 } taken[SECENV_MAX];
 static int ntaken;
 
+/* The first entry of environ from p on that sets NAME, or NULL. */
+static char **next_entry(char **p, const char *name, size_t nl)
+{
+	for (; p && *p; p++)
+		if (strncmp(*p, name, nl) == 0 && (*p)[nl] == '=')
+			return p;
+	return NULL;
+}
+
 /* Overwrite NAME's value bytes wherever environ still points at them. */
 static void scrub(const char *name, size_t nl)
 {
 	char **p;
 
-	for (p = environ; p && *p; p++)
-		if (strncmp(*p, name, nl) == 0 && (*p)[nl] == '=') {
-			volatile char *v = *p + nl + 1;
-			while (*v)
-				*v++ = 0;
-		}
+	for (p = environ; (p = next_entry(p, name, nl)) != NULL; p++) {
+		volatile char *v = *p + nl + 1;
+		while (*v)
+			*v++ = 0;
+	}
 }
 
 void secenv_take(const char *const *names, int n)
@@ -38,7 +45,8 @@ void secenv_take(const char *const *names, int n)
 	int i;
 
 	for (i = 0; i < n && ntaken < SECENV_MAX; i++) {
-		const char *v = settings_environ_value(names[i]);
+		char **at = next_entry(environ, names[i], strlen(names[i]));
+		const char *v = at ? *at + strlen(names[i]) + 1 : NULL;
 		char *copy;
 
 		if (!v || secenv_get(names[i]))
