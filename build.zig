@@ -28,8 +28,8 @@ const ccr_version = "0.1.0";
 /// ccr's own source directories: one per layer of the architecture.
 const src_dirs = [_][]const u8{
     "src",          "src/util",  "src/crypto", "src/selftest", "src/net",
-    "src/http",     "src/gcp",   "src/backend", "src/serve",   "src/job",     "src/tools", "src/sandbox",
-    "src/deploy",  "src/settings",
+    "src/http",     "src/gcp",   "src/git",   "src/backend", "src/serve",   "src/job",     "src/tools", "src/sandbox",
+    "src/deploy",   "src/settings",
 };
 
 pub fn build(b: *std.Build) void {

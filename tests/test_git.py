@@ -1,4 +1,4 @@
-"""Integration tests of the job's git operations (src/job/git*.c) through
+"""Integration tests of the job's git operations (src/git/git*.c) through
 `ccr git`, against real servers the tests start themselves:
 
 - `git http-backend` behind TLS with a throwaway CA (ccr runs with
@@ -292,6 +292,44 @@ def test_ssh_host_key_checking(ccr, sshd, ssh_env, tmp_path):
     # the explicit opt-outs
     ccr.ok("clone", ssh_env["url"], tmp_path / "d", "--key", key, "--insecure")
     ccr.ok("clone", ssh_env["url"], tmp_path / "e", "--key", key, env={"CCR_SSH_INSECURE": "1"})
+
+
+@pytest.mark.parametrize("policy", ["known-hosts", "environment", "unknown", "wrong-key", "insecure"])
+def test_agent_ssh_command_follows_the_clone_policy(ccr, sshd, ssh_env, tmp_path, policy):
+    """The GIT_SSH_COMMAND ccr gives the agent (`ccr git ssh-command`) applies
+    the same host-key policy as ccr's own clone: the system git with that
+    command accepts exactly the hosts the clone accepts."""
+    key = sshd.keys["ed25519"]
+    bad = tmp_path / "bad_known_hosts"
+    other = (pathlib.Path(str(sshd.keys["rsa"]) + ".pub")).read_text().split()
+    bad.write_text(f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n")
+    opts, env = {
+        "known-hosts": (["--known-hosts", ssh_env["kh"]], {}),
+        "environment": ([], {"CCR_SSH_KNOWN_HOSTS": str(ssh_env["kh"])}),
+        "unknown": ([], {}),
+        "wrong-key": (["--known-hosts", bad], {}),
+        "insecure": (["--insecure"], {}),
+    }[policy]
+    clone = ccr("clone", ssh_env["url"], tmp_path / "clone", "--key", key, *opts, env=env)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    cmd = ccr.ok("ssh-command", "--workspace", ws, "--key", key, *opts, env=env)["command"]
+    assert ("StrictHostKeyChecking=no" in cmd) == (policy == "insecure"), cmd
+    agent = subprocess.run(["git", "ls-remote", ssh_env["url"]], capture_output=True, text=True, timeout=60,
+                           env=dict(ccr.env, GIT_SSH_COMMAND=cmd))
+    want = policy in ("known-hosts", "environment", "insecure")
+    assert (clone.returncode == 0) == want, clone.stderr
+    assert (agent.returncode == 0) == want, agent.stderr
+    if want:
+        assert git("rev-parse", "main", cwd=ssh_env["bare"]) in agent.stdout
+    else:
+        assert "SSH host key verification failed" in clone.stderr
+        assert "Host key verification failed" in agent.stderr, agent.stderr
+
+
+def test_ssh_command_needs_a_workspace(ccr):
+    p = ccr("ssh-command")
+    assert p.returncode == 2 and "--workspace" in p.stderr
 
 
 def test_ssh_wrong_key_is_refused(ccr, sshd, ssh_env, tmp_path):

@@ -628,8 +628,8 @@ def ssh_origin(tmp_path_factory):
     return bare
 
 
-def agent_ls_remote(job, sshd, origin, task_id, key=True, known=None, **env):
-    fields = {}
+def agent_ls_remote(job, sshd, origin, task_id, key=True, known=None, fields=None, **env):
+    fields = dict(fields or {})
     if key:
         fields["sshKey"] = pathlib.Path(sshd.keys["ed25519"]).read_text()
     if known is not None:
@@ -669,6 +669,12 @@ def test_agent_git_over_ssh_trusts_ccr_ssh_known_hosts(job, sshd, ssh_origin, tm
     out2, _, cmd = agent_ls_remote(job, sshd, ssh_origin, "s4", key=False, CCR_SSH_KNOWN_HOSTS=f)
     assert "-i " not in cmd and "StrictHostKeyChecking=yes" in cmd
     assert "Host key verification failed" not in out2, out2
+
+
+def test_agent_git_over_ssh_follows_the_payloads_opt_out(job, sshd, ssh_origin):
+    out, _, cmd = agent_ls_remote(job, sshd, ssh_origin, "s6", fields={"sshStrictHostKeyChecking": False})
+    assert "status=0" in out, out
+    assert "StrictHostKeyChecking=no" in cmd and "UserKnownHostsFile=/dev/null" in cmd
 
 
 def test_builtin_host_keys_are_the_published_ones(job, tmp_path):

@@ -456,24 +456,71 @@ def m_nginx(run, nginx, wrk, seconds):
         stop(p)
 
 
-def m_sse_fanout(run, n, hold):
-    # every stream comes from this one client address: lift the per-client cap for it
-    srv = Serve(run, "sse", {"CCR_MAX_CONNECTIONS": str(n + 100), "CCR_MAX_CONNECTIONS_PER_CLIENT": str(n + 100)})
+def count_chunks(data_dir, task):
+    d = os.path.join(data_dir, "data", "sessions", task)
+    try:
+        return sum(1 for f in os.listdir(d) if f.endswith(".jsonl"))
+    except OSError:
+        return 0
+
+
+def wait_chunks(srv, task, want, timeout):
+    """Until `want` chunks exist, or their number stops growing for 1.5 s."""
+    deadline = time.monotonic() + timeout
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        n = count_chunks(srv.dir, task)
+        if n >= want:
+            return n
+        if n != last:
+            last, since = n, time.monotonic()
+        elif n > 0 and time.monotonic() - since > 1.5:
+            return n
+        time.sleep(0.2)
+    return count_chunks(srv.dir, task)
+
+
+def m_sse_fanout(run, n, hold, chunks=0):
+    """n streams on one task; with chunks, the task first writes that many
+    log chunks (a long task's history), then stays quiet while the streams
+    open (serve's idle CPU), then writes a line every 2 s (fan-out)."""
+    extra = {"CCR_MAX_CONNECTIONS": str(n + 100), "CCR_MAX_CONNECTIONS_PER_CLIENT": str(n + 100)}
+    mode = {"stamp": True, "count": 100000, "delay": 2.0}
+    quiet = 0.0
+    if chunks:
+        # every line its own chunk: the job stores a complete line at once when
+        # the last chunk is older than CCR_LOG_FLUSH_MS
+        extra["CCR_LOG_FLUSH_MS"] = "1"
+        quiet = 20.0
+        mode.update({"prefill": [chunks, 0.004], "quiet": quiet})
+    tag = " (%d chunks)" % chunks if chunks else ""
+    # every stream comes from this one client address: the per-client cap is lifted for it
+    srv = Serve(run, "sse%d" % chunks, extra)
     health_once(srv.port)
     time.sleep(0.5)
     base = proc_status(srv.pid)
-    task = start_async(run, srv, {"stamp": True, "count": 100000, "delay": 2.0}, "bench-fanout")
+    task = start_async(run, srv, mode, "bench-fanout-%d" % chunks)
+    have = wait_chunks(srv, task, chunks, 60) if chunks else 0
+    t_quiet = time.monotonic()
     time.sleep(0.5)
     cl = run.track(subprocess.Popen([PY, SSE_CLIENTS, "--port", str(srv.port), "--task", task, "--n", str(n),
-                                     "--hold", str(hold)], stdout=subprocess.PIPE, text=True))
+                                     "--hold", str(hold + quiet)], stdout=subprocess.PIPE, text=True))
     first = cl.stdout.readline().split()
     if not first or first[0] != "OPEN":
         stop(cl)
         cancel(srv, task)
-        row("RSS with %d SSE streams open" % n, "FAILED", "client did not start")
+        row("RSS with %d SSE streams open%s" % (n, tag), "FAILED", "client did not start")
         return
     opened, failed, secs = int(first[1]), int(first[2]), float(first[3])
-    time.sleep(min(2.0, hold / 3))
+    idle_cpu = None
+    if chunks:
+        time.sleep(2.0)     # the history replay to every stream ends
+        left = quiet - (time.monotonic() - t_quiet) - 0.5
+        if left > 1.0:
+            idle_cpu = cpu_percent(srv.pid, min(5.0, left))
+        time.sleep(max(0.0, quiet - (time.monotonic() - t_quiet)) + 1.0)
+    else:
+        time.sleep(min(2.0, hold / 3))
     st = proc_status(srv.pid)
     try:
         with open("/proc/sys/fs/inotify/max_user_instances") as f:
@@ -483,7 +530,7 @@ def m_sse_fanout(run, n, hold):
     inotify_fds = max(count_inotify(srv.pid) for _ in range(5))
     cpu = cpu_percent(srv.pid, min(4.0, hold / 3))
     try:
-        out, _ = cl.communicate(timeout=hold + 60)
+        out, _ = cl.communicate(timeout=hold + quiet + 60)
         summary = json.loads(out.strip().splitlines()[-1])
     except (subprocess.TimeoutExpired, ValueError, IndexError):
         stop(cl)
@@ -491,23 +538,26 @@ def m_sse_fanout(run, n, hold):
     cancel(srv, task)
     time.sleep(2.0)
     after = proc_status(srv.pid)
-    row("RSS with %d SSE streams open" % n, mib(st["VmRSS"]),
-        "%d opened in %.1f s, %d failed; idle before %s; +%.1f KiB/stream; %d threads, %d fds"
+    row("RSS with %d SSE streams open%s" % (n, tag), mib(st["VmRSS"]),
+        "%d opened in %.1f s, %d failed; idle before %s; +%.1f KiB/stream; %d threads, %d fds%s"
         % (opened, secs, failed, mib(base["VmRSS"]), (st["VmRSS"] - base["VmRSS"]) * 1024 / max(opened, 1),
-           st["Threads"], st["fds"]))
-    row("  serve CPU with them open", "%.0f %%" % cpu,
+           st["Threads"], st["fds"], "; %d chunks in the task" % have if chunks else ""))
+    if idle_cpu is not None:
+        row("  serve CPU with them open, idle%s" % tag, "%.0f %%" % idle_cpu,
+            "of one core; no line written while measured")
+    row("  serve CPU with them open%s" % tag, "%.0f %%" % cpu,
         "of one core; one line every 2 s to all streams; %d inotify fds open (fs.inotify.max_user_instances=%s)"
         % (inotify_fds, ino))
     if summary.get("lat_med") is not None:
-        row("  fan-out latency line -> %d clients" % n, ms(summary["lat_med"]),
+        row("  fan-out latency line -> %d clients%s" % (n, tag), ms(summary["lat_med"]),
             "median; p90 %s, max %s; %d stamps; frames/stream %d..%d; %d ended early"
             % (ms(summary["lat_p90"]), ms(summary["lat_max"]), summary["stamps"], summary["frames_min"],
                summary["frames_max"], summary["ended_early"]))
     elif summary:
-        row("  fan-out latency line -> %d clients" % n, "n/a", "no stamp frames arrived: %s" % summary)
+        row("  fan-out latency line -> %d clients%s" % (n, tag), "n/a", "no stamp frames arrived: %s" % summary)
     if summary.get("errors"):
-        row("  stream errors", str(sum(summary["errors"].values())), json.dumps(summary["errors"])[:200])
-    row("  after they closed", mib(after["VmRSS"]), "%d threads, %d fds (before: %d threads, %d fds)"
+        row("  stream errors%s" % tag, str(sum(summary["errors"].values())), json.dumps(summary["errors"])[:200])
+    row("  after they closed%s" % tag, mib(after["VmRSS"]), "%d threads, %d fds (before: %d threads, %d fds)"
         % (after["Threads"], after["fds"], base["Threads"], base["fds"]))
     srv.stop()
 
@@ -853,6 +903,7 @@ def main():
             srv.stop()
         step("sandbox start-up", lambda: m_sandbox_startup(run, 5 if q else 15))
         step("sse fan-out", lambda: m_sse_fanout(run, 1000, 6.0 if q else 15.0))
+        step("sse fan-out, long task", lambda: m_sse_fanout(run, 1000, 6.0 if q else 15.0, 1000))
         step("proxy selftest", lambda: m_proxy_selftest(run))
         step("proxy job", lambda: m_proxy_job(run, 50 if q else 200))
         step("egress proxy", lambda: m_egress(run, 5 if q else 20))

@@ -181,7 +181,7 @@ static int fetch_token(struct dp_registry *r, const char *repo, const char *real
 		goto out;
 	}
 	if (rs.status != 200) {
-		gcp_http_error(e, &rs, "registry %s: token request to %.200s", r->host, realm);
+		gcp_http_error(e, &rs, gauth_default_describe(), "registry %s: token request to %.200s", r->host, realm);
 		goto out;
 	}
 	j = gcp_json_parse(&rs.body);
@@ -312,7 +312,7 @@ static int expect(const struct dp_registry *r, const struct hc_response *rs, lon
 {
 	if (rs->status == want)
 		return 0;
-	return gcp_http_error(e, rs, "registry %s: %s", r->host, what);
+	return gcp_http_error(e, rs, gauth_default_describe(), "registry %s: %s", r->host, what);
 }
 
 /* Upload one blob; *sent bytes. */
@@ -401,7 +401,7 @@ int dp_tag_digest(struct dp_registry *r, const char *repo, const char *tag, char
 	if (rs.status == 200 && (got = hc_header(&rs, "Docker-Content-Digest")))
 		snprintf(digest, n, "%s", got);
 	else if (rs.status != 200 && rs.status != 404) {
-		gcp_http_error(e, &rs, "registry %s: checking %s:%s", r->host, repo, tag);
+		gcp_http_error(e, &rs, gauth_default_describe(), "registry %s: checking %s:%s", r->host, repo, tag);
 		goto out;
 	}
 	rc = 0;
@@ -435,7 +435,7 @@ int dp_push(struct dp_registry *r, const char *repo, const char *tag, const stru
 			continue;
 		}
 		if (rs.status != 404) {
-			gcp_http_error(e, &rs, "registry %s: checking blob %s", r->host, b->digest);
+			gcp_http_error(e, &rs, gauth_default_describe(), "registry %s: checking blob %s", r->host, b->digest);
 			goto out;
 		}
 		if (upload(r, repo, img, b, e) != 0) {

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gcp/auth.h"
 #include "gcp/common.h"
 #include "settings/settings.h"
 
@@ -237,7 +236,7 @@ void gcp_error_text(const struct hc_response *rs, char *dst, size_t dstlen)
 	cJSON_Delete(j);
 }
 
-int gcp_http_error(struct err *e, const struct hc_response *rs, const char *fmt, ...)
+int gcp_http_error(struct err *e, const struct hc_response *rs, const char *creds, const char *fmt, ...)
 {
 	char what[256], text[300];
 	size_t n;
@@ -251,9 +250,9 @@ int gcp_http_error(struct err *e, const struct hc_response *rs, const char *fmt,
 	if (rs->attempts > 1 && n + 32 < sizeof text)
 		snprintf(text + n, sizeof text - n, "%s(after %u attempts)", n ? " " : "", rs->attempts);
 	/* Refused credentials: say whose. */
-	if ((rs->status == 401 || rs->status == 403) && gauth_default_describe())
+	if ((rs->status == 401 || rs->status == 403) && creds)
 		return err_http(e, (int)rs->status, "%s: HTTP %ld: %s (credentials: %s)", what, rs->status,
-			text[0] ? text : "refused", gauth_default_describe());
+			text[0] ? text : "refused", creds);
 	if (text[0])
 		return err_http(e, (int)rs->status, "%s: HTTP %ld: %s", what, rs->status, text);
 	return err_http(e, (int)rs->status, "%s: HTTP %ld", what, rs->status);

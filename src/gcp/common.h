@@ -17,7 +17,9 @@
  * {"error":{"errors":[{"reason"}],"message"}}, OAuth {"error",
  * "error_description"}) or the first line of a text body, with control
  * characters removed and the length bounded.  e->http gets the status.
- * A 401 or 403 also names the credentials in use (gauth_describe).
+ * A 401 or 403 also names the credentials in use, which the caller
+ * passes (gauth_default_describe(), gcp/auth.h): common.c knows nothing
+ * of auth.c, which builds on it.
  *
  * Prefix gcp_.
  */
@@ -62,9 +64,10 @@ int gcp_pct_encode(struct buf *out, const char *s, size_t n);
 int gcp_pct_encodes(struct buf *out, const char *s);
 
 /* Fill e from a failed answer: "<what>: HTTP <status> [<STATUS>|<reason>]:
- * <message>" with e->http = status.  Returns -1. */
-int gcp_http_error(struct err *e, const struct hc_response *rs, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+ * <message>" with e->http = status; a 401 or 403 adds " (credentials:
+ * <creds>)" unless creds is NULL.  Returns -1. */
+int gcp_http_error(struct err *e, const struct hc_response *rs, const char *creds, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /* The service's message from an error body, sanitised, into dst. */
 void gcp_error_text(const struct hc_response *rs, char *dst, size_t dstlen);

@@ -291,7 +291,7 @@ static int kms_call(struct kms *k, const char *verb, const struct buf *req, stru
 	if (rc != 0)
 		return err_prefix(e, "Cloud KMS %s with %s", verb, k->key);
 	if (rs->status != 200)
-		return gcp_http_error(e, rs, "Cloud KMS %s with %s", verb, k->key);
+		return gcp_http_error(e, rs, gauth_default_describe(), "Cloud KMS %s with %s", verb, k->key);
 	return 0;
 }
 

@@ -82,5 +82,5 @@ void grest_answer_free(struct grest_answer *a)
 
 int grest_error(struct err *e, const struct grest_answer *a, const char *what)
 {
-	return gcp_http_error(e, &a->rs, "%s", what);
+	return gcp_http_error(e, &a->rs, gauth_default_describe(), "%s", what);
 }

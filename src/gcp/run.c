@@ -320,7 +320,7 @@ static int find_on_page(struct crun *c, const char *job_path, const char *task_i
 	if (call(c, "GET", url.p, NULL, HC_RETRY_IDEMPOTENT, &rs, e) != 0)
 		goto out;
 	if (rs.status != 200) {
-		gcp_http_error(e, &rs, "Cloud Run executions of %.200s", job_path);
+		gcp_http_error(e, &rs, gauth_default_describe(), "Cloud Run executions of %.200s", job_path);
 		goto out;
 	}
 	j = gcp_json_parse(&rs.body);
@@ -524,7 +524,7 @@ static int resolve(struct crun *c, const char *name, struct buf *exec, struct er
 		goto out;
 	}
 	if (rs.status != 200) {
-		gcp_http_error(e, &rs, "Cloud Run operation %.200s", name);
+		gcp_http_error(e, &rs, gauth_default_describe(), "Cloud Run operation %.200s", name);
 		goto out;
 	}
 	rc = crun_execution_from_operation(rs.body.p ? rs.body.p : "", rs.body.len, exec, e);
@@ -552,7 +552,7 @@ int crun_get_execution(struct crun *c, const char *name, struct crun_status *out
 		goto out;
 	}
 	if (rs.status != 200) {
-		gcp_http_error(e, &rs, "Cloud Run execution %.200s%s", exec.p, rs.status == 404 ? " not found" : "");
+		gcp_http_error(e, &rs, gauth_default_describe(), "Cloud Run execution %.200s%s", exec.p, rs.status == 404 ? " not found" : "");
 		goto out;
 	}
 	j = gcp_json_parse(&rs.body);
@@ -587,7 +587,7 @@ int crun_cancel_execution(struct crun *c, const char *name, struct err *e)
 		goto out;
 	}
 	if (rs.status < 200 || rs.status > 299) {
-		gcp_http_error(e, &rs, "cancel of Cloud Run execution %.200s%s", exec.p,
+		gcp_http_error(e, &rs, gauth_default_describe(), "cancel of Cloud Run execution %.200s%s", exec.p,
 			rs.status == 404 ? ": not found" : "");
 		goto out;
 	}

@@ -212,7 +212,7 @@ static int fetch(struct gsm *s, const char *name, struct buf *out, struct err *e
 		goto out;
 	}
 	if (rs.status != 200) {
-		gcp_http_error(e, &rs, "Secret Manager %.200s", name);
+		gcp_http_error(e, &rs, gauth_default_describe(), "Secret Manager %.200s", name);
 		goto out;
 	}
 	buf_reset(out);

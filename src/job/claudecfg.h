@@ -71,16 +71,9 @@ int cc_name_valid(const char *name, const char **why);
 
 /* cc_front_matter: the seed's front-matter formatter: drop members of fm
  * whose value is null; if none remain (or fm is NULL) the result is just
- * content, else "---\n<YAML>\n---\n<content>"; a "\n" is appended unless
- * the result already ends with one.  Appends to out. */
+ * content, else "---\n<YAML>\n---\n<content>" (YAML: util/yaml.h); a
+ * "\n" is appended unless the result already ends with one.  Appends to
+ * out. */
 int cc_front_matter(struct buf *out, const cJSON *fm, const char *content, struct err *e);
-
-/* cc_yaml: v as js-yaml 3 safeDump writes it (block style, 2-space indent,
- * keys in JavaScript property order, plain scalars when safe, else single
- * quotes, double quotes for non-printable characters, `|` literal blocks
- * for multi-line strings), without the final newline.  One difference:
- * long lines are never folded (js-yaml folds at 80 columns with `>`); the
- * value is the same.  Appends to out; -1 only when memory runs out. */
-int cc_yaml(struct buf *out, const cJSON *v);
 
 #endif

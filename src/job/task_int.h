@@ -11,7 +11,7 @@
 #include "job/claudecfg.h"
 #include "job/egress.h"
 #include "job/convo.h"
-#include "job/git.h"
+#include "git/git.h"
 #include "job/logsink.h"
 #include "job/payload.h"
 #include "job/precmd.h"

@@ -1,6 +1,6 @@
 /*
  * git_cmd.c: `ccr git`, an operator/debug shell over the job's git
- * operations (src/job/git.h), so they can be tried by hand and driven by
+ * operations (src/git/git.h), so they can be tried by hand and driven by
  * the integration tests with exactly the code `ccr job` runs.
  *
  *   ccr git clone URL DEST [--branch B] [--depth N]
@@ -10,6 +10,9 @@
  *                       [--existing-pr-branch B] [--depth N]
  *   ccr git tests-publish REPO --tests-url URL --task-id ID [--tests-branch B]
  *                         [--existing-pr-branch B] [--task-slug S] [--task-name N]
+ *   ccr git ssh-command --workspace DIR
+ *       the GIT_SSH_COMMAND `ccr job` gives the agent for the same options
+ *       ({"command": ...}); it names DIR/.ssh/known_hosts, so DIR is kept.
  *
  * Options for all: --key FILE (SSH private key), --known-hosts FILE (trusted
  * host keys; default $CCR_SSH_KNOWN_HOSTS), --insecure (no host key check,
@@ -40,7 +43,7 @@
 #include <git2.h>
 
 #include "ccr.h"
-#include "job/git.h"
+#include "git/git.h"
 #include "util/redact.h"
 #include "settings/settings.h"
 
@@ -62,7 +65,7 @@ static int usage(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "ccr git: ");
 	fprintf(stderr, fmt, arg ? arg : "");
-	fprintf(stderr, " (usage: ccr git clone|commit|push|tests-setup|tests-publish ...; see src/tools/git_cmd.c)\n");
+	fprintf(stderr, " (usage: ccr git clone|commit|push|tests-setup|tests-publish|ssh-command ...; see src/tools/git_cmd.c)\n");
 	return 2;
 }
 
@@ -218,6 +221,26 @@ static int do_clone(struct gop_ctx *c, const struct args *a, struct err *e)
 	return 0;
 }
 
+/* The agent's GIT_SSH_COMMAND under the same policy as the operations. */
+static int do_ssh_command(struct gop_ctx *c, const struct args *a, struct err *e)
+{
+	struct buf cmd = BUF_INIT;
+	cJSON *o;
+
+	if (a->npos != 0 || !a->workspace)
+		return usage("ssh-command takes no arguments and needs --workspace DIR%s", NULL);
+	if (gop_agent_ssh_command(c, &cmd, e) != 0) {
+		buf_free(&cmd);
+		return fail("ssh-command", c, e);
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "command", cmd.p);
+	print_json(o);
+	cJSON_Delete(o);
+	buf_free(&cmd);
+	return 0;
+}
+
 static int do_commit(struct gop_ctx *c, const struct args *a, struct err *e)
 {
 	char sha[41];
@@ -345,7 +368,7 @@ int git_main(int argc, char **argv)
 
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		printf("usage: ccr git clone URL DEST | commit REPO | push REPO | tests-setup REPO | tests-publish REPO"
-		       " [options]; see src/tools/git_cmd.c\n");
+		       " | ssh-command --workspace DIR [options]; see src/tools/git_cmd.c\n");
 		return 0;
 	}
 	if ((rc = parse(argc, argv, &a)) != 0)
@@ -353,7 +376,7 @@ int git_main(int argc, char **argv)
 	/* A server closing a TLS socket must be an error, not a kill (as in ccr job). */
 	signal(SIGPIPE, SIG_IGN);
 	if (strcmp(a.cmd, "clone") && strcmp(a.cmd, "commit") && strcmp(a.cmd, "push") &&
-	    strcmp(a.cmd, "tests-setup") && strcmp(a.cmd, "tests-publish"))
+	    strcmp(a.cmd, "tests-setup") && strcmp(a.cmd, "tests-publish") && strcmp(a.cmd, "ssh-command"))
 		return usage("unknown subcommand %s", a.cmd);
 	ws = a.workspace;
 	if (!ws) {
@@ -392,6 +415,8 @@ int git_main(int argc, char **argv)
 		rc = do_commit(&c, &a, &e);
 	else if (strcmp(a.cmd, "push") == 0)
 		rc = do_push(&c, &a, &e);
+	else if (strcmp(a.cmd, "ssh-command") == 0)
+		rc = do_ssh_command(&c, &a, &e);
 	else
 		rc = do_tests(&c, &a, strcmp(a.cmd, "tests-publish") == 0, &e);
 	gop_ctx_free(&c);

@@ -53,7 +53,9 @@ the task's environmentSecrets):
                             [{"cmd", "status", "out"}] (stdout and stderr) as "sh"
   {"stamp": true, "count": n}   instead of "lines", print n lines
                             {"type":"stamp","i":i,"t":<time.time()>} ("delay" apart),
-                            for latency measurements (scripts/bench)
+                            for latency measurements (scripts/bench); with
+                            "prefill": [k, gap] first k lines {"type":"pad"} gap s
+                            apart (a long task's history), then "quiet": s of silence
   {"bench_api": {"n": n, "direct": url, "key": k}}
                             time n streamed /v1/messages requests straight to url
                             (with key k) and n through $ANTHROPIC_BASE_URL (with
@@ -411,6 +413,11 @@ def main():
     if mode.get("bench_egress"):
         bench_egress(mode["bench_egress"])
     if mode.get("stamp"):
+        k, gap = mode.get("prefill", [0, 0])
+        for i in range(int(k)):
+            emit({"type": "pad", "i": i})
+            time.sleep(float(gap))
+        time.sleep(float(mode.get("quiet", 0)))
         for i in range(int(mode.get("count", 10))):
             emit({"type": "stamp", "i": i, "t": time.time(), "t0": T0})
             if mode.get("delay"):

@@ -108,7 +108,7 @@ static void error_body(const char *j, size_t n)
 	memset(text, 'x', sizeof(text));
 	gcp_error_text(&rs, text, sizeof(text));
 	FUZZ_CHECK(memchr(text, 0, sizeof(text)) != NULL, "error text not terminated");
-	FUZZ_CHECK(gcp_http_error(&e, &rs, "fuzz %s", "call") == -1 && e.http == rs.status && e.msg[0], "gcp_http_error");
+	FUZZ_CHECK(gcp_http_error(&e, &rs, "fuzz-creds", "fuzz %s", "call") == -1 && e.http == rs.status && e.msg[0], "gcp_http_error");
 	hc_response_free(&rs);
 }
 

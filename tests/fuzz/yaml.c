@@ -1,10 +1,10 @@
 /*
  * yaml.c: the YAML writer of the subagents' front matter
- * (src/job/claudecfg.c cc_yaml, cc_front_matter) and its neighbours
+ * (src/util/yaml.c yaml_dump, src/job/claudecfg.c cc_front_matter) and its neighbours
  * (cc_check_refs, cc_name_valid).
  *
  * Round trip: for a string s (the input, when it is valid UTF-8 without
- * NUL), cc_yaml({"k": s}) must be "k: " and one scalar that a YAML reader
+ * NUL), yaml_dump({"k": s}) must be "k: " and one scalar that a YAML reader
  * reads back as exactly s.  The checking reader below handles the scalar
  * forms the writer uses: plain, single-quoted, double-quoted (YAML's
  * escapes) and literal blocks (`|`, indentation indicator, `-`/`+`
@@ -12,12 +12,13 @@
  * A plain scalar must also not be something a YAML reader resolves to a
  * non-string: the reference is what both YAML 1.2's core schema and
  * js-yaml 3 read as null, a boolean or a number.
- * Otherwise the input is read as JSON and cc_yaml / cc_front_matter /
+ * Otherwise the input is read as JSON and yaml_dump / cc_front_matter /
  * cc_check_refs only have to survive it.
  */
 #include "cJSON.h"
 #include "fuzz.h"
 #include "job/claudecfg.h"
+#include "util/yaml.h"
 
 static int match_words(const char *s)
 {
@@ -216,7 +217,7 @@ static void round_trip(const char *s)
 
 	if (!o || !cJSON_AddStringToObject(o, "k", s))
 		abort();
-	FUZZ_CHECK(cc_yaml(&y, o) == 0, "cc_yaml");
+	FUZZ_CHECK(yaml_dump(&y, o) == 0, "yaml_dump");
 	FUZZ_CHECK(y.len >= 4 && memcmp(y.p, "k: ", 3) == 0, "not \"k: <scalar>\": %s", y.p);
 	t = y.p + 3;
 	if (strcmp(t, "''") == 0) {
@@ -256,7 +257,7 @@ static void any_json(const uint8_t *data, size_t size)
 
 	if (!v)
 		return;
-	FUZZ_CHECK(cc_yaml(&out, v) == 0, "cc_yaml");
+	FUZZ_CHECK(yaml_dump(&out, v) == 0, "yaml_dump");
 	buf_reset(&out);
 	if (cc_front_matter(&out, v, "body", &e) == 0)
 		FUZZ_CHECK(out.len && out.p[out.len - 1] == '\n', "front matter without a final newline");

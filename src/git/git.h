@@ -20,8 +20,8 @@
  *   The token is only offered to the host of the URL the operation
  *   started with.  TLS roots: net_global_init (SSL_CERT_FILE, SSL_CERT_DIR
  *   or the compiled-in bundle).
- *   SSH: libgit2 runs the system `ssh` (GIT_SSH_EXEC).  gop gives each
- *   repository it opens an in-memory core.sshCommand:
+ *   SSH (git_ssh.c): libgit2 runs the system `ssh` (GIT_SSH_EXEC).  gop
+ *   gives each repository it opens an in-memory core.sshCommand:
  *       ssh -o BatchMode=yes [-o IdentitiesOnly=yes -i KEY]
  *           -o StrictHostKeyChecking=yes -o UserKnownHostsFile=FILE ...
  *   FILE is <workspace>/.ssh/known_hosts, written by gop_ssh_prepare from,
@@ -60,8 +60,8 @@
  * The process must ignore SIGPIPE (libgit2 writes to sockets without
  * MSG_NOSIGNAL); `ccr job` and `ccr git` do.  HTTP proxies are not used.
  */
-#ifndef CCR_JOB_GIT_H
-#define CCR_JOB_GIT_H
+#ifndef CCR_GIT_GIT_H
+#define CCR_GIT_GIT_H
 
 #include <stddef.h>
 

@@ -22,8 +22,8 @@
 #include <git2.h>
 #include <git2/sys/errors.h>
 
-#include "job/git.h"
-#include "job/git_int.h"
+#include "git/git.h"
+#include "git/git_int.h"
 #include "util/buf.h"
 
 static const char rejected_msg[] =

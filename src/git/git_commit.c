@@ -17,8 +17,8 @@
 #include <git2.h>
 #include <git2/sys/errors.h>
 
-#include "job/git.h"
-#include "job/git_int.h"
+#include "git/git.h"
+#include "git/git_int.h"
 #include "util/buf.h"
 
 const char *const gop_default_excludes[] = {
@@ -141,23 +141,13 @@ static int gitmodules_has_secret(git_repository *repo)
 	const char *wd = git_repository_workdir(repo);
 	char path[4096];
 	struct buf b = BUF_INIT;
-	FILE *f;
 	int secret = 0;
 
 	if (!wd)
 		return 0;
 	snprintf(path, sizeof(path), "%s.gitmodules", wd);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	for (;;) {
-		char tmp[4096];
-		size_t n = fread(tmp, 1, sizeof(tmp), f);
-		if (n == 0 || buf_add(&b, tmp, n) != 0)
-			break;
-	}
-	fclose(f);
-	secret = b.p ? gop_has_credential(b.p) : 0;
+	if (gop_read_file(path, &b, 4u << 20) == 0 && b.p)
+		secret = gop_has_credential(b.p);
 	buf_free(&b);
 	return secret;
 }

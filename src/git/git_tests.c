@@ -20,8 +20,8 @@
 #include <git2/sys/errors.h>
 
 #include "http/client.h"
-#include "job/git.h"
-#include "job/git_int.h"
+#include "git/git.h"
+#include "git/git_int.h"
 #include "util/buf.h"
 #include "util/redact.h"
 
@@ -75,21 +75,11 @@ static int gitmodules_registered(const char *repo_dir)
 {
 	char path[4096];
 	struct buf b = BUF_INIT;
-	FILE *f;
 	int found = 0;
 
 	snprintf(path, sizeof(path), "%s/.gitmodules", repo_dir);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	for (;;) {
-		char tmp[4096];
-		size_t n = fread(tmp, 1, sizeof(tmp), f);
-		if (n == 0 || buf_add(&b, tmp, n) != 0)
-			break;
-	}
-	fclose(f);
-	found = b.p && strstr(b.p, "[submodule \"tests\"]") != NULL;
+	if (gop_read_file(path, &b, 4u << 20) == 0 && b.p)
+		found = strstr(b.p, "[submodule \"tests\"]") != NULL;
 	buf_free(&b);
 	return found;
 }

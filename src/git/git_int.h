@@ -6,15 +6,15 @@
  * HTTPS credentials for that operation, the remote's sideband messages and
  * the push bookkeeping the callbacks fill in.
  */
-#ifndef CCR_JOB_GIT_INT_H
-#define CCR_JOB_GIT_INT_H
+#ifndef CCR_GIT_GIT_INT_H
+#define CCR_GIT_GIT_INT_H
 
 #include <pthread.h>
 #include <stdint.h>
 
 #include <git2.h>
 
-#include "job/git.h"
+#include "git/git.h"
 #include "util/buf.h"
 
 struct gop_op {
@@ -126,5 +126,27 @@ void op_free_msgs(struct gop_op *op);
 /* 1 when s holds a credential: a URL with a password in its userinfo, or
  * the x-access-token marker. */
 int gop_has_credential(const char *s);
+
+/* ---- shared helpers (git.c) ---- */
+
+/* libgit2's last error message, or "unknown libgit2 error". */
+const char *gop_git_msg(void);
+/* Append s to b quoted for /bin/sh ('...' with ' as '\''); 0 or -1. */
+int gop_sh_quote(struct buf *b, const char *s);
+/* Write n bytes to path (created 0600, truncated, no symlinks); 0 or -1 with e. */
+int gop_write_file(const char *path, const char *data, size_t n, struct err *e);
+/* Append up to cap bytes of a file to b (a missing file is empty); 0 or -1. */
+int gop_read_file(const char *path, struct buf *b, size_t cap);
+/* <workspace>/.ssh/<name> into out. */
+void gop_path(char *out, size_t n, const struct gop_ctx *c, const char *name);
+/* The authority of a URL without userinfo ("host:port"), or of an
+ * scp-like address ("host"); empty when there is none. */
+void gop_url_host(const char *url, char *out, size_t n);
+
+/* The seed's clone error mapping (spec §8.4 step 9) of a failed clone
+ * (git_op.c); ssh: the URL was an SSH one.  Returns -1. */
+int op_clone_error(struct gop_op *op, int rc, int ssh, const char *branch, struct err *e);
+/* "Failed to fetch <what>: ..." for a failed fetch (git_op.c).  Returns -1. */
+int op_fetch_error(struct gop_op *op, int rc, const char *what, struct err *e);
 
 #endif

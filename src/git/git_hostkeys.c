@@ -24,7 +24,7 @@
  * When a service rotates a key, replace its line here and the fingerprint
  * in tests/test_git.py in the same reviewed commit.
  */
-#include "job/git.h"
+#include "git/git.h"
 
 const char gop_builtin_known_hosts[] =
 	"github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
