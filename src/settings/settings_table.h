@@ -20,7 +20,7 @@ SETTING(PORT, INT, "8080", 8080, 0, 65535, SC_SERVE,
 SETTING(CCR_BIND, STRING, "127.0.0.1 local, 0.0.0.0 cloud", 0, 0, 0, SC_SERVE,
 	"the address serve listens on (\"::\" or \"0.0.0.0\": every interface)")
 SETTING(CCR_API_KEYS, SECRET, "none", 0, 0, 0, SC_SERVE | SC_JOB,
-	"comma-separated API keys, or @file; task endpoints then need Authorization: Bearer <key>")
+	"comma-separated API keys, or @file; task endpoints then need Authorization: Bearer <key> (serve and job take it out of the environment at start-up)")
 SETTING(CCR_MAX_CONNECTIONS, INT, "1024", 1024, 1, 100000, SC_SERVE,
 	"open connections before new ones get 503 (a plain GET /health is still answered ok)")
 SETTING(CCR_MAX_CONNECTIONS_PER_CLIENT, INT, "3/4 of CCR_MAX_CONNECTIONS", 0, 0, 100000, SC_SERVE,
@@ -108,7 +108,7 @@ SETTING(SSL_CERT_DIR, PATH, "compiled-in roots", 0, 0, 0, SC_ANY_HTTP,
 
 /* ---- webhooks ------------------------------------------------------------ */
 SETTING(CLOUDRUN_CALLBACK_SECRET, SECRET, "none", 0, 0, 0, SC_SERVE | SC_JOB,
-	"webhook HMAC secret (whsec_... base64 for Standard Webhooks); without it the metadata says the webhook was not sent")
+	"webhook HMAC secret (whsec_... base64 for Standard Webhooks); without it the metadata says the webhook was not sent (taken out of the environment at start-up)")
 SETTING(CCR_WEBHOOK_DEADLINE_S, DURATION, "600", 600, 1, 86400, SC_SERVE | SC_JOB,
 	"how long a webhook is retried (job, and serve for tasks it finalises)")
 SETTING(CCR_ALLOW_PRIVATE_CALLBACKS, BOOL, "off", 0, 0, 0, SC_SERVE | SC_JOB,
