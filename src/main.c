@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ccr.h"
+#include "settings/settings.h"
 
 struct command {
 	const char *name;
@@ -55,12 +56,30 @@ void usage_print(void *stream)
 	fprintf(f, "\n`ccr COMMAND --help` describes one command.\n");
 }
 
+/* `ccr help`, or `ccr help settings [--markdown]`: the settings table. */
 int help_main(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
+	if (argc >= 2 && strcmp(argv[1], "settings") == 0) {
+		if (argc == 3 && strcmp(argv[2], "--markdown") == 0)
+			settings_markdown(stdout);
+		else
+			settings_help(stdout, ~0u);
+		return 0;
+	}
 	usage_print(stdout);
 	return 0;
+}
+
+/* The environment, read once for cmd (settings.h); exit 2 on a bad value. */
+static int run(const struct command *cmd, int argc, char **argv)
+{
+	struct err e = ERR_INIT;
+
+	if (settings_load(settings_cmd_mask(cmd->name), &e) != 0) {
+		fprintf(stderr, "ccr %s: %s\n", cmd->name, e.msg);
+		return 2;
+	}
+	return cmd->main(argc, argv);
 }
 
 /* The command named by argv[0]: "ccr-serve" or "serve" (any directory). */
@@ -82,7 +101,7 @@ int main(int argc, char **argv)
 		return 2;
 	cmd = from_argv0(argv[0]);
 	if (cmd)
-		return cmd->main(argc, argv);
+		return run(cmd, argc, argv);
 	if (argc < 2) {
 		usage_print(stderr);
 		return 2;
@@ -97,5 +116,5 @@ int main(int argc, char **argv)
 		usage_print(stderr);
 		return 2;
 	}
-	return cmd->main(argc - 1, argv + 1);
+	return run(cmd, argc - 1, argv + 1);
 }

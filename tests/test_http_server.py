@@ -622,7 +622,7 @@ def test_sigint_and_bad_settings(serve, ccr_bin):
     assert srv.stop(signal.SIGINT) == 0
     p = subprocess.run([str(ccr_bin), 'serve'], env=dict(os.environ, PORT='99999'), capture_output=True, text=True,
                        timeout=10)
-    assert p.returncode == 1 and 'PORT=99999' in p.stdout
+    assert p.returncode == 2 and 'PORT=99999' in p.stderr
     p = subprocess.run([str(ccr_bin), 'serve', '--help'], capture_output=True, text=True, timeout=10)
     assert p.returncode == 0 and 'CCR_BIND' in p.stdout
     p = subprocess.run([str(ccr_bin), 'serve', '--bogus'], capture_output=True, text=True, timeout=10)

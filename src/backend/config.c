@@ -11,25 +11,11 @@
 
 #include "backend/config.h"
 #include "gcp/kms.h"
-
-long env_int(const char *name, long def, long lo, long hi)
-{
-	const char *v = getenv(name);
-	char *end;
-	long n;
-
-	if (!v || !*v)
-		return def;
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno || *end || n < lo || n > hi)
-		return def;
-	return n;
-}
+#include "settings/settings.h"
 
 static int open_local(struct backends *b, int want_exec, const char *self_exe, struct err *e)
 {
-	const char *dir = getenv("CCR_DATA_DIR"), *key = getenv("CCR_LOCAL_KEY_FILE");
+	const char *dir = settings_str(SET_CCR_DATA_DIR), *key = settings_str(SET_CCR_LOCAL_KEY_FILE);
 	char keyfile[4200], rundir[4200];
 
 	b->mode = CFG_LOCAL;
@@ -45,8 +31,8 @@ static int open_local(struct backends *b, int want_exec, const char *self_exe, s
 	if (!want_exec)
 		return 0;
 	snprintf(rundir, sizeof(rundir), "%s/.run", b->data_dir);
-	b->exec = exec_local_new(self_exe, rundir, (int)env_int("CCR_MAX_CONCURRENT_TASKS", 4, 1, 1024),
-				 (int)env_int("CCR_CANCEL_GRACE_MS", 10000, 1, 600000), e);
+	b->exec = exec_local_new(self_exe, rundir, (int)settings_int(SET_CCR_MAX_CONCURRENT_TASKS),
+				 (int)settings_int(SET_CCR_CANCEL_GRACE_MS), e);
 	return b->exec ? 0 : -1;
 }
 
@@ -54,7 +40,7 @@ static int open_local(struct backends *b, int want_exec, const char *self_exe, s
  * KMS_LOCATION says otherwise, why it is ignored (for the start-up log). */
 static void kms_notes(struct backends *b)
 {
-	const char *from, *loc = kms_location(&from), *doc = getenv("KMS_LOCATION");
+	const char *from, *loc = kms_location(&from), *doc = settings_str(SET_KMS_LOCATION);
 
 	snprintf(b->kms_note, sizeof(b->kms_note), "Cloud KMS key location %s (from %s)", loc, from);
 	if (doc && *doc && strcmp(doc, loc) != 0)
@@ -66,7 +52,7 @@ static void kms_notes(struct backends *b)
 static int open_cloud(struct backends *b, const char *bucket, int want_exec, struct err *e)
 {
 	struct buf key = BUF_INIT;
-	const char *job = getenv("CLOUDRUN_JOB_NAME");
+	const char *job = settings_str(SET_CLOUDRUN_JOB_NAME);
 
 	b->mode = CFG_CLOUD;
 	snprintf(b->bucket, sizeof(b->bucket), "%s", bucket);
@@ -89,7 +75,7 @@ static int open_cloud(struct backends *b, const char *bucket, int want_exec, str
 
 int backends_open(struct backends *b, int want_exec, const char *self_exe, struct err *e)
 {
-	const char *bucket = getenv("GCS_LOGS_BUCKET");
+	const char *bucket = settings_str(SET_GCS_LOGS_BUCKET);
 	int rc;
 
 	memset(b, 0, sizeof(*b));

@@ -41,7 +41,5 @@ void backends_close(struct backends *b);
 /* backends_mode_name: "local" or "cloud". */
 const char *backends_mode_name(const struct backends *b);
 
-/* env_int: an integer environment variable within [lo, hi], or def. */
-long env_int(const char *name, long def, long lo, long hi);
 
 #endif

@@ -87,7 +87,7 @@ struct opts {
 
 static const char *envor(const char *name, const char *dflt)
 {
-	const char *v = gcp_getenv(name);
+	const char *v = gcp_setting(name);
 
 	return v ? v : dflt;
 }
@@ -307,7 +307,7 @@ static void defaults(struct opts *o)
 	cf->key_ring = envor("KMS_KEY_RING", "cloudrun-claude-code-keys");
 	cf->key = envor("KMS_KEY_NAME", "async-task-payload-key");
 	cf->job = envor("CLOUDRUN_JOB_NAME", "claude-code-async-worker");
-	cf->bucket = gcp_getenv("GCS_LOGS_BUCKET");
+	cf->bucket = gcp_setting("GCS_LOGS_BUCKET");
 	cf->service = "cloudrun-claude-code";
 	cf->repo = "cloudrun-claude-code";
 	cf->serve_sa = "ccr-serve";
@@ -353,7 +353,7 @@ static int finish(struct opts *o)
 	struct err e = ERR_INIT;
 
 	if (!cf->project)
-		cf->project = gcp_getenv("PROJECT_ID") ? gcp_getenv("PROJECT_ID") : gcp_getenv("GCS_PROJECT_ID");
+		cf->project = gcp_setting("PROJECT_ID") ? gcp_setting("PROJECT_ID") : gcp_setting("GCS_PROJECT_ID");
 	if (!cf->project) {
 		if (gauth_project_id(&p, &e) != 0) {
 			fprintf(stderr, "ccr deploy: no project: pass --project (%s)\n", e.msg);

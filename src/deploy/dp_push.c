@@ -42,7 +42,7 @@
 
 static long chunk_bytes(void)
 {
-	const char *v = gcp_getenv("CCR_PUSH_CHUNK_BYTES");
+	const char *v = gcp_setting("CCR_PUSH_CHUNK_BYTES");
 	long n = v ? strtol(v, NULL, 10) : DEFAULT_CHUNK;
 
 	return n >= 1024 ? n : DEFAULT_CHUNK;

@@ -114,7 +114,7 @@ static void wipe_json_secrets(cJSON *j)
 
 const char *gauth_metadata_host(int *explicit_host)
 {
-	const char *h = gcp_getenv("GCE_METADATA_HOST");
+	const char *h = gcp_setting("GCE_METADATA_HOST");
 
 	*explicit_host = h != NULL;
 	return h ? h : GAUTH_DEFAULT_METADATA_HOST;
@@ -195,8 +195,8 @@ out:
 
 static int gcloud_file(char *dst, size_t dstlen)
 {
-	const char *cfg = gcp_getenv("CLOUDSDK_CONFIG");
-	const char *home = gcp_getenv("HOME");
+	const char *cfg = gcp_setting("CLOUDSDK_CONFIG");
+	const char *home = gcp_setting("HOME");
 	int n;
 
 	if (cfg)
@@ -211,7 +211,7 @@ static int gcloud_file(char *dst, size_t dstlen)
 struct gauth *gauth_new(struct err *e)
 {
 	struct gauth *g = calloc(1, sizeof *g);
-	const char *env = gcp_getenv("GOOGLE_APPLICATION_CREDENTIALS");
+	const char *env = gcp_setting("GOOGLE_APPLICATION_CREDENTIALS");
 	char label[600], gpath[512];
 	int have_gpath;
 

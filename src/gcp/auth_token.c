@@ -303,7 +303,7 @@ int gauth_call(struct gauth *g, const struct hc_request *rq, struct hc_response 
 	if (!g)
 		return hc_do(rq, rs, e);
 	if (g->kind == GAUTH_AUTHORIZED_USER)
-		qp = gcp_getenv("GOOGLE_CLOUD_QUOTA_PROJECT") ? gcp_getenv("GOOGLE_CLOUD_QUOTA_PROJECT") : g->quota_project;
+		qp = gcp_setting("GOOGLE_CLOUD_QUOTA_PROJECT") ? gcp_setting("GOOGLE_CLOUD_QUOTA_PROJECT") : g->quota_project;
 	if (qp && buf_printf(&quota, "x-goog-user-project: %s", qp) != 0)
 		return err_set(e, "out of memory");
 	while (rq->headers && rq->headers[n])
@@ -411,9 +411,9 @@ int gauth_project_id(struct buf *out, struct err *e)
 	struct err e2 = ERR_INIT;
 
 	for (v = envs; *v; v++) {
-		if (gcp_getenv(*v)) {
+		if (gcp_setting(*v)) {
 			buf_reset(out);
-			return buf_adds(out, gcp_getenv(*v)) == 0 ? 0 : err_set(e, "out of memory");
+			return buf_adds(out, gcp_setting(*v)) == 0 ? 0 : err_set(e, "out of memory");
 		}
 	}
 	g = gauth_default(&e2);
@@ -440,7 +440,7 @@ int gauth_project_id(struct buf *out, struct err *e)
 
 int gauth_region(struct buf *out, struct err *e)
 {
-	const char *r = gcp_getenv("REGION");
+	const char *r = gcp_setting("REGION");
 	struct gauth *g;
 	struct err e2 = ERR_INIT;
 	char *slash;

@@ -16,10 +16,11 @@
 #include <string.h>
 
 #include "gcp/common.h"
+#include "settings/settings.h"
 
-const char *gcp_getenv(const char *name)
+const char *gcp_setting(const char *name)
 {
-	const char *v = getenv(name);
+	const char *v = settings_env(name);
 
 	return v && *v ? v : NULL;
 }
@@ -32,7 +33,7 @@ char *gcp_strdup(const char *s)
 int gcp_endpoint_get(struct gcp_endpoint *ep, const char *env, const char *dflt,
 	int bare_host_means_http, struct err *e)
 {
-	const char *v = env ? gcp_getenv(env) : NULL;
+	const char *v = env ? gcp_setting(env) : NULL;
 	const char *host;
 	size_t n;
 	int http;

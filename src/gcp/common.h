@@ -51,8 +51,8 @@ struct gcp_endpoint {
 int gcp_endpoint_get(struct gcp_endpoint *ep, const char *env, const char *dflt,
 	int bare_host_means_http, struct err *e);
 
-/* getenv(name) when set and non-empty, else NULL. */
-const char *gcp_getenv(const char *name);
+/* The setting name (settings.h, read at start-up) when set and non-empty, else NULL. */
+const char *gcp_setting(const char *name);
 
 /*
  * Append n bytes of s percent-encoded: every byte except the RFC 3986

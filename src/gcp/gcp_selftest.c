@@ -32,6 +32,7 @@
 #include "util/b64.h"
 #include "util/hex.h"
 #include "util/jsjson.h"
+#include "settings/settings.h"
 
 static const char test_key[] =
 	"-----BEGIN PRIVATE KEY-----\n"
@@ -421,8 +422,10 @@ static int t_endpoints(char *why, size_t n)
 			setenv(var, v[i].val, 1);
 		else
 			unsetenv(var);
+		settings_reload();
 		r = gcp_endpoint_get(&ep, var, "https://example.googleapis.com", v[i].bare, &e);
 		unsetenv(var);
+		settings_reload();
 		if (!v[i].base ? r == 0 : (r != 0 || strcmp(ep.base, v[i].base) != 0 || ep.allow_http != v[i].http))
 			return st_fail(why, n, "%s=%s -> %s (%s)", var, v[i].val ? v[i].val : "(unset)",
 				r == 0 ? ep.base : "error", r == 0 ? "" : e.msg);
@@ -459,11 +462,13 @@ static struct gauth *with_key_file(const char *json, char *path, size_t pathlen,
 	}
 	close(fd);
 	setenv("GOOGLE_APPLICATION_CREDENTIALS", path, 1);
+	settings_reload();
 	g = gauth_new(e);
 	if (had)
 		setenv("GOOGLE_APPLICATION_CREDENTIALS", saved, 1);
 	else
 		unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
+	settings_reload();
 	unlink(path);
 	return g;
 }

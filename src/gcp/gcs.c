@@ -48,7 +48,7 @@ struct gcs *gcs_new(struct err *e)
 		free(g);
 		return NULL;
 	}
-	g->anonymous = g->ep.overridden && !gcp_getenv("GOOGLE_APPLICATION_CREDENTIALS");
+	g->anonymous = g->ep.overridden && !gcp_setting("GOOGLE_APPLICATION_CREDENTIALS");
 	if (!g->anonymous && !gauth_default(e)) {
 		free(g);
 		return NULL;

@@ -43,10 +43,10 @@ const char *kms_location(const char **source)
 	size_t i;
 
 	for (i = 0; i < 2; i++)
-		if (gcp_getenv(vars[i])) {
+		if (gcp_setting(vars[i])) {
 			if (source)
 				*source = vars[i];
-			return gcp_getenv(vars[i]);
+			return gcp_setting(vars[i]);
 		}
 	if (source)
 		*source = "the default";
@@ -57,8 +57,8 @@ int kms_default_key_name(struct buf *out, struct err *e)
 {
 	struct buf project = BUF_INIT;
 	const char *loc = kms_location(NULL);
-	const char *ring = gcp_getenv("KMS_KEY_RING");
-	const char *key = gcp_getenv("KMS_KEY_NAME");
+	const char *ring = gcp_setting("KMS_KEY_RING");
+	const char *key = gcp_setting("KMS_KEY_NAME");
 	int rc;
 
 	if (gauth_project_id(&project, e) != 0) {

@@ -27,6 +27,7 @@
 #include "git/git_int.h"
 #include "net/netinit.h"
 #include "util/redact.h"
+#include "settings/settings.h"
 #include "util/clock.h"
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -310,7 +311,7 @@ int gop_ctx_init(struct gop_ctx *c, const char *workspace, struct err *e)
 
 	c->https_user = "x-access-token";
 	c->timeout_ms = GOP_DEFAULT_TIMEOUT_MS;
-	v = getenv("CCR_GIT_TIMEOUT_SECONDS");
+	v = settings_str(SET_CCR_GIT_TIMEOUT_SECONDS);
 	if (v && *v) {
 		char *end;
 		long s = strtol(v, &end, 10);
@@ -318,16 +319,16 @@ int gop_ctx_init(struct gop_ctx *c, const char *workspace, struct err *e)
 			return err_set(e, "CCR_GIT_TIMEOUT_SECONDS must be a number of seconds (1..86400), not '%s'", v);
 		c->timeout_ms = s * 1000;
 	}
-	v = getenv("CCR_SSH_KNOWN_HOSTS");
+	v = settings_str(SET_CCR_SSH_KNOWN_HOSTS);
 	c->known_hosts_file = v && *v ? v : NULL;
-	v = getenv("CCR_SSH_INSECURE");
+	v = settings_str(SET_CCR_SSH_INSECURE);
 	c->ssh_insecure = v && strcmp(v, "1") == 0;
-	v = getenv("CCR_GITHUB_URL");
+	v = settings_str(SET_CCR_GITHUB_URL);
 	c->github_url = v && *v ? v : "https://github.com";
-	v = getenv("CCR_GITHUB_API");
+	v = settings_str(SET_CCR_GITHUB_API);
 	c->github_api = v && *v ? v : "https://api.github.com";
 	/* libgit2 prefers GIT_SSH over core.sshCommand; gop's command must win. */
-	if (getenv("GIT_SSH"))
+	if (settings_str(SET_GIT_SSH))
 		unsetenv("GIT_SSH");
 	return 0;
 }

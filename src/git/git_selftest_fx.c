@@ -26,6 +26,7 @@
 #include "git/git_selftest.h"
 #include "selftest/selftest.h"
 #include "util/buf.h"
+#include "settings/settings.h"
 
 /* ---- temp dirs and files ----------------------------------------------------- */
 
@@ -44,7 +45,7 @@ void gst_rm_rf(const char *dir)
 
 int gst_mktmp(char *out, size_t n)
 {
-	const char *t = getenv("TMPDIR");
+	const char *t = settings_str(SET_TMPDIR);
 
 	snprintf(out, n, "%s/ccr-git-st-XXXXXX", t && *t ? t : "/tmp");
 	return mkdtemp(out) ? 0 : -1;

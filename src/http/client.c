@@ -39,6 +39,7 @@
 #include "crypto/crypto.h"
 #include "http/client.h"
 #include "net/ca.h"
+#include "settings/settings.h"
 #include "util/clock.h"
 
 #define HC_DEFAULT_CONNECT_MS 10000L
@@ -95,17 +96,7 @@ static void share_init(void)
 
 long hc_retry_base_ms(void)
 {
-	const char *v = getenv("CCR_RETRY_BASE_MS");
-	char *end;
-	long n;
-
-	if (!v || !*v)
-		return 1000;
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno || *end || n < 1 || n > 60000)
-		return 1000;
-	return n;
+	return settings_int(SET_CCR_RETRY_BASE_MS);
 }
 
 long hc_default_deadline_ms(void)

@@ -21,6 +21,7 @@
 
 #include "job/cliconf.h"
 #include "job/task_int.h"
+#include "settings/settings.h"
 
 static int make_dir(char *out, size_t size, const char *ws, const char *name, struct err *e)
 {
@@ -68,7 +69,7 @@ int agentbox_setup(struct task *t, struct err *e)
 	enum sbx_mode mode;
 	enum sbx_level level;
 
-	if (sbx_mode_parse(getenv("CCR_SANDBOX"), &mode, e) != 0 || sbx_level_for(mode, &level, e) != 0)
+	if (sbx_mode_parse(settings_str(SET_CCR_SANDBOX), &mode, e) != 0 || sbx_level_for(mode, &level, e) != 0)
 		return -1;
 	say_level(mode, level);
 	memset(&t->box, 0, sizeof(t->box));
@@ -81,8 +82,8 @@ int agentbox_setup(struct task *t, struct err *e)
 		return -1;
 	t->box.workspace = t->ws.dir;
 	t->box.tmpdir = t->box_tmp;
-	t->box.ro_extra = getenv("CCR_SANDBOX_RO_PATHS");
-	t->box.rw_extra = getenv("CCR_SANDBOX_RW_PATHS");
+	t->box.ro_extra = settings_str(SET_CCR_SANDBOX_RO_PATHS);
+	t->box.rw_extra = settings_str(SET_CCR_SANDBOX_RW_PATHS);
 	t->box.self_exe = t->self_exe[0] ? t->self_exe : NULL;
 	t->box.ports[t->box.nports++] = tp_port(&t->proxy);
 	if (t->egress_on)

@@ -20,6 +20,7 @@
 #include "job/precmd.h"
 #include "util/buf.h"
 #include "util/redact.h"
+#include "settings/settings.h"
 
 extern char **environ;
 
@@ -130,14 +131,14 @@ int ae_protected(const char *name)
 
 const char *ae_home(void)
 {
-	const char *home = getenv("HOME");
+	const char *home = settings_str(SET_HOME);
 
 	return home && *home ? home : "/root";
 }
 
 static int env_true(const char *name)
 {
-	const char *v = getenv(name);
+	const char *v = settings_env(name);
 
 	return v && strcmp(v, "true") == 0;
 }
@@ -189,7 +190,7 @@ int ae_inherited(const char *name, size_t len)
 /* The newest chromium-* build under the Playwright browsers path. */
 static int find_chromium(char *out, size_t n)
 {
-	const char *base = getenv("PLAYWRIGHT_BROWSERS_PATH");
+	const char *base = settings_str(SET_PLAYWRIGHT_BROWSERS_PATH);
 	char best[256] = "";
 	struct dirent *de;
 	DIR *d;
@@ -279,7 +280,7 @@ static int set_git_ssh(struct envlist *l, const struct ae_ctx *c)
 /* The base (see agentenv.h), added to l. */
 static int ae_base(const struct ae_ctx *c, struct envlist *l)
 {
-	const char *path = getenv("PATH");
+	const char *path = settings_str(SET_PATH);
 	char chrome[600];
 
 	if (set(l, "ANTHROPIC_BASE_URL", c->base_url ? c->base_url : "") != 0 || add_secrets(l, c->secrets) != 0)

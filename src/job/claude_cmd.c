@@ -12,6 +12,7 @@
 #include "job/claude_cmd.h"
 #include "job/workspace.h"
 #include "util/buf.h"
+#include "settings/settings.h"
 
 struct vec {
 	char **v;
@@ -55,7 +56,7 @@ static void free_vec(char **v)
 
 static int env_true(const char *name)
 {
-	const char *v = getenv(name);
+	const char *v = settings_env(name);
 
 	return v && strcmp(v, "true") == 0;
 }
@@ -163,7 +164,7 @@ int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct
 		     const char *mcp_config, const char *file_dir, struct err *e)
 {
 	struct vec argv = { 0 };
-	const char *bin = getenv("CLAUDE_BIN");
+	const char *bin = settings_str(SET_CLAUDE_BIN);
 	struct prompt_arg sys, append;
 
 	memset(c, 0, sizeof(*c));

@@ -49,8 +49,8 @@
  *
  * Call sequence:
  *     struct eg_proxy eg;
- *     struct eg_config cfg = { getenv("CCR_EGRESS_ALLOW"),
- *                              getenv("CCR_EGRESS_ALLOW_PRIVATE"), allowedHosts, ... };
+ *     struct eg_config cfg = { settings_str(SET_CCR_EGRESS_ALLOW),
+ *                              settings_str(SET_CCR_EGRESS_ALLOW_PRIVATE), allowedHosts, ... };
  *     if (eg_start(&eg, &cfg, &e) != 0) ...;   // e.msg: a bad list, no socket
  *     agent env: HTTPS_PROXY=http://127.0.0.1:<eg_port(&eg)> ...
  *     ... run the agent ...

@@ -30,6 +30,7 @@
 #include "gcp/run.h"
 #include "job/task.h"
 #include "net/netinit.h"
+#include "settings/settings.h"
 #include "util/log.h"
 #include "util/redact.h"
 
@@ -75,7 +76,7 @@ static int arm_stop_watch(void)
 	pthread_t th;
 	int rc;
 
-	budget = env_int("CCR_STOP_BUDGET_MS", 9000, 1000, 3600000);
+	budget = settings_int(SET_CCR_STOP_BUDGET_MS);
 	if (pipe2(stop_pipe, O_CLOEXEC) != 0)
 		return -1;
 	pthread_attr_init(&attr);
@@ -90,7 +91,7 @@ static int arm_stop_watch(void)
  * too, resolved as serve resolves it (crun_new: project, REGION). */
 static const char *execution_name(char *out, size_t n)
 {
-	const char *ex = getenv("CLOUD_RUN_EXECUTION"), *job = getenv("CLOUD_RUN_JOB");
+	const char *ex = settings_str(SET_CLOUD_RUN_EXECUTION), *job = settings_str(SET_CLOUD_RUN_JOB);
 	struct err e = ERR_INIT;
 	struct crun *c;
 
@@ -106,7 +107,7 @@ static const char *execution_name(char *out, size_t n)
  * number counts as a retry, so the agent is never run twice by mistake. */
 static int attempt_number(void)
 {
-	const char *a = getenv("CLOUD_RUN_TASK_ATTEMPT");
+	const char *a = settings_str(SET_CLOUD_RUN_TASK_ATTEMPT);
 	char *end;
 	long v;
 
@@ -121,23 +122,15 @@ static void usage(FILE *f)
 	fprintf(f, "usage: TASK_ID=<id> ENCRYPTED_PAYLOAD_PATH=<path> ccr job\n"
 		   "Runs one task: reads its sealed payload, runs the Claude Code CLI, stores the logs.\n"
 		   "Backends as for `ccr serve`: cloud mode when GCS_LOGS_BUCKET is set, else CCR_DATA_DIR.\n"
-		   "Settings: CLAUDE_BIN, CLAUDE_CONFIG_DIR (default: one per task, in the workspace),\n"
-		   "CCR_WORKSPACE_ROOT, CCR_ANTHROPIC_UPSTREAM, CCR_IDLE_TIMEOUT_S, CCR_RESULT_GRACE_S,\n"
-		   "CCR_KILL_GRACE_MS, CCR_STORAGE_GIVE_UP_S, CCR_STOP_BUDGET_MS, CCR_MAX_LINE_BYTES,\n"
-		   "CCR_WEBHOOK_DEADLINE_S, CCR_MAX_BUDGET_USD, CCR_INBOX_POLL_MS, CLOUDRUN_CALLBACK_SECRET;\n"
-		   "the agent's egress proxy: CCR_EGRESS_ALLOW (hosts, *.suffix or IPs; the request's\n"
-		   "allowedHosts narrows it), CCR_EGRESS_ALLOW_PRIVATE (host:port admitted on private\n"
-		   "addresses), CCR_EGRESS_IDLE_S; the agent's ssh uses `ccr connect HOST PORT`;\n"
-		   "the agent's sandbox: CCR_SANDBOX (auto, required, landlock or off),\n"
-		   "CCR_SANDBOX_RO_PATHS, CCR_SANDBOX_RW_PATHS (':'-separated extra paths);\n"
-		   "CCR_LOG_FLUSH_MS (the shortest time between two stored log chunks);\n"
-		   "README.md lists them all.\n"
-		   "Exit status: 0 completed, 1 failed, 130 cancelled, 2 usage error.\n");
+		   "The agent's ssh uses `ccr connect HOST PORT`.  Settings (read once at start-up; a\n"
+		   "malformed number stops the job with exit 2):\n");
+	settings_help(f, SC_JOB);
+	fprintf(f, "Exit status: 0 completed, 1 failed, 130 cancelled, 2 usage error.\n");
 }
 
 int job_main(int argc, char **argv)
 {
-	const char *id = getenv("TASK_ID"), *path = getenv("ENCRYPTED_PAYLOAD_PATH");
+	const char *id = settings_str(SET_TASK_ID), *path = settings_str(SET_ENCRYPTED_PAYLOAD_PATH);
 	struct sigaction sa;
 	struct task_env env;
 	struct backends be;
@@ -157,7 +150,7 @@ int job_main(int argc, char **argv)
 			id && *id ? " (set)" : " (missing)", path && *path ? " (set)" : " (missing)");
 		return 1;
 	}
-	slog_init(2, redact_apply);     /* the job's log: stderr, redacted (util/log.h) */
+	slog_init(2, redact_apply, settings_str(SET_LOG_LEVEL));    /* the job's log: stderr, redacted (util/log.h) */
 	if (arm_stop_watch() != 0) {
 		fprintf(stderr, "ccr job: cannot start the stop watchdog: %s\n", strerror(errno));
 		return 1;
@@ -183,7 +176,7 @@ int job_main(int argc, char **argv)
 	env.task_id = id;
 	env.payload_path = path;
 	env.execution_name = be.mode == CFG_CLOUD ? execution_name(exec_name, sizeof(exec_name))
-						  : getenv("CLOUD_RUN_EXECUTION");
+						  : settings_str(SET_CLOUD_RUN_EXECUTION);
 	env.attempt = attempt_number();
 	env.be = &be;
 	rc = task_run(&env);

@@ -35,6 +35,7 @@
 #include "selftest/selftest.h"
 #include "util/buf.h"
 #include "util/jsjson.h"
+#include "settings/settings.h"
 
 
 /* ---- .env and pre-execution commands ------------------------------------ */
@@ -244,6 +245,7 @@ static void env_canaries(const char *const *names, const char *const *vals, char
 		else
 			unsetenv(names[i]);
 	}
+	settings_reload();
 }
 
 static void env_restore(const char *const *names, char **saved)
@@ -257,6 +259,7 @@ static void env_restore(const char *const *names, char **saved)
 			unsetenv(names[i]);
 		free(saved[i]);
 	}
+	settings_reload();
 }
 
 static const char *const canary_names[ENV_CANARIES] = {

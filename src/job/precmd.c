@@ -38,6 +38,7 @@
 #include "util/child.h"
 #include "util/clock.h"
 #include "util/redact.h"
+#include "settings/settings.h"
 
 static int fail(struct err *e)
 {
@@ -146,7 +147,7 @@ void pc_result_free(struct pc_result *r)
 
 static long default_timeout_ms(void)
 {
-	const char *s = getenv("CCR_PRECMD_TIMEOUT_S");
+	const char *s = settings_str(SET_CCR_PRECMD_TIMEOUT_S);
 	char *end;
 	double v;
 

@@ -80,6 +80,7 @@
 #include "util/buf.h"
 #include "util/jsjson.h"
 #include "util/redact.h"
+#include "settings/settings.h"
 
 #define TP_IN_SIZE 16384                /* one read from the client */
 #define TP_MAX_URL 16384
@@ -1926,7 +1927,7 @@ int tp_start(struct tp_proxy *p, const struct tp_config *cfg, struct err *e)
 	if (cfg->kind != TP_CRED_API_KEY && cfg->kind != TP_CRED_OAUTH)
 		return err_set(e, "token proxy: credential kind must be TP_CRED_API_KEY or TP_CRED_OAUTH");
 	if (!up || !*up) {
-		up = getenv(TP_UPSTREAM_ENV);
+		up = settings_str(SET_CCR_ANTHROPIC_UPSTREAM);
 		from = "$" TP_UPSTREAM_ENV;
 	}
 	if (!up || !*up) {

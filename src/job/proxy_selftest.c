@@ -32,6 +32,7 @@
 #include "net/netinit.h"
 #include "selftest/selftest.h"
 #include "util/buf.h"
+#include "settings/settings.h"
 
 #define REAL_KEY "sk-ant-api03-selftest-REAL-key-0123456789abcdef"
 #define REAL_TOKEN "sk-ant-oat01-selftest-REAL-token-0123456789abcdef"
@@ -1325,6 +1326,7 @@ static int t_config(char *why, size_t n)
 	/* The environment variable is used when the config names none. */
 	cfg.upstream = NULL;
 	setenv(TP_UPSTREAM_ENV, "https://gateway.example.invalid:8443/anthropic/", 1);
+	settings_reload();
 	if (tp_start(&p, &cfg, &e) != 0) {
 		st_fail(why, n, "tp_start with %s: %s", TP_UPSTREAM_ENV, e.msg);
 		goto out;
@@ -1339,6 +1341,7 @@ static int t_config(char *why, size_t n)
 	tp_stop(&p);
 	tp_stop(&p);            /* twice is harmless */
 	unsetenv(TP_UPSTREAM_ENV);
+	settings_reload();
 	if (tp_start(&p, &cfg, &e) != 0 || strcmp(tp_upstream(&p), TP_DEFAULT_UPSTREAM) != 0) {
 		st_fail(why, n, "default upstream: %s", e.msg[0] ? e.msg : tp_upstream(&p));
 		tp_stop(&p);
@@ -1351,6 +1354,7 @@ out:
 		setenv(TP_UPSTREAM_ENV, saved, 1);
 	else
 		unsetenv(TP_UPSTREAM_ENV);
+	settings_reload();
 	free(saved);
 	return fail;
 }

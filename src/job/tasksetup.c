@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "settings/settings.h"
 #include "job/cliconf.h"
 #include "job/session.h"
 #include "job/task_int.h"
@@ -48,7 +49,7 @@ static void proxy_log(void *arg, const char *line)
  * operator's CCR_MAX_BUDGET_USD (the smaller wins; 0: none). */
 static int task_budget(struct task *t, struct err *e)
 {
-	const char *v = getenv("CCR_MAX_BUDGET_USD");
+	const char *v = settings_str(SET_CCR_MAX_BUDGET_USD);
 	double cap;
 
 	if (!v || !*v)
@@ -91,10 +92,10 @@ static int start_egress(struct task *t, struct err *e)
 	ssize_t n;
 
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.allow = getenv("CCR_EGRESS_ALLOW");
-	cfg.allow_private = getenv("CCR_EGRESS_ALLOW_PRIVATE");
+	cfg.allow = settings_str(SET_CCR_EGRESS_ALLOW);
+	cfg.allow_private = settings_str(SET_CCR_EGRESS_ALLOW_PRIVATE);
 	cfg.allowed_hosts = t->p.allowed_hosts;
-	cfg.idle_ms = env_int("CCR_EGRESS_IDLE_S", EG_IDLE_MS_DEFAULT / 1000, 1, 86400) * 1000;
+	cfg.idle_ms = settings_int(SET_CCR_EGRESS_IDLE_S) * 1000;
 	cfg.log = egress_log;
 	if (eg_start(&t->egress, &cfg, e) != 0)
 		return -1;
@@ -214,7 +215,7 @@ static void cliconf_warn(const char *msg)
  */
 static int cli_config_dir(struct task *t, char *out, size_t size, struct err *e)
 {
-	const char *shared = getenv("CLAUDE_CONFIG_DIR");
+	const char *shared = settings_str(SET_CLAUDE_CONFIG_DIR);
 
 	if (shared && *shared)
 		return snprintf(out, size, "%s", shared) < (int)size ? 0

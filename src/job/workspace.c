@@ -31,6 +31,7 @@
 #include "job/workspace.h"
 #include "util/hex.h"
 #include "util/redact.h"
+#include "settings/settings.h"
 #include "util/rmtree.h"
 
 /* Redact the message in place (it may quote a path or name a secret went
@@ -165,7 +166,7 @@ int ws_create(struct ws *ws, struct err *e)
 
 int ws_create_for(struct ws *ws, const char *task_id, struct err *e)
 {
-	const char *parent = getenv("CCR_WORKSPACE_ROOT");
+	const char *parent = settings_str(SET_CCR_WORKSPACE_ROOT);
 
 	return create_named(ws, parent && *parent ? parent : WS_DEFAULT_PARENT, task_id, e);
 }

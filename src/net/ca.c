@@ -13,6 +13,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "net/ca.h"
+#include "settings/settings.h"
 
 extern const unsigned char ccr_ca_bundle[];
 extern const size_t ccr_ca_bundle_len;
@@ -25,8 +26,8 @@ const unsigned char *ca_embedded(size_t *len)
 
 void ca_source_get(struct ca_source *out)
 {
-	const char *file = getenv("SSL_CERT_FILE");
-	const char *dir = getenv("SSL_CERT_DIR");
+	const char *file = settings_str(SET_SSL_CERT_FILE);
+	const char *dir = settings_str(SET_SSL_CERT_DIR);
 
 	memset(out, 0, sizeof(*out));
 	if (file && *file) {
@@ -93,7 +94,7 @@ int ca_curl_apply(void *curl)
 /* Write the compiled-in bundle to a 0600 temporary file, once. */
 static int embedded_to_file(char *path, size_t pathlen, char *err, size_t errlen)
 {
-	const char *tmp = getenv("TMPDIR");
+	const char *tmp = settings_str(SET_TMPDIR);
 	size_t off = 0;
 	int fd;
 

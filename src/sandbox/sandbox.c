@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "sandbox/sandbox.h"
+#include "settings/settings.h"
 
 static const char *const system_paths[] = {
 	"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt",
@@ -240,7 +241,7 @@ static void probe_userns(struct sbx_probe *pr)
 	struct sbx_spawn sp;
 	struct err e = ERR_INIT;
 	char dir[256], c_box[300];
-	const char *tmp = getenv("TMPDIR");
+	const char *tmp = settings_str(SET_TMPDIR);
 	int st = 0;
 	pid_t pid;
 

@@ -40,6 +40,7 @@ static const struct suite suites[] = {
 	{ "sandbox", sandbox_selftests },
 	{ "egress", egress_selftests },
 	{ "deploy", deploy_selftests },
+	{ "settings", settings_selftests },
 };
 
 #define N_SUITES (sizeof(suites) / sizeof(suites[0]))

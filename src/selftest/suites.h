@@ -25,5 +25,6 @@ extern const struct st_case msgsock_selftests[];
 extern const struct st_case sandbox_selftests[];
 extern const struct st_case egress_selftests[];
 extern const struct st_case deploy_selftests[];
+extern const struct st_case settings_selftests[];
 
 #endif

@@ -36,6 +36,7 @@
 #include "serve/log.h"
 #include "serve/serve.h"
 #include "util/buf.h"
+#include "settings/settings.h"
 #include "util/child.h"
 #include "util/clock.h"
 
@@ -107,7 +108,7 @@ static int drain_until_exit(pid_t pid, int fd, int64_t deadline, int *status)
 
 int health_cli_available(unsigned timeout_ms)
 {
-	const char *bin = getenv("CLAUDE_BIN");
+	const char *bin = settings_str(SET_CLAUDE_BIN);
 	char *argv[3], exe[4096];
 	struct child_spec s = { 0 };
 	struct err e = ERR_INIT;
@@ -178,7 +179,7 @@ static int sandbox_json(struct buf *b)
 	enum sbx_mode mode;
 	enum sbx_level level = SBX_NONE;
 	struct err e = ERR_INIT;
-	int ok = sbx_mode_parse(getenv("CCR_SANDBOX"), &mode, &e) == 0 && sbx_level_for(mode, &level, &e) == 0;
+	int ok = sbx_mode_parse(settings_str(SET_CCR_SANDBOX), &mode, &e) == 0 && sbx_level_for(mode, &level, &e) == 0;
 
 	if (buf_printf(b, "\"sandbox\":{\"mode\":\"%s\",\"level\":\"%s\",\"userNamespaces\":%s,\"landlockAbi\":%d",
 		       ok ? sbx_mode_name(mode) : "invalid", ok ? sbx_level_name(level) : "none",

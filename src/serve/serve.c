@@ -38,6 +38,7 @@
 #include "serve/sysprompt.h"
 #include "util/buf.h"
 #include "util/jsjson.h"
+#include "settings/settings.h"
 
 /* Static: the SIGTERM handler writes to it, and has no context. */
 static int sig_pipe[2] = { -1, -1 };
@@ -54,70 +55,21 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
+	fprintf(f, "usage: ccr serve [--help]\n"
+		   "\n"
+		   "Run the HTTP API (seed-compatible endpoints).  Settings come from the environment\n"
+		   "(read once at start-up; a malformed number stops serve with exit 2):\n");
+	settings_help(f, SC_SERVE);
 	fprintf(f,
-		"usage: ccr serve [--help]\n"
-		"\n"
-		"Run the HTTP API (seed-compatible endpoints).  Settings come from the environment:\n"
-		"  PORT                       port to listen on (default 8080; 0 picks a free port,\n"
-		"                             logged in the \"listening\" line's \"port\" field)\n"
-		"  CCR_BIND                   address to listen on (default 127.0.0.1; \"::\" or\n"
-		"                             \"0.0.0.0\" for all interfaces)\n"
-		"  CCR_MAX_CONNECTIONS        open connections before answering 503 (default 1024)\n"
-		"  CCR_MAX_CONNECTIONS_PER_CLIENT  from one client address (default 3/4 of the above);\n"
-		"  CCR_SANDBOX                the agent's sandbox for local tasks: auto (default),\n"
-		"                             required, landlock or off (checked at start-up)\n"
-		"  CCR_SSE_BACKLOG            recent lines kept per followed task (default 4096); a\n"
-		"                             stream that falls further behind gets event: reconnect\n"
-		"                             past either cap, a plain GET /health is still answered\n"
-		"  CCR_HTTP_READ_TIMEOUT_MS   deadline for a request's headers, and for its body\n"
-		"                             (defaults 10000 and 30000)\n"
-		"  CCR_HTTP_IDLE_TIMEOUT_MS   keep-alive idle time (default 65000)\n"
-		"  CCR_HTTP_WRITE_TIMEOUT_MS  time without write progress before a client counts as\n"
-		"                             gone (default 30000)\n"
-		"  CCR_DRAIN_TIMEOUT_MS       how long SIGTERM/SIGINT waits for requests (default 8000)\n"
-		"  CCR_CLI_CHECK_TIMEOUT_MS   limit for `claude --version` in /health?verbose=true\n"
-		"                             (default 5000); CLAUDE_BIN names the CLI (default claude)\n"
-		"  CCR_RECONCILE_INTERVAL_S   how often every active task is checked against its\n"
-		"                             execution (default 10): a task whose job died is\n"
-		"                             finalised as failed (terminalReason \"lost\")\n"
-		"  CCR_WEBHOOK_DEADLINE_S     how long the webhook of a task it finalises is retried\n"
-		"                             (default 600)\n"
-		"  LOG_LEVEL                  debug, info, warn or error (default info)\n"
-		"  GOOGLE_CLOUD_PROJECT / PROJECT_ID  project for trace names in access logs\n"
-		"  CCR_ALLOW_PRIVATE_CALLBACKS=1, CCR_CALLBACK_ALLOW_HOSTS=h1,h2  callbackUrl hosts\n"
-		"                             allowed on private addresses (all, or these names)\n"
-		"  CCR_KMS_LOCATION           the Cloud KMS key ring's location (default REGION, as\n"
-		"                             the original; its KMS_LOCATION is ignored)\n"
 		"\n"
 		"Requests: an Idempotency-Key header on POST /run and /run-async answers a repeat\n"
 		"(same key and body within 24 h) with the original task; body fields maxBudgetUsd\n"
 		"(a spend cap), resumeTaskId (continue that task's conversation) and\n"
 		"idleAfterResultSeconds (talk to the running task: POST /tasks/:id/messages,\n"
 		"/interrupt, /end): README.md, \"Sessions, budgets and retries\".\n"
-		"Backends and the other settings: README.md, \"Configuration\".\n"
+		"Local tasks inherit serve's environment: `ccr job --help` lists their settings,\n"
+		"`ccr help settings` every one.\n"
 		"Logs are JSON lines on stdout.  SIGTERM or SIGINT drains and exits 0.\n");
-}
-
-/* An unsigned setting from the environment; -1 (and a log line) when set
- * but not a number in [lo, hi]. */
-static int env_uint(const char *name, unsigned long lo, unsigned long hi, unsigned long dflt,
-		    unsigned long *out)
-{
-	const char *v = getenv(name);
-	char *end;
-	unsigned long x;
-
-	*out = dflt;
-	if (!v || !*v)
-		return 0;
-	errno = 0;
-	x = strtoul(v, &end, 10);
-	if (errno || *end || end == v || v[0] == '-' || x < lo || x > hi) {
-		slog(SLOG_ERROR, "%s=%s is not a number from %lu to %lu", name, v, lo, hi);
-		return -1;
-	}
-	*out = x;
-	return 0;
 }
 
 static void access_hook(const struct hs_access *a, void *app)
@@ -231,7 +183,7 @@ int serve_main(int argc, char **argv)
 	struct reconcile_cfg rcfg;
 	static const char *const secrets[] = { "CCR_API_KEYS", "CLOUDRUN_CALLBACK_SECRET", "ANTHROPIC_API_KEY",
 					       "CLAUDE_CODE_OAUTH_TOKEN" };
-	const char *bind_addr = getenv("CCR_BIND");
+	const char *bind_addr = settings_str(SET_CCR_BIND);
 	enum sbx_mode box_mode;
 	int sig, rc, i;
 
@@ -246,8 +198,8 @@ int serve_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	slog_init(1, NULL);
-	if (sbx_mode_parse(getenv("CCR_SANDBOX"), &box_mode, &e) != 0) {
+	slog_init(1, NULL, settings_str(SET_LOG_LEVEL));
+	if (sbx_mode_parse(settings_str(SET_CCR_SANDBOX), &box_mode, &e) != 0) {
 		fprintf(stderr, "ccr serve: %s\n", e.msg);
 		return 2;
 	}
@@ -259,23 +211,23 @@ int serve_main(int argc, char **argv)
 		backends_close(&be);
 		return 1;
 	}
-	if (env_uint("PORT", 0, 65535, 8080, &port) != 0 ||
-	    env_uint("CCR_MAX_CONNECTIONS", 1, 100000, 1024, &maxconn) != 0 ||
-	    env_uint("CCR_HTTP_READ_TIMEOUT_MS", 1, 3600000, 0, &rto) != 0 ||
-	    env_uint("CCR_HTTP_IDLE_TIMEOUT_MS", 1, 3600000, 65000, &ito) != 0 ||
-	    env_uint("CCR_HTTP_WRITE_TIMEOUT_MS", 1, 3600000, 30000, &wto) != 0 ||
-	    env_uint("CCR_DRAIN_TIMEOUT_MS", 0, 3600000, 8000, &dto) != 0 ||
-	    env_uint("CCR_CLI_CHECK_TIMEOUT_MS", 1, 600000, 5000, &cto) != 0 ||
-	    env_uint("CCR_RECONCILE_INTERVAL_S", 1, 3600, 10, &rint) != 0 ||
-	    env_uint("CCR_WEBHOOK_DEADLINE_S", 1, 86400, 600, &whd) != 0 ||
-	    env_uint("CCR_MAX_CONNECTIONS_PER_CLIENT", 0, 100000, 0, &percl) != 0 ||
-	    env_uint("CCR_SSE_BACKLOG", 256, 1000000, 4096, &backlog) != 0)
-		goto fail;
+	/* checked at start-up (settings.h) */
+	port = (unsigned long)settings_int(SET_PORT);
+	maxconn = (unsigned long)settings_int(SET_CCR_MAX_CONNECTIONS);
+	rto = (unsigned long)settings_int(SET_CCR_HTTP_READ_TIMEOUT_MS);
+	ito = (unsigned long)settings_int(SET_CCR_HTTP_IDLE_TIMEOUT_MS);
+	wto = (unsigned long)settings_int(SET_CCR_HTTP_WRITE_TIMEOUT_MS);
+	dto = (unsigned long)settings_int(SET_CCR_DRAIN_TIMEOUT_MS);
+	cto = (unsigned long)settings_int(SET_CCR_CLI_CHECK_TIMEOUT_MS);
+	rint = (unsigned long)settings_int(SET_CCR_RECONCILE_INTERVAL_S);
+	whd = (unsigned long)settings_int(SET_CCR_WEBHOOK_DEADLINE_S);
+	percl = (unsigned long)settings_int(SET_CCR_MAX_CONNECTIONS_PER_CLIENT);
+	backlog = (unsigned long)settings_int(SET_CCR_SSE_BACKLOG);
 	memset(&rcfg, 0, sizeof(rcfg));
 	rcfg.interval_ms = (long)rint * 1000;
 	rcfg.webhook_deadline_ms = (long)whd * 1000;
 	rcfg.callback_secret = secenv_get("CLOUDRUN_CALLBACK_SECRET");
-	rcfg.workspace_root = getenv("CCR_WORKSPACE_ROOT");
+	rcfg.workspace_root = settings_str(SET_CCR_WORKSPACE_ROOT);
 
 	memset(&sc, 0, sizeof(sc));
 	sc.prompt = &prompt;

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "ccr.h"
+#include "settings/settings.h"
 
 #define CN_HEAD_MAX 16384
 #define HOST_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:"
@@ -238,7 +239,7 @@ static int tunnel(const char *proxy, const char *host, const char *port)
 
 int connect_main(int argc, char **argv)
 {
-	const char *proxy = getenv("HTTPS_PROXY");
+	const char *proxy = settings_str(SET_HTTPS_PROXY);
 	char *end;
 	long port;
 
@@ -260,7 +261,7 @@ int connect_main(int argc, char **argv)
 		return 2;
 	}
 	if (!proxy || !*proxy)
-		proxy = getenv("https_proxy");
+		proxy = settings_str(SET_https_proxy);
 	if (!proxy || !*proxy)
 		return fail("HTTPS_PROXY is not set: it names the egress proxy, http://127.0.0.1:PORT");
 	signal(SIGPIPE, SIG_IGN);

@@ -45,6 +45,7 @@
 #include "ccr.h"
 #include "git/git.h"
 #include "util/redact.h"
+#include "settings/settings.h"
 
 #define MAX_LIST 64
 
@@ -301,7 +302,7 @@ static int do_push(struct gop_ctx *c, const struct args *a, struct err *e)
 
 static void tests_repo(const struct args *a, struct gop_tests_repo *t)
 {
-	const char *tok = getenv("CCR_TESTS_TOKEN");
+	const char *tok = settings_secret(SET_CCR_TESTS_TOKEN);
 
 	memset(t, 0, sizeof(*t));
 	t->url = a->tests_url;
@@ -379,7 +380,7 @@ int git_main(int argc, char **argv)
 		return usage("unknown subcommand %s", a.cmd);
 	ws = a.workspace;
 	if (!ws) {
-		const char *t = getenv("TMPDIR");
+		const char *t = settings_str(SET_TMPDIR);
 		snprintf(tmp, sizeof(tmp), "%s/ccr-git-XXXXXX", t && *t ? t : "/tmp");
 		if (!mkdtemp(tmp)) {
 			fprintf(stderr, "ccr git: cannot create a temporary directory in %s: %s\n", t && *t ? t : "/tmp",
@@ -392,12 +393,12 @@ int git_main(int argc, char **argv)
 		rc = fail(a.cmd, NULL, &e);
 		goto out;
 	}
-	tok = getenv("CCR_GIT_TOKEN");
+	tok = settings_secret(SET_CCR_GIT_TOKEN);
 	if (tok && *tok) {
 		redact_add(tok);
 		c.https_token = tok;
 	}
-	tok = getenv("CCR_TESTS_TOKEN");
+	tok = settings_secret(SET_CCR_TESTS_TOKEN);
 	if (tok && *tok)
 		redact_add(tok);
 	c.ssh_key_path = a.key;

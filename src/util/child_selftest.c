@@ -187,13 +187,13 @@ static int t_log_line(char *why, size_t n)
 	setenv("LOG_LEVEL", "info", 1);
 	redact_clear();
 	redact_add("sk-ant-selftest-secret-99");
-	slog_init(p[1], redact_apply);
+	slog_init(p[1], redact_apply, getenv("LOG_LEVEL"));
 	slog(SLOG_DEBUG, "dropped below info");
 	slog(SLOG_WARNING, "key sk-ant-selftest-secret-99 in \"quotes\"");
 	slog_fields(SLOG_ERROR, "with fields", "\"port\":8080");
 	r = read(p[0], text, sizeof(text) - 1);
 	text[r > 0 ? r : 0] = 0;
-	slog_init(1, NULL);
+	slog_init(1, NULL, getenv("LOG_LEVEL"));
 	if (saved)
 		setenv("LOG_LEVEL", saved, 1);
 	else

@@ -32,10 +32,8 @@ static struct {
 
 static const char *const level_names[] = { "DEBUG", "INFO", "WARNING", "ERROR" };
 
-void slog_init(int fd, int (*redact)(struct buf *text))
+void slog_init(int fd, int (*redact)(struct buf *text), const char *v)
 {
-	const char *v = getenv("LOG_LEVEL");
-
 	lg.fd = fd;
 	lg.redact = redact;
 	if (!v || !*v)

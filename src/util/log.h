@@ -22,11 +22,12 @@
 
 enum slog_level { SLOG_DEBUG, SLOG_INFO, SLOG_WARNING, SLOG_ERROR };
 
-/* slog_init: read LOG_LEVEL; lines go to fd (1 or 2), each message and
+/* slog_init: level is LOG_LEVEL's value (debug, info, warn, error; NULL or
+ * empty: info); lines go to fd (1 or 2), each message and
  * field passed through redact first (NULL: none; it edits the buffer in
  * place and returns 0, or -1 to drop the line).  Call once, before any
  * thread logs. */
-void slog_init(int fd, int (*redact)(struct buf *text));
+void slog_init(int fd, int (*redact)(struct buf *text), const char *level);
 
 /* 1 when lines of this level are written. */
 int slog_enabled(enum slog_level level);

@@ -20,6 +20,7 @@
 #include "net/ca.h"
 #include "util/b64.h"
 #include "util/hex.h"
+#include "settings/settings.h"
 #include "util/clock.h"
 
 /* The shared deny-list (net/addrclass.h): anything but a public address. */
@@ -30,7 +31,7 @@ static int forbidden(const struct sockaddr *sa)
 
 static int allow_private(void)
 {
-	const char *v = getenv("CCR_ALLOW_PRIVATE_CALLBACKS");
+	const char *v = settings_str(SET_CCR_ALLOW_PRIVATE_CALLBACKS);
 
 	return v && strcmp(v, "1") == 0;
 }
@@ -39,7 +40,7 @@ static int allow_private(void)
  * case-insensitive, exactly as written in the URL). */
 static int allow_host(const char *host)
 {
-	const char *list = getenv("CCR_CALLBACK_ALLOW_HOSTS"), *p, *end;
+	const char *list = settings_str(SET_CCR_CALLBACK_ALLOW_HOSTS), *p, *end;
 	size_t n = strlen(host);
 
 	for (p = list; p && *p; p = *end ? end + 1 : end) {
