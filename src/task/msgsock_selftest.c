@@ -255,8 +255,8 @@ static int t_convo(char *why, size_t whylen)
 }
 
 const struct st_case msgsock_selftests[] = {
-	{ "a frame reaches the task's listener and is answered", t_exchange },
-	{ "a data directory too long for sun_path", t_long_dir },
-	{ "socket and inbox records reach the CLI once each, in id order", t_convo },
+	{ "exchange", t_exchange },
+	{ "long_data_dir", t_long_dir },
+	{ "socket_and_inbox_in_order", t_convo },
 	{ NULL, NULL },
 };
