@@ -122,9 +122,10 @@ static void answer_refused(struct hs_server *s, int fd, const struct sockaddr_st
 static void answer_503(struct hs_server *s, int fd, const struct sockaddr_storage *ss, const char *why)
 {
 	struct buf body = BUF_INIT;
+	const char *ctype = HS_JSON;
 
-	if (buf_adds(&body, "{\"error\":") == 0 && jsj_string(&body, why, strlen(why)) == 0 && buf_addc(&body, '}') == 0)
-		answer_refused(s, fd, ss, 503, HS_JSON, body.p);
+	if (hs_error_body(s, 503, why, &body, &ctype) == 0)
+		answer_refused(s, fd, ss, 503, ctype, body.p ? body.p : "");
 	buf_free(&body);
 }
 

@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/buf.h"
 #include "util/err.h"
 
 struct hs_server;
@@ -98,6 +99,23 @@ struct hs_config {
 	 * NULL-terminated; may be NULL. */
 	const char *const *cap_exempt;
 	const char *cap_exempt_type, *cap_exempt_body;
+
+	/* ---- for a proxy handler (the token proxy); serve leaves them 0 --- */
+	/* Stream request bodies: the handler is called as soon as the header
+	 * section is complete, and reads the body with hs_req_body_read (at
+	 * most one read buffer of it is held; max_body does not apply; path
+	 * and query accessors stay "": the raw target is what a proxy
+	 * forwards).  A response started before the body was read whole
+	 * closes the connection (after a lingering read). */
+	int stream_body;
+	int allow_connect;             /* hand CONNECT to the handler instead of answering 400 */
+	int host_optional;             /* do not require Host on HTTP/1.1 */
+	/* Formats the server's own error answers (the statuses listed at the
+	 * top, the 503 past the caps included) instead of {"error":msg} as
+	 * HS_JSON: the body into out (empty on entry), its Content-Type into
+	 * *ctype.  Returns 0, or -1 to fall back to the default.  Called from
+	 * a connection's thread or the acceptor's.  May be NULL. */
+	int (*error_body)(int status, const char *msg, struct buf *out, const char **ctype, void *app);
 };
 
 /* Fill c with the defaults above (handler and hooks NULL). */
@@ -179,6 +197,33 @@ int hs_req_header_at(const struct hs_req *r, size_t i, const char **name, const 
  * its length.  Never NULL. */
 const char *hs_req_body(const struct hs_req *r, size_t *len);
 
+/* stream_body mode: read up to cap bytes of the request body (de-chunked)
+ * into dst, receiving from the client as needed (at most
+ * body_timeout_ms per wait).  The first call answers "Expect:
+ * 100-continue".  Returns the byte count, 0 at the end of the body, or -1
+ * when the client is gone, too slow, or sent a malformed body (then
+ * hs_req_error says which, and the connection is closed after the
+ * response). */
+long hs_req_body_read(struct hs_req *r, void *dst, size_t cap);
+
+/* 1 once the whole request (body included) has been read. */
+int hs_req_complete(const struct hs_req *r);
+
+/* Why hs_req_body_read failed: the status the server would answer (400,
+ * 408, 500; 0 when the client is simply gone) and a message for a user. */
+int hs_req_error(const struct hs_req *r, const char **msg);
+
+/* The HTTP method as http-parser's enum http_method (HTTP_GET, ...). */
+int hs_req_method_id(const struct hs_req *r);
+
+/* Per-connection state of a handler (a proxy's upstream handle, kept for
+ * the client's keep-alive requests): hs_conn_data returns what the last
+ * hs_set_conn_data stored (NULL at first); free_fn(data) is called once
+ * when the connection ends, on the connection's thread, before the
+ * server counts it closed (so after hs_shutdown every free_fn ran). */
+void *hs_conn_data(const struct hs_req *r);
+void hs_set_conn_data(struct hs_req *r, void *data, void (*free_fn)(void *data));
+
 const char *hs_req_remote_addr(const struct hs_req *r);
 int hs_req_remote_port(const struct hs_req *r);
 
@@ -191,12 +236,18 @@ struct hs_server *hs_req_server(const struct hs_req *r);
 /* ---- the response ---------------------------------------------------- */
 
 /* Add a header to the response (before hs_send / hs_stream_begin).
- * Names must be tokens and values must not hold CR, LF or NUL; Date,
- * Content-Length, Transfer-Encoding and Connection are the server's.
+ * Names must be tokens and values must not hold CR, LF or NUL;
+ * Content-Length, Transfer-Encoding and Connection are the server's (a
+ * Date set here replaces the server's own).
  * Content-Type belongs in hs_send's argument (or, for a stream, in the
  * hs_stream_begin list), not here, or it would be sent twice.
  * Returns 0, or -1 (invalid, too late, out of memory). */
 int hs_resp_header(struct hs_resp *r, const char *name, const char *value);
+
+/* The reason phrase of the status line (a proxy relays its upstream's);
+ * default: the standard one.  Printable ASCII, at most 63 bytes, or the
+ * default is kept.  Before the response is started. */
+void hs_resp_reason(struct hs_resp *r, const char *reason);
 
 /* Close the connection after this response (sends Connection: close). */
 void hs_resp_close(struct hs_resp *r);
@@ -217,6 +268,13 @@ int hs_send_json_error(struct hs_resp *r, int status, const char *message);
  * chunked transfer encoding; HTTP/1.0 ones end by closing.  Returns 0 or
  * -1 (client gone, already started). */
 int hs_stream_begin(struct hs_resp *r, int status, const char *const *headers);
+
+/* hs_stream_begin with a known body length: length >= 0 is sent as
+ * Content-Length and the body (exactly that long, written with
+ * hs_stream_write) is not chunked; length < 0 is hs_stream_begin.  For
+ * HEAD the Content-Length is kept and no body sent; 1xx, 204 and 304
+ * get neither framing header nor body. */
+int hs_stream_begin_length(struct hs_resp *r, int status, const char *const *headers, int64_t length);
 
 /* Write len bytes (one chunk) at once.  Returns 0, or -1 once the client
  * is gone (write failed, reset, or no progress for write_timeout_ms);

@@ -279,52 +279,63 @@ int hs_req_client_gone(struct hs_req *r)
 
 /* ---- reading one request ---------------------------------------------- */
 
-static int read_request(struct hs_conn *c, uint64_t idle_deadline)
+enum { GOAL_HEAD, GOAL_MESSAGE, GOAL_BODY };
+#define RD_MORE 3       /* parse_buffered: the goal needs more input */
+#define RD_TIMEOUT 4    /* recv_more: the deadline passed */
+
+/* Run the parser over the unparsed bytes of rbuf.  RD_OK once the goal
+ * is reached (the header section; the whole message; some body bytes or
+ * the end of the body), RD_MORE when it needs more input, RD_FAIL on a
+ * malformed request.  The parser pauses at the end of a message, so the
+ * bytes of a pipelined next request stay in rbuf. */
+static int parse_buffered(struct hs_conn *c, int goal)
 {
 	struct hs_req *q = &c->req;
-	const struct hs_config *cfg = &c->srv->cfg;
 
+	while (c->rpos < c->rlen) {
+		size_t avail = c->rlen - c->rpos, used;
+		enum http_errno en;
+
+		if (!q->t_start)
+			q->t_start = hs_now_us();
+		used = http_parser_execute(&c->parser, &hs_parser_settings, c->rbuf + c->rpos, avail);
+		c->rpos += used;
+		en = HTTP_PARSER_ERRNO(&c->parser);
+		if (q->complete && en == HPE_PAUSED) {
+			memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+			c->rlen -= c->rpos;
+			c->rpos = 0;
+			return RD_OK;
+		}
+		if (en != HPE_OK)
+			return hs_parser_failure(c);
+		if (used != avail) {
+			hs_fail(q, 400, "malformed request");
+			return RD_FAIL;
+		}
+	}
+	c->rpos = c->rlen = 0;
+	if (goal == GOAL_HEAD && q->headers_done)
+		return RD_OK;
+	if (goal == GOAL_BODY && q->body.len > q->body_off)
+		return RD_OK;
+	return RD_MORE;
+}
+
+/* Receive into the (empty) rbuf, waiting until deadline (ms).  RD_OK when
+ * bytes arrived, RD_TIMEOUT, or RD_CLOSE (EOF, error, or the drain when
+ * watch_drain). */
+static int recv_more(struct hs_conn *c, uint64_t deadline, int watch_drain)
+{
 	for (;;) {
-		uint64_t deadline;
 		ssize_t n;
 
-		if (c->rpos < c->rlen) {
-			size_t avail = c->rlen - c->rpos, used;
-			enum http_errno en;
-
-			if (!q->t_start)
-				q->t_start = hs_now_us();
-			used = http_parser_execute(&c->parser, &hs_parser_settings, c->rbuf + c->rpos, avail);
-			c->rpos += used;
-			en = HTTP_PARSER_ERRNO(&c->parser);
-			if (q->complete && en == HPE_PAUSED) {
-				memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
-				c->rlen -= c->rpos;
-				c->rpos = 0;
-				if (hs_prepare_request(q) != 0)
-					return RD_FAIL;
-				return RD_OK;
-			}
-			if (en != HPE_OK)
-				return hs_parser_failure(c);
-			if (used != avail) {
-				hs_fail(q, 400, "malformed request");
-				return RD_FAIL;
-			}
-		}
-		c->rpos = c->rlen = 0;
-		if (!q->t_start)
-			deadline = idle_deadline;
-		else if (!q->headers_done)
-			deadline = q->t_start / 1000u + cfg->header_timeout_ms;
-		else
-			deadline = q->t_headers / 1000u + cfg->body_timeout_ms;
 		if (hs_now_ms() >= deadline)
-			goto timeout;
+			return RD_TIMEOUT;
 		n = recv(c->fd, c->rbuf, RBUF_SIZE, 0);
 		if (n > 0) {
 			c->rlen = (size_t)n;
-			continue;
+			return RD_OK;
 		}
 		if (n == 0) {
 			c->gone = 1;     /* EOF: nothing (more) to answer */
@@ -336,20 +347,87 @@ static int read_request(struct hs_conn *c, uint64_t idle_deadline)
 			c->gone = 1;
 			return RD_CLOSE;
 		}
-		switch (hs_wait_io(c, POLLIN, deadline, !q->t_start)) {
+		switch (hs_wait_io(c, POLLIN, deadline, watch_drain)) {
 		case W_READY:
 			continue;
 		case W_TIMEOUT:
-			goto timeout;
+			return RD_TIMEOUT;
 		default:
 			return RD_CLOSE;
 		}
 	}
-timeout:
-	if (!q->t_start)
-		return RD_CLOSE;
-	hs_fail(q, 408, "request timeout");
-	return RD_FAIL;
+}
+
+/* Read one request: its header section (stream_body) or all of it. */
+static int read_request(struct hs_conn *c, uint64_t idle_deadline)
+{
+	struct hs_req *q = &c->req;
+	const struct hs_config *cfg = &c->srv->cfg;
+
+	for (;;) {
+		uint64_t deadline;
+		int rd = parse_buffered(c, cfg->stream_body ? GOAL_HEAD : GOAL_MESSAGE);
+
+		if (rd == RD_OK && !cfg->stream_body && hs_prepare_request(q) != 0)
+			return RD_FAIL;
+		if (rd != RD_MORE)
+			return rd;
+		if (!q->t_start)
+			deadline = idle_deadline;
+		else if (!q->headers_done)
+			deadline = q->t_start / 1000u + cfg->header_timeout_ms;
+		else
+			deadline = q->t_headers / 1000u + cfg->body_timeout_ms;
+		rd = recv_more(c, deadline, !q->t_start);
+		if (rd == RD_OK)
+			continue;
+		if (rd != RD_TIMEOUT || !q->t_start)
+			return RD_CLOSE;
+		hs_fail(q, 408, "request timeout");
+		return RD_FAIL;
+	}
+}
+
+long hs_req_body_read(struct hs_req *q, void *dst, size_t cap)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	struct hs_conn *c = q->c;
+	size_t n;
+
+	if (q->body_failed || !c->srv->cfg.stream_body)
+		return q->body_failed ? -1 : 0;
+	if (q->continue_due && !q->complete) {
+		q->continue_due = 0;
+		if (hs_conn_write(c, cont, sizeof(cont) - 1) != 0)
+			goto failed;
+	}
+	while (q->body_off == q->body.len) {
+		int rd;
+
+		buf_reset(&q->body);
+		q->body_off = 0;
+		if (q->complete)
+			return 0;
+		rd = parse_buffered(c, GOAL_BODY);
+		if (rd == RD_OK)
+			continue;
+		if (rd != RD_MORE)
+			goto failed;
+		rd = recv_more(c, hs_now_ms() + c->srv->cfg.body_timeout_ms, 0);
+		if (rd == RD_TIMEOUT)
+			hs_fail(q, 408, "request body not complete in time");
+		if (rd != RD_OK)
+			goto failed;
+	}
+	n = q->body.len - q->body_off;
+	if (n > cap)
+		n = cap;
+	memcpy(dst, q->body.p + q->body_off, n);
+	q->body_off += n;
+	return (long)n;
+failed:
+	q->body_failed = 1;
+	return -1;
 }
 
 /* ---- the connection thread -------------------------------------------- */
@@ -368,7 +446,9 @@ static void req_reset(struct hs_conn *c)
 	buf_reset(&q->qidx);
 	q->nhdrs = 0;
 	q->last_cb = CB_NONE;
-	q->url_done = q->headers_done = q->complete = q->have_method = 0;
+	q->url_done = q->headers_done = q->complete = q->have_method = q->prepared = 0;
+	q->body_off = 0;
+	q->body_failed = q->continue_due = 0;
 	q->url_len = q->header_bytes = q->trailer_bytes = 0;
 	q->raw_path = q->query = q->path = 0;
 	q->fail_status = 0;
@@ -381,6 +461,8 @@ static void req_reset(struct hs_conn *c)
 	r->close = 0;
 	r->chunked = r->headless = r->ended = 0;
 	r->body_bytes = 0;
+	r->reason[0] = 0;
+	r->has_date = 0;
 	if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED)
 		http_parser_pause(&c->parser, 0);
 }
@@ -422,6 +504,10 @@ void hs_conn_free(struct hs_conn *c)
 
 void hs_conn_unregister(struct hs_server *s, struct hs_conn *c)
 {
+	if (c->data_free)
+		c->data_free(c->data);
+	c->data_free = NULL;
+	c->data = NULL;
 	pthread_mutex_lock(&s->mu);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -454,7 +540,7 @@ void hs_serve_connection(struct hs_conn *c)
 			return;
 		if (rd == RD_FAIL) {
 			c->resp.close = 1;
-			rc = hs_send_json_error(&c->resp, c->req.fail_status, c->req.fail_msg);
+			rc = hs_send_error(c, c->req.fail_status, c->req.fail_msg);
 			access_log(c);
 			if (rc == 0)
 				hs_conn_linger(c);
@@ -463,7 +549,7 @@ void hs_serve_connection(struct hs_conn *c)
 		rc = cfg->handler(&c->req, &c->resp, cfg->app);
 		if (!c->resp.started) {
 			c->resp.close = 1;
-			hs_send_json_error(&c->resp, 500, rc ? "internal error" : "the handler sent no response");
+			hs_send_error(c, 500, rc ? "internal error" : "the handler sent no response");
 		} else if (c->resp.started == RESP_STREAM && !c->resp.ended) {
 			if (rc == 0)
 				hs_stream_end(&c->resp);
@@ -475,8 +561,14 @@ void hs_serve_connection(struct hs_conn *c)
 		if (c->resp.status == 0)
 			c->resp.status = 500;
 		access_log(c);
-		if (c->gone || hs_conn_closing(c))
+		if (c->gone)
 			return;
+		if (hs_conn_closing(c)) {
+			/* a body left unread: let the client read the answer */
+			if (!c->req.complete)
+				hs_conn_linger(c);
+			return;
+		}
 		idle_deadline = hs_now_ms() + cfg->idle_timeout_ms;
 	}
 }

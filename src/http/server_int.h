@@ -70,7 +70,10 @@ struct hs_req {
 	struct hs_hdr *hdrs;       /* max_headers entries */
 	unsigned nhdrs;
 	int last_cb;
-	int url_done, headers_done, complete, have_method;
+	int url_done, headers_done, complete, have_method, prepared;
+	size_t body_off;           /* stream_body: bytes of body already handed out */
+	int body_failed;           /* stream_body: hs_req_body_read failed */
+	int continue_due;          /* stream_body: "100 Continue" not sent yet */
 	size_t url_len, header_bytes, trailer_bytes;
 	size_t raw_path, query, path;   /* arena offsets, valid once prepared */
 	int fail_status;
@@ -87,6 +90,8 @@ struct hs_resp {
 	int close;
 	int chunked, headless, ended;
 	uint64_t body_bytes;
+	char reason[64];           /* "" = the standard phrase */
+	int has_date;              /* the handler set Date */
 };
 
 #define RESP_FULL 1
@@ -104,6 +109,8 @@ struct hs_conn {
 	size_t rlen, rpos;         /* bytes in rbuf, bytes parsed */
 	struct hs_req req;
 	struct hs_resp resp;
+	void *data;                /* the handler's, see hs_set_conn_data */
+	void (*data_free)(void *data);
 };
 
 struct linger_slot {
@@ -171,6 +178,10 @@ int hs_prepare_request(struct hs_req *q);
 
 /* server_resp.c */
 int hs_conn_closing(const struct hs_conn *c);
+/* The server's own error answer (cfg.error_body's format, or JSON). */
+int hs_send_error(struct hs_conn *c, int status, const char *msg);
+/* That body and type for status and msg into out; 0 or -1. */
+int hs_error_body(const struct hs_server *s, int status, const char *msg, struct buf *out, const char **ctype);
 
 enum { RD_OK, RD_CLOSE, RD_FAIL };
 

@@ -70,17 +70,17 @@ const char *hs_req_target(const struct hs_req *r)
 
 const char *hs_req_raw_path(const struct hs_req *r)
 {
-	return r->complete ? hs_arena_str(r, r->raw_path) : "";
+	return r->prepared ? hs_arena_str(r, r->raw_path) : "";
 }
 
 const char *hs_req_path(const struct hs_req *r)
 {
-	return r->complete ? hs_arena_str(r, r->path) : "";
+	return r->prepared ? hs_arena_str(r, r->path) : "";
 }
 
 const char *hs_req_query_string(const struct hs_req *r)
 {
-	return r->complete ? hs_arena_str(r, r->query) : "";
+	return r->prepared ? hs_arena_str(r, r->query) : "";
 }
 
 int hs_req_http_minor(const struct hs_req *r)
@@ -156,6 +156,33 @@ int hs_req_remote_port(const struct hs_req *r)
 struct hs_server *hs_req_server(const struct hs_req *r)
 {
 	return r->c->srv;
+}
+
+int hs_req_method_id(const struct hs_req *r)
+{
+	return r->have_method ? (int)r->c->parser.method : -1;
+}
+
+int hs_req_complete(const struct hs_req *r)
+{
+	return r->complete;
+}
+
+int hs_req_error(const struct hs_req *r, const char **msg)
+{
+	*msg = r->fail_msg ? r->fail_msg : "the client went away";
+	return r->fail_status;
+}
+
+void *hs_conn_data(const struct hs_req *r)
+{
+	return r->c->data;
+}
+
+void hs_set_conn_data(struct hs_req *r, void *data, void (*free_fn)(void *data))
+{
+	r->c->data = data;
+	r->c->data_free = free_fn;
 }
 
 /* ---- parser callbacks ------------------------------------------------- */
@@ -315,26 +342,34 @@ static int cb_headers_complete(http_parser *p)
 	q->t_headers = hs_now_us();
 	if (p->http_major != 1)
 		return hs_fail(q, 505, "HTTP version not supported");
-	if (p->method == HTTP_CONNECT)
+	if (p->method == HTTP_CONNECT && !cfg->allow_connect)
 		return hs_fail(q, 400, "CONNECT is not supported");
 	if (!q->url_done || q->url_len == 0)
 		return hs_fail(q, 400, "missing request target");
 	n = header_count(q, "host", &v);
-	if (n > 1 || (n == 0 && p->http_minor >= 1))
+	if (n > 1 || (n == 0 && p->http_minor >= 1)) {
+		if (cfg->host_optional && n == 0)
+			goto host_ok;
 		return hs_fail(q, 400, n ? "more than one Host header" : "missing Host header");
+	}
+host_ok:
 	n = header_count(q, "transfer-encoding", &v);
 	if (n > 1)
 		return hs_fail(q, 400, "more than one Transfer-Encoding header");
 	if (n == 1 && strcasecmp(v, "chunked") != 0)
 		return hs_fail(q, 501, "unsupported Transfer-Encoding (only chunked is)");
-	if ((p->flags & F_CONTENTLENGTH) && !(p->flags & F_CHUNKED) && p->content_length > cfg->max_body)
+	q->keep_alive = http_should_keep_alive(p);
+	if (!cfg->stream_body && (p->flags & F_CONTENTLENGTH) && !(p->flags & F_CHUNKED) &&
+	    p->content_length > cfg->max_body)
 		return hs_fail(q, 413, "request entity too large");
 	has_body = (p->flags & F_CHUNKED) ||
 		   ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
 	n = header_count(q, "expect", &v);
 	if (n > 1 || (n == 1 && strcasecmp(v, "100-continue") != 0))
 		return hs_fail(q, 417, "unsupported Expect header (only 100-continue is)");
-	if (n == 1 && has_body && p->http_minor >= 1) {
+	if (n == 1 && has_body && p->http_minor >= 1 && cfg->stream_body) {
+		q->continue_due = 1;       /* sent by the first hs_req_body_read */
+	} else if (n == 1 && has_body && p->http_minor >= 1) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 		if (hs_conn_write(c, cont, sizeof(cont) - 1) != 0)
@@ -348,7 +383,7 @@ static int cb_body(http_parser *p, const char *at, size_t len)
 	struct hs_conn *c = p->data;
 	struct hs_req *q = &c->req;
 
-	if (len > c->srv->cfg.max_body - q->body.len)
+	if (!c->srv->cfg.stream_body && len > c->srv->cfg.max_body - q->body.len)
 		return hs_fail(q, 413, "request entity too large");
 	if (buf_add(&q->body, at, len) != 0)
 		return hs_fail(q, 500, "out of memory");
@@ -511,6 +546,7 @@ int hs_prepare_request(struct hs_req *q)
 		nparams++;
 		start = i + 1;
 	}
+	q->prepared = 1;
 	return 0;
 }
 

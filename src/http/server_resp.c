@@ -50,7 +50,8 @@ static int is_token(const char *s)
 
 int hs_conn_closing(const struct hs_conn *c)
 {
-	return c->resp.close || !c->req.keep_alive || c->parser.upgrade || hs_draining(c->srv);
+	return c->resp.close || !c->req.keep_alive || c->parser.upgrade || hs_draining(c->srv) ||
+	       (c->srv->cfg.stream_body && !c->req.complete);
 }
 
 /* The status line and headers of a response into h.  content_length < 0
@@ -63,8 +64,12 @@ static int build_head(struct hs_conn *c, struct buf *h, int status, const char *
 
 	if (!reason || reason[0] == '<')
 		reason = "Unknown";
+	if (c->resp.reason[0])
+		reason = c->resp.reason;
+	if (buf_printf(h, "HTTP/1.1 %d %s\r\n", status, reason) != 0)
+		return -1;
 	hs_http_date(date, (int64_t)time(NULL));
-	if (buf_printf(h, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, reason, date) != 0)
+	if (!c->resp.has_date && buf_printf(h, "Date: %s\r\n", date) != 0)
 		return -1;
 	if (ctype && buf_printf(h, "Content-Type: %s\r\n", ctype) != 0)
 		return -1;
@@ -125,6 +130,32 @@ int hs_send(struct hs_resp *r, int status, const char *content_type, const void 
 	return rc;
 }
 
+int hs_error_body(const struct hs_server *s, int status, const char *msg, struct buf *out, const char **ctype)
+{
+	if (s->cfg.error_body && s->cfg.error_body(status, msg, out, ctype, s->cfg.app) == 0)
+		return 0;
+	buf_reset(out);
+	*ctype = HS_JSON;
+	if (buf_adds(out, "{\"error\":") != 0 || jsj_string(out, msg, strlen(msg)) != 0 || buf_addc(out, '}') != 0)
+		return -1;
+	return 0;
+}
+
+int hs_send_error(struct hs_conn *c, int status, const char *msg)
+{
+	struct buf b = BUF_INIT;
+	const char *ctype = HS_JSON;
+	int rc;
+
+	if (hs_error_body(c->srv, status, msg ? msg : "", &b, &ctype) != 0) {
+		buf_free(&b);
+		return hs_send(&c->resp, status, HS_JSON, "{\"error\":\"out of memory\"}", 25);
+	}
+	rc = hs_send(&c->resp, status, ctype, b.p, b.len);
+	buf_free(&b);
+	return rc;
+}
+
 int hs_send_json_error(struct hs_resp *r, int status, const char *message)
 {
 	struct buf b = BUF_INIT;
@@ -144,7 +175,7 @@ int hs_send_json_error(struct hs_resp *r, int status, const char *message)
 
 int hs_resp_header(struct hs_resp *r, const char *name, const char *value)
 {
-	static const char *const reserved[] = { "date", "content-length", "transfer-encoding", "connection" };
+	static const char *const reserved[] = { "content-length", "transfer-encoding", "connection" };
 	size_t i, oldlen = r->extra.len;
 
 	if (r->started || !name || !value || !is_token(name))
@@ -158,7 +189,21 @@ int hs_resp_header(struct hs_resp *r, const char *name, const char *value)
 		r->extra.len = oldlen;
 		return -1;
 	}
+	if (strcasecmp(name, "date") == 0)
+		r->has_date = 1;
 	return 0;
+}
+
+void hs_resp_reason(struct hs_resp *r, const char *reason)
+{
+	size_t i, n = reason ? strlen(reason) : 0;
+
+	if (r->started || n == 0 || n >= sizeof(r->reason))
+		return;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)reason[i] < 0x20 || (unsigned char)reason[i] >= 0x7f)
+			return;
+	memcpy(r->reason, reason, n + 1);
 }
 
 void hs_resp_close(struct hs_resp *r)
@@ -173,8 +218,34 @@ int hs_resp_started(const struct hs_resp *r)
 
 int hs_stream_begin(struct hs_resp *r, int status, const char *const *headers)
 {
+	return hs_stream_begin_length(r, status, headers, -1);
+}
+
+/* The framing of a streamed response: chunked, a Content-Length, or
+ * (HTTP/1.0, length unknown) the end of the connection. */
+static int64_t stream_framing(struct hs_resp *r, int status, int64_t length)
+{
+	struct hs_conn *c = r->c;
+
+	r->headless = is_head(c);
+	r->chunked = 0;
+	if (status < 200 || status == 204 || status == 304) {
+		r->headless = 1;
+		return -1;
+	}
+	if (length >= 0)
+		return length;
+	r->chunked = c->parser.http_minor >= 1;
+	if (!r->chunked)
+		r->close = 1;   /* HTTP/1.0: the body ends when the connection does */
+	return -1;
+}
+
+int hs_stream_begin_length(struct hs_resp *r, int status, const char *const *headers, int64_t length)
+{
 	struct hs_conn *c = r->c;
 	struct buf h = BUF_INIT;
+	int64_t cl;
 	int rc;
 
 	if (r->started)
@@ -189,11 +260,8 @@ int hs_stream_begin(struct hs_resp *r, int status, const char *const *headers)
 		status = 500;
 	r->started = RESP_STREAM;
 	r->status = status;
-	r->chunked = c->parser.http_minor >= 1;
-	if (!r->chunked)
-		r->close = 1;   /* HTTP/1.0: the body ends when the connection does */
-	r->headless = is_head(c);
-	if (build_head(c, &h, status, NULL, -1, r->chunked) != 0) {
+	cl = stream_framing(r, status, length);
+	if (build_head(c, &h, status, NULL, cl, r->chunked) != 0) {
 		buf_free(&h);
 		r->close = 1;
 		c->gone = 1;
