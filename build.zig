@@ -29,7 +29,7 @@ const ccr_version = "0.1.0";
 const src_dirs = [_][]const u8{
     "src",          "src/util",  "src/crypto", "src/selftest", "src/net",
     "src/http",     "src/gcp",   "src/backend", "src/serve",   "src/job",     "src/tools", "src/sandbox",
-    "src/deploy",
+    "src/deploy",   "src/proxy",
 };
 
 pub fn build(b: *std.Build) void {

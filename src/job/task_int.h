@@ -15,7 +15,7 @@
 #include "job/logsink.h"
 #include "job/payload.h"
 #include "job/precmd.h"
-#include "job/proxy.h"
+#include "proxy/proxy.h"
 #include "job/report.h"
 #include "job/task.h"
 #include "job/workspace.h"

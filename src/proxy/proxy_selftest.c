@@ -28,7 +28,7 @@
 #include <curl/curl.h>
 
 #include "http_parser.h"
-#include "job/proxy.h"
+#include "proxy/proxy.h"
 #include "net/netinit.h"
 #include "selftest/selftest.h"
 #include "util/buf.h"
