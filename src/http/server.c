@@ -129,14 +129,14 @@ static void answer_503(struct hs_server *s, int fd, const struct sockaddr_storag
 	buf_free(&body);
 }
 
-/* 1 when the request line starts with a cap_exempt prefix, 0 when it
- * cannot, -1 while too few bytes have arrived to tell. */
-static int cap_exempt(const struct hs_server *s, const char *head, size_t n)
+/* 1 when head starts with one of the prefixes, 0 when it cannot, -1
+ * while too few bytes have arrived to tell. */
+int hs_prefix_match(const char *head, size_t n, const char *const *prefixes)
 {
 	const char *const *p;
 	int undecided = 0;
 
-	for (p = s->cfg.cap_exempt; p && *p; p++) {
+	for (p = prefixes; p && *p; p++) {
 		size_t k = strlen(*p);
 		if (n >= k && memcmp(head, *p, k) == 0)
 			return 1;
@@ -182,6 +182,7 @@ static void linger_drop(struct hs_server *s, int i)
 static void await_service(struct hs_server *s, int i, int readable)
 {
 	struct linger_slot *l = &s->linger[i];
+	const char *type = "text/plain", *body = "";
 	int eof = 0, d;
 
 	if (readable) {
@@ -191,12 +192,11 @@ static void await_service(struct hs_server *s, int i, int readable)
 		else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
 			eof = 1;
 	}
-	d = cap_exempt(s, l->head, l->hlen);
+	d = s->cfg.cap_exempt ? s->cfg.cap_exempt(l->head, l->hlen, &type, &body, s->cfg.app) : 0;
 	if (d < 0 && !eof && l->hlen < sizeof(l->head) - 1 && hs_now_ms() < l->deadline)
 		return;
 	if (d == 1)
-		answer_refused(s, l->fd, &l->ss, 200, s->cfg.cap_exempt_type ? s->cfg.cap_exempt_type : "text/plain",
-			       s->cfg.cap_exempt_body ? s->cfg.cap_exempt_body : "");
+		answer_refused(s, l->fd, &l->ss, 200, type, body);
 	else
 		answer_503(s, l->fd, &l->ss, l->why);
 	l->awaiting = 0;

@@ -19,7 +19,7 @@
  *   501  a Transfer-Encoding other than "chunked"
  *   503  more than max_connections connections, or more than max_per_client
  *        from one client address (answered by the acceptor; a request
- *        listed in cap_exempt gets its fixed 200 instead)
+ *        the cap_exempt hook accepts gets its fixed 200 instead)
  *   505  an HTTP major version other than 1
  *
  * After such an error the connection is closed (Connection: close), with
@@ -93,12 +93,15 @@ struct hs_config {
 	 * waiting: tell long-lived streams to send a last event and end.
 	 * May be NULL. */
 	void (*on_drain)(void *app);
-	/* Requests answered by the acceptor itself, even past the connection
-	 * cap: a refused socket whose request line starts with one of these
-	 * prefixes ("GET /health ") gets 200 with `body` instead of the 503.
-	 * NULL-terminated; may be NULL. */
-	const char *const *cap_exempt;
-	const char *cap_exempt_type, *cap_exempt_body;
+	/* The application's exemption from the caps (serve's plain health
+	 * check): a socket refused past a cap is kept, without a thread,
+	 * until its request line starts (at most 500 ms); this hook sees its
+	 * first bytes (up to 39) and returns 1 to have the acceptor answer 200
+	 * with *ctype and *body (static strings) instead of the 503, 0 for the
+	 * 503, or -1 while too few bytes arrived to tell (hs_prefix_match
+	 * does this for a list of prefixes).  Called from the acceptor's
+	 * thread: it must not block.  May be NULL. */
+	int (*cap_exempt)(const char *head, size_t n, const char **ctype, const char **body, void *app);
 
 	/* ---- for a proxy handler (the token proxy); serve leaves them 0 --- */
 	/* Stream request bodies: the handler is called as soon as the header
@@ -304,6 +307,10 @@ int hs_resp_started(const struct hs_resp *r);
  * space when plus_space.  Invalid escapes are kept as they are.  Returns
  * the decoded length (dst NUL-terminated). */
 size_t hs_pct_decode(char *dst, const char *src, size_t n, int plus_space);
+
+/* Does head[0..n) start with one of the NULL-terminated prefixes?  1 yes,
+ * 0 no, -1 when n bytes are too few to tell (a cap_exempt helper). */
+int hs_prefix_match(const char *head, size_t n, const char *const *prefixes);
 
 /* An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") for t (seconds since
  * the epoch) into dst[30]. */

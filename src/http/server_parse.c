@@ -466,11 +466,54 @@ int hs_parser_failure(struct hs_conn *c)
 }
 
 /* Decode the target into path, raw path, query and parameters. */
+/* Decode the query's parameters ("a=1&b&c=x%20y", qlen bytes at
+ * q->query) into the arena and the index. */
+static int decode_params(struct hs_req *q, size_t qlen)
+{
+	size_t plen, i, start, nparams = 0;
+
+	for (start = 0, i = 0; i <= qlen && nparams < MAX_QUERY_PARAMS; i++) {
+		size_t off = q->query, eq, n;
+		struct hs_qp qp;
+		const char *piece;
+
+		if (i < qlen && q->arena.p[off + i] != '&')
+			continue;
+		n = i - start;
+		if (n == 0) {
+			start = i + 1;
+			continue;
+		}
+		piece = q->arena.p + off + start;
+		for (eq = 0; eq < n && piece[eq] != '='; eq++)
+			;
+		if (buf_reserve(&q->arena, n + 2) != 0)
+			return hs_fail(q, 500, "out of memory");
+		piece = q->arena.p + off + start;       /* the arena may have moved */
+		qp.name = q->arena.len;
+		plen = hs_pct_decode(q->arena.p + qp.name, piece, eq, 1);
+		if (strlen(q->arena.p + qp.name) != plen)
+			return hs_fail(q, 400, "malformed query string: NUL in a name");
+		q->arena.len += plen + 1;
+		qp.value = q->arena.len;
+		plen = eq < n ? hs_pct_decode(q->arena.p + qp.value, piece + eq + 1, n - eq - 1, 1)
+			      : (q->arena.p[qp.value] = 0, 0);
+		if (strlen(q->arena.p + qp.value) != plen)
+			return hs_fail(q, 400, "malformed query string: NUL in a value");
+		q->arena.len += plen + 1;
+		if (buf_add(&q->qidx, &qp, sizeof(qp)) != 0)
+			return hs_fail(q, 500, "out of memory");
+		nparams++;
+		start = i + 1;
+	}
+	return 0;
+}
+
 int hs_prepare_request(struct hs_req *q)
 {
 	struct http_parser_url u;
 	const char *url;
-	size_t plen, ulen = q->url_len, i, start, nparams = 0, qoff, qlen;
+	size_t plen, ulen = q->url_len, qoff, qlen;
 	size_t raw_off, raw_len;
 
 	url = hs_arena_str(q, 0);
@@ -510,42 +553,8 @@ int hs_prepare_request(struct hs_req *q)
 	if (strlen(q->arena.p + q->path) != plen)
 		return hs_fail(q, 400, "malformed request target: NUL in path");
 	q->arena.len += plen + 1;
-
-	/* parameters: "a=1&b&c=x%20y" */
-	for (start = 0, i = 0; i <= qlen && nparams < MAX_QUERY_PARAMS; i++) {
-		size_t off = q->query, eq, n;
-		struct hs_qp qp;
-		const char *piece;
-
-		if (i < qlen && q->arena.p[off + i] != '&')
-			continue;
-		n = i - start;
-		if (n == 0) {
-			start = i + 1;
-			continue;
-		}
-		piece = q->arena.p + off + start;
-		for (eq = 0; eq < n && piece[eq] != '='; eq++)
-			;
-		if (buf_reserve(&q->arena, n + 2) != 0)
-			return hs_fail(q, 500, "out of memory");
-		piece = q->arena.p + off + start;       /* the arena may have moved */
-		qp.name = q->arena.len;
-		plen = hs_pct_decode(q->arena.p + qp.name, piece, eq, 1);
-		if (strlen(q->arena.p + qp.name) != plen)
-			return hs_fail(q, 400, "malformed query string: NUL in a name");
-		q->arena.len += plen + 1;
-		qp.value = q->arena.len;
-		plen = eq < n ? hs_pct_decode(q->arena.p + qp.value, piece + eq + 1, n - eq - 1, 1)
-			      : (q->arena.p[qp.value] = 0, 0);
-		if (strlen(q->arena.p + qp.value) != plen)
-			return hs_fail(q, 400, "malformed query string: NUL in a value");
-		q->arena.len += plen + 1;
-		if (buf_add(&q->qidx, &qp, sizeof(qp)) != 0)
-			return hs_fail(q, 500, "out of memory");
-		nparams++;
-		start = i + 1;
-	}
+	if (decode_params(q, qlen) != 0)
+		return -1;
 	q->prepared = 1;
 	return 0;
 }
