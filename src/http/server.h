@@ -209,6 +209,14 @@ const char *hs_req_body(const struct hs_req *r, size_t *len);
  * response). */
 long hs_req_body_read(struct hs_req *r, void *dst, size_t cap);
 
+/* stream_body mode: take the connection over after the head (a CONNECT
+ * tunnel).  The bytes the client sent after the head are appended to
+ * pending; the socket (non-blocking) is the handler's to read and write
+ * until it returns, and the server's to close.  No response is sent, the
+ * access log shows 200.  Returns the socket, or -1 (a response was
+ * started, out of memory, the client is gone). */
+int hs_req_take_socket(struct hs_req *r, struct buf *pending);
+
 /* 1 once the whole request (body included) has been read. */
 int hs_req_complete(const struct hs_req *r);
 

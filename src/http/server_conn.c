@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -307,6 +308,18 @@ static int parse_buffered(struct hs_conn *c, int goal)
 			c->rpos = 0;
 			return RD_OK;
 		}
+		if (en == HPE_PAUSED && q->headers_done) {
+			/* stream_body: stopped at the end of the head, one byte
+			 * (its last LF) short; a message without a body is read
+			 * to its end at once */
+			http_parser_pause(&c->parser, 0);
+			if (!(c->parser.flags & F_CHUNKED) &&
+			    !(c->parser.content_length > 0 && c->parser.content_length != ULLONG_MAX))
+				continue;
+			http_parser_pause(&c->parser, 1);
+			q->head_paused = 1;
+			return RD_OK;
+		}
 		if (en != HPE_OK)
 			return hs_parser_failure(c);
 		if (used != avail) {
@@ -408,6 +421,10 @@ long hs_req_body_read(struct hs_req *q, void *dst, size_t cap)
 		q->body_off = 0;
 		if (q->complete)
 			return 0;
+		if (q->head_paused) {
+			q->head_paused = 0;
+			http_parser_pause(&c->parser, 0);
+		}
 		rd = parse_buffered(c, GOAL_BODY);
 		if (rd == RD_OK)
 			continue;
@@ -430,6 +447,22 @@ failed:
 	return -1;
 }
 
+int hs_req_take_socket(struct hs_req *q, struct buf *pending)
+{
+	struct hs_conn *c = q->c;
+	size_t from = c->rpos + (q->head_paused ? 1 : 0);
+
+	if (c->resp.started || !c->srv->cfg.stream_body || c->gone)
+		return -1;
+	if (from < c->rlen && buf_add(pending, c->rbuf + from, c->rlen - from) != 0)
+		return -1;
+	c->rpos = c->rlen = 0;
+	c->resp.started = RESP_TAKEN;
+	c->resp.status = 200;
+	c->resp.close = 1;
+	return c->fd;
+}
+
 /* ---- the connection thread -------------------------------------------- */
 
 static void req_reset(struct hs_conn *c)
@@ -448,7 +481,7 @@ static void req_reset(struct hs_conn *c)
 	q->last_cb = CB_NONE;
 	q->url_done = q->headers_done = q->complete = q->have_method = q->prepared = 0;
 	q->body_off = 0;
-	q->body_failed = q->continue_due = 0;
+	q->body_failed = q->continue_due = q->head_paused = 0;
 	q->url_len = q->header_bytes = q->trailer_bytes = 0;
 	q->raw_path = q->query = q->path = 0;
 	q->fail_status = 0;
@@ -561,7 +594,7 @@ void hs_serve_connection(struct hs_conn *c)
 		if (c->resp.status == 0)
 			c->resp.status = 500;
 		access_log(c);
-		if (c->gone)
+		if (c->gone || c->resp.started == RESP_TAKEN)
 			return;
 		if (hs_conn_closing(c)) {
 			/* a body left unread: let the client read the answer */

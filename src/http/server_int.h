@@ -74,6 +74,8 @@ struct hs_req {
 	size_t body_off;           /* stream_body: bytes of body already handed out */
 	int body_failed;           /* stream_body: hs_req_body_read failed */
 	int continue_due;          /* stream_body: "100 Continue" not sent yet */
+	int head_paused;           /* stream_body: the parser stopped at the end
+				    * of the head, its last LF still unparsed */
 	size_t url_len, header_bytes, trailer_bytes;
 	size_t raw_path, query, path;   /* arena offsets, valid once prepared */
 	int fail_status;
@@ -96,6 +98,7 @@ struct hs_resp {
 
 #define RESP_FULL 1
 #define RESP_STREAM 2
+#define RESP_TAKEN 3           /* the handler took the socket over */
 
 struct hs_conn {
 	struct hs_server *srv;

@@ -375,6 +375,8 @@ host_ok:
 		if (hs_conn_write(c, cont, sizeof(cont) - 1) != 0)
 			return -1;
 	}
+	if (cfg->stream_body)
+		http_parser_pause(p, 1);   /* the handler decides about the body */
 	return 0;
 }
 
