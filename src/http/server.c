@@ -299,23 +299,10 @@ static void accept_one(struct hs_server *s, int lfd, int *more)
 		refuse(s, fd, &ss, "out of memory");
 		return;
 	}
-	pthread_mutex_lock(&s->mu);
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	s->nconn++;
-	pthread_mutex_unlock(&s->mu);
+	hs_conn_register(s, c);
 	if (pthread_create(&t, &s->attr, hs_conn_main, c) != 0) {
-		pthread_mutex_lock(&s->mu);
-		if (c->prev)
-			c->prev->next = c->next;
-		else
-			s->conns = c->next;
-		if (c->next)
-			c->next->prev = c->prev;
-		s->nconn--;
-		pthread_mutex_unlock(&s->mu);
+		c->fd = -1;      /* still ours: refused below */
+		hs_conn_unregister(s, c);
 		hs_conn_free(c);
 		refuse(s, fd, &ss, "cannot start a thread for this connection, retry later");
 	}

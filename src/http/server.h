@@ -34,6 +34,21 @@
  *
  * Lifecycle: hs_new, hs_listen (once per address), hs_start; later
  * hs_shutdown (graceful drain with a deadline), then hs_free.
+ *
+ * Users: `ccr serve` (buffered bodies), the token proxy (proxy/proxy.h:
+ * stream_body, its own error format) and the egress proxy (job/egress.h:
+ * stream_body, hs_req_take_socket for its tunnels).
+ *
+ * Towards an event loop: a handler sees only struct hs_req / hs_resp and
+ * does its client I/O only through the functions below (the take-over
+ * excepted, which ends the core's part in a connection).  The places
+ * where a handler may wait on the client are exactly hs_req_body_read,
+ * hs_send, hs_stream_write and hs_stream_wait_closed, so a later core can
+ * keep idle keep-alive connections in an epoll loop (a worker runs the
+ * handler once a head is complete) without changing any handler; making
+ * a sleeping SSE stream cost no thread would add a non-blocking variant
+ * of hs_stream_wait_closed (resume a stream when data or the client
+ * moves) for the SSE handler only.
  */
 #ifndef CCR_HTTP_SERVER_H
 #define CCR_HTTP_SERVER_H

@@ -535,6 +535,17 @@ void hs_conn_free(struct hs_conn *c)
 	free(c);
 }
 
+void hs_conn_register(struct hs_server *s, struct hs_conn *c)
+{
+	pthread_mutex_lock(&s->mu);
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconn++;
+	pthread_mutex_unlock(&s->mu);
+}
+
 void hs_conn_unregister(struct hs_server *s, struct hs_conn *c)
 {
 	if (c->data_free)
@@ -654,13 +665,7 @@ int hs_serve_fd(struct hs_server *s, int fd)
 	c = hs_conn_new(s, fd, &ss);
 	if (!c)
 		return -1;
-	pthread_mutex_lock(&s->mu);
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	s->nconn++;
-	pthread_mutex_unlock(&s->mu);
+	hs_conn_register(s, c);
 	hs_serve_connection(c);
 	hs_conn_unregister(s, c);
 	hs_conn_free(c);

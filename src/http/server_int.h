@@ -165,6 +165,9 @@ int hs_conn_write(struct hs_conn *c, const void *p, size_t n);
 void hs_conn_linger(struct hs_conn *c);
 struct hs_conn *hs_conn_new(struct hs_server *s, int fd, const struct sockaddr_storage *ss);
 void hs_conn_free(struct hs_conn *c);
+/* Link c into the server's list of open connections / unlink it, closing
+ * its socket (unless c->fd is -1) and calling the handler's free_fn. */
+void hs_conn_register(struct hs_server *s, struct hs_conn *c);
 void hs_conn_unregister(struct hs_server *s, struct hs_conn *c);
 void hs_serve_connection(struct hs_conn *c);
 void *hs_conn_main(void *arg);
