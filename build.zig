@@ -30,7 +30,7 @@ const src_dirs = [_][]const u8{
     "src",          "src/util",  "src/crypto", "src/selftest", "src/net",
     "src/http",     "src/gcp",   "src/git",   "src/backend", "src/task",    "src/webhook", "src/serve",   "src/job",
     "src/tools",    "src/sandbox",
-    "src/deploy",   "src/settings",
+    "src/deploy",   "src/settings", "src/proxy",
 };
 
 pub fn build(b: *std.Build) void {

@@ -19,7 +19,7 @@
  *   501  a Transfer-Encoding other than "chunked"
  *   503  more than max_connections connections, or more than max_per_client
  *        from one client address (answered by the acceptor; a request
- *        listed in cap_exempt gets its fixed 200 instead)
+ *        the cap_exempt hook accepts gets its fixed 200 instead)
  *   505  an HTTP major version other than 1
  *
  * After such an error the connection is closed (Connection: close), with
@@ -34,6 +34,21 @@
  *
  * Lifecycle: hs_new, hs_listen (once per address), hs_start; later
  * hs_shutdown (graceful drain with a deadline), then hs_free.
+ *
+ * Users: `ccr serve` (buffered bodies), the token proxy (proxy/proxy.h:
+ * stream_body, its own error format) and the egress proxy (job/egress.h:
+ * stream_body, hs_req_take_socket for its tunnels).
+ *
+ * Towards an event loop: a handler sees only struct hs_req / hs_resp and
+ * does its client I/O only through the functions below (the take-over
+ * excepted, which ends the core's part in a connection).  The places
+ * where a handler may wait on the client are exactly hs_req_body_read,
+ * hs_send, hs_stream_write and hs_stream_wait_closed, so a later core can
+ * keep idle keep-alive connections in an epoll loop (a worker runs the
+ * handler once a head is complete) without changing any handler; making
+ * a sleeping SSE stream cost no thread would add a non-blocking variant
+ * of hs_stream_wait_closed (resume a stream when data or the client
+ * moves) for the SSE handler only.
  */
 #ifndef CCR_HTTP_SERVER_H
 #define CCR_HTTP_SERVER_H
@@ -41,6 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/buf.h"
 #include "util/err.h"
 
 struct hs_server;
@@ -92,12 +108,32 @@ struct hs_config {
 	 * waiting: tell long-lived streams to send a last event and end.
 	 * May be NULL. */
 	void (*on_drain)(void *app);
-	/* Requests answered by the acceptor itself, even past the connection
-	 * cap: a refused socket whose request line starts with one of these
-	 * prefixes ("GET /health ") gets 200 with `body` instead of the 503.
-	 * NULL-terminated; may be NULL. */
-	const char *const *cap_exempt;
-	const char *cap_exempt_type, *cap_exempt_body;
+	/* The application's exemption from the caps (serve's plain health
+	 * check): a socket refused past a cap is kept, without a thread,
+	 * until its request line starts (at most 500 ms); this hook sees its
+	 * first bytes (up to 39) and returns 1 to have the acceptor answer 200
+	 * with *ctype and *body (static strings) instead of the 503, 0 for the
+	 * 503, or -1 while too few bytes arrived to tell (hs_prefix_match
+	 * does this for a list of prefixes).  Called from the acceptor's
+	 * thread: it must not block.  May be NULL. */
+	int (*cap_exempt)(const char *head, size_t n, const char **ctype, const char **body, void *app);
+
+	/* ---- for a proxy handler (the token proxy); serve leaves them 0 --- */
+	/* Stream request bodies: the handler is called as soon as the header
+	 * section is complete, and reads the body with hs_req_body_read (at
+	 * most one read buffer of it is held; max_body does not apply; path
+	 * and query accessors stay "": the raw target is what a proxy
+	 * forwards).  A response started before the body was read whole
+	 * closes the connection (after a lingering read). */
+	int stream_body;
+	int allow_connect;             /* hand CONNECT to the handler instead of answering 400 */
+	int host_optional;             /* do not require Host on HTTP/1.1 */
+	/* Formats the server's own error answers (the statuses listed at the
+	 * top, the 503 past the caps included) instead of {"error":msg} as
+	 * HS_JSON: the body into out (empty on entry), its Content-Type into
+	 * *ctype.  Returns 0, or -1 to fall back to the default.  Called from
+	 * a connection's thread or the acceptor's.  May be NULL. */
+	int (*error_body)(int status, const char *msg, struct buf *out, const char **ctype, void *app);
 };
 
 /* Fill c with the defaults above (handler and hooks NULL). */
@@ -179,6 +215,41 @@ int hs_req_header_at(const struct hs_req *r, size_t i, const char **name, const 
  * its length.  Never NULL. */
 const char *hs_req_body(const struct hs_req *r, size_t *len);
 
+/* stream_body mode: read up to cap bytes of the request body (de-chunked)
+ * into dst, receiving from the client as needed (at most
+ * body_timeout_ms per wait).  The first call answers "Expect:
+ * 100-continue".  Returns the byte count, 0 at the end of the body, or -1
+ * when the client is gone, too slow, or sent a malformed body (then
+ * hs_req_error says which, and the connection is closed after the
+ * response). */
+long hs_req_body_read(struct hs_req *r, void *dst, size_t cap);
+
+/* stream_body mode: take the connection over after the head (a CONNECT
+ * tunnel).  The bytes the client sent after the head are appended to
+ * pending; the socket (non-blocking) is the handler's to read and write
+ * until it returns, and the server's to close.  No response is sent, the
+ * access log shows 200.  Returns the socket, or -1 (a response was
+ * started, out of memory, the client is gone). */
+int hs_req_take_socket(struct hs_req *r, struct buf *pending);
+
+/* 1 once the whole request (body included) has been read. */
+int hs_req_complete(const struct hs_req *r);
+
+/* Why hs_req_body_read failed: the status the server would answer (400,
+ * 408, 500; 0 when the client is simply gone) and a message for a user. */
+int hs_req_error(const struct hs_req *r, const char **msg);
+
+/* The HTTP method as http-parser's enum http_method (HTTP_GET, ...). */
+int hs_req_method_id(const struct hs_req *r);
+
+/* Per-connection state of a handler (a proxy's upstream handle, kept for
+ * the client's keep-alive requests): hs_conn_data returns what the last
+ * hs_set_conn_data stored (NULL at first); free_fn(data) is called once
+ * when the connection ends, on the connection's thread, before the
+ * server counts it closed (so after hs_shutdown every free_fn ran). */
+void *hs_conn_data(const struct hs_req *r);
+void hs_set_conn_data(struct hs_req *r, void *data, void (*free_fn)(void *data));
+
 const char *hs_req_remote_addr(const struct hs_req *r);
 int hs_req_remote_port(const struct hs_req *r);
 
@@ -191,12 +262,18 @@ struct hs_server *hs_req_server(const struct hs_req *r);
 /* ---- the response ---------------------------------------------------- */
 
 /* Add a header to the response (before hs_send / hs_stream_begin).
- * Names must be tokens and values must not hold CR, LF or NUL; Date,
- * Content-Length, Transfer-Encoding and Connection are the server's.
+ * Names must be tokens and values must not hold CR, LF or NUL;
+ * Content-Length, Transfer-Encoding and Connection are the server's (a
+ * Date set here replaces the server's own).
  * Content-Type belongs in hs_send's argument (or, for a stream, in the
  * hs_stream_begin list), not here, or it would be sent twice.
  * Returns 0, or -1 (invalid, too late, out of memory). */
 int hs_resp_header(struct hs_resp *r, const char *name, const char *value);
+
+/* The reason phrase of the status line (a proxy relays its upstream's);
+ * default: the standard one.  Printable ASCII, at most 63 bytes, or the
+ * default is kept.  Before the response is started. */
+void hs_resp_reason(struct hs_resp *r, const char *reason);
 
 /* Close the connection after this response (sends Connection: close). */
 void hs_resp_close(struct hs_resp *r);
@@ -217,6 +294,13 @@ int hs_send_json_error(struct hs_resp *r, int status, const char *message);
  * chunked transfer encoding; HTTP/1.0 ones end by closing.  Returns 0 or
  * -1 (client gone, already started). */
 int hs_stream_begin(struct hs_resp *r, int status, const char *const *headers);
+
+/* hs_stream_begin with a known body length: length >= 0 is sent as
+ * Content-Length and the body (exactly that long, written with
+ * hs_stream_write) is not chunked; length < 0 is hs_stream_begin.  For
+ * HEAD the Content-Length is kept and no body sent; 1xx, 204 and 304
+ * get neither framing header nor body. */
+int hs_stream_begin_length(struct hs_resp *r, int status, const char *const *headers, int64_t length);
 
 /* Write len bytes (one chunk) at once.  Returns 0, or -1 once the client
  * is gone (write failed, reset, or no progress for write_timeout_ms);
@@ -246,6 +330,10 @@ int hs_resp_started(const struct hs_resp *r);
  * space when plus_space.  Invalid escapes are kept as they are.  Returns
  * the decoded length (dst NUL-terminated). */
 size_t hs_pct_decode(char *dst, const char *src, size_t n, int plus_space);
+
+/* Does head[0..n) start with one of the NULL-terminated prefixes?  1 yes,
+ * 0 no, -1 when n bytes are too few to tell (a cap_exempt helper). */
+int hs_prefix_match(const char *head, size_t n, const char *const *prefixes);
 
 /* An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") for t (seconds since
  * the epoch) into dst[30]. */

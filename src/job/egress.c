@@ -1,11 +1,16 @@
 /*
  * egress.c: see egress.h.
  *
- * Design.  One listener thread accepts and hands each connection to a
- * detached thread of its own (a 256 KiB stack; the buffers live on the
- * heap).  A connection thread reads the request head, decides
- * (egpolicy.h), resolves, connects, answers or rewrites the head, then
- * relays both directions with non-blocking sockets and one poll() loop:
+ * Design.  The listener is ccr's HTTP/1.1 server core (http/server.h):
+ * it accepts on 127.0.0.1, caps connections (busy answer 503), gives each
+ * connection a thread (a 256 KiB stack; the buffers live on the heap),
+ * reads and checks the request head with its deadline, and answers
+ * malformed heads (in this proxy's text/plain form, eg_error_body).  The
+ * handler, eg_handle, rebuilds the head for egress_http.h's checks,
+ * decides (egpolicy.h), resolves, connects, answers or takes the socket
+ * over (hs_req_take_socket), writes the tunnel's 200 or the rewritten
+ * head, then relays both directions with non-blocking sockets and one
+ * poll() loop:
  * each direction has one buffer that is either being filled (poll for
  * input on its source) or drained (poll for output on its sink), so a
  * slow side stalls only its own direction and a peer that never reads
@@ -16,10 +21,11 @@
  * The state that connection threads use is in struct eg_shared, counted
  * by reference (the proxy holds one, each thread one): eg_stop() can give
  * up waiting for a thread stuck in getaddrinfo() without leaving it a
- * dangling pointer.  Every socket a thread owns is recorded in its slot
- * under the lock, and removed under the lock before it is closed, so
- * eg_stop() can shut them down without racing a close and a reused
- * descriptor number.
+ * dangling pointer (the server core is then left allocated too).  Every
+ * upstream socket a thread owns is recorded in its slot under the lock,
+ * and removed under the lock before it is closed, so the drain hook can
+ * shut them down without racing a close and a reused descriptor number;
+ * the client sockets are the core's, which shuts them down itself.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/server.h"
 #include "job/egpolicy.h"
 #include "job/egress.h"
 #include "job/egress_http.h"
@@ -46,15 +53,12 @@
 #define EG_HEAD_MAX 32768
 #define EG_HEAD_TIMEOUT_MS 30000
 #define EG_WINDOW 65536
-#define EG_STOP_WAIT_MS 3000
 
 struct eg_conn;
 
 struct eg_shared {
 	pthread_mutex_t lock;
-	pthread_cond_t idle;            /* signalled when a connection ends */
 	unsigned refs;                  /* the proxy + one per connection thread */
-	unsigned active;
 	unsigned max;
 	int stopping;                   /* under lock; read unlocked as a hint */
 	struct eg_conn **slots;         /* max entries */
@@ -67,9 +71,11 @@ struct eg_shared {
 struct eg_conn {
 	struct eg_shared *sh;
 	unsigned slot;
-	int cfd, ufd;                   /* client, upstream (-1 when none) */
-	char head[EG_HEAD_MAX + 1];
-	size_t head_len, have;          /* head_len: bytes up to the blank line */
+	struct hs_req *hq;
+	struct hs_resp *hr;
+	int cfd, ufd;                   /* client (once taken over), upstream (-1 when none) */
+	struct buf head;                /* the request head, rebuilt for egh_parse */
+	struct buf pending;             /* what the client sent after the head */
 };
 
 /* One direction of a relay. */
@@ -94,7 +100,6 @@ static void shared_release(struct eg_shared *sh)
 		return;
 	egp_policy_free(&sh->pol);
 	free(sh->slots);
-	pthread_cond_destroy(&sh->idle);
 	pthread_mutex_destroy(&sh->lock);
 	free(sh);
 }
@@ -133,13 +138,6 @@ static void set_ufd(struct eg_conn *c, int fd)
 
 /* ---- socket helpers ---- */
 
-static int nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 ? -1 : 0;
-}
-
 /* Send all of p within timeout_ms (non-blocking fd). */
 static int send_all(int fd, const char *p, size_t n, long timeout_ms)
 {
@@ -163,75 +161,33 @@ static int send_all(int fd, const char *p, size_t n, long timeout_ms)
 	return 0;
 }
 
-/* After an answer of our own: half-close, then read what the client still
- * sends (a request body) for a moment, so that closing with unread data
- * does not reset the connection before the client has read the answer. */
-static void drain_close(int fd)
-{
-	int64_t deadline = clock_mono_ms() + 1000;
-	size_t total = 0;
-	char sink[4096];
-
-	shutdown(fd, SHUT_WR);
-	while (total < (1u << 20)) {
-		struct pollfd pf = { fd, POLLIN, 0 };
-		int64_t left = deadline - clock_mono_ms();
-		ssize_t r;
-
-		if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
-			return;
-		r = recv(fd, sink, sizeof(sink), 0);
-		if (r <= 0 && !(r < 0 && (errno == EAGAIN || errno == EINTR)))
-			return;
-		total += r > 0 ? (size_t)r : 0;
-	}
-}
-
 static void reply(struct eg_conn *c, int status, const char *text, const char *body)
 {
 	struct buf r = BUF_INIT;
 
-	if (buf_printf(&r,
-		       "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-		       "Connection: close\r\n\r\nccr egress proxy: %s\n",
-		       status, text, strlen(body) + 19, body) == 0 &&
-	    send_all(c->cfd, r.p, r.len, 2000) == 0)
-		drain_close(c->cfd);
+	hs_resp_reason(c->hr, text);
+	hs_resp_close(c->hr);
+	if (buf_printf(&r, "ccr egress proxy: %s\n", body) == 0)
+		(void)hs_send(c->hr, status, "text/plain; charset=utf-8", r.p, r.len);
 	buf_free(&r);
 }
 
 /* ---- the request head ---- */
 
-/* Read until the blank line: 0, or an HTTP status to answer (0 < s), or
- * -1 when the client went away or time ran out (no answer). */
-static int read_head(struct eg_conn *c)
+/* The head as the client sent it, for egh_parse: the request line and
+ * the header fields the server core parsed.  0, or -1 out of memory. */
+static int rebuild_head(struct eg_conn *c)
 {
-	int64_t deadline = clock_mono_ms() + EG_HEAD_TIMEOUT_MS;
-	char *end;
+	size_t i, n = hs_req_header_count(c->hq);
+	const char *name, *value;
 
-	for (;;) {
-		struct pollfd pf = { c->cfd, POLLIN, 0 };
-		int64_t left = deadline - clock_mono_ms();
-		ssize_t r;
-
-		if (left <= 0 || stopping(c->sh))
+	if (buf_printf(&c->head, "%s %s HTTP/1.%d\r\n", hs_req_method(c->hq), hs_req_target(c->hq),
+		       hs_req_http_minor(c->hq)) != 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (hs_req_header_at(c->hq, i, &name, &value) != 0 || buf_printf(&c->head, "%s: %s\r\n", name, value) != 0)
 			return -1;
-		if (poll(&pf, 1, (int)(left > 500 ? 500 : left)) <= 0)
-			continue;
-		r = recv(c->cfd, c->head + c->have, EG_HEAD_MAX - c->have, 0);
-		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-			return -1;
-		if (r < 0)
-			continue;
-		c->have += (size_t)r;
-		c->head[c->have] = 0;
-		if ((end = egh_find_blank(c->head, c->have))) {
-			c->head_len = (size_t)(end - c->head) + 4;
-			return 0;
-		}
-		if (c->have == EG_HEAD_MAX)
-			return 431;
-	}
+	return buf_adds(&c->head, "\r\n");
 }
 
 /* ---- resolve, check, connect ---- */
@@ -473,12 +429,14 @@ static int start_relay(struct eg_conn *c, const struct egh_request *r)
 	int rc = -1;
 
 	memset(&down, 0, sizeof(down));
+	if ((c->cfd = hs_req_take_socket(c->hq, &c->pending)) < 0)
+		return -1;
 	if (r->is_connect) {
 		if (send_all(c->cfd, ok, sizeof(ok) - 1, 10000) != 0)
 			return -1;
-		rc = buf_add(&first, c->head + c->head_len, c->have - c->head_len);
+		rc = buf_add(&first, c->pending.p, c->pending.len);
 	} else {
-		rc = egh_upstream_head(r, &first) || buf_add(&first, c->head + c->head_len, c->have - c->head_len);
+		rc = egh_upstream_head(r, &first) || buf_add(&first, c->pending.p, c->pending.len);
 	}
 	if (rc != 0 || dir_init(&up, c->cfd, c->ufd, EG_WINDOW, first.p ? first.p : "", first.len) != 0) {
 		buf_free(&first);
@@ -500,14 +458,11 @@ static void serve_conn(struct eg_conn *c)
 	int st;
 
 	memset(&r, 0, sizeof(r));
-	st = read_head(c);
-	if (st == 431) {
-		reply(c, 431, "Request Header Fields Too Large", "the request head is over 32 KiB");
+	if (rebuild_head(c) != 0) {
+		reply(c, 500, "Internal Server Error", "out of memory");
 		return;
 	}
-	if (st != 0)
-		return;
-	if ((st = egh_parse(c->head, c->head_len, &r)) != 0) {
+	if ((st = egh_parse(c->head.p, c->head.len, &r)) != 0) {
 		reply(c, st, st == 414 ? "URI Too Long" : st == 505 ? "HTTP Version Not Supported" :
 			     st == 431 ? "Request Header Fields Too Large" : "Bad Request", r.why);
 		return;
@@ -521,123 +476,119 @@ static void serve_conn(struct eg_conn *c)
 	start_relay(c, &r);
 }
 
-static void *conn_main(void *arg)
+/* Take a slot (for the drain hook) and a reference to the shared state. */
+static struct eg_conn *conn_new(struct eg_shared *sh, struct hs_req *hq, struct hs_resp *hr)
 {
-	struct eg_conn *c = arg;
-	struct eg_shared *sh = c->sh;
-	int cfd, ufd;
+	struct eg_conn *c = calloc(1, sizeof(*c));
+	unsigned i;
 
+	if (!c)
+		return NULL;
+	pthread_mutex_lock(&sh->lock);
+	for (i = 0; i < sh->max && sh->slots[i]; i++)
+		;
+	if (i == sh->max) {
+		pthread_mutex_unlock(&sh->lock);
+		free(c);
+		return NULL;
+	}
+	c->sh = sh, c->slot = i, c->hq = hq, c->hr = hr, c->cfd = c->ufd = -1;
+	sh->slots[i] = c;
+	sh->refs++;
+	pthread_mutex_unlock(&sh->lock);
+	return c;
+}
+
+/* The server core's handler: one request head (a connection carries one). */
+static int eg_handle(struct hs_req *hq, struct hs_resp *hr, void *app)
+{
+	struct eg_shared *sh = app;
+	struct eg_conn *c = conn_new(sh, hq, hr);
+	int ufd;
+
+	if (!c)
+		return -1;
 	serve_conn(c);
 	pthread_mutex_lock(&sh->lock);
 	sh->slots[c->slot] = NULL;
-	cfd = c->cfd, ufd = c->ufd;
-	sh->active--;
-	pthread_cond_broadcast(&sh->idle);
+	ufd = c->ufd;
 	pthread_mutex_unlock(&sh->lock);
-	close(cfd);
 	if (ufd >= 0)
 		close(ufd);
+	buf_free(&c->head);
+	buf_free(&c->pending);
 	free(c);
 	shared_release(sh);
-	return NULL;
+	return 0;
 }
 
-/* ---- listener ---- */
+/* ---- the server core's hooks ---- */
 
-static void too_many(struct eg_shared *sh, int fd)
+/* Its own answers (malformed heads, the cap) in this proxy's form. */
+static int eg_error_body(int status, const char *msg, struct buf *out, const char **ctype, void *app)
 {
-	static const char body[] = "ccr egress proxy: too many connections at once; try again\n";
-	char msg[300];
-	int n = snprintf(msg, sizeof(msg),
-			 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", sizeof(body) - 1, body);
+	struct eg_shared *sh = app;
 
-	if (n > 0 && send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-		/* the client will see the close */
+	if (status == 503) {
+		msg = "too many connections at once; try again";
+		logf_line(sh, "egress proxy refused a connection: %u connections are open (the limit)", sh->max);
+	} else if (status == 414) {
+		msg = "request target over 8192 bytes";
+	} else if (status == 431) {
+		msg = "the request head is over 32 KiB or 100 header lines";
+	} else if (status == 505) {
+		msg = "only HTTP/1.x is supported";
+	} else if (status == 408) {
+		msg = "the request head did not arrive within 30 s";
 	}
-	logf_line(sh, "egress proxy refused a connection: %u connections are open (the limit)", sh->max);
+	*ctype = "text/plain; charset=utf-8";
+	return buf_printf(out, "ccr egress proxy: %s\n", msg);
 }
 
-/* Register a new connection and start its thread; closes fd on failure. */
-static void admit(struct eg_shared *sh, int fd)
+/* eg_stop: cut every upstream socket (the core cuts the clients'). */
+static void eg_drain(void *app)
 {
-	struct eg_conn *c = NULL;
-	pthread_attr_t attr;
-	pthread_t th;
+	struct eg_shared *sh = app;
 	unsigned i;
 
 	pthread_mutex_lock(&sh->lock);
-	if (sh->stopping || sh->active >= sh->max || !(c = calloc(1, sizeof(*c)))) {
-		int full = !sh->stopping && sh->active >= sh->max;
-		pthread_mutex_unlock(&sh->lock);
-		if (full)
-			too_many(sh, fd);
-		close(fd);
-		return;
-	}
-	for (i = 0; sh->slots[i]; i++)
-		;
-	c->sh = sh, c->slot = i, c->cfd = fd, c->ufd = -1;
-	sh->slots[i] = c;
-	sh->active++;
-	sh->refs++;
+	__atomic_store_n(&sh->stopping, 1, __ATOMIC_RELAXED);
+	for (i = 0; i < sh->max; i++)
+		if (sh->slots[i] && sh->slots[i]->ufd >= 0)
+			shutdown(sh->slots[i]->ufd, SHUT_RDWR);
 	pthread_mutex_unlock(&sh->lock);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
-	if (pthread_create(&th, &attr, conn_main, c) != 0) {
-		pthread_mutex_lock(&sh->lock);
-		sh->slots[i] = NULL;
-		sh->active--;
-		sh->refs--;
-		pthread_mutex_unlock(&sh->lock);
-		close(fd);
-		free(c);
-	}
-	pthread_attr_destroy(&attr);
-}
-
-static void *listener_main(void *arg)
-{
-	struct eg_proxy *p = arg;
-
-	for (;;) {
-		struct pollfd pf[2] = { { p->listen_fd, POLLIN, 0 }, { p->wake[0], POLLIN, 0 } };
-		int fd;
-
-		if (poll(pf, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (pf[1].revents)
-			break;
-		if (!(pf[0].revents & POLLIN))
-			continue;
-		fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (fd >= 0)
-			admit(p->sh, fd);
-		else if (errno == EMFILE || errno == ENFILE)
-			poll(NULL, 0, 100);     /* let connections end */
-	}
-	return NULL;
 }
 
 /* ---- start / stop ---- */
 
-static int listen_loopback(struct eg_proxy *p, struct err *e)
+static struct hs_server *start_server(struct eg_shared *sh, int *port, struct err *e)
 {
-	struct sockaddr_in a;
-	socklen_t al = sizeof(a);
+	struct hs_config hc;
+	struct hs_server *srv;
 
-	p->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (p->listen_fd < 0)
-		return err_set(e, "egress proxy: cannot create a socket: %s", strerror(errno));
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(p->listen_fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(p->listen_fd, 128) != 0 ||
-	    getsockname(p->listen_fd, (struct sockaddr *)&a, &al) != 0 || nonblock(p->listen_fd) != 0)
-		return err_set(e, "egress proxy: cannot listen on 127.0.0.1: %s", strerror(errno));
-	p->port = ntohs(a.sin_port);
-	return 0;
+	hs_config_defaults(&hc);
+	hc.stream_body = 1;
+	hc.allow_connect = 1;
+	hc.host_optional = 1;
+	hc.max_url = EGH_TARGET_MAX;
+	hc.max_headers = EGH_HEAD_LINES;
+	hc.max_header_bytes = EG_HEAD_MAX;
+	hc.max_connections = hc.max_per_client = sh->max;
+	hc.header_timeout_ms = EG_HEAD_TIMEOUT_MS;
+	hc.stack_size = 256 * 1024;
+	hc.handler = eg_handle;
+	hc.error_body = eg_error_body;
+	hc.on_drain = eg_drain;
+	hc.app = sh;
+	if (!(srv = hs_new(&hc, e)))
+		return NULL;
+	if (hs_listen(srv, "127.0.0.1", 0, e) != 0 || hs_start(srv, e) != 0) {
+		err_set(e, "egress proxy: %s", e->msg);
+		hs_free(srv);
+		return NULL;
+	}
+	*port = hs_port(srv);
+	return srv;
 }
 
 static struct eg_shared *shared_new(const struct eg_config *cfg, struct err *e)
@@ -654,7 +605,6 @@ static struct eg_shared *shared_new(const struct eg_config *cfg, struct err *e)
 	sh->log = cfg->log, sh->log_arg = cfg->log_arg;
 	sh->refs = 1;
 	pthread_mutex_init(&sh->lock, NULL);
-	pthread_cond_init(&sh->idle, NULL);
 	if (!(sh->slots = calloc(sh->max + 1, sizeof(*sh->slots))) ||
 	    egp_list_csv(&sh->pol.op, cfg->allow, "CCR_EGRESS_ALLOW", e) != 0 ||
 	    egp_list_json(&sh->pol.task, cfg->allowed_hosts, "allowedHosts", e) != 0 ||
@@ -670,17 +620,9 @@ static struct eg_shared *shared_new(const struct eg_config *cfg, struct err *e)
 int eg_start(struct eg_proxy *p, const struct eg_config *cfg, struct err *e)
 {
 	memset(p, 0, sizeof(*p));
-	p->listen_fd = p->wake[0] = p->wake[1] = -1;
 	if (!(p->sh = shared_new(cfg, e)))
 		return -1;
-	if (listen_loopback(p, e) != 0 || pipe2(p->wake, O_CLOEXEC) != 0 ||
-	    pthread_create(&p->listener, NULL, listener_main, p) != 0) {
-		if (!e->msg[0])
-			err_set(e, "egress proxy: cannot start: %s", strerror(errno));
-		if (p->listen_fd >= 0)
-			close(p->listen_fd);
-		if (p->wake[0] >= 0)
-			close(p->wake[0]), close(p->wake[1]);
+	if (!(p->srv = start_server(p->sh, &p->port, e))) {
 		shared_release(p->sh);
 		memset(p, 0, sizeof(*p));
 		return -1;
@@ -696,36 +638,14 @@ int eg_port(const struct eg_proxy *p)
 
 void eg_stop(struct eg_proxy *p)
 {
-	struct eg_shared *sh = p->sh;
-	struct timespec until;
-	unsigned i;
-	char c = 1;
-
 	if (!p->started)
 		return;
-	pthread_mutex_lock(&sh->lock);
-	__atomic_store_n(&sh->stopping, 1, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&sh->lock);
-	if (write(p->wake[1], &c, 1) < 0) {
-		/* the listener also stops on the closed socket below */
-	}
-	pthread_join(p->listener, NULL);
-	close(p->listen_fd);
-	close(p->wake[0]);
-	close(p->wake[1]);
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += EG_STOP_WAIT_MS / 1000;
-	pthread_mutex_lock(&sh->lock);
-	for (i = 0; i < sh->max; i++)
-		if (sh->slots[i]) {
-			shutdown(sh->slots[i]->cfd, SHUT_RDWR);
-			if (sh->slots[i]->ufd >= 0)
-				shutdown(sh->slots[i]->ufd, SHUT_RDWR);
-		}
-	while (sh->active > 0 && pthread_cond_timedwait(&sh->idle, &sh->lock, &until) == 0)
-		;
-	pthread_mutex_unlock(&sh->lock);
-	shared_release(sh);
+	/* Stop accepting, cut every connection (eg_drain, then the core)
+	 * and wait up to a second; a thread still resolving a name after that
+	 * keeps its own reference to the shared state, and the core stays
+	 * allocated. */
+	if (hs_shutdown(p->srv, 0) != 2)
+		hs_free(p->srv);
+	shared_release(p->sh);
 	memset(p, 0, sizeof(*p));
-	p->listen_fd = -1;
 }

@@ -41,9 +41,10 @@
  * a head must arrive within 30 s; a connection on which nothing moved
  * either way for idle_ms is closed.
  *
- * Threads: one listener thread, one thread per connection.  eg_stop()
- * closes the listener, cuts every connection and waits (up to 3 s, a name
- * lookup cannot be interrupted) for the threads; a thread still resolving
+ * Threads: the HTTP server core's (http/server.h): one acceptor, one
+ * thread per connection.  eg_stop() closes the listener, cuts every
+ * connection and waits (up to 1 s, a name lookup cannot be interrupted)
+ * for the threads; a thread still resolving
  * after that finishes on its own, with its own reference to the shared
  * state, and never touches the struct eg_proxy again.
  *
@@ -83,14 +84,13 @@ struct eg_config {
 };
 
 struct eg_shared;
+struct hs_server;
 
 /* The proxy.  Owned by the caller; every field is private. */
 struct eg_proxy {
 	int started;
 	int port;
-	int listen_fd;
-	int wake[2];
-	pthread_t listener;
+	struct hs_server *srv;        /* the HTTP server core it is a handler of */
 	struct eg_shared *sh;
 };
 

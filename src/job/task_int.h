@@ -18,7 +18,7 @@
 #include "task/logsink.h"
 #include "task/payload.h"
 #include "job/precmd.h"
-#include "job/proxy.h"
+#include "proxy/proxy.h"
 #include "task/report.h"
 #include "job/task.h"
 #include "job/workspace.h"

@@ -170,6 +170,17 @@ static int open_backends(struct backends *be, struct sysprompt *prompt, const ch
 	return 0;
 }
 
+/* The HTTP core's exemption at its connection caps: health.c's plain
+ * form is still answered. */
+static int health_cap_exempt(const char *head, size_t n, const char **ctype, const char **body, void *app)
+{
+	static const char *const plain_health[] = { "GET /health ", "GET /healthz ", NULL };
+
+	*ctype = "text/html; charset=utf-8";
+	*body = "ok";
+	return hs_prefix_match(head, n, plain_health);
+}
+
 int serve_main(int argc, char **argv)
 {
 	struct serve_ctx sc;
@@ -178,7 +189,6 @@ int serve_main(int argc, char **argv)
 	struct hs_config cfg;
 	struct err e = ERR_INIT;
 	struct buf extra = BUF_INIT;
-	static const char *const plain_health[] = { "GET /health ", "GET /healthz ", NULL };
 	unsigned long port, maxconn, percl, backlog, rto, ito, wto, dto, cto, rint, whd;
 	struct reconcile_cfg rcfg;
 	static const char *const secrets[] = { "CCR_API_KEYS", "CLOUDRUN_CALLBACK_SECRET", "ANTHROPIC_API_KEY",
@@ -242,9 +252,7 @@ int serve_main(int argc, char **argv)
 	hs_config_defaults(&cfg);
 	cfg.max_connections = (unsigned)maxconn;
 	cfg.max_per_client = (unsigned)percl;      /* 0: 3/4 of the global cap */
-	cfg.cap_exempt = plain_health;            /* answered even at a cap (health.c's plain form) */
-	cfg.cap_exempt_type = "text/html; charset=utf-8";
-	cfg.cap_exempt_body = "ok";
+	cfg.cap_exempt = health_cap_exempt;
 	if (rto)
 		cfg.header_timeout_ms = cfg.body_timeout_ms = (unsigned)rto;
 	cfg.idle_timeout_ms = (unsigned)ito;

@@ -13,6 +13,11 @@
  * and a body of its Content-Length.  Limits are lowered (4 KiB body,
  * 1 KiB target, 2 KiB of headers, 16 fields) so that the fuzzer reaches
  * them with small inputs.
+ *
+ * Every input is also served by a second server in streaming-body mode,
+ * as the token and egress proxies run it (CONNECT and a missing Host
+ * allowed): its handler reads the body with hs_req_body_read, checks it
+ * against Content-Length, and takes the socket over for a CONNECT.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,8 +26,9 @@
 
 #include "fuzz.h"
 #include "http/server.h"
+#include "http_parser.h"
 
-static struct hs_server *srv;
+static struct hs_server *srv, *ssrv;
 static unsigned handled;
 
 static int handler(struct hs_req *req, struct hs_resp *resp, void *app)
@@ -56,12 +62,46 @@ static int handler(struct hs_req *req, struct hs_resp *resp, void *app)
 	return hs_send(resp, 200, "text/plain", "ok\n", 3);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+/* The streaming-body server's handler. */
+static int stream_handler(struct hs_req *req, struct hs_resp *resp, void *app)
+{
+	const char *cl = hs_req_header(req, "content-length"), *msg;
+	char chunk[512];
+	size_t total = 0;
+	long n;
+
+	(void)app;
+	handled++;
+	if (hs_req_method_id(req) == HTTP_CONNECT) {
+		struct buf pending = BUF_INIT;
+		int fd = hs_req_take_socket(req, &pending);
+
+		FUZZ_CHECK(fd >= 0 || hs_req_client_gone(req), "take the socket");
+		if (fd >= 0)
+			(void)!write(fd, "HTTP/1.1 200 Connection established\r\n\r\n", 39);
+		buf_free(&pending);
+		return 0;
+	}
+	while ((n = hs_req_body_read(req, chunk, sizeof(chunk))) > 0)
+		total += (size_t)n;
+	if (n < 0) {
+		int st = hs_req_error(req, &msg);
+
+		FUZZ_CHECK(msg != NULL && (st == 0 || (st >= 400 && st <= 599)), "body error %d", st);
+		return st ? hs_send_json_error(resp, st, msg) : -1;
+	}
+	FUZZ_CHECK(hs_req_complete(req), "body ended before the request did");
+	if (cl && !hs_req_header(req, "transfer-encoding"))
+		FUZZ_CHECK(strtoull(cl, NULL, 10) == total, "streamed %zu bytes for Content-Length %s", total, cl);
+	return hs_send(resp, 200, "text/plain", "ok\n", 3);
+}
+
+static struct hs_server *make_server(int stream)
 {
 	struct hs_config c;
+	struct hs_server *s;
 	struct err e = ERR_INIT;
 
-	(void)argc, (void)argv;
 	hs_config_defaults(&c);
 	c.max_body = 4096;
 	c.max_url = 1024;
@@ -69,12 +109,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	c.max_headers = 16;
 	c.header_timeout_ms = c.body_timeout_ms = c.idle_timeout_ms = 2000;
 	c.write_timeout_ms = 2000;
-	c.handler = handler;
-	srv = hs_new(&c, &e);
-	if (!srv) {
+	c.handler = stream ? stream_handler : handler;
+	c.stream_body = c.allow_connect = c.host_optional = stream;
+	s = hs_new(&c, &e);
+	if (!s) {
 		fprintf(stderr, "hs_new: %s\n", e.msg);
 		abort();
 	}
+	return s;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc, (void)argv;
+	srv = make_server(0);
+	ssrv = make_server(1);
 	return 0;
 }
 
@@ -98,7 +147,8 @@ static void check_output(const char *out, size_t n)
 	}
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One connection carrying data to server s; its answers checked. */
+static void serve_input(struct hs_server *s, const uint8_t *data, size_t size)
 {
 	int sv[2];
 	size_t off = 0;
@@ -106,8 +156,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t got = 0;
 	ssize_t r;
 
-	if (size > 16384)
-		return 0;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
 		abort();
 	{
@@ -124,10 +172,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	shutdown(sv[0], SHUT_WR);
 	handled = 0;
-	FUZZ_CHECK(hs_serve_fd(srv, sv[1]) == 0, "hs_serve_fd");
+	FUZZ_CHECK(hs_serve_fd(s, sv[1]) == 0, "hs_serve_fd");
 	while (got < sizeof(out) && (r = read(sv[0], out + got, sizeof(out) - got)) > 0)
 		got += (size_t)r;
 	close(sv[0]);
 	check_output(out, got);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size > 16384)
+		return 0;
+	serve_input(srv, data, size);
+	serve_input(ssrv, data, size);
 	return 0;
 }

@@ -3,7 +3,8 @@
  *
  * The Claude Code CLI never sees the real Anthropic credential.  ccr gives
  * it a per-task random dummy credential and ANTHROPIC_BASE_URL pointing at
- * this proxy, a small HTTP/1.1 server on 127.0.0.1 (ephemeral port).  For
+ * this proxy, a handler on ccr's HTTP/1.1 server core (http/server.h) that
+ * listens on 127.0.0.1 (ephemeral port).  For
  * every request that carries the dummy (in x-api-key, or as
  * "Authorization: Bearer <dummy>") the proxy forwards the request to the
  * pinned upstream with the real credential put in its place, and streams
@@ -18,6 +19,8 @@
  *   405  CONNECT, and methods other than GET HEAD POST PUT PATCH DELETE OPTIONS
  *   414  a request target over 16 KiB;  431  too many or too large headers
  *   417  an Expect other than 100-continue;  505  HTTP major version != 1
+ *   408  a request head not complete within 120 s, or a body stalled as long
+ *   501  a Transfer-Encoding other than chunked
  *   503  more simultaneous connections than max_connections
  * So the real credential only ever goes to the upstream fixed at tp_start().
  *
@@ -40,12 +43,9 @@
  * Gateway.  A client that goes away aborts the upstream request (within
  * about 100 ms), which closes that upstream connection.
  *
- * Usage metering: for POST /v1/messages answered 200, the proxy reads the
- * `usage` objects as they pass: the SSE `message_start` (message.usage) and
- * `message_delta` (usage) events of a streamed response, or the JSON body
- * of a non-streaming one.  Usage values in a stream are cumulative, so each
- * new value adds only its increase over the last value seen in that
- * response.  tp_usage() returns the running totals.
+ * Usage metering: for POST /v1/messages answered 200, the usage meter
+ * (proxy/meter.h) reads the `usage` objects as they pass and prices them;
+ * tp_usage() returns the running totals.
  *
  * Budget: each metered usage increase is priced with the table of
  * job/prices.h (by the response's model) into cost_usd.  With
@@ -67,10 +67,11 @@
  * never logged or put in an error, and wiped by tp_stop().  The dummy is
  * registered too (it unlocks the proxy while the task runs).
  *
- * Threads: tp_start() starts one listener thread; each client connection
- * gets its own thread with its own libcurl easy and multi handle (so an upstream
- * connection is reused for the keep-alive requests of one client
- * connection); TLS sessions and DNS answers are shared.  tp_port(),
+ * Threads: the server core's (one acceptor, a thread per client
+ * connection, with its deadlines and drain); each client connection keeps
+ * its own libcurl easy and multi handle as the core's per-connection data
+ * (so an upstream connection is reused for the keep-alive requests of one
+ * client connection); TLS sessions and DNS answers are shared.  tp_port(),
  * tp_dummy(), tp_cred_env() and tp_usage() may be called from any thread
  * while the proxy runs, but not concurrently with tp_stop().
  *
@@ -87,8 +88,8 @@
  * tp_start() calls net_global_init() (idempotent): call that yourself
  * first if other threads are running.
  */
-#ifndef CCR_JOB_PROXY_H
-#define CCR_JOB_PROXY_H
+#ifndef CCR_PROXY_PROXY_H
+#define CCR_PROXY_PROXY_H
 
 #include <pthread.h>
 #include <stddef.h>
@@ -134,7 +135,7 @@ struct tp_usage {
 	uint64_t budget_refused;                /* Messages requests refused: budget spent */
 };
 
-struct tp_slot;
+struct hs_server;
 
 /* The proxy.  Owned by the caller; every field is private. */
 struct tp_proxy {
@@ -146,16 +147,11 @@ struct tp_proxy {
 	char *base;                     /* upstream URL without the trailing '/' */
 	char *up_scheme, *up_host, *up_port;
 	int up_loopback;
-	int listen_fd;
-	int wake[2];                    /* tp_stop() writes to wake[1] */
+	struct hs_server *srv;          /* the HTTP server core it is a handler of */
 	int port;
-	int stopping;                   /* read and written with __atomic builtins */
 	double budget_usd;              /* 0: no budget */
-	pthread_t listener;
-	pthread_mutex_t lock;           /* usage and slots */
+	pthread_mutex_t lock;           /* usage */
 	struct tp_usage usage;
-	struct tp_slot *slots;
-	unsigned nslots;
 	void *share;                    /* CURLSH *: DNS and TLS sessions */
 	pthread_mutex_t share_lock[8];
 	void (*log)(void *arg, const char *line);
@@ -189,7 +185,8 @@ void tp_usage(struct tp_proxy *p, struct tp_usage *out);
 
 /*
  * tp_stop: stop accepting, abort requests in flight (a stream being relayed
- * is cut off), join every thread, close every socket, and wipe the real
+ * is cut off: the core's drain with no grace period), wait for every
+ * connection thread, close every socket, and wipe the real
  * credential and the dummy.  Usage totals stay readable with tp_usage().
  * Safe on a proxy that is not running (zeroed, failed to start, or
  * already stopped).
