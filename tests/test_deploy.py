@@ -126,9 +126,7 @@ class Deployment:
 
     def close(self):
         for s in self.serves:
-            if s.proc.poll() is None:
-                s.proc.kill()
-                s.proc.wait()
+            s.kill()
         self.fake.stop()
 
 

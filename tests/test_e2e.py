@@ -171,9 +171,7 @@ def e2e(request, ccr_bin, claude_bin, fake, tmp_path, monkeypatch):
         return s
     yield start
     for s in started:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait()
+        s.kill()
         if s.cloud is not None:
             s.cloud.close()
         reap_leftovers(s)
@@ -570,7 +568,7 @@ def test_b_real_key_only_reaches_the_api_and_the_cli_holds_a_dummy(e2e):
 
     # nowhere on disk or in serve's output
     srv.stop()
-    out = json.dumps(srv.lines) + srv.proc.stderr.read().decode("utf-8", "replace")
+    out = json.dumps(srv.lines) + srv.stderr_text
     assert REAL_KEY not in out, "the real key is in serve's output"
     for where, raw in everything_stored(srv):
         assert REAL_KEY.encode() not in raw, "the real key is in %s" % where
