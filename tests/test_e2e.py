@@ -44,6 +44,7 @@ import time
 import pytest
 
 from conftest import ROOT, Hook, http_request
+from fakes import testenv
 from fakes.fake_anthropic import FakeAnthropic
 from test_cloud import CLOUD_NAMES, Cloud, all_strings_of
 from test_http_server import Serve
@@ -1093,9 +1094,8 @@ def test_j_the_agents_git_and_downloads_go_through_the_egress_proxy(e2e, tmp_pat
     https = GitHttps(tmp_path / "srv", cert, key, token=token)
     sshd = request.getfixturevalue("sshd")
     _Metadata.hits = []
-    meta = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
-    threading.Thread(target=meta.serve_forever, daemon=True).start()
-    meta_port = meta.server_address[1]
+    meta = testenv.serve_http(_Metadata)
+    meta_port = meta.port
     user_key = pathlib.Path(sshd.keys["ed25519"]).read_text()
     url = https.url("origin.git").replace("https://", "https://x:%s@" % token)
     # 127.0.0.1 is in NO_PROXY (the token proxy is reached directly): an internal server
@@ -1128,7 +1128,7 @@ def test_j_the_agents_git_and_downloads_go_through_the_egress_proxy(e2e, tmp_pat
         assert not _Metadata.hits, _Metadata.hits
     finally:
         https.close()
-        meta.shutdown()
+        meta.stop()
 # I: the agent's network goes through the job's egress proxy
 
 
