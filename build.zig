@@ -4,6 +4,9 @@
 //!   zig build -Dtarget=aarch64-linux-musl
 //!   zig build -Doptimize=Debug -Dstrip=false      (UBSan traps in ccr's code)
 //!   zig build selftest                run `ccr selftest` after building
+//!   zig build test                    build zig-out/bin/ccr-unit (the unit
+//!                                     tests) and run it
+//!   zig build unit                    only build zig-out/bin/ccr-unit
 //!   zig build sources -p DIR          write DIR/sources.json, the file lists
 //!                                     and flags (scripts/build-asan reads it)
 //!
@@ -33,6 +36,9 @@ const src_dirs = [_][]const u8{
     "src/deploy",   "src/settings", "src/proxy",
 };
 
+/// Unit-test files are named `*_test.c` and linked only into ccr-unit.
+const unit_suffix = "_test.c";
+
 pub fn build(b: *std.Build) void {
     const target = b.standardTargetOptions(.{ .default_target = .{
         .cpu_arch = .x86_64,
@@ -53,14 +59,51 @@ pub fn build(b: *std.Build) void {
         .vendor_flags = b.allocator.dupe([]const u8, &.{ "-fno-sanitize=undefined", "-w", prefix_map }) catch @panic("oom"),
     };
 
-    const exe = b.addExecutable(.{ .name = "ccr", .target = target, .optimize = optimize });
-    exe.linkage = .static;
-    exe.strip = strip;
-    exe.linkLibC();
     const libs = [_]*std.Build.Step.Compile{
         curl.build(ctx),    libgit2.build(ctx), mbedtls.build(ctx),     zlib.build(ctx),
         bearssl.build(ctx), cjson.build(ctx),   http_parser.build(ctx),
     };
+    const own_flags = [_][]const u8{
+        "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
+        "-Wshadow", "-Wstrict-prototypes", "-Wvla", prefix_map,
+        b.fmt("-DCCR_VERSION=\"{s}\"", .{ccr_version}),
+    };
+    const ca_source = caBundleSource(b, ca_bundle);
+    const files = splitSources(b, common.cFilesIn(b, &src_dirs, &.{}));
+
+    const exe = ccrExecutable(b, "ccr", ctx, &libs);
+    exe.strip = strip;
+    exe.addCSourceFiles(files.ccr, &own_flags);
+    exe.addCSourceFile(.{ .file = ca_source, .flags = &.{ "-std=c11", prefix_map } });
+    b.installArtifact(exe);
+
+    const run_selftest = b.addRunArtifact(exe);
+    run_selftest.addArg("selftest");
+    const selftest_step = b.step("selftest", "Build, then run `ccr selftest`");
+    selftest_step.dependOn(&run_selftest.step);
+
+    // ccr-unit: the same sources and flags, main.c replaced by the unit
+    // tests' main (src/selftest/unit_test.c); not part of the default
+    // install, so `zig build` builds only what ships.
+    const unit = ccrExecutable(b, "ccr-unit", ctx, &libs);
+    unit.strip = false;
+    unit.addCSourceFiles(files.unit, &own_flags);
+    unit.addCSourceFile(.{ .file = ca_source, .flags = &.{ "-std=c11", prefix_map } });
+    const install_unit = b.addInstallArtifact(unit, .{});
+    b.step("unit", "Build zig-out/bin/ccr-unit, the unit tests").dependOn(&install_unit.step);
+    const run_unit = b.addRunArtifact(unit);
+    run_unit.step.dependOn(&install_unit.step);
+    if (b.args) |args| run_unit.addArgs(args);
+    b.step("test", "Build zig-out/bin/ccr-unit and run the unit tests (args after --: SUITE[/CASE]...)").dependOn(&run_unit.step);
+
+    manifest.addStep(b, exe, unit, &libs);
+}
+
+/// A static executable of ccr's code linked with the vendored libraries.
+fn ccrExecutable(b: *std.Build, name: []const u8, ctx: common.Ctx, libs: []const *std.Build.Step.Compile) *std.Build.Step.Compile {
+    const exe = b.addExecutable(.{ .name = name, .target = ctx.target, .optimize = ctx.optimize });
+    exe.linkage = .static;
+    exe.linkLibC();
     for (libs) |lib| exe.linkLibrary(lib);
     mbedtls.use(exe);
     zlib.use(exe);
@@ -70,22 +113,20 @@ pub fn build(b: *std.Build) void {
     curl.use(exe);
     libgit2.use(exe);
     exe.addIncludePath(.{ .path = "src" });
+    return exe;
+}
 
-    const own_flags = [_][]const u8{
-        "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
-        "-Wshadow", "-Wstrict-prototypes", "-Wvla", prefix_map,
-        b.fmt("-DCCR_VERSION=\"{s}\"", .{ccr_version}),
-    };
-    exe.addCSourceFiles(common.cFilesIn(b, &src_dirs, &.{}), &own_flags);
-    exe.addCSourceFile(.{ .file = caBundleSource(b, ca_bundle), .flags = &.{ "-std=c11", prefix_map } });
-    b.installArtifact(exe);
-
-    const run_selftest = b.addRunArtifact(exe);
-    run_selftest.addArg("selftest");
-    const selftest_step = b.step("selftest", "Build, then run `ccr selftest`");
-    selftest_step.dependOn(&run_selftest.step);
-
-    manifest.addStep(b, exe, &libs);
+/// ccr's sources split by binary: ccr gets all but the unit tests; ccr-unit
+/// gets all but src/main.c, plus the unit tests.
+fn splitSources(b: *std.Build, all: []const []const u8) struct { ccr: []const []const u8, unit: []const []const u8 } {
+    var ccr = std.ArrayList([]const u8).init(b.allocator);
+    var unit = std.ArrayList([]const u8).init(b.allocator);
+    for (all) |f| {
+        const is_test = std.mem.endsWith(u8, f, unit_suffix);
+        if (!is_test) ccr.append(f) catch @panic("out of memory");
+        if (!std.mem.eql(u8, f, "src/main.c")) unit.append(f) catch @panic("out of memory");
+    }
+    return .{ .ccr = ccr.items, .unit = unit.items };
 }
 
 /// A C file holding the CA bundle as a byte array (`ccr_ca_bundle`,

@@ -1,7 +1,9 @@
 """Shared fixtures for ccr's integration tests.
 
 Tests drive the built binary (zig-out/bin/ccr, or $CCR_BIN) as a user would.
-Each test that needs a server starts it itself, from tests/fakes.
+Each test that needs a server starts it itself, from tests/fakes, through
+tests/fakes/testenv.py (ports, start-up, readiness, cleanup): the `servers`
+fixture stops what a test started when it ends.
 """
 import http.client
 import http.server
@@ -10,11 +12,13 @@ import os
 import pathlib
 import socket
 import subprocess
-import threading
 
 import pytest
 
+from fakes import testenv
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+FAKE_ANTHROPIC = ROOT / "tests" / "fakes" / "fake_anthropic.py"
 
 # scripts/test-asan runs this suite against the sanitizer build
 # (build/asan/ccr, dynamically linked, ASan + UBSan): it sets
@@ -108,15 +112,24 @@ class Hook(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def hook_url():
+def servers():
+    """A testenv.Servers: .start(argv, ready, ...) and .http(handler, ...) start servers
+    (tests/fakes/testenv.py); every one still running is stopped when the test ends."""
+    pool = testenv.Servers()
+    yield pool
+    pool.close()
+
+
+def start_fake_anthropic(servers, *args):
+    """tests/fakes/fake_anthropic.py as a process (--port 0, then args): its base URL."""
+    return servers.start(["/usr/bin/python3", FAKE_ANTHROPIC, "--port", "0", *args]).url()
+
+
+@pytest.fixture
+def hook_url(servers):
     """The URL of a fresh webhook receiver on loopback (see Hook)."""
     Hook.seen = []
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/hook"
-    srv.shutdown()
-    srv.server_close()
+    yield servers.http(Hook).url("/hook")
 
 
 def http_request(srv, method, path, payload=None, headers=None, timeout=30):
@@ -181,6 +194,4 @@ def local_serve(ccr_bin, tmp_path):
         return s
     yield start
     for s in started:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait()
+        s.kill()

@@ -79,9 +79,14 @@ def test_selftest_passes(ccr_bin):
     r = run([ccr_bin, "selftest"])
     assert r.returncode == 0, r.stdout + r.stderr
     m = re.search(r"^(\d+) passed, (\d+) failed$", r.stdout, re.M)
-    assert m and int(m.group(2)) == 0 and int(m.group(1)) >= 40, r.stdout
+    assert m and int(m.group(2)) == 0, r.stdout
     listed = run([ccr_bin, "selftest", "--list"]).stdout.split()
     assert len(listed) == int(m.group(1))
+    # The deployment checks are there; the unit tests are in ccr-unit, not in ccr.
+    for name in ("crypto/sha256", "crypto/aes256gcm", "net/ca_bundle", "net/tls_config", "net/curl_loopback",
+                 "net/git_clone", "backend/envelope_local", "backend/storage_local", "sandbox/box"):
+        assert name in listed, listed
+    assert not [n for n in listed if n.startswith(("json/", "http/", "proxy/"))], listed
 
 
 def test_selftest_reports_failure(ccr_bin, tmp_path):

@@ -8,14 +8,13 @@ the proxy to the fake Anthropic API, so the stand-in cannot stop itself: only th
 """
 import json
 import os
-import subprocess
 import sys
 import urllib.request
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import ROOT, http_request  # noqa: E402
+from conftest import http_request, start_fake_anthropic  # noqa: E402
 from test_job import CANARY, Job  # noqa: E402
 
 # claude-sonnet-4-5 in src/job/prices.h, USD per million tokens
@@ -29,14 +28,8 @@ def job(ccr_bin, tmp_path):
 
 
 @pytest.fixture
-def fake_api():
-    p = subprocess.Popen(["/usr/bin/python3", str(ROOT / "tests" / "fakes" / "fake_anthropic.py"), "--port", "0",
-                          "--expected-key", CANARY], stdout=subprocess.PIPE, text=True)
-    line = p.stdout.readline()
-    assert line.startswith("LISTENING"), line
-    yield f"http://127.0.0.1:{line.split()[1]}"
-    p.terminate()
-    p.wait(timeout=10)
+def fake_api(servers):
+    return start_fake_anthropic(servers, "--expected-key", CANARY)
 
 
 def messages_sent(api):

@@ -99,9 +99,7 @@ class Cloud:
 
     def close(self):
         for s in self.serves:
-            if s.proc.poll() is None:
-                s.proc.kill()
-                s.proc.wait()
+            s.kill()
         self.fake.stop()
 
     # ---- the bucket, raw ------------------------------------------------------------------

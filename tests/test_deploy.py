@@ -27,12 +27,10 @@ import os
 import random
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -44,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import ROOT  # noqa: E402
 from fakes.gcp_client import FakeGCP  # noqa: E402
 from fakes.git_servers import make_ca  # noqa: E402
-from fakes import discovery_extract  # noqa: E402
+from fakes import discovery_extract, testenv  # noqa: E402
 from test_cloud import CANARY, FAKE_CLAUDE, Stream, body, clean_environ  # noqa: E402
 from test_http_server import Serve  # noqa: E402
 
@@ -126,9 +124,7 @@ class Deployment:
 
     def close(self):
         for s in self.serves:
-            if s.proc.poll() is None:
-                s.proc.kill()
-                s.proc.wait()
+            s.kill()
         self.fake.stop()
 
 
@@ -332,14 +328,6 @@ def ensure_docker_registry():
         pytest.skip("apt-get install docker-registry failed")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class TokenServer:
     """The registry's token service (distribution's "token" auth): HTTPS, checks basic credentials,
     answers a JWT (ES256, x5c = its certificate, which the registry trusts) granting the asked
@@ -386,12 +374,8 @@ class TokenServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(cert), str(key))
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}/token"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.server = testenv.serve_http(H, tls=(cert, key))
+        self.url = self.server.url("/token")
 
     def token(self, scope):
         from cryptography.hazmat.primitives import hashes, serialization
@@ -414,8 +398,7 @@ class TokenServer:
         return signing + "." + b64u(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 class Registry:
@@ -425,7 +408,7 @@ class Registry:
     def __init__(self, tmp, auth="basic"):
         tmp.mkdir(parents=True, exist_ok=True)
         self.ca, cert, key = make_ca(tmp / "tls")
-        self.port = free_port()
+        self.port = testenv.free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.tokens = None
         if auth == "basic":
@@ -445,19 +428,20 @@ class Registry:
             f"    certificate: {cert}\n    key: {key}\nauth:\n" + auth_yml)
         self.log_path = tmp / "registry.log"
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(tmp / "config.yml")],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
         self.ctx = ssl.create_default_context(cafile=str(self.ca))
-        deadline = time.time() + 30
-        while True:
-            try:
-                status, _, _ = self.get("/v2/")
-                if status in (200, 401):
-                    break
-            except OSError:
-                pass
-            assert self.proc.poll() is None and time.time() < deadline, (tmp / "registry.log").read_text()
-            time.sleep(0.1)
+        try:
+            self.server = testenv.start_server(["docker-registry", "serve", tmp / "config.yml"], self._answers,
+                                               port=self.port, timeout=30, grace=10, stdout=self.log,
+                                               stderr=subprocess.STDOUT)
+        except testenv.ServerError as e:
+            raise AssertionError(f"{e}; the registry's log: {self.log_path.read_text()}") from None
+        self.proc = self.server.proc
+
+    def _answers(self, _):
+        try:
+            return self.get("/v2/")[0] in (200, 401)
+        except OSError:
+            return False
 
     def get(self, path, accept=None, auth=True):
         c = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=30)
@@ -476,8 +460,7 @@ class Registry:
         return r.status, dict(r.getheaders()), data
 
     def close(self):
-        self.proc.terminate()
-        self.proc.wait(10)
+        self.server.stop()
         self.log.close()
         if self.tokens:
             self.tokens.close()

@@ -44,6 +44,7 @@ import time
 import pytest
 
 from conftest import ROOT, Hook, http_request
+from fakes import testenv
 from fakes.fake_anthropic import FakeAnthropic
 from test_cloud import CLOUD_NAMES, Cloud, all_strings_of
 from test_http_server import Serve
@@ -171,9 +172,7 @@ def e2e(request, ccr_bin, claude_bin, fake, tmp_path, monkeypatch):
         return s
     yield start
     for s in started:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait()
+        s.kill()
         if s.cloud is not None:
             s.cloud.close()
         reap_leftovers(s)
@@ -570,7 +569,7 @@ def test_b_real_key_only_reaches_the_api_and_the_cli_holds_a_dummy(e2e):
 
     # nowhere on disk or in serve's output
     srv.stop()
-    out = json.dumps(srv.lines) + srv.proc.stderr.read().decode("utf-8", "replace")
+    out = json.dumps(srv.lines) + srv.stderr_text
     assert REAL_KEY not in out, "the real key is in serve's output"
     for where, raw in everything_stored(srv):
         assert REAL_KEY.encode() not in raw, "the real key is in %s" % where
@@ -1095,9 +1094,8 @@ def test_j_the_agents_git_and_downloads_go_through_the_egress_proxy(e2e, tmp_pat
     https = GitHttps(tmp_path / "srv", cert, key, token=token)
     sshd = request.getfixturevalue("sshd")
     _Metadata.hits = []
-    meta = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
-    threading.Thread(target=meta.serve_forever, daemon=True).start()
-    meta_port = meta.server_address[1]
+    meta = testenv.serve_http(_Metadata)
+    meta_port = meta.port
     user_key = pathlib.Path(sshd.keys["ed25519"]).read_text()
     url = https.url("origin.git").replace("https://", "https://x:%s@" % token)
     # 127.0.0.1 is in NO_PROXY (the token proxy is reached directly): an internal server
@@ -1130,7 +1128,7 @@ def test_j_the_agents_git_and_downloads_go_through_the_egress_proxy(e2e, tmp_pat
         assert not _Metadata.hits, _Metadata.hits
     finally:
         https.close()
-        meta.shutdown()
+        meta.stop()
 # I: the agent's network goes through the job's egress proxy
 
 

@@ -18,7 +18,6 @@ import secrets
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ import time
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from fakes import testenv  # noqa: E402
 from test_job import Job, sh_results  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not shutil.which("curl") or not shutil.which("openssl"),
@@ -78,17 +78,11 @@ class Web:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = http.server.ThreadingHTTPServer((ip, 0), H)
-        if tls:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(tls[0], tls[1])
-            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.ip, self.port = ip, self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.server = testenv.serve_http(H, host=ip, tls=tls)
+        self.ip, self.port = ip, self.server.port
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 class Echo:

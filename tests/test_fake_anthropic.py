@@ -21,6 +21,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fakes import testenv  # noqa: E402
 from fakes.fake_anthropic import FakeAnthropic, classify_messages_request  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -399,17 +400,12 @@ def test_cli_process_listening_script_file_and_quiet_console(tmp_path):
     POST /_fake/script replaces them; credentials never reach the console."""
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"turns": ["from file"], "expected_key": KEY}))
-    out, err = tmp_path / "out", tmp_path / "err"
-    with open(out, "w") as o, open(err, "w") as e:
-        proc = subprocess.Popen([PYTHON, str(FAKE_SCRIPT), "--port", "0", "--script", str(script),
-                                 "--verbose"], stdout=o, stderr=e)
+    err = tmp_path / "err"
+    srv = testenv.start_server([PYTHON, FAKE_SCRIPT, "--port", "0", "--script", script, "--verbose"],
+                               testenv.listening_line, timeout=10, stderr=err)
     try:
-        deadline = time.monotonic() + 10
-        while "LISTENING" not in out.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        line = out.read_text().strip()
-        assert line.startswith("LISTENING ")
-        port = int(line.split()[1])
+        assert srv.lines[0].startswith("LISTENING ")
+        port = srv.port
         st, _, raw = post(port, "/v1/messages", msg_body(stream=False))
         assert st == 200 and json.loads(raw)["content"][0]["text"] == "from file"
         st, _, _ = post(port, "/v1/messages", msg_body(stream=False),
@@ -424,12 +420,11 @@ def test_cli_process_listening_script_file_and_quiet_console(tmp_path):
         reqs = json.loads(raw)
         assert [r["credential"]["value"] for r in reqs] == [KEY, "sk-secret-wrong", "any"]
     finally:
-        proc.terminate()
-        proc.wait(10)
-    console = out.read_text() + err.read_text()
+        rc = srv.stop(timeout=10)
+    console = "\n".join(srv.lines) + err.read_text()
     assert "POST /v1/messages" in console  # --verbose logs request lines...
     assert KEY not in console and "sk-secret-wrong" not in console  # ...never credentials
-    assert proc.returncode == 0
+    assert rc == 0
 
 
 # --------------------------------------------------------------------------
@@ -439,10 +434,7 @@ def test_cli_process_listening_script_file_and_quiet_console(tmp_path):
 def test_install_claude_registry_unreachable_exits_3(tmp_path):
     if not shutil.which("npm"):
         pytest.skip("npm is not installed")
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now
+    port = testenv.free_port()  # nothing listens there now
     env = dict(os.environ, CCR_CACHE_DIR=str(tmp_path / "cache"),
                npm_config_registry="http://127.0.0.1:%d/" % port,
                npm_config_cache=str(tmp_path / "npm-cache"))

@@ -11,16 +11,18 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
+
+from fakes import testenv
 
 MiB = 1 << 20
 
 
 class Serve:
-    """A running `ccr serve`; stdout JSON lines are collected in .lines."""
+    """A running `ccr serve` (started by tests/fakes/testenv); stdout JSON lines are
+    collected in .lines."""
 
     def __init__(self, ccr_bin, env=None, bind='127.0.0.1'):
         e = dict(os.environ)
@@ -31,26 +33,21 @@ class Serve:
         e.update({'PORT': '0', 'CCR_BIND': bind})
         e.update(env or {})
         self.host = bind
-        self.proc = subprocess.Popen([str(ccr_bin), 'serve'], env=e, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
         self.lines = []
         self.port = None
-        deadline = time.monotonic() + 10
-        while self.port is None:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError('ccr serve exited: %r' % self.proc.stderr.read())
-            doc = json.loads(line)
-            self.lines.append(doc)
-            if 'port' in doc:
-                self.port = doc['port']
-            assert time.monotonic() < deadline
-        self._reader = threading.Thread(target=self._collect, daemon=True)
-        self._reader.start()
+        self.server = testenv.start_server([ccr_bin, 'serve'], lambda _: self.port is not None, env=e,
+                                           host=bind, timeout=10, on_line=self._line, new_session=False)
+        self.proc = self.server.proc
 
-    def _collect(self):
-        for line in self.proc.stdout:
-            self.lines.append(json.loads(line))
+    def _line(self, line):
+        doc = json.loads(line)
+        self.lines.append(doc)
+        if self.port is None and 'port' in doc:
+            self.port = doc['port']
+
+    @property
+    def stderr_text(self):
+        return self.server.stderr_text
 
     def connect(self, timeout=10):
         fam = socket.AF_INET6 if ':' in self.host else socket.AF_INET
@@ -63,12 +60,15 @@ class Serve:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            rc = self.proc.wait(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise
-        self._reader.join(timeout=5)
-        return rc
+        return self.server.stop()
+
+    def kill(self):
+        """SIGKILL when still running (the fixtures' teardown)."""
+        self.server.stop(signal.SIGKILL)
 
     def access_logs(self):
         return [d for d in self.lines if 'httpRequest' in d]
@@ -85,9 +85,7 @@ def serve(ccr_bin):
 
     yield start
     for s in started:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait()
+        s.kill()
 
 
 class Reader:

@@ -16,13 +16,12 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT, start_fake_anthropic  # noqa: E402
 from fakes import local_seal  # noqa: E402
 from fakes.fake_claude import read_record  # noqa: E402
 
@@ -177,7 +176,7 @@ def pid_alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):   # gone between kill() and the read
         return False
 
 
@@ -245,13 +244,9 @@ class Hook(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def hook_server():
+def hook_server(servers):
     Hook.answers, Hook.seen = [500, 503, 200], []
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/hook"
-    srv.shutdown()
+    return servers.http(Hook).url("/hook")
 
 
 def test_webhook_retries_until_success_and_verifies_both_ways(job, hook_server):
@@ -318,16 +313,10 @@ class Redirector(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def redirector():
-    """Two receivers on loopback; yields their base URLs."""
+def redirector(servers):
+    """Two receivers on loopback; their base URLs."""
     Redirector.routes, Redirector.seen = {}, []
-    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirector) for _ in range(2)]
-    for srv in servers:
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield [f"http://127.0.0.1:{srv.server_address[1]}" for srv in servers]
-    for srv in servers:
-        srv.shutdown()
-        srv.server_close()
+    return [servers.http(Redirector).url() for _ in range(2)]
 
 
 HOOK_SECRET = "whsec_" + base64.b64encode(b"redirect-test-secret-0123456789!").decode()
@@ -420,14 +409,8 @@ def test_no_secret_anywhere_after_a_failing_run(job):
 
 
 @pytest.fixture
-def fake_api(tmp_path):
-    p = subprocess.Popen(["/usr/bin/python3", str(ROOT / "tests" / "fakes" / "fake_anthropic.py"), "--port", "0",
-                          "--expected-key", CANARY], stdout=subprocess.PIPE, text=True)
-    line = p.stdout.readline()
-    assert line.startswith("LISTENING"), line
-    yield f"http://127.0.0.1:{line.split()[1]}"
-    p.terminate()
-    p.wait(timeout=10)
+def fake_api(servers):
+    return start_fake_anthropic(servers, "--expected-key", CANARY)
 
 
 def test_token_proxy_swaps_the_dummy_for_the_real_key(job, fake_api):

@@ -12,10 +12,8 @@ import os
 import pathlib
 import signal
 import socket
-import ssl
 import subprocess
 import sys
-import threading
 import time
 import http.server
 
@@ -66,22 +64,14 @@ class Allowed(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def serve_in_thread(srv):
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv.server_address[1]
-
-
-def make_tls_server(tmp_path):
+def make_tls_server(servers, tmp_path):
     pub = tmp_path / "pub"
     pub.mkdir()
     key, crt = pub / "host.key", pub / "host.crt"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(crt)],
                    check=True, capture_output=True)
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Allowed)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(crt, key)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    srv = servers.http(Allowed, tls=(crt, key))
     key.unlink()                       # loaded; nothing secret left beside the certificate
     return srv, crt
 
@@ -106,17 +96,16 @@ def sse_lines(data):
 
 
 @pytest.fixture
-def world(local_serve, tmp_path, hook_url):
+def world(local_serve, tmp_path, hook_url, servers):
     """A serve with operator secrets, an operator HOME with an ssh key, a
     victim task running, a fake metadata server and an allowed TLS host."""
     home = tmp_path / "operator-home"
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_ed25519").write_text(MARK + "-operator-ssh-key\n")
     FakeMetadata.hits = []
-    meta = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeMetadata)
-    meta_port = serve_in_thread(meta)
-    tls, crt = make_tls_server(tmp_path)
-    tls_port = serve_in_thread(tls)
+    meta_port = servers.http(FakeMetadata).port
+    tls, crt = make_tls_server(servers, tmp_path)
+    tls_port = tls.port
     victims = []
 
     def start(mode):
@@ -152,8 +141,6 @@ def world(local_serve, tmp_path, hook_url):
     for srv, auth in victims:            # a hanging victim must not outlive the test
         if srv.proc.poll() is None:
             http_request(srv, "POST", "/cancel/victim1", headers=auth)
-    meta.shutdown()
-    tls.shutdown()
 
 
 def run_hostile(srv, auth, spec):

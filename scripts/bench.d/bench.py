@@ -639,15 +639,18 @@ def m_sandbox_startup(run, n):
 
 
 def m_proxy_selftest(run):
-    out = subprocess.run([run.ccr, "selftest", "proxy/overhead"], capture_output=True, text=True,
-                         timeout=120).stdout
+    unit = os.path.join(os.path.dirname(run.ccr), "ccr-unit")   # the unit tests, next to ccr
+    if not os.access(unit, os.X_OK):
+        row("proxy TTFB (ccr-unit proxy/overhead)", "FAILED", "%s missing: run `vendor/zig build unit`" % unit)
+        return
+    out = subprocess.run([unit, "proxy/overhead"], capture_output=True, text=True, timeout=120).stdout
     m = re.search(r"TTFB median (\d+) us direct, (\d+) us proxied \(([+-]?\d+)\); p90 (\d+) / (\d+) us; n=(\d+)",
                   out)
     if not m:
-        row("proxy TTFB (selftest proxy/overhead)", "FAILED", out.strip()[-200:])
+        row("proxy TTFB (ccr-unit proxy/overhead)", "FAILED", out.strip()[-200:])
         return
     d, p, delta, dp, pp, n = m.groups()
-    row("proxy TTFB overhead (selftest, in-process)", "%+d us" % int(delta),
+    row("proxy TTFB overhead (ccr-unit, in-process)", "%+d us" % int(delta),
         "median %s us direct vs %s us proxied; p90 %s / %s us; n=%s; C client, C fake" % (d, p, dp, pp, n))
 
 

@@ -9,6 +9,8 @@ file of ccr or of a library.
 Two builds of the same code come out of it, compiled with Debian's clang:
   OUTDIR/ccr            ccr and every library with -fsanitize=address,undefined
                         (-fno-sanitize-recover=all: any UBSan report is fatal)
+  OUTDIR/ccr-unit       the unit tests (the manifest's "test" artifact), the
+                        same way; the objects it shares with ccr are built once
   OUTDIR/fuzz/NAME      one libFuzzer binary per tests/fuzz/NAME.c, linked
                         with ccr's own objects (main.c left out) rebuilt
                         with coverage (-fsanitize=fuzzer-no-link) and the
@@ -65,9 +67,12 @@ def cflags(art, group_flags, extra):
     return " ".join(esc(f) for f in out)
 
 
-def objects(w, art, variant, extra, skip=()):
-    """Compile rules for every source of `art`; returns the object paths."""
+def objects(w, art, variant, extra, skip=(), built=None):
+    """Compile rules for every source of `art`; returns the object paths.
+    `built` maps (source, flags) to an object already given a rule, which
+    is reused rather than compiled twice."""
     objs = []
+    built = {} if built is None else built
     for g in art["sources"]:
         fl = cflags(art, g["flags"], extra)
         for f in g["files"]:
@@ -78,6 +83,10 @@ def objects(w, art, variant, extra, skip=()):
             src = os.path.join(ROOT, f)
             extra_fl = [x for pre, xs in EXCEPTIONS if f.startswith(pre) for x in xs]
             ffl = fl + "".join(" " + esc(x) for x in extra_fl)
+            if (f, ffl) in built:
+                objs.append(built[(f, ffl)])
+                continue
+            built[(f, ffl)] = obj
             w.append(f"build {path_esc(obj)}: cc {path_esc(src)}\n  flags = {ffl}\n")
             objs.append(obj)
     return objs
@@ -88,6 +97,7 @@ def main():
     root = pathlib.Path(ROOT)
     arts = json.loads(manifest.read_text())["artifacts"]
     exe = next(a for a in arts if a["kind"] == "executable")
+    unit = next(a for a in arts if a["kind"] == "test")
     libs = [a for a in arts if a["kind"] == "library"]
 
     w = [f"rule cc\n  command = {CC} -MMD -MF $out.d $flags -c $in -o $out\n  depfile = $out.d\n  deps = gcc\n  description = CC $in\n",
@@ -102,8 +112,10 @@ def main():
         lib_paths.append(path)
     libs_var = " ".join(lib_paths)
 
-    main_objs = objects(w, exe, "asan", [])
-    w.append(f"build ccr: link {' '.join(map(path_esc, main_objs))} | {libs_var}\n  libs = {libs_var}\n")
+    built = {}
+    for art in (exe, unit):
+        objs = objects(w, art, "asan", [], built=built)
+        w.append(f"build {art['name']}: link {' '.join(map(path_esc, objs))} | {libs_var}\n  libs = {libs_var}\n")
 
     # The fuzz build: ccr's code (minus main()) with coverage, as an archive
     # so that each target pulls in only what it uses; the two parsers it
@@ -133,7 +145,7 @@ def main():
                  f"  ldflags = -fsanitize=fuzzer\n  libs = lib/libccr-fuzz.a {libs_var}\n")
         fuzz_bins.append(f"fuzz/{t.stem}")
     w.append(f"build fuzzers: phony {' '.join(fuzz_bins)}\n")
-    w.append("default ccr\n")
+    w.append("default ccr ccr-unit\n")
 
     outdir.mkdir(parents=True, exist_ok=True)
     new = "".join(w)

@@ -339,7 +339,7 @@ int hs_prefix_match(const char *head, size_t n, const char *const *prefixes);
  * the epoch) into dst[30]. */
 void hs_http_date(char dst[30], int64_t t);
 
-/* The selftest table, http_selftests (server_selftest.c), is declared in
+/* The selftest table, http_tests (server_test.c), is declared in
  * selftest/suites.h. */
 
 #endif

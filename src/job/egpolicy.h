@@ -2,7 +2,7 @@
  * egpolicy.h: who the egress proxy lets the agent reach (prefix egp_).
  * Pure decisions, no sockets: job/egress.c asks them for every
  * connection, task/payload.c validates `allowedHosts` with them, and the
- * selftests (egress_selftest.c) check them directly.
+ * selftests (egress_test.c) check them directly.
  *
  * A destination is the host as the client named it (a DNS name, or an
  * IPv4/IPv6 literal) and a port.  egp_host_norm() gives its canonical

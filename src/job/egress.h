@@ -106,7 +106,7 @@ int eg_port(const struct eg_proxy *p);
  * Safe on a zeroed, failed or stopped proxy. */
 void eg_stop(struct eg_proxy *p);
 
-/* The selftest table, egress_selftests (egress_selftest.c), is declared in
+/* The unit-test table, egress_tests (egress_test.c), is declared in
  * selftest/suites.h. */
 
 #endif

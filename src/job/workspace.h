@@ -99,7 +99,7 @@ int ws_wipe(struct ws *ws, struct err *e);
 /* ws_remove_tree: util/rmtree.h's rmtree, with the message redacted. */
 int ws_remove_tree(const char *path, struct err *e);
 
-/* The selftest table, jobfiles_selftests (jobfiles_selftest.c), is declared
+/* The selftest table, jobfiles_tests (jobfiles_test.c), is declared
  * in selftest/suites.h. */
 
 #endif

@@ -65,6 +65,6 @@ const char *ac_name(enum ac_class c);
 /* ac_metadata_name: 1 when host names the cloud metadata server. */
 int ac_metadata_name(const char *host);
 
-/* The selftest table, addrclass_selftests, is declared in selftest/suites.h. */
+/* Its unit tests are in job/egress_test.c (egress_tests, selftest/suites.h). */
 
 #endif

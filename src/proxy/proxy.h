@@ -193,7 +193,7 @@ void tp_usage(struct tp_proxy *p, struct tp_usage *out);
  */
 void tp_stop(struct tp_proxy *p);
 
-/* The selftest table, proxy_selftests (proxy_selftest.c), is declared in
+/* The selftest table, proxy_tests (proxy_test.c), is declared in
  * selftest/suites.h. */
 
 #endif

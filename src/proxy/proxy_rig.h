@@ -82,7 +82,7 @@ void via_proxy(struct cl *c, struct rig *r, const char *target);
 /* No secret in the proxy's log lines so far: 0, or 1 with why set. */
 int log_clean(char *why, size_t n);
 
-/* The cases of proxy_selftest_more.c. */
+/* The cases of proxy_more_test.c. */
 int t_down(char *why, size_t n);
 int t_gone(char *why, size_t n);
 int t_stop(char *why, size_t n);

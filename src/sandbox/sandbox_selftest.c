@@ -1,8 +1,8 @@
 /*
- * sandbox_selftest.c: `ccr selftest` cases for the agent's sandbox: that
- * the modes parse, and, where this machine allows namespaces, that a real
- * box hides the host's files and processes, keeps the workspace writable
- * and reaches a relayed port and nothing else.  Where namespaces are not
+ * sandbox_selftest.c: the `ccr selftest` case for the agent's sandbox:
+ * where this machine allows namespaces, that a real box hides the host's
+ * files and processes, keeps the workspace writable and reaches a relayed
+ * port and nothing else.  Where namespaces are not
  * available the case says so and which level applies instead.
  */
 #include <errno.h>
@@ -20,25 +20,6 @@
 
 #include "sandbox/sandbox.h"
 #include "selftest/selftest.h"
-
-static int t_modes(char *why, size_t n)
-{
-	static const struct { const char *s; int ok; enum sbx_mode m; } cases[] = {
-		{ NULL, 1, SBX_MODE_AUTO },	     { "", 1, SBX_MODE_AUTO },		{ "auto", 1, SBX_MODE_AUTO },
-		{ "required", 1, SBX_MODE_REQUIRED }, { "landlock", 1, SBX_MODE_LANDLOCK }, { "off", 1, SBX_MODE_OFF },
-		{ "OFF", 0, SBX_MODE_AUTO },	     { "none", 0, SBX_MODE_AUTO },
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		enum sbx_mode m = SBX_MODE_AUTO;
-		struct err e = ERR_INIT;
-		int ok = sbx_mode_parse(cases[i].s, &m, &e) == 0;
-		if (ok != cases[i].ok || (ok && m != cases[i].m))
-			return st_fail(why, n, "CCR_SANDBOX=\"%s\" parsed wrongly", cases[i].s ? cases[i].s : "(unset)");
-	}
-	return 0;
-}
 
 static int listen_loopback(int *port)
 {
@@ -189,7 +170,6 @@ static int t_box(char *why, size_t n)
 }
 
 const struct st_case sandbox_selftests[] = {
-	{ "modes", t_modes },
 	{ "box", t_box },
 	{ NULL, NULL },
 };

@@ -5,10 +5,16 @@
  * allocation; output is truncated to whylen).  st_hexeq() compares bytes
  * with an expected value written in hex, so test vectors can be pasted as
  * they appear in RFCs and NIST files: upper- or lower-case digits, with
- * spaces, tabs and newlines between digit pairs ignored.
+ * spaces, tabs and newlines between digit pairs ignored.  st_tmpdir() and
+ * st_rmtree() give a case its private directory under TMPDIR and remove
+ * it afterwards, so cases leave nothing behind.
  */
+#include <errno.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 
 #include "selftest/selftest.h"
 
@@ -62,4 +68,27 @@ int st_hexeq(const void *got, size_t n, const char *want)
 		want += 2;
 	}
 	return i == n ? 0 : 1;
+}
+
+int st_tmpdir(char *dir, size_t n)
+{
+	const char *tmp = getenv("TMPDIR");
+	int len = snprintf(dir, n, "%s/ccr-selftest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+
+	if (len < 0 || (size_t)len >= n) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+void st_rmtree(const char *dir)
+{
+	(void)nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }

@@ -70,7 +70,7 @@ int jsj_number(struct buf *out, double d);
  * "NaN", "Infinity", "-Infinity" for non-finite values.  Returns strlen. */
 size_t jsj_dtoa(double d, char dst[JSJ_DTOA_MAX]);
 
-/* The selftest table, jsjson_selftests (jsjson_selftest.c), is declared in
+/* The unit-test table, jsjson_tests (jsjson_test.c), is declared in
  * selftest/suites.h. */
 
 #endif

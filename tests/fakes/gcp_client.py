@@ -14,13 +14,12 @@ import base64
 import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+from fakes import testenv
 
 FAKE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fake_gcp.py')
 PYTHON = '/usr/bin/python3'
@@ -59,43 +58,19 @@ class FakeGCP:
         for b in self.buckets:
             cmd += ['--bucket', b]
         cmd += self.extra_args
-        out_path = os.path.join(self.state_dir, 'fake.stdout')
-        err_path = os.path.join(self.state_dir, 'fake.stderr')
-        self._out = open(out_path, 'wb')
-        self._err = open(err_path, 'wb')
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._out,
-                                     stderr=self._err, env=self.env, start_new_session=True)
-        deadline = time.time() + self.startup_timeout
-        while time.time() < deadline:
-            with open(out_path, 'rb') as f:
-                for line in f.read().decode('utf-8', 'replace').splitlines():
-                    if line.startswith('LISTENING '):
-                        self.port = int(line.split()[1])
-                        break
-            if self.port:
-                break
-            if self.proc.poll() is not None:
-                raise FakeGCPError(f'fake_gcp exited with {self.proc.returncode}: '
-                                   + open(err_path, 'rb').read().decode('utf-8', 'replace'))
-            time.sleep(0.02)
-        else:
-            self.stop()
-            raise FakeGCPError('fake_gcp did not print LISTENING in time')
+        try:
+            self.server = testenv.start_server(cmd, env=self.env, timeout=self.startup_timeout,
+                                               stderr=os.path.join(self.state_dir, 'fake.stderr'))
+        except testenv.ServerError as e:
+            raise FakeGCPError(f'fake_gcp did not start: {e}') from None
+        self.proc, self.port = self.server.proc, self.server.port
         self.info = self.control('GET', '/_fake/info')
         return self
 
     def stop(self, timeout=15.0):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._out.close()
-        self._err.close()
+        self.server.stop(timeout=timeout)
         self.proc = None
         if self._own_dir and self.state_dir and os.environ.get('FAKE_GCP_KEEP_STATE') != '1':
             shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -17,16 +17,10 @@ import os
 import pathlib
 import shutil
 import socket
-import ssl
 import subprocess
 import threading
-import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from fakes.testenv import accepting, free_port, serve_http, start_server, ServerError
 
 
 def run(argv, **kw):
@@ -149,17 +143,12 @@ class GitHttps:
 
     def __init__(self, root, cert, key, token=None):
         self.root = pathlib.Path(root)
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GitHandler)
-        self.httpd.daemon_threads = True
+        self.server = serve_http(_GitHandler, tls=(cert, key))
+        self.httpd = self.server.httpd
         self.httpd.root = self.root
         self.httpd.token = token
         self.httpd.requests = []
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(cert), str(key))
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.port = self.server.port
 
     @property
     def requests(self):
@@ -169,8 +158,7 @@ class GitHttps:
         return f"https://127.0.0.1:{self.port}/{rel}"
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 class StallServer:
@@ -280,18 +268,13 @@ class Sshd:
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         self.log = open(self.dir / "sshd.log", "w")
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("sshd exited: " + (self.dir / "sshd.log").read_text())
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("sshd did not start listening")
+        try:
+            self.server = start_server([SSHD, "-D", "-e", "-f", cfg], accepting, port=self.port, timeout=10,
+                                       grace=5, stdout=self.log, stderr=subprocess.STDOUT)
+        except ServerError as e:
+            self.log.close()
+            raise RuntimeError(f"{e}; sshd's log: " + (self.dir / "sshd.log").read_text()) from None
+        self.proc = self.server.proc
 
     def known_hosts_line(self):
         return f"[127.0.0.1]:{self.port} {self.host_pub}"
@@ -300,12 +283,7 @@ class Sshd:
         return f"ssh://{self.user}@127.0.0.1:{self.port}{path}"
 
     def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        self.server.stop()
         self.log.close()
 
 
@@ -332,18 +310,16 @@ class _ApiHandler(http.server.BaseHTTPRequestHandler):
 
 class FakeGitHubApi:
     def __init__(self, answer=(201, {"html_url": "https://github.example/acme/e2e-tests/pull/7", "number": 7})):
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ApiHandler)
-        self.httpd.daemon_threads = True
+        self.server = serve_http(_ApiHandler)
+        self.httpd = self.server.httpd
         self.httpd.calls = []
         self.httpd.answer = answer
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.port = self.server.port
+        self.url = self.server.url()
 
     @property
     def calls(self):
         return self.httpd.calls
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()

@@ -5,7 +5,8 @@
 //! Other builds of the same code (scripts/build-asan: clang with ASan and
 //! UBSan, and the libFuzzer targets) read this file instead of keeping
 //! their own file lists, so there is one source of truth.  For each
-//! artifact it lists, in link order: its name, its include directories
+//! artifact it lists (ccr as "executable", the unit-test binary ccr-unit
+//! as "test", then the libraries in link order): its name, its include directories
 //! (relative to the build root), its macros ("NAME=VALUE", from
 //! defineCMacro) and its source groups, each a list of files with the flags
 //! they are compiled with.  A generated source (the CA bundle) is produced
@@ -19,21 +20,24 @@ const Compile = std.Build.Step.Compile;
 const Manifest = struct {
     step: std.Build.Step,
     exe: *Compile,
+    unit: *Compile,
     libs: []const *Compile,
     out: []const u8,
 };
 
-/// Add the `sources` step describing `exe` and `libs` (in link order).
-pub fn addStep(b: *std.Build, exe: *Compile, libs: []const *Compile) void {
+/// Add the `sources` step describing `exe`, the unit-test executable
+/// `unit` and `libs` (in link order).
+pub fn addStep(b: *std.Build, exe: *Compile, unit: *Compile, libs: []const *Compile) void {
     const m = b.allocator.create(Manifest) catch @panic("out of memory");
     m.* = .{
         .step = std.Build.Step.init(.{ .id = .custom, .name = "write sources.json", .owner = b, .makeFn = make }),
         .exe = exe,
+        .unit = unit,
         .libs = b.allocator.dupe(*Compile, libs) catch @panic("out of memory"),
         .out = b.getInstallPath(.prefix, "sources.json"),
     };
     // Generated sources must exist before their path can be written.
-    for (exe.link_objects.items) |lo| switch (lo) {
+    for ([_]*Compile{ exe, unit }) |c| for (c.link_objects.items) |lo| switch (lo) {
         .c_source_file => |f| switch (f.file) {
             .generated => |g| m.step.dependOn(g.step),
             else => {},
@@ -58,6 +62,7 @@ fn make(step: *std.Build.Step, _: *std.Progress.Node) anyerror!void {
     const b = step.owner;
     var arts = std.ArrayList(Artifact).init(b.allocator);
     try arts.append(try describe(b, m.exe, "executable"));
+    try arts.append(try describe(b, m.unit, "test"));
     for (m.libs) |lib| try arts.append(try describe(b, lib, "library"));
 
     var text = std.ArrayList(u8).init(b.allocator);

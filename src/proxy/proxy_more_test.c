@@ -1,8 +1,8 @@
 /*
- * proxy_selftest_more.c: selftests for the token proxy: upstream failures,
+ * proxy_more_test.c: selftests for the token proxy: upstream failures,
  * client hang-ups, tp_stop, framing, malformed requests, pipelining,
  * configuration errors and the added latency (registered in
- * proxy_selftest.c's table).
+ * proxy_test.c's table).
  */
 #include <arpa/inet.h>
 #include <errno.h>

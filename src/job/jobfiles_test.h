@@ -1,7 +1,7 @@
 /*
  * jobfiles_selftest.h: what the two files of the `jobfiles` selftest suite
- * share: small file helpers (jobfiles_selftest.c) and the cases of
- * jobfiles_run_selftest.c, listed in jobfiles_selftest.c's table.
+ * share: small file helpers (jobfiles_test.c) and the cases of
+ * jobfiles_run_test.c, listed in jobfiles_test.c's table.
  * Every case is a struct st_case function: 0, or -1 with why set.
  */
 #ifndef CCR_JOB_JOBFILES_SELFTEST_H
@@ -31,7 +31,7 @@ int jft_mode_of(const char *path);
 /* 1 when /bin/sh can run (the pre-execution cases need it). */
 int jft_have_sh(void);
 
-/* The cases of jobfiles_run_selftest.c. */
+/* The cases of jobfiles_run_test.c. */
 int jft_env_file(char *why, size_t n);
 int jft_pre_ok(char *why, size_t n);
 int jft_pre_fail(char *why, size_t n);

@@ -1,5 +1,5 @@
 /*
- * settings_selftest.c: the table is consistent (unique names, defaults
+ * settings_test.c: the table is consistent (unique names, defaults
  * inside their bounds, every field filled), a malformed number is an
  * error naming it only for the commands that read it, and a secret is
  * never in the snapshot.
@@ -88,7 +88,7 @@ static int t_secret(char *why, size_t n)
 	return 0;
 }
 
-const struct st_case settings_selftests[] = {
+const struct st_case settings_tests[] = {
 	{ "table", t_table },
 	{ "checks", t_checks },
 	{ "secret", t_secret },

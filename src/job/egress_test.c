@@ -1,5 +1,5 @@
 /*
- * egress_selftest.c: the deny-list (net/addrclass.h), the egress policy
+ * egress_test.c: the deny-list (net/addrclass.h), the egress policy
  * (job/egpolicy.h) and the egress proxy itself (job/egress.h), the last
  * against a loopback echo server inside this process.
  */
@@ -432,7 +432,7 @@ static int t_bad_config(char *why, size_t n)
 	return 0;
 }
 
-const struct st_case egress_selftests[] = {
+const struct st_case egress_tests[] = {
 	{ "classes", t_classes },
 	{ "metadata_names", t_metadata_names },
 	{ "host_norm", t_host_norm },

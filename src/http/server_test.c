@@ -1,5 +1,5 @@
 /*
- * server_selftest.c: selftests of the HTTP server (http_selftests).
+ * server_test.c: selftests of the HTTP server (http_tests).
  *
  * Each case that needs a server starts one in-process on 127.0.0.1 port 0
  * with a small test handler, talks to it over a loopback socket, and shuts
@@ -556,7 +556,7 @@ static int t_conncap(char *why, size_t n)
 	return rc;
 }
 
-const struct st_case http_selftests[] = {
+const struct st_case http_tests[] = {
 	{ "pct_decode", t_pct },
 	{ "date", t_date },
 	{ "request", t_request },

@@ -1,5 +1,5 @@
 /*
- * redact_selftest.c: redaction by value, including URL credentials and
+ * redact_test.c: redaction by value, including URL credentials and
  * fragments of multi-line keys.
  */
 #include <string.h>
@@ -45,7 +45,7 @@ static int t_values(char *why, size_t n)
 	return fail;
 }
 
-const struct st_case redact_selftests[] = {
+const struct st_case redact_tests[] = {
 	{ "values", t_values },
 	{ NULL, NULL },
 };

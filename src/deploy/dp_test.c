@@ -1,5 +1,5 @@
 /*
- * dp_selftest.c: built-in tests of `ccr deploy`'s pure parts: the
+ * dp_test.c: unit tests of `ccr deploy`'s pure parts: the
  * desired-versus-current comparison that decides every write (dp_diff)
  * and the registry's WWW-Authenticate challenge parser (dp_push.c).
  *
@@ -85,7 +85,7 @@ static int t_challenge(char *why, size_t whylen)
 	return 0;
 }
 
-const struct st_case deploy_selftests[] = {
+const struct st_case deploy_tests[] = {
 	{ "deploy_diff_ignores_server_fields_and_defaults", t_diff },
 	{ "deploy_registry_auth_challenge", t_challenge },
 	{ NULL, NULL },

@@ -1,5 +1,5 @@
 /*
- * proxy_rig.c: the rig of the token proxy's selftests (proxy_rig.h),
+ * proxy_rig_test.c: the rig of the token proxy's selftests (proxy_rig.h),
  * entirely in-process on the loopback interface.
  *
  * A fake upstream (plain HTTP on 127.0.0.1, one thread per connection,

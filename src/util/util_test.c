@@ -1,6 +1,6 @@
 /*
- * util_selftest.c: known-answer and edge-case tests for buf, b64, hex and
- * crc32c, run by `ccr selftest`.
+ * util_test.c: known-answer and edge-case tests for buf, b64, hex and
+ * crc32c, run by ccr-unit.
  *
  * Design: one st_case per module behaviour; vectors come from the RFCs
  * named next to them.  Each case frees what it allocated on every path
@@ -354,7 +354,7 @@ static int t_crc32c(char *why, size_t whylen)
 	return 0;
 }
 
-const struct st_case util_selftests[] = {
+const struct st_case util_tests[] = {
 	{ "buf_append", t_buf_append },         /* add, printf, reset, self-append */
 	{ "buf_detach", t_buf_detach },
 	{ "b64_vectors", t_b64_vectors },       /* RFC 4648 §10, std and url */

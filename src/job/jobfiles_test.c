@@ -1,9 +1,9 @@
 /*
- * jobfiles_selftest.c: selftests for the task's files: the workspace
+ * jobfiles_test.c: selftests for the task's files: the workspace
  * (workspace.c) and the Claude configuration files (claudecfg.c) here;
  * `.env`, the pre-execution commands (precmd.c), the agent's environment,
  * the upload globbing (upload.c), the MCP log, prices and session paths
- * in jobfiles_run_selftest.c.  This file holds the suite's table and the
+ * in jobfiles_run_test.c.  This file holds the suite's table and the
  * helpers both share (jobfiles_selftest.h).
  *
  * Every case works in a private directory under TMPDIR (default /tmp) and
@@ -29,7 +29,7 @@
 #include "job/precmd.h"
 #include "job/upload.h"
 #include "job/workspace.h"
-#include "job/jobfiles_selftest.h"
+#include "job/jobfiles_test.h"
 #include "selftest/selftest.h"
 #include "util/buf.h"
 #include "util/jsjson.h"
@@ -544,7 +544,7 @@ out:
 	return fail;
 }
 
-const struct st_case jobfiles_selftests[] = {
+const struct st_case jobfiles_tests[] = {
 	{ "ws_create", t_ws_create },
 	{ "ws_join", t_ws_join },
 	{ "ws_write", t_ws_write },

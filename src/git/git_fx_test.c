@@ -23,7 +23,7 @@
 #include <git2/sys/errors.h>
 #include <git2/sys/transport.h>
 
-#include "git/git_selftest.h"
+#include "git/git_test.h"
 #include "selftest/selftest.h"
 #include "util/buf.h"
 #include "settings/settings.h"

@@ -1,5 +1,5 @@
 /*
- * child_selftest.c: the child-process helper (util/child.h) and the one
+ * child_test.c: the child-process helper (util/child.h) and the one
  * log (util/log.h): output through a pipe, exec errors as errors, the
  * hooks around the fork, the deadline and the group kill, descriptors
  * closed in the child; JSON lines, the level filter, the redaction hook.
@@ -213,7 +213,7 @@ static int t_log_line(char *why, size_t n)
 	return fail;
 }
 
-const struct st_case child_selftests[] = {
+const struct st_case child_tests[] = {
 	{ "output_and_status", t_output_and_status },
 	{ "fds_closed", t_fds_closed },
 	{ "start_errors", t_start_errors },

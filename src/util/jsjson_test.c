@@ -1,5 +1,5 @@
 /*
- * jsjson_selftest.c: checks that jsj_print() matches JavaScript's
+ * jsjson_test.c: checks that jsj_print() matches JavaScript's
  * JSON.stringify byte for byte.
  *
  * Design: the main table pairs a JSON text with the exact output of
@@ -333,7 +333,7 @@ out:
 	return rc;
 }
 
-const struct st_case jsjson_selftests[] = {
+const struct st_case jsjson_tests[] = {
 	{ "stringify_table", t_jsj_table },     /* Node-generated expectations */
 	{ "number_tostring", t_jsj_dtoa },      /* layout boundaries, 2^k, NaN, Infinity */
 	{ "string_bytes", t_jsj_strings },      /* NUL, WTF-8 surrogates, truncated UTF-8 */

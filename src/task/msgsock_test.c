@@ -1,5 +1,5 @@
 /*
- * msgsock_selftest.c: selftests of the direct message channel
+ * msgsock_test.c: selftests of the direct message channel
  * (msgsock.c) and of the conversation thread that takes records from it
  * and from the inbox (convo.c).
  *
@@ -254,7 +254,7 @@ static int t_convo(char *why, size_t whylen)
 	return rc;
 }
 
-const struct st_case msgsock_selftests[] = {
+const struct st_case msgsock_tests[] = {
 	{ "exchange", t_exchange },
 	{ "long_data_dir", t_long_dir },
 	{ "socket_and_inbox_in_order", t_convo },

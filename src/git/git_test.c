@@ -1,8 +1,8 @@
 /*
- * git_selftest.c: `ccr selftest git/...`: the gop_ operations against
+ * git_test.c: `ccr-unit git/...`: the gop_ operations against
  * repositories in a temporary directory, no network, no git binary.  The
  * fixtures (temporary repositories, the in-process upload-pack for the
- * shallow clone) are in git_selftest_fx.c.
+ * shallow clone) are in git_fx_test.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 #include <git2/sys/errors.h>
 #include <git2/sys/transport.h>
 
-#include "git/git_selftest.h"
+#include "git/git_test.h"
 #include "selftest/selftest.h"
 #include "util/buf.h"
 
@@ -562,7 +562,7 @@ out:
 	return rc;
 }
 
-const struct st_case git_selftests[] = {
+const struct st_case git_tests[] = {
 	{ "urls", t_urls },
 	{ "clone-shallow", t_clone_shallow },
 	{ "clone-branch", t_clone_branch },

@@ -1,6 +1,6 @@
 /*
- * proxy_selftest.c: selftests for the token proxy: credentials, refusals,
- * streaming, bodies and usage (the rest is in proxy_selftest_more.c; the
+ * proxy_test.c: selftests for the token proxy: credentials, refusals,
+ * streaming, bodies and usage (the rest is in proxy_more_test.c; the
  * rig, a fake upstream and a libcurl client, in proxy_rig.c).  Every
  * case starts its own fake and proxy, so counters start at zero.
  */
@@ -339,7 +339,7 @@ static int t_usage(char *why, size_t n)
 	return fail;
 }
 
-const struct st_case proxy_selftests[] = {
+const struct st_case proxy_tests[] = {
 	{ "apikey", t_apikey },
 	{ "oauth", t_oauth },
 	{ "noauth", t_noauth },

@@ -1,5 +1,5 @@
 /*
- * task_selftest.c: selftests for the task record: the storage layout
+ * task_test.c: selftests for the task record: the storage layout
  * (seed-spec §5) byte for byte, the status words, chunk names, the
  * submitted metadata document, and finding a killed job's workspaces.
  */
@@ -169,7 +169,7 @@ out:
 	return fail;
 }
 
-const struct st_case task_selftests[] = {
+const struct st_case task_tests[] = {
 	{ "keys", t_keys },
 	{ "status", t_status },
 	{ "chunk_names", t_chunks },

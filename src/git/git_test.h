@@ -1,6 +1,6 @@
 /*
  * git_selftest.h: the fixtures the git selftests share
- * (git_selftest_fx.c); the cases are in git_selftest.c.  Every function
+ * (git_fx_test.c); the cases are in git_test.c.  Every function
  * returns 0 or -1 (libgit2's error, or errno, says why) unless noted.
  */
 #ifndef CCR_GIT_SELFTEST_H

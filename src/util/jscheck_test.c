@@ -1,5 +1,5 @@
 /*
- * jscheck_selftest.c: jsc_json_check() against what JSON.parse accepts and
+ * jscheck_test.c: jsc_json_check() against what JSON.parse accepts and
  * refuses, and jsc_number() against JavaScript's Number(string).
  *
  * Design: two tables.  The expectations come from the ECMAScript grammar
@@ -149,7 +149,7 @@ static int t_number(char *why, size_t whylen)
 	return 0;
 }
 
-const struct st_case jscheck_selftests[] = {
+const struct st_case jscheck_tests[] = {
 	{ "json_parse_grammar", t_json },       /* JSON.parse accepts / refuses, with the offset */
 	{ "number_of_string", t_number },       /* Number(string) */
 	{ NULL, NULL },

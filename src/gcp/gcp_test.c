@@ -1,5 +1,5 @@
 /*
- * gcp_selftest.c: offline selftests of the Google Cloud client layer:
+ * gcp_test.c: offline unit tests of the Google Cloud client layer:
  * the service-account JWT (claims, times, signature), object-name
  * percent-encoding, the retry schedule, the CRC32C fields of KMS and
  * GCS, Operation -> execution name, execution states, endpoint
@@ -590,7 +590,7 @@ static int t_url_message(char *why, size_t n)
 	return 0;
 }
 
-const struct st_case gcp_selftests[] = {
+const struct st_case gcp_tests[] = {
 	{ "jwt_claims", t_jwt_claims },       /* header, claims, iat - 30, exp = iat + 3600 */
 	{ "jwt_sign", t_jwt_sign },           /* RS256 over a fixed test key, both flows */
 	{ "pct_encode", t_pct_encode },       /* object names: all but unreserved */

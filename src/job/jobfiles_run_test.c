@@ -1,9 +1,9 @@
 /*
- * jobfiles_run_selftest.c: the `jobfiles` selftests of what runs around
+ * jobfiles_run_test.c: the `jobfiles` selftests of what runs around
  * the agent: `.env` and the pre-execution commands (precmd.c), the
  * agent's environment (agentenv.c), the upload globbing (upload.c), the
  * MCP log (mcplog.c), prices and session paths.  The table is in
- * jobfiles_selftest.c.
+ * jobfiles_test.c.
  *
  * Every case works in a private directory under TMPDIR (default /tmp) and
  * removes it.  The pre-execution cases need /bin/sh; where there is none
@@ -31,7 +31,7 @@
 #include "job/precmd.h"
 #include "job/upload.h"
 #include "job/workspace.h"
-#include "job/jobfiles_selftest.h"
+#include "job/jobfiles_test.h"
 #include "selftest/selftest.h"
 #include "util/buf.h"
 #include "util/jsjson.h"
