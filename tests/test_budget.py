@@ -1,7 +1,7 @@
 """A spend cap that holds: maxBudgetUsd and CCR_MAX_BUDGET_USD.
 
 The job passes the smaller of the two to the CLI (--max-budget-usd) and to its token proxy,
-which prices the metered usage of every response (src/job/prices.h) and refuses further
+which prices the metered usage of every response (src/proxy/prices.h) and refuses further
 Messages requests once the cost reaches the cap.  These tests drive the scripted stand-in
 (tests/fakes/fake_claude.py, mode api_loop: a CLI-like loop of sequential requests) through
 the proxy to the fake Anthropic API, so the stand-in cannot stop itself: only the proxy can.
@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import http_request, start_fake_anthropic  # noqa: E402
 from test_job import CANARY, Job  # noqa: E402
 
-# claude-sonnet-4-5 in src/job/prices.h, USD per million tokens
+# claude-sonnet-4-5 in src/proxy/prices.h, USD per million tokens
 SONNET = {"input_tokens": 3.0, "output_tokens": 15.0, "cache_creation_input_tokens": 3.75,
           "cache_read_input_tokens": 0.30}
 

@@ -26,7 +26,7 @@
 #include "job/agentenv.h"
 #include "job/claudecfg.h"
 #include "job/mcplog.h"
-#include "job/prices.h"
+#include "proxy/prices.h"
 #include "job/session.h"
 #include "job/precmd.h"
 #include "job/upload.h"

@@ -10,7 +10,7 @@
 #include <strings.h>
 
 #include "cJSON.h"
-#include "job/prices.h"
+#include "proxy/prices.h"
 #include "proxy/meter.h"
 
 static const char *const usage_names[4] = { "input_tokens", "output_tokens",

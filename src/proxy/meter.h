@@ -6,7 +6,7 @@
  * `message_delta` (usage) events of a streamed response, or the JSON body
  * of a non-streaming one.  Usage values in a stream are cumulative, so
  * each new value counts only its increase over the last value seen in
- * that response.  Each increase is priced with job/prices.h by the
+ * that response.  Each increase is priced with proxy/prices.h by the
  * response's model and handed to the owner's add callback, which keeps
  * the running totals (the proxy's, under its lock).
  *

@@ -48,7 +48,7 @@
  * tp_usage() returns the running totals.
  *
  * Budget: each metered usage increase is priced with the table of
- * job/prices.h (by the response's model) into cost_usd.  With
+ * proxy/prices.h (by the response's model) into cost_usd.  With
  * cfg->budget_usd > 0, a POST /v1/messages... (count_tokens excepted)
  * arriving when cost_usd >= budget_usd is answered 400
  * invalid_request_error without reaching the upstream, so a task
@@ -131,7 +131,7 @@ struct tp_usage {
 	uint64_t cache_read_input_tokens;
 	uint64_t forwarded;                     /* requests sent to the upstream */
 	uint64_t refused;                       /* requests answered by the proxy itself */
-	double cost_usd;                        /* the usage priced by job/prices.h */
+	double cost_usd;                        /* the usage priced by proxy/prices.h */
 	uint64_t budget_refused;                /* Messages requests refused: budget spent */
 };
 

@@ -3,7 +3,7 @@
  */
 #include <string.h>
 
-#include "job/prices.h"
+#include "proxy/prices.h"
 
 static const struct price_row rows[] = {
 	/* prefix                input   output  write    read */
