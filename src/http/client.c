@@ -385,84 +385,60 @@ static int can_rewind(const struct hc_request *rq)
 	return rq->rewind && rq->rewind(rq->read_arg) == 0;
 }
 
-#define SET(opt, val) do { \
-		if (curl_easy_setopt(c, opt, val) != CURLE_OK) { \
-			err_set(e, "%s %s: libcurl rejected option %s", method, shown, #opt); \
-			goto out; \
-		} \
-	} while (0)
-
-int hc_do(const struct hc_request *rq, struct hc_response *rs, struct err *e)
-{
-	const char *method = rq->method ? rq->method : "GET";
-	struct curl_slist *hl = NULL, *t;
+/* One hc_do call: the handle and what its options point to. */
+struct call {
+	const struct hc_request *rq;
+	struct hc_response *rs;
+	const char *method;
+	CURL *c;
+	struct curl_slist *hl;
 	struct sink body_sink, head_sink;
 	char errbuf[CURL_ERROR_SIZE], shown[512];
+};
+
+#define SET(opt, val) do { \
+		if (curl_easy_setopt(k->c, opt, val) != CURLE_OK) \
+			return err_set(e, "%s %s: libcurl rejected option %s", k->method, k->shown, #opt); \
+	} while (0)
+
+/* The caller's header lines, then "Expect:" (no 100-continue wait). */
+static int add_headers(struct call *k, struct err *e)
+{
 	const char *const *h;
-	uint64_t deadline;
-	CURL *c = NULL;
-	CURLcode cc;
-	unsigned n;
-	int rc = -1, has_body, is_http;
+	struct curl_slist *t;
 
-	buf_reset(&rs->body);
-	buf_reset(&rs->headers);
-	rs->status = 0;
-	rs->attempts = 0;
-	if (!rq->url)
-		return err_set(e, "%s: no URL", method);
-	hc_url_for_message(rq->url, shown, sizeof shown);
-	is_http = strncmp(rq->url, "http://", 7) == 0;
-	if (strncmp(rq->url, "https://", 8) != 0 && !(is_http && rq->allow_http))
-		return err_set(e, "%s %s: refused: only https:// URLs are allowed here "
-			"(http:// only for explicit endpoint overrides)", method, shown);
-	deadline = (uint64_t)clock_mono_ms() + (uint64_t)(rq->deadline_ms > 0 ? rq->deadline_ms : hc_default_deadline_ms());
-	pthread_once(&share_once, share_init);
-	c = curl_easy_init();
-	if (!c)
-		return err_set(e, "%s %s: libcurl could not make a handle (out of memory?)", method, shown);
-
-	for (h = rq->headers; h && *h; h++) {
-		t = curl_slist_append(hl, *h);
-		if (!t) {
-			err_set(e, "%s %s: out of memory", method, shown);
-			goto out;
-		}
-		hl = t;
+	for (h = k->rq->headers; h && *h; h++) {
+		if (!(t = curl_slist_append(k->hl, *h)))
+			return err_set(e, "%s %s: out of memory", k->method, k->shown);
+		k->hl = t;
 	}
-	t = curl_slist_append(hl, "Expect:");
-	if (!t) {
-		err_set(e, "%s %s: out of memory", method, shown);
-		goto out;
-	}
-	hl = t;
+	if (!(t = curl_slist_append(k->hl, "Expect:")))
+		return err_set(e, "%s %s: out of memory", k->method, k->shown);
+	k->hl = t;
+	return 0;
+}
 
-	body_sink.b = &rs->body;
-	body_sink.max = rq->max_response ? rq->max_response : HC_DEFAULT_MAX_RESPONSE;
-	body_sink.too_big = body_sink.oom = 0;
-	head_sink.b = &rs->headers;
-	head_sink.max = 0;
-	head_sink.too_big = head_sink.oom = 0;
-	errbuf[0] = 0;
+/* Transport, TLS, timeouts and the answer's sinks. */
+static int set_options(struct call *k, int is_http, struct err *e)
+{
+	const struct hc_request *rq = k->rq;
 
 	SET(CURLOPT_URL, rq->url);
 	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_ERRORBUFFER, errbuf);
+	SET(CURLOPT_ERRORBUFFER, k->errbuf);
 	SET(CURLOPT_PROTOCOLS_STR, rq->allow_http ? "http,https" : "https");
 	SET(CURLOPT_REDIR_PROTOCOLS_STR, "https");
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
-	if (!is_http && ca_curl_apply(c) != 0) {
-		err_set(e, "%s %s: cannot load the trusted CA roots (check SSL_CERT_FILE / SSL_CERT_DIR)",
-			method, shown);
-		goto out;
-	}
+	if (!is_http && ca_curl_apply(k->c) != 0)
+		return err_set(e, "%s %s: cannot load the trusted CA roots (check SSL_CERT_FILE / SSL_CERT_DIR)",
+			       k->method, k->shown);
 	if (share)
 		SET(CURLOPT_SHARE, share);
 	SET(CURLOPT_USERAGENT, "ccr/" CCR_VERSION);
-	SET(CURLOPT_HTTPHEADER, hl);
+	SET(CURLOPT_HTTPHEADER, k->hl);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms : HC_DEFAULT_CONNECT_MS);
 	SET(CURLOPT_TIMEOUT_MS, rq->timeout_ms > 0 ? rq->timeout_ms : HC_DEFAULT_TIMEOUT_MS);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
@@ -473,12 +449,19 @@ int hc_do(const struct hc_request *rq, struct hc_response *rs, struct err *e)
 	if (rq->retry != HC_RETRY_IDEMPOTENT || rq->own_attempts)
 		SET(CURLOPT_FRESH_CONNECT, 1L);
 	SET(CURLOPT_WRITEFUNCTION, on_write);
-	SET(CURLOPT_WRITEDATA, &body_sink);
+	SET(CURLOPT_WRITEDATA, &k->body_sink);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
-	SET(CURLOPT_HEADERDATA, &head_sink);
+	SET(CURLOPT_HEADERDATA, &k->head_sink);
+	return 0;
+}
 
-	has_body = rq->read || rq->body || rq->body_len || method_has_body(method);
-	if (has_body) {
+/* The method, and the request body when it has one. */
+static int set_method(struct call *k, struct err *e)
+{
+	const struct hc_request *rq = k->rq;
+	const char *method = k->method;
+
+	if (rq->read || rq->body || rq->body_len || method_has_body(method)) {
 		if (rq->read) {
 			SET(CURLOPT_POST, 1L);
 			SET(CURLOPT_READFUNCTION, on_read);
@@ -499,53 +482,88 @@ int hc_do(const struct hc_request *rq, struct hc_response *rs, struct err *e)
 	} else {
 		SET(CURLOPT_CUSTOMREQUEST, method);
 	}
+	return 0;
+}
+
+#undef SET
+
+/* Send until an answer, or the retry policy or deadline gives up. */
+static int perform(struct call *k, uint64_t deadline, struct err *e)
+{
+	const struct hc_request *rq = k->rq;
+	struct hc_response *rs = k->rs;
+	CURLcode cc;
+	unsigned n;
 
 	for (n = 0;; n++) {
 		buf_reset(&rs->body);
 		buf_reset(&rs->headers);
 		rs->status = 0;
 		rs->attempts = n + 1;
-		errbuf[0] = 0;
-		cc = curl_easy_perform(c);
+		k->errbuf[0] = 0;
+		cc = curl_easy_perform(k->c);
 		if (cc == CURLE_OK) {
 			long st = 0;
 
-			if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st) != CURLE_OK || st < 100) {
-				err_set(e, "%s %s: no HTTP status in the answer", method, shown);
-				goto out;
-			}
+			if (curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &st) != CURLE_OK || st < 100)
+				return err_set(e, "%s %s: no HTTP status in the answer", k->method, k->shown);
 			rs->status = st;
 			if (status_retry(rq->retry, st) &&
 					hc_backoff_wait(n, hc_retry_after_ms(rs), deadline) == 0 &&
 					can_rewind(rq))
 				continue;
-			rc = 0;
-			goto out;
+			return 0;
 		}
-		if (body_sink.too_big) {
-			err_set(e, "%s %s: the answer is larger than %zu bytes", method, shown, body_sink.max);
-			goto out;
-		}
-		if (body_sink.oom || head_sink.oom) {
-			err_set(e, "%s %s: out of memory reading the answer", method, shown);
-			goto out;
-		}
+		if (k->body_sink.too_big)
+			return err_set(e, "%s %s: the answer is larger than %zu bytes", k->method, k->shown,
+				       k->body_sink.max);
+		if (k->body_sink.oom || k->head_sink.oom)
+			return err_set(e, "%s %s: out of memory reading the answer", k->method, k->shown);
 		if (transport_retry(rq->retry, cc) && hc_backoff_wait(n, -1, deadline) == 0 && can_rewind(rq))
 			continue;
 		if (n > 0)
-			err_set(e, "%s %s: %s (gave up after %u attempts)", method, shown,
-				errbuf[0] ? errbuf : curl_easy_strerror(cc), n + 1);
-		else
-			err_set(e, "%s %s: %s", method, shown, errbuf[0] ? errbuf : curl_easy_strerror(cc));
-		goto out;
+			return err_set(e, "%s %s: %s (gave up after %u attempts)", k->method, k->shown,
+				       k->errbuf[0] ? k->errbuf : curl_easy_strerror(cc), n + 1);
+		return err_set(e, "%s %s: %s", k->method, k->shown, k->errbuf[0] ? k->errbuf : curl_easy_strerror(cc));
 	}
-out:
-	if (c)
-		curl_easy_cleanup(c);
+}
+
+int hc_do(const struct hc_request *rq, struct hc_response *rs, struct err *e)
+{
+	struct call k;
+	struct curl_slist *t;
+	uint64_t deadline;
+	int rc = -1, is_http;
+
+	memset(&k, 0, sizeof(k));
+	k.rq = rq;
+	k.rs = rs;
+	k.method = rq->method ? rq->method : "GET";
+	buf_reset(&rs->body);
+	buf_reset(&rs->headers);
+	rs->status = 0;
+	rs->attempts = 0;
+	if (!rq->url)
+		return err_set(e, "%s: no URL", k.method);
+	hc_url_for_message(rq->url, k.shown, sizeof k.shown);
+	is_http = strncmp(rq->url, "http://", 7) == 0;
+	if (strncmp(rq->url, "https://", 8) != 0 && !(is_http && rq->allow_http))
+		return err_set(e, "%s %s: refused: only https:// URLs are allowed here "
+			"(http:// only for explicit endpoint overrides)", k.method, k.shown);
+	deadline = (uint64_t)clock_mono_ms() + (uint64_t)(rq->deadline_ms > 0 ? rq->deadline_ms : hc_default_deadline_ms());
+	pthread_once(&share_once, share_init);
+	if (!(k.c = curl_easy_init()))
+		return err_set(e, "%s %s: libcurl could not make a handle (out of memory?)", k.method, k.shown);
+	k.body_sink.b = &rs->body;
+	k.body_sink.max = rq->max_response ? rq->max_response : HC_DEFAULT_MAX_RESPONSE;
+	k.head_sink.b = &rs->headers;
+	if (add_headers(&k, e) == 0 && set_options(&k, is_http, e) == 0 && set_method(&k, e) == 0)
+		rc = perform(&k, deadline, e);
+	curl_easy_cleanup(k.c);
 	/* curl's copies of the header lines may hold a bearer token. */
-	for (t = hl; t; t = t->next)
+	for (t = k.hl; t; t = t->next)
 		if (t->data)
 			cr_wipe(t->data, strlen(t->data));
-	curl_slist_free_all(hl);
+	curl_slist_free_all(k.hl);
 	return rc;
 }
