@@ -406,8 +406,6 @@ static void set_proxy_usage(struct task *t)
 	t->rep.proxy_usage = o;
 }
 
-/* After a SIGTERM the job has a few seconds left (Cloud Run's grace is
- * 10 s): waits that are normally long get a short bound. */
 /* The transcript, for a later task's resumeTaskId (job/session.h). */
 static void save_session(struct task *t)
 {
@@ -417,6 +415,8 @@ static void save_session(struct task *t)
 	sess_save(&c, &t->rep);
 }
 
+/* After a SIGTERM the job has a few seconds left (Cloud Run's grace is
+ * 10 s): waits that are normally long get a short bound. */
 static long bounded(long ms)
 {
 	return task_cancelled && ms > 2000 ? 2000 : ms;
