@@ -459,7 +459,7 @@ static int scan_cb(const char *path, const struct stat *sb, int flag, struct FTW
 	return 0;
 }
 
-/* setup registered tests/ in .gitmodules with the plain URL (no token). */
+/* gop_tests_setup registered tests/ in .gitmodules with the plain URL (no token). */
 static int gitmodules_plain(const char *dest, const char *tbare, char *why, size_t whylen)
 {
 	char text[512], p[800];

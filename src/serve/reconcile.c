@@ -430,14 +430,14 @@ void reconcile_wake(struct reconciler *r)
 	pthread_mutex_unlock(&r->mu);
 }
 
-/* Sleep until the next tick: the queue is looked at every 250 ms in local
- * mode (cheap: one directory read), the full sweep every interval. */
 /* queue_dispatch's way to end a queued task that can never start. */
 static int finalise_queued(void *arg, const char *id, const char *reason, const char *msg, struct err *e)
 {
 	return reconcile_finalise(arg, id, reason, msg, e);
 }
 
+/* Sleep until the next tick: the queue is looked at every 250 ms in local
+ * mode (cheap: one directory read), the full sweep every interval. */
 static void *loop(void *arg)
 {
 	struct reconciler *r = arg;
