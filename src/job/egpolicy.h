@@ -1,9 +1,9 @@
 /*
  * egpolicy.h: who the egress proxy lets the agent reach (prefix egp_).
  * Pure decisions, no sockets: job/egress.c asks them for every
- * connection (task/payload.c validates `allowedHosts` with
- * net/hostpat.h, which this module builds on), and the
- * selftests (egress_selftest.c) check them directly.
+ * connection, and the selftests (egress_selftest.c) check them directly.
+ * Hosts and allow-list entries are put in canonical form by net/hostpat.h,
+ * which task/payload.c also uses to validate `allowedHosts`.
  *
  * A destination is the host as the client named it (a DNS name, or an
  * IPv4/IPv6 literal) and a port; net/hostpat.h gives its canonical form
