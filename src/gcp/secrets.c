@@ -230,69 +230,61 @@ out:
 	return rc;
 }
 
-int gsm_access(struct gsm *s, const char *secret, const char *version, struct buf *out, struct err *e)
+/* The project of relative secret names: the credentials' project, looked
+ * up once. */
+static int ensure_project(struct gsm *s, struct err *e)
 {
-	struct buf name = BUF_INIT, project = BUF_INIT, fresh = BUF_INIT;
-	struct entry *en;
-	uint64_t now = (uint64_t)clock_mono_ms(), life = (uint64_t)s->refresh_s * 1000u;
-	int rc = -1;
+	struct buf project = BUF_INIT;
+	int rc = 0;
 
-	if (!s->project && strncmp(secret ? secret : "", "projects/", 9) != 0) {
-		if (gauth_project_id(&project, e) != 0) {
-			err_prefix(e, "Secret Manager");
-			goto out;
-		}
-		pthread_mutex_lock(&s->lock);
-		if (!s->project)
-			s->project = strdup(project.p);
-		pthread_mutex_unlock(&s->lock);
-		if (!s->project) {
-			err_set(e, "out of memory");
-			goto out;
-		}
-	}
-	if (gsm_version_name(&name, s->project, secret, version, e) != 0)
-		goto out;
-	if (life) {
-		pthread_mutex_lock(&s->lock);
-		for (en = s->cache; en; en = en->next)
-			if (strcmp(en->name, name.p) == 0)
-				break;
-		if (en && now - en->fetched_ms < life) {
-			rc = buf_add(out, en->data.p ? en->data.p : "", en->data.len) == 0 ? 0 :
-				err_set(e, "out of memory");
-			pthread_mutex_unlock(&s->lock);
-			goto out;
-		}
-		pthread_mutex_unlock(&s->lock);
-	}
-	if (fetch(s, name.p, &fresh, e) != 0) {
-		if (!life)
-			goto out;
-		/* Serve a stale value for a while rather than fail. */
-		pthread_mutex_lock(&s->lock);
-		for (en = s->cache; en; en = en->next)
-			if (strcmp(en->name, name.p) == 0)
-				break;
-		if (en && now - en->fetched_ms < life * STALE_FACTOR)
-			rc = buf_add(out, en->data.p ? en->data.p : "", en->data.len) == 0 ? 0 :
-				err_set(e, "out of memory");
-		pthread_mutex_unlock(&s->lock);
-		goto out;
-	}
-	if (buf_add(out, fresh.p ? fresh.p : "", fresh.len) != 0) {
-		err_set(e, "out of memory");
-		goto out;
-	}
-	rc = 0;
-	if (!life)
-		goto out;
+	if (gauth_project_id(&project, e) != 0)
+		return err_prefix(e, "Secret Manager");
 	pthread_mutex_lock(&s->lock);
+	if (!s->project)
+		s->project = strdup(project.p);
+	pthread_mutex_unlock(&s->lock);
+	if (!s->project)
+		rc = err_set(e, "out of memory");
+	buf_free(&project);
+	return rc;
+}
+
+/* The cache entry for name (s->lock held), or NULL. */
+static struct entry *find(struct gsm *s, const char *name)
+{
+	struct entry *en;
+
 	for (en = s->cache; en; en = en->next)
-		if (strcmp(en->name, name.p) == 0)
+		if (strcmp(en->name, name) == 0)
 			break;
+	return en;
+}
+
+/* The cached value of name when fetched less than max_age ms ago, into
+ * out: 0, -1 out of memory, or 1 when there is none. */
+static int cached(struct gsm *s, const char *name, uint64_t now, uint64_t max_age, struct buf *out,
+		  struct err *e)
+{
+	struct entry *en;
+	int rc = 1;
+
+	pthread_mutex_lock(&s->lock);
+	en = find(s, name);
+	if (en && now - en->fetched_ms < max_age)
+		rc = buf_add(out, en->data.p ? en->data.p : "", en->data.len) == 0 ? 0 : err_set(e, "out of memory");
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* Keep a fetched value (taken from fresh) for the next callers. */
+static void remember(struct gsm *s, const char *name, struct buf *fresh, uint64_t now)
+{
+	struct entry *en;
+
+	pthread_mutex_lock(&s->lock);
+	en = find(s, name);
 	if (!en && (en = calloc(1, sizeof *en)) != NULL) {
-		if (!(en->name = strdup(name.p))) {
+		if (!(en->name = strdup(name))) {
 			free(en);
 			en = NULL;
 		} else {
@@ -302,14 +294,42 @@ int gsm_access(struct gsm *s, const char *secret, const char *version, struct bu
 	}
 	if (en) {
 		wipe_buf(&en->data);
-		en->data = fresh;
-		memset(&fresh, 0, sizeof fresh);
+		en->data = *fresh;
+		memset(fresh, 0, sizeof *fresh);
 		en->fetched_ms = now;
 	}
 	pthread_mutex_unlock(&s->lock);
+}
+
+int gsm_access(struct gsm *s, const char *secret, const char *version, struct buf *out, struct err *e)
+{
+	struct buf name = BUF_INIT, fresh = BUF_INIT;
+	uint64_t now = (uint64_t)clock_mono_ms(), life = (uint64_t)s->refresh_s * 1000u;
+	int rc = -1, r;
+
+	if (!s->project && strncmp(secret ? secret : "", "projects/", 9) != 0 && ensure_project(s, e) != 0)
+		goto out;
+	if (gsm_version_name(&name, s->project, secret, version, e) != 0)
+		goto out;
+	if (life && (r = cached(s, name.p, now, life, out, e)) != 1) {
+		rc = r;
+		goto out;
+	}
+	if (fetch(s, name.p, &fresh, e) != 0) {
+		/* Serve a stale value for a while rather than fail. */
+		if (life && (r = cached(s, name.p, now, life * STALE_FACTOR, out, e)) != 1)
+			rc = r;
+		goto out;
+	}
+	if (buf_add(out, fresh.p ? fresh.p : "", fresh.len) != 0) {
+		err_set(e, "out of memory");
+		goto out;
+	}
+	rc = 0;
+	if (life)
+		remember(s, name.p, &fresh, now);
 out:
 	wipe_buf(&fresh);
 	buf_free(&name);
-	buf_free(&project);
 	return rc;
 }

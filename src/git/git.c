@@ -403,6 +403,29 @@ int gop_valid_branch(const char *b)
 	return valid;
 }
 
+/* Credentials written into the clone URL (user:pass@, or a lone token as
+ * the user) become the context's for later pushes, redacted; user and pass
+ * (malloc'd) are taken over or wiped. */
+static void keep_url_creds(struct gop_ctx *c, char *user, char *pass)
+{
+	if (pass) {
+		redact_add(pass);
+		wipe_free(&c->url_user);
+		wipe_free(&c->url_pass);
+		c->url_user = user;
+		c->url_pass = pass;
+		user = pass = NULL;
+	} else if (user && strlen(user) >= 20 && !c->https_token) {
+		/* https://<token>@host: GitHub's token-as-user form. */
+		redact_add(user);
+		wipe_free(&c->url_pass);
+		c->url_pass = user;
+		user = NULL;
+	}
+	wipe_free(&user);
+	wipe_free(&pass);
+}
+
 int gop_clone(struct gop_ctx *c, const char *url, const char *branch, int depth,
 	      const char *dest, struct err *e)
 {
@@ -436,22 +459,7 @@ int gop_clone(struct gop_ctx *c, const char *url, const char *branch, int depth,
 		buf_free(&clean);
 		return err_set(e, "Failed to clone repository: out of memory");
 	}
-	if (pass) {
-		redact_add(pass);
-		wipe_free(&c->url_user);
-		wipe_free(&c->url_pass);
-		c->url_user = user;
-		c->url_pass = pass;
-		user = pass = NULL;
-	} else if (user && strlen(user) >= 20 && !c->https_token) {
-		/* https://<token>@host: GitHub's token-as-user form. */
-		redact_add(user);
-		wipe_free(&c->url_pass);
-		c->url_pass = user;
-		user = NULL;
-	}
-	wipe_free(&user);
-	wipe_free(&pass);
+	keep_url_creds(c, user, pass);
 	ssh = is_ssh_url(clean.p);
 
 	if (op_begin(c, &op, clean.p,

@@ -36,6 +36,39 @@ static int looks_rejected(const char *s)
 	       strstr(s, "not present locally") || strstr(s, "non-fastforwardable");
 }
 
+/* What git_remote_push's rc and the remote's report mean: 0 pushed (the
+ * pushed commit in *pushed), 1 rejected as not a fast-forward (the
+ * caller may recover), -1 failed (e set). */
+static int push_outcome(struct gop_ctx *c, git_repository *repo, struct gop_op *op, int rc, int force,
+			const char *dst, git_oid *pushed, struct err *e)
+{
+	if (rc == GIT_ENONFASTFORWARD && !force) {
+		op_detail(op, rc);
+		return 1;
+	}
+	if (rc < 0) {
+		if (op->lease_broken)
+			gop_errf(e, "Failed to push: %s", op_detail(op, rc));
+		else
+			op_push_error(op, rc, e);
+		return -1;
+	}
+	if (op->push_rejected) {
+		snprintf(c->detail, sizeof(c->detail), "%s", op->push_status);
+		if (!force && looks_rejected(op->push_status))
+			return 1;
+		gop_errf(e, "Failed to push: the remote refused %s: %s", dst, op->push_status);
+		return -1;
+	}
+	if (pushed) {
+		if (op->pushed_set)
+			git_oid_cpy(pushed, &op->pushed);
+		else if ((rc = git_reference_name_to_id(pushed, repo, "HEAD")) < 0)
+			return gop_giterr(c, e, "Failed to push: cannot read HEAD", rc);
+	}
+	return 0;
+}
+
 int gop_push_once(struct gop_ctx *c, git_repository *repo, const char *src, const char *branch,
 		  int force, const git_oid *lease, const char *user, const char *token,
 		  git_oid *pushed, struct err *e)
@@ -80,39 +113,7 @@ int gop_push_once(struct gop_ctx *c, git_repository *repo, const char *src, cons
 	(void)git_remote_disconnect(remote); /* the result is already known */
 	git_remote_free(remote);
 	op_end(&op);
-	if (rc == GIT_ENONFASTFORWARD && !force) {
-		op_detail(&op, rc);
-		rc = 1;
-		goto out;
-	}
-	if (rc < 0) {
-		if (op.lease_broken)
-			gop_errf(e, "Failed to push: %s", op_detail(&op, rc));
-		else
-			op_push_error(&op, rc, e);
-		rc = -1;
-		goto out;
-	}
-	if (op.push_rejected) {
-		snprintf(c->detail, sizeof(c->detail), "%s", op.push_status);
-		if (!force && looks_rejected(op.push_status)) {
-			rc = 1;
-			goto out;
-		}
-		gop_errf(e, "Failed to push: the remote refused %s: %s", dst.p, op.push_status);
-		rc = -1;
-		goto out;
-	}
-	if (pushed) {
-		if (op.pushed_set)
-			git_oid_cpy(pushed, &op.pushed);
-		else if ((rc = git_reference_name_to_id(pushed, repo, "HEAD")) < 0) {
-			gop_giterr(c, e, "Failed to push: cannot read HEAD", rc);
-			rc = -1;
-			goto out;
-		}
-	}
-	rc = 0;
+	rc = push_outcome(c, repo, &op, rc, force, dst.p, pushed, e);
 out:
 	op_free_msgs(&op);
 	buf_free(&spec);
@@ -339,6 +340,32 @@ void gop_push_result_free(struct gop_push_result *r)
 		clear_conflicts(r);
 }
 
+/* Fetch origin/<branch> (unshallowing when the histories do not meet in
+ * a shallow clone) and find where the local commits left it. */
+static int fetch_base(struct gop_ctx *c, git_repository *repo, const char *branch, const char *user,
+		      const char *token, const git_oid *local, git_oid *remote, git_oid *base,
+		      struct gop_push_result *r, struct err *e)
+{
+	int rc;
+
+	if (gop_fetch_branch(c, repo, "origin", branch, 0, user, token, remote, e) != 0)
+		return -1;
+	git_oid_tostr(r->remote_sha, sizeof(r->remote_sha), remote);
+	rc = git_merge_base(base, repo, local, remote);
+	if (rc == GIT_ENOTFOUND && git_repository_is_shallow(repo)) {
+		git_error_clear();
+		if (gop_fetch_branch(c, repo, "origin", branch, GIT_FETCH_DEPTH_UNSHALLOW, user, token, remote, e) != 0)
+			return -1;
+		git_oid_tostr(r->remote_sha, sizeof(r->remote_sha), remote);
+		rc = git_merge_base(base, repo, local, remote);
+	}
+	if (rc == GIT_ENOTFOUND)
+		return gop_errf(e, "Failed to rebase: the local branch and origin/%s have no common history", branch);
+	if (rc < 0)
+		return gop_giterr(c, e, "Failed to rebase: cannot find the merge base", rc);
+	return 0;
+}
+
 int gop_push(struct gop_ctx *c, const char *repo_dir, const char *branch,
 	     enum gop_strategy strategy, struct gop_push_result *r, struct err *e)
 {
@@ -377,25 +404,8 @@ int gop_push(struct gop_ctx *c, const char *repo_dir, const char *branch,
 	}
 
 	/* auto: fetch, replay, push. */
-	if (gop_fetch_branch(c, repo, "origin", branch, 0, user, token, &remote, e) != 0)
+	if (fetch_base(c, repo, branch, user, token, &local, &remote, &base, r, e) != 0)
 		goto fail;
-	git_oid_tostr(r->remote_sha, sizeof(r->remote_sha), &remote);
-	rc = git_merge_base(&base, repo, &local, &remote);
-	if (rc == GIT_ENOTFOUND && git_repository_is_shallow(repo)) {
-		git_error_clear();
-		if (gop_fetch_branch(c, repo, "origin", branch, GIT_FETCH_DEPTH_UNSHALLOW, user, token, &remote, e) != 0)
-			goto fail;
-		git_oid_tostr(r->remote_sha, sizeof(r->remote_sha), &remote);
-		rc = git_merge_base(&base, repo, &local, &remote);
-	}
-	if (rc == GIT_ENOTFOUND) {
-		gop_errf(e, "Failed to rebase: the local branch and origin/%s have no common history", branch);
-		goto fail;
-	}
-	if (rc < 0) {
-		gop_giterr(c, e, "Failed to rebase: cannot find the merge base", rc);
-		goto fail;
-	}
 	if (preview_conflicts(repo, &base, &remote, &local, r) < 0) {
 		gop_giterr(c, e, "Failed to rebase: cannot compare the branches", -1);
 		goto fail;

@@ -459,6 +459,42 @@ static int scan_cb(const char *path, const struct stat *sb, int flag, struct FTW
 	return 0;
 }
 
+/* gop_tests_setup registered tests/ in .gitmodules with the plain URL (no token). */
+static int gitmodules_plain(const char *dest, const char *tbare, char *why, size_t whylen)
+{
+	char text[512], p[800];
+	FILE *fp;
+	size_t n;
+
+	snprintf(p, sizeof(p), "%s/.gitmodules", dest);
+	fp = fopen(p, "r");
+	n = fp ? fread(text, 1, sizeof(text) - 1, fp) : 0;
+	text[n] = 0;
+	if (fp)
+		fclose(fp);
+	if (!strstr(text, "[submodule \"tests\"]") || !strstr(text, tbare))
+		return st_fail(why, whylen, ".gitmodules lacks the plain URL: %s", text);
+	return 0;
+}
+
+/* A .gitmodules holding a credential is never committed. */
+static int leak_never_committed(struct fx *f, const char *dest, char *why, size_t whylen)
+{
+	const char *const files[] = { ".gitmodules", "other.txt", NULL };
+	char sha[41], text[512];
+
+	gst_put(dest, ".gitmodules", "[submodule \"tests\"]\n\tpath = tests\n\turl = https://x-access-token:ghs_leak0123456789@github.com/acme/e2e-tests.git\n");
+	gst_put(dest, "other.txt", "x\n");
+	if (gop_commit(&f->c, dest, "with leak\n", NULL, NULL, sha, &f->e) != 0 ||
+	    gst_blob_at(dest, "HEAD", ".gitmodules", text, sizeof(text)) != 0 || strstr(text, "ghs_leak"))
+		return st_fail(why, whylen, "a credential .gitmodules was committed (%s)", f->e.msg);
+	gst_put(dest, "other.txt", "y\n");
+	if (gop_commit(&f->c, dest, "explicit\n", files, NULL, sha, &f->e) != 0 ||
+	    gst_blob_at(dest, "HEAD", ".gitmodules", text, sizeof(text)) != 0 || strstr(text, "ghs_leak"))
+		return st_fail(why, whylen, "an explicit .gitmodules with a credential was committed");
+	return 0;
+}
+
 static int t_gitmodules(char *why, size_t whylen)
 {
 	static const char *const tfiles[] = { "spec.txt", "test one\n", NULL };
@@ -494,21 +530,8 @@ static int t_gitmodules(char *why, size_t whylen)
 		rc = st_fail(why, whylen, "tests/spec.txt was not checked out");
 		goto out;
 	}
-	{
-		char p[800];
-		FILE *fp;
-		size_t n;
-		snprintf(p, sizeof(p), "%s/.gitmodules", dest);
-		fp = fopen(p, "r");
-		n = fp ? fread(text, 1, sizeof(text) - 1, fp) : 0;
-		text[n] = 0;
-		if (fp)
-			fclose(fp);
-		if (!strstr(text, "[submodule \"tests\"]") || !strstr(text, tbare)) {
-			rc = st_fail(why, whylen, ".gitmodules lacks the plain URL: %s", text);
-			goto out;
-		}
-	}
+	if ((rc = gitmodules_plain(dest, tbare, why, whylen)) != 0)
+		goto out;
 	/* The agent writes a test; the parent commits; the submodule publishes. */
 	snprintf(tests_dir, sizeof(tests_dir), "%s/tests", dest);
 	gst_put(tests_dir, "new_test.txt", "new test\n");
@@ -531,23 +554,8 @@ static int t_gitmodules(char *why, size_t whylen)
 		rc = st_fail(why, whylen, "the test commit did not reach the test repo");
 		goto out;
 	}
-	/* A .gitmodules holding a credential is never committed. */
-	gst_put(dest, ".gitmodules", "[submodule \"tests\"]\n\tpath = tests\n\turl = https://x-access-token:ghs_leak0123456789@github.com/acme/e2e-tests.git\n");
-	gst_put(dest, "other.txt", "x\n");
-	if (gop_commit(&f.c, dest, "with leak\n", NULL, NULL, sha, &f.e) != 0 ||
-	    gst_blob_at(dest, "HEAD", ".gitmodules", text, sizeof(text)) != 0 || strstr(text, "ghs_leak")) {
-		rc = st_fail(why, whylen, "a credential .gitmodules was committed (%s)", f.e.msg);
+	if ((rc = leak_never_committed(&f, dest, why, whylen)) != 0)
 		goto out;
-	}
-	{
-		const char *const files[] = { ".gitmodules", "other.txt", NULL };
-		gst_put(dest, "other.txt", "y\n");
-		if (gop_commit(&f.c, dest, "explicit\n", files, NULL, sha, &f.e) != 0 ||
-		    gst_blob_at(dest, "HEAD", ".gitmodules", text, sizeof(text)) != 0 || strstr(text, "ghs_leak")) {
-			rc = st_fail(why, whylen, "an explicit .gitmodules with a credential was committed");
-			goto out;
-		}
-	}
 	/* Nowhere on disk (objects are compressed, so also check the trees). */
 	g_needle = token;
 	g_found = 0;

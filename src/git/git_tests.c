@@ -128,6 +128,65 @@ static int fetch_checkout(struct gop_ctx *c, git_repository *sub, const char *br
 	return gop_checkout_branch(c, sub, branch, &oid, e);
 }
 
+/* gop_tests_setup's two cases return 0, -1 on a failure the caller words
+ * as "Failed to initialize submodule", or -2 when e is already final. */
+
+/* No submodule registered yet: git submodule add -b <branch>. */
+static int add_tests(struct gop_ctx *c, git_repository *repo, const char *path, const char *url,
+		     const char *branch, const struct gop_tests_repo *t, git_submodule **sm,
+		     git_repository **sub, struct err *e)
+{
+	struct stat st;
+	int r;
+
+	if (lstat(path, &st) == 0)
+		return err_set(e, "%s", dir_exists_msg), -2;
+	r = git_submodule_add_setup(sm, repo, url, TESTS_PATH, 1);
+	if (r == GIT_EEXISTS)
+		return err_set(e, "%s", dir_exists_msg), -2;
+	if (r < 0)
+		return gop_giterr(c, e, "cannot add the submodule", r);
+	if ((r = git_submodule_open(sub, *sm)) < 0 || (r = gop_repo_attach(c, *sub)) < 0)
+		return gop_giterr(c, e, "cannot open the submodule", r);
+	if (fetch_checkout(c, *sub, branch, t->depth, t->token, e) != 0)
+		return -1;
+	if ((r = git_submodule_set_branch(repo, TESTS_PATH, branch)) < 0 ||
+	    (r = git_submodule_add_finalize(*sm)) < 0)
+		return gop_giterr(c, e, "cannot record the submodule", r);
+	if (t->existing_pr_branch && fetch_checkout(c, *sub, t->existing_pr_branch, t->depth, t->token, e) != 0)
+		return -1;
+	return 0;
+}
+
+/* A submodule registered in .gitmodules: init, open (or create) it and
+ * check out the branch. */
+static int reuse_tests(struct gop_ctx *c, git_repository *repo, const char *url, const char *branch,
+		       const struct gop_tests_repo *t, git_submodule **sm, git_repository **sub, struct err *e)
+{
+	int r;
+
+	if ((r = git_submodule_lookup(sm, repo, TESTS_PATH)) < 0 || (r = git_submodule_init(*sm, 1)) < 0)
+		return gop_giterr(c, e, "cannot find the registered submodule", r);
+	/* Whatever .gitmodules says, fetch from the plain URL. */
+	if (set_local_url(c, repo, url, e) != 0)
+		return -1;
+	git_submodule_free(*sm);
+	*sm = NULL;
+	if ((r = git_submodule_lookup(sm, repo, TESTS_PATH)) < 0)
+		return gop_giterr(c, e, "cannot find the registered submodule", r);
+	r = git_submodule_open(sub, *sm);
+	if (r < 0) {
+		git_error_clear();
+		r = git_submodule_repo_init(sub, *sm, 1);
+	}
+	if (r < 0 || (r = gop_repo_attach(c, *sub)) < 0)
+		return gop_giterr(c, e, "cannot open the submodule", r);
+	if (set_origin(c, *sub, url, e) != 0)
+		return -1;
+	return fetch_checkout(c, *sub, t->existing_pr_branch ? t->existing_pr_branch : branch, t->depth, t->token,
+			      e) != 0 ? -1 : 0;
+}
+
 int gop_tests_setup(struct gop_ctx *c, const char *repo_dir, const struct gop_tests_repo *t,
 		    struct err *e)
 {
@@ -136,7 +195,6 @@ int gop_tests_setup(struct gop_ctx *c, const char *repo_dir, const struct gop_te
 	struct buf url = BUF_INIT, path = BUF_INIT;
 	char owner[256], name[256];
 	const char *branch = t->branch && *t->branch ? t->branch : "main";
-	struct stat st;
 	int rc = -1, r;
 
 	c->ssh_started = c->ssh_killed = 0;
@@ -156,62 +214,14 @@ int gop_tests_setup(struct gop_ctx *c, const char *repo_dir, const struct gop_te
 		goto out;
 	}
 
-	if (!gitmodules_registered(repo_dir)) {
-		if (lstat(path.p, &st) == 0) {
-			err_set(e, "%s", dir_exists_msg);
-			goto out;
-		}
-		r = git_submodule_add_setup(&sm, repo, url.p, TESTS_PATH, 1);
-		if (r == GIT_EEXISTS) {
-			err_set(e, "%s", dir_exists_msg);
-			goto out;
-		}
-		if (r < 0) {
-			gop_giterr(c, e, "cannot add the submodule", r);
-			goto fail;
-		}
-		if ((r = git_submodule_open(&sub, sm)) < 0 || (r = gop_repo_attach(c, sub)) < 0) {
-			gop_giterr(c, e, "cannot open the submodule", r);
-			goto fail;
-		}
-		if (fetch_checkout(c, sub, branch, t->depth, t->token, e) != 0)
-			goto fail;
-		if ((r = git_submodule_set_branch(repo, TESTS_PATH, branch)) < 0 ||
-		    (r = git_submodule_add_finalize(sm)) < 0) {
-			gop_giterr(c, e, "cannot record the submodule", r);
-			goto fail;
-		}
-		if (t->existing_pr_branch && fetch_checkout(c, sub, t->existing_pr_branch, t->depth, t->token, e) != 0)
-			goto fail;
-	} else {
-		if ((r = git_submodule_lookup(&sm, repo, TESTS_PATH)) < 0 || (r = git_submodule_init(sm, 1)) < 0) {
-			gop_giterr(c, e, "cannot find the registered submodule", r);
-			goto fail;
-		}
-		/* Whatever .gitmodules says, fetch from the plain URL. */
-		if (set_local_url(c, repo, url.p, e) != 0)
-			goto fail;
-		git_submodule_free(sm);
-		sm = NULL;
-		if ((r = git_submodule_lookup(&sm, repo, TESTS_PATH)) < 0) {
-			gop_giterr(c, e, "cannot find the registered submodule", r);
-			goto fail;
-		}
-		r = git_submodule_open(&sub, sm);
-		if (r < 0) {
-			git_error_clear();
-			r = git_submodule_repo_init(&sub, sm, 1);
-		}
-		if (r < 0 || (r = gop_repo_attach(c, sub)) < 0) {
-			gop_giterr(c, e, "cannot open the submodule", r);
-			goto fail;
-		}
-		if (set_origin(c, sub, url.p, e) != 0)
-			goto fail;
-		if (fetch_checkout(c, sub, t->existing_pr_branch ? t->existing_pr_branch : branch, t->depth,
-				   t->token, e) != 0)
-			goto fail;
-	}
+	if (!gitmodules_registered(repo_dir))
+		r = add_tests(c, repo, path.p, url.p, branch, t, &sm, &sub, e);
+	else
+		r = reuse_tests(c, repo, url.p, branch, t, &sm, &sub, e);
+	if (r == -2)
+		goto out;
+	if (r != 0)
+		goto fail;
 	rc = 0;
 	goto out;
 fail:
@@ -230,16 +240,58 @@ out:
 
 /* ---- publish: commit, push, pull request ----------------------------------------- */
 
+/* The pull request's JSON body (malloc'd), or NULL when out of memory. */
+static char *pr_request_json(const struct gop_tests_repo *t, const char *head_branch, const char *task_id,
+			     const char *label)
+{
+	struct buf title = BUF_INIT, body = BUF_INIT;
+	cJSON *req = cJSON_CreateObject();
+	char *json = NULL;
+
+	if (req && buf_printf(&title, "[Bugzy] %s - %.8s", label, task_id) == 0 &&
+	    buf_printf(&body,
+		       "## Summary\n\nAuto-generated by Bugzy AI task execution.\n\n**Task:** %s\n"
+		       "**Execution ID:** %s\n\n---\n\xf0\x9f\xa4\x96 Generated with [Bugzy](https://bugzy.dev)",
+		       label, task_id) == 0 &&
+	    cJSON_AddStringToObject(req, "title", title.p) && cJSON_AddStringToObject(req, "body", body.p) &&
+	    cJSON_AddStringToObject(req, "head", head_branch) &&
+	    (!t->branch || !*t->branch || cJSON_AddStringToObject(req, "base", t->branch)))
+		json = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	buf_free(&title);
+	buf_free(&body);
+	return json;
+}
+
+/* GitHub's answer to a created pull request: its html_url and number. */
+static int pr_answer(const struct hc_response *rs, struct gop_pr *pr, struct err *e)
+{
+	cJSON *resp = cJSON_ParseWithLength(rs->body.p ? rs->body.p : "", rs->body.len);
+	const cJSON *hu = cJSON_GetObjectItemCaseSensitive(resp, "html_url");
+	const cJSON *num = cJSON_GetObjectItemCaseSensitive(resp, "number");
+	int rc = -1;
+
+	if (!cJSON_IsString(hu) || !cJSON_IsNumber(num)) {
+		err_set(e, "Failed to create pull request: GitHub's answer has no html_url/number");
+	} else {
+		pr->created = 1;
+		snprintf(pr->url, sizeof(pr->url), "%s", hu->valuestring);
+		pr->number = (long)num->valuedouble;
+		rc = 0;
+	}
+	cJSON_Delete(resp);
+	return rc;
+}
+
 static int create_pr(struct gop_ctx *c, const struct gop_tests_repo *t, const char *owner, const char *name,
 		     const char *head_branch, const char *task_id, const char *label, struct gop_pr *pr,
 		     struct err *e)
 {
 	struct hc_request rq;
 	struct hc_response rs = HC_RESPONSE_INIT;
-	struct buf url = BUF_INIT, auth = BUF_INIT, title = BUF_INIT, body = BUF_INIT;
+	struct buf url = BUF_INIT, auth = BUF_INIT;
 	const char *api = c->github_api ? c->github_api : "https://api.github.com";
 	const char *headers[6];
-	cJSON *req = NULL, *resp = NULL;
 	char *json = NULL;
 	size_t al = strlen(api);
 	int rc = -1;
@@ -248,19 +300,7 @@ static int create_pr(struct gop_ctx *c, const struct gop_tests_repo *t, const ch
 		al--;
 	if (buf_printf(&url, "%.*s/repos/%s/%s/pulls", (int)al, api, owner, name) != 0 ||
 	    buf_printf(&auth, "Authorization: Bearer %s", t->token ? t->token : "") != 0 ||
-	    buf_printf(&title, "[Bugzy] %s - %.8s", label, task_id) != 0 ||
-	    buf_printf(&body,
-		       "## Summary\n\nAuto-generated by Bugzy AI task execution.\n\n**Task:** %s\n"
-		       "**Execution ID:** %s\n\n---\n\xf0\x9f\xa4\x96 Generated with [Bugzy](https://bugzy.dev)",
-		       label, task_id) != 0) {
-		err_set(e, "Failed to create pull request: out of memory");
-		goto out;
-	}
-	req = cJSON_CreateObject();
-	if (!req || !cJSON_AddStringToObject(req, "title", title.p) || !cJSON_AddStringToObject(req, "body", body.p) ||
-	    !cJSON_AddStringToObject(req, "head", head_branch) ||
-	    (t->branch && *t->branch && !cJSON_AddStringToObject(req, "base", t->branch)) ||
-	    !(json = cJSON_PrintUnformatted(req))) {
+	    !(json = pr_request_json(t, head_branch, task_id, label))) {
 		err_set(e, "Failed to create pull request: out of memory");
 		goto out;
 	}
@@ -289,22 +329,8 @@ static int create_pr(struct gop_ctx *c, const struct gop_tests_repo *t, const ch
 		e->http = (int)rs.status;
 		goto out;
 	}
-	resp = cJSON_ParseWithLength(rs.body.p ? rs.body.p : "", rs.body.len);
-	{
-		const cJSON *hu = cJSON_GetObjectItemCaseSensitive(resp, "html_url");
-		const cJSON *num = cJSON_GetObjectItemCaseSensitive(resp, "number");
-		if (!cJSON_IsString(hu) || !cJSON_IsNumber(num)) {
-			err_set(e, "Failed to create pull request: GitHub's answer has no html_url/number");
-			goto out;
-		}
-		pr->created = 1;
-		snprintf(pr->url, sizeof(pr->url), "%s", hu->valuestring);
-		pr->number = (long)num->valuedouble;
-	}
-	rc = 0;
+	rc = pr_answer(&rs, pr, e);
 out:
-	cJSON_Delete(req);
-	cJSON_Delete(resp);
 	free(json);
 	hc_response_free(&rs);
 	buf_free(&url);
@@ -312,8 +338,6 @@ out:
 	if (auth.p)
 		memset(auth.p, 0, auth.len);
 	buf_free(&auth);
-	buf_free(&title);
-	buf_free(&body);
 	return rc;
 }
 
@@ -390,6 +414,74 @@ out:
 	return rc < 0 ? -1 : 0;
 }
 
+/* The tests/ directory: GOP_NOTHING when absent or unchanged, 0 when it
+ * has changes to publish, -1 on an error. */
+static int tests_changed(struct gop_ctx *c, const char *dir, struct err *e)
+{
+	size_t changes = 0;
+	struct stat st;
+
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return GOP_NOTHING;
+	if (gop_changes(c, dir, &changes, e) != 0)
+		return -1;
+	return changes == 0 ? GOP_NOTHING : 0;
+}
+
+/* The branch the tests go to (existingPrBranch, else bugzy/<slug>-<id>)
+ * and the commit message. */
+static int name_branch(const struct gop_tests_repo *t, const char *task_id, const char *task_slug,
+		       const char *task_name, struct buf *branch, struct buf *msg, struct err *e)
+{
+	int r;
+
+	if (t->existing_pr_branch)
+		r = buf_adds(branch, t->existing_pr_branch);
+	else
+		r = buf_printf(branch, "bugzy/%s-%.8s", task_slug && *task_slug ? task_slug : "task", task_id);
+	if (r != 0 || buf_printf(msg, "%s\n\n\xf0\x9f\xa4\x96 Generated by Bugzy AI\nExecution: %s",
+				 task_name && *task_name ? task_name : "Task execution", task_id) != 0)
+		return err_set(e, "git: out of memory");
+	if (!gop_valid_branch(branch->p))
+		return gop_errf(e, "'%s' is not a valid branch name", branch->p);
+	return 0;
+}
+
+/* git checkout -B <branch>: the branch at HEAD, the tree untouched
+ * (with existingPrBranch, HEAD is normally that branch already). */
+static int checkout_b(struct gop_ctx *c, git_repository *sub, const char *branch, struct err *e)
+{
+	git_reference *ref = NULL;
+	struct buf full = BUF_INIT;
+	git_oid head;
+	int r = 0, rc = 0;
+
+	if ((r = git_reference_name_to_id(&head, sub, "HEAD")) < 0 ||
+	    buf_printf(&full, "refs/heads/%s", branch) != 0 ||
+	    (r = git_reference_create(&ref, sub, full.p, &head, 1, "ccr: checkout -b")) < 0 ||
+	    (r = git_repository_set_head(sub, full.p)) < 0)
+		rc = gop_giterr(c, e, "cannot create the branch in tests/", r);
+	git_reference_free(ref);
+	buf_free(&full);
+	return rc;
+}
+
+/* push -u: the local branch tracks origin/<branch>. */
+static int set_upstream(struct gop_ctx *c, git_repository *sub, const char *branch, struct err *e)
+{
+	git_reference *lb = NULL;
+	struct buf up = BUF_INIT;
+	int r = 0, rc = 0;
+
+	if ((r = git_branch_lookup(&lb, sub, branch, GIT_BRANCH_LOCAL)) < 0 ||
+	    buf_printf(&up, "origin/%s", branch) != 0 ||
+	    (r = git_branch_set_upstream(lb, up.p)) < 0)
+		rc = gop_giterr(c, e, "pushed, but cannot set the upstream branch", r);
+	git_reference_free(lb);
+	buf_free(&up);
+	return rc;
+}
+
 int gop_tests_publish(struct gop_ctx *c, const char *repo_dir, const struct gop_tests_repo *t,
 		      const char *task_id, const char *task_slug, const char *task_name,
 		      struct gop_pr *pr, struct err *e)
@@ -398,10 +490,8 @@ int gop_tests_publish(struct gop_ctx *c, const char *repo_dir, const struct gop_
 	struct buf url = BUF_INIT, dir = BUF_INIT, branch = BUF_INIT, msg = BUF_INIT;
 	char owner[256], name[256];
 	const char *label = task_name && *task_name ? task_name : task_slug && *task_slug ? task_slug : "task";
-	size_t changes = 0;
 	git_oid head, pushed;
 	int rc = -1, r;
-	struct stat st;
 
 	memset(pr, 0, sizeof(*pr));
 	c->ssh_started = c->ssh_killed = 0;
@@ -416,49 +506,15 @@ int gop_tests_publish(struct gop_ctx *c, const char *repo_dir, const struct gop_
 		err_set(e, "git: out of memory");
 		goto out;
 	}
-	if (stat(dir.p, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		rc = GOP_NOTHING;
+	if ((r = tests_changed(c, dir.p, e)) != 0) {
+		rc = r;
 		goto out;
 	}
-	if (gop_changes(c, dir.p, &changes, e) != 0)
+	if (name_branch(t, task_id, task_slug, task_name, &branch, &msg, e) != 0)
 		goto out;
-	if (changes == 0) {
-		rc = GOP_NOTHING;
-		goto out;
-	}
-	if (t->existing_pr_branch)
-		r = buf_adds(&branch, t->existing_pr_branch);
-	else
-		r = buf_printf(&branch, "bugzy/%s-%.8s", task_slug && *task_slug ? task_slug : "task", task_id);
-	if (r != 0 || buf_printf(&msg, "%s\n\n\xf0\x9f\xa4\x96 Generated by Bugzy AI\nExecution: %s",
-				 task_name && *task_name ? task_name : "Task execution", task_id) != 0) {
-		err_set(e, "git: out of memory");
-		goto out;
-	}
-	if (!gop_valid_branch(branch.p)) {
-		gop_errf(e, "'%s' is not a valid branch name", branch.p);
-		goto out;
-	}
 	if (gop_repo_open(c, &sub, dir.p, e) != 0 || set_origin(c, sub, url.p, e) != 0)
 		goto out;
-	{
-		/* git checkout -B <branch>: the branch at HEAD, the tree untouched
-		 * (with existingPrBranch, HEAD is normally that branch already). */
-		git_reference *ref = NULL;
-		struct buf full = BUF_INIT;
-		if ((r = git_reference_name_to_id(&head, sub, "HEAD")) < 0 ||
-		    buf_printf(&full, "refs/heads/%s", branch.p) != 0 ||
-		    (r = git_reference_create(&ref, sub, full.p, &head, 1, "ccr: checkout -b")) < 0 ||
-		    (r = git_repository_set_head(sub, full.p)) < 0) {
-			gop_giterr(c, e, "cannot create the branch in tests/", r);
-			git_reference_free(ref);
-			buf_free(&full);
-			goto out;
-		}
-		git_reference_free(ref);
-		buf_free(&full);
-	}
-	if (gop_stage(c, sub, NULL, NULL, e) != 0)
+	if (checkout_b(c, sub, branch.p, e) != 0 || gop_stage(c, sub, NULL, NULL, e) != 0)
 		goto out;
 	r = gop_commit_index(c, sub, dir.p, msg.p, &head, e);
 	if (r == GOP_NOTHING) {
@@ -474,21 +530,8 @@ int gop_tests_publish(struct gop_ctx *c, const char *repo_dir, const struct gop_
 	}
 	if (r != 0)
 		goto out;
-	{
-		/* push -u: the local branch tracks origin/<branch>. */
-		git_reference *lb = NULL;
-		struct buf up = BUF_INIT;
-		if ((r = git_branch_lookup(&lb, sub, branch.p, GIT_BRANCH_LOCAL)) < 0 ||
-		    buf_printf(&up, "origin/%s", branch.p) != 0 ||
-		    (r = git_branch_set_upstream(lb, up.p)) < 0) {
-			gop_giterr(c, e, "pushed, but cannot set the upstream branch", r);
-			git_reference_free(lb);
-			buf_free(&up);
-			goto out;
-		}
-		git_reference_free(lb);
-		buf_free(&up);
-	}
+	if (set_upstream(c, sub, branch.p, e) != 0)
+		goto out;
 	snprintf(pr->branch, sizeof(pr->branch), "%s", branch.p);
 	snprintf(pr->repo, sizeof(pr->repo), "%s/%s", owner, name);
 	git_repository_free(sub);

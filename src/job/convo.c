@@ -13,9 +13,9 @@
 
 #include "crypto/crypto.h"
 #include "job/convo.h"
-#include "job/task_int.h"
 #include "util/clock.h"
 #include "util/jsjson.h"
+#include "util/log.h"
 
 #define CV_WRITE_TIMEOUT_MS 10000
 #define CV_POLL_LISTENING_MS 1000

@@ -1,15 +1,13 @@
 /*
  * egpolicy.h: who the egress proxy lets the agent reach (prefix egp_).
  * Pure decisions, no sockets: job/egress.c asks them for every
- * connection, task/payload.c validates `allowedHosts` with them, and the
- * selftests (egress_test.c) check them directly.
+ * connection, and the selftests (egress_test.c) check them directly.
+ * Hosts and allow-list entries are put in canonical form by net/hostpat.h,
+ * which task/payload.c also uses to validate `allowedHosts`.
  *
  * A destination is the host as the client named it (a DNS name, or an
- * IPv4/IPv6 literal) and a port.  egp_host_norm() gives its canonical
- * form: names in lower case without the trailing dot, IP literals as
- * inet_ntop writes them.  A name whose last label is numeric ("2130706434",
- * "0x7f.1", "1.2.3") is refused: resolvers read those as IPv4 addresses in
- * forms the allow-lists would not recognise.
+ * IPv4/IPv6 literal) and a port; net/hostpat.h gives its canonical form
+ * and checks allow-list entries (the syntax below).
  *
  * The decision, in order (egp_check_name before any DNS query, then
  * egp_check_addr for every address the name resolves to):
@@ -41,9 +39,10 @@
 
 #include <cJSON.h>
 
+#include "net/hostpat.h"
 #include "util/err.h"
 
-#define EGP_HOST_MAX 256
+#define EGP_HOST_MAX HP_HOST_MAX
 
 /* An allow-list: set = 0 means "no list" (anything passes). */
 struct egp_list {
@@ -64,15 +63,6 @@ struct egp_policy {
 	struct egp_private_entry *priv; /* CCR_EGRESS_ALLOW_PRIVATE */
 	size_t npriv;
 };
-
-/* egp_host_norm: canonical form of host into out (EGP_HOST_MAX bytes);
- * *is_ip says whether it is an IP literal.  -1 with e set when host is not
- * a valid name or literal. */
-int egp_host_norm(const char *host, char *out, int *is_ip, struct err *e);
-
-/* egp_pattern_check: 0 when entry is a valid allow-list entry; otherwise
- * -1 with e saying why (without naming the list: the caller prefixes). */
-int egp_pattern_check(const char *entry, struct err *e);
 
 /* egp_list_csv: parse a comma-separated list (blank: no list); `what`
  * names it in errors ("CCR_EGRESS_ALLOW"). */

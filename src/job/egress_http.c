@@ -245,7 +245,7 @@ int egh_parse(char *head, size_t head_len, struct egh_request *r)
 	r->is_connect = strcmp(r->method, "CONNECT") == 0;
 	if ((st = parse_target(r)) != 0)
 		return st;
-	if (egp_host_norm(r->host_raw, r->host, &r->is_ip, &e) != 0)
+	if (hp_host_norm(r->host_raw, r->host, &r->is_ip, &e) != 0)
 		return snprintf(r->why, sizeof(r->why), "%s", e.msg), 400;
 	if (!r->is_connect && each_header(r->headers, find_connection, &(struct fwd){ NULL, NULL, 0 }) != 0)
 		return snprintf(r->why, sizeof(r->why), "malformed, folded or more than %d header lines", EGH_HEAD_LINES),

@@ -91,10 +91,10 @@ static int t_host_norm(char *why, size_t n)
 	size_t i;
 
 	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		if (egp_host_norm(ok[i].in, out, &ip, &e) != 0 || strcmp(out, ok[i].out) != 0 || ip != ok[i].ip)
+		if (hp_host_norm(ok[i].in, out, &ip, &e) != 0 || strcmp(out, ok[i].out) != 0 || ip != ok[i].ip)
 			return st_fail(why, n, "'%s' -> '%s' (%s), want '%s'", ok[i].in, out, e.msg, ok[i].out);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (egp_host_norm(bad[i], out, &ip, &e) == 0)
+		if (hp_host_norm(bad[i], out, &ip, &e) == 0)
 			return st_fail(why, n, "'%s' accepted as a host", bad[i]);
 	return 0;
 }

@@ -497,6 +497,45 @@ out:
 	return fail;
 }
 
+/* Default prefix files/<taskId>; nothing matched gives []; a gcsPrefix
+ * leaving the bucket's tree is refused. */
+static int upload_defaults(struct up_config *c, char *why, size_t n)
+{
+	struct buf got = BUF_INIT, text = BUF_INIT;
+	struct err e = ERR_INIT;
+	cJSON *req, *res = NULL;
+	int fail = 1;
+
+	req = cJSON_Parse("{\"globPatterns\":[\"a.txt\"]}");
+	if (!req || up_run(c, req, &res, &e) != 0 || storage_get(c->st, "files/task-1/a.txt", 0, &got, &e) != 0) {
+		st_fail(why, n, "default prefix: %s", e.msg);
+		goto out;
+	}
+	cJSON_Delete(req);
+	cJSON_Delete(res);
+	res = NULL;
+	req = cJSON_Parse("{\"globPatterns\":[\"none/*\"]}");
+	if (!req || up_run(c, req, &res, &e) != 0 || jsj_print(&text, res, 0) != 0 || strcmp(text.p, "[]") != 0) {
+		st_fail(why, n, "nothing matched: %s", text.p ? text.p : e.msg);
+		goto out;
+	}
+	cJSON_Delete(req);
+	cJSON_Delete(res);
+	res = NULL;
+	req = cJSON_Parse("{\"globPatterns\":[\"a.txt\"],\"gcsPrefix\":\"../up\"}");
+	if (!req || up_run(c, req, &res, &e) == 0 || !strstr(e.msg, "gcsPrefix")) {
+		st_fail(why, n, "a bad gcsPrefix was accepted");
+		goto out;
+	}
+	fail = 0;
+out:
+	cJSON_Delete(req);
+	cJSON_Delete(res);
+	buf_free(&got);
+	buf_free(&text);
+	return fail;
+}
+
 int jft_upload(char *why, size_t n)
 {
 	struct buf warns = BUF_INIT, got = BUF_INIT, want = BUF_INIT, text = BUF_INIT;
@@ -549,34 +588,7 @@ int jft_upload(char *why, size_t n)
 		st_fail(why, n, "missing warnings: [%s]", warns.p);
 		goto out;
 	}
-	/* Default prefix files/<taskId>; nothing matched gives []. */
-	cJSON_Delete(req);
-	cJSON_Delete(res);
-	res = NULL;
-	buf_reset(&text);
-	req = cJSON_Parse("{\"globPatterns\":[\"a.txt\"]}");
-	buf_reset(&got);
-	if (!req || up_run(&c, req, &res, &e) != 0 || storage_get(st, "files/task-1/a.txt", 0, &got, &e) != 0) {
-		st_fail(why, n, "default prefix: %s", e.msg);
-		goto out;
-	}
-	cJSON_Delete(req);
-	cJSON_Delete(res);
-	res = NULL;
-	req = cJSON_Parse("{\"globPatterns\":[\"none/*\"]}");
-	if (!req || up_run(&c, req, &res, &e) != 0 || jsj_print(&text, res, 0) != 0 || strcmp(text.p, "[]") != 0) {
-		st_fail(why, n, "nothing matched: %s", text.p ? text.p : e.msg);
-		goto out;
-	}
-	cJSON_Delete(req);
-	cJSON_Delete(res);
-	res = NULL;
-	req = cJSON_Parse("{\"globPatterns\":[\"a.txt\"],\"gcsPrefix\":\"../up\"}");
-	if (!req || up_run(&c, req, &res, &e) == 0 || !strstr(e.msg, "gcsPrefix")) {
-		st_fail(why, n, "a bad gcsPrefix was accepted");
-		goto out;
-	}
-	fail = 0;
+	fail = upload_defaults(&c, why, n);
 out:
 	cJSON_Delete(req);
 	cJSON_Delete(res);

@@ -458,6 +458,32 @@ static int t_yaml(char *why, size_t n)
 	return 0;
 }
 
+/* The command and subagent files cc_write made, in the CLI's format. */
+static int written_ok(const char *dir, char *why, size_t n)
+{
+	struct buf got = BUF_INIT;
+	int fail = 1;
+
+	if (jft_slurp(dir, ".claude/commands/review.md", &got) != 0 ||
+	    strcmp(got.p, "---\ndescription: Review\n---\nDo it\n") != 0) {
+		st_fail(why, n, "review.md: %s", got.p ? got.p : "(unreadable)");
+		goto out;
+	}
+	if (jft_slurp(dir, ".claude/commands/plain.md", &got) != 0 || strcmp(got.p, "Just text\n") != 0) {
+		st_fail(why, n, "plain.md: %s", got.p ? got.p : "(unreadable)");
+		goto out;
+	}
+	if (jft_slurp(dir, ".claude/agents/helper.md", &got) != 0 ||
+	    strcmp(got.p, "---\nname: helper\ntools:\n  - Read\n---\nHelp.\n") != 0) {
+		st_fail(why, n, "helper.md: %s", got.p ? got.p : "(unreadable)");
+		goto out;
+	}
+	fail = 0;
+out:
+	buf_free(&got);
+	return fail;
+}
+
 static int t_cfg_names(char *why, size_t n)
 {
 	static const char *const bad[] = { "", ".", "..", "../x", "a/b", "a\\b", "-rf", "tab\tname",
@@ -471,7 +497,6 @@ static int t_cfg_names(char *why, size_t n)
 	};
 	struct err e = ERR_INIT;
 	struct cc_files files;
-	struct buf got = BUF_INIT;
 	char dir[PATH_MAX];
 	cJSON *c = NULL, *a = NULL;
 	size_t i;
@@ -520,26 +545,11 @@ static int t_cfg_names(char *why, size_t n)
 		st_fail(why, n, "wrong list of created files (%zu)", files.n);
 		goto out;
 	}
-	if (jft_slurp(dir, ".claude/commands/review.md", &got) != 0 ||
-	    strcmp(got.p, "---\ndescription: Review\n---\nDo it\n") != 0) {
-		st_fail(why, n, "review.md: %s", got.p ? got.p : "(unreadable)");
-		goto out;
-	}
-	if (jft_slurp(dir, ".claude/commands/plain.md", &got) != 0 || strcmp(got.p, "Just text\n") != 0) {
-		st_fail(why, n, "plain.md: %s", got.p ? got.p : "(unreadable)");
-		goto out;
-	}
-	if (jft_slurp(dir, ".claude/agents/helper.md", &got) != 0 ||
-	    strcmp(got.p, "---\nname: helper\ntools:\n  - Read\n---\nHelp.\n") != 0) {
-		st_fail(why, n, "helper.md: %s", got.p ? got.p : "(unreadable)");
-		goto out;
-	}
-	fail = 0;
+	fail = written_ok(dir, why, n);
 out:
 	cc_files_free(&files);
 	cJSON_Delete(c);
 	cJSON_Delete(a);
-	buf_free(&got);
 	jft_rm_dir(dir);
 	return fail;
 }

@@ -11,10 +11,13 @@
 #include <unistd.h>
 
 #include "backend/seal.h"
+#include "backend/storage.h"
 #include "crypto/crypto.h"
 #include "job/session.h"
-#include "job/task_int.h"
+#include "job/workspace.h"
 #include "task/record.h"
+#include "task/report.h"
+#include "util/log.h"
 
 /* Transcripts larger than this are not kept (a log line says so). */
 #define SESS_MAX_BYTES (256u << 20)
@@ -45,7 +48,8 @@ int sess_id_valid(const char *id)
 }
 
 /* The sessionId the earlier task's metadata recorded. */
-static int resumed_session_id(struct task *t, char out[SESS_ID_MAX + 1], struct err *e)
+static int resumed_session_id(const struct sess_ctx *c, const char *from, char out[SESS_ID_MAX + 1],
+			      struct err *e)
 {
 	struct buf doc = BUF_INIT;
 	char key[TR_KEY_MAX];
@@ -53,14 +57,14 @@ static int resumed_session_id(struct task *t, char out[SESS_ID_MAX + 1], struct 
 	const cJSON *v;
 	int rc = -1;
 
-	if (storage_get(t->st, tr_key_metadata(key, t->p.resume_task_id), 0, &doc, e) != 0) {
-		err_prefix(e, "cannot read the metadata of task %s (resumeTaskId)", t->p.resume_task_id);
+	if (storage_get(c->st, tr_key_metadata(key, from), 0, &doc, e) != 0) {
+		err_prefix(e, "cannot read the metadata of task %s (resumeTaskId)", from);
 		goto out;
 	}
 	j = cJSON_ParseWithLength(doc.p, doc.len);
 	v = cJSON_GetObjectItemCaseSensitive(j, "sessionId");
 	if (!cJSON_IsString(v) || !sess_id_valid(v->valuestring)) {
-		err_set(e, "task %s (resumeTaskId) has no stored session to resume", t->p.resume_task_id);
+		err_set(e, "task %s (resumeTaskId) has no stored session to resume", from);
 		goto out;
 	}
 	snprintf(out, SESS_ID_MAX + 1, "%s", v->valuestring);
@@ -71,35 +75,35 @@ out:
 	return rc;
 }
 
-int sess_restore(struct task *t, struct err *e)
+int sess_restore(const struct sess_ctx *c, const char *from, char sid[SESS_ID_MAX + 1], struct err *e)
 {
 	struct buf sealed = BUF_INIT, plain = BUF_INIT;
 	char key[TR_KEY_MAX], proj[4096], rel[4300];
 	int rc = -1;
 
-	if (!t->p.resume_task_id)
+	if (!from)
 		return 0;
-	if (resumed_session_id(t, t->p.resume_session_id, e) != 0)
+	if (resumed_session_id(c, from, sid, e) != 0)
 		return -1;
-	if (storage_get(t->st, tr_key_transcript(key, t->p.resume_task_id), 0, &sealed, e) != 0) {
-		err_prefix(e, "cannot read the session transcript of task %s (resumeTaskId)", t->p.resume_task_id);
+	if (storage_get(c->st, tr_key_transcript(key, from), 0, &sealed, e) != 0) {
+		err_prefix(e, "cannot read the session transcript of task %s (resumeTaskId)", from);
 		goto out;
 	}
-	if (envelope_open(t->env->be->sealer, sealed.p, sealed.len, &plain, e) != 0) {
-		err_prefix(e, "cannot open the session transcript of task %s", t->p.resume_task_id);
+	if (envelope_open(c->sealer, sealed.p, sealed.len, &plain, e) != 0) {
+		err_prefix(e, "cannot open the session transcript of task %s", from);
 		goto out;
 	}
-	sess_project_dir(t->claude_cwd, proj, sizeof(proj));
-	if (snprintf(rel, sizeof(rel), "projects/%s/%s.jsonl", proj, t->p.resume_session_id) >= (int)sizeof(rel)) {
+	sess_project_dir(c->cwd, proj, sizeof(proj));
+	if (snprintf(rel, sizeof(rel), "projects/%s/%s.jsonl", proj, sid) >= (int)sizeof(rel)) {
 		err_set(e, "the working directory's path is too long to restore a session");
 		goto out;
 	}
-	if (ws_write_file(t->confdir, rel, plain.p ? plain.p : "", plain.len, 0600, e) != 0) {
-		err_prefix(e, "cannot restore the session of task %s", t->p.resume_task_id);
+	if (ws_write_file(c->confdir, rel, plain.p ? plain.p : "", plain.len, 0600, e) != 0) {
+		err_prefix(e, "cannot restore the session of task %s", from);
 		goto out;
 	}
-	slog(SLOG_INFO, "resuming session %s of task %s (%zu bytes of transcript)", t->p.resume_session_id,
-		 t->p.resume_task_id, plain.len);
+	slog(SLOG_INFO, "resuming session %s of task %s (%zu bytes of transcript)", sid,
+		 from, plain.len);
 	rc = 0;
 out:
 	if (plain.p)
@@ -145,31 +149,31 @@ static int find_transcript(const char *confdir, const char *sid, struct buf *out
 	return rc;
 }
 
-void sess_save(struct task *t)
+void sess_save(const struct sess_ctx *c, struct report *rep)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(t->rep.result, "session_id");
-	const char *sid = cJSON_IsString(v) ? v->valuestring : t->rep.session_id;
-	const char *meta[] = { "taskId", t->env->task_id, "encrypted", "true", NULL };
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(rep->result, "session_id");
+	const char *sid = cJSON_IsString(v) ? v->valuestring : rep->session_id;
+	const char *meta[] = { "taskId", c->task_id, "encrypted", "true", NULL };
 	struct storage_put_opts o = { "application/octet-stream", meta, 0 };
 	struct buf plain = BUF_INIT, sealed = BUF_INIT;
 	struct err e = ERR_INIT;
 	char key[TR_KEY_MAX], path[4400];
 
-	if (!t->confdir[0] || !sess_id_valid(sid))
+	if (!c->confdir[0] || !sess_id_valid(sid))
 		return;
-	if (find_transcript(t->confdir, sid, &plain, path, sizeof(path)) != 0) {
+	if (find_transcript(c->confdir, sid, &plain, path, sizeof(path)) != 0) {
 		slog(SLOG_WARNING, "the CLI's transcript of session %s was not found under %s/projects; the task "
-				    "cannot be resumed", sid, t->confdir);
+				    "cannot be resumed", sid, c->confdir);
 		goto out;
 	}
-	tr_key_transcript(key, t->env->task_id);
-	if (envelope_seal(t->env->be->sealer, plain.p ? plain.p : "", plain.len, &sealed, &e) != 0 ||
-	    storage_put(t->st, key, sealed.p, sealed.len, &o, &e) != 0) {
+	tr_key_transcript(key, c->task_id);
+	if (envelope_seal(c->sealer, plain.p ? plain.p : "", plain.len, &sealed, &e) != 0 ||
+	    storage_put(c->st, key, sealed.p, sealed.len, &o, &e) != 0) {
 		slog(SLOG_WARNING, "cannot store the session transcript %s: %s; the task cannot be resumed", key, e.msg);
 		goto out;
 	}
-	snprintf(t->rep.session_id, sizeof(t->rep.session_id), "%s", sid);
-	t->rep.transcript_bytes = (long long)plain.len;
+	snprintf(rep->session_id, sizeof(rep->session_id), "%s", sid);
+	rep->transcript_bytes = (long long)plain.len;
 out:
 	if (plain.p)
 		cr_wipe(plain.p, plain.len);

@@ -27,7 +27,19 @@
 
 #include "util/err.h"
 
-struct task;
+struct report;
+struct sealer;
+struct storage;
+
+/* What both directions need: where transcripts are stored and how they are
+ * sealed, and this task's CLI directories. */
+struct sess_ctx {
+	struct storage *st;
+	struct sealer *sealer;      /* the payload envelope */
+	const char *task_id;        /* this task */
+	const char *cwd;            /* the CLI's working directory */
+	const char *confdir;        /* the CLI's CLAUDE_CONFIG_DIR, "" before it exists */
+};
 
 #define SESS_ID_MAX 64
 
@@ -37,12 +49,14 @@ void sess_project_dir(const char *cwd, char *out, size_t size);
 /* sess_id_valid: 1..SESS_ID_MAX of [A-Za-z0-9_-] (a UUID, in practice). */
 int sess_id_valid(const char *id);
 
-/* sess_restore: when t->p.resume_task_id is set, restore its transcript
- * into t->confdir and set t->p.resume_session_id. */
-int sess_restore(struct task *t, struct err *e);
+/* sess_restore: when from (resumeTaskId) is set, restore that task's
+ * transcript into c->confdir and set sid to its session id; 0 when from is
+ * NULL. */
+int sess_restore(const struct sess_ctx *c, const char *from, char sid[SESS_ID_MAX + 1], struct err *e);
 
-/* sess_save: store the transcript of the session the CLI ran, sealed;
- * failures are logged (the task's outcome does not change). */
-void sess_save(struct task *t);
+/* sess_save: store the transcript of the session the CLI ran (rep's
+ * result), sealed, and record it in rep; failures are logged (the task's
+ * outcome does not change). */
+void sess_save(const struct sess_ctx *c, struct report *rep);
 
 #endif

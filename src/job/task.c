@@ -407,6 +407,15 @@ static void set_proxy_usage(struct task *t)
 	t->rep.proxy_usage = o;
 }
 
+/* The transcript, for a later task's resumeTaskId (job/session.h). */
+static void save_session(struct task *t)
+{
+	struct sess_ctx c;
+
+	task_sess_ctx(t, &c);
+	sess_save(&c, &t->rep);
+}
+
 /* After a SIGTERM the job has a few seconds left (Cloud Run's grace is
  * 10 s): waits that are normally long get a short bound. */
 static long bounded(long ms)
@@ -585,7 +594,7 @@ int task_run(const struct task_env *env)
 		if (task_setup(&t, &e) != 0 || run_claude(&t, &e) != 0)
 			failed = 1;
 		else if (!task_cancelled)
-			sess_save(&t);
+			save_session(&t);
 	}
 	if (failed || retried) {
 		slog(SLOG_ERROR, "task %s failed: %s", env->task_id, e.msg);

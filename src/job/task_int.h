@@ -74,6 +74,10 @@ extern volatile sig_atomic_t task_cancelled, task_storage_failed;
 void task_error_line(struct task *t, const char *msg);
 int task_setup(struct task *t, struct err *e);
 
+/* task_sess_ctx: what job/session.c needs of the task (tasksetup.c). */
+struct sess_ctx;
+void task_sess_ctx(const struct task *t, struct sess_ctx *c);
+
 /* agentbox_setup: the agent's sandbox for this task (agentbox.c);
  * agentbox: the config to run agent programs in, or NULL for none. */
 int agentbox_setup(struct task *t, struct err *e);

@@ -270,11 +270,29 @@ static int precmd_setup(struct task *t, struct err *e)
 	return rc;
 }
 
+void task_sess_ctx(const struct task *t, struct sess_ctx *c)
+{
+	c->st = t->st;
+	c->sealer = t->env->be->sealer;
+	c->task_id = t->env->task_id;
+	c->cwd = t->claude_cwd;
+	c->confdir = t->confdir;
+}
+
+/* A conversation continued from an earlier task (resumeTaskId). */
+static int session_setup(struct task *t, struct err *e)
+{
+	struct sess_ctx c;
+
+	task_sess_ctx(t, &c);
+	return sess_restore(&c, t->p.resume_task_id, t->p.resume_session_id, e);
+}
+
 int task_setup(struct task *t, struct err *e)
 {
 	static int (*const steps[])(struct task *, struct err *) = {
 		start_proxy, start_egress, ssh_setup, git_setup, tests_setup, files_setup, agentbox_setup, agent_setup,
-		sess_restore, precmd_setup,
+		session_setup, precmd_setup,
 	};
 	size_t i;
 

@@ -112,7 +112,7 @@ static void tlog(enum slog_level lv, const char *task, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(extra, sizeof(extra), "\"task_id\":\"%s\"", tasks_id_valid(task) ? task : "");
+	snprintf(extra, sizeof(extra), "\"task_id\":\"%s\"", td_id_valid(task) ? task : "");
 	slog_fields(lv, msg, extra);
 }
 
@@ -164,6 +164,15 @@ static int submit(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp
 
 /* The Last-Event-ID of req (header, or ?lastEventId=): 0 and *after, or
  * -1 after answering a 400. */
+/* Stream a task's log (sse.h) from what the service holds. */
+static void stream(struct serve_ctx *sc, struct hs_resp *resp, const char *task_id, uint64_t after,
+		   int cancel_on_disconnect)
+{
+	struct sse_src src = { sc->be, sc->rec, sc->topics };
+
+	sse_stream(&src, resp, task_id, after, cancel_on_disconnect);
+}
+
 static int last_event_id(struct hs_req *req, struct hs_resp *resp, uint64_t *after)
 {
 	const char *last = hs_req_header(req, "Last-Event-ID");
@@ -200,7 +209,7 @@ int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, cons
 				   "a request with this Idempotency-Key is still being processed; retry in a few seconds");
 	} else if (rc == 1) {
 		/* The original task's stream, from the start or Last-Event-ID. */
-		sse_stream(sc, resp, im.task_id, after, 0);
+		stream(sc, resp, im.task_id, after, 0);
 	} else if (rc == 0) {
 		if (im.object[0] && (o = cJSON_CreateObject())) {
 			cJSON_AddStringToObject(o, "taskId", s.task_id);
@@ -210,10 +219,10 @@ int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, cons
 		/* A client that goes away does not end the task: it can come back
 		 * with GET /tasks/:id/events and Last-Event-ID, unless it asked
 		 * otherwise. */
-		sse_stream(sc, resp, s.task_id, 0, s.cancel_on_disconnect);
+		stream(sc, resp, s.task_id, 0, s.cancel_on_disconnect);
 	}
 	idem_free(&im);
-	submitted_free(&s);
+	td_submitted_free(&s);
 	return 0;
 }
 
@@ -253,7 +262,7 @@ int api_run_async(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp
 	}
 	buf_free(&out);
 	idem_free(&im);
-	submitted_free(&s);
+	td_submitted_free(&s);
 	return 0;
 }
 
@@ -349,6 +358,6 @@ int api_events(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, c
 	buf_free(&out);
 	if (status != 200)
 		return hs_send_json_error(resp, status, status == 404 ? "Task not found" : "Invalid taskId format"), 0;
-	sse_stream(sc, resp, id, after, 0);
+	stream(sc, resp, id, after, 0);
 	return 0;
 }

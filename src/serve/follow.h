@@ -25,7 +25,7 @@ typedef int (*follow_emit_fn)(void *arg, uint64_t id, const char *line, size_t n
 
 struct follow {
 	struct storage *st;
-	char task_id[160];         /* at most TASK_ID_MAX (serve/tasks.h) */
+	char task_id[160];         /* at most TASK_ID_MAX (serve/taskdoc.h) */
 	char prefix[400];            /* sessions/<id>/ (task/record.h) */
 	char last_key[600];          /* the last chunk read */
 	long last_index;             /* its parsed index */

@@ -99,7 +99,7 @@ static int judge(struct backends *be, const cJSON *rec, struct idem *out, struct
 	const cJSON *resp = cJSON_GetObjectItemCaseSensitive(rec, "response");
 	int64_t age;
 
-	if (!cJSON_IsString(id) || !tasks_id_valid(id->valuestring) || !cJSON_IsString(bm) || !cJSON_IsNumber(at))
+	if (!cJSON_IsString(id) || !td_id_valid(id->valuestring) || !cJSON_IsString(bm) || !cJSON_IsNumber(at))
 		return err_http(e, 500, "the idempotency record %s is damaged: delete it to use this key again",
 				out->object);
 	age = clock_ms() - (int64_t)at->valuedouble;

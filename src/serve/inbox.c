@@ -51,11 +51,11 @@ static int check_task(struct serve_ctx *sc, struct hs_resp *resp, const char *id
 	cJSON *meta;
 	int rc = 0;
 
-	if (!tasks_id_valid(id))
+	if (!td_id_valid(id))
 		return hs_send_json_error(resp, 400, "Invalid taskId format. Must be alphanumeric with underscores and "
 						     "hyphens only."), -1;
 	reconcile_check(sc->rec, id);
-	if (!(meta = tasks_read_json(sc->be->storage, tr_key_metadata(key, id))))
+	if (!(meta = td_read_json(sc->be->storage, tr_key_metadata(key, id))))
 		return hs_send_json_error(resp, 404, "Task not found"), -1;
 	if (terminal_status(meta)) {
 		hs_send_json_error(resp, 409, "the task has ended; start a new task (resumeTaskId continues its "

@@ -12,8 +12,7 @@
 #include "task/record.h"
 #include "serve/log.h"
 #include "serve/queue.h"
-#include "serve/reconcile.h"
-#include "serve/tasks.h"
+#include "serve/taskdoc.h"
 
 struct queued {
 	char id[TASK_ID_MAX + 1];
@@ -45,12 +44,12 @@ static struct queued *read_queue(struct storage *st, size_t *n)
 		return NULL;
 	}
 	for (i = 0; i < l.n; i++) {
-		cJSON *a = tasks_read_json(st, l.items[i].key);
+		cJSON *a = td_read_json(st, l.items[i].key);
 		const cJSON *since = cJSON_GetObjectItemCaseSensitive(a, "startedAt");
 		const cJSON *type = cJSON_GetObjectItemCaseSensitive(a, "type");
 		const char *id = tr_active_task(l.items[i].key);
 
-		if (a && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "queued")) && tasks_id_valid(id)) {
+		if (a && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "queued")) && td_id_valid(id)) {
 			snprintf(q[*n].id, sizeof(q[*n].id), "%s", id);
 			snprintf(q[*n].since, sizeof(q[*n].since), "%s", cJSON_IsString(since) ? since->valuestring : "");
 			q[*n].async = cJSON_IsString(type) && strcmp(type->valuestring, "async") == 0;
@@ -72,13 +71,13 @@ static void mark_started(struct backends *be, const struct queued *q)
 	memset(&s, 0, sizeof(s));
 	snprintf(s.task_id, sizeof(s.task_id), "%s", q->id);
 	snprintf(s.created_at, sizeof(s.created_at), "%s", q->since);
-	if (buf_printf(&s.execution_name, "local/%s", q->id) != 0 || tasks_write_active(be, &s, q->async, 0, &e) != 0)
+	if (buf_printf(&s.execution_name, "local/%s", q->id) != 0 || td_write_active(be, &s, q->async, 0, &e) != 0)
 		slog(SLOG_ERROR, "cannot update the record of %s: %s", q->id, e.msg);
-	submitted_free(&s);
+	td_submitted_free(&s);
 }
 
 /* Start one queued task: 0 started (or no longer startable), 1 no room. */
-static int start_one(struct backends *be, struct reconciler *r, const struct queued *q)
+static int start_one(struct backends *be, queue_finalise_fn fin, void *arg, const struct queued *q)
 {
 	char key[TR_KEY_MAX], type_env[64], *payload_url;
 	const char *extra[2] = { type_env, NULL };
@@ -88,7 +87,7 @@ static int start_one(struct backends *be, struct reconciler *r, const struct que
 	cJSON *meta;
 	int rc;
 
-	meta = tasks_read_json(be->storage, tr_key_metadata(key, q->id));
+	meta = td_read_json(be->storage, tr_key_metadata(key, q->id));
 	if (!meta || tr_meta_status(meta) != TR_PENDING) {
 		/* Cancelled meanwhile (the canceller tidied up), or already
 		 * started by an instance that died before it could say so: the
@@ -106,23 +105,23 @@ static int start_one(struct backends *be, struct reconciler *r, const struct que
 	rc = exec_start(be->exec, q->id, payload_url, extra, &s.execution_name, &e);
 	buf_free(&url);
 	if (rc == 1 || (rc < 0 && e.http == 409)) {
-		submitted_free(&s);
+		td_submitted_free(&s);
 		return rc == 1;           /* no room yet / another instance started it */
 	}
 	if (rc < 0) {
 		slog(SLOG_ERROR, "queued task %s could not start: %s", q->id, e.msg);
-		if (reconcile_finalise(r, q->id, "failed", e.msg, &e) < 0)
+		if (fin(arg, q->id, "failed", e.msg, &e) < 0)
 			slog(SLOG_ERROR, "cannot finalise %s: %s", q->id, e.msg);
-		submitted_free(&s);
+		td_submitted_free(&s);
 		return 0;
 	}
-	submitted_free(&s);
+	td_submitted_free(&s);
 	mark_started(be, q);
 	slog(SLOG_INFO, "queued task %s started", q->id);
 	return 0;
 }
 
-void queue_dispatch(struct backends *be, struct reconciler *r)
+void queue_dispatch(struct backends *be, queue_finalise_fn fin, void *arg)
 {
 	struct queued *q;
 	size_t n, i;
@@ -131,7 +130,7 @@ void queue_dispatch(struct backends *be, struct reconciler *r)
 		return;
 	q = read_queue(be->storage, &n);
 	for (i = 0; q && i < n; i++)
-		if (start_one(be, r, &q[i]) == 1)
+		if (start_one(be, fin, arg, &q[i]) == 1)
 			break;
 	free(q);
 }

@@ -16,10 +16,14 @@
 
 #include "backend/config.h"
 
-struct reconciler;
+/* queue_finalise_fn: end a task that can never start (its payload is
+ * gone, say), as reconcile_finalise does (serve/reconcile.h, which calls
+ * queue_dispatch: the dependency points from the reconciler to the queue). */
+typedef int (*queue_finalise_fn)(void *arg, const char *task_id, const char *reason, const char *msg,
+				 struct err *e);
 
-/* queue_dispatch: start queued tasks while there is room; r finalises a
- * task that can never start (its payload is gone, say). */
-void queue_dispatch(struct backends *be, struct reconciler *r);
+/* queue_dispatch: start queued tasks while there is room; fin(arg, ...)
+ * finalises a task that can never start. */
+void queue_dispatch(struct backends *be, queue_finalise_fn fin, void *arg);
 
 #endif

@@ -31,7 +31,7 @@
 #include "serve/log.h"
 #include "serve/queue.h"
 #include "serve/reconcile.h"
-#include "serve/tasks.h"
+#include "serve/taskdoc.h"
 #include "task/logsink.h"
 #include "task/report.h"
 #include "util/clock.h"
@@ -58,7 +58,7 @@ static cJSON *read_doc(struct reconciler *r, tr_key_fn key_fn, const char *id)
 {
 	char key[TR_KEY_MAX];
 
-	return tasks_read_json(r->be->storage, key_fn(key, id));
+	return td_read_json(r->be->storage, key_fn(key, id));
 }
 
 static void drop_key(struct reconciler *r, tr_key_fn key_fn, const char *id)
@@ -129,7 +129,7 @@ static void record_hook(struct storage *st, const char *id, cJSON *w)
 	struct err e = ERR_INIT;
 	struct buf text = BUF_INIT;
 	char key[TR_KEY_MAX];
-	cJSON *meta = tasks_read_json(st, tr_key_metadata(key, id));
+	cJSON *meta = td_read_json(st, tr_key_metadata(key, id));
 
 	if (meta && w) {
 		cJSON_DeleteItemFromObject(meta, "webhook");
@@ -386,7 +386,7 @@ static void sweep(struct reconciler *r)
 		return;
 	}
 	for (i = 0; i < l.n && !r->stop; i++)
-		if (tasks_id_valid(tr_active_task(l.items[i].key)))
+		if (td_id_valid(tr_active_task(l.items[i].key)))
 			check(r, tr_active_task(l.items[i].key));
 	storage_list_free(&l);
 	exec_tidy(r->be->exec);
@@ -407,7 +407,7 @@ void reconcile_check(struct reconciler *r, const char *id)
 	int64_t now = clock_mono_ms();
 	size_t slot = h % RECENT;
 
-	if (!r || !tasks_id_valid(id))
+	if (!r || !td_id_valid(id))
 		return;
 	pthread_mutex_lock(&r->mu);
 	if (r->recent[slot].hash == h && now - r->recent[slot].at < RECHECK_MS) {
@@ -430,6 +430,12 @@ void reconcile_wake(struct reconciler *r)
 	pthread_mutex_unlock(&r->mu);
 }
 
+/* queue_dispatch's way to end a queued task that can never start. */
+static int finalise_queued(void *arg, const char *id, const char *reason, const char *msg, struct err *e)
+{
+	return reconcile_finalise(arg, id, reason, msg, e);
+}
+
 /* Sleep until the next tick: the queue is looked at every 250 ms in local
  * mode (cheap: one directory read), the full sweep every interval. */
 static void *loop(void *arg)
@@ -450,7 +456,7 @@ static void *loop(void *arg)
 			next_sweep = clock_mono_ms() + r->cfg.interval_ms;
 		}
 		if (r->be->mode == CFG_LOCAL)
-			queue_dispatch(r->be, r);
+			queue_dispatch(r->be, finalise_queued, r);
 		pthread_mutex_lock(&r->mu);
 		if (r->stop || r->wake)
 			continue;

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "serve/follow.h"
-#include "serve/serve.h"
+#include "serve/sseframe.h"
 #include "serve/topic.h"
 #include "serve/sse.h"
 #include "serve/tasks.h"
@@ -37,68 +37,11 @@ int sse_last_event_id(const char *s, uint64_t *out)
 	return 0;
 }
 
-int sse_frame(struct buf *out, uint64_t id, const char *line, size_t n)
-{
-	cJSON *v = cJSON_ParseWithLength(line, n);
-	int rc = buf_printf(out, "id: %llu\ndata: ", (unsigned long long)id);
-
-	if (rc == 0 && v)
-		rc = jsj_stringify(out, v);
-	else if (rc == 0)
-		rc = buf_adds(out, "{\"type\":\"text\",\"content\":") || jsj_string(out, line, n) || buf_addc(out, '}');
-	cJSON_Delete(v);
-	return rc || buf_adds(out, "\n\n") ? -1 : 0;
-}
-
-/* The seed's terminal event (if any), then ccr's `done`. */
-int sse_final(struct buf *out_buf, const cJSON *meta)
-{
-	const cJSON *err = cJSON_GetObjectItemCaseSensitive(meta, "error");
-	struct buf out = BUF_INIT;
-	cJSON *done = cJSON_CreateObject();
-	static const char *keys[] = { "status", "terminalReason", "exitCode", "durationMs", "error" };
-	size_t i;
-	int rc;
-
-	if (tr_meta_status(meta) == TR_CANCELLED) {
-		buf_adds(&out, "event: cancelled\ndata: {\"message\":\"Task cancelled by user\"}\n\n");
-	} else if (tr_meta_status(meta) == TR_FAILED) {
-		buf_adds(&out, "event: error\ndata: {\"error\":");
-		if (cJSON_IsString(err) && err->valuestring[0])
-			jsj_string(&out, err->valuestring, strlen(err->valuestring));
-		else
-			buf_adds(&out, "\"Task failed\"");
-		buf_adds(&out, "}\n\n");
-	}
-	if (done) {
-		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-			const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, keys[i]);
-			if (v)
-				cJSON_AddItemToObject(done, keys[i], cJSON_Duplicate(v, 1));
-		}
-		{
-			const cJSON *res = cJSON_GetObjectItemCaseSensitive(meta, "result");
-			const cJSON *u = cJSON_GetObjectItemCaseSensitive(res, "usage");
-			if (u)
-				cJSON_AddItemToObject(done, "usage", cJSON_Duplicate(u, 1));
-			if ((u = cJSON_GetObjectItemCaseSensitive(meta, "proxyUsage")))
-				cJSON_AddItemToObject(done, "proxyUsage", cJSON_Duplicate(u, 1));
-		}
-		buf_adds(&out, "event: done\ndata: ");
-		jsj_stringify(&out, done);
-		buf_adds(&out, "\n\n");
-		cJSON_Delete(done);
-	}
-	rc = out.p ? buf_add(out_buf, out.p, out.len) : 0;
-	buf_free(&out);
-	return rc;
-}
-
-static void cancel_task(struct serve_ctx *sc, const char *task_id)
+static void cancel_task(const struct sse_src *src, const char *task_id)
 {
 	struct tr_cancel_result r;
 
-	tasks_cancel(sc->be, sc->rec, task_id, &r);
+	tasks_cancel(src->be, src->rec, task_id, &r);
 }
 
 /* Lines older than the topic's window, read from storage for this
@@ -118,7 +61,7 @@ static int history_line(void *arg, uint64_t id, const char *line, size_t n)
 		h->stopped = 1;
 		return 1;                          /* the window has it from here */
 	}
-	if (sse_frame(&b, id, line, n) != 0 || hs_stream_write(h->resp, b.p, b.len) != 0) {
+	if (sf_frame(&b, id, line, n) != 0 || hs_stream_write(h->resp, b.p, b.len) != 0) {
 		buf_free(&b);
 		h->gone = 1;
 		return 1;
@@ -129,7 +72,7 @@ static int history_line(void *arg, uint64_t id, const char *line, size_t n)
 }
 
 /* 0, or -1 when the client is gone. */
-static int read_history(struct serve_ctx *sc, struct hs_resp *resp, struct topic *t, const char *task_id,
+static int read_history(const struct sse_src *src, struct hs_resp *resp, struct topic *t, const char *task_id,
 			uint64_t *want)
 {
 	struct history h = { resp, want, topic_first(t), 0, 0 };
@@ -137,7 +80,7 @@ static int read_history(struct serve_ctx *sc, struct hs_resp *resp, struct topic
 	struct err e = ERR_INIT;
 	uint64_t before = *want;
 
-	follow_init(&f, sc->be->storage, task_id, *want - 1);
+	follow_init(&f, src->be->storage, task_id, *want - 1);
 	while (!h.stopped && !h.gone && follow_poll(&f, history_line, &h, &e) > 0)
 		;
 	if (h.gone)
@@ -171,7 +114,7 @@ static int write_frame(struct hs_resp *resp, struct topic_frame *f)
 	return rc;
 }
 
-int sse_stream(struct serve_ctx *sc, struct hs_resp *resp, const char *task_id, uint64_t resume_after,
+int sse_stream(const struct sse_src *src, struct hs_resp *resp, const char *task_id, uint64_t resume_after,
 	       int cancel_on_disconnect)
 {
 	static const char *const headers[] = { "Content-Type", "text/event-stream", "Cache-Control",
@@ -186,7 +129,7 @@ int sse_stream(struct serve_ctx *sc, struct hs_resp *resp, const char *task_id, 
 		return -1;
 	if (hs_stream_write(resp, "retry: 3000\n\n", 13) != 0)
 		return -1;
-	if (!(t = topic_join(sc->topics, task_id)))
+	if (!(t = topic_join(src->topics, task_id)))
 		return hs_stream_end(resp);
 	for (;;) {
 		enum topic_wait r = topic_next(t, want, live, 1000, &f);
@@ -206,7 +149,7 @@ int sse_stream(struct serve_ctx *sc, struct hs_resp *resp, const char *task_id, 
 			break;
 		}
 		if (r == TOPIC_HISTORY) {
-			if (read_history(sc, resp, t, task_id, &want) != 0) {
+			if (read_history(src, resp, t, task_id, &want) != 0) {
 				gone = 1;
 				break;
 			}
@@ -234,8 +177,8 @@ int sse_stream(struct serve_ctx *sc, struct hs_resp *resp, const char *task_id, 
 			break;
 		}
 	}
-	topic_leave(sc->topics, t);
+	topic_leave(src->topics, t);
 	if (gone && cancel_on_disconnect)
-		cancel_task(sc, task_id);
+		cancel_task(src, task_id);
 	return hs_stream_end(resp);
 }

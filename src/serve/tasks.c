@@ -29,19 +29,6 @@ static int truthy(const cJSON *v)
 	return 1;
 }
 
-int tasks_id_valid(const char *id)
-{
-	const char *c;
-
-	if (!id || !*id || strlen(id) > TASK_ID_MAX)
-		return 0;
-	for (c = id; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
-		      *c == '-'))
-			return 0;
-	return 1;
-}
-
 /* The member `name` as JSON.parse would keep it: the last of duplicates. */
 static const cJSON *member(const cJSON *obj, const char *name)
 {
@@ -76,7 +63,7 @@ int tasks_validate(const cJSON *body, int async, struct err *e)
 		e->http = 400;
 		return -1;
 	}
-	if (async && truthy(id) && (!cJSON_IsString(id) || !tasks_id_valid(id->valuestring)))
+	if (async && truthy(id) && (!cJSON_IsString(id) || !td_id_valid(id->valuestring)))
 		return err_http(e, 400, "taskId must be URL-safe (alphanumeric, underscore, hyphen only)");
 	/* Every other field's type, exactly as the job will read it: the job
 	 * parses what store_payload() stores, the body as JSON.stringify
@@ -104,20 +91,6 @@ static void uuid4(char out[37])
 	b[8] = (b[8] & 0x3f) | 0x80;
 	hex_fmt(h, b, sizeof(b));
 	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
-}
-
-static int put_json(struct storage *st, const char *key, const cJSON *doc, unsigned indent, int if_absent,
-		    struct err *e)
-{
-	struct storage_put_opts o = { "application/json", NULL, if_absent };
-	struct buf text = BUF_INIT;
-	int rc;
-
-	if (jsj_print(&text, doc, indent) != 0)
-		return err_http(e, 500, "out of memory");
-	rc = storage_put(st, key, text.p, text.len, &o, e);
-	buf_free(&text);
-	return rc;
 }
 
 /* idleAfterResultSeconds > 0 (a number, or a string holding one). */
@@ -180,26 +153,6 @@ static int store_payload(struct backends *be, const cJSON *body, const char *key
 	return rc;
 }
 
-int tasks_write_active(struct backends *be, const struct submitted *s, int async, int cancelling, struct err *e)
-{
-	char key[TR_KEY_MAX];
-	cJSON *o = cJSON_CreateObject();
-	int rc;
-
-	if (!o)
-		return err_http(e, 500, "out of memory");
-	cJSON_AddStringToObject(o, "taskId", s->task_id);
-	cJSON_AddStringToObject(o, "type", async ? "async" : "sync");
-	cJSON_AddStringToObject(o, "executionName", s->execution_name.p ? s->execution_name.p : "");
-	cJSON_AddStringToObject(o, "startedAt", s->created_at);
-	cJSON_AddBoolToObject(o, "cancelling", cancelling);
-	if (s->queued)
-		cJSON_AddTrueToObject(o, "queued");
-	rc = put_json(be->storage, tr_key_active(key, s->task_id), o, 0, 0, e);
-	cJSON_Delete(o);
-	return rc;
-}
-
 const char *tasks_credential(const cJSON *body)
 {
 	const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, "anthropicApiKey");
@@ -232,9 +185,9 @@ static int check_resume(struct backends *be, const cJSON *body, const char *mac,
 
 	if (!cJSON_IsString(rid) || !rid->valuestring[0])
 		return 0;
-	if (!(meta = tasks_read_json(be->storage, tr_key_metadata(key, rid->valuestring))))
+	if (!(meta = td_read_json(be->storage, tr_key_metadata(key, rid->valuestring))))
 		return err_http(e, 404, "resumeTaskId: task %s not found", rid->valuestring);
-	owner = tasks_read_json(be->storage, tr_key_owner(key, rid->valuestring));
+	owner = td_read_json(be->storage, tr_key_owner(key, rid->valuestring));
 	v = cJSON_GetObjectItemCaseSensitive(owner, "credentialHmac");
 	if (!cJSON_IsString(v) || strcmp(v->valuestring, mac) != 0)
 		rc = err_http(e, 403, "resumeTaskId: task %s was started with another credential; only the holder of "
@@ -259,7 +212,7 @@ static int put_owner(struct backends *be, const char *task_id, const char *mac, 
 	if (!o)
 		return err_http(e, 500, "out of memory");
 	cJSON_AddStringToObject(o, "credentialHmac", mac);
-	rc = put_json(be->storage, tr_key_owner(key, task_id), o, 0, 0, e);
+	rc = td_put_json(be->storage, tr_key_owner(key, task_id), o, 0, 0, e);
 	cJSON_Delete(o);
 	return rc;
 }
@@ -318,7 +271,7 @@ int tasks_submit(struct backends *be, const cJSON *body, int async, const char *
 		goto fail;
 	out->queued = rc == 1;
 	stage = 3;
-	if ((rc = tasks_write_active(be, out, async, 0, e)) != 0)
+	if ((rc = td_write_active(be, out, async, 0, e)) != 0)
 		goto fail;
 	buf_free(&payload_url);
 	return 0;
@@ -335,24 +288,6 @@ fail:
 	}
 	buf_free(&payload_url);
 	return -1;
-}
-
-void submitted_free(struct submitted *s)
-{
-	buf_free(&s->execution_name);
-	buf_free(&s->logs_path);
-}
-
-cJSON *tasks_read_json(struct storage *st, const char *key)
-{
-	struct buf b = BUF_INIT;
-	struct err e = ERR_INIT;
-	cJSON *j = NULL;
-
-	if (storage_get(st, key, 0, &b, &e) == 0)
-		j = cJSON_ParseWithLength(b.p, b.len);
-	buf_free(&b);
-	return j;
 }
 
 void tasks_json_reply(struct buf *body, const char *fmt_err, const char *msg, const char *task_id, const char *status)
@@ -386,8 +321,8 @@ static void mark_cancelling(struct backends *be, const char *id, const cJSON *ac
 	snprintf(s.created_at, sizeof(s.created_at), "%s", cJSON_IsString(v) ? v->valuestring : "");
 	buf_adds(&s.execution_name, cJSON_GetObjectItemCaseSensitive(active, "executionName")->valuestring);
 	v = cJSON_GetObjectItemCaseSensitive(active, "type");
-	tasks_write_active(be, &s, cJSON_IsString(v) && !strcmp(v->valuestring, "async"), 1, &e);
-	submitted_free(&s);
+	td_write_active(be, &s, cJSON_IsString(v) && !strcmp(v->valuestring, "async"), 1, &e);
+	td_submitted_free(&s);
 }
 
 void tasks_cancel(struct backends *be, struct reconciler *rec, const char *id, struct tr_cancel_result *out)
@@ -398,12 +333,12 @@ void tasks_cancel(struct backends *be, struct reconciler *rec, const char *id, s
 	const cJSON *v;
 
 	memset(out, 0, sizeof(*out));
-	if (!tasks_id_valid(id)) {
+	if (!td_id_valid(id)) {
 		out->outcome = TR_CANCEL_BAD_ID;
 		return;
 	}
-	active = tasks_read_json(be->storage, tr_key_active(key, id));
-	meta = active ? tasks_read_json(be->storage, tr_key_metadata(key, id)) : NULL;
+	active = td_read_json(be->storage, tr_key_active(key, id));
+	meta = active ? td_read_json(be->storage, tr_key_metadata(key, id)) : NULL;
 	if (!active || tr_meta_terminal(meta)) {
 		out->outcome = TR_CANCEL_NOT_RUNNING;
 	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(active, "queued"))) {
@@ -444,9 +379,9 @@ int tasks_active(struct backends *be, size_t limit, struct buf *body, struct err
 	for (i = 0; i < l.n && n < limit; i++) {
 		const char *id = tr_active_task(l.items[i].key);
 		char meta_key[TR_KEY_MAX];
-		cJSON *a = tasks_read_json(be->storage, l.items[i].key), *m;
+		cJSON *a = td_read_json(be->storage, l.items[i].key), *m;
 
-		m = id && tasks_id_valid(id) ? tasks_read_json(be->storage, tr_key_metadata(meta_key, id)) : NULL;
+		m = id && td_id_valid(id) ? td_read_json(be->storage, tr_key_metadata(meta_key, id)) : NULL;
 		if (!a || tr_meta_terminal(m)) {
 			struct err ignore = ERR_INIT;
 			storage_delete(be->storage, l.items[i].key, &ignore);   /* finished: unmark */
@@ -472,18 +407,18 @@ void tasks_get(struct backends *be, const char *id, int *status, struct buf *bod
 	char key[TR_KEY_MAX];
 	cJSON *meta, *active;
 
-	if (!tasks_id_valid(id)) {
+	if (!td_id_valid(id)) {
 		*status = 400;
 		tasks_json_reply(body, "Invalid taskId format. Must be alphanumeric with underscores and hyphens only.",
 				 NULL, NULL, NULL);
 		return;
 	}
-	if (!(meta = tasks_read_json(be->storage, tr_key_metadata(key, id)))) {
+	if (!(meta = td_read_json(be->storage, tr_key_metadata(key, id)))) {
 		*status = 404;
 		tasks_json_reply(body, "Task not found", NULL, id, NULL);
 		return;
 	}
-	active = tasks_read_json(be->storage, tr_key_active(key, id));
+	active = td_read_json(be->storage, tr_key_active(key, id));
 	if (active && !cJSON_GetObjectItemCaseSensitive(meta, "executionName"))
 		cJSON_AddItemToObject(meta, "executionName",
 				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(active, "executionName"), 1));

@@ -15,21 +15,12 @@
 #include <cJSON.h>
 
 #include "backend/config.h"
+#include "serve/taskdoc.h"
 #include "task/record.h"
 
-#define TASK_ID_MAX 128
 /* sessions/<id>/owner.json (tr_key_owner): {"credentialHmac"}, the server
  * key's HMAC of the task's Anthropic credential (serve/serverkey.h): only
  * a request with the same credential may resume the task (resumeTaskId). */
-
-struct submitted {
-	char task_id[TASK_ID_MAX + 8];
-	char created_at[32];
-	struct buf execution_name;
-	struct buf logs_path;
-	int queued;
-	int cancel_on_disconnect;          /* the request's cancelOnDisconnect */
-};
 
 /* tasks_validate: the seed's checks in the seed's order (for /run-async,
  * callbackUrl also against the webhook's deny-list of private addresses,
@@ -52,7 +43,6 @@ const char *tasks_credential(const cJSON *body);
 /* tasks_new_id: the id a new task gets: the body's taskId (/run-async),
  * else a random UUID ("sync-" + UUID for /run). */
 void tasks_new_id(const cJSON *body, int async, char out[TASK_ID_MAX + 8]);
-void submitted_free(struct submitted *s);
 
 struct reconciler;
 
@@ -65,19 +55,10 @@ void tasks_cancel(struct backends *be, struct reconciler *rec, const char *task_
  * "taskId","status"}, each member only when not NULL (appended to body). */
 void tasks_json_reply(struct buf *body, const char *error, const char *msg, const char *task_id, const char *status);
 
-/* tasks_read_json: the object at key, parsed; NULL when missing or not JSON. */
-cJSON *tasks_read_json(struct storage *st, const char *key);
-
-/* tasks_write_active: write active/<id> for s (queued when s->queued). */
-int tasks_write_active(struct backends *be, const struct submitted *s, int async, int cancelling, struct err *e);
-
 /* tasks_active: {"active":n,"tasks":[...]} from storage, at most limit. */
 int tasks_active(struct backends *be, size_t limit, struct buf *body, struct err *e);
 
 /* tasks_get: the metadata document plus the active record; 404 when none. */
 void tasks_get(struct backends *be, const char *task_id, int *status, struct buf *body);
-
-/* tasks_id_valid: the seed's ^[a-zA-Z0-9_-]+$, at most TASK_ID_MAX. */
-int tasks_id_valid(const char *id);
 
 #endif

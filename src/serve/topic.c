@@ -20,7 +20,7 @@
 
 #include "serve/follow.h"
 #include "task/record.h"
-#include "serve/sse.h"
+#include "serve/sseframe.h"
 #include "serve/topic.h"
 
 #define DEFAULT_WINDOW 4096
@@ -113,7 +113,7 @@ static int on_line(void *arg, uint64_t id, const char *line, size_t n)
 	struct buf b = BUF_INIT;
 	struct topic_frame *f;
 
-	if (sse_frame(&b, id, line, n) != 0 || !(f = frame_new(id, b.p, b.len))) {
+	if (sf_frame(&b, id, line, n) != 0 || !(f = frame_new(id, b.p, b.len))) {
 		buf_free(&b);
 		return -1;
 	}
@@ -172,7 +172,7 @@ static int finish(struct topic *t, const cJSON *meta)
 	struct buf b = BUF_INIT;
 	struct topic_frame *f;
 
-	if (sse_final(&b, meta) != 0 || !(f = frame_new(0, b.p ? b.p : "", b.len))) {
+	if (sf_final(&b, meta) != 0 || !(f = frame_new(0, b.p ? b.p : "", b.len))) {
 		buf_free(&b);
 		return -1;
 	}

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "crypto/crypto.h"
-#include "job/egpolicy.h"
+#include "net/hostpat.h"
 #include "task/payload.h"
 #include "util/jscheck.h"
 #include "util/redact.h"
@@ -236,7 +236,7 @@ static int check_flags(struct payload *p, struct err *e)
 }
 
 /* allowedHosts: what the egress proxy may reach for this task, within the
- * operator's CCR_EGRESS_ALLOW (job/egpolicy.h has the entry syntax). */
+ * operator's CCR_EGRESS_ALLOW (net/hostpat.h has the entry syntax). */
 static int check_allowed_hosts(struct payload *p, struct err *e)
 {
 	const cJSON *it;
@@ -245,7 +245,7 @@ static int check_allowed_hosts(struct payload *p, struct err *e)
 	if (want_string_array(p, "allowedHosts", &p->allowed_hosts, e) != 0)
 		return -1;
 	cJSON_ArrayForEach(it, p->allowed_hosts) {
-		if (egp_pattern_check(it->valuestring, e) != 0)
+		if (hp_pattern_check(it->valuestring, e) != 0)
 			return err_prefix(e, "allowedHosts[%d]", i);
 		i++;
 	}

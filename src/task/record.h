@@ -18,7 +18,7 @@
  *   keys/serve-hmac.enc                         serve's HMAC key, sealed
  *
  * Each builder writes into a TR_KEY_MAX buffer and returns it; task ids
- * are checked by the callers (tasks_id_valid), so every key fits.
+ * are checked by the callers (td_id_valid, serve/taskdoc.h), so every key fits.
  *
  * Status.  One enum with one terminal predicate, and the wire words
  * ("pending", ...) converted in one place.  "queued" is not stored in

@@ -162,79 +162,75 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int gcpc_script(struct gcpc_ctx *c, struct gcpc_opts *o, struct err *e)
+/* The script's operations (blank and '#' lines skipped) into p->lines:
+ * 0, or -1 when out of memory. */
+static int read_lines(FILE *f, struct pool *p)
 {
-	struct pool p;
-	pthread_t tids[64];
-	unsigned long long threads = 1, r0 = hc_retries_total();
-	uint64_t t0 = (uint64_t)clock_mono_ms();
-	size_t cap = 0, lcap = 0, i;
-	ssize_t len;
+	size_t cap = 0, lcap = 0;
 	char *line = NULL;
-	int lineno = 0, failed = 0, started = 0, rc = 1;
-	FILE *f;
+	int lineno = 0, rc = 0;
 
-	if (o->npos != 2 || c->script ||
-			(o->threads && (gcpc_parse_u64(o->threads, &threads) != 0 || threads < 1 || threads > 64)))
-		return gcpc_usage(c, "script");
-	f = strcmp(o->pos[1], "-") == 0 ? stdin : fopen(o->pos[1], "r");
-	if (!f)
-		return err_set(e, "%s: %s", o->pos[1], strerror(errno)), 1;
-	memset(&p, 0, sizeof p);
-	while ((len = getline(&line, &cap, f)) >= 0) {
+	while (getline(&line, &cap, f) >= 0) {
 		const char *t = line + strspn(line, " \t\r\n");
 
 		lineno++;
 		if (!*t || *t == '#')
 			continue;
-		if (p.n == lcap) {
+		if (p->n == lcap) {
 			size_t nc = lcap ? 2 * lcap : 64;
-			struct line *nl = realloc(p.lines, nc * sizeof *nl);
+			struct line *nl = realloc(p->lines, nc * sizeof *nl);
 
-			if (!nl)
-				goto oom;
-			p.lines = nl;
+			if (!nl) {
+				rc = -1;
+				break;
+			}
+			p->lines = nl;
 			lcap = nc;
 		}
-		memset(&p.lines[p.n], 0, sizeof p.lines[0]);
-		p.lines[p.n].lineno = lineno;
-		if (!(p.lines[p.n].text = strdup(line)))
-			goto oom;
-		p.n++;
+		memset(&p->lines[p->n], 0, sizeof p->lines[0]);
+		p->lines[p->n].lineno = lineno;
+		if (!(p->lines[p->n].text = strdup(line))) {
+			rc = -1;
+			break;
+		}
+		p->n++;
 	}
 	free(line);
-	line = NULL;
-	if (f != stdin)
-		fclose(f);
-	f = NULL;
-	if (threads == 1) {
-		for (i = 0; i < p.n; i++)
-			run_line(c, &p.lines[i]);
-	} else {
-		/* Clients shared by the threads are made before they start. */
-		if (!gcpc_gcs_client(c, e))
-			goto out;
-		p.base = *c;
-		p.base.gsm = NULL;
-		if (pthread_mutex_init(&p.lock, NULL) != 0) {
-			err_set(e, "cannot make a mutex");
-			goto out;
-		}
-		for (i = 0; i < threads; i++) {
-			if (pthread_create(&tids[i], NULL, worker, &p) != 0)
-				break;
-			started++;
-		}
-		for (i = 0; i < (size_t)started; i++)
-			pthread_join(tids[i], NULL);
-		pthread_mutex_destroy(&p.lock);
-		if (started == 0) {
-			err_set(e, "cannot start threads");
-			goto out;
-		}
+	return rc;
+}
+
+/* Run the lines on `threads` workers, each with its own ctx. */
+static int run_threads(struct gcpc_ctx *c, struct pool *p, unsigned long long threads, struct err *e)
+{
+	pthread_t tids[64];
+	size_t i, started = 0;
+
+	/* Clients shared by the threads are made before they start. */
+	if (!gcpc_gcs_client(c, e))
+		return -1;
+	p->base = *c;
+	p->base.gsm = NULL;
+	if (pthread_mutex_init(&p->lock, NULL) != 0)
+		return err_set(e, "cannot make a mutex");
+	for (i = 0; i < threads; i++) {
+		if (pthread_create(&tids[i], NULL, worker, p) != 0)
+			break;
+		started++;
 	}
-	for (i = 0; i < p.n; i++) {
-		struct line *l = &p.lines[i];
+	for (i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	pthread_mutex_destroy(&p->lock);
+	return started == 0 ? err_set(e, "cannot start threads") : 0;
+}
+
+/* One result line per operation, in script order; the number failed. */
+static int print_results(struct gcpc_ctx *c, const struct pool *p)
+{
+	size_t i;
+	int failed = 0;
+
+	for (i = 0; i < p->n; i++) {
+		const struct line *l = &p->lines[i];
 
 		if (l->rc == 0) {
 			fprintf(c->out, "%d\t", l->lineno);
@@ -245,19 +241,46 @@ int gcpc_script(struct gcpc_ctx *c, struct gcpc_opts *o, struct err *e)
 			fprintf(c->out, "%d\tERROR\t%s\n", l->lineno, l->msg);
 		}
 	}
+	return failed;
+}
+
+int gcpc_script(struct gcpc_ctx *c, struct gcpc_opts *o, struct err *e)
+{
+	struct pool p;
+	unsigned long long threads = 1, r0 = hc_retries_total();
+	uint64_t t0 = (uint64_t)clock_mono_ms();
+	size_t i;
+	int failed, rc = 1, rd;
+	FILE *f;
+
+	if (o->npos != 2 || c->script ||
+			(o->threads && (gcpc_parse_u64(o->threads, &threads) != 0 || threads < 1 || threads > 64)))
+		return gcpc_usage(c, "script");
+	f = strcmp(o->pos[1], "-") == 0 ? stdin : fopen(o->pos[1], "r");
+	if (!f)
+		return err_set(e, "%s: %s", o->pos[1], strerror(errno)), 1;
+	memset(&p, 0, sizeof p);
+	rd = read_lines(f, &p);
+	if (f != stdin)
+		fclose(f);
+	if (rd != 0) {
+		err_set(e, "script %s: out of memory", o->pos[1]);
+		goto out;
+	}
+	if (threads == 1) {
+		for (i = 0; i < p.n; i++)
+			run_line(c, &p.lines[i]);
+	} else if (run_threads(c, &p, threads, e) != 0) {
+		goto out;
+	}
+	failed = print_results(c, &p);
 	fprintf(c->out, "# ops=%zu failed=%d retries=%llu ms=%llu\n", p.n, failed, hc_retries_total() - r0,
 		(unsigned long long)((uint64_t)clock_mono_ms() - t0));
 	if (failed)
 		err_set(e, "script %s: %d of %zu operations failed", o->pos[1], failed, p.n);
 	else
 		rc = 0;
-	goto out;
-oom:
-	err_set(e, "script %s: out of memory", o->pos[1]);
 out:
-	free(line);
-	if (f && f != stdin)
-		fclose(f);
 	for (i = 0; i < p.n; i++) {
 		free(p.lines[i].text);
 		free(p.lines[i].out);

@@ -214,13 +214,66 @@ out:
 	return rc;
 }
 
+/* 300 keys: k0..k299 then k0..k299 again with new values, plus
+ * index keys in descending order: first positions, last values,
+ * indices sorted. */
+static int big_object_order(char *why, size_t whylen)
+{
+	struct buf b = BUF_INIT;
+	cJSON *big;
+	char key[16];
+	int i, rc = 1;
+
+	big = cJSON_CreateObject();
+	if (big == NULL)
+		goto oom;
+	for (i = 0; i < 600; i++) {
+		(void)snprintf(key, sizeof key, "k%d", i % 300);
+		if (cJSON_AddNumberToObject(big, key, i) == NULL)
+			goto oom;
+	}
+	for (i = 299; i >= 0; i--) {
+		(void)snprintf(key, sizeof key, "%d", i);
+		if (cJSON_AddNumberToObject(big, key, -i) == NULL)
+			goto oom;
+	}
+	buf_reset(&b);
+	if (jsj_stringify(&b, big) != 0)
+		goto oom;
+	{
+		struct buf want = BUF_INIT;
+		int bad = buf_addc(&want, '{') != 0;
+		for (i = 0; i < 300 && !bad; i++)
+			bad = buf_printf(&want, "\"%d\":%d,", i, i == 0 ? 0 : -i) != 0;
+		for (i = 0; i < 300 && !bad; i++)
+			bad = buf_printf(&want, "\"k%d\":%d%s", i, i + 300, i < 299 ? "," : "}") != 0;
+		if (bad) {
+			buf_free(&want);
+			goto oom;
+		}
+		if (strcmp(b.p, want.p) != 0) {
+			buf_free(&want);
+			rc = st_fail(why, whylen, "300-key object with duplicates: wrong output");
+			goto out;
+		}
+		buf_free(&want);
+	}
+	rc = 0;
+	goto out;
+oom:
+	rc = st_fail(why, whylen, "out of memory");
+out:
+	cJSON_Delete(big);
+	buf_free(&b);
+	return rc;
+}
+
 /* Trees built in code: NaN, undefined members, raw items, large objects. */
 static int t_jsj_trees(char *why, size_t whylen)
 {
 	struct buf b = BUF_INIT;
-	cJSON *o = cJSON_CreateObject(), *a = cJSON_CreateArray(), *u1, *u2, *big = NULL;
-	char key[16];
-	int i, rc = 1;
+	cJSON *o = cJSON_CreateObject(), *a = cJSON_CreateArray(), *u1, *u2;
+	int rc = 1;
 
 	if (o == NULL || a == NULL)
 		goto oom;
@@ -284,51 +337,13 @@ static int t_jsj_trees(char *why, size_t whylen)
 		rc = st_fail(why, whylen, "undefined at top level was printed");
 		goto out;
 	}
-	/* 300 keys: k0..k299 then k0..k299 again with new values, plus
-	 * index keys in descending order: first positions, last values,
-	 * indices sorted. */
-	big = cJSON_CreateObject();
-	if (big == NULL)
-		goto oom;
-	for (i = 0; i < 600; i++) {
-		(void)snprintf(key, sizeof key, "k%d", i % 300);
-		if (cJSON_AddNumberToObject(big, key, i) == NULL)
-			goto oom;
-	}
-	for (i = 299; i >= 0; i--) {
-		(void)snprintf(key, sizeof key, "%d", i);
-		if (cJSON_AddNumberToObject(big, key, -i) == NULL)
-			goto oom;
-	}
-	buf_reset(&b);
-	if (jsj_stringify(&b, big) != 0)
-		goto oom;
-	{
-		struct buf want = BUF_INIT;
-		int bad = buf_addc(&want, '{') != 0;
-		for (i = 0; i < 300 && !bad; i++)
-			bad = buf_printf(&want, "\"%d\":%d,", i, i == 0 ? 0 : -i) != 0;
-		for (i = 0; i < 300 && !bad; i++)
-			bad = buf_printf(&want, "\"k%d\":%d%s", i, i + 300, i < 299 ? "," : "}") != 0;
-		if (bad) {
-			buf_free(&want);
-			goto oom;
-		}
-		if (strcmp(b.p, want.p) != 0) {
-			buf_free(&want);
-			rc = st_fail(why, whylen, "300-key object with duplicates: wrong output");
-			goto out;
-		}
-		buf_free(&want);
-	}
-	rc = 0;
+	rc = big_object_order(why, whylen);
 	goto out;
 oom:
 	rc = st_fail(why, whylen, "out of memory");
 out:
 	cJSON_Delete(a);
 	cJSON_Delete(o);
-	cJSON_Delete(big);
 	buf_free(&b);
 	return rc;
 }

@@ -448,6 +448,57 @@ static int write_double(struct buf *b, const uint32_t *u, size_t n)
 	return buf_addc(b, '"');
 }
 
+/* A single-quoted scalar: '' for each quote. */
+static int write_single(struct buf *b, const uint32_t *u, size_t n)
+{
+	size_t i;
+	int rc = buf_addc(b, '\'');
+
+	for (i = 0; rc == 0 && i < n; i++) {
+		if (u[i] == '\'')
+			rc = buf_add(b, "''", 2);
+		else
+			rc = put_units(b, u, i, i + 1);
+	}
+	return rc == 0 ? buf_addc(b, '\'') : rc;
+}
+
+/* A literal block scalar (|): the header has an indentation indicator
+ * when the text starts with (newlines and) a space, and chomping from the
+ * trailing newlines; then indentString (empty lines stay empty), without
+ * the final newline. */
+static int write_literal(struct buf *b, const uint32_t *u, size_t n, int indent)
+{
+	size_t j = 0, start;
+	int clip = u[n - 1] == '\n', keep = clip && (n == 1 || u[n - 2] == '\n');
+	int rc;
+
+	while (j < n && u[j] == '\n')
+		j++;
+	rc = buf_addc(b, '|');
+	if (rc == 0 && j < n && u[j] == ' ')
+		rc = buf_addc(b, '2');
+	if (rc == 0)
+		rc = buf_adds(b, keep ? "+\n" : clip ? "\n" : "-\n");
+	for (start = 0; rc == 0 && start < n;) {
+		size_t nl = start, stop;
+
+		while (nl < n && u[nl] != '\n')
+			nl++;
+		stop = nl < n ? nl + 1 : n;
+		if (nl > start)
+			rc = add_spaces(b, indent);
+		if (rc == 0)
+			rc = put_units(b, u, start, stop);
+		start = stop;
+	}
+	if (rc == 0 && clip) {
+		b->len--;
+		b->p[b->len] = 0;
+	}
+	return rc;
+}
+
 /* writeScalar for a string at `level` (iskey: single line only). */
 static int y_scalar(struct buf *b, const char *s, int level, int iskey)
 {
@@ -485,51 +536,14 @@ static int y_scalar(struct buf *b, const char *s, int level, int iskey)
 		rc = put_units(b, u, 0, n);
 		break;
 	case SINGLE:
-		rc = buf_addc(b, '\'');
-		for (i = 0; rc == 0 && i < n; i++) {
-			if (u[i] == '\'')
-				rc = buf_add(b, "''", 2);
-			else
-				rc = put_units(b, u, i, i + 1);
-		}
-		if (rc == 0)
-			rc = buf_addc(b, '\'');
+		rc = write_single(b, u, n);
 		break;
 	case DOUBLE:
 		rc = write_double(b, u, n);
 		break;
-	case LITERAL: {
-		/* header: indentation indicator when the text starts with
-		 * (newlines and) a space; chomping from the trailing newlines. */
-		size_t j = 0, start;
-		int clip = u[n - 1] == '\n', keep = clip && (n == 1 || u[n - 2] == '\n');
-
-		while (j < n && u[j] == '\n')
-			j++;
-		rc = buf_addc(b, '|');
-		if (rc == 0 && j < n && u[j] == ' ')
-			rc = buf_addc(b, '2');
-		if (rc == 0)
-			rc = buf_adds(b, keep ? "+\n" : clip ? "\n" : "-\n");
-		/* indentString (empty lines stay empty), then drop the final newline. */
-		for (start = 0; rc == 0 && start < n;) {
-			size_t nl = start, stop;
-
-			while (nl < n && u[nl] != '\n')
-				nl++;
-			stop = nl < n ? nl + 1 : n;
-			if (nl > start)
-				rc = add_spaces(b, indent);
-			if (rc == 0)
-				rc = put_units(b, u, start, stop);
-			start = stop;
-		}
-		if (rc == 0 && clip) {
-			b->len--;
-			b->p[b->len] = 0;
-		}
+	case LITERAL:
+		rc = write_literal(b, u, n, indent);
 		break;
-	}
 	}
 	free(u);
 	return rc;

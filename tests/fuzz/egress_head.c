@@ -4,7 +4,7 @@
  *
  * Properties: egh_parse() answers 0 or one of the documented statuses
  * (400, 414, 431, 505), with a reason when it refuses; an accepted request
- * names a canonical host (egp_host_norm() gives it back unchanged, so the
+ * names a canonical host (hp_host_norm() gives it back unchanged, so the
  * allow-lists and the deny-list see what will be resolved) and a port in
  * 1..65535; the head sent on for plain HTTP is one request-line, header
  * lines and a single blank line at its very end (nothing the client wrote
@@ -47,7 +47,7 @@ static void check_request(char *head, size_t len)
 		return;
 	}
 	FUZZ_CHECK(r.port >= 1 && r.port <= 65535, "port %d", r.port);
-	FUZZ_CHECK(egp_host_norm(r.host, again, &ip, &e) == 0 && strcmp(again, r.host) == 0 && ip == r.is_ip,
+	FUZZ_CHECK(hp_host_norm(r.host, again, &ip, &e) == 0 && strcmp(again, r.host) == 0 && ip == r.is_ip,
 		   "host '%s' is not canonical", r.host);
 	FUZZ_CHECK(r.is_connect == (strcmp(r.method, "CONNECT") == 0), "CONNECT flag");
 	if (r.is_connect)

@@ -10,12 +10,13 @@
  *   - as an object name under "sessions/t1/": tr_chunk_index() finds
  *     an index only in "<prefix><1-18 digits>-<anything without '/'>.jsonl",
  *     and it is the value of those digits;
- *   - as a log line: sse_frame() writes exactly "id: N\ndata: X\n\n" where
+ *   - as a log line: sf_frame() (serve/sseframe.h) writes exactly "id: N\ndata: X\n\n" where
  *     X holds no CR or LF (a line can never inject SSE fields).
  */
 #include "fuzz.h"
 #include "task/record.h"
 #include "serve/sse.h"
+#include "serve/sseframe.h"
 
 static int ref_last_event_id(const char *s, uint64_t *out)
 {
@@ -78,7 +79,7 @@ static void frame(const char *line, size_t n, uint64_t id)
 	const char *data;
 	size_t dl;
 
-	FUZZ_CHECK(sse_frame(&out, id, line, n) == 0, "sse_frame");
+	FUZZ_CHECK(sf_frame(&out, id, line, n) == 0, "sf_frame");
 	FUZZ_CHECK(out.len >= (size_t)hl + 2 && memcmp(out.p, head, (size_t)hl) == 0, "frame head %.40s", out.p);
 	FUZZ_CHECK(memcmp(out.p + out.len - 2, "\n\n", 2) == 0, "frame end");
 	data = out.p + hl;
