@@ -114,7 +114,6 @@ int gop_push_once(struct gop_ctx *c, git_repository *repo, const char *src, cons
 	git_remote_free(remote);
 	op_end(&op);
 	rc = push_outcome(c, repo, &op, rc, force, dst.p, pushed, e);
-out:
 	op_free_msgs(&op);
 	buf_free(&spec);
 	buf_free(&dst);

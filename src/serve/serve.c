@@ -181,23 +181,39 @@ static int health_cap_exempt(const char *head, size_t n, const char **ctype, con
 	return hs_prefix_match(head, n, plain_health);
 }
 
-int serve_main(int argc, char **argv)
-{
-	struct serve_ctx sc;
-	struct backends be;
-	struct sysprompt prompt;
-	struct hs_config cfg;
-	struct err e = ERR_INIT;
-	struct buf extra = BUF_INIT;
-	unsigned long port, maxconn, percl, backlog, rto, ito, wto, dto, cto, rint, whd;
-	struct reconcile_cfg rcfg;
-	static const char *const secrets[] = { "CCR_API_KEYS", "CLOUDRUN_CALLBACK_SECRET", "ANTHROPIC_API_KEY",
-					       "CLAUDE_CODE_OAUTH_TOKEN" };
-	const char *bind_addr = settings_str(SET_CCR_BIND);
-	enum sbx_mode box_mode;
-	int sig, rc, i;
+/* serve's settings, read once from the table (settings.h) at start-up;
+ * the integer ones were checked by settings_load(). */
+struct serve_settings {
+	const char *bind;               /* CCR_BIND, or the mode's default */
+	unsigned long port, max_conn, per_client, backlog;
+	unsigned long read_ms, idle_ms, write_ms, drain_ms, cli_check_ms;
+	unsigned long reconcile_s, webhook_deadline_s;
+	const char *workspace_root;
+};
 
-	secenv_take(secrets, 4);
+static void serve_settings_read(struct serve_settings *set, const struct backends *be)
+{
+	set->bind = settings_str(SET_CCR_BIND);
+	if (!set->bind || !*set->bind)
+		set->bind = be->mode == CFG_CLOUD ? "0.0.0.0" : "127.0.0.1";
+	set->port = (unsigned long)settings_int(SET_PORT);
+	set->max_conn = (unsigned long)settings_int(SET_CCR_MAX_CONNECTIONS);
+	set->per_client = (unsigned long)settings_int(SET_CCR_MAX_CONNECTIONS_PER_CLIENT);
+	set->backlog = (unsigned long)settings_int(SET_CCR_SSE_BACKLOG);
+	set->read_ms = (unsigned long)settings_int(SET_CCR_HTTP_READ_TIMEOUT_MS);
+	set->idle_ms = (unsigned long)settings_int(SET_CCR_HTTP_IDLE_TIMEOUT_MS);
+	set->write_ms = (unsigned long)settings_int(SET_CCR_HTTP_WRITE_TIMEOUT_MS);
+	set->drain_ms = (unsigned long)settings_int(SET_CCR_DRAIN_TIMEOUT_MS);
+	set->cli_check_ms = (unsigned long)settings_int(SET_CCR_CLI_CHECK_TIMEOUT_MS);
+	set->reconcile_s = (unsigned long)settings_int(SET_CCR_RECONCILE_INTERVAL_S);
+	set->webhook_deadline_s = (unsigned long)settings_int(SET_CCR_WEBHOOK_DEADLINE_S);
+	set->workspace_root = settings_str(SET_CCR_WORKSPACE_ROOT);
+}
+
+/* --help, or an unknown argument: the exit code, else -1 to go on. */
+static int parse_args(int argc, char **argv)
+{
+	int i;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -208,6 +224,108 @@ int serve_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	return -1;
+}
+
+static void http_config(struct hs_config *cfg, const struct serve_settings *set, struct serve_ctx *sc)
+{
+	hs_config_defaults(cfg);
+	cfg->max_connections = (unsigned)set->max_conn;
+	cfg->max_per_client = (unsigned)set->per_client;      /* 0: 3/4 of the global cap */
+	cfg->cap_exempt = health_cap_exempt;
+	if (set->read_ms)
+		cfg->header_timeout_ms = cfg->body_timeout_ms = (unsigned)set->read_ms;
+	cfg->idle_timeout_ms = (unsigned)set->idle_ms;
+	cfg->write_timeout_ms = (unsigned)set->write_ms;
+	cfg->handler = serve_dispatch;
+	cfg->app = sc;
+	cfg->on_access = access_hook;
+	cfg->on_drain = drain_hook;
+}
+
+/* The "listening" line, with the address and port as fields. */
+static void log_listening(const char *bind_addr, int port)
+{
+	struct buf extra = BUF_INIT, msg = BUF_INIT;
+	int v6 = strchr(bind_addr, ':') != NULL;
+
+	if (buf_adds(&extra, "\"address\":") == 0 && jsj_string(&extra, bind_addr, strlen(bind_addr)) == 0 &&
+	    buf_printf(&extra, ",\"port\":%d", port) == 0 &&
+	    buf_printf(&msg, "ccr serve %s listening on http://%s%s%s:%d", CCR_VERSION, v6 ? "[" : "",
+		       bind_addr, v6 ? "]" : "", port) == 0)
+		slog_fields(SLOG_INFO, msg.p, extra.p);
+	buf_free(&msg);
+	buf_free(&extra);
+}
+
+/* The server and the reconciler, listening; 0, or -1 (logged, nothing left running). */
+static int start(struct serve_ctx *sc, const struct serve_settings *set)
+{
+	struct reconcile_cfg rcfg;
+	struct hs_config cfg;
+	struct err e = ERR_INIT;
+
+	memset(&rcfg, 0, sizeof(rcfg));
+	rcfg.interval_ms = (long)set->reconcile_s * 1000;
+	rcfg.webhook_deadline_ms = (long)set->webhook_deadline_s * 1000;
+	rcfg.callback_secret = secenv_get("CLOUDRUN_CALLBACK_SECRET");
+	rcfg.workspace_root = set->workspace_root;
+	http_config(&cfg, set, sc);
+	raise_fd_limit();
+	if (install_signals() != 0)
+		return slog(SLOG_ERROR, "cannot install signal handlers: %s", strerror(errno)), -1;
+	if (!(sc->srv = hs_new(&cfg, &e)))
+		return slog(SLOG_ERROR, "%s", e.msg), -1;
+	if (!(sc->rec = reconcile_start(sc->be, &rcfg, &e))) {
+		slog(SLOG_ERROR, "%s", e.msg);
+		hs_free(sc->srv);
+		return -1;
+	}
+	if (hs_listen(sc->srv, set->bind, (int)set->port, &e) != 0 || hs_start(sc->srv, &e) != 0) {
+		slog(SLOG_ERROR, "%s", e.msg);
+		reconcile_stop(sc->rec);
+		hs_free(sc->srv);
+		return -1;
+	}
+	log_listening(set->bind, hs_port(sc->srv));
+	return 0;
+}
+
+/* Until SIGTERM/SIGINT, then drain: open requests get up to drain_ms. */
+static void run_until_signal(struct serve_ctx *sc, unsigned long drain_ms)
+{
+	int sig = wait_signal(), rc;
+
+	slog(SLOG_INFO, "received %s: draining (up to %lu ms)",
+	     sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a stop request", drain_ms);
+	rc = hs_shutdown(sc->srv, (unsigned)drain_ms);
+	if (rc == 0)
+		slog(SLOG_INFO, "stopped: every connection closed");
+	else
+		slog(SLOG_WARNING, "stopped: connections still open at the deadline were closed");
+	if (rc < 2) {      /* else threads still run: the process exits around them */
+		reconcile_stop(sc->rec);
+		hs_free(sc->srv);
+		topics_free(sc->topics);
+		backends_close(sc->be);
+	}
+}
+
+int serve_main(int argc, char **argv)
+{
+	static const char *const secrets[] = { "CCR_API_KEYS", "CLOUDRUN_CALLBACK_SECRET", "ANTHROPIC_API_KEY",
+					       "CLAUDE_CODE_OAUTH_TOKEN" };
+	struct serve_settings set;
+	struct serve_ctx sc;
+	struct backends be;
+	struct sysprompt prompt;
+	struct err e = ERR_INIT;
+	enum sbx_mode box_mode;
+	int rc;
+
+	secenv_take(secrets, 4);
+	if ((rc = parse_args(argc, argv)) >= 0)
+		return rc;
 	slog_init(1, NULL, settings_str(SET_LOG_LEVEL));
 	if (sbx_mode_parse(settings_str(SET_CCR_SANDBOX), &box_mode, &e) != 0) {
 		fprintf(stderr, "ccr serve: %s\n", e.msg);
@@ -215,101 +333,27 @@ int serve_main(int argc, char **argv)
 	}
 	if (open_backends(&be, &prompt, argv[0]) != 0)
 		return 1;
-	if (!bind_addr || !*bind_addr)
-		bind_addr = be.mode == CFG_CLOUD ? "0.0.0.0" : "127.0.0.1";
-	if (serve_auth_init(&be, bind_addr) != 0) {
+	serve_settings_read(&set, &be);
+	if (serve_auth_init(&be, set.bind) != 0) {
 		backends_close(&be);
 		return 1;
 	}
-	/* checked at start-up (settings.h) */
-	port = (unsigned long)settings_int(SET_PORT);
-	maxconn = (unsigned long)settings_int(SET_CCR_MAX_CONNECTIONS);
-	rto = (unsigned long)settings_int(SET_CCR_HTTP_READ_TIMEOUT_MS);
-	ito = (unsigned long)settings_int(SET_CCR_HTTP_IDLE_TIMEOUT_MS);
-	wto = (unsigned long)settings_int(SET_CCR_HTTP_WRITE_TIMEOUT_MS);
-	dto = (unsigned long)settings_int(SET_CCR_DRAIN_TIMEOUT_MS);
-	cto = (unsigned long)settings_int(SET_CCR_CLI_CHECK_TIMEOUT_MS);
-	rint = (unsigned long)settings_int(SET_CCR_RECONCILE_INTERVAL_S);
-	whd = (unsigned long)settings_int(SET_CCR_WEBHOOK_DEADLINE_S);
-	percl = (unsigned long)settings_int(SET_CCR_MAX_CONNECTIONS_PER_CLIENT);
-	backlog = (unsigned long)settings_int(SET_CCR_SSE_BACKLOG);
-	memset(&rcfg, 0, sizeof(rcfg));
-	rcfg.interval_ms = (long)rint * 1000;
-	rcfg.webhook_deadline_ms = (long)whd * 1000;
-	rcfg.callback_secret = secenv_get("CLOUDRUN_CALLBACK_SECRET");
-	rcfg.workspace_root = settings_str(SET_CCR_WORKSPACE_ROOT);
-
 	memset(&sc, 0, sizeof(sc));
 	sc.prompt = &prompt;
 	slog_project(sc.log_project, sizeof(sc.log_project));
 	pthread_mutex_init(&sc.cli.mu, NULL);
 	sc.be = &be;
-	sc.cli_check_timeout_ms = (unsigned)cto;
-	if (!(sc.topics = topics_new(be.storage, (size_t)backlog))) {
+	sc.cli_check_timeout_ms = (unsigned)set.cli_check_ms;
+	if (!(sc.topics = topics_new(be.storage, (size_t)set.backlog))) {
 		slog(SLOG_ERROR, "out of memory");
-		goto fail;
+		backends_close(&be);
+		return 1;
 	}
-	hs_config_defaults(&cfg);
-	cfg.max_connections = (unsigned)maxconn;
-	cfg.max_per_client = (unsigned)percl;      /* 0: 3/4 of the global cap */
-	cfg.cap_exempt = health_cap_exempt;
-	if (rto)
-		cfg.header_timeout_ms = cfg.body_timeout_ms = (unsigned)rto;
-	cfg.idle_timeout_ms = (unsigned)ito;
-	cfg.write_timeout_ms = (unsigned)wto;
-	cfg.handler = serve_dispatch;
-	cfg.app = &sc;
-	cfg.on_access = access_hook;
-	cfg.on_drain = drain_hook;
-
-	raise_fd_limit();
-	if (install_signals() != 0) {
-		slog(SLOG_ERROR, "cannot install signal handlers: %s", strerror(errno));
-		goto fail;
-	}
-	sc.srv = hs_new(&cfg, &e);
-	if (!sc.srv) {
-		slog(SLOG_ERROR, "%s", e.msg);
-		goto fail;
-	}
-	if (!(sc.rec = reconcile_start(&be, &rcfg, &e))) {
-		slog(SLOG_ERROR, "%s", e.msg);
-		hs_free(sc.srv);
-		goto fail;
-	}
-	if (hs_listen(sc.srv, bind_addr, (int)port, &e) != 0 || hs_start(sc.srv, &e) != 0) {
-		slog(SLOG_ERROR, "%s", e.msg);
-		reconcile_stop(sc.rec);
-		hs_free(sc.srv);
-		goto fail;
-	}
-	if (buf_adds(&extra, "\"address\":") == 0 && jsj_string(&extra, bind_addr, strlen(bind_addr)) == 0 &&
-	    buf_printf(&extra, ",\"port\":%d", hs_port(sc.srv)) == 0) {
-		struct buf msg = BUF_INIT;
-		int v6 = strchr(bind_addr, ':') != NULL;
-
-		if (buf_printf(&msg, "ccr serve %s listening on http://%s%s%s:%d", CCR_VERSION, v6 ? "[" : "",
-			       bind_addr, v6 ? "]" : "", hs_port(sc.srv)) == 0)
-			slog_fields(SLOG_INFO, msg.p, extra.p);
-		buf_free(&msg);
-	}
-	buf_free(&extra);
-
-	sig = wait_signal();
-	slog(SLOG_INFO, "received %s: draining (up to %lu ms)", sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a stop request", dto);
-	rc = hs_shutdown(sc.srv, (unsigned)dto);
-	if (rc == 0)
-		slog(SLOG_INFO, "stopped: every connection closed");
-	else
-		slog(SLOG_WARNING, "stopped: connections still open at the deadline were closed");
-	if (rc < 2) {
-		reconcile_stop(sc.rec);
-		hs_free(sc.srv);
+	if (start(&sc, &set) != 0) {
 		topics_free(sc.topics);
 		backends_close(&be);
+		return 1;
 	}
+	run_until_signal(&sc, set.drain_ms);
 	return 0;
-fail:
-	backends_close(&be);
-	return 1;
 }
