@@ -195,7 +195,7 @@ int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, cons
 	cJSON *o;
 	int rc;
 
-	if (!serve_authorized(req, resp))
+	if (!serve_authorized(sc, req, resp))
 		return 0;
 	(void)m;
 	memset(&s, 0, sizeof(s));
@@ -234,7 +234,7 @@ int api_run_async(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp
 	cJSON *o;
 	int rc;
 
-	if (!serve_authorized(req, resp))
+	if (!serve_authorized(sc, req, resp))
 		return 0;
 	(void)m;
 	memset(&s, 0, sizeof(s));
@@ -274,7 +274,7 @@ int api_cancel(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, c
 	char msg[300];
 	int status = 200;
 
-	if (!serve_authorized(req, resp))
+	if (!serve_authorized(sc, req, resp))
 		return 0;
 	(void)req;
 	reconcile_check(sc->rec, id);
@@ -311,7 +311,7 @@ int api_status(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, c
 	struct buf out = BUF_INIT;
 	struct err e = ERR_INIT;
 
-	if (!serve_authorized(req, resp))
+	if (!serve_authorized(sc, req, resp))
 		return 0;
 	(void)req, (void)m;
 	if (tasks_active(sc->be, 1000, &out, &e) != 0) {
@@ -332,7 +332,7 @@ int api_task(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, con
 	struct buf out = BUF_INIT;
 	int status = 500;
 
-	if (!serve_authorized(req, resp))
+	if (!serve_authorized(sc, req, resp))
 		return 0;
 	(void)req;
 	reconcile_check(sc->rec, route_param(m, "taskId"));
@@ -349,7 +349,7 @@ int api_events(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, c
 	uint64_t after = 0;
 	int status = 500;
 
-	if (!serve_authorized(req, resp))
+	if (!serve_authorized(sc, req, resp))
 		return 0;
 	if (last_event_id(req, resp, &after) != 0)
 		return 0;

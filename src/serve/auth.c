@@ -17,25 +17,17 @@
 #include "serve/log.h"
 #include "serve/serve.h"
 
-#define MAX_KEYS 64
-
-/* Static: set once by serve_auth_init before the server starts, read-only
- * afterwards.  (serve_ctx would carry it once serve_authorized takes sc.) */
-static uint8_t key_hash[MAX_KEYS][32];
-static size_t n_keys;
-static int loopback_hosts_only;         /* local mode without keys */
-
-static void add_key(const char *k, size_t n)
+static void add_key(struct serve_auth *a, const char *k, size_t n)
 {
 	while (n && (k[n - 1] == '\r' || k[n - 1] == ' ' || k[n - 1] == '\n'))
 		n--;
 	while (n && (*k == ' ' || *k == '\t'))
 		k++, n--;
-	if (n && n_keys < MAX_KEYS)
-		cr_sha256(k, n, key_hash[n_keys++]);
+	if (n && a->n_keys < SERVE_MAX_KEYS)
+		cr_sha256(k, n, a->key_hash[a->n_keys++]);
 }
 
-static int load(const char *spec)
+static int load(struct serve_auth *a, const char *spec)
 {
 	char line[1024];
 	FILE *f;
@@ -43,8 +35,8 @@ static int load(const char *spec)
 	if (spec[0] != '@') {
 		const char *p = spec, *c;
 		for (; (c = strchr(p, ',')); p = c + 1)
-			add_key(p, (size_t)(c - p));
-		add_key(p, strlen(p));
+			add_key(a, p, (size_t)(c - p));
+		add_key(a, p, strlen(p));
 		return 0;
 	}
 	if (!(f = fopen(spec + 1, "re"))) {
@@ -53,7 +45,7 @@ static int load(const char *spec)
 	}
 	while (fgets(line, sizeof(line), f))
 		if (line[0] != '#')
-			add_key(line, strlen(line));
+			add_key(a, line, strlen(line));
 	fclose(f);
 	cr_wipe(line, sizeof(line));
 	return 0;
@@ -65,18 +57,19 @@ static int loopback(const char *addr)
 	       !strncmp(addr, "127.", 4);
 }
 
-int serve_auth_init(const struct backends *be, const char *bind_addr)
+int serve_auth_init(struct serve_auth *a, const struct backends *be, const char *bind_addr)
 {
 	const char *spec = secenv_get("CCR_API_KEYS");
 
-	if (spec && *spec && load(spec) != 0)
+	memset(a, 0, sizeof(*a));
+	if (spec && *spec && load(a, spec) != 0)
 		return -1;
-	if (spec && *spec && n_keys == 0) {
+	if (spec && *spec && a->n_keys == 0) {
 		slog(SLOG_ERROR, "CCR_API_KEYS is set but holds no key");
 		return -1;
 	}
-	if (n_keys) {
-		slog(SLOG_INFO, "API keys on: %zu key(s); task endpoints need Authorization: Bearer", n_keys);
+	if (a->n_keys) {
+		slog(SLOG_INFO, "API keys on: %zu key(s); task endpoints need Authorization: Bearer", a->n_keys);
 		return 0;
 	}
 	if (be->mode == CFG_LOCAL && !loopback(bind_addr)) {
@@ -85,7 +78,7 @@ int serve_auth_init(const struct backends *be, const char *bind_addr)
 		return -1;
 	}
 	if (be->mode == CFG_LOCAL) {
-		loopback_hosts_only = 1;
+		a->loopback_hosts_only = 1;
 		slog(SLOG_INFO, "no API keys: listening on loopback only, answering loopback host names only "
 				"(set CCR_API_KEYS to expose the API)");
 	}
@@ -125,30 +118,31 @@ static int loopback_host(const char *host)
 	return 1;
 }
 
-static int host_allowed(struct hs_req *req, struct hs_resp *resp)
+static int host_allowed(const struct serve_auth *a, struct hs_req *req, struct hs_resp *resp)
 {
 	const char *host = hs_req_header(req, "Host");
 
-	if (!loopback_hosts_only || !host || loopback_host(host))
+	if (!a->loopback_hosts_only || !host || loopback_host(host))
 		return 1;
 	hs_send_json_error(resp, 403, "Host is not a loopback name: without CCR_API_KEYS, ccr serve answers only "
 				      "requests for localhost, 127.0.0.1 or [::1] (set CCR_API_KEYS to serve other names)");
 	return 0;
 }
 
-int serve_authorized(struct hs_req *req, struct hs_resp *resp)
+int serve_authorized(const struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp)
 {
+	const struct serve_auth *a = &sc->auth;
 	const char *h = hs_req_header(req, "Authorization");
 	uint8_t got[32];
 	unsigned ok = 0;
 	size_t i;
 
-	if (n_keys == 0)
-		return host_allowed(req, resp);
+	if (a->n_keys == 0)
+		return host_allowed(a, req, resp);
 	if (h && strncasecmp(h, "Bearer ", 7) == 0) {
 		cr_sha256(h + 7, strlen(h + 7), got);
-		for (i = 0; i < n_keys; i++)
-			ok |= (unsigned)cr_const_eq(got, key_hash[i], 32);
+		for (i = 0; i < a->n_keys; i++)
+			ok |= (unsigned)cr_const_eq(got, a->key_hash[i], 32);
 	}
 	if (ok)
 		return 1;

@@ -206,7 +206,7 @@ int health_check(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp,
 		return hs_send(resp, 200, TEXT_HTML, "ok", 2);
 	/* The verbose form says how the service is set up: it needs a key
 	 * when keys are on, like the task endpoints. */
-	if (!serve_authorized(req, resp))
+	if (!serve_authorized(sc, req, resp))
 		return 0;
 	cli = cli_check_cached(&sc->cli, sc->cli_check_timeout_ms);
 	if (buf_printf(&b,

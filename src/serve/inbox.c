@@ -166,7 +166,7 @@ int api_message(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, 
 	const cJSON *text;
 	cJSON *j;
 
-	if (!serve_authorized(req, resp))
+	if (!serve_authorized(sc, req, resp))
 		return 0;
 	if (!body || len == 0 || jsc_json_check(body, len, &e) != 0 || !(j = cJSON_ParseWithLength(body, len)))
 		return hs_send_json_error(resp, 400, "the body must be JSON: {\"text\": \"...\"}"), 0;
@@ -185,7 +185,7 @@ int api_interrupt(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp
 {
 	const char *id = route_param(m, "taskId");
 
-	if (!serve_authorized(req, resp))
+	if (!serve_authorized(sc, req, resp))
 		return 0;
 	if (check_task(sc, resp, id) == 0)
 		post(sc, resp, id, "interrupt", NULL);
@@ -196,7 +196,7 @@ int api_end(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, cons
 {
 	const char *id = route_param(m, "taskId");
 
-	if (!serve_authorized(req, resp))
+	if (!serve_authorized(sc, req, resp))
 		return 0;
 	if (check_task(sc, resp, id) == 0)
 		post(sc, resp, id, "end", NULL);

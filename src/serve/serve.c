@@ -334,11 +334,11 @@ int serve_main(int argc, char **argv)
 	if (open_backends(&be, &prompt, argv[0]) != 0)
 		return 1;
 	serve_settings_read(&set, &be);
-	if (serve_auth_init(&be, set.bind) != 0) {
+	memset(&sc, 0, sizeof(sc));
+	if (serve_auth_init(&sc.auth, &be, set.bind) != 0) {
 		backends_close(&be);
 		return 1;
 	}
-	memset(&sc, 0, sizeof(sc));
 	sc.prompt = &prompt;
 	slog_project(sc.log_project, sizeof(sc.log_project));
 	pthread_mutex_init(&sc.cli.mu, NULL);

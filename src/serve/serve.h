@@ -15,6 +15,7 @@
 #define CCR_SERVE_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "http/server.h"
@@ -31,8 +32,19 @@ struct health_cli {
 	int64_t checked_at;                /* clock_mono_ms(); 0: never */
 };
 
+#define SERVE_MAX_KEYS 64
+
+/* The API keys (auth.c): set by serve_auth_init before the server starts,
+ * read-only afterwards. */
+struct serve_auth {
+	uint8_t key_hash[SERVE_MAX_KEYS][32];  /* SHA-256 of each key */
+	size_t n_keys;
+	int loopback_hosts_only;               /* local mode without keys */
+};
+
 struct serve_ctx {
 	struct hs_server *srv;
+	struct serve_auth auth;            /* CCR_API_KEYS (auth.c) */
 	struct backends *be;               /* storage, sealing, execution */
 	struct reconciler *rec;            /* finalises tasks whose job is gone */
 	unsigned cli_check_timeout_ms;     /* `claude --version` for /health?verbose=true */
@@ -83,11 +95,11 @@ int health_cli_available(unsigned timeout_ms);
  * line) turns on `Authorization: Bearer` checks for the task endpoints.
  * serve_auth_init refuses a local-mode server on a non-loopback address
  * without keys. */
-int serve_auth_init(const struct backends *be, const char *bind_addr);
+int serve_auth_init(struct serve_auth *a, const struct backends *be, const char *bind_addr);
 /* 1 when req may use the task endpoints; otherwise answers and returns 0:
  * 401 without a valid key when keys are on; 403 in local mode without
  * keys when the Host header is not a loopback name (DNS rebinding). */
-int serve_authorized(struct hs_req *req, struct hs_resp *resp);
+int serve_authorized(const struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp);
 
 /* api.c: the task endpoints. */
 int api_run(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
