@@ -50,15 +50,8 @@ static void tests_publish(struct task *t)
 
 	if (!x || !t->git_on)
 		return;
-	memset(&tr, 0, sizeof(tr));
 	memset(&pr, 0, sizeof(pr));
-	tr.url = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "url")) ? v->valuestring : NULL;
-	tr.branch = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "branch")) ? v->valuestring : NULL;
-	tr.token = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "installationAccessToken")) ? v->valuestring
-												       : NULL;
-	tr.existing_pr_branch =
-		cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "existingPrBranch")) ? v->valuestring : NULL;
-	tr.depth = t->p.git_depth;
+	task_tests_repo(t, &tr);
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "updateSubmoduleToLatest")))
 		return;
 	if (cJSON_IsObject(md)) {

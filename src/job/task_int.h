@@ -72,6 +72,9 @@ extern volatile sig_atomic_t task_cancelled, task_storage_failed;
  * "timestamp":...} to the task's log (redacted) and count it;
  * task_setup: every step before the agent runs. */
 void task_error_line(struct task *t, const char *msg);
+/* task_tests_repo: the payload's externalTestRepo as the git layer takes it
+ * (strings point into the payload). */
+void task_tests_repo(const struct task *t, struct gop_tests_repo *tr);
 int task_setup(struct task *t, struct err *e);
 
 /* task_sess_ctx: what job/session.c needs of the task (tasksetup.c). */

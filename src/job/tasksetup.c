@@ -150,22 +150,32 @@ static int git_setup(struct task *t, struct err *e)
 	return ws_use_subdir(&t->ws, "repo", e);
 }
 
-static int tests_setup(struct task *t, struct err *e)
+static const char *str_field(const cJSON *x, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(x, name);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+void task_tests_repo(const struct task *t, struct gop_tests_repo *tr)
 {
 	const cJSON *x = t->p.external_test_repo;
-	struct gop_tests_repo tr;
-	const cJSON *v;
 
-	if (!x || !t->p.git_repo)
+	memset(tr, 0, sizeof(*tr));
+	tr->url = str_field(x, "url");
+	tr->branch = str_field(x, "branch");
+	tr->token = str_field(x, "installationAccessToken");
+	tr->existing_pr_branch = str_field(x, "existingPrBranch");
+	tr->depth = t->p.git_depth;
+}
+
+static int tests_setup(struct task *t, struct err *e)
+{
+	struct gop_tests_repo tr;
+
+	if (!t->p.external_test_repo || !t->p.git_repo)
 		return 0;
-	memset(&tr, 0, sizeof(tr));
-	tr.url = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "url")) ? v->valuestring : NULL;
-	tr.branch = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "branch")) ? v->valuestring : NULL;
-	tr.token = cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "installationAccessToken")) ? v->valuestring
-												       : NULL;
-	tr.existing_pr_branch =
-		cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(x, "existingPrBranch")) ? v->valuestring : NULL;
-	tr.depth = t->p.git_depth;
+	task_tests_repo(t, &tr);
 	if (!tr.url)
 		return err_set(e, "externalTestRepo.url is required");
 	return gop_tests_setup(&t->git, t->ws.root, &tr, e);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "selftest/selftest.h"
+#include "util/hex.h"
 
 int st_fail(char *why, size_t whylen, const char *fmt, ...)
 {
@@ -28,17 +29,6 @@ int st_fail(char *why, size_t whylen, const char *fmt, ...)
 		va_end(ap);
 	}
 	return 1;
-}
-
-static int st_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static int st_isspace(char c)
@@ -58,8 +48,8 @@ int st_hexeq(const void *got, size_t n, const char *want)
 			want++;
 		if (*want == '\0')
 			break;
-		hi = st_hexval(want[0]);
-		lo = hi < 0 ? -1 : st_hexval(want[1]);
+		hi = hex_digit(want[0]);
+		lo = hi < 0 ? -1 : hex_digit(want[1]);
 		if (lo < 0)
 			return -1;      /* malformed expectation: never "equal" */
 		if (i >= n || g[i] != (unsigned)((hi << 4) | lo))

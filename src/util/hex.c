@@ -15,7 +15,7 @@ static const char hex_digits[16] = {
 	'8', '9', 'a', 'b', 'c', 'd', 'e', 'f'
 };
 
-static int hex_val(char c)
+int hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -57,7 +57,7 @@ int hex_decode_mem(void *dst, size_t dstlen, const char *s, size_t n)
 	if (n % 2 != 0 || dstlen < n / 2)
 		return -1;
 	for (i = 0; i < n; i += 2) {
-		int hi = hex_val(s[i]), lo = hex_val(s[i + 1]);
+		int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		d[i / 2] = (unsigned char)((hi << 4) | lo);

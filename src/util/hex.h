@@ -18,6 +18,8 @@
 
 #include "util/buf.h"
 
+/* hex_digit: the value of one hex digit (either case), or -1. */
+int hex_digit(char c);
 int hex_encode(struct buf *out, const void *data, size_t n);
 void hex_fmt(char *dst, const void *data, size_t n);
 
