@@ -26,6 +26,7 @@
 #include "git/git.h"
 #include "git/git_int.h"
 #include "net/netinit.h"
+#include "util/hex.h"
 #include "util/redact.h"
 #include "settings/settings.h"
 #include "util/clock.h"
@@ -207,17 +208,6 @@ void gop_url_host(const char *url, char *out, size_t n)
  * Split credentials out of an http(s) URL: clean gets the URL without
  * userinfo; user/pass (malloc'd, NULL when absent) are percent-decoded.
  */
-static int pct(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 static char *decode(const char *s, size_t n)
 {
 	char *o = malloc(n + 1);
@@ -226,9 +216,9 @@ static char *decode(const char *s, size_t n)
 	if (!o)
 		return NULL;
 	for (i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && pct((unsigned char)s[i + 1]) >= 0 &&
-		    pct((unsigned char)s[i + 2]) >= 0) {
-			o[j++] = (char)(pct((unsigned char)s[i + 1]) * 16 + pct((unsigned char)s[i + 2]));
+		if (s[i] == '%' && i + 2 < n && hex_digit(s[i + 1]) >= 0 &&
+		    hex_digit(s[i + 2]) >= 0) {
+			o[j++] = (char)(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
 			i += 2;
 		} else {
 			o[j++] = s[i];

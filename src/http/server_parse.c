@@ -16,19 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/hex.h"
 #include "util/clock.h"
 #include "http/server_int.h"
-
-static int hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
 
 size_t hs_pct_decode(char *dst, const char *src, size_t n, int plus_space)
 {
@@ -38,8 +28,8 @@ size_t hs_pct_decode(char *dst, const char *src, size_t n, int plus_space)
 		int hi, lo;
 
 		if (src[i] == '%' && i + 2 < n &&
-		    (hi = hexval((unsigned char)src[i + 1])) >= 0 &&
-		    (lo = hexval((unsigned char)src[i + 2])) >= 0) {
+		    (hi = hex_digit(src[i + 1])) >= 0 &&
+		    (lo = hex_digit(src[i + 2])) >= 0) {
 			dst[o++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else if (plus_space && src[i] == '+') {

@@ -26,16 +26,6 @@
 #include "util/yaml.h"
 #include "util/redact.h"
 
-static int fail(struct err *e)
-{
-	struct buf b = BUF_INIT;
-
-	if (e && redact_str(&b, e->msg) == 0 && b.p)
-		snprintf(e->msg, sizeof(e->msg), "%s", b.p);
-	buf_free(&b);
-	return -1;
-}
-
 static const cJSON *js_get(const cJSON *obj, const char *key)
 {
 	const cJSON *it, *found = NULL;
@@ -312,7 +302,7 @@ static int write_md(const char *root, const cJSON *set, int agents, struct cc_fi
 		buf_free(&rel);
 	}
 	free(m);
-	return rc == 0 ? 0 : fail(e);
+	return rc == 0 ? 0 : redact_err(e);
 }
 
 int cc_write(const char *root, const cJSON *mcp_config, const cJSON *slash_commands, const cJSON *subagents,

@@ -40,16 +40,6 @@
 #include "util/redact.h"
 #include "settings/settings.h"
 
-static int fail(struct err *e)
-{
-	struct buf b = BUF_INIT;
-
-	if (e && redact_str(&b, e->msg) == 0 && b.p)
-		snprintf(e->msg, sizeof(e->msg), "%s", b.p);
-	buf_free(&b);
-	return -1;
-}
-
 int pc_env_name_valid(const char *name)
 {
 	const char *p;
@@ -123,7 +113,7 @@ int pc_write_env(const char *root, const cJSON *secrets, int *written, struct er
 		cr_wipe(f.text.p, f.text.cap);
 	buf_free(&f.text);
 	if (rc != 0)
-		return fail(e);
+		return redact_err(e);
 	if (written)
 		*written = 1;
 	return 0;
@@ -245,7 +235,7 @@ int pc_run(const char *cwd, const char *command, char *const *envp, const struct
 	if (child_spawn(&s, &pid, e) != 0) {
 		close(out[0]), close(out[1]);
 		sbx_finish(&box);
-		return err_prefix(e, "cannot run /bin/sh -c in %s", cwd), fail(e);
+		return err_prefix(e, "cannot run /bin/sh -c in %s", cwd), redact_err(e);
 	}
 	close(out[1]);
 	r->pgid = pid;

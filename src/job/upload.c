@@ -41,16 +41,6 @@
 #define MAX_ALTERNATIVES 256
 #define MAX_DEPTH 64
 
-static int fail(struct err *e)
-{
-	struct buf b = BUF_INIT;
-
-	if (e && redact_str(&b, e->msg) == 0 && b.p)
-		snprintf(e->msg, sizeof(e->msg), "%s", b.p);
-	buf_free(&b);
-	return -1;
-}
-
 static void warnf(up_warn_fn *warn, void *arg, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void warnf(up_warn_fn *warn, void *arg, const char *fmt, ...)
 {
@@ -361,11 +351,11 @@ int up_glob(const char *root, const char *pattern, struct up_matches *m, up_warn
 	if (strlen(pattern) >= PATH_MAX)
 		return err_set(e, "pattern too long");
 	if (!realpath(root, w.root))
-		return err_set(e, "cannot resolve the workspace %s: %s", root, strerror(errno)), fail(e);
+		return err_set(e, "cannot resolve the workspace %s: %s", root, strerror(errno)), redact_err(e);
 	if (brace_expand(pattern, &alts, 0) != 0) {
 		up_matches_free(&alts);
 		return err_set(e, "pattern '%s' expands to more than %d alternatives", pattern, MAX_ALTERNATIVES),
-		       fail(e);
+		       redact_err(e);
 	}
 	/* Refuse the whole pattern if any alternative leaves the workspace. */
 	for (i = 0; rc == 0 && i < alts.n; i++) {
@@ -416,7 +406,7 @@ int up_glob(const char *root, const char *pattern, struct up_matches *m, up_warn
 		}
 		m->n = k;
 	}
-	return rc == 0 ? 0 : fail(e);
+	return rc == 0 ? 0 : redact_err(e);
 }
 
 /* ---- uploading ---------------------------------------------------------- */
@@ -579,13 +569,13 @@ int up_run(const struct up_config *c, const cJSON *upload_files, cJSON **uploade
 			"empty segments)", prefix.p);
 		buf_free(&prefix);
 		buf_free(&probe);
-		return fail(e);
+		return redact_err(e);
 	}
 	buf_free(&probe);
 	if (!realpath(c->root, root_real)) {
 		err_set(e, "cannot resolve the workspace %s: %s", c->root, strerror(errno));
 		buf_free(&prefix);
-		return fail(e);
+		return redact_err(e);
 	}
 	if (!(list = cJSON_CreateArray())) {
 		buf_free(&prefix);

@@ -34,18 +34,6 @@
 #include "settings/settings.h"
 #include "util/rmtree.h"
 
-/* Redact the message in place (it may quote a path or name a secret went
- * into) and return -1. */
-static int fail(struct err *e)
-{
-	struct buf b = BUF_INIT;
-
-	if (e && redact_str(&b, e->msg) == 0 && b.p)
-		snprintf(e->msg, sizeof(e->msg), "%s", b.p);
-	buf_free(&b);
-	return -1;
-}
-
 static int copy_path(char *dst, size_t n, const char *src)
 {
 	size_t l = strlen(src);
@@ -124,9 +112,9 @@ static int create_named(struct ws *ws, const char *parent, const char *task, str
 	if (!parent || !*parent)
 		parent = WS_DEFAULT_PARENT;
 	if (make_parents(parent, e) != 0 || check_parent(parent, e) != 0)
-		return fail(e);
+		return redact_err(e);
 	if (!realpath(parent, real))
-		return err_set(e, "cannot resolve the workspace root %s: %s", parent, strerror(errno)), fail(e);
+		return err_set(e, "cannot resolve the workspace root %s: %s", parent, strerror(errno)), redact_err(e);
 	for (tries = 0; tries < 8; tries++) {
 		unsigned char rnd[8];
 		char hex[17], path[PATH_MAX];
@@ -136,11 +124,11 @@ static int create_named(struct ws *ws, const char *parent, const char *task, str
 			return err_set(e, "cannot name the workspace: no randomness: %s", strerror(errno));
 		hex_fmt(hex, rnd, sizeof(rnd));
 		if (ws_name(path, sizeof(path), real, task, hex) != 0)
-			return err_set(e, "workspace root path too long: %s", real), fail(e);
+			return err_set(e, "workspace root path too long: %s", real), redact_err(e);
 		if (mkdir(path, 0700) != 0) {
 			if (errno == EEXIST)
 				continue;
-			return err_set(e, "cannot create the workspace %s: %s", path, strerror(errno)), fail(e);
+			return err_set(e, "cannot create the workspace %s: %s", path, strerror(errno)), redact_err(e);
 		}
 		/* The umask may have taken bits away; make it exactly 0700. */
 		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -149,14 +137,14 @@ static int create_named(struct ws *ws, const char *parent, const char *task, str
 			if (fd >= 0)
 				close(fd);
 			rmdir(path);
-			return fail(e);
+			return redact_err(e);
 		}
 		close(fd);
 		memcpy(ws->dir, path, strlen(path) + 1);
 		memcpy(ws->root, path, strlen(path) + 1);
 		return 0;
 	}
-	return err_set(e, "cannot create a workspace under %s: 8 random names were taken", real), fail(e);
+	return err_set(e, "cannot create a workspace under %s: 8 random names were taken", real), redact_err(e);
 }
 
 int ws_create(struct ws *ws, struct err *e)
@@ -264,7 +252,7 @@ out:
 	if (norm.p)
 		cr_wipe(norm.p, norm.cap);
 	buf_free(&norm);
-	return rc == 0 ? 0 : fail(e);
+	return rc == 0 ? 0 : redact_err(e);
 }
 
 /* 1 when path is root or below it (both absolute, link-free). */
@@ -311,14 +299,14 @@ int ws_resolve(const char *root, const char *rel, int flags, struct buf *out, st
 	if (!rel)
 		rel = "";
 	if (rel[0] == '/')
-		return err_set(e, "path '%s' is absolute: give a path relative to the workspace", rel), fail(e);
+		return err_set(e, "path '%s' is absolute: give a path relative to the workspace", rel), redact_err(e);
 	if (strlen(rel) >= PATH_MAX)
-		return err_set(e, "path '%.80s...' is too long", rel), fail(e);
+		return err_set(e, "path '%.80s...' is too long", rel), redact_err(e);
 	for (p = rel; next_seg(&p, &seg, &len);)
 		if (len == 2 && seg[0] == '.' && seg[1] == '.')
-			return err_set(e, "path '%s' contains '..': it must stay inside the workspace", rel), fail(e);
+			return err_set(e, "path '%s' contains '..': it must stay inside the workspace", rel), redact_err(e);
 	if (!realpath(root, real_root))
-		return err_set(e, "cannot resolve the workspace %s: %s", root, strerror(errno)), fail(e);
+		return err_set(e, "cannot resolve the workspace %s: %s", root, strerror(errno)), redact_err(e);
 	memcpy(cur, real_root, strlen(real_root) + 1);
 	cl = strlen(cur);
 	for (p = rel; next_seg(&p, &seg, &len);) {
@@ -328,7 +316,7 @@ int ws_resolve(const char *root, const char *rel, int flags, struct buf *out, st
 		struct stat st;
 
 		if (cl + 1 + len >= sizeof(cur))
-			return err_set(e, "path '%s' is too long", rel), fail(e);
+			return err_set(e, "path '%s' is too long", rel), redact_err(e);
 		if (!(cl == 1 && cur[0] == '/'))
 			cur[cl++] = '/';
 		memcpy(cur + cl, seg, len);
@@ -338,33 +326,33 @@ int ws_resolve(const char *root, const char *rel, int flags, struct buf *out, st
 			continue;
 		if (lstat(cur, &st) != 0) {
 			if (errno != ENOENT)
-				return err_set(e, "cannot use '%s' in the workspace: %s", rel, strerror(errno)), fail(e);
+				return err_set(e, "cannot use '%s' in the workspace: %s", rel, strerror(errno)), redact_err(e);
 			if (!(flags & WS_MKDIR)) {
 				exists = 0;
 				continue;
 			}
 			if (mkdir(cur, 0755) != 0 && errno != EEXIST)
 				return err_set(e, "cannot create directory '%s' in the workspace: %s", rel,
-					       strerror(errno)), fail(e);
+					       strerror(errno)), redact_err(e);
 			if (lstat(cur, &st) != 0)
-				return err_set(e, "cannot use '%s' in the workspace: %s", rel, strerror(errno)), fail(e);
+				return err_set(e, "cannot use '%s' in the workspace: %s", rel, strerror(errno)), redact_err(e);
 		}
 		if (S_ISLNK(st.st_mode)) {
 			char target[PATH_MAX];
 
 			if (!realpath(cur, target))
 				return err_set(e, "path '%s' goes through a symbolic link that leads nowhere (%s)", rel,
-					       strerror(errno)), fail(e);
+					       strerror(errno)), redact_err(e);
 			if (!inside(target, real_root))
-				return err_set(e, "path '%s' leaves the workspace through a symbolic link", rel), fail(e);
+				return err_set(e, "path '%s' leaves the workspace through a symbolic link", rel), redact_err(e);
 			if (stat(target, &st) != 0)
-				return err_set(e, "cannot use '%s' in the workspace: %s", rel, strerror(errno)), fail(e);
+				return err_set(e, "cannot use '%s' in the workspace: %s", rel, strerror(errno)), redact_err(e);
 			memcpy(cur, target, strlen(target) + 1);
 			cl = strlen(cur);
 		}
 		if (!S_ISDIR(st.st_mode) && (!last || (flags & WS_MKDIR)))
 			return err_set(e, "path '%s': '%.*s' is not a directory", rel, (int)(seg + len - rel), rel),
-			       fail(e);
+			       redact_err(e);
 	}
 	if (buf_add(out, cur, cl) != 0)
 		return err_set(e, "out of memory");
@@ -391,7 +379,7 @@ int ws_use_subdir(struct ws *ws, const char *sub, struct err *e)
 	if (stat(b.p, &st) != 0 || !S_ISDIR(st.st_mode) || b.len >= sizeof(ws->root)) {
 		err_set(e, "'%s' is not a directory in the workspace", sub);
 		buf_free(&b);
-		return fail(e);
+		return redact_err(e);
 	}
 	memcpy(ws->root, b.p, b.len + 1);
 	buf_free(&b);
@@ -412,7 +400,7 @@ int ws_write_file(const char *root, const char *rel, const void *data, size_t n,
 	slash = strrchr(rel, '/');
 	name = slash ? slash + 1 : rel;
 	if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-		return err_set(e, "'%s' is not a file name", rel), fail(e);
+		return err_set(e, "'%s' is not a file name", rel), redact_err(e);
 	memcpy(dpart, rel, (size_t)(name - rel));
 	dpart[name - rel] = 0;
 	if (ws_resolve(root, dpart, WS_MKDIR, &dir, e) != 0)
@@ -451,12 +439,12 @@ out:
 	if (dfd >= 0)
 		close(dfd);
 	buf_free(&dir);
-	return rc == 0 ? 0 : fail(e);
+	return rc == 0 ? 0 : redact_err(e);
 }
 
 int ws_remove_tree(const char *path, struct err *e)
 {
-	return rmtree(path, e) == 0 ? 0 : fail(e);
+	return rmtree(path, e) == 0 ? 0 : redact_err(e);
 }
 
 int ws_wipe(struct ws *ws, struct err *e)

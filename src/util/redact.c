@@ -4,6 +4,7 @@
  * which is plenty for the few dozen secrets one task carries.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -253,4 +254,14 @@ void redact_clear(void)
 	secrets = NULL;
 	n_secrets = cap_secrets = 0;
 	pthread_mutex_unlock(&mu);
+}
+
+int redact_err(struct err *e)
+{
+	struct buf b = BUF_INIT;
+
+	if (e && redact_str(&b, e->msg) == 0 && b.p)
+		snprintf(e->msg, sizeof(e->msg), "%s", b.p);
+	buf_free(&b);
+	return -1;
 }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "util/buf.h"
+#include "util/err.h"
 
 #define REDACT_MIN 6
 #define REDACT_MARK "[REDACTED]"
@@ -37,6 +38,10 @@ int redact_apply(struct buf *b);
 
 /* redact_str: a redacted copy of s into out (appended). */
 int redact_str(struct buf *out, const char *s);
+
+/* redact_err: redact e's message in place (secrets inside paths or
+ * outputs it quotes); returns -1, so `return redact_err(e);` fails. */
+int redact_err(struct err *e);
 
 /* redact_clear: forget every secret (wiping the copies). */
 void redact_clear(void);
