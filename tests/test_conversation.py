@@ -88,10 +88,17 @@ def is_said(text):
     return lambda x: x.get("type") == "user" and x["message"]["content"][0]["text"] == text
 
 
-def accepted(srv, task):
-    """How serve passed on each request it accepted for task: [(kind, via)]."""
-    return [(x["kind"], x["via"]) for x in list(srv.lines)
-            if x.get("message") == "task inbox: accepted" and x.get("task_id") == task]
+def accepted(srv, task, count=None, timeout=10):
+    """How serve passed on each request it accepted for task: [(kind, via)].  serve logs
+    a request before it answers, but the test reads serve's stdout on another thread:
+    with count, wait (up to timeout) until that many requests are in the log."""
+    deadline = time.time() + timeout
+    while True:
+        got = [(x["kind"], x["via"]) for x in list(srv.lines)
+               if x.get("message") == "task inbox: accepted" and x.get("task_id") == task]
+        if count is None or len(got) >= count or time.time() > deadline:
+            return got
+        time.sleep(0.02)
 
 
 def said(mode, task):
@@ -150,7 +157,7 @@ def test_messages_interrupt_and_end_reach_the_cli(mode):
     assert mode.names("inbox/") == [], "the inbox is emptied"
     # local mode: everything went over the job's socket; cloud mode: through the inbox
     way = "socket" if mode.name == "local" else "inbox"
-    assert accepted(mode.srv, "conv-1") == [("message", way), ("message", way), ("interrupt", way),
+    assert accepted(mode.srv, "conv-1", 4) == [("message", way), ("message", way), ("interrupt", way),
                                             ("end", way)], accepted(mode.srv, "conv-1")
     if mode.name == "local":
         assert sockets(mode.srv) == [], "the job removed its socket"
@@ -215,7 +222,7 @@ def test_quick_messages_keep_their_order_from_the_start(mode):
     while len(early) < 300:            # local: until two have gone over the socket
         early.append("m%d" % (len(early) + 1))
         send(mode, "conv-o", early[-1])
-        ways = [v for _, v in accepted(mode.srv, "conv-o")]
+        ways = [v for _, v in accepted(mode.srv, "conv-o", len(early))]
         if ways.count("socket") >= 2 or (mode.name == "cloud" and len(early) == 6):
             break
         time.sleep(0.02)
@@ -225,7 +232,7 @@ def test_quick_messages_keep_their_order_from_the_start(mode):
         send(mode, "conv-o", text)
     mode.wait_line("conv-o", is_result("b8"), "the burst's last result")
     assert said(mode, "conv-o") == ["m0"] + early + burst, said(mode, "conv-o")
-    vias = [v for _, v in accepted(mode.srv, "conv-o")]
+    vias = [v for _, v in accepted(mode.srv, "conv-o", len(early) + len(burst))]
     print("ways of the %d early messages [%s]: %d inbox, then %d socket"
           % (len(early), mode.name, vias[:len(early)].count("inbox"), vias[:len(early)].count("socket")))
     if mode.name == "local":
@@ -260,7 +267,7 @@ def test_without_the_socket_messages_go_through_the_inbox(local_serve):
     assert http_request(srv, "POST", "/tasks/conv-f/end")[0] == 202
     meta = mode.wait_status("conv-f", ("completed", "failed", "cancelled"))
     assert meta["status"] == "completed", meta
-    assert accepted(srv, "conv-f") == [("message", "socket")] + [("message", "inbox")] * 4 + \
+    assert accepted(srv, "conv-f", 7) == [("message", "socket")] + [("message", "inbox")] * 4 + \
         [("interrupt", "inbox"), ("end", "inbox")], accepted(srv, "conv-f")
     assert mode.names("inbox/") == []
 
@@ -281,7 +288,7 @@ def test_a_stalled_job_falls_back_and_the_reconciler_clears_its_leftovers(local_
     os.kill(pid, signal.SIGSTOP)
     try:
         send(mode, "conv-d", "nobody takes this")
-        assert accepted(srv, "conv-d") == [("message", "inbox")], accepted(srv, "conv-d")
+        assert accepted(srv, "conv-d", 1) == [("message", "inbox")], accepted(srv, "conv-d")
         assert len(mode.names("inbox/conv-d/")) == 1
     finally:
         os.killpg(pid, signal.SIGKILL)

@@ -74,6 +74,7 @@ struct run {
 	pid_t pid, guard;
 	int out, err, in, wake;              /* -1 when closed */
 	size_t in_off;
+	int stdin_handed;               /* on_stdin was called */
 	struct buf line;                     /* the current line, at most max_line bytes */
 	unsigned long long line_total;       /* its length so far, dropped bytes included */
 	unsigned long long start, last_output, last_active, term_at;
@@ -182,6 +183,18 @@ static void read_err(struct run *r)
 	}
 }
 
+/* The prompt is in (or stdin is gone): the caller's on_stdin gets its own
+ * copy of stdin now, never before, so nothing it writes can come ahead
+ * of the prompt; then our copy is closed. */
+static void prompt_done(struct run *r)
+{
+	if (r->cfg->on_stdin && !r->stdin_handed) {
+		r->stdin_handed = 1;
+		r->cfg->on_stdin(r->cfg->arg, r->in >= 0 ? fcntl(r->in, F_DUPFD_CLOEXEC, 0) : -1);
+	}
+	close_fd(&r->in);
+}
+
 static void write_in(struct run *r)
 {
 	ssize_t n = write(r->in, r->cfg->prompt + r->in_off, r->cfg->prompt_len - r->in_off);
@@ -190,11 +203,12 @@ static void write_in(struct run *r)
 		return;
 	if (n < 0) {
 		close_fd(&r->in);               /* the child closed stdin: fine */
+		prompt_done(r);
 		return;
 	}
 	r->in_off += (size_t)n;
 	if (r->in_off >= r->cfg->prompt_len)
-		close_fd(&r->in);
+		prompt_done(r);
 }
 
 static void terminate(struct run *r, enum run_reason why)
@@ -579,8 +593,8 @@ int runner_run(const struct runner_config *cfg, struct runner_result *res, struc
 		return -1;
 	} else {
 		res->pid = r.pid;
-		if (cfg->on_stdin)
-			cfg->on_stdin(cfg->arg, r.in >= 0 ? fcntl(r.in, F_DUPFD_CLOEXEC, 0) : -1);
+		if (r.in < 0)           /* no prompt to write: stdin is handed over at once */
+			prompt_done(&r);
 		r.start = r.last_output = r.last_active = (unsigned long long)clock_mono_ms();
 		loop(&r);
 		classify(&r);

@@ -59,10 +59,11 @@ struct runner_config {
 	/* A line of `total` bytes was cut to max_line (on_line got it with a marker). */
 	void (*on_truncated)(void *arg, unsigned long long total);
 	void (*on_stderr)(void *arg, const char *data, size_t n);
-	/* Optional: called once the CLI runs, with a duplicate (close-on-exec,
-	 * non-blocking) of the write end of its stdin, which the callee then
-	 * owns: stdin reaches EOF only when the callee has closed it too, after
-	 * the prompt (stream-json input: job/convo.h).  -1 if none. */
+	/* Optional: called once, when the whole prompt is in the CLI's stdin
+	 * (never before, so nothing the callee writes comes ahead of it), with
+	 * a duplicate (close-on-exec, non-blocking) of the write end, which
+	 * the callee then owns: stdin reaches EOF only when the callee has
+	 * closed it too (stream-json input: job/convo.h).  -1 if none. */
 	void (*on_stdin)(void *arg, int fd);
 	void *arg;
 };
