@@ -31,7 +31,6 @@
 #include "job/workspace.h"
 #include "util/hex.h"
 #include "util/redact.h"
-#include "settings/settings.h"
 #include "util/rmtree.h"
 
 /* Redact the message in place (it may quote a path or name a secret went
@@ -159,15 +158,8 @@ static int create_named(struct ws *ws, const char *parent, const char *task, str
 	return err_set(e, "cannot create a workspace under %s: 8 random names were taken", real), fail(e);
 }
 
-int ws_create(struct ws *ws, struct err *e)
+int ws_create_for(struct ws *ws, const char *parent, const char *task_id, struct err *e)
 {
-	return ws_create_for(ws, NULL, e);
-}
-
-int ws_create_for(struct ws *ws, const char *task_id, struct err *e)
-{
-	const char *parent = settings_str(SET_CCR_WORKSPACE_ROOT);
-
 	return create_named(ws, parent && *parent ? parent : WS_DEFAULT_PARENT, task_id, e);
 }
 
