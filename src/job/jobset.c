@@ -44,6 +44,7 @@ static void read_setup(struct job_settings *s)
 	const char *home = settings_str(SET_HOME);
 
 	s->max_budget_usd = settings_str(SET_CCR_MAX_BUDGET_USD);
+	s->anthropic_upstream = settings_str(SET_CCR_ANTHROPIC_UPSTREAM);
 	s->egress_allow = settings_str(SET_CCR_EGRESS_ALLOW);
 	s->egress_allow_private = settings_str(SET_CCR_EGRESS_ALLOW_PRIVATE);
 	s->egress_idle_s = settings_int(SET_CCR_EGRESS_IDLE_S);
@@ -61,8 +62,20 @@ static void read_setup(struct job_settings *s)
 	s->claude_debug = is_true(settings_str(SET_CLAUDE_DEBUG));
 }
 
+/* The git layer's (git/git.h); tools/git_cmd.c reads the same for `ccr git`. */
+static void read_git(struct gop_settings *g)
+{
+	g->timeout_s = settings_str(SET_CCR_GIT_TIMEOUT_SECONDS);
+	g->known_hosts = settings_str(SET_CCR_SSH_KNOWN_HOSTS);
+	g->ssh_insecure = settings_str(SET_CCR_SSH_INSECURE);
+	g->github_url = settings_str(SET_CCR_GITHUB_URL);
+	g->github_api = settings_str(SET_CCR_GITHUB_API);
+	g->git_ssh = settings_str(SET_GIT_SSH);
+}
+
 void jobset_read(struct job_settings *s)
 {
+	read_git(&s->git);
 	read_job(s);
 	read_task(s);
 	read_setup(s);

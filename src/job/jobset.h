@@ -13,6 +13,8 @@
 #ifndef CCR_JOBSET_H
 #define CCR_JOBSET_H
 
+#include "git/git.h"
+
 struct job_settings {
 	/* job.c */
 	const char *task_id, *payload_path;   /* TASK_ID, ENCRYPTED_PAYLOAD_PATH */
@@ -29,7 +31,9 @@ struct job_settings {
 	long log_flush_deadline_ms;           /* CCR_LOG_FLUSH_DEADLINE_MS */
 	long storage_give_up_s;               /* CCR_STORAGE_GIVE_UP_S */
 	/* tasksetup.c, agentbox.c, precmd.c */
+	struct gop_settings git;              /* CCR_GIT_TIMEOUT_SECONDS, CCR_SSH_*, CCR_GITHUB_*, GIT_SSH */
 	const char *max_budget_usd;           /* CCR_MAX_BUDGET_USD */
+	const char *anthropic_upstream;       /* CCR_ANTHROPIC_UPSTREAM (proxy/proxy.h) */
 	const char *egress_allow, *egress_allow_private;  /* CCR_EGRESS_ALLOW, _ALLOW_PRIVATE */
 	long egress_idle_s;                   /* CCR_EGRESS_IDLE_S */
 	const char *claude_config_dir;        /* CLAUDE_CONFIG_DIR */

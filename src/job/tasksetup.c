@@ -67,6 +67,7 @@ static int start_proxy(struct task *t, struct err *e)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.kind = t->p.api_key ? TP_CRED_API_KEY : TP_CRED_OAUTH;
 	cfg.credential = t->p.api_key ? t->p.api_key : t->p.oauth_token;
+	cfg.upstream_env = t->env->set->anthropic_upstream;
 	cfg.log = proxy_log;
 	if (task_budget(t, e) != 0)
 		return -1;
@@ -119,7 +120,7 @@ static int ssh_setup(struct task *t, struct err *e)
 
 	if (t->p.ssh_key && ws_write_ssh_key(&t->ws, t->p.ssh_key, e) != 0)
 		return -1;
-	if (gop_ctx_init(&t->git, t->ws.dir, e) != 0)
+	if (gop_ctx_init(&t->git, t->ws.dir, &t->env->set->git, e) != 0)
 		return -1;
 	t->gctx_on = 1;
 	t->git.ssh_key_path = t->ws.key_path[0] ? t->ws.key_path : NULL;
