@@ -171,7 +171,7 @@ int job_main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(self, sizeof(self), "%s", argv[0]);
-	if (backends_open(&be, 0, self, &e) != 0) {
+	if (backends_open(&be, &set.be, 0, self, &e) != 0) {
 		fprintf(stderr, "ccr job: %s\n", e.msg);
 		return 1;
 	}

@@ -22,6 +22,11 @@ static void read_job(struct job_settings *s)
 	s->run_job = settings_str(SET_CLOUD_RUN_JOB);
 	s->run_attempt = settings_str(SET_CLOUD_RUN_TASK_ATTEMPT);
 	s->stop_budget_ms = settings_int(SET_CCR_STOP_BUDGET_MS);
+	s->be.bucket = settings_str(SET_GCS_LOGS_BUCKET);
+	s->be.data_dir = settings_str(SET_CCR_DATA_DIR);
+	s->be.local_key = settings_str(SET_CCR_LOCAL_KEY_FILE);
+	s->be.job_name = settings_str(SET_CLOUDRUN_JOB_NAME);
+	s->be.kms_location = settings_str(SET_KMS_LOCATION);
 }
 
 static void read_task(struct job_settings *s)

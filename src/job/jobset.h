@@ -13,6 +13,7 @@
 #ifndef CCR_JOBSET_H
 #define CCR_JOBSET_H
 
+#include "backend/config.h"
 #include "git/git.h"
 
 struct job_settings {
@@ -31,6 +32,7 @@ struct job_settings {
 	long log_flush_deadline_ms;           /* CCR_LOG_FLUSH_DEADLINE_MS */
 	long storage_give_up_s;               /* CCR_STORAGE_GIVE_UP_S */
 	/* tasksetup.c, agentbox.c, precmd.c */
+	struct backends_settings be;          /* GCS_LOGS_BUCKET, CCR_DATA_DIR, ... (no executor) */
 	struct gop_settings git;              /* CCR_GIT_TIMEOUT_SECONDS, CCR_SSH_*, CCR_GITHUB_*, GIT_SSH */
 	const char *max_budget_usd;           /* CCR_MAX_BUDGET_USD */
 	const char *anthropic_upstream;       /* CCR_ANTHROPIC_UPSTREAM (proxy/proxy.h) */

@@ -153,7 +153,7 @@ static int open_backends(struct backends *be, struct sysprompt *prompt, const st
 		slog(SLOG_ERROR, "%s", err);
 		return -1;
 	}
-	if (backends_open(be, 1, self, &e) != 0) {
+	if (backends_open(be, &set->be, 1, self, &e) != 0) {
 		slog(SLOG_ERROR, "cannot start: %s", e.msg);
 		return -1;
 	}
@@ -203,6 +203,13 @@ static void serve_settings_read(struct serve_settings *set)
 	set->reconcile_s = (unsigned long)settings_int(SET_CCR_RECONCILE_INTERVAL_S);
 	set->webhook_deadline_s = (unsigned long)settings_int(SET_CCR_WEBHOOK_DEADLINE_S);
 	set->workspace_root = settings_str(SET_CCR_WORKSPACE_ROOT);
+	set->be.bucket = settings_str(SET_GCS_LOGS_BUCKET);
+	set->be.data_dir = settings_str(SET_CCR_DATA_DIR);
+	set->be.local_key = settings_str(SET_CCR_LOCAL_KEY_FILE);
+	set->be.job_name = settings_str(SET_CLOUDRUN_JOB_NAME);
+	set->be.kms_location = settings_str(SET_KMS_LOCATION);
+	set->be.max_tasks = settings_int(SET_CCR_MAX_CONCURRENT_TASKS);
+	set->be.cancel_grace_ms = settings_int(SET_CCR_CANCEL_GRACE_MS);
 	set->log_level = settings_str(SET_LOG_LEVEL);
 	set->sandbox = settings_str(SET_CCR_SANDBOX);
 	set->claude_bin = settings_str(SET_CLAUDE_BIN);

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/config.h"
 #include "http/server.h"
 
 struct backends;
@@ -58,6 +59,7 @@ struct serve_settings {
 	const char *project;            /* GOOGLE_CLOUD_PROJECT, else PROJECT_ID (trace names) */
 	const char *prompt_secret;      /* CCR_SYSTEM_PROMPT_SECRET */
 	unsigned long prompt_refresh_s; /* CCR_SYSTEM_PROMPT_REFRESH_S */
+	struct backends_settings be;    /* GCS_LOGS_BUCKET, CCR_DATA_DIR, ... (backend/config.h) */
 };
 
 struct serve_ctx {
