@@ -40,6 +40,8 @@ static void read_task(struct job_settings *s)
 	s->kill_grace_ms = settings_int(SET_CCR_KILL_GRACE_MS);
 	s->max_line_bytes = settings_int(SET_CCR_MAX_LINE_BYTES);
 	s->webhook_deadline_s = settings_int(SET_CCR_WEBHOOK_DEADLINE_S);
+	s->callbacks.allow_private = settings_str(SET_CCR_ALLOW_PRIVATE_CALLBACKS);
+	s->callbacks.allow_hosts = settings_str(SET_CCR_CALLBACK_ALLOW_HOSTS);
 	s->log_flush_deadline_ms = settings_int(SET_CCR_LOG_FLUSH_DEADLINE_MS);
 	s->storage_give_up_s = settings_int(SET_CCR_STORAGE_GIVE_UP_S);
 }

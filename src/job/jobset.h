@@ -15,6 +15,7 @@
 
 #include "backend/config.h"
 #include "git/git.h"
+#include "webhook/webhook.h"
 
 struct job_settings {
 	/* job.c */
@@ -29,6 +30,7 @@ struct job_settings {
 	long idle_timeout_s, result_grace_s;  /* CCR_IDLE_TIMEOUT_S, CCR_RESULT_GRACE_S */
 	long kill_grace_ms, max_line_bytes;   /* CCR_KILL_GRACE_MS, CCR_MAX_LINE_BYTES */
 	long webhook_deadline_s;              /* CCR_WEBHOOK_DEADLINE_S */
+	struct wh_policy callbacks;           /* CCR_ALLOW_PRIVATE_CALLBACKS, CCR_CALLBACK_ALLOW_HOSTS */
 	long log_flush_deadline_ms;           /* CCR_LOG_FLUSH_DEADLINE_MS */
 	long storage_give_up_s;               /* CCR_STORAGE_GIVE_UP_S */
 	/* tasksetup.c, agentbox.c, precmd.c */

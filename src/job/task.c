@@ -437,7 +437,7 @@ static void send_webhook(struct task *t)
 		w = wh_not_sent("CLOUDRUN_CALLBACK_SECRET is not set: the webhook was not sent");
 		slog(SLOG_ERROR, "CLOUDRUN_CALLBACK_SECRET is not set: the webhook for %s was not sent", t->env->task_id);
 	} else if (report_webhook(&t->rep, &body) == 0) {
-		rc = wh_deliver(t->rep.callback_url, secret, body.p, body.len,
+		rc = wh_deliver(t->rep.callback_url, secret, &t->env->set->callbacks, body.p, body.len,
 				bounded(t->env->set->webhook_deadline_s * 1000), &wr, &e);
 		if (rc != 0) {
 			redact_str(&clean, e.msg);

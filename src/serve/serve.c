@@ -203,6 +203,8 @@ static void serve_settings_read(struct serve_settings *set)
 	set->reconcile_s = (unsigned long)settings_int(SET_CCR_RECONCILE_INTERVAL_S);
 	set->webhook_deadline_s = (unsigned long)settings_int(SET_CCR_WEBHOOK_DEADLINE_S);
 	set->workspace_root = settings_str(SET_CCR_WORKSPACE_ROOT);
+	set->callbacks.allow_private = settings_str(SET_CCR_ALLOW_PRIVATE_CALLBACKS);
+	set->callbacks.allow_hosts = settings_str(SET_CCR_CALLBACK_ALLOW_HOSTS);
 	set->be.bucket = settings_str(SET_GCS_LOGS_BUCKET);
 	set->be.data_dir = settings_str(SET_CCR_DATA_DIR);
 	set->be.local_key = settings_str(SET_CCR_LOCAL_KEY_FILE);
@@ -282,6 +284,7 @@ static int start(struct serve_ctx *sc, const struct serve_settings *set)
 	memset(&rcfg, 0, sizeof(rcfg));
 	rcfg.interval_ms = (long)set->reconcile_s * 1000;
 	rcfg.webhook_deadline_ms = (long)set->webhook_deadline_s * 1000;
+	rcfg.callbacks = &set->callbacks;
 	rcfg.callback_secret = secenv_get("CLOUDRUN_CALLBACK_SECRET");
 	rcfg.workspace_root = set->workspace_root;
 	http_config(&cfg, set, sc);

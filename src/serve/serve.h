@@ -20,6 +20,7 @@
 
 #include "backend/config.h"
 #include "http/server.h"
+#include "webhook/webhook.h"
 
 struct backends;
 struct reconciler;
@@ -59,6 +60,7 @@ struct serve_settings {
 	const char *project;            /* GOOGLE_CLOUD_PROJECT, else PROJECT_ID (trace names) */
 	const char *prompt_secret;      /* CCR_SYSTEM_PROMPT_SECRET */
 	unsigned long prompt_refresh_s; /* CCR_SYSTEM_PROMPT_REFRESH_S */
+	struct wh_policy callbacks;     /* CCR_ALLOW_PRIVATE_CALLBACKS, CCR_CALLBACK_ALLOW_HOSTS */
 	struct backends_settings be;    /* GCS_LOGS_BUCKET, CCR_DATA_DIR, ... (backend/config.h) */
 };
 
