@@ -11,11 +11,11 @@
 
 #include "backend/config.h"
 #include "gcp/kms.h"
-#include "settings/settings.h"
 
-static int open_local(struct backends *b, int want_exec, const char *self_exe, struct err *e)
+static int open_local(struct backends *b, const struct backends_settings *set, int want_exec, const char *self_exe,
+		      struct err *e)
 {
-	const char *dir = settings_str(SET_CCR_DATA_DIR), *key = settings_str(SET_CCR_LOCAL_KEY_FILE);
+	const char *dir = set->data_dir, *key = set->local_key;
 	char keyfile[4200], rundir[4200];
 
 	b->mode = CFG_LOCAL;
@@ -31,16 +31,15 @@ static int open_local(struct backends *b, int want_exec, const char *self_exe, s
 	if (!want_exec)
 		return 0;
 	snprintf(rundir, sizeof(rundir), "%s/.run", b->data_dir);
-	b->exec = exec_local_new(self_exe, rundir, (int)settings_int(SET_CCR_MAX_CONCURRENT_TASKS),
-				 (int)settings_int(SET_CCR_CANCEL_GRACE_MS), e);
+	b->exec = exec_local_new(self_exe, rundir, (int)set->max_tasks, (int)set->cancel_grace_ms, e);
 	return b->exec ? 0 : -1;
 }
 
 /* The KMS location in use and, when the seed's documented but unread
  * KMS_LOCATION says otherwise, why it is ignored (for the start-up log). */
-static void kms_notes(struct backends *b)
+static void kms_notes(struct backends *b, const char *doc)
 {
-	const char *from, *loc = kms_location(&from), *doc = settings_str(SET_KMS_LOCATION);
+	const char *from, *loc = kms_location(&from);
 
 	snprintf(b->kms_note, sizeof(b->kms_note), "Cloud KMS key location %s (from %s)", loc, from);
 	if (doc && *doc && strcmp(doc, loc) != 0)
@@ -49,14 +48,14 @@ static void kms_notes(struct backends *b)
 			 "up in %s (from %s); set CCR_KMS_LOCATION to use another location", doc, loc, from);
 }
 
-static int open_cloud(struct backends *b, const char *bucket, int want_exec, struct err *e)
+static int open_cloud(struct backends *b, const struct backends_settings *set, int want_exec, struct err *e)
 {
 	struct buf key = BUF_INIT;
-	const char *job = settings_str(SET_CLOUDRUN_JOB_NAME);
+	const char *bucket = set->bucket, *job = set->job_name;
 
 	b->mode = CFG_CLOUD;
 	snprintf(b->bucket, sizeof(b->bucket), "%s", bucket);
-	kms_notes(b);
+	kms_notes(b, set->kms_location);
 	if (kms_default_key_name(&key, e) != 0) {
 		err_prefix(e, "cloud mode (GCS_LOGS_BUCKET is set) needs a KMS key");
 		return -1;
@@ -73,13 +72,13 @@ static int open_cloud(struct backends *b, const char *bucket, int want_exec, str
 	return b->exec ? 0 : -1;
 }
 
-int backends_open(struct backends *b, int want_exec, const char *self_exe, struct err *e)
+int backends_open(struct backends *b, const struct backends_settings *set, int want_exec, const char *self_exe,
+		  struct err *e)
 {
-	const char *bucket = settings_str(SET_GCS_LOGS_BUCKET);
 	int rc;
 
 	memset(b, 0, sizeof(*b));
-	rc = bucket && *bucket ? open_cloud(b, bucket, want_exec, e) : open_local(b, want_exec, self_exe, e);
+	rc = set->bucket && *set->bucket ? open_cloud(b, set, want_exec, e) : open_local(b, set, want_exec, self_exe, e);
 	if (rc != 0)
 		backends_close(b);
 	return rc;

@@ -32,9 +32,22 @@ struct backends {
 	char kms_warning[400];           /* cloud mode: "" or why KMS_LOCATION is ignored */
 };
 
-/* backends_open: pick and construct the backends.  want_exec: also the
- * executor (serve).  self_exe: this binary, for local executions. */
-int backends_open(struct backends *b, int want_exec, const char *self_exe, struct err *e);
+/* What backends_open takes from its caller's settings (serve and job read
+ * them once at start-up; strings NULL or "" when unset). */
+struct backends_settings {
+	const char *bucket;         /* GCS_LOGS_BUCKET: cloud mode when set */
+	const char *data_dir;       /* CCR_DATA_DIR, else ccr-data */
+	const char *local_key;      /* CCR_LOCAL_KEY_FILE, else <data dir>/ccr.key */
+	const char *job_name;       /* CLOUDRUN_JOB_NAME, else claude-code-async-worker */
+	const char *kms_location;   /* KMS_LOCATION: documented, ignored (a warning) */
+	long max_tasks;             /* CCR_MAX_CONCURRENT_TASKS (want_exec) */
+	long cancel_grace_ms;       /* CCR_CANCEL_GRACE_MS (want_exec) */
+};
+
+/* backends_open: pick and construct the backends from set.  want_exec:
+ * also the executor (serve).  self_exe: this binary, for local executions. */
+int backends_open(struct backends *b, const struct backends_settings *set, int want_exec, const char *self_exe,
+		  struct err *e);
 
 void backends_close(struct backends *b);
 

@@ -28,7 +28,6 @@
 #include "net/netinit.h"
 #include "util/hex.h"
 #include "util/redact.h"
-#include "settings/settings.h"
 #include "util/clock.h"
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -278,8 +277,9 @@ int gop_has_credential(const char *s)
 
 /* ---- the context ---------------------------------------------------------- */
 
-int gop_ctx_init(struct gop_ctx *c, const char *workspace, struct err *e)
+int gop_ctx_init(struct gop_ctx *c, const char *workspace, const struct gop_settings *set, struct err *e)
 {
+	static const struct gop_settings none;
 	char ebuf[256];
 	const char *v;
 	struct stat st;
@@ -301,7 +301,9 @@ int gop_ctx_init(struct gop_ctx *c, const char *workspace, struct err *e)
 
 	c->https_user = "x-access-token";
 	c->timeout_ms = GOP_DEFAULT_TIMEOUT_MS;
-	v = settings_str(SET_CCR_GIT_TIMEOUT_SECONDS);
+	if (!set)
+		set = &none;
+	v = set->timeout_s;
 	if (v && *v) {
 		char *end;
 		long s = strtol(v, &end, 10);
@@ -309,16 +311,16 @@ int gop_ctx_init(struct gop_ctx *c, const char *workspace, struct err *e)
 			return err_set(e, "CCR_GIT_TIMEOUT_SECONDS must be a number of seconds (1..86400), not '%s'", v);
 		c->timeout_ms = s * 1000;
 	}
-	v = settings_str(SET_CCR_SSH_KNOWN_HOSTS);
+	v = set->known_hosts;
 	c->known_hosts_file = v && *v ? v : NULL;
-	v = settings_str(SET_CCR_SSH_INSECURE);
+	v = set->ssh_insecure;
 	c->ssh_insecure = v && strcmp(v, "1") == 0;
-	v = settings_str(SET_CCR_GITHUB_URL);
+	v = set->github_url;
 	c->github_url = v && *v ? v : "https://github.com";
-	v = settings_str(SET_CCR_GITHUB_API);
+	v = set->github_api;
 	c->github_api = v && *v ? v : "https://api.github.com";
 	/* libgit2 prefers GIT_SSH over core.sshCommand; gop's command must win. */
-	if (settings_str(SET_GIT_SSH))
+	if (set->git_ssh)
 		unsetenv("GIT_SSH");
 	return 0;
 }

@@ -102,12 +102,23 @@ struct gop_ctx {
 	struct gop_op *op;
 };
 
-/* gop_ctx_init: defaults from the environment, libraries started
+/* The settings gop_ctx_init takes from its caller (the command reads them
+ * once, settings.h; NULL when unset). */
+struct gop_settings {
+	const char *timeout_s;      /* CCR_GIT_TIMEOUT_SECONDS: 1..86400, checked by gop_ctx_init */
+	const char *known_hosts;    /* CCR_SSH_KNOWN_HOSTS */
+	const char *ssh_insecure;   /* CCR_SSH_INSECURE: "1" skips host key checks */
+	const char *github_url;     /* CCR_GITHUB_URL, else https://github.com */
+	const char *github_api;     /* CCR_GITHUB_API, else https://api.github.com */
+	const char *git_ssh;        /* GIT_SSH: when set, removed from the environment */
+};
+
+/* gop_ctx_init: defaults from set (NULL: none set), libraries started
  * (net_global_init), GIT_SSH removed from the environment.  workspace is
  * the task's directory; gop keeps known_hosts and ssh's bookkeeping
  * (ssh.pids, ssh.err) in <workspace>/.ssh (created 0700).  Then set the
  * fields above, before the first operation: known_hosts is written once. */
-int gop_ctx_init(struct gop_ctx *c, const char *workspace, struct err *e);
+int gop_ctx_init(struct gop_ctx *c, const char *workspace, const struct gop_settings *set, struct err *e);
 
 /* gop_ctx_free: forget credentials (wiped); files stay for the caller's
  * workspace cleanup. */

@@ -474,7 +474,7 @@ int gst_fx_open(struct fx *f, char *why, size_t whylen)
 	snprintf(f->bare, sizeof(f->bare), "%s/origin.git", f->tmp);
 	snprintf(f->ws, sizeof(f->ws), "%s/ws", f->tmp);
 	mkdir(f->ws, 0700);
-	if (gop_ctx_init(&f->c, f->ws, &f->e) != 0)
+	if (gop_ctx_init(&f->c, f->ws, NULL, &f->e) != 0)
 		return st_fail(why, whylen, "gop_ctx_init: %s", f->e.msg);
 	f->c.allow_local = 1;
 	f->c.timeout_ms = 20000;

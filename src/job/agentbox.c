@@ -21,7 +21,6 @@
 
 #include "job/cliconf.h"
 #include "job/task_int.h"
-#include "settings/settings.h"
 
 static int make_dir(char *out, size_t size, const char *ws, const char *name, struct err *e)
 {
@@ -58,8 +57,8 @@ static void operator_claude_dirs(struct task *t)
 
 	for (i = 0; (name = cf_linked_dir(i)) != NULL && k < SBX_MAX_MORE; i++) {
 		char *p = t->box_ro[k];
-		if (snprintf(p, sizeof(t->box_ro[k]), "%s/.claude/%s", ae_home(), name) < (int)sizeof(t->box_ro[k]) &&
-		    stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+		int len = snprintf(p, sizeof(t->box_ro[k]), "%s/.claude/%s", t->env->set->home, name);
+		if (len < (int)sizeof(t->box_ro[k]) && stat(p, &st) == 0 && S_ISDIR(st.st_mode))
 			t->box.ro_more[k++] = p;
 	}
 }
@@ -69,7 +68,7 @@ int agentbox_setup(struct task *t, struct err *e)
 	enum sbx_mode mode;
 	enum sbx_level level;
 
-	if (sbx_mode_parse(settings_str(SET_CCR_SANDBOX), &mode, e) != 0 || sbx_level_for(mode, &level, e) != 0)
+	if (sbx_mode_parse(t->env->set->sandbox, &mode, e) != 0 || sbx_level_for(mode, &level, e) != 0)
 		return -1;
 	say_level(mode, level);
 	memset(&t->box, 0, sizeof(t->box));
@@ -82,8 +81,8 @@ int agentbox_setup(struct task *t, struct err *e)
 		return -1;
 	t->box.workspace = t->ws.dir;
 	t->box.tmpdir = t->box_tmp;
-	t->box.ro_extra = settings_str(SET_CCR_SANDBOX_RO_PATHS);
-	t->box.rw_extra = settings_str(SET_CCR_SANDBOX_RW_PATHS);
+	t->box.ro_extra = t->env->set->sandbox_ro;
+	t->box.rw_extra = t->env->set->sandbox_rw;
 	t->box.self_exe = t->self_exe[0] ? t->self_exe : NULL;
 	t->box.ports[t->box.nports++] = tp_port(&t->proxy);
 	if (t->egress_on)

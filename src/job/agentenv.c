@@ -20,7 +20,6 @@
 #include "job/precmd.h"
 #include "util/buf.h"
 #include "util/redact.h"
-#include "settings/settings.h"
 
 extern char **environ;
 
@@ -129,20 +128,6 @@ int ae_protected(const char *name)
 	return 0;
 }
 
-const char *ae_home(void)
-{
-	const char *home = settings_str(SET_HOME);
-
-	return home && *home ? home : "/root";
-}
-
-static int env_true(const char *name)
-{
-	const char *v = settings_env(name);
-
-	return v && strcmp(v, "true") == 0;
-}
-
 /* Case-insensitive: does name (len bytes) contain word? */
 static int contains(const char *name, size_t len, const char *word)
 {
@@ -188,9 +173,8 @@ int ae_inherited(const char *name, size_t len)
 }
 
 /* The newest chromium-* build under the Playwright browsers path. */
-static int find_chromium(char *out, size_t n)
+static int find_chromium(const char *base, char *out, size_t n)
 {
-	const char *base = settings_str(SET_PLAYWRIGHT_BROWSERS_PATH);
 	char best[256] = "";
 	struct dirent *de;
 	DIR *d;
@@ -280,7 +264,7 @@ static int set_git_ssh(struct envlist *l, const struct ae_ctx *c)
 /* The base (see agentenv.h), added to l. */
 static int ae_base(const struct ae_ctx *c, struct envlist *l)
 {
-	const char *path = settings_str(SET_PATH);
+	const char *path = c->set->path;
 	char chrome[600];
 
 	if (set(l, "ANTHROPIC_BASE_URL", c->base_url ? c->base_url : "") != 0 || add_secrets(l, c->secrets) != 0)
@@ -295,17 +279,17 @@ static int ae_base(const struct ae_ctx *c, struct envlist *l)
 	if (c->config_dir && !has_secret(c->secrets, "CLAUDE_CONFIG_DIR") &&
 	    set(l, "CLAUDE_CONFIG_DIR", c->config_dir) != 0)
 		return -1;
-	if (find_chromium(chrome, sizeof(chrome)) == 0 &&
+	if (find_chromium(c->set->browsers, chrome, sizeof(chrome)) == 0 &&
 	    (set(l, "PLAYWRIGHT_MCP_EXECUTABLE_PATH", chrome) != 0 || set(l, "PLAYWRIGHT_MCP_SANDBOX", "false") != 0))
 		return -1;
 	if (c->tmpdir && (set(l, "TMPDIR", c->tmpdir) != 0 || set(l, "TMP", c->tmpdir) != 0 || set(l, "TEMP", c->tmpdir) != 0))
 		return -1;
-	if (set(l, "HOME", c->home ? c->home : ae_home()) != 0 ||
+	if (set(l, "HOME", c->home ? c->home : c->set->home) != 0 ||
 	    set(l, "PATH", path && *path ? path : "/usr/local/bin:/usr/bin:/bin") != 0 ||
 	    set(l, "CLAUDE_CODE_ACTION", "1") != 0 || set(l, "CLAUDE_CODE_ENTRYPOINT", "cli") != 0 ||
 	    set(l, "DISABLE_AUTOUPDATER", "1") != 0)
 		return -1;
-	if (env_true("DANGEROUSLY_SKIP_PERMISSIONS") && geteuid() == 0 && set(l, "IS_SANDBOX", "1") != 0)
+	if (c->set->skip_permissions && geteuid() == 0 && set(l, "IS_SANDBOX", "1") != 0)
 		return -1;
 	return 0;
 }
@@ -354,6 +338,6 @@ int ae_precmd_env(const struct ae_ctx *c, char ***envp, struct err *e)
 	if (rc == 0)
 		rc = ae_base(c, &l);
 	if (rc == 0)
-		rc = set(&l, "CI", "true") || set(&l, "HOME", c->home ? c->home : ae_home()) || set(&l, "NODE_ENV", "") ? -1 : 0;
+		rc = set(&l, "CI", "true") || set(&l, "HOME", c->home ? c->home : c->set->home) || set(&l, "NODE_ENV", "") ? -1 : 0;
 	return finish(&l, envp, rc);
 }

@@ -54,6 +54,7 @@
 
 #include <cJSON.h>
 
+#include "job/jobset.h"
 #include "util/err.h"
 
 /* NO_PROXY for the agent: loopback is reached directly (the token proxy). */
@@ -67,10 +68,11 @@ struct ae_ctx {
 	const char *git_ssh;          /* GIT_SSH_COMMAND, or NULL */
 	int git_ssh_forced;           /* 1: replaces environmentSecrets' GIT_SSH_COMMAND (an sshKey is used) */
 	const char *config_dir;       /* CLAUDE_CONFIG_DIR, or NULL */
-	const char *home;             /* HOME inside the sandbox, or NULL: ae_home() */
+	const char *home;             /* HOME inside the sandbox, or NULL: set->home */
 	const char *tmpdir;           /* TMPDIR inside the sandbox, or NULL: inherited */
 	const char *egress_url;       /* the egress proxy, http://127.0.0.1:PORT, or NULL */
 	const char *connect_exe;      /* the ccr executable for `ccr connect` (ProxyCommand), or NULL */
+	const struct job_settings *set;  /* the job's HOME, PATH, PLAYWRIGHT_BROWSERS_PATH, CLAUDE_BIN */
 };
 
 /* ae_claude_env: the CLI's environment (the base). */
@@ -91,7 +93,5 @@ int ae_protected(const char *name);
  * pre-execution command. */
 int ae_inherited(const char *name, size_t len);
 
-/* ae_home: the agent's HOME ($HOME, else /root). */
-const char *ae_home(void);
 
 #endif

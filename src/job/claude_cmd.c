@@ -12,7 +12,6 @@
 #include "job/claude_cmd.h"
 #include "job/workspace.h"
 #include "util/buf.h"
-#include "settings/settings.h"
 
 struct vec {
 	char **v;
@@ -52,13 +51,6 @@ static void free_vec(char **v)
 	for (p = v; p && *p; p++)
 		free(*p);
 	free(v);
-}
-
-static int env_true(const char *name)
-{
-	const char *v = settings_env(name);
-
-	return v && strcmp(v, "true") == 0;
 }
 
 /* "a,b,c" from a string array (already type-checked). */
@@ -119,7 +111,7 @@ static int prompt_arg(struct prompt_arg *a, const char *flag, const char *field,
 	return 0;
 }
 
-static void build_argv(struct vec *v, const struct payload *p, const char *mcp_config,
+static void build_argv(struct vec *v, const struct payload *p, const struct job_settings *set, const char *mcp_config,
 		       const struct prompt_arg *sys, const struct prompt_arg *append)
 {
 	char turns[32], budget[48];
@@ -135,13 +127,13 @@ static void build_argv(struct vec *v, const struct payload *p, const char *mcp_c
 		push(v, "stream-json");
 		push(v, "--replay-user-messages");
 	}
-	if (env_true("DANGEROUSLY_SKIP_PERMISSIONS")) {
+	if (set->skip_permissions) {
 		push(v, "--dangerously-skip-permissions");
 	} else {
 		push_joined(v, "--allowedTools", p->allowed_tools);
 		push_joined(v, "--disallowedTools", p->disallowed_tools);
 	}
-	if (env_true("CLAUDE_DEBUG"))
+	if (set->claude_debug)
 		push(v, "--debug");
 	if (p->max_turns > 0) {
 		snprintf(turns, sizeof(turns), "%d", p->max_turns);
@@ -164,7 +156,7 @@ int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct
 		     const char *mcp_config, const char *file_dir, struct err *e)
 {
 	struct vec argv = { 0 };
-	const char *bin = settings_str(SET_CLAUDE_BIN);
+	const char *bin = env->set->claude_bin;
 	struct prompt_arg sys, append;
 
 	memset(c, 0, sizeof(*c));
@@ -173,7 +165,7 @@ int claude_cmd_build(struct claude_cmd *c, const struct payload *p, const struct
 	    prompt_arg(&append, "--append-system-prompt", "appendSystemPrompt", p->append_system_prompt, file_dir,
 		       e) != 0)
 		return -1;
-	build_argv(&argv, p, mcp_config, &sys, &append);
+	build_argv(&argv, p, env->set, mcp_config, &sys, &append);
 	if (argv.oom) {
 		free_vec(argv.v);
 		return err_set(e, "out of memory building the Claude command");

@@ -28,6 +28,7 @@
 #include "backend/config.h"
 #include "ccr.h"
 #include "gcp/run.h"
+#include "job/jobset.h"
 #include "job/task.h"
 #include "net/netinit.h"
 #include "settings/settings.h"
@@ -69,14 +70,12 @@ static void *stop_watch(void *arg)
 	return NULL;
 }
 
-static int arm_stop_watch(void)
+static int arm_stop_watch(long budget)
 {
-	long budget;
 	pthread_attr_t attr;
 	pthread_t th;
 	int rc;
 
-	budget = settings_int(SET_CCR_STOP_BUDGET_MS);
 	if (pipe2(stop_pipe, O_CLOEXEC) != 0)
 		return -1;
 	pthread_attr_init(&attr);
@@ -89,9 +88,9 @@ static int arm_stop_watch(void)
 /* Cloud Run sets CLOUD_RUN_EXECUTION to the execution's short id; serve
  * reports (and cancels by) the full resource name, so the job stores that
  * too, resolved as serve resolves it (crun_new: project, REGION). */
-static const char *execution_name(char *out, size_t n)
+static const char *execution_name(const struct job_settings *set, char *out, size_t n)
 {
-	const char *ex = settings_str(SET_CLOUD_RUN_EXECUTION), *job = settings_str(SET_CLOUD_RUN_JOB);
+	const char *ex = set->run_execution, *job = set->run_job;
 	struct err e = ERR_INIT;
 	struct crun *c;
 
@@ -105,9 +104,9 @@ static const char *execution_name(char *out, size_t n)
 
 /* CLOUD_RUN_TASK_ATTEMPT: 0 for the first attempt; a value that is not a
  * number counts as a retry, so the agent is never run twice by mistake. */
-static int attempt_number(void)
+static int attempt_number(const struct job_settings *set)
 {
-	const char *a = settings_str(SET_CLOUD_RUN_TASK_ATTEMPT);
+	const char *a = set->run_attempt;
 	char *end;
 	long v;
 
@@ -130,7 +129,8 @@ static void usage(FILE *f)
 
 int job_main(int argc, char **argv)
 {
-	const char *id = settings_str(SET_TASK_ID), *path = settings_str(SET_ENCRYPTED_PAYLOAD_PATH);
+	static struct job_settings set;    /* read once; the task's context (task_env.set) */
+	const char *id, *path;
 	struct sigaction sa;
 	struct task_env env;
 	struct backends be;
@@ -141,6 +141,9 @@ int job_main(int argc, char **argv)
 	static const char *const secrets[] = { "CLOUDRUN_CALLBACK_SECRET", "CCR_API_KEYS" };
 
 	secenv_take(secrets, 2);
+	jobset_read(&set);
+	id = set.task_id;
+	path = set.payload_path;
 	if (argc > 1) {
 		usage(strcmp(argv[1], "--help") == 0 ? stdout : stderr);
 		return strcmp(argv[1], "--help") == 0 ? 0 : 2;
@@ -150,8 +153,8 @@ int job_main(int argc, char **argv)
 			id && *id ? " (set)" : " (missing)", path && *path ? " (set)" : " (missing)");
 		return 1;
 	}
-	slog_init(2, redact_apply, settings_str(SET_LOG_LEVEL));    /* the job's log: stderr, redacted (util/log.h) */
-	if (arm_stop_watch() != 0) {
+	slog_init(2, redact_apply, set.log_level);    /* the job's log: stderr, redacted (util/log.h) */
+	if (arm_stop_watch(set.stop_budget_ms) != 0) {
 		fprintf(stderr, "ccr job: cannot start the stop watchdog: %s\n", strerror(errno));
 		return 1;
 	}
@@ -168,16 +171,17 @@ int job_main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(self, sizeof(self), "%s", argv[0]);
-	if (backends_open(&be, 0, self, &e) != 0) {
+	if (backends_open(&be, &set.be, 0, self, &e) != 0) {
 		fprintf(stderr, "ccr job: %s\n", e.msg);
 		return 1;
 	}
 	memset(&env, 0, sizeof(env));
 	env.task_id = id;
 	env.payload_path = path;
-	env.execution_name = be.mode == CFG_CLOUD ? execution_name(exec_name, sizeof(exec_name))
-						  : settings_str(SET_CLOUD_RUN_EXECUTION);
-	env.attempt = attempt_number();
+	env.execution_name = be.mode == CFG_CLOUD ? execution_name(&set, exec_name, sizeof(exec_name))
+						  : set.run_execution;
+	env.attempt = attempt_number(&set);
+	env.set = &set;
 	env.be = &be;
 	rc = task_run(&env);
 	backends_close(&be);

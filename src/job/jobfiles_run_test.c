@@ -273,7 +273,11 @@ static const char *const canary_vals[ENV_CANARIES] = {
 
 static void agent_ctx(struct ae_ctx *c, const cJSON *secrets, int forced)
 {
+	static struct job_settings set;
+
+	jobset_read(&set);   /* after env_canaries: the job's settings as `ccr job` reads them */
 	memset(c, 0, sizeof(*c));
+	c->set = &set;
 	c->secrets = secrets;
 	c->base_url = "http://127.0.0.1:1";
 	c->cred_name = "ANTHROPIC_API_KEY";

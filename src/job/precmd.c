@@ -38,7 +38,6 @@
 #include "util/child.h"
 #include "util/clock.h"
 #include "util/redact.h"
-#include "settings/settings.h"
 
 int pc_env_name_valid(const char *name)
 {
@@ -135,9 +134,8 @@ void pc_result_free(struct pc_result *r)
 	buf_free(&r->output);
 }
 
-static long default_timeout_ms(void)
+long pc_timeout_ms(const char *s)
 {
-	const char *s = settings_str(SET_CCR_PRECMD_TIMEOUT_S);
 	char *end;
 	double v;
 
@@ -202,7 +200,7 @@ int pc_run(const char *cwd, const char *command, char *const *envp, const struct
 {
 	char *argv[] = { "sh", "-c", (char *)command, NULL };
 	int out[2] = { -1, -1 }, status = 0, exited = 0;
-	long timeout = o && o->timeout_ms > 0 ? o->timeout_ms : default_timeout_ms();
+	long timeout = o && o->timeout_ms > 0 ? o->timeout_ms : PC_DEFAULT_TIMEOUT_S * 1000L;
 	long grace = o && o->kill_grace_ms > 0 ? o->kill_grace_ms : PC_KILL_GRACE_MS;
 	size_t cap = o && o->output_cap ? o->output_cap : PC_OUTPUT_CAP;
 	int64_t t0 = clock_mono_ms(), deadline = t0 + timeout;
@@ -355,7 +353,7 @@ int pc_run_all(const char *cwd, const cJSON *commands, char *const *envp, const 
 		}
 		if (r.timed_out)
 			snprintf(reason, sizeof(reason), "timed out after %ld ms (the whole process group was killed)",
-				 o && o->timeout_ms > 0 ? o->timeout_ms : default_timeout_ms());
+				 o && o->timeout_ms > 0 ? o->timeout_ms : PC_DEFAULT_TIMEOUT_S * 1000L);
 		else if (r.overflow)
 			snprintf(reason, sizeof(reason), "output exceeded %zu bytes (maxBuffer); the command was killed",
 				 o && o->output_cap ? o->output_cap : PC_OUTPUT_CAP);

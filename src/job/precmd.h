@@ -42,7 +42,7 @@
 #define PC_MAX_LEFTOVERS 32
 
 struct pc_opts {
-	long timeout_ms;        /* per command; 0: CCR_PRECMD_TIMEOUT_S seconds, else 300 s */
+	long timeout_ms;        /* per command; 0: PC_DEFAULT_TIMEOUT_S (the job passes pc_timeout_ms) */
 	size_t output_cap;      /* 0: PC_OUTPUT_CAP */
 	long kill_grace_ms;     /* SIGTERM to SIGKILL; 0: PC_KILL_GRACE_MS */
 	/* Progress lines ("[1/2] Running: <command>", "✓ Completed in <n>ms"),
@@ -70,6 +70,10 @@ struct pc_leftovers {
 	int pgid[PC_MAX_LEFTOVERS];
 	size_t n;
 };
+
+/* pc_timeout_ms: CCR_PRECMD_TIMEOUT_S (s, the job's setting, may be NULL)
+ * in ms: seconds above 0, at most 7 days; else PC_DEFAULT_TIMEOUT_S. */
+long pc_timeout_ms(const char *s);
 
 /* pc_env_name_valid: 1 when name matches [A-Za-z_][A-Za-z0-9_]*. */
 int pc_env_name_valid(const char *name);

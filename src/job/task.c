@@ -21,7 +21,6 @@
 #include "webhook/webhook.h"
 #include "util/clock.h"
 #include "util/redact.h"
-#include "settings/settings.h"
 
 /* Static flags: set by task_cancel() from the SIGTERM handler and by the
  * log sink's thread, which have no task to reach. */
@@ -202,7 +201,7 @@ static void set_cli_cache(struct task *t)
 {
 	const cJSON *xdg = cJSON_GetObjectItemCaseSensitive(t->p.env_secrets, "XDG_CACHE_HOME");
 
-	if (ml_cache_dir(cJSON_IsString(xdg) ? xdg->valuestring : NULL, t->agent.home ? t->agent.home : ae_home(), t->cli_cache,
+	if (ml_cache_dir(cJSON_IsString(xdg) ? xdg->valuestring : NULL, t->agent.home ? t->agent.home : t->env->set->home, t->cli_cache,
 			 sizeof(t->cli_cache)) != 0)
 		t->cli_cache[0] = 0;
 }
@@ -301,7 +300,7 @@ static void on_stdin(void *arg, int fd)
 static int convo_setup(struct task *t, struct runner_config *rc, struct buf *first, struct err *e)
 {
 	long wait_ms = (long)(t->p.idle_after_result_s * 1000.0);
-	long poll_ms = settings_int_or(SET_CCR_INBOX_POLL_MS, t->env->be->mode == CFG_LOCAL ? 100 : 1000);
+	long poll_ms = t->env->be->mode == CFG_LOCAL ? t->env->set->inbox_poll_ms_local : t->env->set->inbox_poll_ms_cloud;
 
 	if (!(t->p.idle_after_result_s > 0))
 		return 0;
@@ -344,11 +343,11 @@ static int run_claude(struct task *t, struct err *e)
 	rc.fifo_name = t->p.use_named_pipe ? "claude_prompt_pipe" : NULL;
 	rc.timeout_ms = (long)(t->p.timeout_minutes * 60000.0);
 	rc.idle_ms = t->p.idle_timeout_minutes > 0 ? (long)(t->p.idle_timeout_minutes * 60000.0)
-						   : settings_int(SET_CCR_IDLE_TIMEOUT_S) * 1000;
-	rc.grace_ms = settings_int(SET_CCR_RESULT_GRACE_S) * 1000;
-	rc.kill_grace_ms = settings_int(SET_CCR_KILL_GRACE_MS);
+						   : t->env->set->idle_timeout_s * 1000;
+	rc.grace_ms = t->env->set->result_grace_s * 1000;
+	rc.kill_grace_ms = t->env->set->kill_grace_ms;
 	rc.kill_orphans = 1;
-	rc.max_line = (size_t)settings_int(SET_CCR_MAX_LINE_BYTES);
+	rc.max_line = (size_t)t->env->set->max_line_bytes;
 	rc.sandbox = agentbox(t);
 	rc.on_line = on_line;
 	rc.on_truncated = on_truncated;
@@ -438,8 +437,8 @@ static void send_webhook(struct task *t)
 		w = wh_not_sent("CLOUDRUN_CALLBACK_SECRET is not set: the webhook was not sent");
 		slog(SLOG_ERROR, "CLOUDRUN_CALLBACK_SECRET is not set: the webhook for %s was not sent", t->env->task_id);
 	} else if (report_webhook(&t->rep, &body) == 0) {
-		rc = wh_deliver(t->rep.callback_url, secret, body.p, body.len,
-				bounded(settings_int(SET_CCR_WEBHOOK_DEADLINE_S) * 1000), &wr, &e);
+		rc = wh_deliver(t->rep.callback_url, secret, &t->env->set->callbacks, body.p, body.len,
+				bounded(t->env->set->webhook_deadline_s * 1000), &wr, &e);
 		if (rc != 0) {
 			redact_str(&clean, e.msg);
 			slog(SLOG_ERROR, "%s", e.msg);
@@ -472,7 +471,7 @@ static int finish(struct task *t)
 	clock_iso(t->rep.completed_at);
 	t->rep.duration_ms = clock_mono_ms() - t->t0;
 	set_proxy_usage(t);
-	if (t->log && logsink_close(t->log, (int)bounded(settings_int(SET_CCR_LOG_FLUSH_DEADLINE_MS)), &e) != 0)
+	if (t->log && logsink_close(t->log, (int)bounded(t->env->set->log_flush_deadline_ms), &e) != 0)
 		slog(SLOG_ERROR, "%s", e.msg);
 	t->log = NULL;
 	rc = put_metadata(t);
@@ -574,9 +573,11 @@ int task_run(const struct task_env *env)
 		cleanup(&t);
 		return rc;
 	}
-	t.log = logsink_open(t.st, env->task_id, (int)settings_int_or(SET_CCR_LOG_FLUSH_MS, env->be->mode == CFG_LOCAL ? 20 : 250), &e);
+	t.log = logsink_open(t.st, env->task_id,
+			     (int)(env->be->mode == CFG_LOCAL ? env->set->log_flush_ms_local : env->set->log_flush_ms_cloud),
+			     &e);
 	if (t.log)
-		logsink_set_give_up(t.log, settings_int(SET_CCR_STORAGE_GIVE_UP_S) * 1000L, storage_gone, &t);
+		logsink_set_give_up(t.log, env->set->storage_give_up_s * 1000L, storage_gone, &t);
 	if (!t.log) {
 		slog(SLOG_ERROR, "%s", e.msg);
 		cleanup(&t);

@@ -15,6 +15,7 @@
 #define CCR_TASK_H
 
 #include "backend/config.h"
+#include "job/jobset.h"
 
 struct task_env {
 	const char *task_id;
@@ -22,6 +23,7 @@ struct task_env {
 	const char *execution_name;      /* CLOUD_RUN_EXECUTION, or NULL */
 	int attempt;                     /* CLOUD_RUN_TASK_ATTEMPT: 0 first, >0 a retry */
 	struct backends *be;
+	const struct job_settings *set;  /* the job's settings, read once (job/jobset.h) */
 };
 
 /* Exit codes of `ccr job`, from task_run. */

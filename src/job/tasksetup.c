@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "settings/settings.h"
 #include "job/cliconf.h"
 #include "job/session.h"
 #include "job/task_int.h"
@@ -49,7 +48,7 @@ static void proxy_log(void *arg, const char *line)
  * operator's CCR_MAX_BUDGET_USD (the smaller wins; 0: none). */
 static int task_budget(struct task *t, struct err *e)
 {
-	const char *v = settings_str(SET_CCR_MAX_BUDGET_USD);
+	const char *v = t->env->set->max_budget_usd;
 	double cap;
 
 	if (!v || !*v)
@@ -68,6 +67,7 @@ static int start_proxy(struct task *t, struct err *e)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.kind = t->p.api_key ? TP_CRED_API_KEY : TP_CRED_OAUTH;
 	cfg.credential = t->p.api_key ? t->p.api_key : t->p.oauth_token;
+	cfg.upstream_env = t->env->set->anthropic_upstream;
 	cfg.log = proxy_log;
 	if (task_budget(t, e) != 0)
 		return -1;
@@ -92,10 +92,10 @@ static int start_egress(struct task *t, struct err *e)
 	ssize_t n;
 
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.allow = settings_str(SET_CCR_EGRESS_ALLOW);
-	cfg.allow_private = settings_str(SET_CCR_EGRESS_ALLOW_PRIVATE);
+	cfg.allow = t->env->set->egress_allow;
+	cfg.allow_private = t->env->set->egress_allow_private;
 	cfg.allowed_hosts = t->p.allowed_hosts;
-	cfg.idle_ms = settings_int(SET_CCR_EGRESS_IDLE_S) * 1000;
+	cfg.idle_ms = t->env->set->egress_idle_s * 1000;
 	cfg.log = egress_log;
 	if (eg_start(&t->egress, &cfg, e) != 0)
 		return -1;
@@ -120,7 +120,7 @@ static int ssh_setup(struct task *t, struct err *e)
 
 	if (t->p.ssh_key && ws_write_ssh_key(&t->ws, t->p.ssh_key, e) != 0)
 		return -1;
-	if (gop_ctx_init(&t->git, t->ws.dir, e) != 0)
+	if (gop_ctx_init(&t->git, t->ws.dir, &t->env->set->git, e) != 0)
 		return -1;
 	t->gctx_on = 1;
 	t->git.ssh_key_path = t->ws.key_path[0] ? t->ws.key_path : NULL;
@@ -225,7 +225,7 @@ static void cliconf_warn(const char *msg)
  */
 static int cli_config_dir(struct task *t, char *out, size_t size, struct err *e)
 {
-	const char *shared = settings_str(SET_CLAUDE_CONFIG_DIR);
+	const char *shared = t->env->set->claude_config_dir;
 
 	if (shared && *shared)
 		return snprintf(out, size, "%s", shared) < (int)size ? 0
@@ -234,7 +234,7 @@ static int cli_config_dir(struct task *t, char *out, size_t size, struct err *e)
 		return err_set(e, "the workspace path is too long");
 	if (mkdir(out, 0700) != 0)
 		return err_set(e, "cannot create %s: %s", out, strerror(errno));
-	return cf_populate(ae_home(), out, cliconf_warn, e);
+	return cf_populate(t->env->set->home, out, cliconf_warn, e);
 }
 
 /* What the CLI's and the pre-execution commands' environments are built
@@ -245,6 +245,7 @@ static int agent_setup(struct task *t, struct err *e)
 		return -1;
 	snprintf(t->base_url, sizeof(t->base_url), "http://127.0.0.1:%d", tp_port(&t->proxy));
 	t->agent.secrets = t->p.env_secrets;
+	t->agent.set = t->env->set;
 	t->agent.base_url = t->base_url;
 	t->agent.cred_name = tp_cred_env(&t->proxy);
 	t->agent.cred_value = tp_dummy(&t->proxy);
@@ -272,6 +273,7 @@ static int precmd_setup(struct task *t, struct err *e)
 		return 0;
 	memset(&o, 0, sizeof(o));
 	o.log = precmd_log;
+	o.timeout_ms = pc_timeout_ms(t->env->set->precmd_timeout_s);
 	o.sandbox = agentbox(t);
 	if (ae_precmd_env(&t->agent, &envp, e) != 0)
 		return -1;
@@ -306,7 +308,7 @@ int task_setup(struct task *t, struct err *e)
 	};
 	size_t i;
 
-	if (ws_create_for(&t->ws, t->env->task_id, e) != 0)
+	if (ws_create_for(&t->ws, t->env->set->workspace_root, t->env->task_id, e) != 0)
 		return -1;
 	t->ws_on = 1;
 	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {

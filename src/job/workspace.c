@@ -31,7 +31,6 @@
 #include "job/workspace.h"
 #include "util/hex.h"
 #include "util/redact.h"
-#include "settings/settings.h"
 #include "util/rmtree.h"
 
 static int copy_path(char *dst, size_t n, const char *src)
@@ -147,15 +146,8 @@ static int create_named(struct ws *ws, const char *parent, const char *task, str
 	return err_set(e, "cannot create a workspace under %s: 8 random names were taken", real), redact_err(e);
 }
 
-int ws_create(struct ws *ws, struct err *e)
+int ws_create_for(struct ws *ws, const char *parent, const char *task_id, struct err *e)
 {
-	return ws_create_for(ws, NULL, e);
-}
-
-int ws_create_for(struct ws *ws, const char *task_id, struct err *e)
-{
-	const char *parent = settings_str(SET_CCR_WORKSPACE_ROOT);
-
 	return create_named(ws, parent && *parent ? parent : WS_DEFAULT_PARENT, task_id, e);
 }
 

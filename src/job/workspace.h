@@ -40,16 +40,14 @@ struct ws {
 	char key_path[PATH_MAX];   /* <dir>/.ssh/deploy_key, or "" when none */
 };
 
-/* ws_create: a new workspace under CCR_WORKSPACE_ROOT (default
- * WS_DEFAULT_PARENT).  The parent is created 0700 when missing; an existing
- * parent must be a directory owned by us (or root) and not writable by
- * others unless sticky.  Sets dir = root, key_path = "". */
-int ws_create(struct ws *ws, struct err *e);
-
-/* ws_create_for: the same, named ws-<task_id>-<hex> (task ids are
- * [A-Za-z0-9_-]), so tr_remove_workspaces (task/record.h) can find it
- * if the job dies. */
-int ws_create_for(struct ws *ws, const char *task_id, struct err *e);
+/* ws_create_for: a new workspace under parent (the job's
+ * CCR_WORKSPACE_ROOT; NULL or "": WS_DEFAULT_PARENT), named
+ * ws-<task_id>-<hex> (task ids are [A-Za-z0-9_-]), so tr_remove_workspaces
+ * (task/record.h) can find it if the job dies.  The parent is created 0700
+ * when missing; an existing parent must be a directory owned by us (or
+ * root) and not writable by others unless sticky.  Sets dir = root,
+ * key_path = "". */
+int ws_create_for(struct ws *ws, const char *parent, const char *task_id, struct err *e);
 
 /* ws_create_in: the same under an explicit parent directory. */
 int ws_create_in(struct ws *ws, const char *parent, struct err *e);

@@ -37,7 +37,6 @@
 #include "crypto/crypto.h"
 #include "http_parser.h"
 #include "net/netinit.h"
-#include "settings/settings.h"
 #include "proxy/proxy_int.h"
 #include "util/redact.h"
 
@@ -348,7 +347,7 @@ int tp_start(struct tp_proxy *p, const struct tp_config *cfg, struct err *e)
 	if (cfg->kind != TP_CRED_API_KEY && cfg->kind != TP_CRED_OAUTH)
 		return err_set(e, "token proxy: credential kind must be TP_CRED_API_KEY or TP_CRED_OAUTH");
 	if (!up || !*up) {
-		up = settings_str(SET_CCR_ANTHROPIC_UPSTREAM);
+		up = cfg->upstream_env;
 		from = "$" TP_UPSTREAM_ENV;
 	}
 	if (!up || !*up) {

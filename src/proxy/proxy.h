@@ -55,7 +55,8 @@
  * overshoots its budget by at most the requests already in flight when
  * the budget was reached (one, for the CLI's sequential main loop).
  *
- * Upstream: cfg->upstream, else $CCR_ANTHROPIC_UPSTREAM, else
+ * Upstream: cfg->upstream, else cfg->upstream_env (the caller's
+ * $CCR_ANTHROPIC_UPSTREAM), else
  * TP_DEFAULT_UPSTREAM.  It must be https://host[:port][/path]; plain http
  * is accepted only to a loopback host (127.0.0.1, ::1, localhost: tests and
  * local fakes).  TLS >= 1.2 with the roots of ca_curl_apply(); redirects
@@ -112,7 +113,8 @@ struct tp_config {
 	enum tp_cred_kind kind;
 	const char *credential;     /* the real API key or OAuth token; copied.
 	                             * Surrounding whitespace is trimmed. */
-	const char *upstream;       /* NULL: $CCR_ANTHROPIC_UPSTREAM or the default */
+	const char *upstream;       /* NULL: upstream_env or the default */
+	const char *upstream_env;   /* $CCR_ANTHROPIC_UPSTREAM as the caller read it, or NULL */
 	unsigned max_connections;   /* 0: TP_MAX_CONNECTIONS_DEFAULT */
 	double budget_usd;          /* > 0: refuse Messages requests once the
 	                             * metered cost reaches it (see Budget) */

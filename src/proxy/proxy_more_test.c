@@ -19,7 +19,6 @@
 #include <curl/curl.h>
 
 #include "net/netinit.h"
-#include "settings/settings.h"
 #include "proxy/proxy_rig.h"
 #include "selftest/selftest.h"
 
@@ -318,14 +317,10 @@ int t_config(char *why, size_t n)
 	struct tp_proxy p;
 	struct tp_config cfg;
 	struct err e = ERR_INIT;
-	const char *old = getenv(TP_UPSTREAM_ENV);
-	char *saved = old ? strdup(old) : NULL;
 	int fail = 1;
 
-	if (net_global_init(why, n) != 0) {
-		free(saved);
+	if (net_global_init(why, n) != 0)
 		return 1;
-	}
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.kind = TP_CRED_API_KEY;
 	cfg.credential = "sk-ant-api03-bad key-with-a-space-0123456789";
@@ -352,10 +347,9 @@ int t_config(char *why, size_t n)
 		st_fail(why, n, "an upstream with user info was accepted");
 		goto out;
 	}
-	/* The environment variable is used when the config names none. */
+	/* The caller's CCR_ANTHROPIC_UPSTREAM is used when the config names none. */
 	cfg.upstream = NULL;
-	setenv(TP_UPSTREAM_ENV, "https://gateway.example.invalid:8443/anthropic/", 1);
-	settings_reload();
+	cfg.upstream_env = "https://gateway.example.invalid:8443/anthropic/";
 	if (tp_start(&p, &cfg, &e) != 0) {
 		st_fail(why, n, "tp_start with %s: %s", TP_UPSTREAM_ENV, e.msg);
 		goto out;
@@ -369,8 +363,7 @@ int t_config(char *why, size_t n)
 	}
 	tp_stop(&p);
 	tp_stop(&p);            /* twice is harmless */
-	unsetenv(TP_UPSTREAM_ENV);
-	settings_reload();
+	cfg.upstream_env = "";
 	if (tp_start(&p, &cfg, &e) != 0 || strcmp(tp_upstream(&p), TP_DEFAULT_UPSTREAM) != 0) {
 		st_fail(why, n, "default upstream: %s", e.msg[0] ? e.msg : tp_upstream(&p));
 		tp_stop(&p);
@@ -379,12 +372,6 @@ int t_config(char *why, size_t n)
 	tp_stop(&p);
 	fail = 0;
 out:
-	if (saved)
-		setenv(TP_UPSTREAM_ENV, saved, 1);
-	else
-		unsetenv(TP_UPSTREAM_ENV);
-	settings_reload();
-	free(saved);
 	return fail;
 }
 

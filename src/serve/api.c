@@ -135,7 +135,7 @@ static int submit(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp
 
 	if (!body)
 		return -1;
-	rc = tasks_validate(body, async, &e);
+	rc = tasks_validate(body, async, &sc->set->callbacks, &e);
 	if (rc == 0 && ikey) {
 		rc = idem_begin(sc->be, async ? "run-async" : "run", ikey, body, im, &e);
 		if (rc == IDEM_REPLAY) {

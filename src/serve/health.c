@@ -36,7 +36,6 @@
 #include "serve/log.h"
 #include "serve/serve.h"
 #include "util/buf.h"
-#include "settings/settings.h"
 #include "util/child.h"
 #include "util/clock.h"
 
@@ -106,9 +105,8 @@ static int drain_until_exit(pid_t pid, int fd, int64_t deadline, int *status)
 	}
 }
 
-int health_cli_available(unsigned timeout_ms)
+int health_cli_available(const char *bin, unsigned timeout_ms)
 {
-	const char *bin = settings_str(SET_CLAUDE_BIN);
 	char *argv[3], exe[4096];
 	struct child_spec s = { 0 };
 	struct err e = ERR_INIT;
@@ -156,13 +154,13 @@ int health_cli_available(unsigned timeout_ms)
  * a burst of verbose health checks never becomes a burst of processes. */
 #define CLI_CHECK_TTL_MS 30000
 
-static int cli_check_cached(struct health_cli *c, unsigned timeout_ms)
+static int cli_check_cached(struct health_cli *c, const char *bin, unsigned timeout_ms)
 {
 	int ok;
 
 	pthread_mutex_lock(&c->mu);
 	if (c->checked_at == 0 || clock_mono_ms() - c->checked_at >= CLI_CHECK_TTL_MS) {
-		c->ok = health_cli_available(timeout_ms);
+		c->ok = health_cli_available(bin, timeout_ms);
 		c->checked_at = clock_mono_ms();
 	}
 	ok = c->ok;
@@ -173,13 +171,13 @@ static int cli_check_cached(struct health_cli *c, unsigned timeout_ms)
 /* "sandbox":{...}}: what this machine allows the agent's sandbox
  * (sandbox.h).  In cloud mode each job reports its own level in its
  * task's metadata. */
-static int sandbox_json(struct buf *b)
+static int sandbox_json(struct buf *b, const char *setting)
 {
 	const struct sbx_probe *p = sbx_probe();
 	enum sbx_mode mode;
 	enum sbx_level level = SBX_NONE;
 	struct err e = ERR_INIT;
-	int ok = sbx_mode_parse(settings_str(SET_CCR_SANDBOX), &mode, &e) == 0 && sbx_level_for(mode, &level, &e) == 0;
+	int ok = sbx_mode_parse(setting, &mode, &e) == 0 && sbx_level_for(mode, &level, &e) == 0;
 
 	if (buf_printf(b, "\"sandbox\":{\"mode\":\"%s\",\"level\":\"%s\",\"userNamespaces\":%s,\"landlockAbi\":%d",
 		       ok ? sbx_mode_name(mode) : "invalid", ok ? sbx_level_name(level) : "none",
@@ -208,12 +206,12 @@ int health_check(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp,
 	 * when keys are on, like the task endpoints. */
 	if (!serve_authorized(sc, req, resp))
 		return 0;
-	cli = cli_check_cached(&sc->cli, sc->cli_check_timeout_ms);
+	cli = cli_check_cached(&sc->cli, sc->set->claude_bin, (unsigned)sc->set->cli_check_ms);
 	if (buf_printf(&b,
 		       "{\"status\":\"healthy\",\"server\":\"running\",\"auth\":{\"hasApiKey\":%s,"
 		       "\"hasAuthToken\":%s,\"tokenLength\":%zu},\"claude\":{\"cliAvailable\":%s},",
 		       key && *key ? "true" : "false", tok && *tok ? "true" : "false",
-		       tok ? js_length(tok) : 0, cli ? "true" : "false") != 0 || sandbox_json(&b) != 0) {
+		       tok ? js_length(tok) : 0, cli ? "true" : "false") != 0 || sandbox_json(&b, sc->set->sandbox) != 0) {
 		buf_free(&b);
 		return hs_send_json_error(resp, 500, "out of memory");
 	}

@@ -9,14 +9,9 @@
 #include "serve/log.h"
 #include "util/buf.h"
 #include "util/jsjson.h"
-#include "settings/settings.h"
 
-void slog_project(char *out, size_t n)
+void slog_project(const char *p, char *out, size_t n)
 {
-	const char *p = settings_str(SET_GOOGLE_CLOUD_PROJECT);
-
-	if (!p || !*p)
-		p = settings_str(SET_PROJECT_ID);
 	out[0] = 0;
 	if (p && strlen(p) < n)
 		snprintf(out, n, "%s", p);

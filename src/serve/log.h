@@ -11,9 +11,10 @@
 #include "http/server.h"
 #include "util/log.h"
 
-/* The project for trace names (GOOGLE_CLOUD_PROJECT, else PROJECT_ID;
- * "" when unset or longer than n - 1) into out. */
-void slog_project(char *out, size_t n);
+/* The project for trace names, project (serve_settings.project:
+ * GOOGLE_CLOUD_PROJECT, else PROJECT_ID; "" when NULL or longer than
+ * n - 1), into out. */
+void slog_project(const char *project, char *out, size_t n);
 
 /* The access-log line of one request (an hs_config.on_access hook body):
  * INFO below 400, WARNING for 4xx, ERROR for 5xx; project as above. */

@@ -110,6 +110,7 @@ static void copy_str(char *dst, size_t n, const char *src)
 struct hook_job {
 	struct storage *st;
 	long deadline_ms;
+	const struct wh_policy *pol;   /* serve's, outlives every hook thread */
 	char *id, *url, *body, *secret;
 };
 
@@ -148,7 +149,7 @@ static void *hook_thread(void *arg)
 	struct hook_job *h = arg;
 	struct wh_result wr;
 	struct err e = ERR_INIT;
-	int rc = wh_deliver(h->url, h->secret, h->body, strlen(h->body), h->deadline_ms, &wr, &e);
+	int rc = wh_deliver(h->url, h->secret, h->pol, h->body, strlen(h->body), h->deadline_ms, &wr, &e);
 
 	if (rc != 0)
 		slog(SLOG_ERROR, "reconcile: webhook for %s not delivered: %s", h->id, e.msg);
@@ -177,6 +178,7 @@ static void send_hook(struct reconciler *r, const char *id, const struct report 
 	}
 	h->st = r->be->storage;
 	h->deadline_ms = r->cfg.webhook_deadline_ms;
+	h->pol = r->cfg.callbacks;
 	h->id = strdup(id);
 	h->url = strdup(rep->callback_url);
 	h->secret = strdup(r->cfg.callback_secret);

@@ -25,11 +25,14 @@
 
 #include "backend/config.h"
 
+struct wh_policy;
+
 struct reconciler;
 
 struct reconcile_cfg {
 	long interval_ms;               /* full sweep period (CCR_RECONCILE_INTERVAL_S) */
 	long webhook_deadline_ms;       /* how long a webhook is retried */
+	const struct wh_policy *callbacks;  /* the deny-list's exemptions (webhook/webhook.h) */
 	const char *callback_secret;    /* CLOUDRUN_CALLBACK_SECRET, or NULL */
 	const char *workspace_root;     /* local mode: where jobs build workspaces */
 };

@@ -138,7 +138,8 @@ static int wait_signal(void)
 }
 
 /* The storage, sealing and execution backends (local or cloud mode). */
-static int open_backends(struct backends *be, struct sysprompt *prompt, const char *argv0)
+static int open_backends(struct backends *be, struct sysprompt *prompt, const struct serve_settings *set,
+			 const char *argv0)
 {
 	char self[4096], err[512];
 	struct err e = ERR_INIT;
@@ -152,11 +153,11 @@ static int open_backends(struct backends *be, struct sysprompt *prompt, const ch
 		slog(SLOG_ERROR, "%s", err);
 		return -1;
 	}
-	if (backends_open(be, 1, self, &e) != 0) {
+	if (backends_open(be, &set->be, 1, self, &e) != 0) {
 		slog(SLOG_ERROR, "cannot start: %s", e.msg);
 		return -1;
 	}
-	if (sysprompt_init(prompt, &e) != 0) {
+	if (sysprompt_init(prompt, set->prompt_secret, (unsigned)set->prompt_refresh_s, &e) != 0) {
 		slog(SLOG_ERROR, "cannot start: %s", e.msg);
 		backends_close(be);
 		return -1;
@@ -181,21 +182,15 @@ static int health_cap_exempt(const char *head, size_t n, const char **ctype, con
 	return hs_prefix_match(head, n, plain_health);
 }
 
-/* serve's settings, read once from the table (settings.h) at start-up;
- * the integer ones were checked by settings_load(). */
-struct serve_settings {
-	const char *bind;               /* CCR_BIND, or the mode's default */
-	unsigned long port, max_conn, per_client, backlog;
-	unsigned long read_ms, idle_ms, write_ms, drain_ms, cli_check_ms;
-	unsigned long reconcile_s, webhook_deadline_s;
-	const char *workspace_root;
-};
-
-static void serve_settings_read(struct serve_settings *set, const struct backends *be)
+/* serve_settings_read: every setting serve reads, from the table
+ * (settings.h), once at start-up; the integer ones were checked by
+ * settings_load().  The bind address's default depends on the mode:
+ * serve_settings_bind() sets it once the backends are open. */
+static void serve_settings_read(struct serve_settings *set)
 {
+	const char *project = settings_str(SET_GOOGLE_CLOUD_PROJECT);
+
 	set->bind = settings_str(SET_CCR_BIND);
-	if (!set->bind || !*set->bind)
-		set->bind = be->mode == CFG_CLOUD ? "0.0.0.0" : "127.0.0.1";
 	set->port = (unsigned long)settings_int(SET_PORT);
 	set->max_conn = (unsigned long)settings_int(SET_CCR_MAX_CONNECTIONS);
 	set->per_client = (unsigned long)settings_int(SET_CCR_MAX_CONNECTIONS_PER_CLIENT);
@@ -208,6 +203,27 @@ static void serve_settings_read(struct serve_settings *set, const struct backend
 	set->reconcile_s = (unsigned long)settings_int(SET_CCR_RECONCILE_INTERVAL_S);
 	set->webhook_deadline_s = (unsigned long)settings_int(SET_CCR_WEBHOOK_DEADLINE_S);
 	set->workspace_root = settings_str(SET_CCR_WORKSPACE_ROOT);
+	set->callbacks.allow_private = settings_str(SET_CCR_ALLOW_PRIVATE_CALLBACKS);
+	set->callbacks.allow_hosts = settings_str(SET_CCR_CALLBACK_ALLOW_HOSTS);
+	set->be.bucket = settings_str(SET_GCS_LOGS_BUCKET);
+	set->be.data_dir = settings_str(SET_CCR_DATA_DIR);
+	set->be.local_key = settings_str(SET_CCR_LOCAL_KEY_FILE);
+	set->be.job_name = settings_str(SET_CLOUDRUN_JOB_NAME);
+	set->be.kms_location = settings_str(SET_KMS_LOCATION);
+	set->be.max_tasks = settings_int(SET_CCR_MAX_CONCURRENT_TASKS);
+	set->be.cancel_grace_ms = settings_int(SET_CCR_CANCEL_GRACE_MS);
+	set->log_level = settings_str(SET_LOG_LEVEL);
+	set->sandbox = settings_str(SET_CCR_SANDBOX);
+	set->claude_bin = settings_str(SET_CLAUDE_BIN);
+	set->project = project && *project ? project : settings_str(SET_PROJECT_ID);
+	set->prompt_secret = settings_str(SET_CCR_SYSTEM_PROMPT_SECRET);
+	set->prompt_refresh_s = (unsigned long)settings_int(SET_CCR_SYSTEM_PROMPT_REFRESH_S);
+}
+
+static void serve_settings_bind(struct serve_settings *set, const struct backends *be)
+{
+	if (!set->bind || !*set->bind)
+		set->bind = be->mode == CFG_CLOUD ? "0.0.0.0" : "127.0.0.1";
 }
 
 /* --help, or an unknown argument: the exit code, else -1 to go on. */
@@ -268,6 +284,7 @@ static int start(struct serve_ctx *sc, const struct serve_settings *set)
 	memset(&rcfg, 0, sizeof(rcfg));
 	rcfg.interval_ms = (long)set->reconcile_s * 1000;
 	rcfg.webhook_deadline_ms = (long)set->webhook_deadline_s * 1000;
+	rcfg.callbacks = &set->callbacks;
 	rcfg.callback_secret = secenv_get("CLOUDRUN_CALLBACK_SECRET");
 	rcfg.workspace_root = set->workspace_root;
 	http_config(&cfg, set, sc);
@@ -326,24 +343,25 @@ int serve_main(int argc, char **argv)
 	secenv_take(secrets, 4);
 	if ((rc = parse_args(argc, argv)) >= 0)
 		return rc;
-	slog_init(1, NULL, settings_str(SET_LOG_LEVEL));
-	if (sbx_mode_parse(settings_str(SET_CCR_SANDBOX), &box_mode, &e) != 0) {
+	serve_settings_read(&set);
+	slog_init(1, NULL, set.log_level);
+	if (sbx_mode_parse(set.sandbox, &box_mode, &e) != 0) {
 		fprintf(stderr, "ccr serve: %s\n", e.msg);
 		return 2;
 	}
-	if (open_backends(&be, &prompt, argv[0]) != 0)
+	if (open_backends(&be, &prompt, &set, argv[0]) != 0)
 		return 1;
-	serve_settings_read(&set, &be);
+	serve_settings_bind(&set, &be);
 	memset(&sc, 0, sizeof(sc));
+	sc.set = &set;
 	if (serve_auth_init(&sc.auth, &be, set.bind) != 0) {
 		backends_close(&be);
 		return 1;
 	}
 	sc.prompt = &prompt;
-	slog_project(sc.log_project, sizeof(sc.log_project));
+	slog_project(set.project, sc.log_project, sizeof(sc.log_project));
 	pthread_mutex_init(&sc.cli.mu, NULL);
 	sc.be = &be;
-	sc.cli_check_timeout_ms = (unsigned)set.cli_check_ms;
 	if (!(sc.topics = topics_new(be.storage, (size_t)set.backlog))) {
 		slog(SLOG_ERROR, "out of memory");
 		backends_close(&be);

@@ -18,7 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/config.h"
 #include "http/server.h"
+#include "webhook/webhook.h"
 
 struct backends;
 struct reconciler;
@@ -42,12 +44,32 @@ struct serve_auth {
 	int loopback_hosts_only;               /* local mode without keys */
 };
 
+/* serve's settings, read once from the table (settings.h) by serve_main,
+ * and reached through serve_ctx: no file of serve/ reads the settings
+ * snapshot but serve.c's serve_settings_read(). */
+struct serve_settings {
+	const char *bind;               /* CCR_BIND, or the mode's default */
+	unsigned long port, max_conn, per_client, backlog;
+	unsigned long read_ms, idle_ms, write_ms, drain_ms;
+	unsigned long cli_check_ms;     /* `claude --version` for /health?verbose=true */
+	unsigned long reconcile_s, webhook_deadline_s;
+	const char *workspace_root;
+	const char *log_level;          /* LOG_LEVEL */
+	const char *sandbox;            /* CCR_SANDBOX, checked at start-up, shown by /health */
+	const char *claude_bin;         /* CLAUDE_BIN, or NULL: claude */
+	const char *project;            /* GOOGLE_CLOUD_PROJECT, else PROJECT_ID (trace names) */
+	const char *prompt_secret;      /* CCR_SYSTEM_PROMPT_SECRET */
+	unsigned long prompt_refresh_s; /* CCR_SYSTEM_PROMPT_REFRESH_S */
+	struct wh_policy callbacks;     /* CCR_ALLOW_PRIVATE_CALLBACKS, CCR_CALLBACK_ALLOW_HOSTS */
+	struct backends_settings be;    /* GCS_LOGS_BUCKET, CCR_DATA_DIR, ... (backend/config.h) */
+};
+
 struct serve_ctx {
 	struct hs_server *srv;
 	struct serve_auth auth;            /* CCR_API_KEYS (auth.c) */
 	struct backends *be;               /* storage, sealing, execution */
 	struct reconciler *rec;            /* finalises tasks whose job is gone */
-	unsigned cli_check_timeout_ms;     /* `claude --version` for /health?verbose=true */
+	const struct serve_settings *set;  /* serve's settings, read once at start-up */
 	struct topics *topics;             /* one reader per followed task (topic.h) */
 	char log_project[128];             /* trace names in the access log (serve/log.h) */
 	struct health_cli cli;             /* the cached `claude --version` check (health.c) */
@@ -86,10 +108,10 @@ const char *route_param(const struct route_match *m, const char *name);
 int health_root(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
 int health_check(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp, const struct route_match *m);
 
-/* 1 when `$CLAUDE_BIN --version` (default `claude`) exits 0 within
+/* 1 when `claude_bin --version` (CLAUDE_BIN; NULL or "": `claude`) exits 0 within
  * timeout_ms, else 0 (spawn failure, non-zero exit, signal, timeout: the
  * process group is then killed). */
-int health_cli_available(unsigned timeout_ms);
+int health_cli_available(const char *claude_bin, unsigned timeout_ms);
 
 /* auth.c: CCR_API_KEYS (comma-separated keys, or @FILE with one per
  * line) turns on `Authorization: Bearer` checks for the task endpoints.

@@ -8,17 +8,14 @@
 #include "backend/config.h"
 #include "gcp/secrets.h"
 #include "serve/sysprompt.h"
-#include "settings/settings.h"
 
-int sysprompt_init(struct sysprompt *sp, struct err *e)
+int sysprompt_init(struct sysprompt *sp, const char *name, unsigned refresh_s, struct err *e)
 {
-	const char *name = settings_str(SET_CCR_SYSTEM_PROMPT_SECRET);
-
 	sp->client = NULL;
 	sp->secret = NULL;
 	if (!name || !*name)
 		return 0;
-	sp->client = gsm_new(NULL, (unsigned)settings_int(SET_CCR_SYSTEM_PROMPT_REFRESH_S), e);
+	sp->client = gsm_new(NULL, refresh_s, e);
 	if (!sp->client)
 		return err_prefix(e, "CCR_SYSTEM_PROMPT_SECRET");
 	sp->secret = name;

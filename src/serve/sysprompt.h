@@ -25,8 +25,11 @@ struct sysprompt {
 	const char *secret;
 };
 
-/* sysprompt_init: sp set up; 0 (also when not configured), or -1 with e set. */
-int sysprompt_init(struct sysprompt *sp, struct err *e);
+/* sysprompt_init: sp set up for the secret name (CCR_SYSTEM_PROMPT_SECRET,
+ * NULL or "": not configured), cached refresh_s seconds
+ * (CCR_SYSTEM_PROMPT_REFRESH_S); 0 (also when not configured), or -1 with
+ * e set. */
+int sysprompt_init(struct sysprompt *sp, const char *name, unsigned refresh_s, struct err *e);
 
 /* sysprompt_apply: add the default systemPrompt to body when it has none.
  * 0, or -1 with e set when a default is configured but unavailable. */

@@ -40,7 +40,7 @@ static const cJSON *member(const cJSON *obj, const char *name)
 	return last;
 }
 
-int tasks_validate(const cJSON *body, int async, struct err *e)
+int tasks_validate(const cJSON *body, int async, const struct wh_policy *pol, struct err *e)
 {
 	const cJSON *cb = member(body, "callbackUrl");
 	const cJSON *id = member(body, "taskId");
@@ -59,7 +59,7 @@ int tasks_validate(const cJSON *body, int async, struct err *e)
 	/* The delivery's own check (scheme, then the deny-list of private
 	 * addresses), so a URL that would be refused is a 400 now, not a
 	 * failed webhook later.  A name that does not resolve yet passes. */
-	if (async && wh_check_url(cb->valuestring, "callbackUrl", WH_CHECK_DNS_OPTIONAL, NULL, 0, e) != 0) {
+	if (async && wh_check_url(cb->valuestring, "callbackUrl", pol, WH_CHECK_DNS_OPTIONAL, NULL, 0, e) != 0) {
 		e->http = 400;
 		return -1;
 	}

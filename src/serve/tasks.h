@@ -24,9 +24,10 @@
 
 /* tasks_validate: the seed's checks in the seed's order (for /run-async,
  * callbackUrl also against the webhook's deny-list of private addresses,
- * webhook/webhook.h), then type checks.  On failure e->msg is the seed's
+ * with serve's exemptions pol, webhook/webhook.h), then type checks.  On failure e->msg is the seed's
  * message (or ccr's own for checks the seed lacked) and e->http 400. */
-int tasks_validate(const cJSON *body, int async, struct err *e);
+struct wh_policy;
+int tasks_validate(const cJSON *body, int async, const struct wh_policy *pol, struct err *e);
 
 /* tasks_submit: seal the body, store it, write pending metadata and the
  * owner record, start the execution, as task_id (NULL: tasks_new_id's

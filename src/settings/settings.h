@@ -9,7 +9,11 @@
  * checked (a malformed one is one line on stderr naming the variable,
  * and exit 2).  Code then reads settings_str(SET_NAME) or
  * settings_int(SET_NAME), never the environment: no getenv() outside
- * this module (and tests).  Secrets are not copied: util/secenv.h takes
+ * this module (and tests).  `ccr serve` and `ccr job` read theirs once,
+ * at start-up, into struct serve_settings (serve/serve.h) and struct
+ * job_settings (job/jobset.h), and pass the values down as context: the
+ * libraries they call (backend/config.h, git/git.h, webhook/webhook.h,
+ * proxy/proxy.h) take them in their config structs.  Secrets are not copied: util/secenv.h takes
  * them out of the environment, and settings_secret() finds them.
  *
  * The same table prints `ccr serve --help`, `ccr job --help` and the

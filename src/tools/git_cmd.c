@@ -357,6 +357,21 @@ static int do_tests(struct gop_ctx *c, const struct args *a, int publish, struct
 	return 0;
 }
 
+/* The git layer's context, with this command's settings (read once, here:
+ * job/jobset.c reads the same for `ccr job`). */
+static int ctx_init(struct gop_ctx *c, const char *ws, struct err *e)
+{
+	struct gop_settings set;
+
+	set.timeout_s = settings_str(SET_CCR_GIT_TIMEOUT_SECONDS);
+	set.known_hosts = settings_str(SET_CCR_SSH_KNOWN_HOSTS);
+	set.ssh_insecure = settings_str(SET_CCR_SSH_INSECURE);
+	set.github_url = settings_str(SET_CCR_GITHUB_URL);
+	set.github_api = settings_str(SET_CCR_GITHUB_API);
+	set.git_ssh = settings_str(SET_GIT_SSH);
+	return gop_ctx_init(c, ws, &set, e);
+}
+
 int git_main(int argc, char **argv)
 {
 	struct args a;
@@ -389,7 +404,7 @@ int git_main(int argc, char **argv)
 		}
 		ws = tmp;
 	}
-	if (gop_ctx_init(&c, ws, &e) != 0) {
+	if (ctx_init(&c, ws, &e) != 0) {
 		rc = fail(a.cmd, NULL, &e);
 		goto out;
 	}

@@ -20,7 +20,6 @@
 #include "net/ca.h"
 #include "util/b64.h"
 #include "util/hex.h"
-#include "settings/settings.h"
 #include "util/clock.h"
 
 /* The shared deny-list (net/addrclass.h): anything but a public address. */
@@ -29,18 +28,16 @@ static int forbidden(const struct sockaddr *sa)
 	return ac_classify(sa) != AC_PUBLIC;
 }
 
-static int allow_private(void)
+static int allow_private(const struct wh_policy *pol)
 {
-	const char *v = settings_str(SET_CCR_ALLOW_PRIVATE_CALLBACKS);
-
-	return v && strcmp(v, "1") == 0;
+	return pol && pol->allow_private && strcmp(pol->allow_private, "1") == 0;
 }
 
 /* 1 when host is named in CCR_CALLBACK_ALLOW_HOSTS (comma-separated,
  * case-insensitive, exactly as written in the URL). */
-static int allow_host(const char *host)
+static int allow_host(const struct wh_policy *pol, const char *host)
 {
-	const char *list = settings_str(SET_CCR_CALLBACK_ALLOW_HOSTS), *p, *end;
+	const char *list = pol ? pol->allow_hosts : NULL, *p, *end;
 	size_t n = strlen(host);
 
 	for (p = list; p && *p; p = *end ? end + 1 : end) {
@@ -71,11 +68,11 @@ static int pin_entry(const struct addrinfo *res, const char *h, const char *port
 }
 
 /* Resolve h and apply the deny-list; 0, WH_UNRESOLVED or -1 (refused). */
-static int check_host(const char *what, const char *h, const char *port, unsigned flags, char *resolve_out,
-		      size_t n, struct err *e)
+static int check_host(const char *what, const char *h, const char *port, const struct wh_policy *pol, unsigned flags,
+		      char *resolve_out, size_t n, struct err *e)
 {
 	struct addrinfo hints, *res = NULL, *ai;
-	int rc = 0, exempt = allow_private() || allow_host(h);
+	int rc = 0, exempt = allow_private(pol) || allow_host(pol, h);
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
@@ -100,7 +97,8 @@ static int check_host(const char *what, const char *h, const char *port, unsigne
 	return rc;
 }
 
-int wh_check_url(const char *url, const char *what, unsigned flags, char *resolve_out, size_t n, struct err *e)
+int wh_check_url(const char *url, const char *what, const struct wh_policy *pol, unsigned flags, char *resolve_out,
+		 size_t n, struct err *e)
 {
 	CURLU *u = curl_url();
 	char *scheme = NULL, *host = NULL, *port = NULL;
@@ -127,7 +125,7 @@ int wh_check_url(const char *url, const char *what, unsigned flags, char *resolv
 		h++;
 		host[strlen(host) - 1] = 0;
 	}
-	rc = check_host(what, h, port, flags, resolve_out, n, e);
+	rc = check_host(what, h, port, pol, flags, resolve_out, n, e);
 out:
 	curl_free(scheme), curl_free(host), curl_free(port);
 	curl_url_cleanup(u);
@@ -185,6 +183,7 @@ struct wh_send {
 	const char *secret, *id, *body;
 	size_t len;
 	char ts[32];
+	const struct wh_policy *pol;
 };
 
 static struct curl_slist *add_header(struct curl_slist *h, struct buf *line, const char *name, const char *value)
@@ -296,7 +295,7 @@ static long attempt(struct wh_send *s, const char *url, const char *resolve, str
 		free(cur);
 		cur = next;
 		next = NULL;
-		rc = wh_check_url(cur, "the redirect target", 0, pin, sizeof(pin), e);
+		rc = wh_check_url(cur, "the redirect target", s->pol, 0, pin, sizeof(pin), e);
 		if (rc != 0) {
 			status = rc == WH_UNRESOLVED ? 0 : -1;
 			if (rc != WH_UNRESOLVED)
@@ -309,12 +308,12 @@ static long attempt(struct wh_send *s, const char *url, const char *resolve, str
 	return status;
 }
 
-int wh_deliver(const char *url, const char *secret, const char *body, size_t len, long deadline_ms,
-	       struct wh_result *out, struct err *e)
+int wh_deliver(const char *url, const char *secret, const struct wh_policy *pol, const char *body, size_t len,
+	       long deadline_ms, struct wh_result *out, struct err *e)
 {
 	uint8_t rnd[16];
 	char resolve[600], hexid[33];
-	struct wh_send s = { secret, out->webhook_id, body, len, "" };
+	struct wh_send s = { secret, out->webhook_id, body, len, "", pol };
 	uint64_t deadline;
 	unsigned n;
 
@@ -323,7 +322,7 @@ int wh_deliver(const char *url, const char *secret, const char *body, size_t len
 		return err_set(e, "webhook: no randomness for the webhook id");
 	hex_fmt(hexid, rnd, sizeof(rnd));
 	snprintf(out->webhook_id, sizeof(out->webhook_id), "msg_%s", hexid);
-	if (wh_check_url(url, "callbackUrl", 0, resolve, sizeof(resolve), e) != 0)
+	if (wh_check_url(url, "callbackUrl", pol, 0, resolve, sizeof(resolve), e) != 0)
 		return -1;
 	deadline = (uint64_t)clock_mono_ms() + (uint64_t)(deadline_ms > 0 ? deadline_ms : 600000);
 	for (n = 0;; n++) {

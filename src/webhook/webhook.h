@@ -55,13 +55,22 @@ struct wh_result {
 	char webhook_id[48];
 };
 
+/* The operator's exemptions from the deny-list: their settings, read once
+ * by the caller (serve_settings, job_settings); NULL: none. */
+struct wh_policy {
+	const char *allow_private;  /* CCR_ALLOW_PRIVATE_CALLBACKS: "1" exempts every address */
+	const char *allow_hosts;    /* CCR_CALLBACK_ALLOW_HOSTS: hosts exempt, comma-separated */
+};
+
 /* wh_check_url: the SSRF check of url (http or https, host not on the
- * deny-list); `what` names the URL in messages ("callbackUrl").  Returns
+ * deny-list, unless pol exempts it); `what` names the URL in messages
+ * ("callbackUrl").  Returns
  * 0; -1 when refused; WH_UNRESOLVED when the host does not resolve
  * (unless flags has WH_CHECK_DNS_OPTIONAL).  On success, when resolve_out
  * is not NULL and the host resolved, it receives a curl RESOLVE entry
  * "host:port:address" pinning the checked address. */
-int wh_check_url(const char *url, const char *what, unsigned flags, char *resolve_out, size_t n, struct err *e);
+int wh_check_url(const char *url, const char *what, const struct wh_policy *pol, unsigned flags, char *resolve_out,
+		 size_t n, struct err *e);
 
 /* wh_sign_seed: "sha256=<hex>" for timestamp ts (appended to out). */
 int wh_sign_seed(const char *secret, const char *ts, const char *body, size_t len, struct buf *out);
@@ -69,10 +78,11 @@ int wh_sign_seed(const char *secret, const char *ts, const char *body, size_t le
 /* wh_sign_std: "v1,<base64>" for id and ts (appended to out). */
 int wh_sign_std(const char *secret, const char *id, const char *ts, const char *body, size_t len, struct buf *out);
 
-/* wh_deliver: deliver body to url until 2xx or deadline_ms.  0 when
- * delivered; -1 with e set otherwise (out says how far it got). */
-int wh_deliver(const char *url, const char *secret, const char *body, size_t len, long deadline_ms,
-	       struct wh_result *out, struct err *e);
+/* wh_deliver: deliver body to url until 2xx or deadline_ms; url and each
+ * redirect target are checked (wh_check_url with pol).  0 when delivered;
+ * -1 with e set otherwise (out says how far it got). */
+int wh_deliver(const char *url, const char *secret, const struct wh_policy *pol, const char *body, size_t len,
+	       long deadline_ms, struct wh_result *out, struct err *e);
 
 /* wh_report: the metadata's "webhook" object for an attempt that ended
  * with rc (0 delivered) and, on failure, the (redacted) message. */

@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cJSON_Delete(body);
 		return 0;
 	}
-	rv = tasks_validate(body, 0, &ev);
+	rv = tasks_validate(body, 0, NULL, &ev);
 	{
 		struct buf stored = BUF_INIT;
 		struct err es = ERR_INIT;
@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rv != 0)
 		FUZZ_CHECK(ev.http == 400 || ev.http == 500, "tasks_validate status %d", ev.http);
 	memset(&ev, 0, sizeof(ev));
-	rv = tasks_validate(body, 1, &ev);
+	rv = tasks_validate(body, 1, NULL, &ev);
 	if (rv != 0)
 		FUZZ_CHECK(ev.msg[0], "async tasks_validate failed without a message");
 	cJSON_Delete(body);

@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct err e = ERR_INIT;
 
 	memset(resolve, 0, sizeof(resolve));
-	if (wh_check_url(url, "callbackUrl", 0, resolve, sizeof(resolve), &e) != 0) {
+	if (wh_check_url(url, "callbackUrl", NULL, 0, resolve, sizeof(resolve), &e) != 0) {
 		FUZZ_CHECK(e.msg[0], "refused (or unresolved) without a message");
 	} else {
 		/* host:port:address; the address is the last field (an IPv6 one in brackets) */
