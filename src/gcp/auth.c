@@ -273,6 +273,8 @@ void gauth_free(struct gauth *g)
 	free(g);
 }
 
+/* Static: the process's Application Default Credentials, found once and
+ * shared by every Google client it makes (one cached token per process). */
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct gauth *default_g;
 

@@ -48,10 +48,14 @@
 #define HC_DEADLINE_FACTOR 120
 #define HC_CAP_FACTOR 32
 
+/* Static: a process-wide count of retries (hc_retries_total, for tests
+ * and the bench), like the connection pool below. */
 static atomic_ullong hc_retries;
 
 /* ---- the shared connection pool ----------------------------------------- */
 
+/* Static: one libcurl share (connections, DNS, TLS sessions) for every
+ * request of the process, made on first use. */
 static pthread_once_t share_once = PTHREAD_ONCE_INIT;
 static CURLSH *share;
 static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];

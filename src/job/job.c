@@ -129,7 +129,7 @@ static void usage(FILE *f)
 
 int job_main(int argc, char **argv)
 {
-	static struct job_settings set;    /* read once; the task's context (task_env.set) */
+	struct job_settings set;           /* read once; the task's context (task_env.set) */
 	const char *id, *path;
 	struct sigaction sa;
 	struct task_env env;

@@ -70,18 +70,16 @@ static int check_task(struct serve_ctx *sc, struct hs_resp *resp, const char *id
 }
 
 /* The time part of the next message id: the clock, but never the same
- * or an earlier millisecond than the last id this process made. */
-static long long next_id_ms(void)
+ * or an earlier millisecond than the last id this serve made. */
+static long long next_id_ms(struct serve_ctx *sc)
 {
-	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	static long long last;
 	long long ms = (long long)clock_ms();
 
-	pthread_mutex_lock(&mu);
-	if (ms <= last)
-		ms = last + 1;
-	last = ms;
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_lock(&sc->msg_ids.mu);
+	if (ms <= sc->msg_ids.last)
+		ms = sc->msg_ids.last + 1;
+	sc->msg_ids.last = ms;
+	pthread_mutex_unlock(&sc->msg_ids.mu);
 	return ms;
 }
 
@@ -122,7 +120,7 @@ static int post(struct serve_ctx *sc, struct hs_resp *resp, const char *id, cons
 		return hs_send_json_error(resp, 500, "out of memory or no random bytes"), 0;
 	}
 	hex_fmt(rnd_hex, rnd, sizeof(rnd));
-	snprintf(msg_id, sizeof(msg_id), "%013lld-%s", next_id_ms(), rnd_hex);
+	snprintf(msg_id, sizeof(msg_id), "%013lld-%s", next_id_ms(sc), rnd_hex);
 	cJSON_AddStringToObject(j, "type", type);
 	if (text)
 		cJSON_AddStringToObject(j, "text", text);

@@ -361,6 +361,7 @@ int serve_main(int argc, char **argv)
 	sc.prompt = &prompt;
 	slog_project(set.project, sc.log_project, sizeof(sc.log_project));
 	pthread_mutex_init(&sc.cli.mu, NULL);
+	pthread_mutex_init(&sc.msg_ids.mu, NULL);
 	sc.be = &be;
 	if (!(sc.topics = topics_new(be.storage, (size_t)set.backlog))) {
 		slog(SLOG_ERROR, "out of memory");

@@ -67,6 +67,10 @@ struct serve_settings {
 struct serve_ctx {
 	struct hs_server *srv;
 	struct serve_auth auth;            /* CCR_API_KEYS (auth.c) */
+	struct {                           /* message ids only grow (inbox.c) */
+		pthread_mutex_t mu;
+		long long last;
+	} msg_ids;
 	struct backends *be;               /* storage, sealing, execution */
 	struct reconciler *rec;            /* finalises tasks whose job is gone */
 	const struct serve_settings *set;  /* serve's settings, read once at start-up */
