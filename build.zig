@@ -33,7 +33,7 @@ const src_dirs = [_][]const u8{
     "src",          "src/util",  "src/crypto", "src/selftest", "src/net",
     "src/http",     "src/gcp",   "src/git",   "src/backend", "src/task",    "src/webhook", "src/serve",   "src/job",
     "src/tools",    "src/sandbox",
-    "src/deploy",   "src/settings", "src/proxy",
+    "src/deploy",   "src/settings", "src/proxy",    "src/egress",
 };
 
 /// Unit-test files are named `*_test.c` and linked only into ccr-unit.

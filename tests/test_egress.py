@@ -1,4 +1,4 @@
-"""The job's egress proxy (src/job/egress.c) and `ccr connect`, driven as the
+"""The job's egress proxy (src/egress/egress.c) and `ccr connect`, driven as the
 agent drives them: a `ccr job` in local mode whose stand-in CLI
 (tests/fakes/fake_claude.py, "sh" mode) runs curl, git and `ccr connect`
 with the environment ccr gave it (HTTP_PROXY, HTTPS_PROXY, NO_PROXY,

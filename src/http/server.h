@@ -36,7 +36,7 @@
  * hs_shutdown (graceful drain with a deadline), then hs_free.
  *
  * Users: `ccr serve` (buffered bodies), the token proxy (proxy/proxy.h:
- * stream_body, its own error format) and the egress proxy (job/egress.h:
+ * stream_body, its own error format) and the egress proxy (egress/egress.h:
  * stream_body, hs_req_take_socket for its tunnels).
  *
  * Towards an event loop: a handler sees only struct hs_req / hs_resp and

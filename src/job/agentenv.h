@@ -9,7 +9,7 @@
  *   every environmentSecrets entry, except the names ccr owns
  *     (ae_protected(): the proxy URL, the credential variables, and the
  *     proxy variables below, in any case);
- *   with the egress proxy (job/egress.h): HTTP_PROXY, HTTPS_PROXY,
+ *   with the egress proxy (egress/egress.h): HTTP_PROXY, HTTPS_PROXY,
  *     ALL_PROXY and their lower-case forms = http://127.0.0.1:<port>, and
  *     NO_PROXY/no_proxy=127.0.0.1,localhost,::1 (the token proxy is
  *     reached directly).  ALL_PROXY too, because in the sandbox nothing

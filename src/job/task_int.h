@@ -12,7 +12,7 @@
 #include "job/agentenv.h"
 #include "sandbox/sandbox.h"
 #include "job/claudecfg.h"
-#include "job/egress.h"
+#include "egress/egress.h"
 #include "job/convo.h"
 #include "git/git.h"
 #include "task/logsink.h"

@@ -2,7 +2,7 @@
  * addrclass.h: which IP addresses ccr never contacts on a user's behalf
  * (prefix ac_).  One classification serves the webhook's SSRF guard
  * (webhook/webhook.h: callbackUrl and its redirect targets) and the egress
- * proxy (job/egress.h: every connection the agent makes).
+ * proxy (egress/egress.h: every connection the agent makes).
  *
  * ac_classify() names the class of an address; anything but AC_PUBLIC is
  * refused by default.  The classes:
@@ -65,6 +65,6 @@ const char *ac_name(enum ac_class c);
 /* ac_metadata_name: 1 when host names the cloud metadata server. */
 int ac_metadata_name(const char *host);
 
-/* Its unit tests are in job/egress_test.c (egress_tests, selftest/suites.h). */
+/* Its unit tests are in egress/egress_test.c (egress_tests, selftest/suites.h). */
 
 #endif

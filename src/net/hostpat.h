@@ -1,7 +1,7 @@
 /*
  * hostpat.h: host names and allow-list entries in canonical form (prefix
  * hp_).  Pure string work, no sockets and no DNS: the egress policy
- * (job/egpolicy.h) builds its allow-lists on it, and task/payload.c
+ * (egress/egpolicy.h) builds its allow-lists on it, and task/payload.c
  * validates a request's `allowedHosts` with it before the task is stored.
  *
  * A host is a DNS name or an IPv4/IPv6 literal.  hp_host_norm() gives its

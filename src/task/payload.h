@@ -49,7 +49,7 @@ struct payload {
 	const cJSON *metadata;               /* any JSON value, echoed */
 	const cJSON *mcp_config, *slash_commands, *subagents, *external_test_repo;
 	const char *callback_url;
-	const cJSON *allowed_hosts;          /* array of host patterns (job/egpolicy.h), or NULL */
+	const cJSON *allowed_hosts;          /* array of host patterns (egress/egpolicy.h), or NULL */
 	const char *resume_task_id;          /* resumeTaskId: continue that task's conversation */
 	char resume_session_id[72];          /* set by the job: the session --resume takes */
 };

@@ -1,6 +1,6 @@
 /*
  * connect_cmd.c: `ccr connect HOST PORT`, a TCP connection through the
- * job's egress proxy (job/egress.h) on standard input and output.
+ * job's egress proxy (egress/egress.h) on standard input and output.
  *
  * It exists for ssh, which cannot use an HTTP proxy by itself: the
  * agent's GIT_SSH_COMMAND carries -o ProxyCommand="<ccr> connect %h %p"

@@ -1,5 +1,5 @@
 /*
- * egress_head.c: the egress proxy's HTTP (src/job/egress_http.c): a
+ * egress_head.c: the egress proxy's HTTP (src/egress/egress_http.c): a
  * request head from the agent, and a response head from an origin.
  *
  * Properties: egh_parse() answers 0 or one of the documented statuses
@@ -15,8 +15,8 @@
 #include <strings.h>
 
 #include "fuzz.h"
-#include "job/egpolicy.h"
-#include "job/egress_http.h"
+#include "egress/egpolicy.h"
+#include "egress/egress_http.h"
 
 static void check_one_head(const struct buf *b, const char *what)
 {

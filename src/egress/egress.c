@@ -44,9 +44,9 @@
 #include <unistd.h>
 
 #include "http/server.h"
-#include "job/egpolicy.h"
-#include "job/egress.h"
-#include "job/egress_http.h"
+#include "egress/egpolicy.h"
+#include "egress/egress.h"
+#include "egress/egress_http.h"
 #include "util/buf.h"
 #include "util/clock.h"
 

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "job/egpolicy.h"
-#include "job/egress_http.h"
+#include "egress/egpolicy.h"
+#include "egress/egress_http.h"
 
 char *egh_find_blank(char *p, size_t n)
 {

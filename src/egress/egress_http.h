@@ -1,12 +1,12 @@
 /*
  * egress_http.h: the HTTP of the egress proxy (prefix egh_), apart from
- * its sockets so that it can be tested and fuzzed alone (job/egress.h
+ * its sockets so that it can be tested and fuzzed alone (egress/egress.h
  * describes what the proxy accepts).
  *
  * egh_parse() reads a request head in place: the request line (a token
  * method, the target, HTTP/1.x), the target (CONNECT host:port, or an
  * absolute http:// URL without credentials), the destination host in
- * canonical form (job/egpolicy.h), and, for plain HTTP, checks the header
+ * canonical form (egress/egpolicy.h), and, for plain HTTP, checks the header
  * lines (Name: value, no obsolete folding, at most EGH_HEAD_LINES).  It
  * returns 0, or the HTTP status to answer with the reason in r->why.
  * egh_upstream_head() writes the origin-form request for the origin;
@@ -17,7 +17,7 @@
 
 #include <stddef.h>
 
-#include "job/egpolicy.h"
+#include "egress/egpolicy.h"
 #include "util/buf.h"
 
 #define EGH_HEAD_LINES 100

@@ -1,6 +1,6 @@
 /*
  * egpolicy.h: who the egress proxy lets the agent reach (prefix egp_).
- * Pure decisions, no sockets: job/egress.c asks them for every
+ * Pure decisions, no sockets: egress/egress.c asks them for every
  * connection, and the selftests (egress_test.c) check them directly.
  * Hosts and allow-list entries are put in canonical form by net/hostpat.h,
  * which task/payload.c also uses to validate `allowedHosts`.

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "job/egpolicy.h"
+#include "egress/egpolicy.h"
 #include "net/hostpat.h"
 #include "net/addrclass.h"
 

@@ -1,6 +1,6 @@
 /*
  * egress_test.c: the deny-list (net/addrclass.h), the egress policy
- * (job/egpolicy.h) and the egress proxy itself (job/egress.h), the last
+ * (egress/egpolicy.h) and the egress proxy itself (egress/egress.h), the last
  * against a loopback echo server inside this process.
  */
 #include <arpa/inet.h>
@@ -14,8 +14,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "job/egpolicy.h"
-#include "job/egress.h"
+#include "egress/egpolicy.h"
+#include "egress/egress.h"
 #include "net/addrclass.h"
 #include "selftest/selftest.h"
 

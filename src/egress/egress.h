@@ -25,7 +25,7 @@
  * 100 lines are 431, request targets over 8 KiB 414, a version other than
  * HTTP/1.x 505.
  *
- * Who may be reached is job/egpolicy.h's decision: the metadata server by
+ * Who may be reached is egress/egpolicy.h's decision: the metadata server by
  * name is refused before any DNS query; then the allow-lists
  * (CCR_EGRESS_ALLOW, the task's allowedHosts); then the proxy resolves the
  * name itself (getaddrinfo) and refuses the destination when ANY address is
