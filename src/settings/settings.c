@@ -90,10 +90,24 @@ static int parse_int(const char *v, long lo, long hi, long *out)
 	return 0;
 }
 
+/* Keep the current values (pointers handed out stay valid) before a new
+ * snapshot replaces them: only selftests take more than one. */
+static void retire(void)
+{
+	const char **k;
+
+	if (!snap.loaded || !(k = realloc(snap.kept, (snap.nkept + SET_COUNT) * sizeof(*k))))
+		return;
+	memcpy(k + snap.nkept, snap.str, sizeof(snap.str));
+	snap.kept = k;
+	snap.nkept += SET_COUNT;
+}
+
 static void take(void)
 {
 	size_t i;
 
+	retire();
 	for (i = 0; i < SET_COUNT; i++) {
 		const struct settings_def *d = &settings_table[i];
 		const char *v = d->type == SETT_SECRET ? NULL : settings_environ_value(d->name);
@@ -138,13 +152,6 @@ int settings_load(unsigned mask, struct err *e)
 
 void settings_reload(void)
 {
-	const char **k = realloc(snap.kept, (snap.nkept + SET_COUNT) * sizeof(*k));
-
-	if (k) {     /* pointers handed out stay valid */
-		memcpy(k + snap.nkept, snap.str, sizeof(snap.str));
-		snap.kept = k;
-		snap.nkept += SET_COUNT;
-	}
 	take();
 }
 
