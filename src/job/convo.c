@@ -94,16 +94,20 @@ static void act(struct cv_ctx *c, const char *json, size_t n, const char *key, c
 			slog(SLOG_INFO, "conversation: message %s passed to the CLI (via %s)", key, via);
 		}
 	} else if (cJSON_IsString(type) && strcmp(type->valuestring, "interrupt") == 0) {
+		/* Marked before the write: the CLI may answer (its result line,
+		 * read on another thread) before send_line returns. */
 		pthread_mutex_lock(&c->lock);
 		c->interrupts++;
+		c->interrupt_sent = 1;
 		buf_printf(&line, "{\"type\":\"control_request\",\"request_id\":\"ccr-interrupt-%u\",\"request\":"
 				  "{\"subtype\":\"interrupt\"}}\n", c->interrupts);
 		pthread_mutex_unlock(&c->lock);
 		if (line.p && send_line(c, line.p, line.len) == 0) {
-			pthread_mutex_lock(&c->lock);
-			c->interrupt_sent = 1;
-			pthread_mutex_unlock(&c->lock);
 			slog(SLOG_INFO, "conversation: interrupt %s passed to the CLI (via %s)", key, via);
+		} else {
+			pthread_mutex_lock(&c->lock);
+			c->interrupt_sent = 0;
+			pthread_mutex_unlock(&c->lock);
 		}
 	} else if (cJSON_IsString(type) && strcmp(type->valuestring, "end") == 0) {
 		pthread_mutex_lock(&c->lock);
