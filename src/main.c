@@ -29,7 +29,7 @@ static const struct command commands[] = {
 	{ "connect", connect_main, "a TCP connection through the job's egress proxy (an ssh ProxyCommand)" },
 	{ "deploy", deploy_main, "create or update the Google Cloud resources of a deployment" },
 	{ "version", version_main, "print ccr's version and each library's version" },
-	{ "help", help_main, "print this list" },
+	{ "help", help_main, "print this list (`ccr help settings`: every setting)" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -53,7 +53,7 @@ void usage_print(void *stream)
 	fprintf(f, "usage: ccr COMMAND [ARGS...]   (or a link named ccr-COMMAND)\n\ncommands:\n");
 	for (i = 0; i < N_COMMANDS; i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\n`ccr COMMAND --help` describes one command.\n");
+	fprintf(f, "\n`ccr COMMAND --help` describes one command; `ccr help settings` lists every setting.\n");
 }
 
 /* `ccr help`, or `ccr help settings [--markdown]`: the settings table. */

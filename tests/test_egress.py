@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -89,33 +88,23 @@ class Echo:
     """A TCP echo server on ip: each connection gets back what it sends."""
 
     def __init__(self, ip):
-        self.sock = socket.socket()
-        self.sock.bind((ip, 0))
-        self.sock.listen(8)
-        self.ip, self.port = ip, self.sock.getsockname()[1]
-        self.accepted = 0
-        threading.Thread(target=self._run, daemon=True).start()
+        self.server = testenv.serve_tcp(self._echo, host=ip)
+        self.ip, self.port = ip, self.server.port
 
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
+    @property
+    def accepted(self):
+        return self.server.accepted
 
     @staticmethod
     def _echo(c):
-        with c:
-            while True:
-                data = c.recv(65536)
-                if not data:
-                    return
-                c.sendall(data)
+        while True:
+            data = c.recv(65536)
+            if not data:
+                return
+            c.sendall(data)
 
     def close(self):
-        self.sock.close()
+        self.server.stop()
 
 
 @pytest.fixture

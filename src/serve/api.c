@@ -137,7 +137,7 @@ static int submit(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp
 		return -1;
 	rc = tasks_validate(body, async, &sc->set->callbacks, &e);
 	if (rc == 0 && ikey) {
-		rc = idem_begin(sc->be, async ? "run-async" : "run", ikey, body, im, &e);
+		rc = idem_begin(sc->be, &sc->key, async ? "run-async" : "run", ikey, body, im, &e);
 		if (rc == IDEM_REPLAY) {
 			cJSON_Delete(body);
 			tlog(SLOG_INFO, im->task_id, "Idempotency-Key replay: answering with the original task");
@@ -148,7 +148,7 @@ static int submit(struct serve_ctx *sc, struct hs_req *req, struct hs_resp *resp
 	if (rc == 0 && (rc = sysprompt_apply(sc->prompt, body, &e)) != 0)
 		e.http = 503;
 	if (rc == 0)
-		rc = tasks_submit(sc->be, body, async, claimed ? im->task_id : NULL, s, &e);
+		rc = tasks_submit(sc->be, &sc->key, body, async, claimed ? im->task_id : NULL, s, &e);
 	cJSON_Delete(body);
 	if (rc != 0) {
 		if (claimed)

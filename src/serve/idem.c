@@ -28,7 +28,7 @@ int idem_key_valid(const char *key)
 	return 1;
 }
 
-static int macs(struct backends *be, const char *endpoint, const char *key, const cJSON *body, struct idem *out,
+static int macs(struct serverkey *sk, const char *endpoint, const char *key, const cJSON *body, struct idem *out,
 		struct err *e)
 {
 	const char *cred = tasks_credential(body);
@@ -38,7 +38,7 @@ static int macs(struct backends *be, const char *endpoint, const char *key, cons
 	char mac[65];
 	int rc;
 
-	if (serverkey_mac(be, "idempotency-key", p1, l1, 2, mac, e) != 0)
+	if (serverkey_mac(sk, "idempotency-key", p1, l1, 2, mac, e) != 0)
 		return -1;
 	tr_key_idempotency(out->object, mac);
 	if (jsj_stringify(&text, body) != 0)
@@ -46,7 +46,7 @@ static int macs(struct backends *be, const char *endpoint, const char *key, cons
 	{
 		const char *p2[2] = { endpoint, text.p };
 		size_t l2[2] = { strlen(endpoint), text.len };
-		rc = serverkey_mac(be, "idempotency-body", p2, l2, 2, out->body_mac, e);
+		rc = serverkey_mac(sk, "idempotency-body", p2, l2, 2, out->body_mac, e);
 	}
 	cr_wipe(text.p, text.len);
 	buf_free(&text);
@@ -118,7 +118,7 @@ static int judge(struct backends *be, const cJSON *rec, struct idem *out, struct
 	return 1;
 }
 
-int idem_begin(struct backends *be, const char *endpoint, const char *key, const cJSON *body, struct idem *out,
+int idem_begin(struct backends *be, struct serverkey *sk, const char *endpoint, const char *key, const cJSON *body, struct idem *out,
 	       struct err *e)
 {
 	int tries, rc;
@@ -126,7 +126,7 @@ int idem_begin(struct backends *be, const char *endpoint, const char *key, const
 	memset(out, 0, sizeof(*out));
 	if (!idem_key_valid(key))
 		return err_http(e, 400, "Idempotency-Key must be 1 to %d printable ASCII characters", IDEM_KEY_MAX);
-	if (macs(be, endpoint, key, body, out, e) != 0)
+	if (macs(sk, endpoint, key, body, out, e) != 0)
 		return -1;
 	tasks_new_id(body, strcmp(endpoint, "run-async") == 0, out->task_id);
 	for (tries = 0; tries < 3; tries++) {

@@ -21,6 +21,8 @@
 #include "serve/tasks.h"
 #include "task/record.h"
 
+struct serverkey;
+
 #define IDEM_TTL_S (24 * 3600)
 #define IDEM_KEY_MAX 255
 
@@ -41,8 +43,8 @@ int idem_key_valid(const char *key);
  * out->task_id (chosen here: the body's taskId for /run-async, else a new
  * one) and then calls idem_commit or idem_abort.  IDEM_REPLAY: out holds
  * the original task.  -1: e->http 422 (same key, another body), 503
- * (storage), 400. */
-int idem_begin(struct backends *be, const char *endpoint, const char *key, const cJSON *body, struct idem *out,
+ * (storage), 400.  sk keys the stored hashes (serverkey.h). */
+int idem_begin(struct backends *be, struct serverkey *sk, const char *endpoint, const char *key, const cJSON *body, struct idem *out,
 	       struct err *e);
 
 /* idem_commit: record the 202 body of the task just started. */

@@ -324,6 +324,7 @@ static void run_until_signal(struct serve_ctx *sc, unsigned long drain_ms)
 		reconcile_stop(sc->rec);
 		hs_free(sc->srv);
 		topics_free(sc->topics);
+		serverkey_free(&sc->key);
 		backends_close(sc->be);
 	}
 }
@@ -363,7 +364,7 @@ int serve_main(int argc, char **argv)
 	pthread_mutex_init(&sc.cli.mu, NULL);
 	pthread_mutex_init(&sc.msg_ids.mu, NULL);
 	sc.be = &be;
-	if (!(sc.topics = topics_new(be.storage, (size_t)set.backlog))) {
+	if (serverkey_init(&sc.key, &be) != 0 || !(sc.topics = topics_new(be.storage, (size_t)set.backlog))) {
 		slog(SLOG_ERROR, "out of memory");
 		backends_close(&be);
 		return 1;

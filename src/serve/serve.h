@@ -20,6 +20,7 @@
 
 #include "backend/config.h"
 #include "http/server.h"
+#include "serve/serverkey.h"
 #include "webhook/webhook.h"
 
 struct backends;
@@ -72,6 +73,7 @@ struct serve_ctx {
 		long long last;
 	} msg_ids;
 	struct backends *be;               /* storage, sealing, execution */
+	struct serverkey key;              /* keyed hashes: idempotency, task owners (serverkey.h) */
 	struct reconciler *rec;            /* finalises tasks whose job is gone */
 	const struct serve_settings *set;  /* serve's settings, read once at start-up */
 	struct topics *topics;             /* one reader per followed task (topic.h) */

@@ -1,5 +1,6 @@
 /*
- * serverkey.c: see serverkey.h.
+ * serverkey.c: see serverkey.h.  The key lives in the caller's struct
+ * serverkey (serve's context), never in a static.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -9,15 +10,26 @@
 #include "serve/serverkey.h"
 #include "util/hex.h"
 
-/* Static: one key per process, loaded at first use.  (Its home would be
- * struct backends, which every caller passes.) */
-static pthread_mutex_t sk_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint8_t sk_key[32];
-static int sk_loaded;
-
-/* Open the stored key into sk_key; e->http 404 when there is none. */
-static int sk_read(struct backends *be, struct err *e)
+int serverkey_init(struct serverkey *sk, struct backends *be)
 {
+	memset(sk, 0, sizeof(*sk));
+	sk->be = be;
+	return pthread_mutex_init(&sk->lock, NULL) == 0 ? 0 : -1;
+}
+
+void serverkey_free(struct serverkey *sk)
+{
+	if (!sk->be)
+		return;
+	cr_wipe(sk->key, sizeof(sk->key));
+	pthread_mutex_destroy(&sk->lock);
+	sk->be = NULL;
+}
+
+/* Open the stored key into sk->key; e->http 404 when there is none. */
+static int sk_read(struct serverkey *sk, struct err *e)
+{
+	struct backends *be = sk->be;
 	struct buf sealed = BUF_INIT, plain = BUF_INIT;
 	int rc = -1;
 
@@ -27,12 +39,12 @@ static int sk_read(struct backends *be, struct err *e)
 		err_prefix(e, "cannot open the server key " SERVERKEY_OBJECT);
 		goto out;
 	}
-	if (plain.len != sizeof(sk_key)) {
+	if (plain.len != sizeof(sk->key)) {
 		err_set(e, "the server key " SERVERKEY_OBJECT " holds %zu bytes, not 32: delete it to make a new one",
 			plain.len);
 		goto out;
 	}
-	memcpy(sk_key, plain.p, sizeof(sk_key));
+	memcpy(sk->key, plain.p, sizeof(sk->key));
 	rc = 0;
 out:
 	if (plain.p)
@@ -42,10 +54,11 @@ out:
 	return rc;
 }
 
-/* Make a key and store it create-only: 0 with sk_key set, 1 when another
+/* Make a key and store it create-only: 0 with sk->key set, 1 when another
  * instance stored one first (read that), -1 on failure. */
-static int sk_create(struct backends *be, struct err *e)
+static int sk_create(struct serverkey *sk, struct err *e)
 {
+	struct backends *be = sk->be;
 	struct storage_put_opts o = { "application/json", NULL, 1 };
 	struct buf sealed = BUF_INIT;
 	uint8_t k[32];
@@ -58,7 +71,7 @@ static int sk_create(struct backends *be, struct err *e)
 		rc = storage_put(be->storage, SERVERKEY_OBJECT, sealed.p, sealed.len, &o, e);
 	buf_free(&sealed);
 	if (rc == 0)
-		memcpy(sk_key, k, sizeof(k));
+		memcpy(sk->key, k, sizeof(k));
 	cr_wipe(k, sizeof(k));
 	if (rc != 0 && e->http == 412) {
 		e->http = 0, e->msg[0] = 0;
@@ -67,36 +80,36 @@ static int sk_create(struct backends *be, struct err *e)
 	return rc;
 }
 
-static int sk_load(struct backends *be, struct err *e)
+static int sk_load(struct serverkey *sk, struct err *e)
 {
 	int rc;
 
-	pthread_mutex_lock(&sk_lock);
-	rc = sk_loaded ? 0 : sk_read(be, e);
+	pthread_mutex_lock(&sk->lock);
+	rc = sk->loaded ? 0 : sk_read(sk, e);
 	if (rc != 0 && e->http == 404) {
 		e->http = 0, e->msg[0] = 0;
-		rc = sk_create(be, e);
+		rc = sk_create(sk, e);
 		if (rc == 1)
-			rc = sk_read(be, e);
+			rc = sk_read(sk, e);
 	}
 	if (rc == 0)
-		sk_loaded = 1;
-	pthread_mutex_unlock(&sk_lock);
+		sk->loaded = 1;
+	pthread_mutex_unlock(&sk->lock);
 	if (rc != 0 && !e->http)
 		e->http = 503;
 	return rc;
 }
 
-int serverkey_mac(struct backends *be, const char *label, const char *const *parts, const size_t *lens, size_t n,
+int serverkey_mac(struct serverkey *sk, const char *label, const char *const *parts, const size_t *lens, size_t n,
 		  char out[65], struct err *e)
 {
 	struct cr_hmac_sha256 h;
 	uint8_t mac[CR_SHA256_LEN], len8[8];
 	size_t i, k;
 
-	if (sk_load(be, e) != 0)
+	if (sk_load(sk, e) != 0)
 		return -1;
-	cr_hmac_sha256_init(&h, sk_key, sizeof(sk_key));
+	cr_hmac_sha256_init(&h, sk->key, sizeof(sk->key));
 	cr_hmac_sha256_update(&h, label, strlen(label) + 1);
 	for (i = 0; i < n; i++) {
 		for (k = 0; k < 8; k++)

@@ -164,13 +164,13 @@ const char *tasks_credential(const cJSON *body)
 }
 
 /* The keyed hash of the request's credential: who may resume the task. */
-static int owner_mac(struct backends *be, const cJSON *body, char out[65], struct err *e)
+static int owner_mac(struct serverkey *sk, const cJSON *body, char out[65], struct err *e)
 {
 	const char *cred = tasks_credential(body);
 	const char *parts[1] = { cred };
 	size_t lens[1] = { strlen(cred) };
 
-	return serverkey_mac(be, "task-owner", parts, lens, 1, out, e);
+	return serverkey_mac(sk, "task-owner", parts, lens, 1, out, e);
 }
 
 /* A request with resumeTaskId: that task must exist, belong to the same
@@ -229,7 +229,7 @@ void tasks_new_id(const cJSON *body, int async, char out[TASK_ID_MAX + 8])
 		snprintf(out, TASK_ID_MAX + 8, "%s%s", async ? "" : "sync-", uuid);
 }
 
-int tasks_submit(struct backends *be, const cJSON *body, int async, const char *task_id, struct submitted *out,
+int tasks_submit(struct backends *be, struct serverkey *sk, const cJSON *body, int async, const char *task_id, struct submitted *out,
 		 struct err *e)
 {
 	char payload_key[TR_KEY_MAX], meta_key[TR_KEY_MAX], owner_key[TR_KEY_MAX], logs[TR_KEY_MAX];
@@ -251,7 +251,7 @@ int tasks_submit(struct backends *be, const cJSON *body, int async, const char *
 	tr_key_owner(owner_key, out->task_id);
 	storage_url(be->storage, payload_key, &payload_url);
 	storage_url(be->storage, tr_key_logs(logs, out->task_id), &out->logs_path);
-	if ((rc = owner_mac(be, body, mac, e)) != 0 || (rc = check_resume(be, body, mac, e)) != 0)
+	if ((rc = owner_mac(sk, body, mac, e)) != 0 || (rc = check_resume(be, body, mac, e)) != 0)
 		goto fail;
 	/* A task id is used once: an existing task is never overwritten. */
 	if ((rc = put_pending(be->storage, out, body, payload_url.p ? payload_url.p : payload_key, async, e)) != 0) {

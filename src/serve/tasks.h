@@ -18,6 +18,8 @@
 #include "serve/taskdoc.h"
 #include "task/record.h"
 
+struct serverkey;
+
 /* sessions/<id>/owner.json (tr_key_owner): {"credentialHmac"}, the server
  * key's HMAC of the task's Anthropic credential (serve/serverkey.h): only
  * a request with the same credential may resume the task (resumeTaskId). */
@@ -33,8 +35,9 @@ int tasks_validate(const cJSON *body, int async, const struct wh_policy *pol, st
  * owner record, start the execution, as task_id (NULL: tasks_new_id's
  * choice).  With resumeTaskId, that task must exist (404), have the same
  * credential (403) and have ended with a stored session (409).  On
- * failure nothing is left behind (fixes B23). */
-int tasks_submit(struct backends *be, const cJSON *body, int async, const char *task_id, struct submitted *out,
+ * failure nothing is left behind (fixes B23).  sk keys the owner record
+ * (serverkey.h). */
+int tasks_submit(struct backends *be, struct serverkey *sk, const cJSON *body, int async, const char *task_id, struct submitted *out,
 		 struct err *e);
 
 /* tasks_credential: the request's anthropicApiKey, else its

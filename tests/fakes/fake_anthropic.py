@@ -813,10 +813,10 @@ class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr, state, verbose=False):
+    def __init__(self, addr, handler=None, state=None, verbose=False):
         self.state = state
         self.verbose = verbose
-        super().__init__(addr, Handler)
+        super().__init__(addr, handler or Handler)
 
     def handle_error(self, request, client_address):
         if self.verbose:
@@ -841,21 +841,22 @@ class FakeAnthropic:
         self.state = FakeState(expected_key=expected_key)
         if script is not None:
             self.state.load_script(script)
-        self.server = FakeServer((host, port), self.state, verbose)
-        self.port = self.server.server_address[1]
-        self.url = "http://%s:%d" % (host, self.port)
-        self._thread = None
+        try:
+            from fakes import testenv           # imported by the tests
+        except ImportError:
+            import testenv                      # this file run as a script
+        self.server = testenv.serve_http(Handler, host=host, port=port, server_class=FakeServer,
+                                         attrs={"state": self.state, "verbose": verbose})
+        self.port = self.server.port
+        self.url = self.server.url()
 
     def start(self):
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._thread.start()
+        """Serving began in the constructor (testenv); kept for `with`."""
         return self
 
     def stop(self):
         self.state.closing.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
     def __enter__(self):
         return self.start()
@@ -885,7 +886,7 @@ def main(argv=None):
     if args.script:
         with open(args.script) as f:
             state.load_script(json.load(f))
-    server = FakeServer((args.host, args.port), state, args.verbose)
+    server = FakeServer((args.host, args.port), Handler, state, args.verbose)
 
     def _term(signum, frame):
         state.closing.set()

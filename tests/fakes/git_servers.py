@@ -16,11 +16,9 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
-import threading
 
-from fakes.testenv import accepting, free_port, serve_http, start_server, ServerError
+from fakes.testenv import accepting, free_port, serve_http, serve_tcp, start_server, ServerError
 
 
 def run(argv, **kw):
@@ -162,33 +160,15 @@ class GitHttps:
 
 
 class StallServer:
-    """Accepts connections and never sends a byte."""
+    """Accepts connections and never sends a byte (each socket stays open,
+    unread, until close())."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self.stop = False
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        self.sock.settimeout(0.2)
-        while not self.stop:
-            try:
-                c, _ = self.sock.accept()
-                self.conns.append(c)
-            except OSError:
-                continue
+        self.server = serve_tcp(lambda conn: self.server.stopping.wait())
+        self.port = self.server.port
 
     def close(self):
-        self.stop = True
-        self.thread.join(2)
-        for c in self.conns:
-            c.close()
-        self.sock.close()
+        self.server.stop()
 
 
 # ---- OpenSSH ----------------------------------------------------------------------

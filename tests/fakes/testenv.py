@@ -15,6 +15,10 @@ here, so that each one is started, waited for and stopped the same way:
 
     srv = serve_http(Handler)              # a ThreadingHTTPServer on a thread
     srv = serve_http(Handler, tls=(cert, key), host="::1")
+    srv = serve_http(Handler, server_class=MyServer, attrs={"state": st})
+                                           # attributes set before it serves
+    srv = serve_tcp(on_conn, host="127.0.0.2")
+                                           # raw TCP: on_conn(sock) per connection
 
 Both return objects with .port, .url(path), .stop() and context-manager
 support.  Nothing outlives the tests: each server is stopped by stop(), by
@@ -231,12 +235,14 @@ def start_server(argv, ready=listening_line, *, env=None, host="127.0.0.1", port
 class ThreadServer(_Base):
     """An http.server on a daemon thread, started by serve_http()."""
 
-    def __init__(self, handler, host, port, tls, server_class):
+    def __init__(self, handler, host, port, tls, server_class, attrs):
         self.host = host
         cls = server_class
         if ":" in host:
             cls = type(cls.__name__ + "6", (cls,), {"address_family": socket.AF_INET6})
         self.httpd = cls((host, port), handler)
+        for name, value in (attrs or {}).items():
+            setattr(self.httpd, name, value)
         if tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(str(tls[0]), str(tls[1]))
@@ -256,10 +262,82 @@ class ThreadServer(_Base):
         _untrack(self)
 
 
-def serve_http(handler, host="127.0.0.1", port=0, tls=None, server_class=http.server.ThreadingHTTPServer):
+def serve_http(handler, host="127.0.0.1", port=0, tls=None, server_class=http.server.ThreadingHTTPServer,
+               attrs=None):
     """Serve handler (a BaseHTTPRequestHandler class) on host:port (0: any free
-    port) from a daemon thread; tls=(certfile, keyfile) makes it HTTPS."""
-    return ThreadServer(handler, host, port, tls, server_class)
+    port) from a daemon thread; tls=(certfile, keyfile) makes it HTTPS; attrs
+    are set on the server object before it serves (a fake's shared state)."""
+    return ThreadServer(handler, host, port, tls, server_class, attrs)
+
+
+class TcpServer(_Base):
+    """A raw TCP listener on a daemon thread, started by serve_tcp(): each
+    accepted socket goes to on_conn(sock) on a thread of its own and is
+    closed when on_conn returns; stop() sets .stopping, closes the listener
+    and shuts down every socket still open."""
+
+    def __init__(self, on_conn, host, port):
+        self.host = host
+        self.accepted = 0
+        self._conns = []
+        self._lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.bind((host, port))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self._on_conn = on_conn
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+        _track(self)
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return                        # stop() closed the listener
+            with self._lock:
+                self.accepted += 1
+                self._conns.append(c)
+            threading.Thread(target=self._serve_one, args=(c,), daemon=True).start()
+
+    def _serve_one(self, c):
+        try:
+            self._on_conn(c)
+        except OSError:
+            pass                              # the peer went, or stop() shut it down
+        finally:
+            with self._lock:
+                if c in self._conns:
+                    self._conns.remove(c)
+            c.close()
+
+    def stop(self):
+        self.stopping.set()
+        if self._thread is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.sock.close()
+            self._thread.join(2)
+            self._thread = None
+            with self._lock:
+                conns, self._conns = self._conns, []
+            for c in conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        _untrack(self)
+
+
+def serve_tcp(on_conn, host="127.0.0.1", port=0):
+    """Accept raw TCP connections on host:port (0: any free port) from a daemon
+    thread; on_conn(sock) handles each on its own thread (the socket is closed
+    when it returns; wait on srv.stopping to hold it open until stop())."""
+    return TcpServer(on_conn, host, port)
 
 
 class Servers:
