@@ -27,6 +27,8 @@
 #define DEFAULT_WINDOW 4096
 #define WINDOW_BYTES (16u << 20)
 #define IDLE_POLL_MAX_MS 2000
+#define WATCH_SLICE_MS 250
+#define WATCH_RECHECK_MS 30000             /* a quiet watched task is listed this often */
 
 struct topic_frame {
 	int refs;
@@ -157,15 +159,14 @@ static void pause_ms(struct topic *t, int ms)
 	pthread_mutex_unlock(&t->mu);
 }
 
-/* Until the watch has news, or 250 ms (to notice topic_leave); the
- * news are taken, and the watch re-armed, by storage_watch_keys. */
-static void wait_watch(int fd)
+/* Until the watch has news (1), or WATCH_SLICE_MS passed (0: time to
+ * look at topic_leave); the news are taken, and the watch re-armed, by
+ * storage_watch_keys. */
+static int wait_watch(int fd)
 {
 	struct pollfd p = { fd, POLLIN, 0 };
 
-	if (poll(&p, 1, 250) < 0) {
-		/* EINTR: the caller looks again */
-	}
+	return poll(&p, 1, WATCH_SLICE_MS) > 0;
 }
 
 /* The task is over: the closing events become the last frame. */
@@ -251,13 +252,15 @@ static int take_keys(struct topic *t, struct follow *f, int watch, const char *m
 
 /* Local mode: the watch names each new object, so a chunk is read
  * without listing; the prefix is listed at the start (what was there
- * before the watch), when names were lost, and once at the end.  The
- * metadata is read when it changes (it lives under the same prefix). */
+ * before the watch), when names were lost, once at the end, and after
+ * WATCH_RECHECK_MS without news (should the watch have gone deaf: its
+ * directory replaced).  The metadata is read when it changes (it lives
+ * under the same prefix) and with each listing. */
 static void read_watched(struct topic *t, struct follow *f, int watch)
 {
 	struct err e = ERR_INIT;
 	char meta_key[TR_KEY_MAX];
-	int list = 1, meta = 1;
+	int list = 1, meta = 1, quiet = 0;
 
 	tr_key_metadata(meta_key, t->task_id);
 	while (!stopping(t)) {
@@ -268,7 +271,12 @@ static void read_watched(struct topic *t, struct follow *f, int watch)
 		if (meta && ended(t, f, &e))
 			break;
 		meta = 0;
-		wait_watch(watch);
+		if (wait_watch(watch)) {
+			quiet = 0;
+		} else if ((quiet += WATCH_SLICE_MS) >= WATCH_RECHECK_MS) {
+			list = 1;
+			quiet = 0;
+		}
 		list |= take_keys(t, f, watch, meta_key, &meta) != 0;
 	}
 }
