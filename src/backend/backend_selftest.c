@@ -2,7 +2,7 @@
  * backend_selftest.c: deployment checks (`ccr selftest`) of the local
  * backends: a sealing round trip through the envelope, a storage round
  * trip, and inotify (dirwatch), which is what a file system or a kernel
- * can break where ccr is deployed.  The refusal paths of the envelope and
+ * can break where ccr is deployed, with the names a watch hands out.  The refusal paths of the envelope and
  * of the key file are unit tests (backend_test.c).  They work in a
  * private directory under TMPDIR and remove it afterwards.
  */
@@ -137,7 +137,7 @@ static int t_dirwatch(char *why, size_t n)
 {
 	enum { MANY = 300 };
 	static int many[MANY];
-	struct dirwatch *w = dw_new();
+	struct dirwatch *w = dw_new(NULL);
 	char dir[256], a[300], b[300], f[320];
 	int a1 = -1, a2 = -1, b1 = -1, i, waiters, dirs, fail = 1;
 
@@ -151,9 +151,9 @@ static int t_dirwatch(char *why, size_t n)
 		st_fail(why, n, "mkdir: %s", strerror(errno));
 		goto out;
 	}
-	a1 = dw_add(w, a);
-	a2 = dw_add(w, a);
-	b1 = dw_add(w, b);
+	a1 = dw_add(w, a, NULL);
+	a2 = dw_add(w, a, NULL);
+	b1 = dw_add(w, b, NULL);
 	dw_counts(w, &waiters, &dirs);
 	if (a1 < 0 || a2 < 0 || b1 < 0 || waiters != 3 || dirs != 2) {
 		st_fail(why, n, "add: fds %d %d %d, %d waiters on %d dirs", a1, a2, b1, waiters, dirs);
@@ -175,7 +175,7 @@ static int t_dirwatch(char *why, size_t n)
 		goto out;
 	}
 	for (i = 0; i < MANY; i++)
-		if ((many[i] = dw_add(w, a)) < 0) {
+		if ((many[i] = dw_add(w, a, NULL)) < 0) {
 			st_fail(why, n, "waiter %d of %d refused: %s", i + 1, MANY, strerror(errno));
 			goto out;
 		}
@@ -202,9 +202,104 @@ out:
 	return fail;
 }
 
+/* Take what the watch fd of s names until `want` keys came (or 2 s
+ * passed), into keys[]; the number taken, or -1 when it said "list". */
+static int take_keys(struct storage *s, int fd, char keys[][64], int want)
+{
+	int got = 0, tries;
+
+	for (tries = 0; tries < 20 && got < want; tries++) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		char **k;
+		size_t nk, i;
+
+		if (poll(&p, 1, 100) < 0)
+			return got;
+		if (storage_watch_keys(s, fd, &k, &nk) != 0)
+			return -1;
+		for (i = 0; i < nk; i++, got++)
+			if (got < want)
+				snprintf(keys[got], 64, "%s", k[i]);
+		storage_keys_free(k, nk);
+	}
+	return got;
+}
+
+/* Touch DW_QUEUE_MAX + 1 files in <dir>/w/t, then one in <dir>/w/s;
+ * when the watch of w/s (fd) wakes, the thread has handled every event
+ * before (one inotify queue, read in order).  0, or -1 (why set). */
+static int flood(const char *dir, int fd, char *why, size_t n)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	char path[400];
+	int i;
+
+	for (i = 0; i <= DW_QUEUE_MAX + 1; i++) {
+		if (i <= DW_QUEUE_MAX)
+			snprintf(path, sizeof(path), "%s/w/t/%06d", dir, i + 3);
+		else
+			snprintf(path, sizeof(path), "%s/w/s/last", dir);
+		if (touch(path) != 0)
+			return st_fail(why, n, "create %s: %s", path, strerror(errno));
+	}
+	if (poll(&p, 1, 5000) != 1)
+		return st_fail(why, n, "the watch of w/s/ did not wake");
+	return 0;
+}
+
+/* The local backend's watch names new objects as keys, in order, never
+ * its temporaries; past DW_QUEUE_MAX names untaken it says "list" once. */
+static int t_watch_keys(char *why, size_t n)
+{
+	char dir[256], keys[4][64], **k = NULL;
+	struct err e = ERR_INIT;
+	struct storage *s;
+	int fd = -1, fs = -1, fail = 1, got = 0, rc;
+	size_t nk = 0;
+
+	if (st_tmpdir(dir, sizeof(dir)) != 0)
+		return st_fail(why, n, "cannot create a directory under TMPDIR");
+	if (!(s = storage_local_new(dir, &e))) {
+		st_rmtree(dir);
+		return st_fail(why, n, "%s", e.msg);
+	}
+	if (storage_put(s, "w/t/metadata.json", "{}", 2, NULL, &e) != 0 || storage_put(s, "w/s/x", "", 0, NULL, &e) != 0 ||
+	    (fd = storage_watch(s, "w/t/")) < 0 || (fs = storage_watch(s, "w/s/")) < 0) {
+		st_fail(why, n, "watch: %s", e.msg[0] ? e.msg : "no inotify");
+		goto out;
+	}
+	if (storage_put(s, "w/t/000001-a.jsonl", "1\n", 2, NULL, &e) != 0 ||
+	    storage_put(s, "w/t/000002-a.jsonl", "2\n", 2, NULL, &e) != 0) {
+		st_fail(why, n, "put: %s", e.msg);
+		goto out;
+	}
+	got = take_keys(s, fd, keys, 2);
+	if (got != 2 || strcmp(keys[0], "w/t/000001-a.jsonl") != 0 || strcmp(keys[1], "w/t/000002-a.jsonl") != 0) {
+		st_fail(why, n, "two puts were named as %d keys (%s ...), not the two keys in order", got,
+			got > 0 ? keys[0] : "none");
+		goto out;
+	}
+	if (flood(dir, fs, why, n) != 0)
+		goto out;
+	if ((rc = storage_watch_keys(s, fd, &k, &nk)) != 1 || storage_watch_keys(s, fd, &k, &nk) != 0 || nk != 0) {
+		storage_keys_free(k, nk);
+		st_fail(why, n, "%d untaken names did not give one \"list\" then nothing (%d)", DW_QUEUE_MAX + 1, rc);
+		goto out;
+	}
+	snprintf(why, n, "2 puts named, %d names overflowed", DW_QUEUE_MAX + 1);
+	fail = 0;
+out:
+	storage_unwatch(s, fd);
+	storage_unwatch(s, fs);
+	storage_free(s);
+	st_rmtree(dir);
+	return fail;
+}
+
 const struct st_case backend_selftests[] = {
 	{ "envelope_local", t_envelope },
 	{ "storage_local", t_storage_local },
 	{ "dirwatch", t_dirwatch },
+	{ "watch_keys", t_watch_keys },
 	{ NULL, NULL },
 };

@@ -2,20 +2,27 @@
  * dirwatch.c: see dirwatch.h.
  *
  * State: a table of directories (inotify watch descriptor, path) and a
- * table of waiters (eventfd, index of its directory), both small arrays
- * searched linearly under one mutex: a serve process follows at most a
- * few thousand streams, and a lookup happens once per event.
+ * table of waiters (eventfd, index of its directory, tag, name queue),
+ * both small arrays searched linearly under one mutex: a serve process
+ * follows at most a few thousand directories, and a lookup happens once
+ * per event.
  *
  * The thread polls the inotify fd and a stop eventfd.  For each event it
- * bumps every waiter of the event's directory.  IN_IGNORED (the kernel
- * dropped the watch: the directory was removed) wakes them too and marks
- * the directory dead, so the next dw_add() of that path watches afresh.
+ * queues the name with every waiter of the event's directory and bumps
+ * their eventfds.  IN_IGNORED (the kernel dropped the watch: the
+ * directory was removed) and IN_Q_OVERFLOW (the kernel dropped events)
+ * mark the waiters overflowed and wake them; a dropped directory is
+ * marked dead, so the next dw_add() of that path watches afresh.
+ * dw_take() swaps a waiter's queue out and reads its eventfd under the
+ * same mutex, so a name is never taken without its wake or left behind
+ * with the wake consumed.
  */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -25,6 +32,7 @@
 #include "backend/dirwatch.h"
 
 #define DW_MASK (IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF)
+#define DW_SKIP_MAX 32
 
 struct dw_dir {
 	int wd;                      /* -1: dropped by the kernel */
@@ -35,24 +43,30 @@ struct dw_dir {
 struct dw_waiter {
 	int fd;
 	int dir;                     /* index into dirs */
+	int overflowed;              /* names were lost: list once */
+	char *tag;                   /* prefix of each queued name */
+	char **names;                /* NULL until the first name */
+	size_t nnames;
 };
 
 struct dirwatch {
 	pthread_mutex_t mu;
 	int ifd, stopfd, started;
 	pthread_t thread;
+	char skip[DW_SKIP_MAX];
 	struct dw_dir *dirs;
 	int ndirs, capdirs;
 	struct dw_waiter *waiters;
 	int nwaiters, capwaiters;
 };
 
-struct dirwatch *dw_new(void)
+struct dirwatch *dw_new(const char *skip)
 {
 	struct dirwatch *w = calloc(1, sizeof(*w));
 
 	if (!w)
 		return NULL;
+	snprintf(w->skip, sizeof(w->skip), "%s", skip ? skip : "");
 	pthread_mutex_init(&w->mu, NULL);
 	w->ifd = w->stopfd = -1;
 	return w;
@@ -67,18 +81,73 @@ static void bump(int fd)
 	}
 }
 
-/* Wake every waiter of the directory with watch descriptor wd. */
-static void fire(struct dirwatch *w, int wd, int dropped)
+static void drop_names(struct dw_waiter *wt)
+{
+	dw_names_free(wt->names, wt->nnames);
+	wt->names = NULL;
+	wt->nnames = 0;
+}
+
+/* Queue tag + name with waiter wt; a full queue or no memory marks it
+ * overflowed (the names it held are useless then: it lists). */
+static void queue_name(struct dw_waiter *wt, const char *name)
+{
+	size_t tl = strlen(wt->tag), nl = strlen(name);
+	char *s;
+
+	if (wt->overflowed)
+		return;
+	if (wt->nnames == DW_QUEUE_MAX || (!wt->names && !(wt->names = calloc(DW_QUEUE_MAX, sizeof(char *)))) ||
+	    !(s = malloc(tl + nl + 1))) {
+		wt->overflowed = 1;
+		drop_names(wt);
+		return;
+	}
+	memcpy(s, wt->tag, tl);
+	memcpy(s + tl, name, nl + 1);
+	wt->names[wt->nnames++] = s;
+}
+
+/* Tell every waiter of directory d about ev, and wake it. */
+static void fire_dir(struct dirwatch *w, int d, const struct inotify_event *ev)
+{
+	int i, named = ev->len > 0 && (ev->mask & (IN_CREATE | IN_MOVED_TO));
+
+	for (i = 0; i < w->nwaiters; i++) {
+		struct dw_waiter *wt = &w->waiters[i];
+
+		if (wt->dir != d)
+			continue;
+		if (named) {
+			queue_name(wt, ev->name);
+		} else {
+			wt->overflowed = 1;
+			drop_names(wt);
+		}
+		bump(wt->fd);
+	}
+}
+
+/* Handle one event (mutex held). */
+static void fire(struct dirwatch *w, const struct inotify_event *ev)
 {
 	int d, i;
 
+	if (ev->mask & IN_Q_OVERFLOW) {          /* wd is -1: everybody lost events */
+		for (i = 0; i < w->nwaiters; i++) {
+			w->waiters[i].overflowed = 1;
+			drop_names(&w->waiters[i]);
+			bump(w->waiters[i].fd);
+		}
+		return;
+	}
+	if (ev->len > 0 && w->skip[0] && strncmp(ev->name, w->skip, strlen(w->skip)) == 0)
+		return;
 	for (d = 0; d < w->ndirs; d++) {
-		if (w->dirs[d].wd != wd)
+		if (w->dirs[d].wd != ev->wd)
 			continue;
-		for (i = 0; i < w->nwaiters; i++)
-			if (w->waiters[i].dir == d)
-				bump(w->waiters[i].fd);
-		if (dropped)
+		fire_dir(w, d, ev);
+		if (ev->mask & IN_IGNORED)
 			w->dirs[d].wd = -1;
 	}
 }
@@ -105,7 +174,7 @@ static void *dw_thread(void *arg)
 		for (off = 0; off < n;) {
 			const struct inotify_event *ev = (const struct inotify_event *)(events + off);
 
-			fire(w, ev->wd, (ev->mask & IN_IGNORED) != 0);
+			fire(w, ev);
 			off += (ssize_t)(sizeof(*ev) + ev->len);
 		}
 		pthread_mutex_unlock(&w->mu);
@@ -169,8 +238,10 @@ static int dir_index(struct dirwatch *w, const char *dir)
 	return d;
 }
 
-static int add_waiter(struct dirwatch *w, int fd, int d)
+static int add_waiter(struct dirwatch *w, int fd, int d, const char *tag)
 {
+	struct dw_waiter *wt;
+
 	if (w->nwaiters == w->capwaiters) {
 		int cap = w->capwaiters ? w->capwaiters * 2 : 16;
 		struct dw_waiter *nw = realloc(w->waiters, (size_t)cap * sizeof(*nw));
@@ -180,14 +251,18 @@ static int add_waiter(struct dirwatch *w, int fd, int d)
 		w->waiters = nw;
 		w->capwaiters = cap;
 	}
-	w->waiters[w->nwaiters].fd = fd;
-	w->waiters[w->nwaiters].dir = d;
+	wt = &w->waiters[w->nwaiters];
+	memset(wt, 0, sizeof(*wt));
+	if (!(wt->tag = strdup(tag ? tag : "")))
+		return -1;
+	wt->fd = fd;
+	wt->dir = d;
 	w->nwaiters++;
 	w->dirs[d].waiters++;
 	return 0;
 }
 
-int dw_add(struct dirwatch *w, const char *dir)
+int dw_add(struct dirwatch *w, const char *dir, const char *tag)
 {
 	int d, fd = -1;
 
@@ -198,7 +273,7 @@ int dw_add(struct dirwatch *w, const char *dir)
 		goto out;
 	if ((fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		goto unwatch;
-	if (add_waiter(w, fd, d) == 0)
+	if (add_waiter(w, fd, d, tag) == 0)
 		goto out;
 	close(fd);
 	fd = -1;
@@ -212,27 +287,80 @@ out:
 	return fd;
 }
 
-void dw_remove(struct dirwatch *w, int fd)
+static struct dw_waiter *waiter_of(struct dirwatch *w, int fd)
 {
 	int i;
+
+	for (i = 0; i < w->nwaiters; i++)
+		if (w->waiters[i].fd == fd)
+			return &w->waiters[i];
+	return NULL;
+}
+
+int dw_take(struct dirwatch *w, int fd, char ***names, size_t *n)
+{
+	struct dw_waiter *wt;
+	uint64_t v;
+	int rc = -1;
+
+	*names = NULL;
+	*n = 0;
+	if (!w)
+		return -1;
+	pthread_mutex_lock(&w->mu);
+	if ((wt = waiter_of(w, fd))) {
+		if (read(fd, &v, sizeof(v)) < 0) {
+			/* EAGAIN: nothing happened since the last take */
+		}
+		rc = wt->overflowed;
+		if (!rc) {
+			*names = wt->names;
+			*n = wt->nnames;
+			wt->names = NULL;
+			wt->nnames = 0;
+		}
+		wt->overflowed = 0;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+void dw_names_free(char **names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static void waiter_free(struct dw_waiter *wt)
+{
+	close(wt->fd);
+	drop_names(wt);
+	free(wt->tag);
+}
+
+void dw_remove(struct dirwatch *w, int fd)
+{
+	struct dw_waiter *wt;
+	struct dw_dir *dd;
 
 	if (!w || fd < 0)
 		return;
 	pthread_mutex_lock(&w->mu);
-	for (i = 0; i < w->nwaiters; i++) {
-		struct dw_dir *dd;
-
-		if (w->waiters[i].fd != fd)
-			continue;
-		dd = &w->dirs[w->waiters[i].dir];
-		w->waiters[i] = w->waiters[--w->nwaiters];
-		if (--dd->waiters == 0 && dd->wd >= 0) {
-			inotify_rm_watch(w->ifd, dd->wd);
-			dd->wd = -1;
-		}
-		break;
+	if (!(wt = waiter_of(w, fd))) {
+		close(fd);
+		pthread_mutex_unlock(&w->mu);
+		return;
 	}
-	close(fd);
+	dd = &w->dirs[wt->dir];
+	waiter_free(wt);
+	*wt = w->waiters[--w->nwaiters];
+	if (--dd->waiters == 0 && dd->wd >= 0) {
+		inotify_rm_watch(w->ifd, dd->wd);
+		dd->wd = -1;
+	}
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -261,7 +389,7 @@ void dw_free(struct dirwatch *w)
 		close(w->stopfd);
 	}
 	for (i = 0; i < w->nwaiters; i++)
-		close(w->waiters[i].fd);
+		waiter_free(&w->waiters[i]);
 	free(w->waiters);
 	free(w->dirs);
 	pthread_mutex_destroy(&w->mu);

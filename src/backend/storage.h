@@ -54,6 +54,12 @@ struct storage_ops {
 	 * give it back with unwatch), or -1 when the backend cannot watch (or
 	 * the system's limit is reached); callers then poll.  NULL: never. */
 	int (*watch)(struct storage *s, const char *prefix);
+	/* The keys of the objects that appeared under a watched prefix since
+	 * the last call (oldest first), re-arming fd: 0 with *keys (*n may be
+	 * 0; free with storage_keys_free), 1 when they are not known (too
+	 * many, or the watch lost events: list the prefix instead), -1 on a
+	 * bad fd.  NULL: the backend cannot say (list). */
+	int (*watch_keys)(struct storage *s, int fd, char ***keys, size_t *n);
 	/* Release a descriptor watch() returned (it is closed). */
 	void (*unwatch)(struct storage *s, int fd);
 	/* The user-facing location of key: gs://bucket/key, or a file path. */
@@ -79,6 +85,10 @@ int storage_list(struct storage *s, const char *prefix, const char *start_after,
 int storage_delete(struct storage *s, const char *key, struct err *e);
 int storage_can_watch(const struct storage *s);
 int storage_watch(struct storage *s, const char *prefix);
+/* storage_watch_keys: watch_keys above; 1 (list) when the backend has
+ * none.  storage_keys_free releases what it returned. */
+int storage_watch_keys(struct storage *s, int fd, char ***keys, size_t *n);
+void storage_keys_free(char **keys, size_t n);
 void storage_unwatch(struct storage *s, int fd);
 int storage_url(struct storage *s, const char *key, struct buf *out);
 /* storage_free: release the backend (NULL is ignored). */

@@ -265,8 +265,10 @@ static int local_del(struct storage *s, const char *key, struct err *e)
 
 /* A wait on the prefix's directory (dirwatch.c: one inotify instance
  * for all of them): new objects arrive by rename (or link, for create-only
- * puts).  A wait lives as long as its caller follows the prefix, so no
- * rename can fall between two waits. */
+ * puts), and the name of each comes with the wake, tagged with the prefix
+ * so it is the object's key; the temporaries (TMP_PREFIX) are ignored.
+ * A wait lives as long as its caller follows the prefix, so no rename can
+ * fall between two waits. */
 static int local_watch(struct storage *s, const char *prefix)
 {
 	struct storage_local *l = (struct storage_local *)s;
@@ -280,7 +282,12 @@ static int local_watch(struct storage *s, const char *prefix)
 	n = strlen(dir);
 	while (n > 1 && dir[n - 1] == '/')
 		dir[--n] = 0;
-	return dw_add(l->dw, dir);
+	return dw_add(l->dw, dir, prefix);
+}
+
+static int local_watch_keys(struct storage *s, int fd, char ***keys, size_t *n)
+{
+	return dw_take(((struct storage_local *)s)->dw, fd, keys, n);
 }
 
 static void local_unwatch(struct storage *s, int fd)
@@ -308,6 +315,7 @@ static const struct storage_ops local_ops = {
 	.list = local_list,
 	.del = local_del,
 	.watch = local_watch,
+	.watch_keys = local_watch_keys,
 	.unwatch = local_unwatch,
 	.url = local_url,
 	.free = local_free,
@@ -331,7 +339,7 @@ struct storage *storage_local_new(const char *root, struct err *e)
 		free(l);
 		return NULL;
 	}
-	if (!(l->dw = dw_new())) {
+	if (!(l->dw = dw_new(TMP_PREFIX))) {
 		err_set(e, "out of memory");
 		free(l);
 		return NULL;

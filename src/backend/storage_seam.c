@@ -4,6 +4,8 @@
  * backend: callers name the operation, never the table, so a new
  * operation or a check common to every backend has one place to go.
  */
+#include <stdlib.h>
+
 #include "backend/storage.h"
 
 int storage_put(struct storage *s, const char *key, const void *data, size_t len,
@@ -36,6 +38,24 @@ int storage_can_watch(const struct storage *s)
 int storage_watch(struct storage *s, const char *prefix)
 {
 	return storage_can_watch(s) ? s->ops->watch(s, prefix) : -1;
+}
+
+int storage_watch_keys(struct storage *s, int fd, char ***keys, size_t *n)
+{
+	*keys = NULL;
+	*n = 0;
+	if (fd < 0)
+		return -1;
+	return s->ops->watch_keys ? s->ops->watch_keys(s, fd, keys, n) : 1;
+}
+
+void storage_keys_free(char **keys, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
 }
 
 void storage_unwatch(struct storage *s, int fd)

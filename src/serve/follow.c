@@ -55,6 +55,28 @@ static int emit_chunk(struct follow *f, const struct buf *data, follow_emit_fn e
 	return emitted;
 }
 
+#define FOLLOW_GONE (-2)
+
+/* Read chunk key (index idx) and emit its lines: their number, -1 (e
+ * set, or emit said stop), or FOLLOW_GONE when it no longer exists. */
+static int read_chunk(struct follow *f, const char *key, long idx, follow_emit_fn emit, void *arg, struct err *e)
+{
+	struct buf data = BUF_INIT;
+	int n;
+
+	if (storage_get(f->st, key, 0, &data, e) != 0) {
+		buf_free(&data);
+		return e->http == 404 ? FOLLOW_GONE : -1;
+	}
+	f->bytes_read += data.len;
+	f->chunks++;
+	n = emit_chunk(f, &data, emit, arg);
+	buf_free(&data);
+	snprintf(f->last_key, sizeof(f->last_key), "%s", key);
+	f->last_index = idx;
+	return n;
+}
+
 int follow_poll(struct follow *f, follow_emit_fn emit, void *arg, struct err *e)
 {
 	struct storage_list l;
@@ -64,6 +86,7 @@ int follow_poll(struct follow *f, follow_emit_fn emit, void *arg, struct err *e)
 
 	/* Our own 6-digit names sort as they are numbered: list after the
 	 * last one.  Seed names (3 digits) need the whole list, by index. */
+	f->lists++;
 	if (storage_list(f->st, f->prefix, f->last_key[0] && !f->legacy ? f->last_key : NULL, &l, e) != 0)
 		return -1;
 	if (l.n && !(order = calloc(l.n, sizeof(*order)))) {
@@ -82,27 +105,28 @@ int follow_poll(struct follow *f, follow_emit_fn emit, void *arg, struct err *e)
 	if (legacy)
 		qsort(order, k, sizeof(*order), by_index);
 	for (i = 0; i < k && total >= 0; i++) {
-		struct buf data = BUF_INIT;
-		const char *key = l.items[order[i][1]].key;
-		int n;
+		int n = read_chunk(f, l.items[order[i][1]].key, order[i][0], emit, arg, e);
 
-		if (storage_get(f->st, key, 0, &data, e) != 0) {
-			buf_free(&data);
-			if (e->http == 404)
-				continue;       /* deleted by lifecycle: skip it */
-			total = -1;
-			break;
-		}
-		f->bytes_read += data.len;
-		n = emit_chunk(f, &data, emit, arg);
-		buf_free(&data);
-		snprintf(f->last_key, sizeof(f->last_key), "%s", key);
-		f->last_index = order[i][0];
+		if (n == FOLLOW_GONE)
+			continue;       /* deleted by lifecycle: skip it */
 		total = n < 0 ? -1 : total + n;
 	}
 	free(order);
 	storage_list_free(&l);
 	return total;
+}
+
+int follow_take(struct follow *f, const char *key, follow_emit_fn emit, void *arg, struct err *e)
+{
+	int w, n;
+	long idx = chunk_index(f, key, &w);
+
+	if (idx < 0 || idx <= f->last_index)
+		return 0;
+	if (f->legacy || w < 6 || idx != f->last_index + 1)
+		return follow_poll(f, emit, arg, e);
+	n = read_chunk(f, key, idx, emit, arg, e);
+	return n == FOLLOW_GONE ? follow_poll(f, emit, arg, e) : n;
 }
 
 cJSON *follow_metadata(struct follow *f, struct err *e)

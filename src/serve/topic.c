@@ -22,10 +22,13 @@
 #include "task/record.h"
 #include "serve/sseframe.h"
 #include "serve/topic.h"
+#include "util/log.h"
 
 #define DEFAULT_WINDOW 4096
 #define WINDOW_BYTES (16u << 20)
 #define IDLE_POLL_MAX_MS 2000
+#define WATCH_SLICE_MS 250
+#define WATCH_RECHECK_MS 30000             /* a quiet watched task is listed this often */
 
 struct topic_frame {
 	int refs;
@@ -156,14 +159,14 @@ static void pause_ms(struct topic *t, int ms)
 	pthread_mutex_unlock(&t->mu);
 }
 
-static void wait_watch(int fd)
+/* Until the watch has news (1), or WATCH_SLICE_MS passed (0: time to
+ * look at topic_leave); the news are taken, and the watch re-armed, by
+ * storage_watch_keys. */
+static int wait_watch(int fd)
 {
 	struct pollfd p = { fd, POLLIN, 0 };
-	char drain[4096];
 
-	if (poll(&p, 1, 250) > 0)
-		while (read(fd, drain, sizeof(drain)) > 0)
-			;
+	return poll(&p, 1, WATCH_SLICE_MS) > 0;
 }
 
 /* The task is over: the closing events become the last frame. */
@@ -197,39 +200,107 @@ static void topic_free(struct topic *t)
 	free(t);
 }
 
+/* When the task is terminal: read what is left, render the closing
+ * events; 1 then (the reader is done), else 0. */
+static int ended(struct topic *t, struct follow *f, struct err *e)
+{
+	cJSON *meta = follow_metadata(f, e);
+	int done = tr_meta_terminal(meta) && follow_poll(f, on_line, t, e) >= 0 && finish(t, meta) == 0;
+
+	cJSON_Delete(meta);
+	return done;
+}
+
+/* Cloud mode (no watch): list after the last chunk, fast while lines
+ * flow, backing off to IDLE_POLL_MAX_MS. */
+static void read_polling(struct topic *t, struct follow *f)
+{
+	struct err e = ERR_INIT;
+	int idle = 50;
+
+	while (!stopping(t)) {
+		if (follow_poll(f, on_line, t, &e) > 0) {
+			idle = 50;
+			continue;
+		}
+		if (ended(t, f, &e))
+			break;
+		pause_ms(t, idle);
+		idle = idle * 2 > IDLE_POLL_MAX_MS ? IDLE_POLL_MAX_MS : idle * 2;
+	}
+}
+
+/* Take the keys the watch named: chunks are read (follow_take), the
+ * metadata sets *meta.  0, or non-zero when the names were lost or a
+ * read failed: the caller lists then. */
+static int take_keys(struct topic *t, struct follow *f, int watch, const char *meta_key, int *meta)
+{
+	struct err e = ERR_INIT;
+	char **keys;
+	size_t n, i;
+	int rc = storage_watch_keys(f->st, watch, &keys, &n);
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(keys[i], meta_key) == 0)
+			*meta = 1;
+		else if (rc == 0 && follow_take(f, keys[i], on_line, t, &e) < 0)
+			rc = -1;
+	}
+	storage_keys_free(keys, n);
+	return rc;
+}
+
+/* Local mode: the watch names each new object, so a chunk is read
+ * without listing; the prefix is listed at the start (what was there
+ * before the watch), when names were lost, once at the end, and after
+ * WATCH_RECHECK_MS without news (should the watch have gone deaf: its
+ * directory replaced).  The metadata is read when it changes (it lives
+ * under the same prefix) and with each listing. */
+static void read_watched(struct topic *t, struct follow *f, int watch)
+{
+	struct err e = ERR_INIT;
+	char meta_key[TR_KEY_MAX];
+	int list = 1, meta = 1, quiet = 0;
+
+	tr_key_metadata(meta_key, t->task_id);
+	while (!stopping(t)) {
+		if (list) {
+			list = follow_poll(f, on_line, t, &e) < 0;
+			meta = 1;
+		}
+		if (meta && ended(t, f, &e))
+			break;
+		meta = 0;
+		if (wait_watch(watch)) {
+			quiet = 0;
+		} else if ((quiet += WATCH_SLICE_MS) >= WATCH_RECHECK_MS) {
+			list = 1;
+			quiet = 0;
+		}
+		list |= take_keys(t, f, watch, meta_key, &meta) != 0;
+	}
+}
+
 static void *reader_main(void *arg)
 {
 	struct topic *t = arg;
 	struct storage *st = t->reg->st;
 	struct follow f;
-	struct err e = ERR_INIT;
 	char prefix[TR_KEY_MAX];
-	int idle = 50, n, watch;
-	cJSON *meta;
+	int watch;
 
 	follow_init(&f, st, t->task_id, 0);
 	tr_key_logs(prefix, t->task_id);
 	watch = storage_can_watch(st) ? storage_watch(st, prefix) : -1;
-	while (!stopping(t)) {
-		if ((n = follow_poll(&f, on_line, t, &e)) > 0) {
-			idle = 50;
-			continue;
-		}
-		meta = follow_metadata(&f, &e);
-		if (tr_meta_terminal(meta) && follow_poll(&f, on_line, t, &e) >= 0 && finish(t, meta) == 0) {
-			cJSON_Delete(meta);
-			break;
-		}
-		cJSON_Delete(meta);
-		if (watch >= 0) {
-			wait_watch(watch);
-		} else {
-			pause_ms(t, idle);
-			idle = idle * 2 > IDLE_POLL_MAX_MS ? IDLE_POLL_MAX_MS : idle * 2;
-		}
-	}
+	if (watch >= 0)
+		read_watched(t, &f, watch);
+	else
+		read_polling(t, &f);
 	if (watch >= 0)
 		storage_unwatch(st, watch);
+	slog(SLOG_DEBUG, "topic %s: reader stopped after %llu lines in %llu chunks, %llu listings (%s)", t->task_id,
+	     (unsigned long long)f.line_no, (unsigned long long)f.chunks, (unsigned long long)f.lists,
+	     watch >= 0 ? "watched" : "polled");
 	/* Still in the registry while streams follow: wait for the last one. */
 	pthread_mutex_lock(&t->mu);
 	while (!t->stop)
