@@ -17,6 +17,7 @@
 
 #include "backend/seal.h"
 #include "crypto/crypto.h"
+#include "util/fdio.h"
 #include "util/hex.h"
 
 #define WRAP_VERSION 0x01
@@ -27,22 +28,6 @@ struct seal_local {
 	struct sealer base;
 	uint8_t key[32];
 };
-
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-
-	while (n > 0) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 /* Create a new key file; 1 when it already exists, 0 made, -1 error. */
 static int create_key(const char *path, struct err *e)
@@ -62,7 +47,7 @@ static int create_key(const char *path, struct err *e)
 	}
 	hex_fmt(text, key, sizeof(key));
 	text[64] = '\n';
-	if (write_all(fd, text, 65) != 0 || fsync(fd) != 0) {
+	if (fd_write_all(fd, text, 65) != 0 || fsync(fd) != 0) {
 		close(fd);
 		unlink(path);
 		cr_wipe(key, sizeof(key));

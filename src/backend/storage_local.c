@@ -22,6 +22,7 @@
 
 #include "backend/dirwatch.h"
 #include "backend/storage.h"
+#include "util/fdio.h"
 
 struct storage_local {
 	struct storage base;
@@ -81,18 +82,7 @@ static int make_parents(char *path, struct err *e)
 
 static int write_file(int fd, const void *data, size_t len)
 {
-	const char *c = data;
-
-	while (len > 0) {
-		ssize_t w = write(fd, c, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		c += w;
-		len -= (size_t)w;
-	}
-	return fsync(fd);
+	return fd_write_all(fd, data, len) != 0 ? -1 : fsync(fd);
 }
 
 static int local_put(struct storage *s, const char *key, const void *data, size_t len,

@@ -26,6 +26,7 @@
 #include "git/git.h"
 #include "git/git_int.h"
 #include "net/netinit.h"
+#include "util/fdio.h"
 #include "util/hex.h"
 #include "util/redact.h"
 #include "util/clock.h"
@@ -88,20 +89,13 @@ int gop_sh_quote(struct buf *b, const char *s)
 int gop_write_file(const char *path, const char *data, size_t n, struct err *e)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	size_t off = 0;
 
 	if (fd < 0)
 		return err_set(e, "cannot write %s: %s", path, strerror(errno));
-	while (off < n) {
-		ssize_t w = write(fd, data + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			err_set(e, "cannot write %s: %s", path, strerror(errno));
-			close(fd);
-			return -1;
-		}
-		off += (size_t)w;
+	if (fd_write_all(fd, data, n) != 0) {
+		err_set(e, "cannot write %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
 	}
 	if (close(fd) != 0)
 		return err_set(e, "cannot write %s: %s", path, strerror(errno));

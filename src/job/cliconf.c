@@ -18,6 +18,7 @@
 
 #include "job/cliconf.h"
 #include "util/buf.h"
+#include "util/fdio.h"
 #include "util/jsjson.h"
 
 static const char *const linked_dirs[] = {
@@ -56,20 +57,13 @@ static int slurp(const char *path, struct buf *out, struct err *e)
 static int write_new(const char *path, const char *data, size_t n, struct err *e)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	size_t off = 0;
 
 	if (fd < 0)
 		return err_set(e, "cannot create %s: %s", path, strerror(errno));
-	while (off < n) {
-		ssize_t w = write(fd, data + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			int why = w < 0 ? errno : EIO;
-			close(fd);
-			return err_set(e, "cannot write %s: %s", path, strerror(why));
-		}
-		off += (size_t)w;
+	if (fd_write_all(fd, data, n) != 0) {
+		int why = errno;
+		close(fd);
+		return err_set(e, "cannot write %s: %s", path, strerror(why));
 	}
 	if (close(fd) != 0)
 		return err_set(e, "cannot write %s: %s", path, strerror(errno));

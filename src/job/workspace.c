@@ -29,6 +29,7 @@
 
 #include "crypto/crypto.h"
 #include "job/workspace.h"
+#include "util/fdio.h"
 #include "util/hex.h"
 #include "util/redact.h"
 #include "util/rmtree.h"
@@ -156,22 +157,6 @@ static int is_js_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-static int write_all(int fd, const void *data, size_t n)
-{
-	const char *p = data;
-
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int ws_write_ssh_key(struct ws *ws, const char *key, struct err *e)
 {
 	struct buf norm = BUF_INIT;
@@ -224,7 +209,7 @@ int ws_write_ssh_key(struct ws *ws, const char *key, struct err *e)
 		err_set(e, "cannot create the SSH key file %s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (fchmod(fd, 0600) != 0 || write_all(fd, norm.p, norm.len) != 0) {
+	if (fchmod(fd, 0600) != 0 || fd_write_all(fd, norm.p, norm.len) != 0) {
 		err_set(e, "cannot write the SSH key file %s: %s", path, strerror(errno));
 		close(fd);
 		unlink(path);
@@ -417,7 +402,7 @@ int ws_write_file(const char *root, const char *rel, const void *data, size_t n,
 		err_set(e, "cannot create '%s': %s", rel, strerror(errno));
 		goto out;
 	}
-	if (fchmod(fd, mode & 07777) != 0 || write_all(fd, data, n) != 0) {
+	if (fchmod(fd, mode & 07777) != 0 || fd_write_all(fd, data, n) != 0) {
 		err_set(e, "cannot write '%s': %s", rel, strerror(errno));
 		close(fd);
 		goto out;
@@ -457,7 +442,7 @@ int ws_wipe(struct ws *ws, struct err *e)
 				memset(zero, 0, sizeof(zero));
 				while (left > 0) {
 					size_t k = left < (off_t)sizeof(zero) ? (size_t)left : sizeof(zero);
-					if (write_all(fd, zero, k) != 0)
+					if (fd_write_all(fd, zero, k) != 0)
 						break;
 					left -= (off_t)k;
 				}

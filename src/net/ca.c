@@ -14,6 +14,7 @@
 
 #include "net/ca.h"
 #include "settings/settings.h"
+#include "util/fdio.h"
 
 extern const unsigned char ccr_ca_bundle[];
 extern const size_t ccr_ca_bundle_len;
@@ -95,7 +96,6 @@ int ca_curl_apply(void *curl)
 static int embedded_to_file(char *path, size_t pathlen, char *err, size_t errlen)
 {
 	const char *tmp = settings_str(SET_TMPDIR);
-	size_t off = 0;
 	int fd;
 
 	snprintf(path, pathlen, "%s/ccr-ca-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -104,17 +104,11 @@ static int embedded_to_file(char *path, size_t pathlen, char *err, size_t errlen
 		snprintf(err, errlen, "cannot write the CA bundle for libgit2 to %s: %s", path, strerror(errno));
 		return -1;
 	}
-	while (off < ccr_ca_bundle_len) {
-		ssize_t n = write(fd, ccr_ca_bundle + off, ccr_ca_bundle_len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			snprintf(err, errlen, "cannot write the CA bundle to %s: %s", path, strerror(errno));
-			close(fd);
-			unlink(path);
-			return -1;
-		}
-		off += (size_t)n;
+	if (fd_write_all(fd, ccr_ca_bundle, ccr_ca_bundle_len) != 0) {
+		snprintf(err, errlen, "cannot write the CA bundle to %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
 	}
 	if (close(fd) != 0) {
 		snprintf(err, errlen, "cannot write the CA bundle to %s: %s", path, strerror(errno));

@@ -33,6 +33,7 @@
 #include "proxy/proxy_rig.h"
 #include "selftest/selftest.h"
 #include "util/buf.h"
+#include "util/fdio.h"
 
 
 double tpt_now_ms(void)
@@ -123,19 +124,7 @@ static const http_parser_settings fu_settings = {
 
 int send_all(int fd, const void *d, size_t n)
 {
-	const char *p = d;
-
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return fd_send_all(fd, d, n);
 }
 
 static int send_chunk(int fd, const char *d, size_t n)
