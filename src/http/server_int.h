@@ -205,6 +205,7 @@ struct hs_pool {
 	pthread_cond_t gone;       /* a worker exited */
 	struct hs_conn *head, *tail;
 	unsigned queued, nthreads, nidle, max;
+	int starting;              /* a thread was created and has not run yet */
 	int stop;
 };
 
@@ -302,8 +303,8 @@ void hs_loop_close(struct hs_server *s, struct hs_conn *c);
 
 /* server_pool.c */
 int hs_pool_init(struct hs_pool *p, unsigned max);
-/* Queue c for a worker; short jobs start few threads.  0 or -1. */
-int hs_pool_submit(struct hs_server *s, struct hs_conn *c, int short_job);
+/* Queue c for a worker (c->job); short jobs start few threads.  0 or -1. */
+int hs_pool_submit(struct hs_server *s, struct hs_conn *c);
 /* Stop the pool; wait until deadline (ms) for its threads; 1 if some run. */
 int hs_pool_stop(struct hs_server *s, uint64_t deadline);
 void hs_pool_destroy(struct hs_pool *p);

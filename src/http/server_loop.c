@@ -120,7 +120,7 @@ int hs_loop_dispatch(struct hs_server *s, struct hs_conn *c, int job)
 	unlink_conn(s, c);
 	c->where = C_WORKER;
 	c->job = job;
-	if (hs_pool_submit(s, c, job == JOB_PUMP || job == JOB_PARK_END) == 0)
+	if (hs_pool_submit(s, c) == 0)
 		return 0;
 	/* No thread at all: end it here. */
 	if (c->park) {

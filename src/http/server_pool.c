@@ -6,7 +6,9 @@
  * to the loop (keep-alive, or a parked stream) or close it.
  *
  * The queue is a list under the pool's mutex.  A job starts a new thread
- * when fewer workers are idle than jobs wait, up to max_connections (a
+ * when fewer workers are idle than jobs wait and no thread is starting
+ * already (a burst of quick requests is drained by the workers there are
+ * instead of making one thread per request), up to max_connections (a
  * connection has at most one job at a time, so that is enough for every
  * blocking handler at once); the short jobs of parked streams (a pump
  * that reads history, a stream's end) start at most POOL_SHORT_MAX
@@ -55,6 +57,11 @@ void hs_pool_destroy(struct hs_pool *p)
 	pthread_cond_destroy(&p->gone);
 }
 
+static int is_short(const struct hs_conn *c)
+{
+	return c->job == JOB_PUMP || c->job == JOB_PARK_END;
+}
+
 /* What a worker does with c. */
 static void run_job(struct hs_conn *c)
 {
@@ -93,12 +100,32 @@ static void run_job(struct hs_conn *c)
 	hs_conn_free(c);
 }
 
+static void *worker_main(void *arg);
+
+/* One more worker for the job c, unless one is starting or a cap says
+ * no (p->mu held). */
+static void spawn(struct hs_server *s, const struct hs_conn *c)
+{
+	struct hs_pool *p = &s->pool;
+	pthread_t t;
+
+	if ((p->starting && p->nthreads) || p->nthreads >= p->max || (is_short(c) && p->nthreads >= POOL_SHORT_MAX))
+		return;
+	p->nthreads++;
+	p->starting = 1;
+	if (pthread_create(&t, &s->attr, worker_main, s) != 0) {
+		p->nthreads--;
+		p->starting = 0;
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct hs_server *s = arg;
 	struct hs_pool *p = &s->pool;
 
 	pthread_mutex_lock(&p->mu);
+	p->starting = 0;
 	for (;;) {
 		struct hs_conn *c;
 
@@ -116,6 +143,8 @@ static void *worker_main(void *arg)
 		if (!p->head)
 			break;             /* stopped */
 		c = p->head;
+		if (c->qnext && !p->nidle)
+			spawn(s, c->qnext);     /* more wait, nobody takes them */
 		p->head = c->qnext;
 		if (!p->head)
 			p->tail = NULL;
@@ -132,10 +161,9 @@ out:
 	return NULL;
 }
 
-int hs_pool_submit(struct hs_server *s, struct hs_conn *c, int short_job)
+int hs_pool_submit(struct hs_server *s, struct hs_conn *c)
 {
 	struct hs_pool *p = &s->pool;
-	pthread_t t;
 
 	pthread_mutex_lock(&p->mu);
 	c->qnext = NULL;
@@ -145,11 +173,8 @@ int hs_pool_submit(struct hs_server *s, struct hs_conn *c, int short_job)
 		p->head = c;
 	p->tail = c;
 	p->queued++;
-	if (p->nidle < p->queued && p->nthreads < p->max && (!short_job || p->nthreads < POOL_SHORT_MAX)) {
-		p->nthreads++;
-		if (pthread_create(&t, &s->attr, worker_main, s) != 0)
-			p->nthreads--;
-	}
+	if (p->nidle < p->queued)
+		spawn(s, c);
 	if (p->nthreads == 0) {
 		/* no worker and none can start: take c back out (it is the tail,
 		 * and alone, since every queued job had a worker) */
