@@ -33,11 +33,12 @@
  *    (serve's topic pushing a frame), ticks and the drain, with the same
  *    output buffer.  A pump that must block asks for a worker once.
  *
- * Ownership: a connection belongs to exactly one thread at a time.  The
- * loop registers its socket with EPOLLONESHOT, so every event disarms it;
- * handing it to a worker also removes it from the epoll set, so no event
- * can reach the loop while a worker has it; the worker gives it back
- * through the inbox, and the loop re-adds it.  A connection the loop
+ * Ownership: a connection belongs to exactly one thread at a time.
+ * Handing it to a worker removes its socket from the epoll set, so no
+ * event can reach the loop while a worker has it (epoll reports a socket
+ * once per wait, and the hand-off happens while its event is handled or
+ * after the batch); the worker gives it back through the inbox, and the
+ * loop adds it again.  A connection the loop
  * closes is freed only at the end of the loop's turn, after every event
  * of the batch was looked at.  Thread stacks are explicit (256 KiB of
  * address space, only the touched pages resident) so memory is

@@ -52,6 +52,7 @@
 #define INLINE_BATCH 16           /* pipelined inline requests per turn */
 #define POOL_MIN 1                /* idle workers kept */
 #define POOL_IDLE_MS 5000         /* an idle worker past the minimum exits after this */
+#define POOL_BURST_IDLE_MS 1000   /* ... and sooner while more than POOL_SHORT_MAX run */
 #define POOL_SHORT_MAX 4          /* threads started for short jobs (pumps, stream ends) */
 
 /* AddressSanitizer's redzones make stack frames several times larger: a
@@ -177,7 +178,7 @@ struct hs_conn {
 	uint64_t write_deadline;   /* ms: obuf made no progress since (loop) */
 	uint64_t idle_deadline;    /* ms: keep-alive wait ends */
 	int where;                 /* C_* (loop) */
-	int armed;                 /* registered with epoll (loop) */
+	int armed;                 /* the events epoll watches; -1: not in the set (loop) */
 	struct hs_conn *lprev, *lnext;  /* the loop's list (loop) */
 	struct hs_conn *znext;     /* the loop's list of conns to free (loop) */
 	int job, rd, hb;           /* JOB_*, its read result, HB_* */

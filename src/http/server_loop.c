@@ -1,9 +1,10 @@
 /*
  * server_loop.c: the event loop of the HTTP/1.1 server (see server.c for
  * the design).  One thread, one epoll set: the listeners and the drain
- * pipe (level-triggered), an eventfd that workers and wake-ups write, the
- * refused sockets (server_accept.c), and the connections it owns, each
- * registered with EPOLLONESHOT so that every event disarms it.
+ * pipe, an eventfd that workers and wake-ups write, the refused sockets
+ * (server_accept.c), and the connections it owns, all level-triggered.
+ * A connection's interest (c->armed) changes only when its state does,
+ * so a kept-alive connection answered inline costs no epoll_ctl.
  *
  * A turn: wait (until the next timer), handle the events, take back the
  * connections workers returned (the inbox), run the woken parked streams,
@@ -91,9 +92,9 @@ void hs_loop_arm(struct hs_server *s, struct hs_conn *c)
 	else if (c->where == C_LOOP_PARKED)
 		want = EPOLLRDHUP | (c->rlen < RBUF_SIZE ? EPOLLIN : 0) | (c->obuf.len ? EPOLLOUT : 0);
 	if (c->armed == (int)want)
-		return;            /* armed already, for the same events */
+		return;            /* watched already, for the same events */
 	memset(&ev, 0, sizeof(ev));
-	ev.events = want | EPOLLONESHOT;
+	ev.events = want;
 	ev.data.ptr = c;
 	if (epoll_ctl(s->epfd, c->armed >= 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) != 0) {
 		c->gone = 1;       /* cannot watch it: treat the client as gone */
@@ -253,7 +254,6 @@ static void flush_event(struct hs_server *s, struct hs_conn *c)
 
 static void conn_event(struct hs_server *s, struct hs_conn *c, uint32_t ev)
 {
-	c->armed = 0;              /* EPOLLONESHOT: disarmed by this event */
 	if (c->where == C_LOOP_READ)
 		read_event(s, c);
 	else if (c->where == C_LOOP_FLUSH)

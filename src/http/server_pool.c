@@ -13,7 +13,8 @@
  * blocking handler at once); the short jobs of parked streams (a pump
  * that reads history, a stream's end) start at most POOL_SHORT_MAX
  * threads, so 1,000 streams ending at once share a few workers.  A worker
- * idle for POOL_IDLE_MS exits unless it is one of the last POOL_MIN.
+ * idle for POOL_IDLE_MS exits unless it is one of the last POOL_MIN; past
+ * POOL_SHORT_MAX threads (what a burst started) after POOL_BURST_IDLE_MS.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -133,7 +134,8 @@ static void *worker_main(void *arg)
 			struct timespec ts;
 			int rc;
 
-			abs_time(&ts, (uint64_t)clock_mono_ms() + POOL_IDLE_MS);
+			abs_time(&ts, (uint64_t)clock_mono_ms() +
+					   (p->nthreads > POOL_SHORT_MAX ? POOL_BURST_IDLE_MS : POOL_IDLE_MS));
 			p->nidle++;
 			rc = pthread_cond_timedwait(&p->cv, &p->mu, &ts);
 			p->nidle--;
