@@ -449,8 +449,11 @@ static void handle_event(struct hs_server *s, const struct epoll_event *ev)
 	} else if (tag == TAG_WAKE) {
 		uint64_t v;
 
-		__atomic_store_n(&s->kicked, 0, __ATOMIC_SEQ_CST);
+		/* read first, then clear: a kick between the two either saw
+		 * the flag set (its wake-up is taken later in this turn) or
+		 * writes the eventfd again */
 		(void)!read(s->evfd, &v, sizeof(v));
+		__atomic_store_n(&s->kicked, 0, __ATOMIC_SEQ_CST);
 	} else if (tag >= TAG_LISTEN && tag < TAG_LISTEN + HS_MAX_LISTEN) {
 		if ((int)(tag - TAG_LISTEN) < s->nlisten)
 			hs_accept_ready(s, s->lfd[tag - TAG_LISTEN]);
