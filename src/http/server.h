@@ -18,7 +18,7 @@
  *   431  header section larger than max_header_bytes, or too many fields
  *   501  a Transfer-Encoding other than "chunked"
  *   503  more than max_connections connections, or more than max_per_client
- *        from one client address (answered by the acceptor; a request
+ *        from one client address (answered by the event loop; a request
  *        the cap_exempt hook accepts gets its fixed 200 instead)
  *   505  an HTTP major version other than 1
  *
@@ -96,12 +96,13 @@ struct hs_config {
 	unsigned body_timeout_ms;      /* 30 s: end of headers -> end of body */
 	unsigned idle_timeout_ms;      /* 65 s: keep-alive wait for the next request */
 	unsigned write_timeout_ms;     /* 30 s without write progress = client gone */
-	size_t stack_size;             /* 256 KiB per connection thread */
+	size_t stack_size;             /* 256 KiB per worker thread */
 
 	hs_handler_fn handler;         /* required */
 	void *app;                     /* passed to every hook */
-	/* Called once per answered request, from the connection's thread (or
-	 * the acceptor's, for 503s past the connection cap).  May be NULL. */
+	/* Called once per answered request, from the thread that answered
+	 * it (a worker, or the loop's for inline answers, parked streams'
+	 * ends and 503s past the connection cap).  May be NULL. */
 	void (*on_access)(const struct hs_access *a, void *app);
 	/* Called once by hs_shutdown, after accepting stopped and before
 	 * waiting: tell long-lived streams to send a last event and end.
@@ -113,7 +114,7 @@ struct hs_config {
 	 * first bytes (up to 39) and returns 1 to have the acceptor answer 200
 	 * with *ctype and *body (static strings) instead of the 503, 0 for the
 	 * 503, or -1 while too few bytes arrived to tell (hs_prefix_match
-	 * does this for a list of prefixes).  Called from the acceptor's
+	 * does this for a list of prefixes).  Called from the loop's
 	 * thread: it must not block.  May be NULL. */
 	int (*cap_exempt)(const char *head, size_t n, const char **ctype, const char **body, void *app);
 	/* Run this request's handler on the loop thread, with no hand-off
@@ -138,7 +139,7 @@ struct hs_config {
 	 * top, the 503 past the caps included) instead of {"error":msg} as
 	 * HS_JSON: the body into out (empty on entry), its Content-Type into
 	 * *ctype.  Returns 0, or -1 to fall back to the default.  Called from
-	 * a connection's thread or the acceptor's.  May be NULL. */
+	 * a worker or the loop thread.  May be NULL. */
 	int (*error_body)(int status, const char *msg, struct buf *out, const char **ctype, void *app);
 };
 
@@ -251,7 +252,7 @@ int hs_req_method_id(const struct hs_req *r);
 /* Per-connection state of a handler (a proxy's upstream handle, kept for
  * the client's keep-alive requests): hs_conn_data returns what the last
  * hs_set_conn_data stored (NULL at first); free_fn(data) is called once
- * when the connection ends, on the connection's thread, before the
+ * when the connection ends, on a worker thread, before the
  * server counts it closed (so after hs_shutdown every free_fn ran). */
 void *hs_conn_data(const struct hs_req *r);
 void hs_set_conn_data(struct hs_req *r, void *data, void (*free_fn)(void *data));

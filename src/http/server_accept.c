@@ -21,7 +21,7 @@
 #include "util/clock.h"
 #include "http/server_int.h"
 
-/* The access-log line of an answer the acceptor wrote itself. */
+/* The access-log line of an answer the loop wrote itself. */
 static void log_refused(struct hs_server *s, const struct sockaddr_storage *ss, int status)
 {
 	struct hs_conn fake;
@@ -84,7 +84,7 @@ int hs_prefix_match(const char *head, size_t n, const char *const *prefixes)
 	return undecided ? -1 : 0;
 }
 
-/* Keep a refused socket in the acceptor's poll set: `await` first waits
+/* Keep a refused socket in the loop's epoll set: `await` first waits
  * for its request line (see struct linger_slot), otherwise it has been
  * answered already and only lingers. */
 static void linger_add(struct hs_server *s, int fd, const struct sockaddr_storage *ss, const char *why, int await)

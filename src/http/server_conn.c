@@ -1,8 +1,8 @@
 /*
  * server_conn.c: one connection of the HTTP/1.1 server (see server.c for
  * the design): waits with deadlines, writes, the lingering close, reading
- * one request through http-parser, and the loop of a connection thread
- * (request, handler, access log, keep-alive or close).
+ * one request through http-parser, answering a request (handler, access
+ * log, keep-alive or close), and the blocking loop of hs_serve_fd.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -505,7 +505,7 @@ int hs_req_take_socket(struct hs_req *q, struct buf *pending)
 	return c->fd;
 }
 
-/* ---- the connection thread -------------------------------------------- */
+/* ---- answering requests ------------------------------------------------ */
 
 void hs_req_reset(struct hs_conn *c)
 {

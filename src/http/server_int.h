@@ -38,7 +38,7 @@
 
 #define HS_MAX_LISTEN 4
 #define RBUF_SIZE 8192            /* per-connection read buffer */
-#define LINGER_SLOTS 64           /* lingering 503 sockets the acceptor tracks */
+#define LINGER_SLOTS 64           /* lingering 503 sockets the loop tracks */
 #define LINGER_MS 1000            /* how long a refused socket lingers */
 #define LINGER_MAX_BYTES (8u << 20) /* bytes dropped while lingering */
 #define AWAIT_MS 500              /* how long a refused socket may take to send its request line */

@@ -113,6 +113,16 @@ void hs_loop_close(struct hs_server *s, struct hs_conn *c)
 	s->zconns = c;
 }
 
+/* Close c, idle: a handler's per-connection data is freed on a worker
+ * (its free_fn may block, e.g. a TLS goodbye). */
+static void close_idle(struct hs_server *s, struct hs_conn *c)
+{
+	if (c->data_free)
+		hs_loop_dispatch(s, c, JOB_FINISH);
+	else
+		hs_loop_close(s, c);
+}
+
 int hs_loop_dispatch(struct hs_server *s, struct hs_conn *c, int job)
 {
 	if (c->armed >= 0)
@@ -231,7 +241,7 @@ static void read_event(struct hs_server *s, struct hs_conn *c)
 			return;
 		}
 		c->gone = 1;       /* EOF or error: nothing (more) to answer */
-		hs_loop_close(s, c);
+		close_idle(s, c);
 		return;
 	}
 }
@@ -270,7 +280,7 @@ static void drain_idle(struct hs_server *s, struct hs_conn *c)
 		return;
 	read_event(s, c);
 	if (c->where == C_LOOP_READ && !c->req.t_start && !c->rlen)
-		hs_loop_close(s, c);
+		close_idle(s, c);
 }
 
 void hs_loop_adopt(struct hs_server *s, struct hs_conn *c)
@@ -366,7 +376,7 @@ static void conn_timers(struct hs_server *s, struct hs_conn *c, uint64_t now)
 		if (now < read_deadline(c))
 			timer_at(s, read_deadline(c));
 		else if (!c->req.t_start)
-			hs_loop_close(s, c);       /* idle too long */
+			close_idle(s, c);          /* idle too long */
 		else {
 			hs_fail(&c->req, 408, "request timeout");
 			c->rd = RD_FAIL;
