@@ -274,6 +274,7 @@ static int ep_add(struct hs_server *s, int fd, uint64_t tag)
 
 int hs_start(struct hs_server *s, struct err *e)
 {
+	pthread_attr_t la;
 	int rc, i;
 
 	if (s->started)
@@ -289,7 +290,13 @@ int hs_start(struct hs_server *s, struct err *e)
 	for (i = 0; i < s->nlisten; i++)
 		if (ep_add(s, s->lfd[i], TAG_LISTEN + (uint64_t)i) != 0)
 			return err_set(e, "http server: epoll: %s", strerror(errno));
-	rc = pthread_create(&s->loop, NULL, hs_loop_main, s);
+	/* the loop runs inline handlers and pumps: the workers' stack size */
+	if ((rc = pthread_attr_init(&la)) != 0)
+		return err_set(e, "http server: thread attributes: %s", strerror(rc));
+	rc = pthread_attr_setstacksize(&la, s->cfg.stack_size);
+	if (rc == 0)
+		rc = pthread_create(&s->loop, &la, hs_loop_main, s);
+	pthread_attr_destroy(&la);
 	if (rc != 0)
 		return err_set(e, "http server: cannot start the event loop thread: %s", strerror(rc));
 	s->started = 1;
