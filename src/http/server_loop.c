@@ -246,6 +246,8 @@ static void read_event(struct hs_server *s, struct hs_conn *c)
 	}
 }
 
+static void drain_idle(struct hs_server *s, struct hs_conn *c);
+
 /* An inline answer was waiting for the socket: write on, then read on. */
 static void flush_event(struct hs_server *s, struct hs_conn *c)
 {
@@ -259,7 +261,10 @@ static void flush_event(struct hs_server *s, struct hs_conn *c)
 		return;
 	}
 	c->where = C_LOOP_READ;
-	read_event(s, c);
+	if (s->loop_drained && !c->req.t_start && !c->rlen)
+		drain_idle(s, c);
+	else
+		read_event(s, c);
 }
 
 static void conn_event(struct hs_server *s, struct hs_conn *c, uint32_t ev)
