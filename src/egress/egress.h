@@ -41,8 +41,8 @@
  * a head must arrive within 30 s; a connection on which nothing moved
  * either way for idle_ms is closed.
  *
- * Threads: the HTTP server core's (http/server.h): one acceptor, one
- * thread per connection.  eg_stop() closes the listener, cuts every
+ * Threads: the HTTP server core's (http/server.h): an event loop, and a
+ * worker thread per connection while its handler runs (a tunnel).  eg_stop() closes the listener, cuts every
  * connection and waits (up to 1 s, a name lookup cannot be interrupted)
  * for the threads; a thread still resolving
  * after that finishes on its own, with its own reference to the shared

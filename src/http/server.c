@@ -1,37 +1,57 @@
 /*
- * server.c: the HTTP/1.1 server declared in server.h.
+ * server.c: the HTTP/1.1 server declared in server.h: its design, and
+ * the lifecycle (new, listen, start, drain, free).
  *
- * Concurrency model: one acceptor thread plus one thread per connection,
- * each with a small explicit stack (256 KiB of address space by default,
- * of which only the pages actually touched, typically 10-30 KiB, become
- * resident), and a hard cap on connections (max_connections) enforced by
- * the acceptor.  Why this and not an event loop:
+ * Concurrency model: one event-loop thread (epoll) plus a dynamic pool of
+ * worker threads.
  *
- *  - The handlers above this layer are blocking by nature: they seal
- *    payloads, call storage and Google APIs through libcurl, start child
- *    processes, and run SSE loops that sleep between log polls.  With a
- *    thread per connection each of them is plain sequential C with
- *    ordinary error handling; an event loop would force every one of
- *    them into callbacks or a state machine (or need a worker pool behind
- *    the loop, which is threads again plus hand-offs).
- *  - The load is small and long-lived: Cloud Run sends at most 1000
- *    concurrent requests to an instance, and the target is ~500 open SSE
- *    streams that mostly sleep.  Linux handles thousands of sleeping
- *    threads cheaply; the cost is the resident part of each stack plus an
- *    8 KiB read buffer, i.e. tens of MiB for 500 streams.
- *  - Isolation: a slow or hostile client only ever blocks its own thread,
- *    and every socket wait has a deadline (header, body, idle, write), so
- *    no client can hold a thread longer than those timeouts allow.
- *  - The stack is explicit (pthread_attr_setstacksize) rather than libc's
- *    default so that memory use is predictable; 256 KiB rather than 64 KiB
- *    leaves room for what handlers call (cJSON's recursive parser on
- *    deeply nested bodies, mbedTLS handshakes inside libcurl).
+ *  - The loop owns the listeners, accepting (and the caps), every idle
+ *    keep-alive connection, every connection reading its request (the
+ *    head in stream_body mode, the whole message otherwise), the sockets
+ *    refused past a cap, and every parked stream.  None of these costs a
+ *    thread: 1,000 idle keep-alive connections or SSE streams are 1,000
+ *    small structs and read buffers in an epoll set.
+ *  - A request that is ready for its handler goes to a worker, which runs
+ *    the same blocking code path as a thread per connection did: the
+ *    handlers above this layer block by nature (storage and Google APIs
+ *    through libcurl, KMS, child processes, the token proxy's upstream,
+ *    egress CONNECT tunnels), and stay plain sequential C with ordinary
+ *    error handling.  When the answer is done and the connection stays
+ *    open, the worker answers an already-buffered pipelined request
+ *    itself, or hands the connection back to the loop (its inbox and an
+ *    eventfd).
+ *  - The pool grows on demand: an idle worker is reused, and when none is
+ *    idle a new one starts, up to max_connections, so handlers that block
+ *    for long (a proxy tunnel) never starve each other; a worker idle for
+ *    POOL_IDLE_MS exits, down to POOL_MIN.  A fixed-size pool would either
+ *    be too small for long tunnels or hold idle threads for nothing.
+ *  - Non-blocking handlers can skip the hand-off (cfg.is_inline: serve's
+ *    plain /health), answering on the loop thread; their writes never
+ *    wait (an output buffer, flushed on EPOLLOUT).
+ *  - A streaming handler can park its stream (server_park.c): it returns,
+ *    the loop keeps the connection and runs the handler's pump on wake-ups
+ *    (serve's topic pushing a frame), ticks and the drain, with the same
+ *    output buffer.  A pump that must block asks for a worker once.
  *
- * I/O: sockets are non-blocking; every wait is a poll() with a deadline,
- * so timeouts are exact and a thread never sleeps in recv() or send().
- * Each wait that may end early for a drain also polls the read end of a
- * "drain pipe" that hs_shutdown writes one byte into and nobody reads: it
- * stays readable, so it wakes every waiting thread at once and for good.
+ * Ownership: a connection belongs to exactly one thread at a time.
+ * Handing it to a worker removes its socket from the epoll set, so no
+ * event can reach the loop while a worker has it (epoll reports a socket
+ * once per wait, and the hand-off happens while its event is handled or
+ * after the batch); the worker gives it back through the inbox, and the
+ * loop adds it again.  A connection the loop
+ * closes is freed only at the end of the loop's turn, after every event
+ * of the batch was looked at.  Thread stacks are explicit (256 KiB of
+ * address space, only the touched pages resident) so memory is
+ * predictable and deep cJSON or mbedTLS frames fit.
+ *
+ * I/O on a worker: sockets are non-blocking; every wait is a poll() with
+ * a deadline, so timeouts are exact and a thread never sleeps in recv()
+ * or send().  Each wait that may end early for a drain also polls the
+ * read end of a "drain pipe" that hs_shutdown writes one byte into and
+ * nobody reads: it stays readable, so it wakes every waiting thread at
+ * once and for good.  On the loop the same deadlines (header, body, idle,
+ * write, lingering) are checked by a timer scan of the loop's
+ * connections, at most every TIMER_SLACK_MS.
  *
  * Parsing: http-parser (strict) does all of the HTTP syntax.  Its
  * callbacks copy the request target and the header fields into a
@@ -45,24 +65,23 @@
  * handed to the handler stays valid until it returns.
  *
  * Errors the server produces itself (400, 408, 413, 414, 417, 431, 501,
- * 505) are answered with a JSON body and Connection: close, then the
- * connection "lingers": our write side is shut down and the client's
- * remaining bytes are read and dropped for up to a second, so that the
- * client reads the answer instead of a TCP reset.  Past the connection
- * cap (global, or max_per_client from one address) the acceptor keeps the
- * socket in its poll set until its request line starts (at most
- * AWAIT_MS): a cap_exempt request (serve's plain /health) is answered 200,
- * any other 503, both without blocking; then the socket lingers there.
+ * 505) are answered (on a worker) with a JSON body and Connection: close,
+ * then the connection "lingers": our write side is shut down and the
+ * client's remaining bytes are read and dropped for up to a second, so
+ * that the client reads the answer instead of a TCP reset.  Past the
+ * connection cap (global, or max_per_client from one address) the loop
+ * keeps the socket until its request line starts (server_accept.c).
  *
  * Shutdown: hs_shutdown sets the draining flag and writes the drain pipe;
- * the acceptor closes the listeners and exits; idle keep-alive
- * connections close; in-flight responses finish with Connection: close;
- * streaming handlers learn of it from on_drain and hs_stream_wait_closed.
- * Past the deadline every remaining socket is shut down (not closed, so
- * no descriptor can be reused under a running thread), which makes its
- * thread's next read or write fail at once.  Connections live in a list
- * under the server mutex; a thread unlinks and closes its socket under
- * that mutex as its last use of the server.
+ * the loop closes the listeners and the idle keep-alive connections and
+ * runs every parked stream's pump once with HS_PUMP_DRAINING; in-flight
+ * responses finish with Connection: close; blocking streaming handlers
+ * learn of it from on_drain and hs_stream_wait_closed.  Past the deadline
+ * every remaining socket is shut down (not closed, so no descriptor can
+ * be reused under a running thread), which makes its next read or write
+ * fail at once.  Then the loop stops and the pool's threads exit.
+ * Connections live in a list under the server mutex (the caps count
+ * them); a connection is unlinked and its socket closed under that mutex.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -70,6 +89,8 @@
 #include <netinet/tcp.h>
 #include <errno.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,296 +102,6 @@
 #include "util/clock.h"
 #include "http/server_int.h"
 #include "util/jsjson.h"
-
-/* ---- the acceptor ----------------------------------------------------- */
-
-/* The access-log line of an answer the acceptor wrote itself. */
-static void log_refused(struct hs_server *s, const struct sockaddr_storage *ss, int status)
-{
-	struct hs_conn fake;
-	struct hs_access a;
-
-	if (!s->cfg.on_access)
-		return;
-	memset(&fake, 0, sizeof(fake));
-	hs_set_remote(&fake, ss);
-	memset(&a, 0, sizeof(a));
-	a.method = a.target = a.path = a.user_agent = a.trace = "";
-	a.status = status;
-	a.http_minor = 1;
-	a.remote_addr = fake.remote;
-	s->cfg.on_access(&a, s->cfg.app);
-}
-
-/* Write a whole answer on a refused socket without blocking (a fresh
- * socket's buffer holds it; if not, the client is gone). */
-static void answer_refused(struct hs_server *s, int fd, const struct sockaddr_storage *ss, int status,
-			   const char *type, const char *body)
-{
-	struct buf b = BUF_INIT;
-	char date[30];
-
-	hs_http_date(date, (int64_t)time(NULL));
-	if (buf_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n%sConnection: close\r\n"
-			   "Content-Length: %zu\r\n\r\n%s",
-		       status, status == 200 ? "OK" : "Service Unavailable", date, type,
-		       status == 503 ? "Retry-After: 1\r\n" : "", strlen(body), body) == 0)
-		(void)!send(fd, b.p, b.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	buf_free(&b);
-	log_refused(s, ss, status);
-}
-
-static void answer_503(struct hs_server *s, int fd, const struct sockaddr_storage *ss, const char *why)
-{
-	struct buf body = BUF_INIT;
-	const char *ctype = HS_JSON;
-
-	if (hs_error_body(s, 503, why, &body, &ctype) == 0)
-		answer_refused(s, fd, ss, 503, ctype, body.p ? body.p : "");
-	buf_free(&body);
-}
-
-/* 1 when head starts with one of the prefixes, 0 when it cannot, -1
- * while too few bytes have arrived to tell. */
-int hs_prefix_match(const char *head, size_t n, const char *const *prefixes)
-{
-	const char *const *p;
-	int undecided = 0;
-
-	for (p = prefixes; p && *p; p++) {
-		size_t k = strlen(*p);
-		if (n >= k && memcmp(head, *p, k) == 0)
-			return 1;
-		if (n < k && memcmp(head, *p, n) == 0)
-			undecided = 1;
-	}
-	return undecided ? -1 : 0;
-}
-
-/* Keep a refused socket in the acceptor's poll set: `await` first waits
- * for its request line (see struct linger_slot), otherwise it has been
- * answered already and only lingers. */
-static void linger_add(struct hs_server *s, int fd, const struct sockaddr_storage *ss, const char *why, int await)
-{
-	struct linger_slot *l;
-
-	if (s->nlinger >= LINGER_SLOTS) {
-		if (await)
-			answer_503(s, fd, ss, why);
-		close(fd);
-		return;
-	}
-	if (!await && shutdown(fd, SHUT_WR) != 0) {
-		close(fd);
-		return;
-	}
-	l = &s->linger[s->nlinger++];
-	memset(l, 0, sizeof(*l));
-	l->fd = fd;
-	l->deadline = (uint64_t)clock_mono_ms() + (await ? AWAIT_MS : LINGER_MS);
-	l->awaiting = await;
-	l->why = why;
-	l->ss = *ss;
-}
-
-static void linger_drop(struct hs_server *s, int i)
-{
-	close(s->linger[i].fd);
-	s->linger[i] = s->linger[--s->nlinger];
-}
-
-/* An awaiting socket: read the start of its request line, then answer. */
-static void await_service(struct hs_server *s, int i, int readable)
-{
-	struct linger_slot *l = &s->linger[i];
-	const char *type = "text/plain", *body = "";
-	int eof = 0, d;
-
-	if (readable) {
-		ssize_t n = recv(l->fd, l->head + l->hlen, sizeof(l->head) - 1 - l->hlen, 0);
-		if (n > 0)
-			l->hlen += (size_t)n;
-		else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-			eof = 1;
-	}
-	d = s->cfg.cap_exempt ? s->cfg.cap_exempt(l->head, l->hlen, &type, &body, s->cfg.app) : 0;
-	if (d < 0 && !eof && l->hlen < sizeof(l->head) - 1 && (uint64_t)clock_mono_ms() < l->deadline)
-		return;
-	if (d == 1)
-		answer_refused(s, l->fd, &l->ss, 200, type, body);
-	else
-		answer_503(s, l->fd, &l->ss, l->why);
-	l->awaiting = 0;
-	l->deadline = (uint64_t)clock_mono_ms() + LINGER_MS;
-	if (eof || shutdown(l->fd, SHUT_WR) != 0)
-		linger_drop(s, i);
-}
-
-/* Read what a lingering socket sent; drop it at EOF, error or deadline. */
-static void linger_service(struct hs_server *s, int i, int readable)
-{
-	struct linger_slot *l = &s->linger[i];
-	char sink[4096];
-
-	if (l->awaiting) {
-		await_service(s, i, readable);
-		return;
-	}
-	while (readable) {
-		ssize_t n = recv(l->fd, sink, sizeof(sink), 0);
-
-		if (n > 0) {
-			l->dropped += (size_t)n;
-			if (l->dropped > LINGER_MAX_BYTES)
-				break;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			readable = 0;
-		break;
-	}
-	if (readable || (uint64_t)clock_mono_ms() >= l->deadline)
-		linger_drop(s, i);
-}
-
-/* Answer 503 on a fresh socket without blocking, then let it linger. */
-static void refuse(struct hs_server *s, int fd, const struct sockaddr_storage *ss, const char *why)
-{
-	char sink[4096];
-
-	while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
-		;     /* whatever request bytes already arrived */
-	answer_503(s, fd, ss, why);
-	linger_add(s, fd, ss, why, 0);
-}
-
-/* How many open connections come from the address of ss (s->mu held). */
-static unsigned from_same_client(struct hs_server *s, const struct sockaddr_storage *ss)
-{
-	struct hs_conn probe;
-	struct hs_conn *c;
-	unsigned n = 0;
-
-	memset(&probe, 0, sizeof(probe));
-	hs_set_remote(&probe, ss);
-	if (!probe.remote[0])
-		return 0;                  /* a socketpair or unknown family: no client address */
-	for (c = s->conns; c; c = c->next)
-		if (strcmp(c->remote, probe.remote) == 0)
-			n++;
-	return n;
-}
-
-static void accept_one(struct hs_server *s, int lfd, int *more)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	struct hs_conn *c;
-	pthread_t t;
-	int fd, one = 1, full;
-
-	*more = 0;
-	fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0) {
-		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-			*more = 1;
-		else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-			s->accept_pause_until = (uint64_t)clock_mono_ms() + 100;
-		return;
-	}
-	*more = 1;
-	if (ss.ss_family != AF_UNIX && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
-		/* not fatal: responses are written in one piece anyway */
-	}
-	pthread_mutex_lock(&s->mu);
-	full = s->nconn >= s->cfg.max_connections ? 1 : from_same_client(s, &ss) >= s->cfg.max_per_client ? 2 : 0;
-	pthread_mutex_unlock(&s->mu);
-	if (full) {
-		/* At a cap, a cap_exempt request (/health) is still answered. */
-		linger_add(s, fd, &ss,
-			   full == 1 ? "too many connections: the server is at its connection limit, retry later"
-				     : "too many connections from this client address: close some, or retry later",
-			   1);
-		return;
-	}
-	c = hs_conn_new(s, fd, &ss);
-	if (!c) {
-		refuse(s, fd, &ss, "out of memory");
-		return;
-	}
-	hs_conn_register(s, c);
-	if (pthread_create(&t, &s->attr, hs_conn_main, c) != 0) {
-		c->fd = -1;      /* still ours: refused below */
-		hs_conn_unregister(s, c);
-		hs_conn_free(c);
-		refuse(s, fd, &ss, "cannot start a thread for this connection, retry later");
-	}
-}
-
-static void *acceptor_main(void *arg)
-{
-	struct hs_server *s = arg;
-	struct pollfd pf[HS_MAX_LISTEN + 1 + LINGER_SLOTS];
-	int i;
-
-	for (;;) {
-		int n = 0, nl = 0, timeout = -1, r, listening;
-		uint64_t now = (uint64_t)clock_mono_ms();
-
-		listening = now >= s->accept_pause_until;
-		if (listening) {
-			for (i = 0; i < s->nlisten; i++, n++) {
-				pf[n].fd = s->lfd[i];
-				pf[n].events = POLLIN;
-				pf[n].revents = 0;
-			}
-			nl = n;
-		} else {
-			timeout = (int)(s->accept_pause_until - now);
-		}
-		pf[n].fd = s->drain_pipe[0];
-		pf[n].events = POLLIN;
-		pf[n].revents = 0;
-		n++;
-		for (i = 0; i < s->nlinger; i++, n++) {
-			int left = s->linger[i].deadline > now ? (int)(s->linger[i].deadline - now) : 0;
-
-			pf[n].fd = s->linger[i].fd;
-			pf[n].events = POLLIN;
-			pf[n].revents = 0;
-			if (timeout < 0 || left < timeout)
-				timeout = left;
-		}
-		r = poll(pf, (nfds_t)n, timeout);
-		if (r < 0 && errno != EINTR)
-			break;     /* cannot happen with valid descriptors */
-		if (r < 0)
-			continue;
-		if (pf[nl].revents & POLLIN)
-			break;
-		/* lingering sockets, back to front so removals keep indexes */
-		for (i = s->nlinger - 1; i >= 0; i--)
-			linger_service(s, i, (pf[nl + 1 + i].revents & (POLLIN | POLLHUP | POLLERR)) != 0);
-		for (i = 0; i < nl; i++) {
-			int more = 1, k;
-
-			if (!(pf[i].revents & POLLIN))
-				continue;
-			for (k = 0; k < ACCEPT_BATCH && more && !hs_draining(s); k++)
-				accept_one(s, pf[i].fd, &more);
-		}
-	}
-	for (i = 0; i < s->nlisten; i++) {
-		close(s->lfd[i]);
-		s->lfd[i] = -1;
-	}
-	s->nlisten = 0;
-	while (s->nlinger)
-		linger_drop(s, s->nlinger - 1);
-	return NULL;
-}
 
 /* ---- lifecycle -------------------------------------------------------- */
 
@@ -427,6 +158,9 @@ struct hs_server *hs_new(const struct hs_config *cfg, struct err *e)
 		s->cfg.max_per_client = s->cfg.max_connections - s->cfg.max_connections / 4;
 	s->port = -1;
 	s->drain_pipe[0] = s->drain_pipe[1] = -1;
+	s->epfd = s->evfd = -1;
+	for (rc = 0; rc < LINGER_SLOTS; rc++)
+		s->linger[rc].fd = -1;
 	if (pipe2(s->drain_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
 		err_set(e, "http server: pipe: %s", strerror(errno));
 		free(s);
@@ -449,6 +183,10 @@ struct hs_server *hs_new(const struct hs_config *cfg, struct err *e)
 		goto fail;
 	}
 	pthread_condattr_destroy(&ca);
+	if ((rc = pthread_mutex_init(&s->inbox_mu, NULL)) != 0 || (rc = hs_pool_init(&s->pool, s->cfg.max_connections)) != 0) {
+		err_set(e, "http server: worker pool: %s", strerror(rc));
+		goto fail;
+	}
 	return s;
 fail:
 	close(s->drain_pipe[0]);
@@ -523,17 +261,44 @@ int hs_port(const struct hs_server *s)
 	return s->port;
 }
 
+/* Add fd to the loop's epoll set, tagged with tag (level-triggered). */
+static int ep_add(struct hs_server *s, int fd, uint64_t tag)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.u64 = tag;
+	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
 int hs_start(struct hs_server *s, struct err *e)
 {
-	int rc;
+	pthread_attr_t la;
+	int rc, i;
 
 	if (s->started)
 		return err_set(e, "http server: already started");
 	if (s->nlisten == 0)
 		return err_set(e, "http server: no listener (call hs_listen first)");
-	rc = pthread_create(&s->acceptor, NULL, acceptor_main, s);
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->epfd < 0 || s->evfd < 0)
+		return err_set(e, "http server: cannot make the event loop: %s", strerror(errno));
+	if (ep_add(s, s->drain_pipe[0], TAG_DRAIN) != 0 || ep_add(s, s->evfd, TAG_WAKE) != 0)
+		return err_set(e, "http server: epoll: %s", strerror(errno));
+	for (i = 0; i < s->nlisten; i++)
+		if (ep_add(s, s->lfd[i], TAG_LISTEN + (uint64_t)i) != 0)
+			return err_set(e, "http server: epoll: %s", strerror(errno));
+	/* the loop runs inline handlers and pumps: the workers' stack size */
+	if ((rc = pthread_attr_init(&la)) != 0)
+		return err_set(e, "http server: thread attributes: %s", strerror(rc));
+	rc = pthread_attr_setstacksize(&la, s->cfg.stack_size);
+	if (rc == 0)
+		rc = pthread_create(&s->loop, &la, hs_loop_main, s);
+	pthread_attr_destroy(&la);
 	if (rc != 0)
-		return err_set(e, "http server: cannot start the acceptor thread: %s", strerror(rc));
+		return err_set(e, "http server: cannot start the event loop thread: %s", strerror(rc));
 	s->started = 1;
 	return 0;
 }
@@ -583,8 +348,10 @@ int hs_shutdown(struct hs_server *s, unsigned deadline_ms)
 	do
 		w = write(s->drain_pipe[1], "x", 1);
 	while (w < 0 && errno == EINTR);
-	if (s->started)
-		pthread_join(s->acceptor, NULL);
+	pthread_mutex_lock(&s->mu);
+	while (s->started && !s->loop_drained)        /* the listeners are closed */
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
 	if (s->cfg.on_drain)
 		s->cfg.on_drain(s->cfg.app);
 	pthread_mutex_lock(&s->mu);
@@ -598,6 +365,14 @@ int hs_shutdown(struct hs_server *s, unsigned deadline_ms)
 			forced = 2;
 	}
 	pthread_mutex_unlock(&s->mu);
+	if (s->started) {
+		__atomic_store_n(&s->loop_stop, 1, __ATOMIC_RELEASE);
+		hs_loop_kick(s);
+		pthread_join(s->loop, NULL);
+		s->started = 0;
+	}
+	if (hs_pool_stop(s, (uint64_t)clock_mono_ms() + (forced == 2 ? 100 : 1000)))
+		forced = 2;
 	return forced;
 }
 
@@ -611,6 +386,12 @@ void hs_free(struct hs_server *s)
 		hs_shutdown(s, 0);
 	for (i = 0; i < s->nlisten; i++)
 		close(s->lfd[i]);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	if (s->evfd >= 0)
+		close(s->evfd);
+	hs_pool_destroy(&s->pool);
+	pthread_mutex_destroy(&s->inbox_mu);
 	close(s->drain_pipe[0]);
 	close(s->drain_pipe[1]);
 	pthread_attr_destroy(&s->attr);

@@ -18,19 +18,23 @@
  *   431  header section larger than max_header_bytes, or too many fields
  *   501  a Transfer-Encoding other than "chunked"
  *   503  more than max_connections connections, or more than max_per_client
- *        from one client address (answered by the acceptor; a request
+ *        from one client address (answered by the event loop; a request
  *        the cap_exempt hook accepts gets its fixed 200 instead)
  *   505  an HTTP major version other than 1
  *
  * After such an error the connection is closed (Connection: close), with
  * a short lingering read so the client sees the answer rather than a reset.
  *
- * Threads: every connection runs on its own thread (see server.c for why),
- * so the handler may block (storage calls, child processes, sleeping SSE
- * loops).  The handler, the access-log hook and the drain hook are called
- * from several threads at once and must be thread-safe.  A struct hs_req
- * and its struct hs_resp belong to the handler's thread and are valid only
- * until the handler returns; every string they hand out lives as long.
+ * Threads: one event-loop thread owns the listeners, every idle
+ * keep-alive connection, every connection still reading its request, and
+ * every parked stream; a pool of worker threads runs the handler (see
+ * server.c for why), so the handler may block (storage calls, child
+ * processes, upstream requests, tunnels).  The handler, the access-log
+ * hook and the drain hook are called from several threads at once and
+ * must be thread-safe.  A struct hs_req and its struct hs_resp belong to
+ * the thread running the handler and are valid only until the handler
+ * returns (or, for a parked stream, until its done callback); every
+ * string they hand out lives as long.
  *
  * Lifecycle: hs_new, hs_listen (once per address), hs_start; later
  * hs_shutdown (graceful drain with a deadline), then hs_free.
@@ -39,16 +43,11 @@
  * stream_body, its own error format) and the egress proxy (egress/egress.h:
  * stream_body, hs_req_take_socket for its tunnels).
  *
- * Towards an event loop: a handler sees only struct hs_req / hs_resp and
- * does its client I/O only through the functions below (the take-over
- * excepted, which ends the core's part in a connection).  The places
- * where a handler may wait on the client are exactly hs_req_body_read,
- * hs_send, hs_stream_write and hs_stream_wait_closed, so a later core can
- * keep idle keep-alive connections in an epoll loop (a worker runs the
- * handler once a head is complete) without changing any handler; making
- * a sleeping SSE stream cost no thread would add a non-blocking variant
- * of hs_stream_wait_closed (resume a stream when data or the client
- * moves) for the SSE handler only.
+ * Streams that cost no thread: a streaming handler (serve's SSE) may
+ * park its stream (hs_stream_park) and return; the loop then owns the
+ * connection and calls the handler's pump when woken (hs_stream_wake,
+ * from any thread), on a timer tick, and when the server drains.  The
+ * other handlers (the proxies) are unchanged: they block on a worker.
  */
 #ifndef CCR_HTTP_SERVER_H
 #define CCR_HTTP_SERVER_H
@@ -97,12 +96,13 @@ struct hs_config {
 	unsigned body_timeout_ms;      /* 30 s: end of headers -> end of body */
 	unsigned idle_timeout_ms;      /* 65 s: keep-alive wait for the next request */
 	unsigned write_timeout_ms;     /* 30 s without write progress = client gone */
-	size_t stack_size;             /* 256 KiB per connection thread */
+	size_t stack_size;             /* 256 KiB per worker thread */
 
 	hs_handler_fn handler;         /* required */
 	void *app;                     /* passed to every hook */
-	/* Called once per answered request, from the connection's thread (or
-	 * the acceptor's, for 503s past the connection cap).  May be NULL. */
+	/* Called once per answered request, from the thread that answered
+	 * it (a worker, or the loop's for inline answers, parked streams'
+	 * ends and 503s past the connection cap).  May be NULL. */
 	void (*on_access)(const struct hs_access *a, void *app);
 	/* Called once by hs_shutdown, after accepting stopped and before
 	 * waiting: tell long-lived streams to send a last event and end.
@@ -114,9 +114,16 @@ struct hs_config {
 	 * first bytes (up to 39) and returns 1 to have the acceptor answer 200
 	 * with *ctype and *body (static strings) instead of the 503, 0 for the
 	 * 503, or -1 while too few bytes arrived to tell (hs_prefix_match
-	 * does this for a list of prefixes).  Called from the acceptor's
+	 * does this for a list of prefixes).  Called from the loop's
 	 * thread: it must not block.  May be NULL. */
 	int (*cap_exempt)(const char *head, size_t n, const char **ctype, const char **body, void *app);
+	/* Run this request's handler on the loop thread, with no hand-off
+	 * to a worker (a fixed answer such as a plain health check): return
+	 * 1 for that.  Such a handler must not block and must not park; its
+	 * writes never wait (what the socket does not take is kept and
+	 * written when it can).  Called on the loop thread with the whole
+	 * request read (buffered mode only).  May be NULL. */
+	int (*is_inline)(const struct hs_req *req, void *app);
 
 	/* ---- for a proxy handler (the token proxy); serve leaves them 0 --- */
 	/* Stream request bodies: the handler is called as soon as the header
@@ -132,7 +139,7 @@ struct hs_config {
 	 * top, the 503 past the caps included) instead of {"error":msg} as
 	 * HS_JSON: the body into out (empty on entry), its Content-Type into
 	 * *ctype.  Returns 0, or -1 to fall back to the default.  Called from
-	 * a connection's thread or the acceptor's.  May be NULL. */
+	 * a worker or the loop thread.  May be NULL. */
 	int (*error_body)(int status, const char *msg, struct buf *out, const char **ctype, void *app);
 };
 
@@ -245,7 +252,7 @@ int hs_req_method_id(const struct hs_req *r);
 /* Per-connection state of a handler (a proxy's upstream handle, kept for
  * the client's keep-alive requests): hs_conn_data returns what the last
  * hs_set_conn_data stored (NULL at first); free_fn(data) is called once
- * when the connection ends, on the connection's thread, before the
+ * when the connection ends, on a worker thread, before the
  * server counts it closed (so after hs_shutdown every free_fn ran). */
 void *hs_conn_data(const struct hs_req *r);
 void hs_set_conn_data(struct hs_req *r, void *data, void (*free_fn)(void *data));
@@ -323,6 +330,64 @@ int hs_stream_wait_closed(struct hs_resp *r, unsigned ms);
 
 /* 1 once a response (complete or streamed) was started. */
 int hs_resp_started(const struct hs_resp *r);
+
+/* ---- parked streams -------------------------------------------------- */
+
+/* A streaming handler parks its started stream and returns; the stream
+ * stays open, owned by the event loop, costing no thread:
+ *
+ *   pump(ctx, r, flags) writes what is new with hs_stream_write and
+ *       returns HS_PUMP_CONTINUE (keep the stream parked), HS_PUMP_END
+ *       (end the stream: the terminating chunk follows, then the
+ *       connection is kept alive or closed as for any response) or
+ *       HS_PUMP_WORKER (run me once more on a worker: I need to block,
+ *       e.g. to read history from storage).  It runs on the loop thread
+ *       (flags without HS_PUMP_ON_WORKER), where it must not block: its
+ *       writes never wait, what the socket does not take is buffered and
+ *       written as the client reads; it should stop writing while
+ *       hs_stream_writable() is 0 (it is run again once the buffer has
+ *       drained).  On a worker (HS_PUMP_ON_WORKER) it may block and its
+ *       writes wait as a handler's do.  It runs: once as soon as the loop
+ *       has the stream, after each hs_stream_wake, every tick_ms (0: no
+ *       tick) without a run, when the buffer drained, and once with
+ *       HS_PUMP_DRAINING when the server drains (write a last event and
+ *       return HS_PUMP_END).  Never two at once for one stream.
+ *   done(ctx, why) is called exactly once, on a worker thread (it may
+ *       block), when the stream ended: HS_PARK_ENDED (pump said END),
+ *       HS_PARK_DRAINED (pump ended it during a drain), HS_PARK_GONE (the
+ *       client closed, reset, stopped reading for write_timeout_ms, or
+ *       let the buffer grow past its hard bound).  After done returns,
+ *       neither pump nor done runs again and the struct hs_park is gone:
+ *       stop calling hs_stream_wake before returning from done.
+ *
+ * hs_stream_park returns the handle for hs_stream_wake, or NULL (not
+ * a started stream, out of memory, or a connection not served by the
+ * loop: hs_serve_fd's) when the handler must go on by itself.  The
+ * handler must return 0 soon after parking and not touch r again; the
+ * access log is written when the stream ends. */
+struct hs_park;
+struct hs_park_ops {
+	int (*pump)(void *ctx, struct hs_resp *r, int flags);
+	void (*done)(void *ctx, int why);
+};
+#define HS_PUMP_CONTINUE 0
+#define HS_PUMP_END      1
+#define HS_PUMP_WORKER   2
+#define HS_PUMP_ON_WORKER 1   /* flags */
+#define HS_PUMP_DRAINING  2
+#define HS_PARK_ENDED   0
+#define HS_PARK_DRAINED 1
+#define HS_PARK_GONE    2
+
+struct hs_park *hs_stream_park(struct hs_resp *r, const struct hs_park_ops *ops, void *ctx, unsigned tick_ms);
+
+/* Run p's pump soon (any thread, never blocks; many wakes before the
+ * pump runs make one run). */
+void hs_stream_wake(struct hs_park *p);
+
+/* 1 while the stream's output buffer is below its bound (always 1 on a
+ * worker, where writes wait). */
+int hs_stream_writable(const struct hs_resp *r);
 
 /* ---- helpers, exported for the selftests and the routing layer ------- */
 

@@ -1,8 +1,8 @@
 /*
  * server_conn.c: one connection of the HTTP/1.1 server (see server.c for
  * the design): waits with deadlines, writes, the lingering close, reading
- * one request through http-parser, and the loop of a connection thread
- * (request, handler, access log, keep-alive or close).
+ * one request through http-parser, answering a request (handler, access
+ * log, keep-alive or close), and the blocking loop of hs_serve_fd.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -96,9 +96,55 @@ int hs_wait_io(struct hs_conn *c, short events, uint64_t deadline, int watch_dra
 	}
 }
 
+/* On the loop thread: keep what the socket does not take in obuf. */
+static int writev_nowait(struct hs_conn *c, const struct iovec *iov, int n)
+{
+	int i;
+
+	if (!c->obuf.len)      /* the write timeout counts from the first byte kept */
+		c->write_deadline = (uint64_t)clock_mono_ms() + c->srv->cfg.write_timeout_ms;
+	for (i = 0; i < n; i++)
+		if (iov[i].iov_len && buf_add(&c->obuf, iov[i].iov_base, iov[i].iov_len) != 0)
+			goto gone;
+	if (c->obuf.len > OBUF_HARD)
+		goto gone;
+	return hs_obuf_push(c);
+gone:
+	c->gone = 1;
+	return -1;
+}
+
+static int writev_wait(struct hs_conn *c, struct iovec *iov, int n);
+
 /* Write all of iov; -1 (and c->gone) when the client is gone or makes no
- * progress for write_timeout_ms. */
+ * progress for write_timeout_ms.  On the loop thread nothing waits (see
+ * writev_nowait); elsewhere what obuf still holds goes first. */
 int hs_conn_writev(struct hs_conn *c, struct iovec *iov, int n)
+{
+	if (c->gone)
+		return -1;
+	if (c->nonblock)
+		return writev_nowait(c, iov, n);
+	if (c->obuf.len && hs_conn_flush(c) != 0)
+		return -1;
+	return writev_wait(c, iov, n);
+}
+
+int hs_conn_flush(struct hs_conn *c)
+{
+	struct iovec iov;
+	int rc;
+
+	if (!c->obuf.len)
+		return c->gone ? -1 : 0;
+	iov.iov_base = c->obuf.p;
+	iov.iov_len = c->obuf.len;
+	rc = writev_wait(c, &iov, 1);
+	buf_free(&c->obuf);
+	return rc;
+}
+
+static int writev_wait(struct hs_conn *c, struct iovec *iov, int n)
 {
 	uint64_t deadline = (uint64_t)clock_mono_ms() + c->srv->cfg.write_timeout_ms;
 
@@ -270,7 +316,6 @@ int hs_req_client_gone(struct hs_req *r)
 /* ---- reading one request ---------------------------------------------- */
 
 enum { GOAL_HEAD, GOAL_MESSAGE, GOAL_BODY };
-#define RD_MORE 3       /* parse_buffered: the goal needs more input */
 #define RD_TIMEOUT 4    /* recv_more: the deadline passed */
 
 /* Run the parser over the unparsed bytes of rbuf.  RD_OK once the goal
@@ -360,6 +405,16 @@ static int recv_more(struct hs_conn *c, uint64_t deadline, int watch_drain)
 	}
 }
 
+int hs_request_ready(struct hs_conn *c)
+{
+	int stream = c->srv->cfg.stream_body;
+	int rd = parse_buffered(c, stream ? GOAL_HEAD : GOAL_MESSAGE);
+
+	if (rd == RD_OK && !stream && hs_prepare_request(&c->req) != 0)
+		return RD_FAIL;
+	return rd;
+}
+
 /* Read one request: its header section (stream_body) or all of it. */
 static int read_request(struct hs_conn *c, uint64_t idle_deadline)
 {
@@ -368,10 +423,8 @@ static int read_request(struct hs_conn *c, uint64_t idle_deadline)
 
 	for (;;) {
 		uint64_t deadline;
-		int rd = parse_buffered(c, cfg->stream_body ? GOAL_HEAD : GOAL_MESSAGE);
+		int rd = hs_request_ready(c);
 
-		if (rd == RD_OK && !cfg->stream_body && hs_prepare_request(q) != 0)
-			return RD_FAIL;
 		if (rd != RD_MORE)
 			return rd;
 		if (!q->t_start)
@@ -452,9 +505,9 @@ int hs_req_take_socket(struct hs_req *q, struct buf *pending)
 	return c->fd;
 }
 
-/* ---- the connection thread -------------------------------------------- */
+/* ---- answering requests ------------------------------------------------ */
 
-static void req_reset(struct hs_conn *c)
+void hs_req_reset(struct hs_conn *c)
 {
 	struct hs_req *q = &c->req;
 	struct hs_resp *r = &c->resp;
@@ -519,6 +572,7 @@ void hs_conn_free(struct hs_conn *c)
 	buf_free(&c->req.body);
 	buf_free(&c->req.qidx);
 	buf_free(&c->resp.extra);
+	buf_free(&c->obuf);
 	free(c->req.hdrs);
 	free(c->rbuf);
 	free(c);
@@ -556,65 +610,68 @@ void hs_conn_unregister(struct hs_server *s, struct hs_conn *c)
 	pthread_mutex_unlock(&s->mu);
 }
 
+int hs_conn_after(struct hs_conn *c, int rc)
+{
+	if (!c->resp.started) {
+		c->resp.close = 1;
+		hs_send_error(c, 500, rc ? "internal error" : "the handler sent no response");
+	} else if (c->resp.started == RESP_STREAM && !c->resp.ended) {
+		if (rc == 0)
+			hs_stream_end(&c->resp);
+		else
+			c->resp.close = 1;     /* no terminator: the client sees a cut */
+	}
+	if (rc != 0)
+		c->resp.close = 1;
+	if (c->resp.status == 0)
+		c->resp.status = 500;
+	access_log(c);
+	if (c->gone || c->resp.started == RESP_TAKEN)
+		return ANS_DONE;
+	if (hs_conn_closing(c)) {
+		/* a body left unread: let the client read the answer */
+		if (!c->req.complete && !c->nonblock)
+			hs_conn_linger(c);
+		return ANS_DONE;
+	}
+	return ANS_KEEP;
+}
+
+int hs_conn_answer(struct hs_conn *c, int rd)
+{
+	const struct hs_config *cfg = &c->srv->cfg;
+	int rc;
+
+	if (rd == RD_FAIL) {
+		c->resp.close = 1;
+		rc = hs_send_error(c, c->req.fail_status, c->req.fail_msg);
+		access_log(c);
+		if (rc == 0)
+			hs_conn_linger(c);
+		return ANS_DONE;
+	}
+	rc = cfg->handler(&c->req, &c->resp, cfg->app);
+	if (c->park)
+		return ANS_PARKED;
+	return hs_conn_after(c, rc);
+}
+
+/* The blocking path (hs_serve_fd): read, answer, until the end. */
 void hs_serve_connection(struct hs_conn *c)
 {
-	struct hs_server *s = c->srv;
-	const struct hs_config *cfg = &s->cfg;
-	uint64_t idle_deadline = (uint64_t)clock_mono_ms() + cfg->header_timeout_ms;
+	uint64_t idle_deadline = (uint64_t)clock_mono_ms() + c->srv->cfg.header_timeout_ms;
 
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
 	for (;;) {
-		int rd, rc;
+		int rd;
 
-		req_reset(c);
+		hs_req_reset(c);
 		rd = read_request(c, idle_deadline);
-		if (rd == RD_CLOSE)
+		if (rd == RD_CLOSE || hs_conn_answer(c, rd) != ANS_KEEP)
 			return;
-		if (rd == RD_FAIL) {
-			c->resp.close = 1;
-			rc = hs_send_error(c, c->req.fail_status, c->req.fail_msg);
-			access_log(c);
-			if (rc == 0)
-				hs_conn_linger(c);
-			return;
-		}
-		rc = cfg->handler(&c->req, &c->resp, cfg->app);
-		if (!c->resp.started) {
-			c->resp.close = 1;
-			hs_send_error(c, 500, rc ? "internal error" : "the handler sent no response");
-		} else if (c->resp.started == RESP_STREAM && !c->resp.ended) {
-			if (rc == 0)
-				hs_stream_end(&c->resp);
-			else
-				c->resp.close = 1;     /* no terminator: the client sees a cut */
-		}
-		if (rc != 0)
-			c->resp.close = 1;
-		if (c->resp.status == 0)
-			c->resp.status = 500;
-		access_log(c);
-		if (c->gone || c->resp.started == RESP_TAKEN)
-			return;
-		if (hs_conn_closing(c)) {
-			/* a body left unread: let the client read the answer */
-			if (!c->req.complete)
-				hs_conn_linger(c);
-			return;
-		}
-		idle_deadline = (uint64_t)clock_mono_ms() + cfg->idle_timeout_ms;
+		idle_deadline = (uint64_t)clock_mono_ms() + c->srv->cfg.idle_timeout_ms;
 	}
-}
-
-void *hs_conn_main(void *arg)
-{
-	struct hs_conn *c = arg;
-	struct hs_server *s = c->srv;
-
-	hs_serve_connection(c);
-	hs_conn_unregister(s, c);     /* the last use of s */
-	hs_conn_free(c);
-	return NULL;
 }
 
 struct hs_conn *hs_conn_new(struct hs_server *s, int fd, const struct sockaddr_storage *ss)
@@ -623,6 +680,7 @@ struct hs_conn *hs_conn_new(struct hs_server *s, int fd, const struct sockaddr_s
 
 	if (!c)
 		return NULL;
+	c->kind = EV_CONN;
 	c->srv = s;
 	c->fd = fd;
 	c->rbuf = malloc(RBUF_SIZE);

@@ -32,6 +32,20 @@ void hs_http_date(char dst[30], int64_t t)
 		 months[tm.tm_mon % 12], (tm.tm_year + 1900) % 10000, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+/* The Date of a response now: formatted once a second per thread. */
+static void now_date(char dst[30])
+{
+	static __thread int64_t last = -1;
+	static __thread char cached[30];
+	int64_t t = (int64_t)time(NULL);
+
+	if (t != last) {
+		hs_http_date(cached, t);
+		last = t;
+	}
+	memcpy(dst, cached, 30);
+}
+
 /* RFC 7230 token characters, for header names set by handlers. */
 static int is_token(const char *s)
 {
@@ -54,28 +68,49 @@ int hs_conn_closing(const struct hs_conn *c)
 	       (c->srv->cfg.stream_body && !c->req.complete);
 }
 
+/* "Name: value\r\n" without printf (every response has a few). */
+static int add_field(struct buf *h, const char *name, const char *value)
+{
+	return buf_adds(h, name) || buf_adds(h, value) || buf_add(h, "\r\n", 2) ? -1 : 0;
+}
+
+static int add_number(struct buf *h, const char *name, uint64_t v)
+{
+	char d[24], *p = d + sizeof(d);
+
+	*--p = 0;
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	return add_field(h, name, p);
+}
+
 /* The status line and headers of a response into h.  content_length < 0
  * means none (a stream, or a status without a body). */
 static int build_head(struct hs_conn *c, struct buf *h, int status, const char *ctype,
 		      int64_t content_length, int chunked)
 {
 	const char *reason = http_status_str((enum http_status)status);
-	char date[30];
+	char line[16], date[30];
 
 	if (!reason || reason[0] == '<')
 		reason = "Unknown";
 	if (c->resp.reason[0])
 		reason = c->resp.reason;
-	if (buf_printf(h, "HTTP/1.1 %d %s\r\n", status, reason) != 0)
+	memcpy(line, "HTTP/1.1 000 ", 14);     /* status_ok: 3 digits */
+	line[9] = (char)('0' + status / 100);
+	line[10] = (char)('0' + status / 10 % 10);
+	line[11] = (char)('0' + status % 10);
+	if (add_field(h, line, reason) != 0)
 		return -1;
-	hs_http_date(date, (int64_t)time(NULL));
-	if (!c->resp.has_date && buf_printf(h, "Date: %s\r\n", date) != 0)
+	now_date(date);
+	if (!c->resp.has_date && add_field(h, "Date: ", date) != 0)
 		return -1;
-	if (ctype && buf_printf(h, "Content-Type: %s\r\n", ctype) != 0)
+	if (ctype && add_field(h, "Content-Type: ", ctype) != 0)
 		return -1;
 	if (c->resp.extra.len && buf_add(h, c->resp.extra.p, c->resp.extra.len) != 0)
 		return -1;
-	if (content_length >= 0 && buf_printf(h, "Content-Length: %lld\r\n", (long long)content_length) != 0)
+	if (content_length >= 0 && add_number(h, "Content-Length: ", (uint64_t)content_length) != 0)
 		return -1;
 	if (chunked && buf_adds(h, "Transfer-Encoding: chunked\r\n") != 0)
 		return -1;

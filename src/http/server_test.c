@@ -29,6 +29,36 @@
 static int wait_result = -1;     /* atomic: what /wait's hs_stream_wait_closed returned */
 static int drain_calls;          /* atomic */
 
+/* the parked stream of /park (server.h, hs_stream_park) */
+static struct hs_park *park_handle;   /* atomic */
+static int park_runs, park_why = -1;  /* atomic */
+
+static int park_pump(void *ctx, struct hs_resp *r, int flags)
+{
+	int n = __atomic_add_fetch(&park_runs, 1, __ATOMIC_ACQ_REL), keep = ctx != NULL;
+	char b[16];
+
+	if (flags & HS_PUMP_DRAINING) {
+		(void)hs_stream_write(r, "bye", 3);
+		return HS_PUMP_END;
+	}
+	if (!keep && n == 2 && !(flags & HS_PUMP_ON_WORKER))
+		return HS_PUMP_WORKER;         /* the run after the first wake wants a worker */
+	if (keep && n > 1)
+		return HS_PUMP_CONTINUE;
+	snprintf(b, sizeof(b), "p%d%s", n, (flags & HS_PUMP_ON_WORKER) ? "w" : "");
+	if (hs_stream_write(r, b, strlen(b)) != 0)
+		return HS_PUMP_END;
+	return !keep && n >= 4 ? HS_PUMP_END : HS_PUMP_CONTINUE;
+}
+
+static void park_done(void *ctx, int why)
+{
+	(void)ctx;
+	if (__atomic_exchange_n(&park_why, why, __ATOMIC_ACQ_REL) != -1)
+		__atomic_store_n(&park_why, 99, __ATOMIC_RELEASE);     /* called twice */
+}
+
 static void msleep(unsigned ms)
 {
 	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
@@ -53,6 +83,16 @@ static int test_handler(struct hs_req *req, struct hs_resp *resp, void *app)
 		    hs_stream_write(resp, "", 0) != 0 || hs_stream_write(resp, "0123456789abcdefX", 17) != 0)
 			return -1;
 		return hs_stream_end(resp);
+	}
+	if (strcmp(path, "/park") == 0) {
+		static const struct hs_park_ops ops = { park_pump, park_done };
+		struct hs_park *p;
+
+		if (hs_stream_begin(resp, 200, NULL) != 0)
+			return -1;
+		p = hs_stream_park(resp, &ops, hs_req_query(req, "keep") ? (void *)&ops : NULL, 0);
+		__atomic_store_n(&park_handle, p, __ATOMIC_RELEASE);
+		return p ? 0 : -1;
 	}
 	if (strcmp(path, "/wait") == 0) {
 		int w;
@@ -556,6 +596,82 @@ static int t_conncap(char *why, size_t n)
 	return rc;
 }
 
+/* Wait until park_why is set (the stream's done ran). */
+static int await_why(unsigned ms)
+{
+	unsigned waited = 0;
+	int w;
+
+	while ((w = __atomic_load_n(&park_why, __ATOMIC_ACQUIRE)) < 0 && waited < ms) {
+		msleep(5);
+		waited += 5;
+	}
+	return w;
+}
+
+/* Open /park (with ?keep: a stream that never ends by itself) and read
+ * its first pump's output; the socket, or -1. */
+static int park_open(struct hs_server *s, const char *target, struct buf *out)
+{
+	char req[128];
+	int fd = dial(s);
+
+	__atomic_store_n(&park_runs, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&park_why, -1, __ATOMIC_RELEASE);
+	__atomic_store_n(&park_handle, NULL, __ATOMIC_RELEASE);
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", target);
+	if (fd >= 0 && (send_all(fd, req, strlen(req)) != 0 || read_until(fd, out, "p1\r\n") != 0)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* A parked stream: woken from another thread, a pump on a worker, the
+ * end (done once, ENDED), the client leaving (GONE), the drain (DRAINED). */
+static int t_park(char *why, size_t n)
+{
+	struct hs_server *s = start_default(why, n);
+	struct buf out = BUF_INIT;
+	int fd, rc = 0, w;
+
+	if (!s)
+		return 1;
+	fd = park_open(s, "/park", &out);
+	if (fd < 0)
+		rc = st_fail(why, n, "no first pump: %.100s", out.p ? out.p : "");
+	if (!rc) {
+		hs_stream_wake(__atomic_load_n(&park_handle, __ATOMIC_ACQUIRE));
+		if (read_until(fd, &out, "0\r\n\r\n") != 0 || !strstr(out.p, "2\r\np1\r\n3\r\np3w\r\n2\r\np4\r\n0\r\n\r\n"))
+			rc = st_fail(why, n, "woken stream sent %.200s", out.p);
+		else if ((w = await_why(3000)) != HS_PARK_ENDED)
+			rc = st_fail(why, n, "done got %d, want ENDED once", w);
+	}
+	if (fd >= 0)
+		close(fd);
+	buf_reset(&out);
+	if (!rc && (fd = park_open(s, "/park?keep", &out)) >= 0) {
+		close(fd);
+		if ((w = await_why(3000)) != HS_PARK_GONE)
+			rc = st_fail(why, n, "done got %d after the client left, want GONE", w);
+	}
+	buf_reset(&out);
+	if (!rc && (fd = park_open(s, "/park?keep", &out)) >= 0) {
+		w = hs_shutdown(s, 3000);
+		if (read_until(fd, &out, NULL) != 0 || !strstr(out.p, "3\r\nbye\r\n0\r\n\r\n") || w != 0)
+			rc = st_fail(why, n, "drain: shutdown %d, stream sent %.200s", w, out.p);
+		else if ((w = await_why(3000)) != HS_PARK_DRAINED)
+			rc = st_fail(why, n, "done got %d in the drain, want DRAINED", w);
+		close(fd);
+		hs_free(s);
+		s = NULL;
+	}
+	buf_free(&out);
+	if (s)
+		stop(s);
+	return rc;
+}
+
 const struct st_case http_tests[] = {
 	{ "pct_decode", t_pct },
 	{ "date", t_date },
@@ -569,5 +685,6 @@ const struct st_case http_tests[] = {
 	{ "limits", t_limits },
 	{ "timeout", t_timeout },
 	{ "conn_cap", t_conncap },
+	{ "park", t_park },
 	{ NULL, NULL },
 };

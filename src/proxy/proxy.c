@@ -3,8 +3,8 @@
  *
  * Design.  The proxy is a handler on ccr's HTTP/1.1 server core
  * (http/server.h), as a reverse proxy is a handler on h2o's server: the
- * core accepts on 127.0.0.1, caps connections (busy answer 503), runs a
- * thread per connection, parses each request head with http-parser
+ * core accepts on 127.0.0.1, caps connections (busy answer 503), runs
+ * each request on a worker thread, parses each request head with http-parser
  * (strict: conflicting Content-Length / Transfer-Encoding and other
  * smuggling forms are errors), applies the deadlines (head, body, idle,
  * write) and the lingering close, and drains on tp_stop.  It runs in

@@ -68,8 +68,8 @@
  * never logged or put in an error, and wiped by tp_stop().  The dummy is
  * registered too (it unlocks the proxy while the task runs).
  *
- * Threads: the server core's (one acceptor, a thread per client
- * connection, with its deadlines and drain); each client connection keeps
+ * Threads: the server core's (an event loop, and a worker thread per
+ * client request while it runs, with its deadlines and drain); each client connection keeps
  * its own libcurl easy and multi handle as the core's per-connection data
  * (so an upstream connection is reused for the keep-alive requests of one
  * client connection); TLS sessions and DNS answers are shared.  tp_port(),

@@ -182,6 +182,17 @@ static int health_cap_exempt(const char *head, size_t n, const char **ctype, con
 	return hs_prefix_match(head, n, plain_health);
 }
 
+/* The plain health check is answered on the HTTP loop thread, with no
+ * hand-off to a worker (health.c: a fixed "ok"; ?verbose runs a check). */
+static int health_inline(const struct hs_req *req, void *app)
+{
+	const char *m = hs_req_method(req), *p = hs_req_raw_path(req);
+
+	(void)app;
+	return (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) &&
+	       (strcmp(p, "/health") == 0 || strcmp(p, "/healthz") == 0) && !*hs_req_query_string(req);
+}
+
 /* serve_settings_read: every setting serve reads, from the table
  * (settings.h), once at start-up; the integer ones were checked by
  * settings_load().  The bind address's default depends on the mode:
@@ -249,6 +260,7 @@ static void http_config(struct hs_config *cfg, const struct serve_settings *set,
 	cfg->max_connections = (unsigned)set->max_conn;
 	cfg->max_per_client = (unsigned)set->per_client;      /* 0: 3/4 of the global cap */
 	cfg->cap_exempt = health_cap_exempt;
+	cfg->is_inline = health_inline;
 	if (set->read_ms)
 		cfg->header_timeout_ms = cfg->body_timeout_ms = (unsigned)set->read_ms;
 	cfg->idle_timeout_ms = (unsigned)set->idle_ms;

@@ -4,7 +4,9 @@
  * A topic is a ring of frame pointers guarded by one mutex, with a
  * condition variable the reader broadcasts on each new frame.  Frames are
  * refcounted with atomics so a stream can write one to its socket without
- * holding the lock, while the reader drops it from the ring.  The registry
+ * holding the lock, while the reader drops it from the ring.  A parked
+ * stream (no thread waiting on the condition variable) subscribes
+ * instead: the reader calls its wake-up after each frame, under the lock.  The registry
  * is a short list under its own mutex; the reader thread is detached and
  * frees its topic when it stops, which happens when the last stream left
  * (the topic is out of the registry by then, so nobody can join it).
@@ -49,6 +51,7 @@ struct topic {
 	uint64_t first, next;              /* ids in the window: [first, next) */
 	struct topic_frame *final;         /* the closing events, once terminal */
 	int stop;
+	struct topic_sub *subs;            /* woken on each frame (under mu) */
 };
 
 struct topics {
@@ -92,6 +95,15 @@ uint64_t topic_frame_id(const struct topic_frame *f)
 
 /* ---- the reader ---- */
 
+/* Tell the subscribers something new is there (t->mu held). */
+static void wake_subs(struct topic *t)
+{
+	struct topic_sub *s;
+
+	for (s = t->subs; s; s = s->next)
+		s->wake(s->arg);
+}
+
 /* Add a frame at the window's end, dropping the oldest past its bounds. */
 static void push(struct topic *t, struct topic_frame *f)
 {
@@ -107,6 +119,7 @@ static void push(struct topic *t, struct topic_frame *f)
 	t->bytes += f->len;
 	t->next++;
 	pthread_cond_broadcast(&t->cv);
+	wake_subs(t);
 	pthread_mutex_unlock(&t->mu);
 }
 
@@ -183,6 +196,7 @@ static int finish(struct topic *t, const cJSON *meta)
 	pthread_mutex_lock(&t->mu);
 	t->final = f;
 	pthread_cond_broadcast(&t->cv);
+	wake_subs(t);
 	pthread_mutex_unlock(&t->mu);
 	return 0;
 }
@@ -418,6 +432,27 @@ void topic_leave(struct topics *r, struct topic *t)
 
 /* ---- a stream's view ---- */
 
+void topic_subscribe(struct topic *t, struct topic_sub *s)
+{
+	pthread_mutex_lock(&t->mu);
+	s->next = t->subs;
+	t->subs = s;
+	pthread_mutex_unlock(&t->mu);
+}
+
+void topic_unsubscribe(struct topic *t, struct topic_sub *s)
+{
+	struct topic_sub **p;
+
+	pthread_mutex_lock(&t->mu);
+	for (p = &t->subs; *p; p = &(*p)->next)
+		if (*p == s) {
+			*p = s->next;
+			break;
+		}
+	pthread_mutex_unlock(&t->mu);
+}
+
 uint64_t topic_first(struct topic *t)
 {
 	uint64_t v;
@@ -434,7 +469,8 @@ enum topic_wait topic_next(struct topic *t, uint64_t want, int live, int ms, str
 	enum topic_wait r = TOPIC_TIMEOUT;
 
 	*out = NULL;
-	deadline_in(&ts, ms);
+	if (ms > 0)
+		deadline_in(&ts, ms);
 	pthread_mutex_lock(&t->mu);
 	for (;;) {
 		if (want < t->first) {
@@ -453,7 +489,7 @@ enum topic_wait topic_next(struct topic *t, uint64_t want, int live, int ms, str
 			r = TOPIC_ENDED;
 			break;
 		}
-		if (pthread_cond_timedwait(&t->cv, &t->mu, &ts) == ETIMEDOUT)
+		if (ms <= 0 || pthread_cond_timedwait(&t->cv, &t->mu, &ts) == ETIMEDOUT)
 			break;
 	}
 	pthread_mutex_unlock(&t->mu);

@@ -10,7 +10,8 @@
  * (CCR_SSE_BACKLOG frames and 16 MiB at most); every stream of the task
  * reads them from there, so the storage calls for a task do not grow
  * with its audience, and serve holds one window per task, not one per
- * stream.  When the task is terminal the reader renders the closing
+ * stream.  A stream either waits in topic_next or subscribes for a
+ * wake-up per frame and asks topic_next(ms 0) when woken.  When the task is terminal the reader renders the closing
  * events once and stops.  The last stream to leave ends the topic.
  *
  * A stream that needs lines older than the window (a resume from an old
@@ -44,7 +45,8 @@ void topic_leave(struct topics *r, struct topic *t);
 
 enum topic_wait { TOPIC_FRAME, TOPIC_TIMEOUT, TOPIC_ENDED, TOPIC_BEHIND, TOPIC_HISTORY };
 
-/* topic_next: the frame with id `want`, waiting up to ms for it.
+/* topic_next: the frame with id `want`, waiting up to ms for it (0: not
+ * at all).
  *   TOPIC_FRAME    *out holds it (give it back with topic_frame_put)
  *   TOPIC_TIMEOUT  nothing new yet
  *   TOPIC_ENDED    the task is over and every line was read: *out is the
@@ -52,6 +54,20 @@ enum topic_wait { TOPIC_FRAME, TOPIC_TIMEOUT, TOPIC_ENDED, TOPIC_BEHIND, TOPIC_H
  *   TOPIC_HISTORY  want is older than the window: read it from storage
  *   TOPIC_BEHIND   the same, for a caller already live: it fell behind */
 enum topic_wait topic_next(struct topic *t, uint64_t want, int live, int ms, struct topic_frame **out);
+
+/* A subscriber's wake-up: topic_subscribe adds s (the caller's struct, kept
+ * until topic_unsubscribe) and the reader calls s->wake(s->arg) after
+ * each new frame and once the closing events are there, under the
+ * topic's lock: wake must not block or call into the topic (a parked
+ * stream's hs_stream_wake).  After topic_unsubscribe returns, wake is not
+ * called any more. */
+struct topic_sub {
+	void (*wake)(void *arg);
+	void *arg;
+	struct topic_sub *next;
+};
+void topic_subscribe(struct topic *t, struct topic_sub *s);
+void topic_unsubscribe(struct topic *t, struct topic_sub *s);
 
 const char *topic_frame_data(const struct topic_frame *f, size_t *len);
 uint64_t topic_frame_id(const struct topic_frame *f);
