@@ -32,26 +32,47 @@ void slog_trace_name(const char *proj, const char *header, char *out, size_t out
 	snprintf(out, outlen, "projects/%s/traces/%.32s", proj, header);
 }
 
+/* ,"name":"<value as a JSON string>" */
 static int add_member(struct buf *b, const char *name, const char *value)
 {
-	return buf_printf(b, ",\"%s\":", name) != 0 || jsj_string(b, value, strlen(value)) != 0 ? -1 : 0;
+	return buf_adds(b, ",\"") != 0 || buf_adds(b, name) != 0 || buf_adds(b, "\":") != 0 ||
+	       jsj_string(b, value, strlen(value)) != 0 ? -1 : 0;
 }
 
-/* "httpRequest":{...}[,"logging.googleapis.com/trace":..] */
+/* ,"status":S,"responseSize":"N","latency":"s.uuuuuus" */
+static int add_numbers(struct buf *b, const struct hs_access *a)
+{
+	return buf_adds(b, ",\"status\":") != 0 || buf_addu(b, (unsigned)a->status, 0) != 0 ||
+	       buf_adds(b, ",\"responseSize\":\"") != 0 || buf_addu(b, a->body_bytes, 0) != 0 ||
+	       buf_adds(b, "\",\"latency\":\"") != 0 || buf_addu(b, a->latency_us / 1000000u, 0) != 0 ||
+	       buf_addc(b, '.') != 0 || buf_addu(b, a->latency_us % 1000000u, 6) != 0 || buf_adds(b, "s\"") != 0
+		       ? -1 : 0;
+}
+
+/* "httpRequest":{...}[,"logging.googleapis.com/trace":..]  (no printf:
+ * one of these per request) */
 static int access_fields(struct buf *b, const struct hs_access *a, const char *project)
 {
 	char trace[256];
 
 	if (buf_adds(b, "\"httpRequest\":{\"requestMethod\":") != 0 || jsj_string(b, a->method, strlen(a->method)) != 0 ||
-	    add_member(b, "requestUrl", a->target) != 0 ||
-	    buf_printf(b, ",\"status\":%d,\"responseSize\":\"%llu\",\"latency\":\"%llu.%06llus\"", a->status,
-		       (unsigned long long)a->body_bytes, (unsigned long long)(a->latency_us / 1000000u),
-		       (unsigned long long)(a->latency_us % 1000000u)) != 0 ||
+	    add_member(b, "requestUrl", a->target) != 0 || add_numbers(b, a) != 0 ||
 	    add_member(b, "userAgent", a->user_agent) != 0 || add_member(b, "remoteIp", a->remote_addr) != 0 ||
-	    buf_printf(b, ",\"protocol\":\"HTTP/1.%d\"}", a->http_minor) != 0)
+	    buf_adds(b, ",\"protocol\":\"HTTP/1.") != 0 || buf_addu(b, (unsigned)a->http_minor, 0) != 0 ||
+	    buf_adds(b, "\"}") != 0)
 		return -1;
 	slog_trace_name(project, a->trace, trace, sizeof(trace));
 	return trace[0] ? add_member(b, "logging.googleapis.com/trace", trace) : 0;
+}
+
+/* "METHOD TARGET STATUS", or "STATUS (request not parsed) from ADDR" */
+static int access_message(struct buf *m, const struct hs_access *a)
+{
+	if (!a->method[0])
+		return buf_addu(m, (unsigned)a->status, 0) != 0 || buf_adds(m, " (request not parsed) from ") != 0 ||
+		       buf_adds(m, a->remote_addr) != 0 ? -1 : 0;
+	return buf_adds(m, a->method) != 0 || buf_addc(m, ' ') != 0 || buf_adds(m, a->target) != 0 ||
+	       buf_addc(m, ' ') != 0 || buf_addu(m, (unsigned)a->status, 0) != 0 ? -1 : 0;
 }
 
 void slog_access(const struct hs_access *a, const char *project)
@@ -62,12 +83,9 @@ void slog_access(const struct hs_access *a, const char *project)
 
 	if (!slog_enabled(level))
 		return;
-	if (a->method[0])
-		ok = buf_printf(&m, "%s %s %d", a->method, a->target, a->status) == 0;
-	else
-		ok = buf_printf(&m, "%d (request not parsed) from %s", a->status, a->remote_addr) == 0;
+	ok = access_message(&m, a) == 0;
 	if (ok && access_fields(&x, a, project) == 0)
-		slog_fields(level, m.p, x.p);
+		slog_fields_queued(level, m.p, x.p);
 	buf_free(&m);
 	buf_free(&x);
 }

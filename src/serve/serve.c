@@ -381,11 +381,15 @@ int serve_main(int argc, char **argv)
 		backends_close(&be);
 		return 1;
 	}
+	if (slog_queue_start() != 0)
+		slog(SLOG_WARNING, "no thread for the access log's writer: access lines are written inline");
 	if (start(&sc, &set) != 0) {
+		slog_queue_stop();
 		topics_free(sc.topics);
 		backends_close(&be);
 		return 1;
 	}
 	run_until_signal(&sc, set.drain_ms);
+	slog_queue_stop();                 /* every access line is out before exit */
 	return 0;
 }

@@ -93,6 +93,20 @@ int buf_adds(struct buf *b, const char *s)
 	return buf_add(b, s, strlen(s));
 }
 
+int buf_addu(struct buf *b, unsigned long long v, int width)
+{
+	char d[24];
+	int n = 0;
+
+	do {
+		d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && n < (int)sizeof(d));
+	while (n < width && n < (int)sizeof(d))
+		d[sizeof(d) - 1 - n++] = '0';
+	return buf_add(b, d + sizeof(d) - n, (size_t)n);
+}
+
 int buf_addc(struct buf *b, char c)
 {
 	if (buf_reserve(b, 1) != 0)

@@ -25,6 +25,8 @@ int buf_reserve(struct buf *b, size_t extra);
 int buf_add(struct buf *b, const void *data, size_t n);
 int buf_adds(struct buf *b, const char *s);
 int buf_addc(struct buf *b, char c);
+/* v in decimal, at least `width` digits (zero-padded; 0 for none). */
+int buf_addu(struct buf *b, unsigned long long v, int width);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 void buf_reset(struct buf *b);          /* len = 0, keeps memory */

@@ -6,7 +6,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -173,6 +175,24 @@ static const char *member(const cJSON *j, const char *name)
 	return v ? v : "";
 }
 
+/* Reads a pipe to its end into a buffer (t_log_queue's reader). */
+struct drain {
+	int fd;
+	struct buf *out;
+};
+
+static void *drain_main(void *arg)
+{
+	struct drain *d = arg;
+	char b[65536];
+	ssize_t r;
+
+	while ((r = read(d->fd, b, sizeof(b))) > 0 || (r < 0 && errno == EINTR))
+		if (r > 0 && buf_add(d->out, b, (size_t)r) != 0)
+			break;
+	return NULL;
+}
+
 /* One line of the log through a pipe, with the redaction hook. */
 static int t_log_line(char *why, size_t n)
 {
@@ -213,11 +233,56 @@ static int t_log_line(char *why, size_t n)
 	return fail;
 }
 
+/* The queue: queued lines come out whole, in order, all of them by
+ * slog_queue_stop, and more than one batch's worth waits, never drops. */
+static int t_log_queue(char *why, size_t n)
+{
+	enum { LINES = 20000 };
+	int p[2], fail = 0, i, count = 0, next = 0;
+	struct buf got = BUF_INIT;
+	char msg[64], *line, *save = NULL;
+	pthread_t th;
+	struct drain d;
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return st_fail(why, n, "pipe: %s", strerror(errno));
+	d.fd = p[0], d.out = &got;
+	if (pthread_create(&th, NULL, drain_main, &d) != 0) {
+		close(p[0]), close(p[1]);
+		return st_fail(why, n, "no thread");
+	}
+	slog_init(p[1], NULL, "info");
+	if (slog_queue_start() != 0)
+		fail = st_fail(why, n, "slog_queue_start failed");
+	for (i = 0; i < LINES && !fail; i++) {
+		snprintf(msg, sizeof(msg), "queued %d", i);
+		slog_fields_queued(SLOG_INFO, msg, "\"n\":1");
+	}
+	slog_queue_stop();
+	slog_init(1, NULL, "info");
+	close(p[1]);
+	pthread_join(th, NULL);
+	close(p[0]);
+	for (line = got.p ? strtok_r(got.p, "\n", &save) : NULL; line && !fail; line = strtok_r(NULL, "\n", &save)) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "\"message\":\"queued %d\"", next++);
+		if (!strstr(line, want) || !strstr(line, ",\"n\":1}"))
+			fail = st_fail(why, n, "line %d is not whole or not in order: %.200s", next - 1, line);
+		count++;
+	}
+	if (!fail && count != LINES)
+		fail = st_fail(why, n, "%d of %d queued lines came out", count, LINES);
+	buf_free(&got);
+	return fail;
+}
+
 const struct st_case child_tests[] = {
 	{ "output_and_status", t_output_and_status },
 	{ "fds_closed", t_fds_closed },
 	{ "start_errors", t_start_errors },
 	{ "deadline_and_group_kill", t_deadline_and_group_kill },
 	{ "log_line", t_log_line },
+	{ "log_queue", t_log_queue },
 	{ NULL, NULL },
 };

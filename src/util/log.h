@@ -39,4 +39,16 @@ void slog(enum slog_level level, const char *fmt, ...) __attribute__((format(pri
  * after "time" (e.g. "\"port\":8080"; NULL or "" for none). */
 void slog_fields(enum slog_level level, const char *message, const char *extra);
 
+/* slog_fields through the queue (serve's access log): the line is written
+ * by a writer thread, soon and in order with the other queued lines; a
+ * line logged with slog or slog_fields afterwards may come out first.
+ * Without a running queue it is slog_fields. */
+void slog_fields_queued(enum slog_level level, const char *message, const char *extra);
+
+/* slog_queue_start: start the writer thread (once; 0, or -1 when no
+ * thread can start: queued lines are then written at once).
+ * slog_queue_stop: write every queued line, stop the thread. */
+int slog_queue_start(void);
+void slog_queue_stop(void);
+
 #endif

@@ -8,10 +8,12 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "selftest/suites.h"
 #include "util/b64.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/crc32c.h"
 #include "util/hex.h"
 
@@ -65,6 +67,40 @@ oom:
 out:
 	buf_free(&b);
 	return rc;
+}
+
+/* buf_addu: decimal, zero-padded to a width, the whole range. */
+static int t_buf_addu(char *why, size_t whylen)
+{
+	struct buf b = BUF_INIT;
+	int rc = 0;
+
+	if (buf_addu(&b, 0, 0) != 0 || buf_addc(&b, '|') != 0 || buf_addu(&b, 7, 6) != 0 || buf_addc(&b, '|') != 0 ||
+	    buf_addu(&b, 1234567, 6) != 0 || buf_addc(&b, '|') != 0 || buf_addu(&b, 18446744073709551615ull, 0) != 0)
+		rc = st_fail(why, whylen, "out of memory");
+	else if (strcmp(b.p, "0|000007|1234567|18446744073709551615") != 0)
+		rc = st_fail(why, whylen, "got \"%s\"", b.p);
+	buf_free(&b);
+	return rc;
+}
+
+/* clock_iso: "YYYY-MM-DDTHH:MM:SS.mmmZ", the same second as time(). */
+static int t_clock_iso(char *why, size_t whylen)
+{
+	char ts[32], want[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	int i;
+
+	clock_iso(ts);
+	gmtime_r(&now, &tm);
+	strftime(want, sizeof(want), "%Y-%m-%dT", &tm);
+	if (strlen(ts) != 24 || ts[23] != 'Z' || ts[19] != '.' || strncmp(ts, want, 11) != 0)
+		return st_fail(why, whylen, "clock_iso gave \"%s\" (today is %s...)", ts, want);
+	for (i = 0; i < 23; i++)
+		if (i != 4 && i != 7 && i != 10 && i != 13 && i != 16 && i != 19 && (ts[i] < '0' || ts[i] > '9'))
+			return st_fail(why, whylen, "clock_iso gave \"%s\": not a digit at %d", ts, i);
+	return 0;
 }
 
 static int t_buf_detach(char *why, size_t whylen)
@@ -357,6 +393,8 @@ static int t_crc32c(char *why, size_t whylen)
 const struct st_case util_tests[] = {
 	{ "buf_append", t_buf_append },         /* add, printf, reset, self-append */
 	{ "buf_detach", t_buf_detach },
+	{ "buf_addu", t_buf_addu },
+	{ "clock_iso", t_clock_iso },
 	{ "b64_vectors", t_b64_vectors },       /* RFC 4648 §10, std and url */
 	{ "b64_reject", t_b64_reject },
 	{ "b64_roundtrip", t_b64_roundtrip },   /* all byte values, both alphabets */
