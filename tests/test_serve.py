@@ -159,11 +159,18 @@ def test_cancel_from_a_second_instance(local):
     b = local()
     start_async(a, "cancel2", {"lines": [{"type": "system", "subtype": "init"}], "hang_after": True})
     wait_status(a, "cancel2", ("running",))
-    status, _, data = request(b, "POST", "/cancel/cancel2")
-    assert status == 200 and json.loads(data) == {"message": "Task cancelled successfully", "taskId": "cancel2",
-                                                  "status": "cancelled"}
-    status, _, data = request(b, "POST", "/cancel/cancel2")
-    assert status == 200 and json.loads(data)["status"] == "cancelling"
+    # The job is held stopped while both cancels come, so the second finds it still
+    # stopping (a running job stores "cancelled" within milliseconds: then 404).
+    pid = int((a.data / ".run" / "cancel2.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        status, _, data = request(b, "POST", "/cancel/cancel2")
+        assert status == 200 and json.loads(data) == {"message": "Task cancelled successfully",
+                                                      "taskId": "cancel2", "status": "cancelled"}
+        status, _, data = request(b, "POST", "/cancel/cancel2")
+        assert status == 200 and json.loads(data)["status"] == "cancelling"
+    finally:
+        os.kill(pid, signal.SIGCONT)
     meta = wait_status(a, "cancel2", ("cancelled", "failed", "completed"))
     assert meta["status"] == "cancelled"
     status, _, data = request(a, "GET", "/tasks/status")

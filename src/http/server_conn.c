@@ -228,7 +228,7 @@ void hs_conn_linger(struct hs_conn *c)
 	}
 }
 
-static int absorb_input(struct hs_conn *c)
+int hs_conn_absorb(struct hs_conn *c)
 {
 	for (;;) {
 		ssize_t n;
@@ -270,7 +270,7 @@ static int watch_client(struct hs_conn *c, int timeout, int watch_drain)
 	if (r == 0)
 		return HS_WAIT_TIMEOUT;
 	if (pf[0].revents & POLLIN) {
-		if (absorb_input(c) != 0)
+		if (hs_conn_absorb(c) != 0)
 			return HS_WAIT_GONE;
 	}
 	if (pf[0].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {

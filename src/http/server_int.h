@@ -255,6 +255,9 @@ int hs_wait_io(struct hs_conn *c, short events, uint64_t deadline, int watch_dra
 /* Write all of iov / p; -1 (and c->gone) when the client is gone. */
 int hs_conn_writev(struct hs_conn *c, struct iovec *iov, int n);
 int hs_conn_write(struct hs_conn *c, const void *p, size_t n);
+/* Read what the client sent, without blocking, into rbuf while it has
+ * room: 0, or -1 with c->gone set when the client closed or failed. */
+int hs_conn_absorb(struct hs_conn *c);
 void hs_conn_linger(struct hs_conn *c);
 struct hs_conn *hs_conn_new(struct hs_server *s, int fd, const struct sockaddr_storage *ss);
 void hs_conn_free(struct hs_conn *c);

@@ -136,33 +136,13 @@ void hs_park_run(struct hs_server *s, struct hs_park *p, int flags)
 	}
 }
 
-/* Read what the client sent meanwhile (a pipelined request: it waits in
- * rbuf); -1 when the client is gone. */
-static int absorb(struct hs_conn *c)
-{
-	while (c->rlen < RBUF_SIZE) {
-		ssize_t n = recv(c->fd, c->rbuf + c->rlen, RBUF_SIZE - c->rlen, 0);
-
-		if (n > 0) {
-			c->rlen += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		return -1;
-	}
-	return 0;
-}
-
 void hs_park_io(struct hs_server *s, struct hs_conn *c, uint32_t ev)
 {
 	struct hs_park *p = c->park;
 	size_t was = c->obuf.len;
 
-	if ((ev & EPOLLIN) && absorb(c) != 0)
-		c->gone = 1;
+	if (ev & EPOLLIN)
+		(void)hs_conn_absorb(c);       /* a pipelined request waits in rbuf; sets gone */
 	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->gone = 1;
 	if (!c->gone && (ev & EPOLLOUT))
