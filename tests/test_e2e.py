@@ -161,7 +161,8 @@ def e2e(request, ccr_bin, claude_bin, fake, tmp_path, monkeypatch):
         e.update({k: str(v) for k, v in env.items()})
         cloud = None
         if mode == "local":
-            s = Serve(ccr_bin, dict(e, CCR_DATA_DIR=str(tmp_path / "data")))
+            # job_log() reads a finished job's log: keep it after success too
+            s = Serve(ccr_bin, dict(e, CCR_DATA_DIR=str(tmp_path / "data"), CCR_KEEP_JOB_LOGS="1"))
         else:
             cloud = Cloud(ccr_bin, tmp_path / "cloud", e)
             s = cloud.serve(**e)

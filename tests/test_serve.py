@@ -179,6 +179,22 @@ def test_cancel_from_a_second_instance(local):
     assert status == 404 and json.loads(data)["error"] == "Task not found"
 
 
+def test_a_succeeded_jobs_log_goes_unless_kept(local):
+    """local mode: <data>/.run/<task>.log is removed once the job succeeds;
+    CCR_KEEP_JOB_LOGS=1 keeps it (a failed job's log always stays)."""
+    for task, env, kept in (("log-dropped", {}, False), ("log-kept", {"CCR_KEEP_JOB_LOGS": "1"}, True)):
+        srv = local(**env)
+        start_async(srv, task, {"lines": [{"type": "system", "subtype": "init"}]})
+        assert wait_status(srv, task, ("completed", "failed", "cancelled"))["status"] == "completed"
+        run = srv.data / ".run"
+        deadline = time.time() + 10
+        while (run / ("%s.pid" % task)).exists() and time.time() < deadline:
+            time.sleep(0.05)                 # the job has exited once its pid file is gone
+        time.sleep(0.3)
+        assert (run / ("%s.log" % task)).exists() == kept, (task, sorted(p.name for p in run.iterdir()))
+        srv.stop()
+
+
 def test_async_task_is_listed_then_completes(local):
     srv = local()
     start_async(srv, "async3", {"lines": [{"type": "system"}], "delay": 0.5, "hang_after": False})

@@ -31,7 +31,8 @@ static int open_local(struct backends *b, const struct backends_settings *set, i
 	if (!want_exec)
 		return 0;
 	snprintf(rundir, sizeof(rundir), "%s/.run", b->data_dir);
-	b->exec = exec_local_new(self_exe, rundir, (int)set->max_tasks, (int)set->cancel_grace_ms, e);
+	b->exec = exec_local_new(self_exe, rundir, (int)set->max_tasks, (int)set->cancel_grace_ms,
+				set->keep_job_logs, e);
 	return b->exec ? 0 : -1;
 }
 

@@ -42,6 +42,7 @@ struct backends_settings {
 	const char *kms_location;   /* KMS_LOCATION: documented, ignored (a warning) */
 	long max_tasks;             /* CCR_MAX_CONCURRENT_TASKS (want_exec) */
 	long cancel_grace_ms;       /* CCR_CANCEL_GRACE_MS (want_exec) */
+	int keep_job_logs;          /* CCR_KEEP_JOB_LOGS (want_exec) */
 };
 
 /* backends_open: pick and construct the backends from set.  want_exec:

@@ -74,10 +74,11 @@ void exec_free(struct executor *x);
  * Each start is claimed with a create-only file in run_dir, so a task is
  * started once even by several instances (a second start: -1, e->http
  * 409).  Pid files and job logs live in run_dir; a job's log is removed
- * when the job succeeds, and a week later when it failed.  Cancel sends
- * SIGTERM to the job's process group, then SIGKILL after grace_ms. */
+ * when the job succeeds (unless keep_logs), and a week later otherwise.
+ * Cancel sends SIGTERM to the job's process group, then SIGKILL after
+ * grace_ms. */
 struct executor *exec_local_new(const char *self_exe, const char *run_dir, int max_running, int grace_ms,
-				struct err *e);
+				int keep_logs, struct err *e);
 
 /* exec_cloudrun_new: run tasks as executions of the Cloud Run job `job`
  * (a short id, or projects/P/locations/L/jobs/J) in project (NULL:

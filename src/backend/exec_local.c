@@ -5,8 +5,8 @@
  * A child starts (child_spawn, util/child.h) in its own session, so it
  * leads a process group that cancel can signal as a whole and survives
  * the serve process that started it.  Its stdout and stderr go to
- * <run_dir>/<task>.log, removed when the job succeeds and kept for a
- * week when it fails.  At
+ * <run_dir>/<task>.log, removed when the job succeeds (kept with
+ * CCR_KEEP_JOB_LOGS) and kept for a week when it fails.  At
  * most max_running children run at once; start() answers "no room" (1)
  * beyond that and keeps nothing: queued tasks wait in storage
  * (serve/queue.h).  One small waiter thread per child reaps it.
@@ -56,6 +56,7 @@ struct exec_local {
 	char *self;
 	char *run_dir;
 	int max_running, running, grace_ms;
+	int keep_logs;                     /* CCR_KEEP_JOB_LOGS: a succeeded job's log stays too */
 	struct lx_task *tasks;             /* running ones, then the newest finished */
 	void (*on_end)(void *arg);         /* notify(): an execution ended */
 	void *on_end_arg;
@@ -322,7 +323,7 @@ static void *waiter(void *arg)
 		}
 		run_path(x, t->id, "pid", path, sizeof(path));
 		unlink(path);
-		if (t->state == EXEC_SUCCEEDED)
+		if (t->state == EXEC_SUCCEEDED && !x->keep_logs)
 			drop_log(x, t->id);
 		x->running--;
 	}
@@ -607,7 +608,7 @@ static const struct exec_ops local_ops = {
 };
 
 struct executor *exec_local_new(const char *self_exe, const char *run_dir, int max_running, int grace_ms,
-				struct err *e)
+				int keep_logs, struct err *e)
 {
 	struct exec_local *x;
 
@@ -627,5 +628,6 @@ struct executor *exec_local_new(const char *self_exe, const char *run_dir, int m
 	x->base.ops = &local_ops;
 	x->max_running = max_running > 0 ? max_running : 1;
 	x->grace_ms = grace_ms > 0 ? grace_ms : 10000;
+	x->keep_logs = keep_logs;
 	return &x->base;
 }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -197,6 +198,12 @@ static int health_inline(const struct hs_req *req, void *app)
  * (settings.h), once at start-up; the integer ones were checked by
  * settings_load().  The bind address's default depends on the mode:
  * serve_settings_bind() sets it once the backends are open. */
+/* A BOOL setting: 1, true or on (any case). */
+static int is_on(const char *v)
+{
+	return v && (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "on") == 0);
+}
+
 static void serve_settings_read(struct serve_settings *set)
 {
 	const char *project = settings_str(SET_GOOGLE_CLOUD_PROJECT);
@@ -223,6 +230,7 @@ static void serve_settings_read(struct serve_settings *set)
 	set->be.kms_location = settings_str(SET_KMS_LOCATION);
 	set->be.max_tasks = settings_int(SET_CCR_MAX_CONCURRENT_TASKS);
 	set->be.cancel_grace_ms = settings_int(SET_CCR_CANCEL_GRACE_MS);
+	set->be.keep_job_logs = is_on(settings_str(SET_CCR_KEEP_JOB_LOGS));
 	set->log_level = settings_str(SET_LOG_LEVEL);
 	set->sandbox = settings_str(SET_CCR_SANDBOX);
 	set->claude_bin = settings_str(SET_CLAUDE_BIN);

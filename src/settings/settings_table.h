@@ -43,6 +43,8 @@ SETTING(CCR_MAX_CONCURRENT_TASKS, INT, "4", 4, 1, 1024, SC_SERVE,
 	"local mode: tasks beyond this wait, reported as queued")
 SETTING(CCR_CANCEL_GRACE_MS, DURATION, "10000", 10000, 1, 600000, SC_SERVE,
 	"local mode: after a cancel, how long a job has to stop before it is killed")
+SETTING(CCR_KEEP_JOB_LOGS, BOOL, "off", 0, 0, 0, SC_SERVE,
+	"local mode: 1, true or on keeps every job's log (<data dir>/.run/<task>.log), not only a failed job's; either kind goes after a week")
 SETTING(CCR_SYSTEM_PROMPT_SECRET, STRING, "none", 0, 0, 0, SC_SERVE,
 	"a Secret Manager secret whose value is the default systemPrompt of every task")
 SETTING(CCR_SYSTEM_PROMPT_REFRESH_S, DURATION, "60", 60, 1, 86400, SC_SERVE,
